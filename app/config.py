@@ -1,0 +1,111 @@
+"""Settings: one typed place for every knob, read from the environment (prefix STUDIO_) or `.env`.
+
+Every field has a description; a test checks that each one also has a row in the README's table.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Mode(StrEnum):
+    dev = "dev"
+    production = "production"
+    test = "test"
+
+
+class InsecureSettings(RuntimeError):
+    """The settings would run production with a secret anyone can guess."""
+
+
+MIN_SECRET_KEY_LENGTH = 32
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STUDIO_", env_file=".env", extra="ignore")
+
+    mode: Mode = Field(
+        Mode.dev,
+        description="`dev` (a secret key is generated and kept under the data dir), `production` "
+        "(a secret key must be given; secure cookies) or `test`.",
+    )
+    data_dir: Path = Field(
+        Path("data"),
+        description="Folder for the embedded SQLite database, the media store, exports and the dev secret key.",
+    )
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the database, e.g. `postgresql+psycopg://user@host:5432/studio`. "
+        "Default: an SQLite file `studio.db` in the data dir.",
+    )
+    secret_key: str | None = Field(
+        None,
+        description="Signs session cookies and CSRF tokens; at least 32 characters. Required in production; "
+        "in dev it is generated once and stored in `<data dir>/secret_key`.",
+        repr=False,
+    )
+    host: str = Field("127.0.0.1", description="Address the web server binds to.")
+    port: int = Field(8000, description="Port the web server listens on.")
+    web_workers: int = Field(1, ge=1, description="Number of web server processes (`serve`).")
+    log_level: str = Field("info", description="Log level: debug, info, warning or error.")
+    session_max_age_s: int = Field(
+        14 * 24 * 3600, ge=60, description="How long a login lasts, in seconds."
+    )
+    login_max_failures: int = Field(
+        5, ge=1, description="Failed logins allowed from one address within the window before it is slowed down."
+    )
+    login_failure_window_s: int = Field(
+        900, ge=1, description="Window, in seconds, over which failed logins from one address are counted."
+    )
+    page_size: int = Field(50, ge=1, le=500, description="Rows per page in lists (tasks, datasets, users).")
+
+    @model_validator(mode="after")
+    def _refuse_insecure_production(self) -> Settings:
+        if self.mode == Mode.production:
+            if not self.secret_key or len(self.secret_key) < MIN_SECRET_KEY_LENGTH:
+                raise InsecureSettings(
+                    f"STUDIO_SECRET_KEY must be set to at least {MIN_SECRET_KEY_LENGTH} random characters "
+                    "in production mode (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)."
+                )
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'studio.db').resolve()}"
+
+    @property
+    def media_dir(self) -> Path:
+        return self.data_dir / "media"
+
+    @property
+    def export_dir(self) -> Path:
+        return self.data_dir / "exports"
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.mode == Mode.production
+
+    @cached_property
+    def signing_key(self) -> str:
+        """The secret key; in dev and test, one generated on first use and kept (0600) in the data dir."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process won the race: use its key
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as out:
+            out.write(key)
+        return key

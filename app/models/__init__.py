@@ -1,0 +1,44 @@
+"""Every table of the studio. Import from here: `from app.models import Task, Instance`."""
+
+from app.models.catalog import Image, Instance, InstanceStatus, SourceDataset, Task, TaskGroup, TaskStatus
+from app.models.instructions import (
+    ImagePlacement,
+    Instruction,
+    InstructionStatus,
+    InstructionVersion,
+    OptionsStyle,
+)
+from app.models.operations import (
+    AuditEvent,
+    ConversationItem,
+    ConversationPool,
+    DatasetVersion,
+    Job,
+    JobStatus,
+    ModelOutput,
+    VersionStatus,
+)
+from app.models.quality import (
+    Decision,
+    QcStatus,
+    Review,
+    ReviewSubject,
+    SolveTest,
+    SolveTestItem,
+    SpotCheck,
+    SpotCheckItem,
+    SpotVerdict,
+)
+from app.models.types import utcnow
+from app.models.users import ApiToken, Role, User, UserRole
+from sqlmodel import SQLModel
+
+metadata = SQLModel.metadata
+
+__all__ = [
+    "ApiToken", "AuditEvent", "ConversationItem", "ConversationPool", "DatasetVersion", "Decision", "Image",
+    "ImagePlacement", "Instance", "InstanceStatus", "Instruction", "InstructionStatus", "InstructionVersion",
+    "Job", "JobStatus", "ModelOutput", "OptionsStyle", "QcStatus", "Review", "ReviewSubject", "Role",
+    "SolveTest", "SolveTestItem", "SourceDataset", "SpotCheck", "SpotCheckItem", "SpotVerdict", "Task",
+    "TaskGroup", "TaskStatus", "User", "UserRole", "VersionStatus", "metadata", "utcnow",
+]

@@ -1,0 +1,134 @@
+"""Quality control: reviews, blind solve tests and spot checks, each with who decided what and when."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from app.models.base import created_at_field, one_of, optional_time_field
+
+
+class ReviewSubject(StrEnum):
+    instruction_version = "instruction_version"
+    task_verification = "task_verification"
+
+
+class Decision(StrEnum):
+    approve = "approve"
+    request_changes = "request_changes"
+    reject = "reject"
+
+
+class QcStatus(StrEnum):
+    open = "open"
+    passed = "passed"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+class SpotVerdict(StrEnum):
+    correct = "correct"
+    wrong_target = "wrong_target"
+    bad_image = "bad_image"
+    instruction_mismatch = "instruction_mismatch"
+    ambiguous = "ambiguous"
+
+
+class Review(SQLModel, table=True):
+    __table_args__ = (
+        one_of("subject", ReviewSubject),
+        one_of("decision", Decision),
+        # The reviewer's queue: my undecided items; and the open queue by lease.
+        Index("ix_review_reviewer_id_decided_at", "reviewer_id", "decided_at"),
+        Index("ix_review_decided_at_lease_expires_at", "decided_at", "lease_expires_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    subject: str = Field(max_length=30)
+    instruction_version_id: int | None = Field(
+        default=None, foreign_key="instruction_version.id", index=True, ondelete="CASCADE"
+    )
+    task_id: int | None = Field(default=None, foreign_key="task.id", index=True, ondelete="CASCADE")
+    reviewer_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
+    round: int = Field(default=1, description="1 for the first review of an instruction, then 2, ...")
+    decision: str | None = Field(default=None, max_length=20, description="Null while undecided.")
+    comment: str | None = Field(default=None, sa_type=Text)
+    lease_expires_at: datetime | None = optional_time_field()
+    lock_version: int = Field(default=1)
+    created_at: datetime = created_at_field()
+    decided_at: datetime | None = optional_time_field()
+
+
+class SolveTest(SQLModel, table=True):
+    __tablename__ = "solve_test"
+    __table_args__ = (one_of("status", QcStatus),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    task_id: int = Field(foreign_key="task.id", index=True, ondelete="CASCADE")
+    instruction_version_id: int | None = Field(
+        default=None, foreign_key="instruction_version.id", ondelete="SET NULL"
+    )
+    seed: int
+    size: int = Field(default=20)
+    pass_threshold: int = Field(default=18, description="Matches needed out of `size`.")
+    status: str = Field(default=QcStatus.open, max_length=20)
+    created_by_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
+    created_at: datetime = created_at_field()
+    completed_at: datetime | None = optional_time_field()
+
+
+class SolveTestItem(SQLModel, table=True):
+    __tablename__ = "solve_test_item"
+    __table_args__ = (UniqueConstraint("solve_test_id", "instance_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    solve_test_id: int = Field(foreign_key="solve_test.id", ondelete="CASCADE")
+    instance_id: int = Field(foreign_key="instance.id", index=True, ondelete="CASCADE")
+    position: int
+    solver_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
+    answer: str | None = Field(default=None, sa_type=Text)
+    matched: bool | None = Field(default=None, description="Null until judged (free text is judged by hand).")
+    answered_at: datetime | None = optional_time_field()
+
+
+class SpotCheck(SQLModel, table=True):
+    __tablename__ = "spot_check"
+    __table_args__ = (one_of("status", QcStatus),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    task_id: int = Field(foreign_key="task.id", index=True, ondelete="CASCADE")
+    instruction_version_id: int | None = Field(
+        default=None, foreign_key="instruction_version.id", ondelete="SET NULL"
+    )
+    seed: int
+    size: int
+    max_error_rate: float = Field(default=0.1, description="Passes when the Wilson upper bound is below this.")
+    double_review: bool = Field(default=False)
+    status: str = Field(default=QcStatus.open, max_length=20)
+    created_by_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
+    created_at: datetime = created_at_field()
+    completed_at: datetime | None = optional_time_field()
+
+
+class SpotCheckItem(SQLModel, table=True):
+    __tablename__ = "spot_check_item"
+    __table_args__ = (
+        UniqueConstraint("spot_check_id", "instance_id"),
+        one_of("verdict", SpotVerdict),
+        one_of("second_verdict", SpotVerdict, name="second_verdict"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    spot_check_id: int = Field(foreign_key="spot_check.id", ondelete="CASCADE")
+    instance_id: int = Field(foreign_key="instance.id", index=True, ondelete="CASCADE")
+    position: int
+    reviewer_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
+    verdict: str | None = Field(default=None, max_length=30)
+    note: str | None = Field(default=None, sa_type=Text)
+    decided_at: datetime | None = optional_time_field()
+    second_reviewer_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
+    second_verdict: str | None = Field(default=None, max_length=30)
+    second_decided_at: datetime | None = optional_time_field()

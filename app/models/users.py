@@ -1,0 +1,49 @@
+"""People and how they authenticate: users, their roles, API tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlmodel import Field, SQLModel
+
+from app.models.base import created_at_field, one_of, optional_time_field
+
+
+class Role(StrEnum):
+    admin = "admin"  # manages users, datasets and everything else
+    author = "author"  # writes instructions, registers datasets and tasks
+    reviewer = "reviewer"  # reviews instructions, blind-solves and spot-checks
+
+
+class User(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=254, unique=True, description="Lower-cased; the login name.")
+    display_name: str = Field(max_length=120)
+    password_hash: str = Field(max_length=255, description="argon2id; never the password.")
+    is_active: bool = Field(default=True)
+    native_english: bool = Field(default=False, description="Final verification needs one native speaker.")
+    auth_epoch: int = Field(default=0, description="Bumped to sign out every session of this user.")
+    created_at: datetime = created_at_field()
+    last_login_at: datetime | None = optional_time_field()
+
+
+class UserRole(SQLModel, table=True):
+    __tablename__ = "user_role"
+    __table_args__ = (one_of("role", Role),)
+
+    user_id: int = Field(foreign_key="user.id", primary_key=True, ondelete="CASCADE")
+    role: str = Field(max_length=20, primary_key=True)
+
+
+class ApiToken(SQLModel, table=True):
+    __tablename__ = "api_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    name: str = Field(max_length=120)
+    prefix: str = Field(max_length=16, description="First characters, shown so people can tell tokens apart.")
+    token_hash: str = Field(max_length=64, unique=True, description="sha256 of the token; the token is shown once.")
+    created_at: datetime = created_at_field()
+    last_used_at: datetime | None = optional_time_field()
+    revoked_at: datetime | None = optional_time_field()
