@@ -1,0 +1,122 @@
+"""Dependency aliases and the access rules every route declares.
+
+Each route names exactly one access rule (`PUBLIC`, `SIGNED_IN`, `ANY_ROLE` or `allow(Role...)`) in its
+`dependencies`. The rule authenticates (session cookie, or `Authorization: Bearer` for scripts), checks
+the role, and checks the CSRF token of state-changing requests made with a cookie. A test walks every
+registered route and refuses any that declares none."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from sqlmodel import Session
+
+from app.db import session_scope
+from app.errors import Forbidden, NotAuthenticated
+from app.models import Role, User
+from app.security import csrf_matches
+from app.services import users as user_service
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    yield from session_scope(request.app.state.engine)
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+@dataclass(frozen=True)
+class Principal:
+    user: User
+    roles: frozenset[Role]
+    via_token: bool
+
+    def has(self, *roles: Role) -> bool:
+        return bool(self.roles.intersection(roles))
+
+
+@dataclass(frozen=True)
+class AccessRule:
+    """Who may use a route. `roles=None`: anyone; empty: any signed-in user; else any one of `roles`."""
+
+    name: str
+    roles: frozenset[Role] | None
+
+    async def __call__(self, request: Request, session: SessionDep) -> None:
+        # Database work off the event loop; the CSRF check below may need to await the form body.
+        principal = await run_in_threadpool(_authenticate, request, session)
+        request.state.principal = principal
+        if self.roles is not None:
+            if principal is None:
+                raise NotAuthenticated("Please sign in.")
+            if self.roles and not principal.has(*self.roles):
+                needed = " or ".join(sorted(self.roles))
+                raise Forbidden(f"This needs the {needed} role.")
+        if request.method not in SAFE_METHODS and not (principal and principal.via_token):
+            await _check_csrf(request)
+
+
+PUBLIC = Depends(AccessRule("public", None))
+SIGNED_IN = Depends(AccessRule("signed in", frozenset()))
+ANY_ROLE = Depends(AccessRule("any role", frozenset(Role)))
+
+
+def allow(*roles: Role) -> Depends:
+    return Depends(AccessRule(" or ".join(sorted(roles)), frozenset(roles)))
+
+
+def _authenticate(request: Request, session: Session) -> Principal | None:
+    authorization = request.headers.get("Authorization", "")
+    if authorization.lower().startswith("bearer "):
+        user = user_service.user_for_token(session, token=authorization[7:].strip())
+        if user is None:
+            raise NotAuthenticated("The API token is not valid (unknown, revoked, or its user is inactive).")
+        return Principal(user, frozenset(user_service.roles_of(session, user.id)), via_token=True)
+    user_id, epoch = request.session.get("uid"), request.session.get("epoch")
+    if user_id is None:
+        return None
+    user = session.get(User, user_id)
+    if user is None or not user.is_active or user.auth_epoch != epoch:
+        request.session.pop("uid", None)  # signed out elsewhere, deactivated or deleted
+        return None
+    return Principal(user, frozenset(user_service.roles_of(session, user.id)), via_token=False)
+
+
+async def _check_csrf(request: Request) -> None:
+    given = request.headers.get(CSRF_HEADER)
+    if given is None and request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        given = (await request.form()).get(CSRF_FIELD)
+    if not csrf_matches(request.session.get("csrf"), given if isinstance(given, str) else None):
+        raise Forbidden("The form has expired or did not come from this site: reload the page and try again.")
+
+
+def current_principal(request: Request) -> Principal:
+    principal = getattr(request.state, "principal", None)
+    if principal is None:
+        raise NotAuthenticated("Please sign in.")
+    return principal
+
+
+def current_user(principal: Annotated[Principal, Depends(current_principal)]) -> User:
+    return principal.user
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def is_htmx(request: Request) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+HxRequest = Annotated[bool, Depends(is_htmx)]

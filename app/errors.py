@@ -1,0 +1,120 @@
+"""Every error becomes a response here, in one place: a page, an htmx toast, or JSON under /api."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("studio.errors")
+
+
+class AppError(Exception):
+    """A failure the user can act on. `message` is shown to them; `fields` names the inputs at fault."""
+
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, fields: dict[str, str] | None = None, headers: dict | None = None):
+        super().__init__(message)
+        self.message = message
+        self.fields = fields or {}
+        self.headers = headers or {}
+
+
+class NotAuthenticated(AppError):
+    status_code = 401
+    code = "not_authenticated"
+
+
+class Forbidden(AppError):
+    status_code = 403
+    code = "forbidden"
+
+
+class NotFound(AppError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(AppError):
+    status_code = 409
+    code = "conflict"
+
+
+class Invalid(AppError):
+    status_code = 422
+    code = "invalid"
+
+
+class TooManyRequests(AppError):
+    status_code = 429
+    code = "too_many_requests"
+
+
+def is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def is_htmx(request: Request) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def error_response(request: Request, status: int, code: str, message: str, *,
+                   fields: dict[str, str] | None = None, headers: dict | None = None) -> Response:
+    headers = dict(headers or {})
+    if is_api(request):
+        body: dict[str, Any] = {"error": {"code": code, "message": message}}
+        if fields:
+            body["error"]["fields"] = fields
+        if status == 401:
+            headers.setdefault("WWW-Authenticate", "Bearer")
+        return JSONResponse(body, status_code=status, headers=headers)
+    if status == 401:
+        login = "/login?next=" + quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+        if is_htmx(request):
+            return Response(status_code=401, headers={**headers, "HX-Redirect": login})
+        return RedirectResponse(login, status_code=303, headers=headers)
+
+    from app.templating import render  # late: templating imports this module for its helpers
+
+    context = {"status": status, "code": code, "message": message, "fields": fields or {}}
+    if is_htmx(request):
+        # Swapped into the page's toast area whatever the request's target was.
+        headers.update({"HX-Retarget": "#toasts", "HX-Reswap": "beforeend"})
+        return render(request, "_toast.html", status_code=status, headers=headers, **context)
+    return render(request, "error.html", status_code=status, headers=headers, **context)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def _app_error(request: Request, exc: AppError) -> Response:
+        return error_response(request, exc.status_code, exc.code, exc.message, fields=exc.fields,
+                              headers=exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        messages = {404: "Nothing here: check the address.", 405: "That method is not allowed here."}
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        message = messages.get(exc.status_code) or str(exc.detail)
+        return error_response(request, exc.status_code, code, message, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+        fields = {}
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path"))
+            fields[where or "request"] = error.get("msg", "invalid")
+        summary = "; ".join(f"{name}: {msg}" for name, msg in fields.items())
+        return error_response(request, 422, "invalid", f"Some input is not valid ({summary}).", fields=fields)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(request, 500, "internal_error",
+                              "Something went wrong on our side; it has been logged.")

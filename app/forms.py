@@ -1,0 +1,42 @@
+"""HTML forms: read the body, validate it with the same schemas as the API, name the fields at fault."""
+
+from __future__ import annotations
+
+from typing import Annotated, TypeVar
+
+from fastapi import Depends, Request
+from pydantic import BaseModel, ValidationError
+from starlette.datastructures import FormData
+
+from app.errors import Invalid
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def read_form(request: Request) -> FormData:
+    return await request.form()  # parsed once per request; the CSRF check reads the same copy
+
+
+FormDep = Annotated[FormData, Depends(read_form)]
+
+
+def validate_form(model: type[M], form: FormData, *, lists: tuple[str, ...] = (),
+                  checkboxes: tuple[str, ...] = (), ints: tuple[str, ...] = ()) -> M:
+    """`model` from the form; raises Invalid with a message per field. Empty optional ints are None;
+    an unticked checkbox is False (browsers send nothing for it)."""
+    data: dict[str, object] = {key: value for key, value in form.items() if key in model.model_fields}
+    for name in lists:
+        data[name] = form.getlist(name)
+    for name in checkboxes:
+        data[name] = name in form
+    for name in ints:
+        if data.get(name) in ("", None):
+            data[name] = None
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        fields = {}
+        for problem in error.errors():
+            name = str(problem["loc"][0]) if problem["loc"] else "form"
+            fields.setdefault(name, problem["msg"].removeprefix("Value error, "))
+        raise Invalid("Some fields need attention.", fields=fields) from error

@@ -1,0 +1,60 @@
+"""The web app. `create_app(settings)` builds it; uvicorn serves the module-level `app` (built lazily)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
+
+from app import __version__
+from app.config import Settings
+from app.db import make_engine
+from app.errors import install_error_handlers
+from app.routers import account, api, auth, dashboard, datasets, docs, tasks, users
+from app.security import LoginThrottle
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+SESSION_COOKIE = "studio_session"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = FastAPI(
+        title="Flan Studio",
+        version=__version__,
+        description="Build Vision-Flan-style visual instruction-tuning datasets. The JSON API lives under "
+        "`/api/v1`; authenticate with `Authorization: Bearer <token>` (make one on your account page).",
+        docs_url=None,  # served by routers/docs.py, which declares its access like every route
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.settings = settings
+    app.state.engine = make_engine(settings.resolved_database_url)
+    app.state.login_throttle = LoginThrottle(settings.login_max_failures, settings.login_failure_window_s)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.signing_key,
+        session_cookie=SESSION_COOKIE,
+        max_age=settings.session_max_age_s,
+        same_site="lax",
+        https_only=settings.secure_cookies,
+    )
+    install_error_handlers(app)
+    for module in (auth, dashboard, tasks, datasets, users, account, api, docs):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+def __getattr__(name: str):
+    # `uvicorn app.main:app` builds the app from the environment on first access, not at import time,
+    # so that tests and the CLI can import this module without settings or a database.
+    if name == "app":
+        application = create_app()
+        globals()["app"] = application
+        return application
+    raise AttributeError(name)

@@ -1,0 +1,57 @@
+"""My account: API tokens (shown once) and my password."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from app.deps import SIGNED_IN, CurrentUser, SessionDep
+from app.errors import Invalid
+from app.forms import FormDep
+from app.security import MIN_PASSWORD_LENGTH, verify_password
+from app.services import users as user_service
+from app.templating import render, see_other
+
+router = APIRouter(prefix="/account", tags=["pages"], include_in_schema=False, dependencies=[SIGNED_IN])
+
+
+@router.get("")
+def account(request: Request, session: SessionDep, user: CurrentUser):
+    return _page(request, session, user)
+
+
+@router.post("/tokens")
+def create_token(request: Request, session: SessionDep, user: CurrentUser, form: FormDep):
+    try:
+        _, token = user_service.create_token(session, user_id=user.id, name=str(form.get("name", "")),
+                                             actor_id=user.id)
+    except Invalid as error:
+        return _page(request, session, user, error=error, status_code=422)
+    return _page(request, session, user, new_token=token, status_code=201)
+
+
+@router.post("/tokens/{token_id}/revoke")
+def revoke_token(request: Request, session: SessionDep, user: CurrentUser, token_id: int):
+    user_service.revoke_token(session, token_id=token_id, user_id=user.id, actor_id=user.id)
+    return see_other(request, "/account")
+
+
+@router.post("/password")
+def change_password(request: Request, session: SessionDep, user: CurrentUser, form: FormDep):
+    current, new = str(form.get("current_password", "")), str(form.get("new_password", ""))
+    if not verify_password(user.password_hash, current):
+        error = Invalid("Your current password is not correct.", fields={"current_password": "not correct"})
+        return _page(request, session, user, error=error, status_code=422)
+    if len(new) < MIN_PASSWORD_LENGTH:
+        error = Invalid("Choose a longer password.",
+                        fields={"new_password": f"at least {MIN_PASSWORD_LENGTH} characters"})
+        return _page(request, session, user, error=error, status_code=422)
+    user_service.set_password(session, user_id=user.id, password=new, actor_id=user.id)
+    request.session.update({"epoch": user.auth_epoch})  # stay signed in here; every other session ends
+    return see_other(request, "/account")
+
+
+def _page(request: Request, session: SessionDep, user, *, new_token: str | None = None,
+          error: Invalid | None = None, status_code: int = 200):
+    return render(request, "account/page.html", status_code=status_code,
+                  tokens=user_service.tokens_of(session, user_id=user.id), new_token=new_token,
+                  errors=error.fields if error else {}, message=error.message if error else None)

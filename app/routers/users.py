@@ -1,0 +1,73 @@
+"""User administration (admins only): list, create, change roles, deactivate, reset a password."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from app.deps import CurrentUser, SessionDep, allow
+from app.errors import Conflict, Invalid
+from app.forms import FormDep, validate_form
+from app.models import Role
+from app.schemas import UserCreate, UserUpdate
+from app.services import audit, users as user_service
+from app.templating import render, see_other
+
+router = APIRouter(prefix="/admin/users", tags=["pages"], include_in_schema=False,
+                   dependencies=[allow(Role.admin)])
+
+
+@router.get("")
+def user_list(request: Request, session: SessionDep):
+    users = user_service.list_users(session)
+    return render(request, "users/page.html", users=[user_service.to_out(session, u) for u in users])
+
+
+@router.get("/new")
+def new_user(request: Request):
+    return _create_form(request, values={})
+
+
+@router.post("")
+def create_user(request: Request, session: SessionDep, actor: CurrentUser, form: FormDep):
+    try:
+        data = validate_form(UserCreate, form, lists=("roles",), checkboxes=("native_english",))
+        user, generated = user_service.create_user(session, data=data, actor_id=actor.id)
+    except (Invalid, Conflict) as error:
+        return _create_form(request, values=form, error=error)
+    return _detail(request, session, user.id, new_password=generated, status_code=201)
+
+
+@router.get("/{user_id}")
+def user_detail(request: Request, session: SessionDep, user_id: int):
+    return _detail(request, session, user_id)
+
+
+@router.post("/{user_id}")
+def update_user(request: Request, session: SessionDep, actor: CurrentUser, form: FormDep, user_id: int):
+    try:
+        data = validate_form(UserUpdate, form, lists=("roles",), checkboxes=("is_active", "native_english"))
+        user_service.update_user(session, user_id=user_id, data=data, actor_id=actor.id)
+    except Invalid as error:
+        return _detail(request, session, user_id, error=error, status_code=422)
+    return see_other(request, f"/admin/users/{user_id}")
+
+
+@router.post("/{user_id}/password")
+def reset_password(request: Request, session: SessionDep, actor: CurrentUser, user_id: int):
+    generated = user_service.set_password(session, user_id=user_id, password=None, actor_id=actor.id)
+    return _detail(request, session, user_id, new_password=generated)
+
+
+def _create_form(request: Request, *, values, error: Invalid | Conflict | None = None):
+    return render(request, "users/new.html", "users/_new_form.html", status_code=422 if error else 200,
+                  values=values, all_roles=list(Role), errors=error.fields if error else {},
+                  message=error.message if error else None)
+
+
+def _detail(request: Request, session: SessionDep, user_id: int, *, new_password: str | None = None,
+            error: Invalid | None = None, status_code: int = 200):
+    user = user_service.get_user(session, user_id=user_id)
+    return render(request, "users/detail.html", status_code=status_code, account=user_service.to_out(session, user),
+                  all_roles=list(Role), new_password=new_password, errors=error.fields if error else {},
+                  message=error.message if error else None,
+                  events=audit.recent(session, entity_type="user", entity_id=user.id, limit=20))

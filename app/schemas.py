@@ -1,0 +1,148 @@
+"""Input and output shapes shared by the HTML forms, the JSON API and the CLI."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from app.models import Role, TaskGroup
+from app.security import MIN_PASSWORD_LENGTH
+
+T = TypeVar("T")
+
+
+def _clean(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+class UserCreate(BaseModel):
+    email: str = Field(max_length=254, description="Login name; stored lower-cased.")
+    display_name: str = Field(min_length=1, max_length=120)
+    roles: list[Role] = Field(default_factory=list)
+    password: str | None = Field(
+        None, description=f"At least {MIN_PASSWORD_LENGTH} characters; omit to have one generated."
+    )
+    native_english: bool = False
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        value = value.strip().lower()
+        local, _, domain = value.partition("@")
+        if not local or "." not in domain or " " in value:
+            raise ValueError("must be an email address such as ada@example.org")
+        return value
+
+    @field_validator("display_name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("password")
+    @classmethod
+    def _password(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if len(value) < MIN_PASSWORD_LENGTH:
+            raise ValueError(f"must be at least {MIN_PASSWORD_LENGTH} characters")
+        return value
+
+
+class UserUpdate(BaseModel):
+    display_name: str | None = Field(None, min_length=1, max_length=120)
+    roles: list[Role] | None = None
+    is_active: bool | None = None
+    native_english: bool | None = None
+
+
+class UserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    email: str
+    display_name: str
+    roles: list[Role]
+    is_active: bool
+    native_english: bool
+    created_at: datetime
+    last_login_at: datetime | None
+
+
+class DatasetIn(BaseModel):
+    name: str = Field(min_length=1, max_length=120, description="Short name, as in task names (GEOMETRY3K).")
+    url: str | None = Field(None, max_length=500)
+    citation: str | None = Field(None, description="BibTeX.")
+    licence: str | None = Field(None, max_length=120)
+    notes: str | None = None
+    annotator_id: int | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        value = value.strip()
+        if not value or "+" in value or "/" in value:
+            raise ValueError("must be non-empty and contain neither '+' nor '/'")
+        return value
+
+    @field_validator("url", "citation", "licence", "notes")
+    @classmethod
+    def _optional(cls, value: str | None) -> str | None:
+        return _clean(value)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+
+class DatasetOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    url: str | None
+    citation: str | None
+    licence: str | None
+    notes: str | None
+    annotator_id: int | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class TaskOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    source_dataset_id: int | None
+    task_group: TaskGroup
+    category: str | None
+    status: str
+    description: str | None
+    instance_count: int = 0
+    created_at: datetime
+    updated_at: datetime
+
+
+class Page(BaseModel, Generic[T]):
+    """A keyset page: pass `next_after` back as `after` for the following page."""
+
+    items: list[T]
+    next_after: str | None = None
+    prev_before: str | None = None
+
+
+class TokenCreated(BaseModel):
+    id: int
+    name: str
+    token: str = Field(description="Shown once; only its hash is kept.")

@@ -1,0 +1,28 @@
+"""The append-only audit log: every state change says who, what, on which entity, before and after."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import Session, select
+
+from app.models import AuditEvent
+
+
+def record(session: Session, *, actor_id: int | None, action: str, entity_type: str, entity_id: object,
+           before: dict[str, Any] | None = None, after: dict[str, Any] | None = None) -> AuditEvent:
+    """Adds the event to the caller's transaction, so it commits (or not) with the change it describes."""
+    event = AuditEvent(actor_id=actor_id, action=action, entity_type=entity_type, entity_id=str(entity_id),
+                       before=before, after=after)
+    session.add(event)
+    return event
+
+
+def recent(session: Session, *, limit: int = 10, entity_type: str | None = None,
+           entity_id: object | None = None) -> list[AuditEvent]:
+    query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+    if entity_type is not None:
+        query = query.where(AuditEvent.entity_type == entity_type)
+    if entity_id is not None:
+        query = query.where(AuditEvent.entity_id == str(entity_id))
+    return list(session.exec(query))

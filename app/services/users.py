@@ -1,0 +1,153 @@
+"""Users, roles, passwords and API tokens. Every change is audited in the same transaction."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from app.errors import Conflict, Invalid, NotFound
+from app.models import ApiToken, Role, User, UserRole, utcnow
+from app.schemas import UserCreate, UserOut, UserUpdate
+from app.security import generate_password, hash_api_token, hash_password, new_api_token, verify_password
+from app.services import audit
+
+TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)  # last_used_at is a hint; not worth a write per request
+
+
+def roles_of(session: Session, user_id: int) -> list[Role]:
+    rows = session.exec(select(UserRole.role).where(UserRole.user_id == user_id))
+    return sorted(Role(role) for role in rows)
+
+
+def to_out(session: Session, user: User) -> UserOut:
+    return UserOut.model_validate({**user.model_dump(), "roles": roles_of(session, user.id)})
+
+
+def create_user(session: Session, *, data: UserCreate, actor_id: int | None) -> tuple[User, str | None]:
+    """Creates the user; returns it with the generated password when none was given (shown once)."""
+    generated = None if data.password else generate_password()
+    if session.exec(select(User.id).where(User.email == data.email)).first() is not None:
+        raise Conflict(f"A user with the email {data.email} already exists.", fields={"email": "already taken"})
+    user = User(email=data.email, display_name=data.display_name, native_english=data.native_english,
+                password_hash=hash_password(data.password or generated))
+    session.add(user)
+    try:
+        session.flush()
+    except IntegrityError as error:  # a concurrent create won the race
+        session.rollback()
+        raise Conflict(f"A user with the email {data.email} already exists.",
+                       fields={"email": "already taken"}) from error
+    session.add_all(UserRole(user_id=user.id, role=role) for role in set(data.roles))
+    audit.record(session, actor_id=actor_id, action="user.create", entity_type="user", entity_id=user.id,
+                 after={"email": user.email, "roles": sorted(set(data.roles))})
+    session.commit()
+    return user, generated
+
+
+def update_user(session: Session, *, user_id: int, data: UserUpdate, actor_id: int | None) -> User:
+    user = get_user(session, user_id=user_id)
+    before = {"display_name": user.display_name, "roles": [str(r) for r in roles_of(session, user.id)],
+              "is_active": user.is_active, "native_english": user.native_english}
+    if actor_id == user.id and (data.is_active is False or (data.roles is not None and Role.admin not in data.roles
+                                                             and Role.admin in roles_of(session, user.id))):
+        raise Invalid("You cannot deactivate yourself or remove your own admin role.",
+                      fields={"roles": "keep admin on your own account"})
+    if data.display_name is not None:
+        user.display_name = data.display_name.strip()
+    if data.native_english is not None:
+        user.native_english = data.native_english
+    if data.is_active is not None and data.is_active != user.is_active:
+        user.is_active = data.is_active
+        user.auth_epoch += 1  # deactivation signs the user out everywhere
+    if data.roles is not None:
+        session.execute(delete(UserRole).where(UserRole.user_id == user.id))
+        session.add_all(UserRole(user_id=user.id, role=role) for role in set(data.roles))
+    session.add(user)
+    session.flush()
+    after = {"display_name": user.display_name, "roles": [str(r) for r in roles_of(session, user.id)],
+             "is_active": user.is_active, "native_english": user.native_english}
+    audit.record(session, actor_id=actor_id, action="user.update", entity_type="user", entity_id=user.id,
+                 before=before, after=after)
+    session.commit()
+    return user
+
+
+def set_password(session: Session, *, user_id: int, password: str | None, actor_id: int | None) -> str | None:
+    """Sets (or generates, returned once) a password and signs the user out of every session."""
+    generated = None if password else generate_password()
+    user = get_user(session, user_id=user_id)
+    user.password_hash = hash_password(password or generated)
+    user.auth_epoch += 1
+    session.add(user)
+    audit.record(session, actor_id=actor_id, action="user.password", entity_type="user", entity_id=user.id)
+    session.commit()
+    return generated
+
+
+def get_user(session: Session, *, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"There is no user with id {user_id}.")
+    return user
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.exec(select(User).order_by(User.email)))
+
+
+def authenticate(session: Session, *, email: str, password: str) -> User | None:
+    """The active user with these credentials, or None (the same for every kind of mismatch)."""
+    user = session.exec(select(User).where(User.email == email.strip().lower())).first()
+    if not verify_password(user.password_hash if user else None, password) or user is None or not user.is_active:
+        return None
+    user.last_login_at = utcnow()
+    session.add(user)
+    session.commit()
+    return user
+
+
+def create_token(session: Session, *, user_id: int, name: str, actor_id: int | None) -> tuple[ApiToken, str]:
+    name = name.strip()
+    if not name:
+        raise Invalid("Give the token a name, such as the script that will use it.", fields={"name": "required"})
+    token, token_hash, prefix = new_api_token()
+    row = ApiToken(user_id=user_id, name=name[:120], prefix=prefix, token_hash=token_hash)
+    session.add(row)
+    session.flush()
+    audit.record(session, actor_id=actor_id, action="token.create", entity_type="api_token", entity_id=row.id,
+                 after={"user_id": user_id, "name": row.name, "prefix": prefix})
+    session.commit()
+    return row, token
+
+
+def tokens_of(session: Session, *, user_id: int) -> list[ApiToken]:
+    return list(session.exec(select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id.desc())))
+
+
+def revoke_token(session: Session, *, token_id: int, user_id: int, actor_id: int | None) -> None:
+    row = session.get(ApiToken, token_id)
+    if row is None or row.user_id != user_id:  # someone else's token is as good as none
+        raise NotFound(f"There is no token with id {token_id}.")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        session.add(row)
+        audit.record(session, actor_id=actor_id, action="token.revoke", entity_type="api_token", entity_id=row.id)
+        session.commit()
+
+
+def user_for_token(session: Session, *, token: str) -> User | None:
+    row = session.exec(select(ApiToken).where(ApiToken.token_hash == hash_api_token(token))).first()
+    if row is None or row.revoked_at is not None:
+        return None
+    user = session.get(User, row.user_id)
+    if user is None or not user.is_active:
+        return None
+    now = utcnow()
+    if row.last_used_at is None or now - row.last_used_at > TOKEN_TOUCH_INTERVAL:
+        row.last_used_at = now
+        session.add(row)
+        session.commit()
+    return user
