@@ -26,8 +26,10 @@ def to_out(session: Session, user: User) -> UserOut:
     return UserOut.model_validate({**user.model_dump(), "roles": roles_of(session, user.id)})
 
 
-def create_user(session: Session, *, data: UserCreate, actor_id: int | None) -> tuple[User, str | None]:
-    """Creates the user; returns it with the generated password when none was given (shown once)."""
+def create_user(session: Session, *, data: UserCreate, actor_id: int | None,
+                commit: bool = True) -> tuple[User, str | None]:
+    """Creates the user; returns it with the generated password when none was given (shown once).
+    `commit=False` leaves the transaction to a caller that creates more in the same one."""
     generated = None if data.password else generate_password()
     if session.exec(select(User.id).where(User.email == data.email)).first() is not None:
         raise Conflict(f"A user with the email {data.email} already exists.", fields={"email": "already taken"})
@@ -43,7 +45,8 @@ def create_user(session: Session, *, data: UserCreate, actor_id: int | None) -> 
     session.add_all(UserRole(user_id=user.id, role=role) for role in set(data.roles))
     audit.record(session, actor_id=actor_id, action="user.create", entity_type="user", entity_id=user.id,
                  after={"email": user.email, "roles": sorted(set(data.roles))})
-    session.commit()
+    if commit:
+        session.commit()
     return user, generated
 
 

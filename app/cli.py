@@ -1,0 +1,167 @@
+"""`python -m app ...`: set up the database, manage users and tokens, load the demo, serve the studio."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from app.config import Settings
+
+# No locals in tracebacks: they would print passwords and tokens.
+cli = typer.Typer(help="Flan Studio: build visual instruction-tuning datasets.", no_args_is_help=True,
+                  add_completion=False, pretty_exceptions_show_locals=False)
+users_cli = typer.Typer(help="Create and manage users.", no_args_is_help=True)
+tokens_cli = typer.Typer(help="API tokens for scripts.", no_args_is_help=True)
+cli.add_typer(users_cli, name="users")
+cli.add_typer(tokens_cli, name="tokens")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _session(settings: Settings | None = None):
+    from sqlmodel import Session
+
+    from app.db import make_engine
+
+    settings = settings or Settings()
+    return Session(make_engine(settings.resolved_database_url), expire_on_commit=False)
+
+
+def _fail(message: str) -> None:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    raise typer.Exit(1)
+
+
+@cli.command()
+def migrate(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
+    """Apply the database migrations (creates the database on first run)."""
+    from alembic import command
+    from alembic.config import Config
+
+    settings = Settings()
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("sqlalchemy.url", settings.resolved_database_url)
+    command.upgrade(config, revision)
+    typer.echo(f"database at revision {revision}: {_redacted(settings.resolved_database_url)}")
+
+
+@cli.command()
+def demo() -> None:
+    """Load the demo workspace into an empty database, and print where and how to sign in."""
+    from app.services.demo import load_demo
+
+    settings = Settings()
+    with _session(settings) as session:
+        result = load_demo(session, data_dir=settings.data_dir)
+    if result.created:
+        typer.echo("Demo workspace loaded: 4 tasks, 96 instances, 4 users.")
+    url = f"http://{settings.host}:{settings.port}"
+    typer.secho(f"\nFlan Studio: {url}/login", bold=True)
+    if result.credentials:
+        typer.echo(f"Demo accounts (kept in {result.credentials_file}):")
+        for email, password in result.credentials:
+            typer.echo(f"  {email:<26} {password}")
+    else:
+        typer.echo("Sign in with an account you created (`python -m app users create --help`).")
+
+
+@users_cli.command("create")
+def create_user(
+    email: Annotated[str, typer.Option(help="Login email.")],
+    role: Annotated[list[str], typer.Option(help="admin, author or reviewer; repeat for several.")] = [],  # noqa: B006
+    name: Annotated[str | None, typer.Option(help="Display name (default: the email's local part).")] = None,
+    native_english: Annotated[bool, typer.Option(help="Native English speaker (final verification).")] = False,
+    password_stdin: Annotated[bool, typer.Option(help="Read the password from standard input "
+                                                      "instead of generating one.")] = False,
+) -> None:
+    """Create a user. Prints the generated password once (or reads one from stdin)."""
+    from pydantic import ValidationError
+    from app.errors import AppError
+    from app.schemas import UserCreate
+    from app.services import users as user_service
+
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else None
+    try:
+        data = UserCreate(email=email, display_name=name or email.split("@")[0], roles=role, password=password,
+                          native_english=native_english)
+    except ValidationError as error:
+        options = {"roles": "role", "display_name": "name", "password": "password-stdin"}
+        _fail("; ".join(f"--{options.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}" for e in error.errors()))
+    with _session() as session:
+        try:
+            user, generated = user_service.create_user(session, data=data, actor_id=None)
+        except AppError as error:
+            _fail(error.message)
+    typer.echo(f"created user {user.email} (id {user.id}) with roles: {', '.join(sorted(data.roles)) or 'none'}")
+    if generated:
+        typer.echo(f"password (shown once): {generated}")
+
+
+@users_cli.command("list")
+def list_users() -> None:
+    """List users with their roles."""
+    from app.services import users as user_service
+
+    with _session() as session:
+        for user in user_service.list_users(session):
+            roles = ", ".join(user_service.roles_of(session, user.id)) or "-"
+            state = "" if user.is_active else "  (inactive)"
+            typer.echo(f"{user.id:>4}  {user.email:<32} {roles}{state}")
+
+
+@users_cli.command("reset-password")
+def reset_password(email: Annotated[str, typer.Option(help="Whose password.")]) -> None:
+    """Generate a new password for a user (printed once) and sign them out everywhere."""
+    from sqlmodel import select
+
+    from app.models import User
+    from app.services import users as user_service
+
+    with _session() as session:
+        user = session.exec(select(User).where(User.email == email.strip().lower())).first()
+        if user is None:
+            _fail(f"no user with email {email}")
+        generated = user_service.set_password(session, user_id=user.id, password=None, actor_id=None)
+    typer.echo(f"new password for {email} (shown once): {generated}")
+
+
+@tokens_cli.command("create")
+def create_token(email: Annotated[str, typer.Option(help="Whose token.")],
+                 name: Annotated[str, typer.Option(help="What will use it.")]) -> None:
+    """Create an API token for a user; printed once, only its hash is kept."""
+    from sqlmodel import select
+
+    from app.models import User
+    from app.services import users as user_service
+
+    with _session() as session:
+        user = session.exec(select(User).where(User.email == email.strip().lower())).first()
+        if user is None:
+            _fail(f"no user with email {email}")
+        _, token = user_service.create_token(session, user_id=user.id, name=name, actor_id=None)
+    typer.echo(token)
+
+
+@cli.command()
+def serve(reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False) -> None:
+    """Serve the studio (host, port and processes from the settings)."""
+    import uvicorn
+
+    settings = Settings()
+    settings.signing_key  # noqa: B018 - made once here, not raced by several worker processes
+    uvicorn.run("app.main:app", host=settings.host, port=settings.port, reload=reload,
+                workers=None if reload else settings.web_workers, log_level=settings.log_level.lower(),
+                proxy_headers=True)
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def main() -> None:
+    cli()
