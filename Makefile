@@ -1,0 +1,46 @@
+# Flan Studio. Quickstart: `make run` (serve the demo studio), `make test` (the whole suite).
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+RUNTIME_STAMP := $(VENV)/.runtime-installed
+DEV_STAMP := $(VENV)/.dev-installed
+export OMP_NUM_THREADS ?= 1
+
+.PHONY: run test migrate demo serve browser clean help
+
+help:
+	@echo "make run    create .venv, migrate, load the demo workspace and serve http://127.0.0.1:8000"
+	@echo "make test   install test dependencies and Chromium, run the suite on SQLite and PostgreSQL"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip==26.3
+
+$(RUNTIME_STAMP): requirements.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(DEV_STAMP): requirements-dev.txt $(RUNTIME_STAMP)
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+migrate: $(RUNTIME_STAMP)
+	$(BIN)/python -m app migrate
+
+demo: migrate
+	$(BIN)/python -m app demo
+
+serve: $(RUNTIME_STAMP)
+	$(BIN)/python -m app serve
+
+run: demo serve
+
+browser:
+	@scripts/ensure-chromium.sh
+
+test: $(DEV_STAMP) browser
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache test-artifacts
