@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -17,9 +16,6 @@ users_cli = typer.Typer(help="Create and manage users.", no_args_is_help=True)
 tokens_cli = typer.Typer(help="API tokens for scripts.", no_args_is_help=True)
 cli.add_typer(users_cli, name="users")
 cli.add_typer(tokens_cli, name="tokens")
-
-ROOT = Path(__file__).resolve().parent.parent
-
 
 def _session(settings: Settings | None = None):
     from sqlmodel import Session
@@ -38,13 +34,10 @@ def _fail(message: str) -> None:
 @cli.command()
 def migrate(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Apply the database migrations (creates the database on first run)."""
-    from alembic import command
-    from alembic.config import Config
+    from app.migrate import upgrade
 
     settings = Settings()
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("sqlalchemy.url", settings.resolved_database_url)
-    command.upgrade(config, revision)
+    upgrade(settings.resolved_database_url, revision)
     typer.echo(f"database at revision {revision}: {_redacted(settings.resolved_database_url)}")
 
 

@@ -15,6 +15,11 @@ if config.config_file_name is not None and not config.attributes.get("skip_loggi
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 
+def _database_url() -> str:
+    return (config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url")
+            or Settings().resolved_database_url)
+
+
 def _configure(**kwargs) -> None:
     context.configure(
         target_metadata=metadata,
@@ -25,8 +30,7 @@ def _configure(**kwargs) -> None:
 
 
 def run_migrations_offline() -> None:
-    _configure(url=config.get_main_option("sqlalchemy.url") or Settings().resolved_database_url,
-               literal_binds=True)
+    _configure(url=_database_url(), literal_binds=True)
     with context.begin_transaction():
         context.run_migrations()
 
@@ -38,8 +42,7 @@ def run_migrations_online() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    url = config.get_main_option("sqlalchemy.url") or Settings().resolved_database_url
-    engine = make_engine(url)
+    engine = make_engine(_database_url())
     try:
         with engine.connect() as connection:
             _configure(connection=connection)
