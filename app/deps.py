@@ -13,6 +13,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
 from app.db import session_scope
@@ -31,6 +32,9 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+# Declared through FastAPI's security class so that /docs offers an "Authorize" button for tokens.
+BearerDep = Annotated[HTTPAuthorizationCredentials | None,
+                      Depends(HTTPBearer(auto_error=False, description="An API token from your account page."))]
 
 
 @dataclass(frozen=True)
@@ -50,9 +54,9 @@ class AccessRule:
     name: str
     roles: frozenset[Role] | None
 
-    async def __call__(self, request: Request, session: SessionDep) -> None:
+    async def __call__(self, request: Request, session: SessionDep, bearer: BearerDep = None) -> None:
         # Database work off the event loop; the CSRF check below may need to await the form body.
-        principal = await run_in_threadpool(_authenticate, request, session)
+        principal = await run_in_threadpool(_authenticate, request, session, bearer)
         request.state.principal = principal
         if self.roles is not None:
             if principal is None:
@@ -73,10 +77,10 @@ def allow(*roles: Role) -> Depends:
     return Depends(AccessRule(" or ".join(sorted(roles)), frozenset(roles)))
 
 
-def _authenticate(request: Request, session: Session) -> Principal | None:
-    authorization = request.headers.get("Authorization", "")
-    if authorization.lower().startswith("bearer "):
-        user = user_service.user_for_token(session, token=authorization[7:].strip())
+def _authenticate(request: Request, session: Session, bearer: HTTPAuthorizationCredentials | None
+                  ) -> Principal | None:
+    if bearer is not None:  # a script: the token alone decides, cookies are ignored
+        user = user_service.user_for_token(session, token=bearer.credentials)
         if user is None:
             raise NotAuthenticated("The API token is not valid (unknown, revoked, or its user is inactive).")
         return Principal(user, frozenset(user_service.roles_of(session, user.id)), via_token=True)

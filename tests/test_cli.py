@@ -1,0 +1,84 @@
+"""The command line, run as a user runs it: `python -m app ...` in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect
+
+from app.db import make_engine
+
+ROOT = Path(__file__).resolve().parent.parent
+COMMANDS = [[], ["migrate"], ["demo"], ["serve"], ["users"], ["users", "create"], ["users", "list"],
+            ["users", "reset-password"], ["tokens"], ["tokens", "create"]]
+
+
+def run(args: list[str], env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "app", *args], cwd=ROOT, env=env, input=stdin,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def cli_env(database_url: str, tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STUDIO_")}
+    return {**env, "STUDIO_DATABASE_URL": database_url, "STUDIO_DATA_DIR": str(tmp_path / "data"),
+            "STUDIO_MODE": "test"}
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "app")
+def test_every_command_has_help(command):
+    result = run([*command, "--help"], dict(os.environ))
+    assert result.returncode == 0, result.stderr
+    assert "Usage:" in result.stdout and "--help" in result.stdout
+
+
+def test_migrate_users_and_tokens(cli_env, database_url):
+    assert run(["migrate"], cli_env).returncode == 0
+    engine = make_engine(database_url)
+    assert "instance" in inspect(engine).get_table_names()
+    engine.dispose()
+
+    created = run(["users", "create", "--email", "Lead@Lab.org", "--role", "admin", "--role", "reviewer"], cli_env)
+    assert created.returncode == 0, created.stderr
+    assert "created user lead@lab.org" in created.stdout
+    password = created.stdout.split("password (shown once): ")[1].strip()
+    assert len(password) >= 12
+
+    duplicate = run(["users", "create", "--email", "lead@lab.org"], cli_env)
+    assert duplicate.returncode == 1 and "already exists" in duplicate.stderr
+    bad_role = run(["users", "create", "--email", "x@lab.org", "--role", "boss"], cli_env)
+    assert bad_role.returncode == 1 and "--role" in bad_role.stderr and "Traceback" not in bad_role.stderr
+    short = run(["users", "create", "--email", "y@lab.org", "--password-stdin"], cli_env, stdin="short\n")
+    assert short.returncode == 1 and "at least 10 characters" in short.stderr
+    chosen = run(["users", "create", "--email", "z@lab.org", "--password-stdin"], cli_env,
+                 stdin="a long enough secret\n")
+    assert chosen.returncode == 0 and "shown once" not in chosen.stdout
+
+    listing = run(["users", "list"], cli_env).stdout
+    assert "lead@lab.org" in listing and "admin, reviewer" in listing
+
+    token = run(["tokens", "create", "--email", "lead@lab.org", "--name", "ci"], cli_env)
+    assert token.returncode == 0 and token.stdout.strip().startswith("fst_")
+    missing = run(["tokens", "create", "--email", "ghost@lab.org", "--name", "ci"], cli_env)
+    assert missing.returncode == 1 and "no user" in missing.stderr
+
+    reset = run(["users", "reset-password", "--email", "lead@lab.org"], cli_env)
+    assert reset.returncode == 0 and password not in reset.stdout
+
+
+def test_demo_prints_where_to_sign_in_and_is_idempotent(cli_env):
+    assert run(["migrate"], cli_env).returncode == 0
+    first = run(["demo"], cli_env)
+    assert first.returncode == 0, first.stderr
+    assert "Demo workspace loaded" in first.stdout and "http://127.0.0.1:8000/login" in first.stdout
+    accounts = [line.split() for line in first.stdout.splitlines() if "@studio.local" in line]
+    assert [email for email, _ in accounts] == ["admin@studio.local", "author@studio.local",
+                                                "reviewer@studio.local", "reviewer2@studio.local"]
+    assert len({password for _, password in accounts}) == 4
+    again = run(["demo"], cli_env)
+    assert again.returncode == 0 and "Demo workspace loaded" not in again.stdout
+    assert [line.split() for line in again.stdout.splitlines() if "@studio.local" in line] == accounts

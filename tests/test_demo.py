@@ -1,0 +1,40 @@
+"""The demo workspace: real tasks, instances and images, instructions in several states, once."""
+
+from __future__ import annotations
+
+from sqlalchemy import func
+from sqlmodel import select
+
+from app.models import Image, Instance, Instruction, InstructionVersion, Review, Task, User
+from app.services.demo import INSTANCES_PER_TASK, load_demo
+from app.storage import MediaStore
+from tests.factories import login, soup
+
+
+def test_demo_builds_a_workspace_once(db, settings):
+    result = load_demo(db, data_dir=settings.data_dir)
+    assert result.created and len(result.credentials) == 4
+    tasks = db.exec(select(Task)).all()
+    assert len(tasks) == 4 and len({task.status for task in tasks}) == 4
+    assert db.exec(select(func.count()).select_from(Instance)).one() == 4 * INSTANCES_PER_TASK
+    statuses = set(db.exec(select(Instruction.status)).all())
+    assert statuses == {"draft", "in_review", "changes_requested", "approved"}
+    assert db.exec(select(func.count()).select_from(InstructionVersion)).one() == 3
+    pending = db.exec(select(Review).where(Review.decision.is_(None))).all()
+    assert len(pending) == 1
+    store = MediaStore(settings.media_dir)
+    images = db.exec(select(Image)).all()
+    assert images and all(store.exists(image.sha256) and image.format == "png" for image in images)
+    assert all(inst.image_id for inst in db.exec(select(Instance)).all())
+
+    again = load_demo(db, data_dir=settings.data_dir)
+    assert not again.created and again.credentials == result.credentials
+    assert db.exec(select(func.count()).select_from(User)).one() == 4
+
+
+def test_demo_accounts_sign_in(client, db, settings):
+    result = load_demo(db, data_dir=settings.data_dir)
+    email, password = result.credentials[0]
+    login(client, email, password)
+    page = soup(client.get("/tasks"))
+    assert len(page.select("table.tasks tbody tr")) == 3  # page size 3 in tests, 4 tasks
