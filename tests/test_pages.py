@@ -60,6 +60,9 @@ def test_task_list_filters_and_search_keep_their_values_in_page_links(client, db
     following = soup(filtered).select_one("a[rel=next]")["href"]
     assert "category=Counting" in following and "status=accepted" in following
     assert _names(client.get(following)) == ["GEO+count_3", "GEO+count_4"]
+    # menus left at "any" send empty values, which filter nothing
+    assert len(_names(client.get("/tasks?q=GEO&group=&category=&status=&dataset="))) == 3
+    assert client.get("/tasks?dataset=abc").status_code == 422
     # LIKE wildcards in a search are literal
     assert _names(client.get("/tasks?q=%25")) == []
     form = soup(filtered).select_one("#task-filters")

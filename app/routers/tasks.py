@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from app.deps import ANY_ROLE, SessionDep
+from app.errors import Invalid
 from app.services import audit, datasets as dataset_service, tasks as task_service
 from app.services.tasks import TaskFilters
 from app.templating import render
@@ -15,9 +16,12 @@ router = APIRouter(prefix="/tasks", tags=["pages"], include_in_schema=False, dep
 
 
 def task_filters(q: str | None = None, group: str | None = None, category: str | None = None,
-                 status: str | None = None, dataset: int | None = None) -> TaskFilters:
+                 status: str | None = None, dataset: str | None = None) -> TaskFilters:
+    """Filters from the query; an empty value (a menu left at "any") means no filter."""
+    if dataset and not dataset.isdigit():
+        raise Invalid("The dataset filter must be a dataset id.", fields={"dataset": "must be a number"})
     return TaskFilters(q=q or None, task_group=group or None, category=category or None, status=status or None,
-                       source_dataset_id=dataset)
+                       source_dataset_id=int(dataset) if dataset else None)
 
 
 FiltersDep = Annotated[TaskFilters, Depends(task_filters)]

@@ -1,0 +1,83 @@
+"""What a person sees in Chromium: signing in, htmx forms with 422s, live filters, toasts, escaping."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import Page, expect
+
+from app.models import Role
+from tests.factories import PASSWORD, make_dataset, make_task, make_user
+
+
+def sign_in(page: Page, email: str, password: str = PASSWORD) -> None:
+    page.goto("/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def test_sign_in_shows_the_dashboard_and_wrong_passwords_a_message(page: Page, db):
+    user = make_user(db, Role.author)
+    sign_in(page, user.email, "wrong password")
+    expect(page.get_by_role("alert")).to_have_text("Email or password is not correct.")
+    sign_in(page, user.email)
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    expect(page).to_have_url(re.compile(r"/$"))
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+
+
+def test_htmx_form_shows_422_errors_in_place_then_redirects(page: Page, db):
+    user = make_user(db, Role.author)
+    sign_in(page, user.email)
+    page.goto("/datasets/new")
+    page.get_by_label("Name").fill("A+B")
+    page.get_by_label("Licence").fill("MIT")
+    page.get_by_role("button", name="Register").click()
+    expect(page.locator("#name-error")).to_have_text("must be non-empty and contain neither '+' nor '/'")
+    expect(page).to_have_url(re.compile(r"/datasets/new$"))  # swapped in place, no navigation
+    expect(page.get_by_label("Licence")).to_have_value("MIT")
+    page.get_by_label("Name").fill("ChartQA")
+    page.get_by_role("button", name="Register").click()
+    expect(page.get_by_role("heading", name="ChartQA")).to_be_visible()
+    expect(page).to_have_url(re.compile(r"/datasets/\d+$"))
+
+
+def test_task_search_filters_live_and_keeps_the_url(page: Page, db):
+    for name in ("GEO+angles", "GEO+areas", "OCR+signs"):
+        make_task(db, name)
+    user = make_user(db, Role.reviewer)
+    sign_in(page, user.email)
+    page.goto("/tasks")
+    rows = page.locator("table.tasks tbody tr")
+    expect(rows).to_have_count(3)
+    page.get_by_role("searchbox", name="Search").fill("GEO")
+    expect(rows).to_have_count(2)
+    expect(page).to_have_url(re.compile(r"/tasks\?q=GEO"))
+    page.get_by_role("searchbox", name="Search").fill("nothing-like-this")
+    expect(page.locator("#no-tasks")).to_be_visible()
+
+
+def test_htmx_errors_appear_as_a_toast(page: Page, db):
+    user = make_user(db, Role.reviewer)
+    sign_in(page, user.email)
+    page.goto("/tasks")
+    page.evaluate("htmx.ajax('GET', '/tasks/999', {target: '#task-table'})")
+    expect(page.locator("#toasts .toast")).to_have_text("There is no task with id 999.")
+    expect(page.locator("table.tasks, #no-tasks")).to_have_count(1)  # the table was left alone
+
+
+def test_script_in_user_text_is_shown_not_run(page: Page, db):
+    payload = "<img src=x onerror=alert(1)><script>alert(2)</script>"
+    make_dataset(db, "XSS", notes=payload)
+    make_task(db, f"XSS+{payload}")
+    user = make_user(db, Role.reviewer)
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    sign_in(page, user.email)
+    page.goto("/datasets/1")
+    expect(page.get_by_text(payload)).to_be_visible()
+    page.goto("/tasks")
+    expect(page.get_by_role("link", name=f"XSS+{payload}")).to_be_visible()
+    assert dialogs == []
