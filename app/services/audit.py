@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlmodel import Session, select
 
-from app.models import AuditEvent
+from app.models import AuditEvent, User
 
 
 def record(session: Session, *, actor_id: int | None, action: str, entity_type: str, entity_id: object,
@@ -18,11 +19,19 @@ def record(session: Session, *, actor_id: int | None, action: str, entity_type: 
     return event
 
 
+@dataclass(frozen=True)
+class EventView:
+    event: AuditEvent
+    actor: str  # who did it, by name; "system" for the CLI and the demo
+
+
 def recent(session: Session, *, limit: int = 10, entity_type: str | None = None,
-           entity_id: object | None = None) -> list[AuditEvent]:
-    query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+           entity_id: object | None = None) -> list[EventView]:
+    """The newest events first, with their actors' names, optionally for one entity."""
+    query = (select(AuditEvent, User.display_name).outerjoin(User, User.id == AuditEvent.actor_id)
+             .order_by(AuditEvent.id.desc()).limit(limit))
     if entity_type is not None:
         query = query.where(AuditEvent.entity_type == entity_type)
     if entity_id is not None:
         query = query.where(AuditEvent.entity_id == str(entity_id))
-    return list(session.exec(query))
+    return [EventView(event, name or "system") for event, name in session.exec(query)]
