@@ -1,7 +1,7 @@
 """Dependency aliases and the access rules every route declares.
 
-Each route names exactly one access rule (`PUBLIC`, `SIGNED_IN`, `ANY_ROLE` or `allow(Role...)`) in its
-`dependencies`. The rule authenticates (session cookie, or `Authorization: Bearer` for scripts), checks
+Each route names exactly one access rule (`PUBLIC`, `SIGNED_IN`, `ANY_ROLE` or `require_role(Role...)`)
+in its `dependencies`. The rule authenticates (session cookie, or `Authorization: Bearer` for scripts), checks
 the role, and checks the CSRF token of state-changing requests made with a cookie. A test walks every
 registered route and refuses any that declares none."""
 
@@ -73,7 +73,7 @@ SIGNED_IN = Depends(AccessRule("signed in", frozenset()))
 ANY_ROLE = Depends(AccessRule("any role", frozenset(Role)))
 
 
-def allow(*roles: Role) -> Depends:
+def require_role(*roles: Role) -> Depends:
     return Depends(AccessRule(" or ".join(sorted(roles)), frozenset(roles)))
 
 

@@ -13,6 +13,7 @@ from app import __version__
 from app.config import Settings
 from app.db import make_engine
 from app.errors import install_error_handlers
+from app.headers import SecurityHeaders
 from app.routers import account, api, auth, dashboard, datasets, docs, tasks, users
 from app.security import LoginThrottle
 
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         same_site="lax",
         https_only=settings.secure_cookies,
     )
+    app.add_middleware(SecurityHeaders)
     install_error_handlers(app)
     for module in (auth, dashboard, tasks, datasets, users, account, api, docs):
         app.include_router(module.router)

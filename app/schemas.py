@@ -142,6 +142,10 @@ class Page(BaseModel, Generic[T]):
     prev_before: str | None = None
 
 
+class TokenCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=120, description="What will use it, e.g. the nightly export.")
+
+
 class TokenCreated(BaseModel):
     id: int
     name: str

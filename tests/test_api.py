@@ -77,7 +77,7 @@ def test_admins_manage_users_through_the_api(client, db, as_role):
 
 def test_a_token_can_make_another_token(client, db, as_role):
     auth = as_role(Role.author)
-    made = client.post("/api/v1/me/tokens", params={"name": "second"}, headers=auth)
+    made = client.post("/api/v1/me/tokens", json={"name": "second"}, headers=auth)
     assert made.status_code == 201 and made.json()["token"].startswith("fst_")
     again = client.get("/api/v1/me", headers={"Authorization": f"Bearer {made.json()['token']}"})
     assert again.status_code == 200

@@ -175,3 +175,24 @@ def test_admins_cannot_lock_themselves_out(client, db):
                                                               "roles": ["author"], "is_active": "on"})
     assert response.status_code == 422
     assert client.get("/admin/users").status_code == 200
+
+
+def test_every_response_carries_the_security_headers(client, db):
+    login(client, make_user(db, Role.author).email)
+    for response in (client.get("/"), client.get("/api/v1/me"), client.get("/static/app.css"), client.get("/nope")):
+        assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["X-Frame-Options"] == "DENY"
+
+
+def test_no_template_has_an_inline_script():
+    from pathlib import Path
+
+    from bs4 import BeautifulSoup
+
+    for template in (Path(__file__).resolve().parent.parent / "templates").rglob("*.html"):
+        page = BeautifulSoup(template.read_text(), "html.parser")
+        inline = [tag for tag in page.find_all("script") if not tag.get("src")]
+        handlers = [tag.name for tag in page.find_all(True) if any(a.startswith("on") for a in tag.attrs)]
+        assert inline == [] and handlers == [], template.name

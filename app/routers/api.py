@@ -6,16 +6,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from app.deps import ANY_ROLE, SIGNED_IN, CurrentPrincipal, CurrentUser, SessionDep, allow
+from app.deps import ANY_ROLE, SIGNED_IN, CurrentPrincipal, CurrentUser, SessionDep, require_role
 from app.models import Role
 from app.routers.tasks import FiltersDep
-from app.schemas import DatasetIn, DatasetOut, Page, TaskOut, TokenCreated, UserCreate, UserOut, UserUpdate
+from app.schemas import (
+    DatasetIn, DatasetOut, Page, TaskOut, TokenCreate, TokenCreated, UserCreate, UserOut, UserUpdate,
+)
 from app.services import datasets as dataset_service, tasks as task_service, users as user_service
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
 
-ADMIN = allow(Role.admin)
-EDITORS = allow(Role.admin, Role.author)
+ADMIN = require_role(Role.admin)
+EDITORS = require_role(Role.admin, Role.author)
 
 
 @router.get("/me", dependencies=[SIGNED_IN], response_model=UserOut)
@@ -24,8 +26,8 @@ def me(session: SessionDep, principal: CurrentPrincipal):
 
 
 @router.post("/me/tokens", dependencies=[SIGNED_IN], response_model=TokenCreated, status_code=201)
-def create_my_token(session: SessionDep, user: CurrentUser, name: Annotated[str, Query(max_length=120)]):
-    row, token = user_service.create_token(session, user_id=user.id, name=name, actor_id=user.id)
+def create_my_token(session: SessionDep, user: CurrentUser, data: TokenCreate):
+    row, token = user_service.create_token(session, user_id=user.id, name=data.name, actor_id=user.id)
     return TokenCreated(id=row.id, name=row.name, token=token)
 
 

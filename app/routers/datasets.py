@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from app.deps import ANY_ROLE, CurrentUser, SessionDep, allow
+from app.deps import ANY_ROLE, CurrentUser, SessionDep, require_role
 from app.errors import Conflict, Invalid
 from app.forms import FormDep, validate_form
 from app.models import Role
@@ -14,7 +14,7 @@ from app.services.tasks import TaskFilters, list_tasks
 from app.templating import render, see_other
 
 router = APIRouter(prefix="/datasets", tags=["pages"], include_in_schema=False)
-EDITORS = allow(Role.admin, Role.author)
+EDITORS = require_role(Role.admin, Role.author)
 
 
 @router.get("", dependencies=[ANY_ROLE])

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse
 
 from app.deps import PUBLIC
+from app.templating import templates
 
 router = APIRouter(include_in_schema=False, dependencies=[PUBLIC])
 SWAGGER_VERSION = "5.35.0"
@@ -18,11 +18,5 @@ def openapi_schema(request: Request):
 
 
 @router.get("/docs")
-def api_docs():
-    return get_swagger_ui_html(
-        openapi_url="/openapi.json",
-        title="Flan Studio API",
-        swagger_js_url=f"/static/vendor/swagger-ui-{SWAGGER_VERSION}-bundle.js",
-        swagger_css_url=f"/static/vendor/swagger-ui-{SWAGGER_VERSION}.css",
-        swagger_favicon_url="/static/favicon.svg",
-    )
+def api_docs(request: Request):
+    return templates.TemplateResponse(request, "docs.html", {"swagger_version": SWAGGER_VERSION})

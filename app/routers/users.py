@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from app.deps import CurrentUser, SessionDep, allow
+from app.deps import CurrentUser, SessionDep, require_role
 from app.errors import Conflict, Invalid
 from app.forms import FormDep, validate_form
 from app.models import Role
@@ -13,7 +13,7 @@ from app.services import audit, users as user_service
 from app.templating import render, see_other
 
 router = APIRouter(prefix="/admin/users", tags=["pages"], include_in_schema=False,
-                   dependencies=[allow(Role.admin)])
+                   dependencies=[require_role(Role.admin)])
 
 
 @router.get("")

@@ -81,3 +81,12 @@ def test_script_in_user_text_is_shown_not_run(page: Page, db):
     page.goto("/tasks")
     expect(page.get_by_role("link", name=f"XSS+{payload}")).to_be_visible()
     assert dialogs == []
+
+
+def test_api_docs_render_under_the_content_security_policy(page: Page):
+    problems = []
+    page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+    page.goto("/docs")
+    expect(page.locator(".opblock").first).to_be_visible()
+    expect(page.get_by_role("button", name=re.compile("Authorize"))).to_be_visible()
+    assert problems == []
