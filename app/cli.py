@@ -145,9 +145,24 @@ def serve(reload: Annotated[bool, typer.Option(help="Restart on code changes (de
 
     settings = Settings()
     settings.signing_key  # noqa: B018 - made once here, not raced by several worker processes
+    if not _port_is_free(settings.host, settings.port):
+        _fail(f"{settings.host}:{settings.port} is already in use (another studio running?). "
+              "Stop it, or choose another port with STUDIO_PORT=8001.")
     uvicorn.run("app.main:app", host=settings.host, port=settings.port, reload=reload,
                 workers=None if reload else settings.web_workers, log_level=settings.log_level.lower(),
                 proxy_headers=True)
+
+
+def _port_is_free(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def _redacted(url: str) -> str:

@@ -82,3 +82,15 @@ def test_demo_prints_where_to_sign_in_and_is_idempotent(cli_env):
     again = run(["demo"], cli_env)
     assert again.returncode == 0 and "Demo workspace loaded" not in again.stdout
     assert [line.split() for line in again.stdout.splitlines() if "@studio.local" in line] == accounts
+
+
+def test_serve_says_clearly_when_its_port_is_taken(cli_env):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run(["serve"], {**cli_env, "STUDIO_PORT": str(port)})
+    assert result.returncode == 1
+    assert f"127.0.0.1:{port} is already in use" in result.stderr and "STUDIO_PORT" in result.stderr
