@@ -20,6 +20,7 @@ from app.db import session_scope
 from app.errors import Forbidden, NotAuthenticated
 from app.models import Role, User
 from app.security import csrf_matches
+from app.templating import is_htmx
 from app.services import users as user_service
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -117,10 +118,6 @@ def current_user(principal: Annotated[Principal, Depends(current_principal)]) ->
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 CurrentUser = Annotated[User, Depends(current_user)]
-
-
-def is_htmx(request: Request) -> bool:
-    return request.headers.get("HX-Request") == "true"
 
 
 HxRequest = Annotated[bool, Depends(is_htmx)]

@@ -11,6 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.templating import is_htmx, render
+
 log = logging.getLogger("studio.errors")
 
 
@@ -61,10 +63,6 @@ def is_api(request: Request) -> bool:
     return request.url.path.startswith("/api/")
 
 
-def is_htmx(request: Request) -> bool:
-    return request.headers.get("HX-Request") == "true"
-
-
 def error_response(request: Request, status: int, code: str, message: str, *,
                    fields: dict[str, str] | None = None, headers: dict | None = None) -> Response:
     headers = dict(headers or {})
@@ -80,8 +78,6 @@ def error_response(request: Request, status: int, code: str, message: str, *,
         if is_htmx(request):
             return Response(status_code=401, headers={**headers, "HX-Redirect": login})
         return RedirectResponse(login, status_code=303, headers=headers)
-
-    from app.templating import render  # late: templating imports this module for its helpers
 
     context = {"status": status, "code": code, "message": message, "fields": fields or {}}
     if is_htmx(request):

@@ -129,7 +129,7 @@ class TaskOut(BaseModel):
     category: str | None
     status: str
     description: str | None
-    instance_count: int = 0
+    instance_count: int = Field(description="Active instances.")
     created_at: datetime
     updated_at: datetime
 

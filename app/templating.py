@@ -19,6 +19,10 @@ templates.env.trim_blocks = True
 templates.env.lstrip_blocks = True
 
 
+def is_htmx(request: Request) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
 def csrf_token(request: Request) -> str:
     """The session's CSRF token, made on first use (also for signed-out visitors: the login form has one)."""
     token = request.session.get("csrf")
@@ -29,9 +33,9 @@ def csrf_token(request: Request) -> str:
 
 def render(request: Request, template: str, fragment: str | None = None, *, status_code: int = 200,
            headers: dict | None = None, **context) -> HTMLResponse:
-    is_htmx = request.headers.get("HX-Request") == "true"
     # A boosted navigation wants the whole page; a widget's own request wants its fragment.
-    name = fragment if fragment and is_htmx and request.headers.get("HX-Boosted") != "true" else template
+    wants_fragment = fragment and is_htmx(request) and request.headers.get("HX-Boosted") != "true"
+    name = fragment if wants_fragment else template
     principal = getattr(request.state, "principal", None)
     response = templates.TemplateResponse(
         request,
@@ -49,6 +53,6 @@ def render(request: Request, template: str, fragment: str | None = None, *, stat
 def see_other(request: Request, url: str) -> Response:
     """After a successful form post: a 303 for the browser, or HX-Redirect for htmx (whose XHR would
     otherwise follow the 303 and swap the next page into the form)."""
-    if request.headers.get("HX-Request") == "true":
+    if is_htmx(request):
         return Response(status_code=204, headers={"HX-Redirect": url})
     return RedirectResponse(url, status_code=303)

@@ -12,6 +12,7 @@ from sqlmodel import Session
 from app.models import Instance, Role, SourceDataset, Task, User
 from app.schemas import UserCreate
 from app.services import users as user_service
+from app.services.tasks import refresh_instance_counts
 
 PASSWORD = "correct horse battery"
 _serial = itertools.count(1)
@@ -40,7 +41,9 @@ def make_task(db: Session, name: str, *, dataset: SourceDataset | None = None, i
     rng = random.Random(name)
     db.add_all(Instance(task_id=task.id, source_id=f"{name}-{k}", raw_output=f"answer {k}",
                         rkey=rng.getrandbits(31)) for k in range(instances))
+    refresh_instance_counts(db, task_ids=[task.id])
     db.commit()
+    db.refresh(task)
     return task
 
 

@@ -58,3 +58,20 @@ def test_naive_timestamps_are_refused(db):
     db.add(Job(kind="export", started_at=datetime(2026, 3, 1, 12, 0)))
     with pytest.raises(Exception, match="naive datetime"):
         db.commit()
+
+
+def test_instance_counts_are_recounted_from_active_instances_only(db):
+    from sqlmodel import select
+
+    from app.services.tasks import refresh_instance_counts
+
+    task, other = make_task(db, "A+x", instances=5), make_task(db, "A+y", instances=2)
+    assert (task.instance_count, other.instance_count) == (5, 2)
+    for instance in db.exec(select(Instance).where(Instance.task_id == task.id).limit(2)):
+        instance.status = "flagged"
+        db.add(instance)
+    refresh_instance_counts(db, task_ids=[task.id])
+    db.commit()
+    db.refresh(task)
+    db.refresh(other)
+    assert (task.instance_count, other.instance_count) == (3, 2)

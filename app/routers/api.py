@@ -37,16 +37,12 @@ def list_tasks(request: Request, session: SessionDep, filters: FiltersDep,
                limit: Annotated[int | None, Query(ge=1, le=500)] = None):
     page = task_service.list_tasks(session, filters=filters, after=after,
                                    limit=limit or request.app.state.settings.page_size)
-    items = [TaskOut.model_validate({**task.model_dump(), "instance_count": page.instance_counts[task.id]})
-             for task in page.tasks]
-    return Page[TaskOut](items=items, next_after=page.next_after)
+    return Page[TaskOut](items=[TaskOut.model_validate(task) for task in page.tasks], next_after=page.next_after)
 
 
 @router.get("/tasks/{task_id}", dependencies=[ANY_ROLE], response_model=TaskOut)
 def get_task(session: SessionDep, task_id: int):
-    task = task_service.get_task(session, task_id=task_id)
-    count = task_service.instance_counts(session, task_ids=[task.id])[task.id]
-    return TaskOut.model_validate({**task.model_dump(), "instance_count": count})
+    return task_service.get_task(session, task_id=task_id)
 
 
 @router.get("/datasets", dependencies=[ANY_ROLE], response_model=list[DatasetOut])

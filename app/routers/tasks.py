@@ -43,6 +43,5 @@ def task_detail(request: Request, session: SessionDep, task_id: int):
     dataset = (dataset_service.get_dataset(session, dataset_id=task.source_dataset_id)
                if task.source_dataset_id else None)
     return render(request, "tasks/detail.html", task=task, dataset=dataset,
-                  instance_count=task_service.instance_counts(session, task_ids=[task.id])[task.id],
                   instructions=task_service.instructions_of(session, task_id=task.id),
                   events=audit.recent(session, entity_type="task", entity_id=task.id, limit=20))

@@ -22,6 +22,7 @@ from app.models import (
 from app.schemas import UserCreate
 from app.services import audit, users as user_service
 from app.services.images import add_image
+from app.services.tasks import refresh_instance_counts
 from app.storage import MediaStore
 
 INSTANCES_PER_TASK = 24
@@ -71,6 +72,7 @@ def load_demo(session: Session, *, data_dir: Path, seed: int = 7) -> DemoResult:
              for dataset, name, group, category, status in specs}
     for task in tasks.values():
         _instances(session, store, task, rng)
+    refresh_instance_counts(session, task_ids=[task.id for task in tasks.values()])
 
     _instruction(session, tasks["SHAPES+shape_classification"], author, people["reviewer"],
                  "Identify the shape shown in the image. Choose one of the options.", "",

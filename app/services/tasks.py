@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, or_
+from sqlalchemy import func, or_, update
 from sqlmodel import Session, select
 
 from app.errors import NotFound
-from app.models import Instance, Instruction, Task, TaskStatus
+from app.models import Instance, InstanceStatus, Instruction, Task, TaskStatus
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,6 @@ class TaskFilters:
 @dataclass(frozen=True)
 class TaskPage:
     tasks: list[Task]
-    instance_counts: dict[int, int]
     next_after: str | None
     prev_before: str | None
 
@@ -60,23 +59,19 @@ def list_tasks(session: Session, *, filters: TaskFilters, after: str | None = No
         has_more_before = after is not None
     return TaskPage(
         tasks=tasks,
-        instance_counts=instance_counts(session, task_ids=[task.id for task in tasks]),
         next_after=tasks[-1].name if tasks and has_more_after else None,
         prev_before=tasks[0].name if tasks and has_more_before else None,
     )
 
 
-def instance_counts(session: Session, *, task_ids: list[int]) -> dict[int, int]:
-    """Active instances per task, read from the (task, status, rkey) index."""
+def refresh_instance_counts(session: Session, *, task_ids: list[int]) -> None:
+    """Recounts the active instances of these tasks into `Task.instance_count`, in the caller's
+    transaction. Whatever adds, flags or excludes instances calls this for the tasks it touched."""
     if not task_ids:
-        return {}
-    rows = session.exec(
-        select(Instance.task_id, func.count()).where(Instance.task_id.in_(task_ids), Instance.status == "active")
-        .group_by(Instance.task_id)
-    )
-    counts = dict.fromkeys(task_ids, 0)
-    counts.update({task_id: count for task_id, count in rows})
-    return counts
+        return
+    active = (select(func.count()).select_from(Instance)
+              .where(Instance.task_id == Task.id, Instance.status == InstanceStatus.active).scalar_subquery())
+    session.execute(update(Task).where(Task.id.in_(task_ids)).values(instance_count=active))
 
 
 def get_task(session: Session, *, task_id: int) -> Task:

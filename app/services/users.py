@@ -52,12 +52,12 @@ def create_user(session: Session, *, data: UserCreate, actor_id: int | None,
 
 def update_user(session: Session, *, user_id: int, data: UserUpdate, actor_id: int | None) -> User:
     user = get_user(session, user_id=user_id)
-    before = {"display_name": user.display_name, "roles": [str(r) for r in roles_of(session, user.id)],
-              "is_active": user.is_active, "native_english": user.native_english}
-    if actor_id == user.id and (data.is_active is False or (data.roles is not None and Role.admin not in data.roles
-                                                             and Role.admin in roles_of(session, user.id))):
-        raise Invalid("You cannot deactivate yourself or remove your own admin role.",
-                      fields={"roles": "keep admin on your own account"})
+    before = _profile(session, user)
+    if actor_id == user.id:
+        losing_admin = data.roles is not None and Role.admin in before["roles"] and Role.admin not in data.roles
+        if data.is_active is False or losing_admin:
+            raise Invalid("You cannot deactivate yourself or remove your own admin role.",
+                          fields={"roles": "keep admin on your own account"})
     if data.display_name is not None:
         user.display_name = data.display_name.strip()
     if data.native_english is not None:
@@ -70,12 +70,16 @@ def update_user(session: Session, *, user_id: int, data: UserUpdate, actor_id: i
         session.add_all(UserRole(user_id=user.id, role=role) for role in set(data.roles))
     session.add(user)
     session.flush()
-    after = {"display_name": user.display_name, "roles": [str(r) for r in roles_of(session, user.id)],
-             "is_active": user.is_active, "native_english": user.native_english}
     audit.record(session, actor_id=actor_id, action="user.update", entity_type="user", entity_id=user.id,
-                 before=before, after=after)
+                 before=before, after=_profile(session, user))
     session.commit()
     return user
+
+
+def _profile(session: Session, user: User) -> dict:
+    """What an admin can change about a user, as the audit log records it."""
+    return {"display_name": user.display_name, "roles": [str(role) for role in roles_of(session, user.id)],
+            "is_active": user.is_active, "native_english": user.native_english}
 
 
 def set_password(session: Session, *, user_id: int, password: str | None, actor_id: int | None) -> str | None:

@@ -186,6 +186,7 @@ def upgrade() -> None:
     sa.Column('category', sqlmodel.sql.sqltypes.AutoString(length=80), nullable=True),
     sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
     sa.Column('description', sa.Text(), nullable=True),
+    sa.Column('instance_count', sa.Integer(), nullable=False),
     sa.Column('lock_version', sa.Integer(), nullable=False),
     sa.Column('created_at', app.models.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', app.models.types.UTCDateTime(timezone=True), nullable=False),
