@@ -1,0 +1,1 @@
+"""Getting datasets in: streaming readers, field validation, image checks, and the chunked importer."""

@@ -1,0 +1,168 @@
+"""Streaming records out of JSON-array and JSONL files, each with the line it starts on.
+
+Memory stays flat whatever the file size. JSONL is split on b"\\n" only (a record may contain U+2028,
+which `str.splitlines()` would break on); a UTF-8 BOM is accepted and stripped. A malformed JSONL line is
+reported and skipped; a malformed JSON array cannot be resynchronised, so it stops the import with the
+line and column at fault."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+BOM = b"\xef\xbb\xbf"
+CHUNK_CHARS = 1 << 20
+MAX_RECORD_CHARS = 64 << 20  # one record larger than this is refused rather than buffered without end
+
+
+class MalformedFile(ValueError):
+    """The file cannot be read any further; says where."""
+
+    def __init__(self, path: Path, line: int, message: str):
+        super().__init__(f"{path}:{line}: {message}")
+        self.path, self.line, self.message = path, line, message
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    line: int
+    data: Any
+
+
+@dataclass(frozen=True, slots=True)
+class BadLine:
+    line: int
+    reason: str
+
+
+def read_records(path: Path) -> Iterator[Record | BadLine]:
+    """Records of a JSON array (first non-blank character `[`) or of a JSONL file, in file order."""
+    with path.open("rb") as stream:
+        head = stream.read(4096)
+    start = head[len(BOM):] if head.startswith(BOM) else head
+    if start.lstrip()[:1] == b"[":
+        yield from _json_array(path)
+    else:
+        yield from _json_lines(path)
+
+
+def _json_lines(path: Path) -> Iterator[Record | BadLine]:
+    with path.open("rb") as stream:
+        for number, raw in enumerate(_split_on_newlines(stream), start=1):
+            if number == 1 and raw.startswith(BOM):
+                raw = raw[len(BOM):]
+            raw = raw.rstrip(b"\r")
+            if not raw.strip():
+                continue
+            try:
+                yield Record(number, orjson.loads(raw))
+            except orjson.JSONDecodeError as error:
+                reason = "not valid UTF-8" if _not_utf8(raw) else f"not valid JSON ({error})"
+                yield BadLine(number, reason)
+
+
+def _split_on_newlines(stream) -> Iterator[bytes]:
+    pending = b""
+    while chunk := stream.read(CHUNK_CHARS):
+        lines = (pending + chunk).split(b"\n")
+        pending = lines.pop()
+        yield from lines
+    if pending:
+        yield pending
+
+
+def _not_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+def _json_array(path: Path) -> Iterator[Record]:
+    decoder = json.JSONDecoder()
+    with path.open("r", encoding="utf-8-sig", newline="") as stream:
+        reader = _ArrayReader(path, stream)
+        reader.expect("[")
+        if reader.peek() == "]":
+            return
+        while True:
+            yield reader.value(decoder)
+            separator = reader.next_char()
+            if separator == "]":
+                break
+            if separator != ",":
+                reader.fail(f"expected ',' or ']' after a record, found {separator!r}")
+        if reader.peek() != "":
+            reader.fail("unexpected content after the closing ']'")
+
+
+class _ArrayReader:
+    """A window over the text with the line number of its start, refilled as records are consumed."""
+
+    def __init__(self, path: Path, stream):
+        self.path, self.stream = path, stream
+        self.buffer, self.position = "", 0
+        self.line, self.counted_to = 1, 0  # `line` is the line of buffer[counted_to]
+
+    def _fill(self) -> bool:
+        try:
+            chunk = self.stream.read(CHUNK_CHARS)
+        except UnicodeDecodeError as error:
+            self.fail(f"not valid UTF-8 ({error.reason})")
+        if not chunk:
+            return False
+        self.current_line()
+        self.buffer = self.buffer[self.position:] + chunk
+        self.position = self.counted_to = 0
+        return True
+
+    def _skip_blanks(self) -> None:
+        while True:
+            while self.position < len(self.buffer) and self.buffer[self.position] in " \t\r\n":
+                self.position += 1
+            if self.position < len(self.buffer) or not self._fill():
+                return
+
+    def peek(self) -> str:
+        self._skip_blanks()
+        return self.buffer[self.position:self.position + 1]
+
+    def next_char(self) -> str:
+        char = self.peek()
+        self.position += len(char)
+        return char
+
+    def expect(self, char: str) -> None:
+        found = self.next_char()
+        if found != char:
+            self.fail(f"expected {char!r}, found {found or 'the end of the file'!r}")
+
+    def current_line(self) -> int:
+        """The line of buffer[position], counting only the newlines passed since the last call."""
+        self.line += self.buffer.count("\n", self.counted_to, self.position)
+        self.counted_to = self.position
+        return self.line
+
+    def value(self, decoder: json.JSONDecoder) -> Record:
+        self._skip_blanks()
+        line = self.current_line()
+        while True:
+            try:
+                data, end = decoder.raw_decode(self.buffer, self.position)
+            except json.JSONDecodeError as error:
+                # Maybe the record runs past the window: read on, within reason, before calling it malformed.
+                if len(self.buffer) - self.position < MAX_RECORD_CHARS and self._fill():
+                    continue
+                where = self.current_line() + self.buffer.count("\n", self.position, error.pos)
+                raise MalformedFile(self.path, where, f"not valid JSON ({error.msg}, column {error.colno})") from None
+            self.position = end
+            return Record(line, data)
+
+    def fail(self, message: str) -> None:
+        raise MalformedFile(self.path, self.current_line(), message)
