@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -15,7 +16,9 @@ cli = typer.Typer(help="Flan Studio: build visual instruction-tuning datasets.",
 users_cli = typer.Typer(help="Create and manage users.", no_args_is_help=True)
 tokens_cli = typer.Typer(help="API tokens for scripts.", no_args_is_help=True)
 cli.add_typer(users_cli, name="users")
+import_cli = typer.Typer(help="Bring datasets into the studio.", no_args_is_help=True)
 cli.add_typer(tokens_cli, name="tokens")
+cli.add_typer(import_cli, name="import")
 
 def _session(settings: Settings | None = None):
     from sqlmodel import Session
@@ -136,6 +139,52 @@ def create_token(email: Annotated[str, typer.Option(help="Whose token.")],
             _fail(f"no user with email {email}")
         _, token = user_service.create_token(session, user_id=user.id, name=name, actor_id=None)
     typer.echo(token)
+
+
+@import_cli.command("unified")
+def import_unified(
+    file: Annotated[Path, typer.Argument(help="JSON array or JSONL in the Vision-Flan unified instance format.",
+                                         exists=True, dir_okay=False, readable=True)],
+    image_root: Annotated[Path | None, typer.Option(help="Folder that img_path values are relative to.",
+                                                    exists=True, file_okay=False)] = None,
+    max_per_task: Annotated[int | None, typer.Option(min=1, help="Keep a seeded sample of at most N instances "
+                                                                "per task (Vision-Flan: 10000).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the --max-per-task sample (recorded in the report).")] = 0,
+    chunk_size: Annotated[int, typer.Option(min=1, help="Instances per transaction.")] = 2000,
+    report_file: Annotated[Path | None, typer.Option("--report", help="Also write the report as JSON here.")] = None,
+) -> None:
+    """Import instances (tasks and source datasets are created as they appear). Safe to run again:
+    what is already there is skipped, so an interrupted import finishes where it stopped."""
+    import json
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from app.db import make_engine
+    from app.ingest.importer import ImportOptions, UnifiedImporter
+    from app.ingest.records import MalformedFile, estimate_records
+    from app.storage import MediaStore
+
+    settings = Settings()
+    options = ImportOptions(image_root=image_root, chunk_size=chunk_size, max_per_task=max_per_task, seed=seed)
+    columns = [TextColumn("importing {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    with Progress(*columns, transient=True) as progress:
+        bar = progress.add_task(file.name, total=estimate_records(file))
+        importer = UnifiedImporter(make_engine(settings.resolved_database_url), MediaStore(settings.media_dir),
+                                   options, on_progress=lambda seen: progress.update(bar, completed=seen))
+        try:
+            report = importer.run(file)
+        except MalformedFile as error:
+            _fail(f"{error} (whole chunks before it were imported; fix the file and run again)")
+    typer.echo(report.summary())
+    if report.tasks_created:
+        typer.echo(f"new tasks: {', '.join(report.tasks_created)}")
+    for rejection in report.rejected[:50]:
+        typer.echo(f"  rejected {rejection}")
+    if report.rejected_count > 50:
+        typer.echo(f"  ... and {report.rejected_count - 50:,} more" + (f" (all in {report_file})" if report_file else
+                                                                       " (use --report FILE for all)"))
+    if report_file:
+        report_file.write_text(json.dumps(report.as_dict(), indent=1))
 
 
 @cli.command()

@@ -51,6 +51,20 @@ def read_records(path: Path) -> Iterator[Record | BadLine]:
         yield from _json_lines(path)
 
 
+def estimate_records(path: Path) -> int | None:
+    """How many records a JSONL file holds (its lines, counted at disk speed); None for a JSON array."""
+    with path.open("rb") as stream:
+        head = stream.read(4096).removeprefix(BOM)
+        if head.lstrip()[:1] == b"[":
+            return None
+        stream.seek(0)
+        lines = ends_with_newline = 0
+        while chunk := stream.read(CHUNK_CHARS):
+            lines += chunk.count(b"\n")
+            ends_with_newline = chunk.endswith(b"\n")
+    return lines + (0 if ends_with_newline else 1)
+
+
 def _json_lines(path: Path) -> Iterator[Record | BadLine]:
     with path.open("rb") as stream:
         for number, raw in enumerate(_split_on_newlines(stream), start=1):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import Connection, func, or_, update
 from sqlmodel import Session, select
 
 from app.errors import NotFound
@@ -64,7 +64,7 @@ def list_tasks(session: Session, *, filters: TaskFilters, after: str | None = No
     )
 
 
-def refresh_instance_counts(session: Session, *, task_ids: list[int]) -> None:
+def refresh_instance_counts(session: Session | Connection, *, task_ids: list[int]) -> None:
     """Recounts the active instances of these tasks into `Task.instance_count`, in the caller's
     transaction. Whatever adds, flags or excludes instances calls this for the tasks it touched."""
     if not task_ids:

@@ -1,0 +1,253 @@
+"""Importing unified-format instances: streamed, in chunks that each commit whole, idempotent, resumable.
+
+A chunk is one transaction: its tasks (created on first sight, with their source dataset), its new
+images (stored once by sha256), and its instances. A killed import leaves whole chunks only; running it
+again skips every (task, source id) already present before touching its image, and finishes the rest."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, insert, select
+
+from app.ingest.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, CheckedImage, ImageRejected, check_image
+from app.ingest.records import BadLine, read_records
+from app.ingest.report import ImportReport
+from app.ingest.unified import FieldProblem, InstanceDraft, parse_unified
+from app.models import AuditEvent, Image, Instance, SourceDataset, Task, utcnow
+from app.services.tasks import refresh_instance_counts
+from app.storage import MediaStore
+
+IN_CLAUSE = 500  # keys per IN (...) lookup
+PROGRESS_EVERY = 1_000  # records between progress callbacks
+PATH_CACHE = 50_000  # recently seen image paths: datasets reuse images across instances and tasks
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    image_root: Path | None = None
+    chunk_size: int = 2_000
+    max_per_task: int | None = None
+    seed: int = 0
+    max_image_bytes: int = DEFAULT_MAX_BYTES
+    max_image_pixels: int = DEFAULT_MAX_PIXELS
+
+
+class UnifiedImporter:
+    def __init__(self, engine: Engine, media: MediaStore, options: ImportOptions, *, actor_id: int | None = None,
+                 on_progress: Callable[[int], None] | None = None):
+        self.engine, self.media, self.options = engine, media, options
+        self.actor_id = actor_id
+        self.on_progress = on_progress or (lambda seen: None)
+        self._task_ids: dict[str, int] = {}
+        self._image_ids: dict[str, int] = {}
+        self._checked: OrderedDict[str, CheckedImage | ImageRejected] = OrderedDict()
+
+    def run(self, path: Path) -> ImportReport:
+        started = time.perf_counter()
+        report = ImportReport(source=path.name, max_per_task=self.options.max_per_task,
+                              seed=self.options.seed if self.options.max_per_task else None)
+        plan = _sample_plan(path, self.options.max_per_task, self.options.seed) if self.options.max_per_task else None
+        ordinals: Counter[str] = Counter()
+        chunk: list[InstanceDraft] = []
+        seen = 0
+        for seen, item in enumerate(read_records(path), start=1):
+            if seen % PROGRESS_EVERY == 0:
+                self.on_progress(seen)
+            if isinstance(item, BadLine):
+                report.reject(path.name, item.line, "record", item.reason)
+                continue
+            try:
+                draft = parse_unified(item.data, item.line)
+            except FieldProblem as problem:
+                report.reject(path.name, item.line, problem.field, problem.reason)
+                continue
+            if plan is not None:
+                ordinal = ordinals[draft.task_name]
+                ordinals[draft.task_name] += 1
+                if not plan.selected(draft.task_name, ordinal):
+                    report.not_sampled += 1
+                    continue
+            chunk.append(draft)
+            if len(chunk) >= self.options.chunk_size:
+                self._write_chunk(path.name, chunk, report)
+                chunk.clear()
+        if chunk:
+            self._write_chunk(path.name, chunk, report)
+        self.on_progress(seen)
+        report.seconds = round(time.perf_counter() - started, 3)
+        self._record_audit(report)
+        return report
+
+    def _write_chunk(self, file: str, drafts: list[InstanceDraft], report: ImportReport) -> None:
+        with self.engine.begin() as connection:
+            for name, dataset in {d.task_name: d.dataset_name for d in drafts}.items():
+                if name not in self._task_ids:
+                    self._task_ids[name] = self._task_id(connection, name, dataset, report)
+            fresh = self._drop_duplicates(connection, drafts, report)
+            images = self._check_images(file, fresh, report)
+            rows = []
+            for draft in fresh:
+                if draft.image_path is not None and draft.image_path not in images:
+                    continue  # rejected above
+                image = images.get(draft.image_path)
+                rows.append({
+                    "task_id": self._task_ids[draft.task_name], "source_id": draft.source_id,
+                    "image_id": self._store(connection, image, report) if image else None,
+                    "input_text": draft.input_text, "options": draft.options, "raw_output": draft.raw_output,
+                    "human_preferred_output": draft.human_preferred_output, "split": "train", "status": "active",
+                    "rkey": stable_rkey(draft.task_name, draft.source_id), "provenance": draft.provenance,
+                    "created_at": utcnow(),
+                })
+            if rows:
+                connection.execute(_insert_ignoring_conflicts(connection, Instance), rows)
+            report.imported += len(rows)
+            refresh_instance_counts(connection, task_ids=sorted({row["task_id"] for row in rows}))
+
+    def _task_id(self, connection: Connection, name: str, dataset_name: str, report: ImportReport) -> int:
+        existing = connection.execute(select(Task.id).where(Task.name == name)).scalar()
+        if existing is not None:
+            return existing
+        dataset_id = _get_or_create(connection, SourceDataset, "name", dataset_name,
+                                    {"created_at": utcnow(), "updated_at": utcnow()})
+        task_id = _get_or_create(connection, Task, "name", name, {
+            "source_dataset_id": dataset_id, "task_group": "question answering", "status": "draft",
+            "instance_count": 0, "lock_version": 1, "created_at": utcnow(), "updated_at": utcnow()})
+        report.tasks_created.append(name)
+        return task_id
+
+    def _drop_duplicates(self, connection: Connection, drafts: list[InstanceDraft],
+                         report: ImportReport) -> list[InstanceDraft]:
+        """Drafts whose (task, source id) is neither in the database nor earlier in this chunk."""
+        wanted: dict[int, list[str]] = {}
+        for draft in drafts:
+            wanted.setdefault(self._task_ids[draft.task_name], []).append(draft.source_id)
+        present: set[tuple[int, str]] = set()
+        for task_id, source_ids in wanted.items():
+            for batch in _batches(source_ids, IN_CLAUSE):
+                found = connection.execute(select(Instance.source_id).where(
+                    Instance.task_id == task_id, Instance.source_id.in_(batch))).scalars()
+                present.update((task_id, source_id) for source_id in found)
+        fresh = []
+        for draft in drafts:
+            key = (self._task_ids[draft.task_name], draft.source_id)
+            if key in present:
+                report.duplicates += 1
+            else:
+                present.add(key)
+                fresh.append(draft)
+        return fresh
+
+    def _check_images(self, file: str, drafts: list[InstanceDraft], report: ImportReport) -> dict[str, CheckedImage]:
+        checked: dict[str, CheckedImage] = {}
+        for draft in drafts:
+            if draft.image_path is None:
+                continue
+            result = self._check(draft.image_path)
+            if isinstance(result, ImageRejected):
+                report.reject(file, draft.line, "img_path", str(result))
+            else:
+                checked[draft.image_path] = result
+        return checked
+
+    def _check(self, relative: str) -> CheckedImage | ImageRejected:
+        if relative in self._checked:
+            self._checked.move_to_end(relative)
+            return self._checked[relative]
+        if self.options.image_root is None:
+            result: CheckedImage | ImageRejected = ImageRejected("no image root was given for this import")
+        else:
+            try:
+                result = check_image(self.options.image_root, relative, max_bytes=self.options.max_image_bytes,
+                                     max_pixels=self.options.max_image_pixels)
+            except ImageRejected as rejection:
+                result = rejection
+        self._checked[relative] = result
+        if len(self._checked) > PATH_CACHE:
+            self._checked.popitem(last=False)
+        return result
+
+    def _store(self, connection: Connection, image: CheckedImage, report: ImportReport) -> int:
+        """The image's row id; the bytes are written to the media store first (a crash then leaves at
+        most an unreferenced file, never a row without its file)."""
+        if image.sha256 in self._image_ids:
+            return self._image_ids[image.sha256]
+        if not self.media.exists(image.sha256):
+            self.media.put(image.data)
+            report.images_stored += 1
+        image_id = _get_or_create(connection, Image, "sha256", image.sha256, {
+            "width": image.width, "height": image.height, "format": image.format, "bytes": image.bytes,
+            "created_at": utcnow()})
+        self._image_ids[image.sha256] = image_id
+        return image_id
+
+    def _record_audit(self, report: ImportReport) -> None:
+        summary = {key: value for key, value in report.as_dict().items() if key != "rejected"}
+        with self.engine.begin() as connection:
+            connection.execute(insert(AuditEvent), [{
+                "at": utcnow(), "actor_id": self.actor_id, "action": "import.unified", "entity_type": "import",
+                "entity_id": report.source[:64], "before": None, "after": summary}])
+
+
+class _SamplePlan:
+    """Which instances of each task to keep under --max-per-task: a seeded sample of ordinals, as bitmaps."""
+
+    def __init__(self, counts: Counter[str], limit: int, seed: int):
+        self.bitmaps: dict[str, bytearray] = {}
+        for task, count in counts.items():
+            if count > limit:
+                bitmap = bytearray((count + 7) // 8)
+                for ordinal in random.Random(f"{seed}:{task}").sample(range(count), limit):
+                    bitmap[ordinal >> 3] |= 1 << (ordinal & 7)
+                self.bitmaps[task] = bitmap
+
+    def selected(self, task: str, ordinal: int) -> bool:
+        bitmap = self.bitmaps.get(task)
+        return bitmap is None or bool(bitmap[ordinal >> 3] & (1 << (ordinal & 7)))
+
+
+def _sample_plan(path: Path, limit: int, seed: int) -> _SamplePlan:
+    counts: Counter[str] = Counter()
+    for item in read_records(path):
+        if isinstance(item, BadLine):
+            continue
+        try:
+            counts[parse_unified(item.data, item.line).task_name] += 1
+        except FieldProblem:
+            continue
+    return _SamplePlan(counts, limit, seed)
+
+
+def stable_rkey(task_name: str, source_id: str) -> int:
+    """The instance's random key, derived from its identity: the same on every import of the same data."""
+    digest = hashlib.blake2b(f"{task_name}\0{source_id}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big") & 0x7FFFFFFF
+
+
+def _insert_ignoring_conflicts(connection: Connection, model):
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return dialect_insert(model.__table__).on_conflict_do_nothing()
+
+
+def _get_or_create(connection: Connection, model, key: str, value: str, values: dict) -> int:
+    """The id of the row whose unique `key` is `value`, inserting it if missing (safe under concurrency)."""
+    column = getattr(model, key)
+    found = connection.execute(select(model.id).where(column == value)).scalar()
+    if found is not None:
+        return found
+    connection.execute(_insert_ignoring_conflicts(connection, model), [{key: value, **values}])
+    return connection.execute(select(model.id).where(column == value)).scalar_one()
+
+
+def _batches(items: list[str], size: int) -> Iterable[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]

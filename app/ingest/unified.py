@@ -1,0 +1,108 @@
+"""The Vision-Flan unified instance format: one record per instance, validated field by field.
+
+    {"instance_id", "img_path", "options" (list or null), "input_text" (or null), "raw_output",
+     "human_preferred_output" (optional), "dataset_name", "task_name",
+     "instruction"/"output" (optional: an already merged pair, kept as provenance)}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+KNOWN_FIELDS = frozenset({"instance_id", "img_path", "options", "input_text", "raw_output",
+                          "human_preferred_output", "dataset_name", "task_name"})
+MAX_ID_CHARS = 200
+
+
+class FieldProblem(ValueError):
+    def __init__(self, field: str, reason: str):
+        super().__init__(f"{field}: {reason}")
+        self.field, self.reason = field, reason
+
+
+@dataclass(slots=True)
+class InstanceDraft:
+    line: int
+    dataset_name: str
+    task_name: str
+    source_id: str
+    image_path: str | None
+    input_text: str | None
+    options: list[str] | None
+    raw_output: str
+    human_preferred_output: str | None
+    provenance: dict[str, Any] | None
+
+
+def parse_unified(data: Any, line: int) -> InstanceDraft:
+    if not isinstance(data, dict):
+        raise FieldProblem("record", f"must be a JSON object, not {type(data).__name__}")
+    dataset = _name(data, "dataset_name")
+    task = _name(data, "task_name", allow_plus=True)
+    if "+" not in task:
+        task = f"{dataset}+{task}"  # Vision-Flan names tasks DATASET+slug
+    extra = {key: value for key, value in data.items() if key not in KNOWN_FIELDS}
+    return InstanceDraft(
+        line=line,
+        dataset_name=dataset,
+        task_name=task,
+        source_id=_source_id(data.get("instance_id")),
+        image_path=_optional_text(data, "img_path"),
+        input_text=_optional_text(data, "input_text"),
+        options=_options(data.get("options")),
+        raw_output=_required_text(data, "raw_output"),
+        human_preferred_output=_optional_text(data, "human_preferred_output"),
+        provenance=extra or None,
+    )
+
+
+def _name(data: dict, field: str, *, allow_plus: bool = False) -> str:
+    value = data.get(field)
+    if not isinstance(value, str) or not value.strip():
+        raise FieldProblem(field, "is required (a non-empty string)")
+    value = value.strip()
+    forbidden = "/" if allow_plus else "+/"
+    if any(char in value for char in forbidden) or len(value) > 200:
+        raise FieldProblem(field, f"must be at most 200 characters without {' or '.join(forbidden)}")
+    return value
+
+
+def _source_id(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise FieldProblem("instance_id", "is required (a string or an integer)")
+    text = str(value).strip()
+    if not text or len(text) > MAX_ID_CHARS:
+        raise FieldProblem("instance_id", f"must be 1 to {MAX_ID_CHARS} characters")
+    return text
+
+
+def _required_text(data: dict, field: str) -> str:
+    value = data.get(field)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)  # answers such as 3 or 2.5 arrive as numbers
+    if not isinstance(value, str) or not value.strip():
+        raise FieldProblem(field, "is required (a non-empty string)")
+    return value
+
+
+def _optional_text(data: dict, field: str) -> str | None:
+    """A string, or None for null, missing or blank."""
+    value = data.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise FieldProblem(field, f"must be a string or null, not {type(value).__name__}")
+    return value if value.strip() else None
+
+
+def _options(value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(option, str) and option.strip() for option in value):
+        raise FieldProblem("options", "must be a list of non-empty strings, or null")
+    if len(value) < 2:
+        raise FieldProblem("options", "must offer at least two options")
+    if len(set(value)) != len(value):
+        raise FieldProblem("options", "must not repeat an option")
+    return value
