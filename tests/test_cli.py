@@ -14,7 +14,7 @@ from app.db import make_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = [[], ["migrate"], ["demo"], ["serve"], ["users"], ["users", "create"], ["users", "list"],
-            ["users", "reset-password"], ["tokens"], ["tokens", "create"]]
+            ["users", "reset-password"], ["tokens"], ["tokens", "create"], ["import"], ["import", "unified"]]
 
 
 def run(args: list[str], env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -94,3 +94,32 @@ def test_serve_says_clearly_when_its_port_is_taken(cli_env):
         result = run(["serve"], {**cli_env, "STUDIO_PORT": str(port)})
     assert result.returncode == 1
     assert f"127.0.0.1:{port} is already in use" in result.stderr and "STUDIO_PORT" in result.stderr
+
+
+def test_import_prints_a_report_and_can_save_it(cli_env, tmp_path):
+    import json
+
+    from PIL import Image as PILImage
+
+    assert run(["migrate"], cli_env).returncode == 0
+    (tmp_path / "imgs").mkdir()
+    PILImage.new("RGB", (8, 8), "red").save(tmp_path / "imgs" / "a.png")
+    rows = [{"instance_id": k, "img_path": "a.png", "raw_output": "red", "dataset_name": "COLORS",
+             "task_name": "name_it"} for k in range(3)]
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(json.dumps(row) for row in rows) + "\n{oops\n")
+    result = run(["import", "unified", str(source), "--image-root", str(tmp_path / "imgs"),
+                  "--report", str(tmp_path / "report.json")], cli_env)
+    assert result.returncode == 0, result.stderr
+    assert "imported 3, skipped 0 duplicates, rejected 1" in result.stdout
+    assert "new tasks: COLORS+name_it" in result.stdout
+    assert "rejected in.jsonl:4: record: not valid JSON" in result.stdout
+    saved = json.loads((tmp_path / "report.json").read_text())
+    assert saved["imported"] == 3 and saved["rejected"][0]["line"] == 4
+    again = run(["import", "unified", str(source), "--image-root", str(tmp_path / "imgs")], cli_env)
+    assert "imported 0, skipped 3 duplicates" in again.stdout
+
+    broken = tmp_path / "broken.json"
+    broken.write_text('[{"instance_id": 1},\n{oops')
+    failed = run(["import", "unified", str(broken)], cli_env)
+    assert failed.returncode == 1 and "broken.json:2: not valid JSON" in failed.stderr

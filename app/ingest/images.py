@@ -68,7 +68,8 @@ def check_image(root: Path, relative: str, *, max_bytes: int = DEFAULT_MAX_BYTES
     except UnidentifiedImageError:
         raise ImageRejected("not an image Pillow can read") from None
     except (OSError, SyntaxError, ValueError) as error:
-        raise ImageRejected(f"cannot be read: {error}") from None
+        kind = "truncated" if "truncated" in str(error).lower() else "damaged"
+        raise ImageRejected(f"{kind} image, cannot be read ({error})") from None
     if fmt == "JPEG" and not data.rstrip(b"\0").endswith(b"\xff\xd9"):
         raise ImageRejected("truncated JPEG (no end-of-image marker)")
     if fmt == "PNG" and b"IEND" not in data[-16:]:
