@@ -150,7 +150,7 @@ def import_unified(
     max_per_task: Annotated[int | None, typer.Option(min=1, help="Keep a seeded sample of at most N instances "
                                                                 "per task (Vision-Flan: 10000).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the --max-per-task sample (recorded in the report).")] = 0,
-    chunk_size: Annotated[int, typer.Option(min=1, help="Instances per transaction.")] = 2000,
+    chunk_size: Annotated[int, typer.Option(min=1, help="Instances per transaction.")] = 5000,
     report_file: Annotated[Path | None, typer.Option("--report", help="Also write the report as JSON here.")] = None,
 ) -> None:
     """Import instances (tasks and source datasets are created as they appear). Safe to run again:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine, insert, select
 
+from app.ingest.bulk import as_json, insert_instances
 from app.ingest.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, CheckedImage, ImageRejected, check_image
 from app.ingest.records import BadLine, read_records
 from app.ingest.report import ImportReport
@@ -32,7 +33,7 @@ PATH_CACHE = 50_000  # recently seen image paths: datasets reuse images across i
 @dataclass(frozen=True)
 class ImportOptions:
     image_root: Path | None = None
-    chunk_size: int = 2_000
+    chunk_size: int = 5_000
     max_per_task: int | None = None
     seed: int = 0
     max_image_bytes: int = DEFAULT_MAX_BYTES
@@ -92,23 +93,21 @@ class UnifiedImporter:
                     self._task_ids[name] = self._task_id(connection, name, dataset, report)
             fresh = self._drop_duplicates(connection, drafts, report)
             images = self._check_images(file, fresh, report)
-            rows = []
+            now, rows, touched = utcnow(), [], set()
             for draft in fresh:
                 if draft.image_path is not None and draft.image_path not in images:
                     continue  # rejected above
                 image = images.get(draft.image_path)
-                rows.append({
-                    "task_id": self._task_ids[draft.task_name], "source_id": draft.source_id,
-                    "image_id": self._store(connection, image, report) if image else None,
-                    "input_text": draft.input_text, "options": draft.options, "raw_output": draft.raw_output,
-                    "human_preferred_output": draft.human_preferred_output, "split": "train", "status": "active",
-                    "rkey": stable_rkey(draft.task_name, draft.source_id), "provenance": draft.provenance,
-                    "created_at": utcnow(),
-                })
-            if rows:
-                connection.execute(_insert_ignoring_conflicts(connection, Instance), rows)
+                task_id = self._task_ids[draft.task_name]
+                touched.add(task_id)
+                rows.append((
+                    task_id, draft.source_id, self._store(connection, image, report) if image else None,
+                    draft.input_text, as_json(draft.options), draft.raw_output, draft.human_preferred_output,
+                    "train", "active", stable_rkey(draft.task_name, draft.source_id), as_json(draft.provenance), now,
+                ))
+            insert_instances(connection, rows)
             report.imported += len(rows)
-            refresh_instance_counts(connection, task_ids=sorted({row["task_id"] for row in rows}))
+            refresh_instance_counts(connection, task_ids=sorted(touched))
 
     def _task_id(self, connection: Connection, name: str, dataset_name: str, report: ImportReport) -> int:
         existing = connection.execute(select(Task.id).where(Task.name == name)).scalar()

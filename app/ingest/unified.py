@@ -62,9 +62,9 @@ def _name(data: dict, field: str, *, allow_plus: bool = False) -> str:
     if not isinstance(value, str) or not value.strip():
         raise FieldProblem(field, "is required (a non-empty string)")
     value = value.strip()
-    forbidden = "/" if allow_plus else "+/"
-    if any(char in value for char in forbidden) or len(value) > 200:
-        raise FieldProblem(field, f"must be at most 200 characters without {' or '.join(forbidden)}")
+    if "/" in value or (not allow_plus and "+" in value) or len(value) > 200:
+        forbidden = "/" if allow_plus else "+ or /"
+        raise FieldProblem(field, f"must be at most 200 characters without {forbidden}")
     return value
 
 

@@ -1,0 +1,145 @@
+"""Import speed of the unified-format importer against a bare stdlib baseline, measured in the same run.
+
+    .venv/bin/python bench/import_bench.py                      # 1.66M instances, SQLite
+    .venv/bin/python bench/import_bench.py --instances 200000 --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
+
+Generates the dataset with bench/gen_dataset.py (unless --dataset names one), imports it through the
+real importer in a child process (so its peak RSS is its own), then measures the baseline: the same
+records read with orjson and inserted with stdlib `sqlite3.executemany` in one transaction into an
+`instance` table with the same indexes. Target: ratio >= 0.7 and peak RSS < 500 MB at any size.
+The last line is one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CHILD = r"""
+import json, resource, sys, time
+from pathlib import Path
+from app.db import make_engine
+from app.ingest.importer import ImportOptions, UnifiedImporter
+from app.migrate import upgrade
+from app.storage import MediaStore
+url, dataset, media = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+upgrade(url)
+engine = make_engine(url)
+report = UnifiedImporter(engine, MediaStore(media), ImportOptions(image_root=dataset.parent)).run(dataset)
+print(json.dumps({"imported": report.imported, "rejected": report.rejected_count, "seconds": report.seconds,
+                  "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
+"""
+
+BASELINE_DDL = """
+CREATE TABLE instance (id INTEGER PRIMARY KEY, task_id INTEGER NOT NULL, source_id VARCHAR(200) NOT NULL,
+  image_id INTEGER, input_text TEXT, options JSON, raw_output TEXT NOT NULL, human_preferred_output TEXT,
+  split VARCHAR(20) NOT NULL, status VARCHAR(20) NOT NULL, rkey INTEGER NOT NULL, provenance JSON,
+  created_at DATETIME NOT NULL, UNIQUE (task_id, source_id));
+CREATE INDEX ix_instance_task_id_status_rkey ON instance (task_id, status, rkey);
+CREATE INDEX ix_instance_task_id_id ON instance (task_id, id);
+CREATE INDEX ix_instance_image_id ON instance (image_id);
+"""
+
+
+def baseline(dataset: Path, workdir: Path) -> dict:
+    """orjson + sqlite3.executemany in one transaction, same table and indexes: the floor to compare with."""
+    connection = sqlite3.connect(workdir / "baseline.db", isolation_level=None)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.executescript(BASELINE_DDL)
+    tasks, images = {}, {}
+    started = time.perf_counter()
+    connection.execute("BEGIN")
+    batch, count = [], 0
+    with dataset.open("rb") as stream:
+        for line in stream:
+            if not line.strip():
+                continue
+            row = orjson.loads(line)
+            task_id = tasks.setdefault(row["task_name"], len(tasks) + 1)
+            image_id = images.setdefault(row["img_path"], len(images) + 1)
+            options = orjson.dumps(row["options"]).decode() if row["options"] is not None else None
+            batch.append((task_id, str(row["instance_id"]), image_id, row["input_text"], options,
+                          row["raw_output"], "train", "active", hash(row["instance_id"]) & 0x7FFFFFFF,
+                          "2026-01-01 00:00:00"))
+            if len(batch) == 50_000:
+                count += _insert(connection, batch)
+    count += _insert(connection, batch)
+    connection.execute("COMMIT")
+    seconds = time.perf_counter() - started
+    connection.close()
+    return {"rows": count, "seconds": round(seconds, 2), "per_s": round(count / seconds)}
+
+
+def _insert(connection: sqlite3.Connection, batch: list) -> int:
+    connection.executemany(
+        "INSERT INTO instance (task_id, source_id, image_id, input_text, options, raw_output, split, status, rkey, "
+        "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", batch)
+    count = len(batch)
+    batch.clear()
+    return count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--instances", type=int, default=1_664_261)
+    parser.add_argument("--tasks", type=int, default=187)
+    parser.add_argument("--dataset", type=Path, help="an existing instances.jsonl (its images beside it)")
+    parser.add_argument("--database-url", help="import into this database instead of a fresh SQLite file")
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="studio-import-bench-"))
+    dataset = args.dataset
+    if dataset is None:
+        print(f"generating {args.instances:,} instances in {workdir}", file=sys.stderr)
+        subprocess.run([sys.executable, str(ROOT / "bench" / "gen_dataset.py"), str(workdir / "data"),
+                        "--tasks", str(args.tasks), "--instances", str(args.instances)], check=True,
+                       stdout=subprocess.DEVNULL)
+        dataset = workdir / "data" / "instances.jsonl"
+
+    url, schema = args.database_url or f"sqlite:///{workdir / 'studio.db'}", None
+    if url.startswith("postgresql"):
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.engine import make_url
+
+        schema = f"bench_{uuid.uuid4().hex[:8]}"
+        with create_engine(url, isolation_level="AUTOCOMMIT").connect() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+        url = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(False)
+    try:
+        print("importing through the studio's importer", file=sys.stderr)
+        child = subprocess.run([sys.executable, "-c", CHILD, url, str(dataset), str(workdir / "media")],
+                               cwd=ROOT, check=True, capture_output=True, text=True)
+        studio = json.loads(child.stdout.strip().splitlines()[-1])
+    finally:
+        if schema:
+            from sqlalchemy import create_engine, text
+
+            with create_engine(args.database_url, isolation_level="AUTOCOMMIT").connect() as connection:
+                connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    print("baseline: orjson + sqlite3.executemany", file=sys.stderr)
+    floor = baseline(dataset, workdir)
+    per_s = round(studio["imported"] / studio["seconds"])
+    figures = {
+        "database": url.split(":")[0].split("+")[0], "instances": studio["imported"],
+        "instances_per_s": per_s, "baseline_per_s": floor["per_s"], "ratio": round(per_s / floor["per_s"], 2),
+        "peak_rss_mb": studio["peak_rss_mb"], "import_seconds": studio["seconds"],
+        "baseline_seconds": floor["seconds"], "browse_p95_ms": None,  # the instance browser comes later
+    }
+    print(f"  studio {per_s:,}/s, baseline {floor['per_s']:,}/s, ratio {figures['ratio']}, "
+          f"peak RSS {studio['peak_rss_mb']} MB", file=sys.stderr)
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
