@@ -86,6 +86,10 @@ class Settings(BaseSettings):
         return self.data_dir / "media"
 
     @property
+    def thumbnail_dir(self) -> Path:
+        return self.data_dir / "thumbs"
+
+    @property
     def export_dir(self) -> Path:
         return self.data_dir / "exports"
 

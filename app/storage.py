@@ -24,6 +24,22 @@ def confined(root: Path, relative: str | Path) -> Path:
     return candidate
 
 
+def write_atomically(target: Path, data: bytes) -> None:
+    """Writes `data` to a temporary file beside `target`, then renames it into place: readers see the
+    whole file or none, even if the process dies half-way."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
 class MediaStore:
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -38,19 +54,8 @@ class MediaStore:
         the bytes go to a temporary file in the same folder, renamed into place when complete."""
         digest = hashlib.sha256(data).hexdigest()
         target = self.path_for(digest)
-        if target.exists():
-            return digest
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        if not target.exists():
+            write_atomically(target, data)
         return digest
 
     def exists(self, sha256: str) -> bool:

@@ -39,7 +39,7 @@ def list_tasks(session: Session, *, filters: TaskFilters, after: str | None = No
     100 as on page 1."""
     query = select(Task)
     if filters.q:
-        pattern = f"%{_escape_like(filters.q.strip())}%"
+        pattern = f"%{escape_like(filters.q.strip())}%"
         query = query.where(or_(Task.name.ilike(pattern, escape="\\"), Task.description.ilike(pattern, escape="\\")))
     for column, value in ((Task.task_group, filters.task_group), (Task.category, filters.category),
                           (Task.status, filters.status), (Task.source_dataset_id, filters.source_dataset_id)):
@@ -98,5 +98,6 @@ def facet_values(session: Session) -> dict[str, list[str]]:
     return {"categories": sorted(categories), "groups": sorted(groups)}
 
 
-def _escape_like(text: str) -> str:
+def escape_like(text: str) -> str:
+    """`text` for a LIKE pattern: its own % and _ match literally."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
