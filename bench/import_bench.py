@@ -19,10 +19,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scratch import scratch_database  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -139,28 +141,13 @@ def main() -> None:
                        stdout=subprocess.DEVNULL)
         dataset = workdir / "data" / "instances.jsonl"
 
-    url, schema = args.database_url or f"sqlite:///{workdir / 'studio.db'}", None
-    if url.startswith("postgresql"):
-        from sqlalchemy import create_engine, text
-        from sqlalchemy.engine import make_url
-
-        schema = f"bench_{uuid.uuid4().hex[:8]}"
-        with create_engine(url, isolation_level="AUTOCOMMIT").connect() as connection:
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-        url = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(False)
-    try:
+    with scratch_database(args.database_url, workdir) as url:
         print("importing through the studio's importer", file=sys.stderr)
         child = subprocess.run([sys.executable, "-c", CHILD, url, str(dataset), str(workdir / "media")],
                                cwd=ROOT, check=True, capture_output=True, text=True)
         studio = json.loads(child.stdout.strip().splitlines()[-1])
         print("browsing the imported instances", file=sys.stderr)
         browse = browse_p95(url, workdir)
-    finally:
-        if schema:
-            from sqlalchemy import create_engine, text
-
-            with create_engine(args.database_url, isolation_level="AUTOCOMMIT").connect() as connection:
-                connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
     print("baseline: orjson + sqlite3.executemany", file=sys.stderr)
     floor = baseline(dataset, workdir)
     per_s = round(studio["imported"] / studio["seconds"])

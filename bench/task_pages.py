@@ -18,10 +18,10 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import create_engine, insert, text  # noqa: E402
@@ -29,6 +29,7 @@ from sqlalchemy.engine import make_url  # noqa: E402
 from sqlmodel import Session  # noqa: E402
 
 from app.config import Settings  # noqa: E402
+from scratch import scratch_database  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.migrate import alembic_config  # noqa: E402
 from app.models import Instance, Role, Task, TaskStatus  # noqa: E402
@@ -113,13 +114,7 @@ def main() -> None:
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="studio-bench-"))
-    url, schema = args.database_url or f"sqlite:///{workdir / 'bench.db'}", None
-    if url.startswith("postgresql"):
-        schema = f"bench_{uuid.uuid4().hex[:8]}"
-        with create_engine(url, isolation_level="AUTOCOMMIT").connect() as connection:
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-        url = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(False)
-    try:
+    with scratch_database(args.database_url, workdir) as url:
         from alembic import command
 
         command.upgrade(alembic_config(url, configure_logging=False), "head")
@@ -157,10 +152,6 @@ def main() -> None:
                   f"(floor p50 {floor['p50_ms']:.2f} ms)", file=sys.stderr)
         app.state.engine.dispose()
         print(json.dumps(figures))
-    finally:
-        if schema:
-            with create_engine(args.database_url, isolation_level="AUTOCOMMIT").connect() as connection:
-                connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
 
 
 if __name__ == "__main__":

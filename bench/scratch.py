@@ -1,0 +1,30 @@
+"""A throwaway database for a benchmark: an SQLite file in a folder, or a fresh PostgreSQL schema."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+
+@contextmanager
+def scratch_database(database_url: str | None, folder: Path) -> Iterator[str]:
+    """Yields a URL to an empty database; a PostgreSQL schema made for it is dropped afterwards."""
+    if not database_url or not database_url.startswith("postgresql"):
+        yield database_url or f"sqlite:///{folder / 'bench.db'}"
+        return
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield make_url(database_url).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+            hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
