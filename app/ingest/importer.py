@@ -2,7 +2,9 @@
 
 A chunk is one transaction: its tasks (created on first sight, with their source dataset), its new
 images (stored once by sha256), and its instances. A killed import leaves whole chunks only; running it
-again skips every (task, source id) already present before touching its image, and finishes the rest."""
+again skips every (task, source id) already present before touching its image, and finishes the rest.
+Tasks this run created cannot hold earlier rows, so they skip that lookup: a duplicate within the file
+is left out by the insert itself (ON CONFLICT DO NOTHING) and counted from what it inserted."""
 
 from __future__ import annotations
 
@@ -10,8 +12,8 @@ import hashlib
 import random
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, insert, select
@@ -19,14 +21,14 @@ from sqlalchemy import Connection, Engine, insert, select
 from app.ingest.bulk import as_json, insert_instances
 from app.ingest.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, CheckedImage, ImageRejected, check_image
 from app.ingest.records import BadLine, read_records
-from app.ingest.report import ImportReport
+from app.ingest.report import ImportReport, Rejection
 from app.ingest.unified import FieldProblem, InstanceDraft, parse_unified
 from app.models import AuditEvent, Image, Instance, SourceDataset, Task, utcnow
 from app.services.tasks import refresh_instance_counts
 from app.storage import MediaStore
 
 IN_CLAUSE = 500  # keys per IN (...) lookup
-PROGRESS_EVERY = 1_000  # records between progress callbacks
+PROGRESS_EVERY = 20_000  # records between progress reports at the latest
 PATH_CACHE = 50_000  # recently seen image paths: datasets reuse images across instances and tasks
 
 
@@ -47,6 +49,7 @@ class UnifiedImporter:
         self.actor_id = actor_id
         self.on_progress = on_progress or (lambda seen: None)
         self._task_ids: dict[str, int] = {}
+        self._created_task_ids: set[int] = set()
         self._image_ids: dict[str, int] = {}
         self._checked: OrderedDict[str, CheckedImage | ImageRejected] = OrderedDict()
 
@@ -54,34 +57,13 @@ class UnifiedImporter:
         started = time.perf_counter()
         report = ImportReport(source=path.name, max_per_task=self.options.max_per_task,
                               seed=self.options.seed if self.options.max_per_task else None)
-        plan = _sample_plan(path, self.options.max_per_task, self.options.seed) if self.options.max_per_task else None
-        ordinals: Counter[str] = Counter()
-        chunk: list[InstanceDraft] = []
-        seen = 0
-        for seen, item in enumerate(read_records(path), start=1):
-            if seen % PROGRESS_EVERY == 0:
-                self.on_progress(seen)
-            if isinstance(item, BadLine):
-                report.reject(path.name, item.line, "record", item.reason)
-                continue
-            try:
-                draft = parse_unified(item.data, item.line)
-            except FieldProblem as problem:
-                report.reject(path.name, item.line, problem.field, problem.reason)
-                continue
-            if plan is not None:
-                ordinal = ordinals[draft.task_name]
-                ordinals[draft.task_name] += 1
-                if not plan.selected(draft.task_name, ordinal):
-                    report.not_sampled += 1
-                    continue
-            chunk.append(draft)
-            if len(chunk) >= self.options.chunk_size:
-                self._write_chunk(path.name, chunk, report)
-                chunk.clear()
-        if chunk:
-            self._write_chunk(path.name, chunk, report)
-        self.on_progress(seen)
+        for chunk in unified_chunks(path, self.options):
+            for rejection in chunk.rejections:
+                report.reject(rejection.file, rejection.line, rejection.field, rejection.reason)
+            report.not_sampled += chunk.not_sampled
+            if chunk.drafts:
+                self._write_chunk(path.name, chunk.drafts, report)
+            self.on_progress(chunk.seen)
         report.seconds = round(time.perf_counter() - started, 3)
         self._record_audit(report)
         return report
@@ -105,8 +87,9 @@ class UnifiedImporter:
                     draft.input_text, as_json(draft.options), draft.raw_output, draft.human_preferred_output,
                     "train", "active", stable_rkey(draft.task_name, draft.source_id), as_json(draft.provenance), now,
                 ))
-            insert_instances(connection, rows)
-            report.imported += len(rows)
+            inserted = insert_instances(connection, rows)
+            report.imported += inserted
+            report.duplicates += len(rows) - inserted
             refresh_instance_counts(connection, task_ids=sorted(touched))
 
     def _task_id(self, connection: Connection, name: str, dataset_name: str, report: ImportReport) -> int:
@@ -119,6 +102,7 @@ class UnifiedImporter:
             "source_dataset_id": dataset_id, "task_group": "question answering", "status": "draft",
             "instance_count": 0, "lock_version": 1, "created_at": utcnow(), "updated_at": utcnow()})
         report.tasks_created.append(name)
+        self._created_task_ids.add(task_id)
         return task_id
 
     def _drop_duplicates(self, connection: Connection, drafts: list[InstanceDraft],
@@ -126,7 +110,9 @@ class UnifiedImporter:
         """Drafts whose (task, source id) is neither in the database nor earlier in this chunk."""
         wanted: dict[int, list[str]] = {}
         for draft in drafts:
-            wanted.setdefault(self._task_ids[draft.task_name], []).append(draft.source_id)
+            task_id = self._task_ids[draft.task_name]
+            if task_id not in self._created_task_ids:
+                wanted.setdefault(task_id, []).append(draft.source_id)
         present: set[tuple[int, str]] = set()
         for task_id, source_ids in wanted.items():
             for batch in _batches(source_ids, IN_CLAUSE):
@@ -192,6 +178,44 @@ class UnifiedImporter:
             connection.execute(insert(AuditEvent), [{
                 "at": utcnow(), "actor_id": self.actor_id, "action": "import.unified", "entity_type": "import",
                 "entity_id": report.source[:64], "before": None, "after": summary}])
+
+
+@dataclass
+class Chunk:
+    """What the reading side hands the writing side: drafts to write, and what it refused on the way."""
+
+    drafts: list[InstanceDraft] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+    not_sampled: int = 0
+    seen: int = 0  # records read so far, for progress
+
+
+def unified_chunks(path: Path, options: ImportOptions) -> Iterator[Chunk]:
+    """Reads, validates and samples the file; no database. Yields a chunk per `chunk_size` drafts (and at
+    least every PROGRESS_EVERY records, so that progress moves while a sample skips most of a file)."""
+    plan = _sample_plan(path, options.max_per_task, options.seed) if options.max_per_task else None
+    ordinals: Counter[str] = Counter()
+    chunk, since_last = Chunk(), 0
+    for seen, item in enumerate(read_records(path), start=1):
+        chunk.seen, since_last = seen, since_last + 1
+        if isinstance(item, BadLine):
+            chunk.rejections.append(Rejection(path.name, item.line, "record", item.reason))
+        else:
+            try:
+                draft = parse_unified(item.data, item.line)
+            except FieldProblem as problem:
+                chunk.rejections.append(Rejection(path.name, item.line, problem.field, problem.reason))
+            else:
+                ordinal = ordinals[draft.task_name]
+                ordinals[draft.task_name] += 1
+                if plan is None or plan.selected(draft.task_name, ordinal):
+                    chunk.drafts.append(draft)
+                else:
+                    chunk.not_sampled += 1
+        if len(chunk.drafts) >= options.chunk_size or since_last >= PROGRESS_EVERY:
+            yield chunk
+            chunk, since_last = Chunk(seen=seen), 0
+    yield chunk
 
 
 class _SamplePlan:
