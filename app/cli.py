@@ -141,26 +141,45 @@ def create_token(email: Annotated[str, typer.Option(help="Whose token.")],
     typer.echo(token)
 
 
+ImageRoot = Annotated[Path | None, typer.Option(help="Folder that image paths are relative to.", exists=True,
+                                                file_okay=False)]
+MaxPerTask = Annotated[int | None, typer.Option(min=1, help="Keep a seeded sample of at most N instances per task "
+                                                            "(Vision-Flan: 10000).")]
+Seed = Annotated[int, typer.Option(help="Seed of the --max-per-task sample (recorded in the report).")]
+ChunkSize = Annotated[int, typer.Option(min=1, help="Instances per transaction.")]
+ReportFile = Annotated[Path | None, typer.Option("--report", help="Also write the report as JSON here.")]
+
+
+def _source_file(help_text: str):
+    return Annotated[Path, typer.Argument(help=help_text, exists=True, dir_okay=False, readable=True)]
+
+
 @import_cli.command("unified")
-def import_unified(
-    file: Annotated[Path, typer.Argument(help="JSON array or JSONL in the Vision-Flan unified instance format.",
-                                         exists=True, dir_okay=False, readable=True)],
-    image_root: Annotated[Path | None, typer.Option(help="Folder that img_path values are relative to.",
-                                                    exists=True, file_okay=False)] = None,
-    max_per_task: Annotated[int | None, typer.Option(min=1, help="Keep a seeded sample of at most N instances "
-                                                                "per task (Vision-Flan: 10000).")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the --max-per-task sample (recorded in the report).")] = 0,
-    chunk_size: Annotated[int, typer.Option(min=1, help="Instances per transaction.")] = 5000,
-    report_file: Annotated[Path | None, typer.Option("--report", help="Also write the report as JSON here.")] = None,
-) -> None:
-    """Import instances (tasks and source datasets are created as they appear). Safe to run again:
-    what is already there is skipped, so an interrupted import finishes where it stopped."""
+def import_unified(file: _source_file("JSON array or JSONL in the Vision-Flan unified instance format."),
+                   image_root: ImageRoot = None, max_per_task: MaxPerTask = None, seed: Seed = 0,
+                   chunk_size: ChunkSize = 5000, report_file: ReportFile = None) -> None:
+    """Import instances in the unified format (tasks and source datasets are created as they appear).
+    Safe to run again: what is already there is skipped, so an interrupted import finishes the rest."""
+    _import("unified", file, image_root, max_per_task, seed, chunk_size, report_file)
+
+
+@import_cli.command("llava")
+def import_llava(file: _source_file("JSON array or JSONL of {id, image, task_name, conversations} records."),
+                 image_root: ImageRoot = None, max_per_task: MaxPerTask = None, seed: Seed = 0,
+                 chunk_size: ChunkSize = 5000, report_file: ReportFile = None) -> None:
+    """Import released Vision-Flan / LLaVA training data: the human turn (without <image>) becomes the
+    input, the gpt turn the target. Safe to run again, like `import unified`."""
+    _import("llava", file, image_root, max_per_task, seed, chunk_size, report_file)
+
+
+def _import(file_format: str, file: Path, image_root: Path | None, max_per_task: int | None, seed: int,
+            chunk_size: int, report_file: Path | None) -> None:
     import json
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from app.db import make_engine
-    from app.ingest.importer import ImportOptions, UnifiedImporter
+    from app.ingest.importer import ImportOptions, InstanceImporter
     from app.ingest.records import MalformedFile, estimate_records
     from app.storage import MediaStore
 
@@ -169,8 +188,9 @@ def import_unified(
     columns = [TextColumn("importing {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(*columns, transient=True) as progress:
         bar = progress.add_task(file.name, total=estimate_records(file))
-        importer = UnifiedImporter(make_engine(settings.resolved_database_url), MediaStore(settings.media_dir),
-                                   options, on_progress=lambda seen: progress.update(bar, completed=seen))
+        importer = InstanceImporter(make_engine(settings.resolved_database_url), MediaStore(settings.media_dir),
+                                    options, file_format=file_format,
+                                    on_progress=lambda seen: progress.update(bar, completed=seen))
         try:
             report = importer.run(file)
         except MalformedFile as error:
@@ -181,8 +201,8 @@ def import_unified(
     for rejection in report.rejected[:50]:
         typer.echo(f"  rejected {rejection}")
     if report.rejected_count > 50:
-        typer.echo(f"  ... and {report.rejected_count - 50:,} more" + (f" (all in {report_file})" if report_file else
-                                                                       " (use --report FILE for all)"))
+        where = f"all in {report_file}" if report_file else "use --report FILE for all"
+        typer.echo(f"  ... and {report.rejected_count - 50:,} more ({where})")
     if report_file:
         report_file.write_text(json.dumps(report.as_dict(), indent=1))
 

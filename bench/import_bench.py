@@ -32,13 +32,13 @@ CHILD = r"""
 import json, resource, sys, time
 from pathlib import Path
 from app.db import make_engine
-from app.ingest.importer import ImportOptions, UnifiedImporter
+from app.ingest.importer import ImportOptions, InstanceImporter
 from app.migrate import upgrade
 from app.storage import MediaStore
 url, dataset, media = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 upgrade(url)
 engine = make_engine(url)
-report = UnifiedImporter(engine, MediaStore(media), ImportOptions(image_root=dataset.parent)).run(dataset)
+report = InstanceImporter(engine, MediaStore(media), ImportOptions(image_root=dataset.parent)).run(dataset)
 print(json.dumps({"imported": report.imported, "rejected": report.rejected_count, "seconds": report.seconds,
                   "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
 """

@@ -14,7 +14,7 @@ from PIL import Image as PILImage
 from sqlalchemy import func
 from sqlmodel import select
 
-from app.ingest.importer import ImportOptions, UnifiedImporter
+from app.ingest.importer import ImportOptions, InstanceImporter
 from app.ingest.records import MalformedFile
 from app.models import AuditEvent, Image, Instance, SourceDataset, Task
 from app.storage import MediaStore
@@ -67,8 +67,8 @@ def images(tmp_path: Path) -> Path:
     return root
 
 
-def importer(app, settings, images: Path | None, **options) -> UnifiedImporter:
-    return UnifiedImporter(app.state.engine, MediaStore(settings.media_dir),
+def importer(app, settings, images: Path | None, **options) -> InstanceImporter:
+    return InstanceImporter(app.state.engine, MediaStore(settings.media_dir),
                            ImportOptions(image_root=images, **options))
 
 
@@ -180,7 +180,7 @@ def test_max_per_task_keeps_a_seeded_sample_and_takes_all_of_small_tasks(app, db
 
     engine = make_engine(f"sqlite:///{other}")
     metadata.create_all(engine)
-    UnifiedImporter(engine, MediaStore(tmp_path / "media2"), ImportOptions(image_root=images, max_per_task=10,
+    InstanceImporter(engine, MediaStore(tmp_path / "media2"), ImportOptions(image_root=images, max_per_task=10,
                                                                            seed=3)).run(path)
     with engine.connect() as connection:
         again = set(connection.execute(select(Instance.source_id).join(Task).where(Task.name == "SHAPES+big")).scalars())

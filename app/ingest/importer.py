@@ -1,4 +1,7 @@
-"""Importing unified-format instances: streamed, in chunks that each commit whole, idempotent, resumable.
+"""Importing instances: streamed, in chunks that each commit whole, idempotent, resumable.
+
+Each file format has a parser from one record to an InstanceDraft (`unified.parse_unified`,
+`llava.parse_llava`); reading, validating and writing are the same for all of them.
 
 A chunk is one transaction: its tasks (created on first sight, with their source dataset), its new
 images (stored once by sha256), and its instances. A killed import leaves whole chunks only; running it
@@ -15,6 +18,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select
 
@@ -22,6 +26,7 @@ from app.ingest.bulk import as_json, insert_instances
 from app.ingest.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, CheckedImage, ImageRejected, check_image
 from app.ingest.records import BadLine, read_records
 from app.ingest.report import ImportReport, Rejection
+from app.ingest.llava import parse_llava
 from app.ingest.unified import FieldProblem, InstanceDraft, parse_unified
 from app.models import AuditEvent, Image, Instance, SourceDataset, Task, utcnow
 from app.services.tasks import refresh_instance_counts
@@ -42,10 +47,15 @@ class ImportOptions:
     max_image_pixels: int = DEFAULT_MAX_PIXELS
 
 
-class UnifiedImporter:
-    def __init__(self, engine: Engine, media: MediaStore, options: ImportOptions, *, actor_id: int | None = None,
-                 on_progress: Callable[[int], None] | None = None):
+Parser = Callable[[Any, int], InstanceDraft]  # (record, line) -> draft, or FieldProblem
+FORMATS: dict[str, Parser] = {"unified": parse_unified, "llava": parse_llava}
+
+
+class InstanceImporter:
+    def __init__(self, engine: Engine, media: MediaStore, options: ImportOptions, *, file_format: str = "unified",
+                 actor_id: int | None = None, on_progress: Callable[[int], None] | None = None):
         self.engine, self.media, self.options = engine, media, options
+        self.file_format, self.parse = file_format, FORMATS[file_format]
         self.actor_id = actor_id
         self.on_progress = on_progress or (lambda seen: None)
         self._task_ids: dict[str, int] = {}
@@ -57,7 +67,7 @@ class UnifiedImporter:
         started = time.perf_counter()
         report = ImportReport(source=path.name, max_per_task=self.options.max_per_task,
                               seed=self.options.seed if self.options.max_per_task else None)
-        for chunk in unified_chunks(path, self.options):
+        for chunk in draft_chunks(path, self.options, self.parse):
             for rejection in chunk.rejections:
                 report.reject(rejection.file, rejection.line, rejection.field, rejection.reason)
             report.not_sampled += chunk.not_sampled
@@ -176,7 +186,7 @@ class UnifiedImporter:
         summary = {key: value for key, value in report.as_dict().items() if key != "rejected"}
         with self.engine.begin() as connection:
             connection.execute(insert(AuditEvent), [{
-                "at": utcnow(), "actor_id": self.actor_id, "action": "import.unified", "entity_type": "import",
+                "at": utcnow(), "actor_id": self.actor_id, "action": f"import.{self.file_format}", "entity_type": "import",
                 "entity_id": report.source[:64], "before": None, "after": summary}])
 
 
@@ -190,10 +200,10 @@ class Chunk:
     seen: int = 0  # records read so far, for progress
 
 
-def unified_chunks(path: Path, options: ImportOptions) -> Iterator[Chunk]:
+def draft_chunks(path: Path, options: ImportOptions, parse: Parser) -> Iterator[Chunk]:
     """Reads, validates and samples the file; no database. Yields a chunk per `chunk_size` drafts (and at
     least every PROGRESS_EVERY records, so that progress moves while a sample skips most of a file)."""
-    plan = _sample_plan(path, options.max_per_task, options.seed) if options.max_per_task else None
+    plan = _sample_plan(path, parse, options.max_per_task, options.seed) if options.max_per_task else None
     ordinals: Counter[str] = Counter()
     chunk, since_last = Chunk(), 0
     for seen, item in enumerate(read_records(path), start=1):
@@ -202,7 +212,7 @@ def unified_chunks(path: Path, options: ImportOptions) -> Iterator[Chunk]:
             chunk.rejections.append(Rejection(path.name, item.line, "record", item.reason))
         else:
             try:
-                draft = parse_unified(item.data, item.line)
+                draft = parse(item.data, item.line)
             except FieldProblem as problem:
                 chunk.rejections.append(Rejection(path.name, item.line, problem.field, problem.reason))
             else:
@@ -235,13 +245,13 @@ class _SamplePlan:
         return bitmap is None or bool(bitmap[ordinal >> 3] & (1 << (ordinal & 7)))
 
 
-def _sample_plan(path: Path, limit: int, seed: int) -> _SamplePlan:
+def _sample_plan(path: Path, parse: Parser, limit: int, seed: int) -> _SamplePlan:
     counts: Counter[str] = Counter()
     for item in read_records(path):
         if isinstance(item, BadLine):
             continue
         try:
-            counts[parse_unified(item.data, item.line).task_name] += 1
+            counts[parse(item.data, item.line).task_name] += 1
         except FieldProblem:
             continue
     return _SamplePlan(counts, limit, seed)

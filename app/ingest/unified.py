@@ -38,16 +38,13 @@ class InstanceDraft:
 def parse_unified(data: Any, line: int) -> InstanceDraft:
     if not isinstance(data, dict):
         raise FieldProblem("record", f"must be a JSON object, not {type(data).__name__}")
-    dataset = _name(data, "dataset_name")
-    task = _name(data, "task_name", allow_plus=True)
-    if "+" not in task:
-        task = f"{dataset}+{task}"  # Vision-Flan names tasks DATASET+slug
+    task, dataset = task_and_dataset(data.get("dataset_name"), data.get("task_name"))
     extra = {key: value for key, value in data.items() if key not in KNOWN_FIELDS}
     return InstanceDraft(
         line=line,
         dataset_name=dataset,
         task_name=task,
-        source_id=_source_id(data.get("instance_id")),
+        source_id=source_id(data.get("instance_id"), field="instance_id"),
         image_path=_optional_text(data, "img_path"),
         input_text=_optional_text(data, "input_text"),
         options=_options(data.get("options")),
@@ -57,8 +54,14 @@ def parse_unified(data: Any, line: int) -> InstanceDraft:
     )
 
 
-def _name(data: dict, field: str, *, allow_plus: bool = False) -> str:
-    value = data.get(field)
+def task_and_dataset(dataset: Any, task: Any) -> tuple[str, str]:
+    """(task name, dataset name), validated; a task name without its DATASET+ prefix gets it."""
+    dataset = _name(dataset, "dataset_name")
+    task = _name(task, "task_name", allow_plus=True)
+    return (task if "+" in task else f"{dataset}+{task}"), dataset
+
+
+def _name(value: Any, field: str, *, allow_plus: bool = False) -> str:
     if not isinstance(value, str) or not value.strip():
         raise FieldProblem(field, "is required (a non-empty string)")
     value = value.strip()
@@ -68,12 +71,12 @@ def _name(data: dict, field: str, *, allow_plus: bool = False) -> str:
     return value
 
 
-def _source_id(value: Any) -> str:
+def source_id(value: Any, *, field: str) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise FieldProblem("instance_id", "is required (a string or an integer)")
+        raise FieldProblem(field, "is required (a string or an integer)")
     text = str(value).strip()
     if not text or len(text) > MAX_ID_CHARS:
-        raise FieldProblem("instance_id", f"must be 1 to {MAX_ID_CHARS} characters")
+        raise FieldProblem(field, f"must be 1 to {MAX_ID_CHARS} characters")
     return text
 
 
