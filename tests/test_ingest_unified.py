@@ -16,7 +16,7 @@ from sqlmodel import select
 
 from app.ingest.importer import ImportOptions, InstanceImporter
 from app.ingest.records import MalformedFile
-from app.models import AuditEvent, Image, Instance, SourceDataset, Task
+from app.models import AuditEvent, Image, Instance, SourceDataset, Task, utcnow
 from app.storage import MediaStore
 
 
@@ -88,6 +88,7 @@ def test_a_clean_file_imports_tasks_datasets_images_and_instances(app, db, setti
     assert sorted(db.exec(select(SourceDataset.name)).all()) == ["OTHER", "SHAPES"]
     text_only = db.exec(select(Instance).where(Instance.source_id == "i9")).one()
     assert text_only.image_id is None and text_only.raw_output == "3" and text_only.input_text is None
+    assert abs((utcnow() - text_only.created_at).total_seconds()) < 60
     stored = db.exec(select(Image).where(Image.format == "jpeg")).one()
     assert (stored.width, stored.height) == (32, 24)
     assert MediaStore(settings.media_dir).path_for(stored.sha256).read_bytes() == (images / "red.jpg").read_bytes()

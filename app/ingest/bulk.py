@@ -14,19 +14,19 @@ import orjson
 from sqlalchemy import Connection
 
 COLUMNS = ("task_id", "source_id", "image_id", "input_text", "options", "raw_output", "human_preferred_output",
-           "split", "status", "rkey", "provenance", "created_at")
+           "split", "status", "rkey", "provenance")  # and created_at, the same for every row of a call
 
 
 def as_json(value) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
 
-def insert_instances(connection: Connection, rows: list[tuple]) -> int:
-    """Inserts `rows` (tuples in COLUMNS order, JSON columns as text, created_at an aware datetime) that
-    are not there yet; returns how many were inserted."""
+def insert_instances(connection: Connection, rows: list[tuple], created_at: datetime) -> int:
+    """Inserts `rows` (tuples in COLUMNS order, JSON columns as text) that are not there yet, all created
+    at `created_at`; returns how many were inserted."""
     if not rows:
         return 0
-    columns = ", ".join(COLUMNS)
+    columns = ", ".join(COLUMNS) + ", created_at"
     driver = connection.connection.driver_connection
     if connection.dialect.name == "postgresql":
         cursor = driver.cursor()
@@ -34,22 +34,17 @@ def insert_instances(connection: Connection, rows: list[tuple]) -> int:
                        f"SELECT {columns} FROM instance WITH NO DATA")
         with cursor.copy(f"COPY incoming_instance ({columns}) FROM STDIN") as copy:
             for row in rows:
-                copy.write_row(row)
+                copy.write_row((*row, created_at))
         cursor.execute(f"INSERT INTO instance ({columns}) SELECT {columns} FROM incoming_instance "
                        "ON CONFLICT DO NOTHING")
         inserted = cursor.rowcount
         cursor.execute("TRUNCATE incoming_instance")  # the next chunk may share this transaction
         return inserted
-    # SQLite keeps timestamps as UTC text in SQLAlchemy's format ("2026-01-02 03:04:05.000006").
-    created, stamps = COLUMNS.index("created_at"), {}
-    text_rows = [row[:created] + (stamps.get(row[created]) or stamps.setdefault(row[created], _sqlite_time(row[created])),)
-                 + row[created + 1:] for row in rows]  # a chunk shares one timestamp: format it once
+    # SQLite keeps timestamps as UTC text in SQLAlchemy's format ("2026-01-02 03:04:05.000006"); the
+    # stamp is ours, not user input, so it is written into the statement once instead of into every row.
+    stamp = created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
     placeholders = ", ".join("?" for _ in COLUMNS)
     before = driver.total_changes
-    driver.executemany(f"INSERT INTO instance ({columns}) VALUES ({placeholders}) ON CONFLICT DO NOTHING",
-                       text_rows)
+    driver.executemany(f"INSERT INTO instance ({columns}) VALUES ({placeholders}, '{stamp}') ON CONFLICT DO NOTHING",
+                       rows)
     return driver.total_changes - before
-
-
-def _sqlite_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")

@@ -95,9 +95,9 @@ class InstanceImporter:
                 rows.append((
                     task_id, draft.source_id, self._store(connection, image, report) if image else None,
                     draft.input_text, as_json(draft.options), draft.raw_output, draft.human_preferred_output,
-                    "train", "active", stable_rkey(draft.task_name, draft.source_id), as_json(draft.provenance), now,
+                    "train", "active", stable_rkey(draft.task_name, draft.source_id), as_json(draft.provenance),
                 ))
-            inserted = insert_instances(connection, rows)
+            inserted = insert_instances(connection, rows, now)
             report.imported += inserted
             report.duplicates += len(rows) - inserted
             refresh_instance_counts(connection, task_ids=sorted(touched))

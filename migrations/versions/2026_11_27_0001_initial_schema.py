@@ -109,7 +109,7 @@ def upgrade() -> None:
     sa.Column('created_at', app.models.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('started_at', app.models.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('finished_at', app.models.types.UTCDateTime(timezone=True), nullable=True),
-    sa.CheckConstraint("status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')", name=op.f('ck_job_status')),
+    sa.CheckConstraint("status = 'queued' OR status = 'running' OR status = 'succeeded' OR status = 'failed' OR status = 'cancelled'", name=op.f('ck_job_status')),
     sa.ForeignKeyConstraint(['created_by_id'], ['user.id'], name=op.f('fk_job_created_by_id_user'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_job'))
     )
@@ -136,7 +136,7 @@ def upgrade() -> None:
     op.create_table('user_role',
     sa.Column('user_id', sa.Integer(), nullable=False),
     sa.Column('role', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
-    sa.CheckConstraint("role IN ('admin', 'author', 'reviewer')", name=op.f('ck_user_role_role')),
+    sa.CheckConstraint("role = 'admin' OR role = 'author' OR role = 'reviewer'", name=op.f('ck_user_role_role')),
     sa.ForeignKeyConstraint(['user_id'], ['user.id'], name=op.f('fk_user_role_user_id_user'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('user_id', 'role', name=op.f('pk_user_role'))
     )
@@ -169,7 +169,7 @@ def upgrade() -> None:
     sa.Column('created_by_id', sa.Integer(), nullable=True),
     sa.Column('created_at', app.models.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('finished_at', app.models.types.UTCDateTime(timezone=True), nullable=True),
-    sa.CheckConstraint("status IN ('building', 'ready', 'failed')", name=op.f('ck_dataset_version_status')),
+    sa.CheckConstraint("status = 'building' OR status = 'ready' OR status = 'failed'", name=op.f('ck_dataset_version_status')),
     sa.ForeignKeyConstraint(['created_by_id'], ['user.id'], name=op.f('fk_dataset_version_created_by_id_user'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['job_id'], ['job.id'], name=op.f('fk_dataset_version_job_id_job'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_dataset_version')),
@@ -190,8 +190,8 @@ def upgrade() -> None:
     sa.Column('lock_version', sa.Integer(), nullable=False),
     sa.Column('created_at', app.models.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', app.models.types.UTCDateTime(timezone=True), nullable=False),
-    sa.CheckConstraint("status IN ('draft', 'in_review', 'changes_requested', 'accepted', 'verified', 'retired')", name=op.f('ck_task_status')),
-    sa.CheckConstraint("task_group IN ('question answering', 'classification', 'generation')", name=op.f('ck_task_task_group')),
+    sa.CheckConstraint("status = 'draft' OR status = 'in_review' OR status = 'changes_requested' OR status = 'accepted' OR status = 'verified' OR status = 'retired'", name=op.f('ck_task_status')),
+    sa.CheckConstraint("task_group = 'question answering' OR task_group = 'classification' OR task_group = 'generation'", name=op.f('ck_task_task_group')),
     sa.ForeignKeyConstraint(['source_dataset_id'], ['source_dataset.id'], name=op.f('fk_task_source_dataset_id_source_dataset'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_task')),
     sa.UniqueConstraint('name', name=op.f('uq_task_name'))
@@ -215,7 +215,7 @@ def upgrade() -> None:
     sa.Column('rkey', sa.Integer(), nullable=False),
     sa.Column('provenance', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
     sa.Column('created_at', app.models.types.UTCDateTime(timezone=True), nullable=False),
-    sa.CheckConstraint("status IN ('active', 'flagged', 'excluded')", name=op.f('ck_instance_status')),
+    sa.CheckConstraint("status = 'active' OR status = 'flagged' OR status = 'excluded'", name=op.f('ck_instance_status')),
     sa.ForeignKeyConstraint(['image_id'], ['image.id'], name=op.f('fk_instance_image_id_image'), ondelete='RESTRICT'),
     sa.ForeignKeyConstraint(['task_id'], ['task.id'], name=op.f('fk_instance_task_id_task'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_instance')),
@@ -240,9 +240,9 @@ def upgrade() -> None:
     sa.Column('draft_saved_at', app.models.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('lock_version', sa.Integer(), nullable=False),
     sa.Column('created_at', app.models.types.UTCDateTime(timezone=True), nullable=False),
-    sa.CheckConstraint("draft_image_placement IN ('before', 'after')", name=op.f('ck_instruction_draft_image_placement')),
-    sa.CheckConstraint("draft_options_style IN ('paren_letters', 'dot_capitals', 'dot_numbers')", name=op.f('ck_instruction_draft_options_style')),
-    sa.CheckConstraint("status IN ('draft', 'in_review', 'changes_requested', 'approved', 'rejected')", name=op.f('ck_instruction_status')),
+    sa.CheckConstraint("draft_image_placement = 'before' OR draft_image_placement = 'after'", name=op.f('ck_instruction_draft_image_placement')),
+    sa.CheckConstraint("draft_options_style = 'paren_letters' OR draft_options_style = 'dot_capitals' OR draft_options_style = 'dot_numbers'", name=op.f('ck_instruction_draft_options_style')),
+    sa.CheckConstraint("status = 'draft' OR status = 'in_review' OR status = 'changes_requested' OR status = 'approved' OR status = 'rejected'", name=op.f('ck_instruction_status')),
     sa.ForeignKeyConstraint(['author_id'], ['user.id'], name=op.f('fk_instruction_author_id_user'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['task_id'], ['task.id'], name=op.f('fk_instruction_task_id_task'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_instruction'))
@@ -263,9 +263,9 @@ def upgrade() -> None:
     sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
     sa.Column('author_id', sa.Integer(), nullable=True),
     sa.Column('created_at', app.models.types.UTCDateTime(timezone=True), nullable=False),
-    sa.CheckConstraint("image_placement IN ('before', 'after')", name=op.f('ck_instruction_version_image_placement')),
-    sa.CheckConstraint("options_style IN ('paren_letters', 'dot_capitals', 'dot_numbers')", name=op.f('ck_instruction_version_options_style')),
-    sa.CheckConstraint("status IN ('draft', 'in_review', 'changes_requested', 'approved', 'rejected')", name=op.f('ck_instruction_version_status')),
+    sa.CheckConstraint("image_placement = 'before' OR image_placement = 'after'", name=op.f('ck_instruction_version_image_placement')),
+    sa.CheckConstraint("options_style = 'paren_letters' OR options_style = 'dot_capitals' OR options_style = 'dot_numbers'", name=op.f('ck_instruction_version_options_style')),
+    sa.CheckConstraint("status = 'draft' OR status = 'in_review' OR status = 'changes_requested' OR status = 'approved' OR status = 'rejected'", name=op.f('ck_instruction_version_status')),
     sa.ForeignKeyConstraint(['author_id'], ['user.id'], name=op.f('fk_instruction_version_author_id_user'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['instruction_id'], ['instruction.id'], name=op.f('fk_instruction_version_instruction_id_instruction'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_instruction_version')),
@@ -302,8 +302,8 @@ def upgrade() -> None:
     sa.Column('lock_version', sa.Integer(), nullable=False),
     sa.Column('created_at', app.models.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('decided_at', app.models.types.UTCDateTime(timezone=True), nullable=True),
-    sa.CheckConstraint("decision IN ('approve', 'request_changes', 'reject')", name=op.f('ck_review_decision')),
-    sa.CheckConstraint("subject IN ('instruction_version', 'task_verification')", name=op.f('ck_review_subject')),
+    sa.CheckConstraint("decision = 'approve' OR decision = 'request_changes' OR decision = 'reject'", name=op.f('ck_review_decision')),
+    sa.CheckConstraint("subject = 'instruction_version' OR subject = 'task_verification'", name=op.f('ck_review_subject')),
     sa.ForeignKeyConstraint(['instruction_version_id'], ['instruction_version.id'], name=op.f('fk_review_instruction_version_id_instruction_version'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['reviewer_id'], ['user.id'], name=op.f('fk_review_reviewer_id_user'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['task_id'], ['task.id'], name=op.f('fk_review_task_id_task'), ondelete='CASCADE'),
@@ -326,7 +326,7 @@ def upgrade() -> None:
     sa.Column('created_by_id', sa.Integer(), nullable=True),
     sa.Column('created_at', app.models.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('completed_at', app.models.types.UTCDateTime(timezone=True), nullable=True),
-    sa.CheckConstraint("status IN ('open', 'passed', 'failed', 'cancelled')", name=op.f('ck_solve_test_status')),
+    sa.CheckConstraint("status = 'open' OR status = 'passed' OR status = 'failed' OR status = 'cancelled'", name=op.f('ck_solve_test_status')),
     sa.ForeignKeyConstraint(['created_by_id'], ['user.id'], name=op.f('fk_solve_test_created_by_id_user'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['instruction_version_id'], ['instruction_version.id'], name=op.f('fk_solve_test_instruction_version_id_instruction_version'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['task_id'], ['task.id'], name=op.f('fk_solve_test_task_id_task'), ondelete='CASCADE'),
@@ -347,7 +347,7 @@ def upgrade() -> None:
     sa.Column('created_by_id', sa.Integer(), nullable=True),
     sa.Column('created_at', app.models.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('completed_at', app.models.types.UTCDateTime(timezone=True), nullable=True),
-    sa.CheckConstraint("status IN ('open', 'passed', 'failed', 'cancelled')", name=op.f('ck_spot_check_status')),
+    sa.CheckConstraint("status = 'open' OR status = 'passed' OR status = 'failed' OR status = 'cancelled'", name=op.f('ck_spot_check_status')),
     sa.ForeignKeyConstraint(['created_by_id'], ['user.id'], name=op.f('fk_spot_check_created_by_id_user'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['instruction_version_id'], ['instruction_version.id'], name=op.f('fk_spot_check_instruction_version_id_instruction_version'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['task_id'], ['task.id'], name=op.f('fk_spot_check_task_id_task'), ondelete='CASCADE'),
@@ -386,8 +386,8 @@ def upgrade() -> None:
     sa.Column('second_reviewer_id', sa.Integer(), nullable=True),
     sa.Column('second_verdict', sqlmodel.sql.sqltypes.AutoString(length=30), nullable=True),
     sa.Column('second_decided_at', app.models.types.UTCDateTime(timezone=True), nullable=True),
-    sa.CheckConstraint("second_verdict IN ('correct', 'wrong_target', 'bad_image', 'instruction_mismatch', 'ambiguous')", name=op.f('ck_spot_check_item_second_verdict')),
-    sa.CheckConstraint("verdict IN ('correct', 'wrong_target', 'bad_image', 'instruction_mismatch', 'ambiguous')", name=op.f('ck_spot_check_item_verdict')),
+    sa.CheckConstraint("second_verdict = 'correct' OR second_verdict = 'wrong_target' OR second_verdict = 'bad_image' OR second_verdict = 'instruction_mismatch' OR second_verdict = 'ambiguous'", name=op.f('ck_spot_check_item_second_verdict')),
+    sa.CheckConstraint("verdict = 'correct' OR verdict = 'wrong_target' OR verdict = 'bad_image' OR verdict = 'instruction_mismatch' OR verdict = 'ambiguous'", name=op.f('ck_spot_check_item_verdict')),
     sa.ForeignKeyConstraint(['instance_id'], ['instance.id'], name=op.f('fk_spot_check_item_instance_id_instance'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['reviewer_id'], ['user.id'], name=op.f('fk_spot_check_item_reviewer_id_user'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['second_reviewer_id'], ['user.id'], name=op.f('fk_spot_check_item_second_reviewer_id_user'), ondelete='SET NULL'),
@@ -397,7 +397,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('spot_check_item', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_spot_check_item_instance_id'), ['instance_id'], unique=False)
-
 
 
 def downgrade() -> None:
@@ -475,4 +474,3 @@ def downgrade() -> None:
     op.drop_table('api_token')
     op.drop_table('user')
     op.drop_table('image')
-
