@@ -172,10 +172,31 @@ def import_llava(file: _source_file("JSON array or JSONL of {id, image, task_nam
     _import("llava", file, image_root, max_per_task, seed, chunk_size, report_file)
 
 
+@import_cli.command("conversations")
+def import_conversations(
+    file: _source_file("LLaVA-Instruct-style JSON array or JSONL of {id, image, conversations} records."),
+    pool: Annotated[str, typer.Option(help="Name of the stage-2 pool to add to (created if new).")],
+    image_root: ImageRoot = None,
+) -> None:
+    """Import GPT-4-synthesized conversations into a stage-2 pool. A record's key is its position in the
+    file (LLaVA-Instruct ids repeat), so running the same import again adds only what is missing."""
+    from app.db import make_engine
+    from app.ingest.conversations import ConversationImporter, PoolOptions
+    from app.ingest.records import MalformedFile
+    from app.storage import MediaStore
+
+    settings = Settings()
+    importer = ConversationImporter(make_engine(settings.resolved_database_url), MediaStore(settings.media_dir),
+                                    PoolOptions(pool=pool, image_root=image_root))
+    try:
+        report = importer.run(file)
+    except MalformedFile as error:
+        _fail(f"{error} (whole chunks before it were imported; fix the file and run again)")
+    _print_report(report, None)
+
+
 def _import(file_format: str, file: Path, image_root: Path | None, max_per_task: int | None, seed: int,
             chunk_size: int, report_file: Path | None) -> None:
-    import json
-
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from app.db import make_engine
@@ -195,6 +216,12 @@ def _import(file_format: str, file: Path, image_root: Path | None, max_per_task:
             report = importer.run(file)
         except MalformedFile as error:
             _fail(f"{error} (whole chunks before it were imported; fix the file and run again)")
+    _print_report(report, report_file)
+
+
+def _print_report(report, report_file: Path | None) -> None:
+    import json
+
     typer.echo(report.summary())
     if report.tasks_created:
         typer.echo(f"new tasks: {', '.join(report.tasks_created)}")

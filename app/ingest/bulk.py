@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import orjson
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 COLUMNS = ("task_id", "source_id", "image_id", "input_text", "options", "raw_output", "human_preferred_output",
            "split", "status", "rkey", "provenance")  # and created_at, the same for every row of a call
@@ -48,3 +48,22 @@ def insert_instances(connection: Connection, rows: list[tuple], created_at: date
     driver.executemany(f"INSERT INTO instance ({columns}) VALUES ({placeholders}, '{stamp}') ON CONFLICT DO NOTHING",
                        rows)
     return driver.total_changes - before
+
+
+def insert_ignoring_conflicts(connection: Connection, model):
+    """INSERT ... ON CONFLICT DO NOTHING for `model`, in the connection's dialect."""
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return dialect_insert(model.__table__).on_conflict_do_nothing()
+
+
+def get_or_create(connection: Connection, model, key: str, value: str, values: dict) -> int:
+    """The id of the row whose unique `key` is `value`, inserting it if missing (safe under concurrency)."""
+    column = getattr(model, key)
+    found = connection.execute(select(model.id).where(column == value)).scalar()
+    if found is not None:
+        return found
+    connection.execute(insert_ignoring_conflicts(connection, model), [{key: value, **values}])
+    return connection.execute(select(model.id).where(column == value)).scalar_one()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import random
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,19 +22,19 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select
 
-from app.ingest.bulk import as_json, insert_instances
-from app.ingest.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, CheckedImage, ImageRejected, check_image
+from app.ingest.bulk import as_json, get_or_create, insert_instances
+from app.ingest.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, CheckedImage, ImageRejected
+from app.ingest.intake import ImageIntake
 from app.ingest.records import BadLine, read_records
 from app.ingest.report import ImportReport, Rejection
 from app.ingest.llava import parse_llava
 from app.ingest.unified import FieldProblem, InstanceDraft, parse_unified
-from app.models import AuditEvent, Image, Instance, SourceDataset, Task, utcnow
+from app.models import AuditEvent, Instance, SourceDataset, Task, utcnow
 from app.services.tasks import refresh_instance_counts
 from app.storage import MediaStore
 
 IN_CLAUSE = 500  # keys per IN (...) lookup
 PROGRESS_EVERY = 20_000  # records between progress reports at the latest
-PATH_CACHE = 50_000  # recently seen image paths: datasets reuse images across instances and tasks
 
 
 @dataclass(frozen=True)
@@ -60,8 +60,8 @@ class InstanceImporter:
         self.on_progress = on_progress or (lambda seen: None)
         self._task_ids: dict[str, int] = {}
         self._created_task_ids: set[int] = set()
-        self._image_ids: dict[str, int] = {}
-        self._checked: OrderedDict[str, CheckedImage | ImageRejected] = OrderedDict()
+        self.images = ImageIntake(media, options.image_root, max_bytes=options.max_image_bytes,
+                                  max_pixels=options.max_image_pixels)
 
     def run(self, path: Path) -> ImportReport:
         started = time.perf_counter()
@@ -74,6 +74,7 @@ class InstanceImporter:
             if chunk.drafts:
                 self._write_chunk(path.name, chunk.drafts, report)
             self.on_progress(chunk.seen)
+        report.images_stored = self.images.stored
         report.seconds = round(time.perf_counter() - started, 3)
         self._record_audit(report)
         return report
@@ -93,7 +94,7 @@ class InstanceImporter:
                 task_id = self._task_ids[draft.task_name]
                 touched.add(task_id)
                 rows.append((
-                    task_id, draft.source_id, self._store(connection, image, report) if image else None,
+                    task_id, draft.source_id, self.images.image_id(connection, image) if image else None,
                     draft.input_text, as_json(draft.options), draft.raw_output, draft.human_preferred_output,
                     "train", "active", stable_rkey(draft.task_name, draft.source_id), as_json(draft.provenance),
                 ))
@@ -106,9 +107,9 @@ class InstanceImporter:
         existing = connection.execute(select(Task.id).where(Task.name == name)).scalar()
         if existing is not None:
             return existing
-        dataset_id = _get_or_create(connection, SourceDataset, "name", dataset_name,
+        dataset_id = get_or_create(connection, SourceDataset, "name", dataset_name,
                                     {"created_at": utcnow(), "updated_at": utcnow()})
-        task_id = _get_or_create(connection, Task, "name", name, {
+        task_id = get_or_create(connection, Task, "name", name, {
             "source_dataset_id": dataset_id, "task_group": "question answering", "status": "draft",
             "instance_count": 0, "lock_version": 1, "created_at": utcnow(), "updated_at": utcnow()})
         report.tasks_created.append(name)
@@ -144,43 +145,12 @@ class InstanceImporter:
         for draft in drafts:
             if draft.image_path is None:
                 continue
-            result = self._check(draft.image_path)
+            result = self.images.check(draft.image_path)
             if isinstance(result, ImageRejected):
                 report.reject(file, draft.line, "img_path", str(result))
             else:
                 checked[draft.image_path] = result
         return checked
-
-    def _check(self, relative: str) -> CheckedImage | ImageRejected:
-        if relative in self._checked:
-            self._checked.move_to_end(relative)
-            return self._checked[relative]
-        if self.options.image_root is None:
-            result: CheckedImage | ImageRejected = ImageRejected("no image root was given for this import")
-        else:
-            try:
-                result = check_image(self.options.image_root, relative, max_bytes=self.options.max_image_bytes,
-                                     max_pixels=self.options.max_image_pixels)
-            except ImageRejected as rejection:
-                result = rejection
-        self._checked[relative] = result
-        if len(self._checked) > PATH_CACHE:
-            self._checked.popitem(last=False)
-        return result
-
-    def _store(self, connection: Connection, image: CheckedImage, report: ImportReport) -> int:
-        """The image's row id; the bytes are written to the media store first (a crash then leaves at
-        most an unreferenced file, never a row without its file)."""
-        if image.sha256 in self._image_ids:
-            return self._image_ids[image.sha256]
-        if not self.media.exists(image.sha256):
-            self.media.put(image.data)
-            report.images_stored += 1
-        image_id = _get_or_create(connection, Image, "sha256", image.sha256, {
-            "width": image.width, "height": image.height, "format": image.format, "bytes": image.bytes,
-            "created_at": utcnow()})
-        self._image_ids[image.sha256] = image_id
-        return image_id
 
     def _record_audit(self, report: ImportReport) -> None:
         summary = {key: value for key, value in report.as_dict().items() if key != "rejected"}
@@ -261,24 +231,6 @@ def stable_rkey(task_name: str, source_id: str) -> int:
     """The instance's random key, derived from its identity: the same on every import of the same data."""
     digest = hashlib.blake2b(f"{task_name}\0{source_id}".encode(), digest_size=4).digest()
     return int.from_bytes(digest, "big") & 0x7FFFFFFF
-
-
-def _insert_ignoring_conflicts(connection: Connection, model):
-    if connection.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    return dialect_insert(model.__table__).on_conflict_do_nothing()
-
-
-def _get_or_create(connection: Connection, model, key: str, value: str, values: dict) -> int:
-    """The id of the row whose unique `key` is `value`, inserting it if missing (safe under concurrency)."""
-    column = getattr(model, key)
-    found = connection.execute(select(model.id).where(column == value)).scalar()
-    if found is not None:
-        return found
-    connection.execute(_insert_ignoring_conflicts(connection, model), [{key: value, **values}])
-    return connection.execute(select(model.id).where(column == value)).scalar_one()
 
 
 def _batches(items: list[str], size: int) -> Iterable[list[str]]:

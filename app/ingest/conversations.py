@@ -1,0 +1,152 @@
+"""Stage-2 conversation pools: LLaVA-Instruct-style multi-turn records, imported as they are.
+
+    {"id", "image" (relative to the image root; absent for text-only),
+     "conversations": [{"from": "human", "value": "<image>\\n..."}, {"from": "gpt", "value": "..."}, ...]}
+
+LLaVA-Instruct ids repeat (they are COCO image ids), so a record's key in its pool is its position in
+the file: re-running an import skips what is there and adds the rest. Records the LLaVA trainer would
+silently mask or crash on are refused here, each with its line and reason."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, insert, select
+
+from app.ingest.bulk import get_or_create, insert_ignoring_conflicts
+from app.ingest.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageRejected
+from app.ingest.intake import ImageIntake
+from app.ingest.records import BadLine, read_records
+from app.ingest.report import ImportReport
+from app.ingest.unified import FieldProblem, source_id
+from app.models import AuditEvent, ConversationItem, ConversationPool, utcnow
+from app.storage import MediaStore
+
+IMAGE_TOKEN = "<image>"
+# The conversation template's own markers: a value holding one makes LLaVA's trainer mask the record.
+TEMPLATE_MARKERS = ("</s>", "<s>", "<unk>", " ASSISTANT:")
+CHUNK = 2_000
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationDraft:
+    line: int
+    position: int
+    source_id: str | None
+    image_path: str | None
+    conversations: list[dict[str, str]]
+
+
+def parse_conversation(data: Any, line: int, position: int) -> ConversationDraft:
+    if not isinstance(data, dict):
+        raise FieldProblem("record", f"must be a JSON object, not {type(data).__name__}")
+    image = data.get("image")
+    if image is not None and (not isinstance(image, str) or not image.strip()):
+        raise FieldProblem("image", "must be one relative path (a string), or absent")
+    turns = data.get("conversations")
+    if not isinstance(turns, list) or not turns:
+        raise FieldProblem("conversations", "must be a non-empty list of turns")
+    cleaned = []
+    for index, turn in enumerate(turns):
+        expected = "human" if index % 2 == 0 else "gpt"
+        if not isinstance(turn, dict) or turn.get("from") != expected:
+            raise FieldProblem("conversations", f"turn {index + 1} must be from {expected} (turns alternate, "
+                                                "starting with human)")
+        value = turn.get("value")
+        if not isinstance(value, str) or not value.replace(IMAGE_TOKEN, "").strip():
+            raise FieldProblem("conversations", f"turn {index + 1} is empty")
+        marker = next((m for m in TEMPLATE_MARKERS if m in value), None)
+        if marker:
+            raise FieldProblem("conversations", f"turn {index + 1} contains the template marker {marker.strip()!r}")
+        cleaned.append({"from": expected, "value": value})
+    if cleaned[-1]["from"] != "gpt":
+        raise FieldProblem("conversations", "the last turn must be from gpt")
+    tokens = [turn["value"].count(IMAGE_TOKEN) for turn in cleaned]
+    if image is not None and (tokens[0] != 1 or sum(tokens) != 1):
+        raise FieldProblem("conversations", "a record with an image needs exactly one <image>, in the first turn")
+    if image is None and sum(tokens):
+        raise FieldProblem("conversations", "<image> appears but the record has no image")
+    raw_id = data.get("id")
+    return ConversationDraft(line, position, None if raw_id is None else source_id(raw_id, field="id"), image, cleaned)
+
+
+@dataclass(frozen=True)
+class PoolOptions:
+    pool: str
+    image_root: Path | None = None
+    max_image_bytes: int = DEFAULT_MAX_BYTES
+    max_image_pixels: int = DEFAULT_MAX_PIXELS
+
+
+class ConversationImporter:
+    def __init__(self, engine: Engine, media: MediaStore, options: PoolOptions, *, actor_id: int | None = None):
+        self.engine, self.options, self.actor_id = engine, options, actor_id
+        self.images = ImageIntake(media, options.image_root, max_bytes=options.max_image_bytes,
+                                  max_pixels=options.max_image_pixels)
+
+    def run(self, path: Path) -> ImportReport:
+        started = time.perf_counter()
+        report = ImportReport(source=path.name)
+        with self.engine.begin() as connection:
+            pool_id = get_or_create(connection, ConversationPool, "name", self.options.pool, {
+                "source": path.name, "image_root": str(self.options.image_root or "") or None,
+                "created_by_id": self.actor_id, "created_at": utcnow()})
+        chunk: list[ConversationDraft] = []
+        position = 0
+        for item in read_records(path):
+            if isinstance(item, BadLine):
+                report.reject(path.name, item.line, "record", item.reason)
+                position += 1
+                continue
+            try:
+                chunk.append(parse_conversation(item.data, item.line, position))
+            except FieldProblem as problem:
+                report.reject(path.name, item.line, problem.field, problem.reason)
+            position += 1
+            if len(chunk) >= CHUNK:
+                self._write(pool_id, path.name, chunk, report)
+                chunk = []
+        self._write(pool_id, path.name, chunk, report)
+        report.images_stored = self.images.stored
+        report.seconds = round(time.perf_counter() - started, 3)
+        summary = {key: value for key, value in report.as_dict().items() if key != "rejected"}
+        with self.engine.begin() as connection:
+            connection.execute(insert(AuditEvent), [{
+                "at": utcnow(), "actor_id": self.actor_id, "action": "import.conversations",
+                "entity_type": "conversation_pool", "entity_id": str(pool_id), "before": None, "after": summary}])
+        return report
+
+    def _write(self, pool_id: int, file: str, drafts: list[ConversationDraft], report: ImportReport) -> None:
+        if not drafts:
+            return
+        with self.engine.begin() as connection:
+            present = set(connection.execute(select(ConversationItem.position).where(
+                ConversationItem.pool_id == pool_id,
+                ConversationItem.position.between(drafts[0].position, drafts[-1].position))).scalars())
+            rows = []
+            for draft in drafts:
+                if draft.position in present:
+                    report.duplicates += 1
+                    continue
+                image_id = None
+                if draft.image_path is not None:
+                    checked = self.images.check(draft.image_path)
+                    if isinstance(checked, ImageRejected):
+                        report.reject(file, draft.line, "image", str(checked))
+                        continue
+                    image_id = self.images.image_id(connection, checked)
+                rows.append({"pool_id": pool_id, "position": draft.position, "source_id": draft.source_id,
+                             "image_id": image_id, "conversations": draft.conversations,
+                             "rkey": _rkey(self.options.pool, draft.position)})
+            if rows:
+                connection.execute(insert_ignoring_conflicts(connection, ConversationItem), rows)
+            report.imported += len(rows)
+
+
+def _rkey(pool: str, position: int) -> int:
+    digest = hashlib.blake2b(f"{pool}\0{position}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big") & 0x7FFFFFFF

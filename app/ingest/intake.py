@@ -1,0 +1,55 @@
+"""Images coming in with records: each path checked once per run, each image stored once for good."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+
+from sqlalchemy import Connection
+
+from app.ingest.bulk import get_or_create
+from app.ingest.images import CheckedImage, ImageRejected, check_image
+from app.models import Image, utcnow
+from app.storage import MediaStore
+
+PATH_CACHE = 50_000  # recently seen paths: datasets reuse images across instances and tasks
+
+
+class ImageIntake:
+    def __init__(self, media: MediaStore, root: Path | None, *, max_bytes: int, max_pixels: int):
+        self.media, self.root = media, root
+        self.max_bytes, self.max_pixels = max_bytes, max_pixels
+        self.stored = 0  # new files written to the media store by this run
+        self._checked: OrderedDict[str, CheckedImage | ImageRejected] = OrderedDict()
+        self._ids: dict[str, int] = {}
+
+    def check(self, relative: str) -> CheckedImage | ImageRejected:
+        """The checked image, or why it is refused; the same answer for a path seen recently."""
+        if relative in self._checked:
+            self._checked.move_to_end(relative)
+            return self._checked[relative]
+        if self.root is None:
+            result: CheckedImage | ImageRejected = ImageRejected("no image root was given for this import")
+        else:
+            try:
+                result = check_image(self.root, relative, max_bytes=self.max_bytes, max_pixels=self.max_pixels)
+            except ImageRejected as rejection:
+                result = rejection
+        self._checked[relative] = result
+        if len(self._checked) > PATH_CACHE:
+            self._checked.popitem(last=False)
+        return result
+
+    def image_id(self, connection: Connection, image: CheckedImage) -> int:
+        """The image's row id. The bytes go to the media store first: a crash leaves at most an
+        unreferenced file, never a row without its file."""
+        if image.sha256 in self._ids:
+            return self._ids[image.sha256]
+        if not self.media.exists(image.sha256):
+            self.media.put(image.data)
+            self.stored += 1
+        image_id = get_or_create(connection, Image, "sha256", image.sha256, {
+            "width": image.width, "height": image.height, "format": image.format, "bytes": image.bytes,
+            "created_at": utcnow()})
+        self._ids[image.sha256] = image_id
+        return image_id
