@@ -195,6 +195,23 @@ def import_conversations(
     _print_report(report, None)
 
 
+@import_cli.command("metadata")
+def import_metadata(file: _source_file("YAML or JSON with a `datasets:` list (see README).")) -> None:
+    """Create or update source datasets and their tasks' group, category and description. Every problem
+    is listed with its line, and then nothing is written."""
+    from sqlmodel import Session
+
+    from app.db import make_engine
+    from app.ingest.metadata import MetadataInvalid, apply_metadata
+
+    with Session(make_engine(Settings().resolved_database_url)) as session:
+        try:
+            report = apply_metadata(session, path=file, actor_id=None)
+        except MetadataInvalid as error:
+            _fail("nothing was imported:\n" + "\n".join(f"  {problem}" for problem in error.problems))
+    typer.echo(report.summary())
+
+
 def _import(file_format: str, file: Path, image_root: Path | None, max_per_task: int | None, seed: int,
             chunk_size: int, report_file: Path | None) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

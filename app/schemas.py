@@ -119,6 +119,18 @@ class DatasetOut(BaseModel):
     updated_at: datetime
 
 
+class TaskMetadataIn(BaseModel):
+    task_group: TaskGroup
+    category: str | None = Field(None, max_length=80, description="Perception, OCR, ... (free taxonomy).")
+    description: str | None = None
+    lock_version: int = Field(description="The version the edit started from; a newer one means a conflict.")
+
+    @field_validator("category", "description")
+    @classmethod
+    def _optional(cls, value: str | None) -> str | None:
+        return _clean(value)
+
+
 class TaskOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

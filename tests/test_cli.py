@@ -15,7 +15,8 @@ from app.db import make_engine
 ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = [[], ["migrate"], ["demo"], ["serve"], ["users"], ["users", "create"], ["users", "list"],
             ["users", "reset-password"], ["tokens"], ["tokens", "create"], ["import"], ["import", "unified"],
-            ["import", "llava"], ["import", "conversations"]]
+            ["import", "llava"], ["import", "conversations"],
+            ["import", "metadata"]]
 
 
 def run(args: list[str], env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess:

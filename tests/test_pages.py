@@ -196,3 +196,35 @@ def test_no_template_has_an_inline_script():
         inline = [tag for tag in page.find_all("script") if not tag.get("src")]
         handlers = [tag.name for tag in page.find_all(True) if any(a.startswith("on") for a in tag.attrs)]
         assert inline == [] and handlers == [], template.name
+
+
+def test_task_metadata_is_edited_with_optimistic_concurrency(app, client, db):
+    from fastapi.testclient import TestClient
+
+    task = make_task(db, "GEO+angles", category="Math")
+    author = make_user(db, Role.author)
+    csrf = login(client, author.email)
+    form = soup(client.get(f"/tasks/{task.id}/edit")).select_one("#task-form")
+    assert form.select_one("input[name=lock_version]")["value"] == "1"
+    assert [o["value"] for o in form.select("#known-categories option")] == ["Math"]
+    with TestClient(app, follow_redirects=False) as other:
+        other_csrf = login(other, make_user(db, Role.admin).email)
+        first = other.post(f"/tasks/{task.id}", data={"csrf_token": other_csrf, "lock_version": "1",
+                                                      "task_group": "classification", "category": "Geometry"})
+        assert first.status_code == 303
+    stale = client.post(f"/tasks/{task.id}", data={"csrf_token": csrf, "lock_version": "1",
+                                                   "task_group": "generation", "category": "Mine"},
+                        headers={"HX-Request": "true"})
+    assert stale.status_code == 409
+    assert "Someone else changed this task" in soup(stale).select_one("#task-form [role=alert]").text
+    db.refresh(task)
+    assert (task.task_group, task.category, task.lock_version) == ("classification", "Geometry", 2)
+    bad = client.post(f"/tasks/{task.id}", data={"csrf_token": csrf, "lock_version": "2", "task_group": "poetry"})
+    assert bad.status_code == 422 and soup(bad).select_one("#task_group-error") is not None
+    fine = client.post(f"/tasks/{task.id}", data={"csrf_token": csrf, "lock_version": "2",
+                                                  "task_group": "generation", "category": " ", "description": "x"})
+    assert fine.status_code == 303
+    db.refresh(task)
+    assert (task.task_group, task.category, task.description) == ("generation", None, "x")
+    events = db.exec(select(AuditEvent).where(AuditEvent.action == "task.update")).all()
+    assert [e.after["category"] for e in events] == ["Geometry", None]

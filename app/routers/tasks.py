@@ -6,13 +6,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from app.deps import ANY_ROLE, SessionDep
-from app.errors import Invalid
+from app.deps import ANY_ROLE, CurrentUser, SessionDep, require_role
+from app.errors import Conflict, Invalid
+from app.forms import FormDep, validate_form
+from app.models import Role, TaskGroup
+from app.schemas import TaskMetadataIn
 from app.services import audit, datasets as dataset_service, tasks as task_service
 from app.services.tasks import TaskFilters
-from app.templating import render
+from app.templating import render, see_other
 
-router = APIRouter(prefix="/tasks", tags=["pages"], include_in_schema=False, dependencies=[ANY_ROLE])
+router = APIRouter(prefix="/tasks", tags=["pages"], include_in_schema=False)
+EDITORS = require_role(Role.admin, Role.author)
 
 
 def task_filters(q: str | None = None, group: str | None = None, category: str | None = None,
@@ -27,7 +31,7 @@ def task_filters(q: str | None = None, group: str | None = None, category: str |
 FiltersDep = Annotated[TaskFilters, Depends(task_filters)]
 
 
-@router.get("")
+@router.get("", dependencies=[ANY_ROLE])
 def task_list(request: Request, session: SessionDep, filters: FiltersDep,
               after: Annotated[str | None, Query(max_length=200)] = None,
               before: Annotated[str | None, Query(max_length=200)] = None):
@@ -37,7 +41,32 @@ def task_list(request: Request, session: SessionDep, filters: FiltersDep,
                   facets=task_service.facet_values(session), datasets=dataset_service.list_datasets(session))
 
 
-@router.get("/{task_id}")
+@router.get("/{task_id}/edit", dependencies=[EDITORS])
+def edit_task(request: Request, session: SessionDep, task_id: int):
+    task = task_service.get_task(session, task_id=task_id)
+    return _form(request, session, task, values=task.model_dump())
+
+
+@router.post("/{task_id}", dependencies=[EDITORS])
+def update_task(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, task_id: int):
+    task = task_service.get_task(session, task_id=task_id)
+    try:
+        data = validate_form(TaskMetadataIn, form)
+        task_service.update_metadata(session, task_id=task_id, data=data, actor_id=user.id)
+    except (Invalid, Conflict) as error:
+        return _form(request, session, task, values=form, error=error)
+    return see_other(request, f"/tasks/{task_id}")
+
+
+def _form(request: Request, session, task, *, values, error: Invalid | Conflict | None = None):
+    """The metadata form; a 422 with messages beside the fields, or a 409 when someone saved first."""
+    status = 200 if error is None else error.status_code
+    return render(request, "tasks/edit.html", "tasks/_form.html", status_code=status, task=task,
+                  values=values, errors=error.fields if error else {}, message=error.message if error else None,
+                  groups=list(TaskGroup), categories=task_service.facet_values(session)["categories"])
+
+
+@router.get("/{task_id}", dependencies=[ANY_ROLE])
 def task_detail(request: Request, session: SessionDep, task_id: int):
     task = task_service.get_task(session, task_id=task_id)
     dataset = (dataset_service.get_dataset(session, dataset_id=task.source_dataset_id)

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, func, or_, update
 from sqlmodel import Session, select
 
-from app.errors import NotFound
-from app.models import Instance, InstanceStatus, Instruction, Task, TaskStatus
+from app.errors import Conflict, NotFound
+from app.models import Instance, InstanceStatus, Instruction, Task, TaskStatus, utcnow
+from app.schemas import TaskMetadataIn
+from app.services import audit
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,30 @@ def get_task(session: Session, *, task_id: int) -> Task:
     task = session.get(Task, task_id)
     if task is None:
         raise NotFound(f"There is no task with id {task_id}.")
+    return task
+
+
+def update_metadata(session: Session, *, task_id: int, data: TaskMetadataIn, actor_id: int | None) -> Task:
+    """Group, category and description; refused with Conflict if the task changed since the form was
+    loaded (optimistic concurrency on `lock_version`), so nobody's edit is silently overwritten."""
+    task = get_task(session, task_id=task_id)
+    if task.lock_version != data.lock_version:
+        raise Conflict("Someone else changed this task while you were editing it: reload to see their change.",
+                       fields={"lock_version": "stale"})
+    fields = ("task_group", "category", "description")
+    before = {name: getattr(task, name) for name in fields}
+    changed = session.execute(
+        update(Task).where(Task.id == task.id, Task.lock_version == data.lock_version)
+        .values(task_group=data.task_group, category=data.category, description=data.description,
+                lock_version=Task.lock_version + 1, updated_at=utcnow()))
+    if changed.rowcount != 1:  # lost a race with a concurrent save between the read and this update
+        session.rollback()
+        raise Conflict("Someone else changed this task while you were editing it: reload to see their change.",
+                       fields={"lock_version": "stale"})
+    audit.record(session, actor_id=actor_id, action="task.update", entity_type="task", entity_id=task.id,
+                 before=before, after={name: getattr(data, name) for name in fields})
+    session.commit()
+    session.refresh(task)
     return task
 
 

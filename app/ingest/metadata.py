@@ -1,0 +1,163 @@
+"""Source datasets and their tasks' metadata from a YAML or JSON file: all of it, or none of it.
+
+    datasets:
+      - name: GEOMETRY3K
+        url: https://lupantech.github.io/inter-gps/
+        licence: CC BY-NC-SA 4.0
+        annotator: ada@lab.org            # a user's email
+        citation: |
+          @inproceedings{lu2021inter, ...}
+        tasks:
+          - name: GEOMETRY3K+geometry_question_answer
+            group: question answering     # question answering | classification | generation
+            category: Math
+            description: Answer geometry questions about a diagram.
+
+Datasets and tasks are matched by name: new ones are created, existing ones updated. Every problem is
+reported with its line and field before anything is written."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+from sqlmodel import Session, select
+
+from app.models import SourceDataset, Task, TaskGroup, User, utcnow
+from app.schemas import DatasetIn
+from app.services import audit
+
+
+class MetadataInvalid(ValueError):
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass
+class MetadataReport:
+    datasets_created: list[str] = field(default_factory=list)
+    datasets_updated: list[str] = field(default_factory=list)
+    tasks_created: list[str] = field(default_factory=list)
+    tasks_updated: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (f"datasets: {len(self.datasets_created)} created, {len(self.datasets_updated)} updated; "
+                f"tasks: {len(self.tasks_created)} created, {len(self.tasks_updated)} updated")
+
+
+class _LineLoader(yaml.SafeLoader):
+    """Keeps where each mapping and each of its keys is (1-based lines under `__line__` and `__lines__`),
+    for messages that say where."""
+
+    def construct_mapping(self, node, deep=False):
+        mapping = super().construct_mapping(node, deep=deep)
+        mapping["__line__"] = node.start_mark.line + 1
+        mapping["__lines__"] = {key.value: key.start_mark.line + 1 for key, _ in node.value
+                                if isinstance(key, yaml.ScalarNode)}
+        return mapping
+
+
+def _line(mapping: dict, key: str | None = None) -> int:
+    return mapping.get("__lines__", {}).get(key, mapping.get("__line__", 0))
+
+
+def load_metadata(path: Path) -> list[dict[str, Any]]:
+    try:
+        document = yaml.load(path.read_text(encoding="utf-8-sig"), Loader=_LineLoader)  # noqa: S506 - safe subclass
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path.name}:{mark.line + 1}" if mark else path.name
+        raise MetadataInvalid([f"{where}: not valid YAML/JSON ({getattr(error, 'problem', error)})"]) from None
+    except UnicodeDecodeError:
+        raise MetadataInvalid([f"{path.name}: not UTF-8 text"]) from None
+    if not isinstance(document, dict) or not isinstance(document.get("datasets"), list):
+        raise MetadataInvalid([f"{path.name}:1: datasets: the file must hold a `datasets:` list"])
+    return document["datasets"]
+
+
+def apply_metadata(session: Session, *, path: Path, actor_id: int | None) -> MetadataReport:
+    entries = load_metadata(path)
+    users = {user.email: user.id for user in session.exec(select(User))}
+    problems: list[str] = []
+    plans = [_plan(path.name, entry, users, problems) for entry in entries]
+    names = [plan[0].name for plan in plans if plan]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    problems += [f"{path.name}: datasets: {name} appears more than once" for name in repeated]
+    if problems:
+        raise MetadataInvalid(problems)
+    report = MetadataReport()
+    for dataset_in, tasks in plans:
+        dataset = session.exec(select(SourceDataset).where(SourceDataset.name == dataset_in.name)).first()
+        created = dataset is None
+        before = None if created else DatasetIn.model_validate(dataset, from_attributes=True).model_dump()
+        dataset = dataset or SourceDataset(name=dataset_in.name)
+        for key, value in dataset_in.model_dump().items():
+            setattr(dataset, key, value)
+        dataset.updated_at = utcnow()
+        session.add(dataset)
+        session.flush()
+        (report.datasets_created if created else report.datasets_updated).append(dataset.name)
+        audit.record(session, actor_id=actor_id, action="dataset.create" if created else "dataset.update",
+                     entity_type="source_dataset", entity_id=dataset.id, before=before, after=dataset_in.model_dump())
+        for values in tasks:
+            _upsert_task(session, dataset, values, report, actor_id)
+    session.commit()
+    return report
+
+
+def _plan(file: str, entry: Any, users: dict[str, int], problems: list[str]):
+    if not isinstance(entry, dict):
+        problems.append(f"{file}: datasets: each entry must be a mapping")
+        return None
+    annotator = entry.get("annotator")
+    if annotator is not None and annotator not in users:
+        problems.append(f"{file}:{_line(entry, 'annotator')}: annotator: no user with the email {annotator}")
+    fields = {key: entry.get(key) for key in ("name", "url", "citation", "licence", "notes")}
+    try:
+        dataset = DatasetIn(**fields, annotator_id=users.get(annotator))
+    except ValidationError as error:
+        for problem in error.errors():
+            key = str(problem["loc"][0])
+            problems.append(f"{file}:{_line(entry, key)}: {key}: {problem['msg'].removeprefix('Value error, ')}")
+        return None
+    tasks = []
+    for task in entry.get("tasks") or []:
+        if not isinstance(task, dict) or not isinstance(task.get("name"), str):
+            where = _line(task) if isinstance(task, dict) else _line(entry, "tasks")
+            problems.append(f"{file}:{where}: tasks: each task needs a name")
+            continue
+        name = task["name"] if "+" in task["name"] else f"{dataset.name}+{task['name']}"
+        if not name.startswith(dataset.name + "+"):
+            problems.append(f"{file}:{_line(task, 'name')}: name: {name} does not belong to {dataset.name}")
+        group = task.get("group", TaskGroup.question_answering)
+        if group not in set(TaskGroup):
+            problems.append(f"{file}:{_line(task, 'group')}: group: must be one of {', '.join(TaskGroup)}")
+        category = task.get("category")
+        if category is not None and (not isinstance(category, str) or len(category) > 80):
+            problems.append(f"{file}:{_line(task, 'category')}: category: must be text of at most 80 characters")
+        tasks.append({"name": name, "task_group": group, "category": category,
+                      "description": task.get("description")})
+    return dataset, tasks
+
+
+def _upsert_task(session: Session, dataset: SourceDataset, values: dict, report: MetadataReport,
+                 actor_id: int | None) -> None:
+    task = session.exec(select(Task).where(Task.name == values["name"])).first()
+    created = task is None
+    before = None if created else {key: getattr(task, key) for key in ("task_group", "category", "description")}
+    task = task or Task(name=values["name"])
+    task.source_dataset_id = dataset.id
+    task.task_group, task.category, task.description = values["task_group"], values["category"], values["description"]
+    task.updated_at = utcnow()
+    if not created:
+        task.lock_version += 1
+    session.add(task)
+    session.flush()
+    (report.tasks_created if created else report.tasks_updated).append(task.name)
+    audit.record(session, actor_id=actor_id, action="task.create" if created else "task.update", entity_type="task",
+                 entity_id=task.id, before=before,
+                 after={key: values[key] for key in ("task_group", "category", "description")})
