@@ -172,6 +172,31 @@ def import_llava(file: _source_file("JSON array or JSONL of {id, image, task_nam
     _import("llava", file, image_root, max_per_task, seed, chunk_size, report_file)
 
 
+@import_cli.command("table")
+def import_table(
+    file: Annotated[Path, typer.Argument(help="JSONL, JSON, CSV or Parquet file, or a datasets save_to_disk folder.",
+                                         exists=True, readable=True)],
+    map_: Annotated[list[str], typer.Option("--map", help="'source column->field', e.g. 'question->input_text'; "
+                                                          "repeat for each field.")] = [],  # noqa: B006
+    mapping: Annotated[Path | None, typer.Option(help="YAML with `fields: {field: column}` (and dataset_name, "
+                                                      "task_name).", exists=True, dir_okay=False)] = None,
+    dataset: Annotated[str | None, typer.Option(help="dataset_name for every row.")] = None,
+    task: Annotated[str | None, typer.Option(help="task_name for every row.")] = None,
+    image_root: ImageRoot = None, max_per_task: MaxPerTask = None, seed: Seed = 0,
+    chunk_size: ChunkSize = 5000, report_file: ReportFile = None,
+) -> None:
+    """Import any table of instances by naming which column fills which field (unmapped columns are kept
+    as provenance). Safe to run again, like `import unified`."""
+    from app.ingest.tabular import FieldMapping, MappingInvalid, read_rows
+
+    try:
+        fields = FieldMapping.parse(map_, {"dataset_name": dataset, "task_name": task}, mapping)
+    except MappingInvalid as error:
+        _fail(str(error))
+    _import("table", file, image_root, max_per_task, seed, chunk_size, report_file, parse=fields.parser(),
+            read=read_rows)
+
+
 @import_cli.command("conversations")
 def import_conversations(
     file: _source_file("LLaVA-Instruct-style JSON array or JSONL of {id, image, conversations} records."),
@@ -213,7 +238,8 @@ def import_metadata(file: _source_file("YAML or JSON with a `datasets:` list (se
 
 
 def _import(file_format: str, file: Path, image_root: Path | None, max_per_task: int | None, seed: int,
-            chunk_size: int, report_file: Path | None) -> None:
+            chunk_size: int, report_file: Path | None, **source) -> None:
+    """Runs an instance import with a progress bar; `source` may bring its own `parse` and `read`."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from app.db import make_engine
@@ -227,7 +253,7 @@ def _import(file_format: str, file: Path, image_root: Path | None, max_per_task:
     with Progress(*columns, transient=True) as progress:
         bar = progress.add_task(file.name, total=estimate_records(file))
         importer = InstanceImporter(make_engine(settings.resolved_database_url), MediaStore(settings.media_dir),
-                                    options, file_format=file_format,
+                                    options, file_format=file_format, **source,
                                     on_progress=lambda seen: progress.update(bar, completed=seen))
         try:
             report = importer.run(file)

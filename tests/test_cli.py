@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = [[], ["migrate"], ["demo"], ["serve"], ["users"], ["users", "create"], ["users", "list"],
             ["users", "reset-password"], ["tokens"], ["tokens", "create"], ["import"], ["import", "unified"],
             ["import", "llava"], ["import", "conversations"],
-            ["import", "metadata"]]
+            ["import", "metadata"], ["import", "table"]]
 
 
 def run(args: list[str], env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -125,3 +125,15 @@ def test_import_prints_a_report_and_can_save_it(cli_env, tmp_path):
     broken.write_text('[{"instance_id": 1},\n{oops')
     failed = run(["import", "unified", str(broken)], cli_env)
     assert failed.returncode == 1 and "broken.json:2: not valid JSON" in failed.stderr
+
+
+def test_import_table_maps_columns_and_refuses_unusable_mappings(cli_env, tmp_path):
+    assert run(["migrate"], cli_env).returncode == 0
+    source = tmp_path / "qa.csv"
+    source.write_text("id,q,a\n1,What?,That\n2,Who?,Them\n")
+    result = run(["import", "table", str(source), "--map", "q->input_text", "--map", "a->raw_output",
+                  "--map", "id->instance_id", "--dataset", "DOCS", "--task", "qa"], cli_env)
+    assert result.returncode == 0, result.stderr
+    assert "imported 2" in result.stdout and "new tasks: DOCS+qa" in result.stdout
+    refused = run(["import", "table", str(source), "--map", "q=input_text"], cli_env)
+    assert refused.returncode == 1 and "write it as 'source column->field'" in refused.stderr

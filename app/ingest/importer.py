@@ -25,7 +25,7 @@ from sqlalchemy import Connection, Engine, insert, select
 from app.ingest.bulk import as_json, get_or_create, insert_instances
 from app.ingest.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, CheckedImage, ImageRejected
 from app.ingest.intake import ImageIntake
-from app.ingest.records import BadLine, read_records
+from app.ingest.records import BadLine, Record, read_records
 from app.ingest.report import ImportReport, Rejection
 from app.ingest.llava import parse_llava
 from app.ingest.unified import FieldProblem, InstanceDraft, parse_unified
@@ -48,14 +48,17 @@ class ImportOptions:
 
 
 Parser = Callable[[Any, int], InstanceDraft]  # (record, line) -> draft, or FieldProblem
+Reader = Callable[[Path], Iterable[Record | BadLine]]
 FORMATS: dict[str, Parser] = {"unified": parse_unified, "llava": parse_llava}
 
 
 class InstanceImporter:
     def __init__(self, engine: Engine, media: MediaStore, options: ImportOptions, *, file_format: str = "unified",
-                 actor_id: int | None = None, on_progress: Callable[[int], None] | None = None):
+                 parse: Parser | None = None, read: Reader = read_records, actor_id: int | None = None,
+                 on_progress: Callable[[int], None] | None = None):
+        """`file_format` names a known parser; `parse` (with `read`) brings another, e.g. a field mapping."""
         self.engine, self.media, self.options = engine, media, options
-        self.file_format, self.parse = file_format, FORMATS[file_format]
+        self.file_format, self.parse, self.read = file_format, parse or FORMATS[file_format], read
         self.actor_id = actor_id
         self.on_progress = on_progress or (lambda seen: None)
         self._task_ids: dict[str, int] = {}
@@ -67,7 +70,7 @@ class InstanceImporter:
         started = time.perf_counter()
         report = ImportReport(source=path.name, max_per_task=self.options.max_per_task,
                               seed=self.options.seed if self.options.max_per_task else None)
-        for chunk in draft_chunks(path, self.options, self.parse):
+        for chunk in draft_chunks(path, self.options, self.parse, self.read):
             for rejection in chunk.rejections:
                 report.reject(rejection.file, rejection.line, rejection.field, rejection.reason)
             report.not_sampled += chunk.not_sampled
@@ -170,13 +173,13 @@ class Chunk:
     seen: int = 0  # records read so far, for progress
 
 
-def draft_chunks(path: Path, options: ImportOptions, parse: Parser) -> Iterator[Chunk]:
+def draft_chunks(path: Path, options: ImportOptions, parse: Parser, read: Reader = read_records) -> Iterator[Chunk]:
     """Reads, validates and samples the file; no database. Yields a chunk per `chunk_size` drafts (and at
     least every PROGRESS_EVERY records, so that progress moves while a sample skips most of a file)."""
-    plan = _sample_plan(path, parse, options.max_per_task, options.seed) if options.max_per_task else None
+    plan = _sample_plan(path, parse, read, options.max_per_task, options.seed) if options.max_per_task else None
     ordinals: Counter[str] = Counter()
     chunk, since_last = Chunk(), 0
-    for seen, item in enumerate(read_records(path), start=1):
+    for seen, item in enumerate(read(path), start=1):
         chunk.seen, since_last = seen, since_last + 1
         if isinstance(item, BadLine):
             chunk.rejections.append(Rejection(path.name, item.line, "record", item.reason))
@@ -215,9 +218,9 @@ class _SamplePlan:
         return bitmap is None or bool(bitmap[ordinal >> 3] & (1 << (ordinal & 7)))
 
 
-def _sample_plan(path: Path, parse: Parser, limit: int, seed: int) -> _SamplePlan:
+def _sample_plan(path: Path, parse: Parser, read: Reader, limit: int, seed: int) -> _SamplePlan:
     counts: Counter[str] = Counter()
-    for item in read_records(path):
+    for item in read(path):
         if isinstance(item, BadLine):
             continue
         try:

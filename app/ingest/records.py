@@ -52,7 +52,10 @@ def read_records(path: Path) -> Iterator[Record | BadLine]:
 
 
 def estimate_records(path: Path) -> int | None:
-    """How many records a JSONL file holds (its lines, counted at disk speed); None for a JSON array."""
+    """How many records a JSONL or CSV file holds (its lines, counted at disk speed, less a CSV's header);
+    None when that cannot be known cheaply (a JSON array, Parquet, a folder)."""
+    if not path.is_file() or path.suffix.lower() == ".parquet":
+        return None
     with path.open("rb") as stream:
         head = stream.read(4096).removeprefix(BOM)
         if head.lstrip()[:1] == b"[":
@@ -62,7 +65,8 @@ def estimate_records(path: Path) -> int | None:
         while chunk := stream.read(CHUNK_CHARS):
             lines += chunk.count(b"\n")
             ends_with_newline = chunk.endswith(b"\n")
-    return lines + (0 if ends_with_newline else 1)
+    lines += 0 if ends_with_newline else 1
+    return max(lines - 1, 0) if path.suffix.lower() == ".csv" else lines
 
 
 def _json_lines(path: Path) -> Iterator[Record | BadLine]:
