@@ -10,7 +10,7 @@ export OMP_NUM_THREADS ?= 1
 .PHONY: run test migrate demo serve browser clean help
 
 help:
-	@echo "make run    create .venv, migrate, load the demo workspace and serve http://127.0.0.1:8000"
+	@echo "make run    create .venv, migrate, load the demo workspace, start a worker and serve http://127.0.0.1:8000"
 	@echo "make test   install test dependencies and Chromium, run the suite on SQLite and PostgreSQL"
 
 $(BIN)/python:
@@ -31,7 +31,10 @@ migrate: $(RUNTIME_STAMP)
 demo: migrate
 	$(BIN)/python -m app demo
 
+# The worker runs beside the web server and stops with it.
 serve: $(RUNTIME_STAMP)
+	@trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
+	$(BIN)/python -m worker & worker=$$!; \
 	$(BIN)/python -m app serve
 
 run: demo serve

@@ -52,6 +52,11 @@ class Settings(BaseSettings):
         "in dev it is generated once and stored in `<data dir>/secret_key`.",
         repr=False,
     )
+    import_root: Path | None = Field(
+        None, description="Folder on the server that browser-started imports may read files and images from "
+        "(nothing outside it). Default: `incoming` in the data dir.")
+    job_lease_s: int = Field(60, ge=5, description="How long a worker holds a job without a heartbeat before "
+                             "another worker may take it over.")
     host: str = Field("127.0.0.1", description="Address the web server binds to.")
     port: int = Field(8000, description="Port the web server listens on.")
     web_workers: int = Field(1, ge=1, description="Number of web server processes (`serve`).")
@@ -84,6 +89,10 @@ class Settings(BaseSettings):
     @property
     def media_dir(self) -> Path:
         return self.data_dir / "media"
+
+    @property
+    def resolved_import_root(self) -> Path:
+        return self.import_root or self.data_dir / "incoming"
 
     @property
     def thumbnail_dir(self) -> Path:

@@ -14,7 +14,9 @@ from app.config import Settings
 from app.db import make_engine
 from app.errors import install_error_handlers
 from app.headers import SecurityHeaders
-from app.routers import account, api, auth, dashboard, datasets, docs, instances, media, tasks, users
+from app.routers import (
+    account, api, auth, dashboard, datasets, docs, imports, instances, jobs, media, tasks, users,
+)
 from app.security import LoginThrottle
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -46,7 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(SecurityHeaders)
     install_error_handlers(app)
-    for module in (auth, dashboard, tasks, instances, media, datasets, users, account, api, docs):
+    for module in (auth, dashboard, tasks, instances, media, datasets, imports, jobs, users, account, api, docs):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -90,3 +90,31 @@ def test_api_docs_render_under_the_content_security_policy(page: Page):
     expect(page.locator(".opblock").first).to_be_visible()
     expect(page.get_by_role("button", name=re.compile("Authorize"))).to_be_visible()
     assert problems == []
+
+
+def test_an_import_job_page_updates_itself_until_the_job_ends(page: Page, db, settings):
+    import json
+    import threading
+
+    from PIL import Image as PILImage
+
+    from worker.__main__ import Worker
+
+    root = settings.resolved_import_root
+    root.mkdir(parents=True)
+    PILImage.new("RGB", (8, 8), "red").save(root / "a.png")
+    (root / "in.jsonl").write_text("\n".join(json.dumps({"instance_id": k, "img_path": "a.png", "raw_output": "red",
+                                                         "dataset_name": "C", "task_name": "t"}) for k in range(3)))
+    user = make_user(db, Role.author)
+    sign_in(page, user.email)
+    page.goto("/imports")
+    page.get_by_label("File").fill("in.jsonl")
+    page.get_by_label("Image folder").fill(".")
+    page.get_by_role("button", name="Start import").click()
+    expect(page.locator("#job-status")).to_have_attribute("data-status", "queued")
+    worker = threading.Timer(1.0, lambda: Worker(settings).run_once())
+    worker.start()
+    # no reload: the status fragment polls itself and stops once the job has ended
+    expect(page.locator("#job-status")).to_have_attribute("data-status", "succeeded", timeout=15_000)
+    expect(page.locator("[data-field=imported]")).to_have_text("3")
+    worker.join()

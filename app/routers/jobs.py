@@ -1,0 +1,30 @@
+"""A job's page and its status fragment, which polls itself until the job ends."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from app.deps import ANY_ROLE, CurrentUser, SessionDep, require_role
+from app.models import Role
+from app.services import jobs as job_service
+from app.templating import render
+
+router = APIRouter(prefix="/jobs", tags=["pages"], include_in_schema=False)
+
+
+@router.get("/{job_id}", dependencies=[ANY_ROLE])
+def job_page(request: Request, session: SessionDep, job_id: int):
+    job = job_service.get_job(session, job_id=job_id)
+    return render(request, "jobs/page.html", job=job, terminal=job.status in job_service.TERMINAL)
+
+
+@router.get("/{job_id}/status", dependencies=[ANY_ROLE])
+def job_status(request: Request, session: SessionDep, job_id: int):
+    job = job_service.get_job(session, job_id=job_id)
+    return render(request, "jobs/_status.html", job=job, terminal=job.status in job_service.TERMINAL)
+
+
+@router.post("/{job_id}/cancel", dependencies=[require_role(Role.admin, Role.author)])
+def cancel_job(request: Request, session: SessionDep, user: CurrentUser, job_id: int):
+    job = job_service.cancel(session, job_id=job_id, actor_id=user.id)
+    return render(request, "jobs/_status.html", job=job, terminal=job.status in job_service.TERMINAL)

@@ -1,0 +1,110 @@
+"""The job queue and the worker: leases, retries, cancellation, and an import run as a job."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from PIL import Image as PILImage
+from sqlmodel import select
+
+from app.models import Instance, Job, JobStatus, Role
+from app.services import jobs as job_service
+from tests.factories import login, make_user, soup
+from worker.__main__ import Worker
+from worker.queue import LeaseLost, claim, finish, heartbeat, requeue_expired
+
+LEASE = timedelta(seconds=30)
+
+
+def test_two_workers_never_claim_the_same_job(app, db):
+    first, second = (job_service.enqueue(db, kind="import", payload={"n": n}, created_by_id=None) for n in (1, 2))
+    engine = app.state.engine
+    a = claim(engine, owner="a", kinds=["import"], lease=LEASE)
+    b = claim(engine, owner="b", kinds=["import"], lease=LEASE)
+    assert {a.id, b.id} == {first.id, second.id} and a.attempts == 1
+    assert claim(engine, owner="c", kinds=["import"], lease=LEASE) is None
+    assert claim(engine, owner="c", kinds=["preview"], lease=LEASE) is None
+    with pytest.raises(LeaseLost):
+        heartbeat(engine, job_id=a.id, owner="b", lease=LEASE, progress=0.5)
+    assert heartbeat(engine, job_id=a.id, owner="a", lease=LEASE, progress=0.5, message="halfway") is False
+
+
+def test_an_expired_lease_is_retried_then_failed(app, db):
+    job = job_service.enqueue(db, kind="import", payload={}, created_by_id=None, max_attempts=2)
+    engine = app.state.engine
+    for attempt in (1, 2):
+        claimed = claim(engine, owner=f"w{attempt}", kinds=["import"], lease=timedelta(seconds=-1))  # dies at once
+        assert claimed.id == job.id and claimed.attempts == attempt
+        assert requeue_expired(engine) == 1
+    db.refresh(job)
+    assert job.status == JobStatus.failed and "no attempts are left" in job.error
+
+
+def test_a_failure_with_attempts_left_is_queued_again(app, db):
+    job = job_service.enqueue(db, kind="import", payload={}, created_by_id=None, max_attempts=2)
+    engine = app.state.engine
+    claim(engine, owner="w", kinds=["import"], lease=LEASE)
+    finish(engine, job_id=job.id, owner="w", status=JobStatus.failed, error="boom")
+    db.refresh(job)
+    assert (job.status, job.error) == (JobStatus.queued, "boom")
+    claim(engine, owner="w", kinds=["import"], lease=LEASE)
+    finish(engine, job_id=job.id, owner="w", status=JobStatus.failed, error="boom again")
+    db.refresh(job)
+    assert (job.status, job.attempts, job.error) == (JobStatus.failed, 2, "boom again")
+
+
+def test_cancelling(app, db):
+    queued = job_service.enqueue(db, kind="import", payload={}, created_by_id=None)
+    assert job_service.cancel(db, job_id=queued.id, actor_id=None).status == JobStatus.cancelled
+    running = job_service.enqueue(db, kind="import", payload={}, created_by_id=None)
+    claim(app.state.engine, owner="w", kinds=["import"], lease=LEASE)
+    job_service.cancel(db, job_id=running.id, actor_id=None)
+    assert heartbeat(app.state.engine, job_id=running.id, owner="w", lease=LEASE, progress=0.1) is True
+
+
+def _incoming(settings, rows: list[dict]) -> None:
+    root = settings.resolved_import_root
+    (root / "imgs").mkdir(parents=True)
+    PILImage.new("RGB", (8, 8), "red").save(root / "imgs" / "a.png")
+    (root / "in.jsonl").write_text("\n".join(json.dumps(row) for row in rows) + "\n{broken\n")
+
+
+def test_an_import_started_in_the_browser_runs_in_the_worker(app, client, db, settings):
+    rows = [{"instance_id": k, "img_path": "a.png", "raw_output": "red", "dataset_name": "C", "task_name": "name"}
+            for k in range(4)]
+    _incoming(settings, rows)
+    csrf = login(client, make_user(db, Role.author).email)
+    refused = client.post("/imports", data={"csrf_token": csrf, "format": "unified", "file": "../secret_key",
+                                            "image_root": "nope"}, headers={"HX-Request": "true"})
+    assert refused.status_code == 422
+    assert soup(refused).select_one("#file-error").text == "must be under the import root"
+    assert soup(refused).select_one("#image_root-error").text == "no such folder under the import root"
+    started = client.post("/imports", data={"csrf_token": csrf, "format": "unified", "file": "in.jsonl",
+                                            "image_root": "imgs", "max_per_task": "", "seed": "0"})
+    assert started.status_code == 303
+    job_url = started.headers["location"]
+    status = soup(client.get(job_url + "/status")).select_one("#job-status")
+    assert status["data-status"] == "queued" and status["hx-trigger"] == "every 1s"
+
+    assert Worker(settings).run_once() is True  # the real worker loop, one job
+
+    finished = soup(client.get(job_url + "/status")).select_one("#job-status")
+    assert finished["data-status"] == "succeeded" and finished.get("hx-trigger") is None  # polling stops
+    assert finished.select_one("[data-field=imported]").text == "4"
+    assert finished.select_one("[data-field=rejected]").text == "1"
+    assert [td.text for td in finished.select(".rejections tbody td")][:3] == ["in.jsonl", "5", "record"]
+    assert len(db.exec(select(Instance)).all()) == 4
+    job = db.exec(select(Job)).one()
+    assert job.result["imported"] == 4 and job.progress == 1.0
+
+
+def test_a_failing_import_job_says_why(app, client, db, settings):
+    settings.resolved_import_root.mkdir(parents=True)
+    (settings.resolved_import_root / "bad.json").write_text('[{"instance_id": 1},\n{oops')
+    job = job_service.enqueue(db, kind="import", payload={"format": "unified", "file": "bad.json"},
+                              created_by_id=None, max_attempts=1)
+    Worker(settings).run_once()
+    db.refresh(job)
+    assert job.status == JobStatus.failed and job.error.startswith("bad.json:2: not valid JSON")

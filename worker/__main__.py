@@ -1,0 +1,94 @@
+"""`python -m worker`: claim a job, run it, record the result; repeat. SIGTERM/SIGINT finish the job in hand.
+
+    python -m worker            # runs until stopped
+    python -m worker --once     # runs at most one job, then exits (scripts, tests)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import time
+import traceback
+from datetime import timedelta
+
+from app.config import Settings
+from app.db import make_engine
+from app.models import JobStatus
+from worker.context import JobCancelled, JobContext
+from worker.queue import LeaseLost, claim, finish, requeue_expired
+
+log = logging.getLogger("studio.worker")
+
+
+def _run_import(settings, context, payload):
+    from worker.ingest import run_import  # imported when needed: each kind loads only what it uses
+
+    return run_import(settings, context, payload)
+
+
+HANDLERS = {"import": _run_import}
+
+
+class Worker:
+    def __init__(self, settings: Settings, *, poll_s: float = 1.0):
+        self.settings = settings
+        self.engine = make_engine(settings.resolved_database_url)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self.lease = timedelta(seconds=settings.job_lease_s)
+        self.poll_s = poll_s
+        self.stopping = False
+
+    def run_once(self) -> bool:
+        """Runs one job if one is waiting; False when there was none."""
+        requeue_expired(self.engine)
+        job = claim(self.engine, owner=self.owner, kinds=list(HANDLERS), lease=self.lease)
+        if job is None:
+            return False
+        log.info("job %s (%s) attempt %s", job.id, job.kind, job.attempts)
+        context = JobContext(self.engine, job.id, self.owner, self.lease)
+        try:
+            result = HANDLERS[job.kind](self.settings, context, job.payload)
+        except JobCancelled:
+            finish(self.engine, job_id=job.id, owner=self.owner, status=JobStatus.cancelled)
+        except LeaseLost:
+            log.warning("job %s: lease lost; another worker has it now", job.id)
+        except Exception as error:  # noqa: BLE001 - recorded on the job, shown on its page
+            log.error("job %s failed: %s", job.id, traceback.format_exc())
+            finish(self.engine, job_id=job.id, owner=self.owner, status=JobStatus.failed, error=str(error))
+        else:
+            finish(self.engine, job_id=job.id, owner=self.owner, status=JobStatus.succeeded, result=result)
+        return True
+
+    def run_forever(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._stop)
+        log.info("worker %s waiting for jobs (%s)", self.owner, ", ".join(HANDLERS))
+        while not self.stopping:
+            if not self.run_once():
+                time.sleep(self.poll_s)
+        self.engine.dispose()
+
+    def _stop(self, signum, _frame) -> None:
+        log.info("signal %s: finishing the job in hand, then stopping", signum)
+        self.stopping = True
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m worker", description=__doc__.splitlines()[0])
+    parser.add_argument("--once", action="store_true", help="run at most one job, then exit")
+    args = parser.parse_args()
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    worker = Worker(settings)
+    if args.once:
+        worker.run_once()
+    else:
+        worker.run_forever()
+
+
+if __name__ == "__main__":
+    main()
