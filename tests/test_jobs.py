@@ -108,3 +108,37 @@ def test_a_failing_import_job_says_why(app, client, db, settings):
     Worker(settings).run_once()
     db.refresh(job)
     assert job.status == JobStatus.failed and job.error.startswith("bad.json:2: not valid JSON")
+
+
+def test_every_format_can_be_imported_from_the_browser(app, client, db, settings):
+    from app.models import ConversationItem, SourceDataset, Task
+
+    root = settings.resolved_import_root
+    root.mkdir(parents=True)
+    (root / "qa.csv").write_text("id,q,a\n1,What?,That\n2,Who?,Them\n")
+    (root / "pool.jsonl").write_text(json.dumps({"id": "1", "conversations": [
+        {"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello"}]}) + "\n")
+    (root / "meta.yaml").write_text("datasets:\n  - name: DOCS\n    licence: MIT\n    tasks:\n      - name: qa\n"
+                                    "        category: OCR\n")
+    csrf = login(client, make_user(db, Role.admin).email)
+    form = soup(client.get("/imports/form?format=table", headers={"HX-Request": "true"}))
+    assert form.select_one("textarea[name=map]") is not None and form.select_one("input[name=pool]") is None
+    bad = client.post("/imports", data={"csrf_token": csrf, "format": "table", "file": "qa.csv", "map": "q=input"})
+    assert bad.status_code == 422 and "write it as" in soup(bad).select_one("#map-error").text
+    no_pool = client.post("/imports", data={"csrf_token": csrf, "format": "conversations", "file": "pool.jsonl"})
+    assert no_pool.status_code == 422 and soup(no_pool).select_one("#pool-error") is not None
+    for data in ({"format": "table", "file": "qa.csv", "map": "q->input_text\na->raw_output\nid->instance_id",
+                  "dataset": "DOCS", "task": "qa"},
+                 {"format": "conversations", "file": "pool.jsonl", "pool": "chat"},
+                 {"format": "metadata", "file": "meta.yaml"}):
+        assert client.post("/imports", data={"csrf_token": csrf, **data}).status_code == 303
+        assert Worker(settings).run_once() is True
+    jobs = db.exec(select(Job).order_by(Job.id)).all()
+    assert [job.status for job in jobs] == [JobStatus.succeeded] * 3, [job.error for job in jobs]
+    assert jobs[0].result["imported"] == 2 and jobs[1].result["imported"] == 1
+    assert "tasks: 0 created, 1 updated" in jobs[2].result["summary"]
+    assert db.exec(select(Task.category).where(Task.name == "DOCS+qa")).one() == "OCR"
+    assert db.exec(select(SourceDataset.licence).where(SourceDataset.name == "DOCS")).one() == "MIT"
+    assert len(db.exec(select(ConversationItem)).all()) == 1
+    page = soup(client.get(f"/jobs/{jobs[2].id}"))
+    assert "1 updated" in page.select_one("#import-summary").text

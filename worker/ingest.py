@@ -1,14 +1,21 @@
-"""The `import` job: the same importers as `python -m app import ...`, with progress for the browser."""
+"""The `import` job: the same importers as `python -m app import ...`, with progress for the browser.
+
+Payload: `format` (unified, llava, table, conversations or metadata), `file` and `image_root` relative to
+the import root, and per format: `max_per_task`/`seed`; `map` (["column->field", ...]), `dataset`, `task`
+for tables; `pool` for conversations. The report becomes the job's result."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from app.config import Settings
-from app.ingest.importer import FORMATS, ImportOptions, InstanceImporter
+from app.db import make_engine
 from app.ingest.records import MalformedFile, estimate_records
 from app.storage import MediaStore, confined
 from worker.context import JobContext
+
+FORMATS = ("unified", "llava", "table", "conversations", "metadata")
 
 
 class ImportFailed(RuntimeError):
@@ -16,33 +23,63 @@ class ImportFailed(RuntimeError):
 
 
 def run_import(settings: Settings, context: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
-    """payload: format (unified | llava), file and image_root relative to the import root, max_per_task,
-    seed, actor_id. Returns the import report, kept as the job's result."""
     root = settings.resolved_import_root
     file = confined(root, payload["file"])
-    image_root = confined(root, payload["image_root"]) if payload.get("image_root") else None
     if payload.get("format") not in FORMATS:
         raise ImportFailed(f"unknown format {payload.get('format')!r}")
-    if not file.is_file():
-        raise ImportFailed(f"{payload['file']} is not a file under the import root")
+    if not file.exists():
+        raise ImportFailed(f"{payload['file']} does not exist under the import root")
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        return _run(settings, engine, context, payload, file)
+    except MalformedFile as error:
+        raise ImportFailed(f"{error.path.name}:{error.line}: {error.message} (whole chunks before it were "
+                           "imported; fix the file and import again)") from None
+    finally:
+        engine.dispose()
+
+
+def _run(settings: Settings, engine, context: JobContext, payload: dict[str, Any], file: Path) -> dict[str, Any]:
+    root, media = settings.resolved_import_root, MediaStore(settings.media_dir)
+    image_root = confined(root, payload["image_root"]) if payload.get("image_root") else None
+    actor_id, file_format = payload.get("actor_id"), payload["format"]
     total = estimate_records(file)
-    options = ImportOptions(image_root=image_root, max_per_task=payload.get("max_per_task"),
-                            seed=payload.get("seed", 0))
 
     def on_progress(seen: int) -> None:
         fraction = min(seen / total, 0.99) if total else 0.0
         context.progress(fraction, f"{seen:,} records read" + (f" of {total:,}" if total else ""))
 
-    from app.db import make_engine
+    if file_format == "metadata":
+        from sqlmodel import Session
 
-    engine = make_engine(settings.resolved_database_url)
-    try:
-        importer = InstanceImporter(engine, MediaStore(settings.media_dir), options, file_format=payload["format"],
-                                    actor_id=payload.get("actor_id"), on_progress=on_progress)
+        from app.ingest.metadata import MetadataInvalid, apply_metadata
+
+        with Session(engine) as session:
+            try:
+                report = apply_metadata(session, path=file, actor_id=actor_id)
+            except MetadataInvalid as error:
+                raise ImportFailed("nothing was imported: " + "; ".join(error.problems)) from None
+        return {"summary": report.summary(), **vars(report)}
+    if file_format == "conversations":
+        from app.ingest.conversations import ConversationImporter, PoolOptions
+
+        importer = ConversationImporter(engine, media, PoolOptions(pool=payload["pool"], image_root=image_root),
+                                        actor_id=actor_id, on_progress=on_progress)
+        return importer.run(file).as_dict()
+
+    from app.ingest.importer import ImportOptions, InstanceImporter
+    from app.ingest.tabular import FieldMapping, MappingInvalid, read_rows
+
+    source: dict[str, Any] = {}
+    if file_format == "table":
         try:
-            return importer.run(file).as_dict()
-        except MalformedFile as error:
-            raise ImportFailed(f"{error.path.name}:{error.line}: {error.message} (whole chunks before it were "
-                               "imported; fix the file and import again)") from None
-    finally:
-        engine.dispose()
+            mapping = FieldMapping.parse(payload.get("map", []), {"dataset_name": payload.get("dataset"),
+                                                                   "task_name": payload.get("task")})
+        except MappingInvalid as error:
+            raise ImportFailed(str(error)) from None
+        source = {"parse": mapping.parser(), "read": read_rows}
+    options = ImportOptions(image_root=image_root, max_per_task=payload.get("max_per_task"),
+                            seed=payload.get("seed") or 0)
+    importer = InstanceImporter(engine, media, options, file_format=file_format, actor_id=actor_id,
+                                on_progress=on_progress, **source)
+    return importer.run(file).as_dict()

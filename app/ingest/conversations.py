@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,8 +84,10 @@ class PoolOptions:
 
 
 class ConversationImporter:
-    def __init__(self, engine: Engine, media: MediaStore, options: PoolOptions, *, actor_id: int | None = None):
+    def __init__(self, engine: Engine, media: MediaStore, options: PoolOptions, *, actor_id: int | None = None,
+                 on_progress: Callable[[int], None] | None = None):
         self.engine, self.options, self.actor_id = engine, options, actor_id
+        self.on_progress = on_progress or (lambda seen: None)
         self.images = ImageIntake(media, options.image_root, max_bytes=options.max_image_bytes,
                                   max_pixels=options.max_image_pixels)
 
@@ -110,6 +113,7 @@ class ConversationImporter:
             if len(chunk) >= CHUNK:
                 self._write(pool_id, path.name, chunk, report)
                 chunk = []
+                self.on_progress(position)
         self._write(pool_id, path.name, chunk, report)
         report.images_stored = self.images.stored
         report.seconds = round(time.perf_counter() - started, 3)

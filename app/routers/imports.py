@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from app.deps import CurrentUser, SessionDep, require_role
 from app.errors import Invalid
 from app.forms import FormDep
+from app.ingest.tabular import FieldMapping, MappingInvalid
 from app.models import Role
 from app.services import jobs as job_service
 from app.storage import PathOutsideRoot, confined
@@ -16,19 +17,32 @@ from app.templating import render, see_other
 
 router = APIRouter(prefix="/imports", tags=["pages"], include_in_schema=False,
                    dependencies=[require_role(Role.admin, Role.author)])
-FORMATS = {"unified": "Vision-Flan unified instances", "llava": "Released Vision-Flan / LLaVA training records"}
+FORMATS = {
+    "unified": "Vision-Flan unified instances (JSON/JSONL)",
+    "llava": "Released Vision-Flan / LLaVA training records",
+    "table": "Any table (JSONL, CSV, Parquet, save_to_disk folder) with a field mapping",
+    "conversations": "Stage-2 conversations (LLaVA-Instruct style) into a pool",
+    "metadata": "Source datasets and task metadata (YAML/JSON)",
+}
+WITH_IMAGES = {"unified", "llava", "table", "conversations"}
+SAMPLED = {"unified", "llava", "table"}
 
 
 @router.get("")
-def import_page(request: Request, session: SessionDep):
-    return _page(request, session, values={})
+def import_page(request: Request, session: SessionDep, format: str = "unified"):
+    return _page(request, session, values={"format": format if format in FORMATS else "unified"})
+
+
+@router.get("/form")
+def import_form(request: Request, format: str = "unified"):
+    """The form again for another format (htmx swaps it in when the format menu changes)."""
+    return _form(request, values={"format": format if format in FORMATS else "unified"})
 
 
 @router.post("")
 def start_import(request: Request, session: SessionDep, user: CurrentUser, form: FormDep):
-    root = request.app.state.settings.resolved_import_root
     try:
-        payload = _payload(root, form)
+        payload = _payload(request.app.state.settings.resolved_import_root, form)
     except Invalid as error:
         return _page(request, session, values=form, error=error)
     job = job_service.enqueue(session, kind="import", payload={**payload, "actor_id": user.id},
@@ -37,38 +51,59 @@ def start_import(request: Request, session: SessionDep, user: CurrentUser, form:
 
 
 def _payload(root: Path, form) -> dict:
-    """The job's payload from the form, every path checked to lie under the import root."""
+    """The job's payload from the form; every path is checked to lie under the import root."""
     errors: dict[str, str] = {}
     file_format = str(form.get("format", ""))
     if file_format not in FORMATS:
-        errors["format"] = "choose a format"
-    file, image_root = str(form.get("file", "")).strip(), str(form.get("image_root", "")).strip()
-    try:
-        if not file or not confined(root, file).is_file():
-            errors["file"] = "no such file under the import root"
-    except PathOutsideRoot:
-        errors["file"] = "must be under the import root"
-    try:
-        if image_root and not confined(root, image_root).is_dir():
-            errors["image_root"] = "no such folder under the import root"
-    except PathOutsideRoot:
-        errors["image_root"] = "must be under the import root"
-    numbers = {}
-    for name in ("max_per_task", "seed"):
-        raw = str(form.get(name, "")).strip()
-        if raw and not raw.isdigit():
-            errors[name] = "must be a whole number"
-        numbers[name] = int(raw) if raw.isdigit() else None
-    if numbers["max_per_task"] == 0:
-        errors["max_per_task"] = "must be at least 1"
+        raise Invalid("Choose a format.", fields={"format": "choose a format"})
+    payload: dict = {"format": file_format, "file": str(form.get("file", "")).strip()}
+    _check_path(root, payload["file"], "file", errors, folder_ok=file_format == "table")
+    if file_format in WITH_IMAGES and str(form.get("image_root", "")).strip():
+        payload["image_root"] = str(form.get("image_root")).strip()
+        _check_path(root, payload["image_root"], "image_root", errors, folder=True)
+    if file_format in SAMPLED:
+        for name in ("max_per_task", "seed"):
+            raw = str(form.get(name, "")).strip()
+            if raw and (not raw.isdigit() or (name == "max_per_task" and int(raw) == 0)):
+                errors[name] = "must be a whole number" + (" from 1" if name == "max_per_task" else "")
+            payload[name] = int(raw) if raw.isdigit() else None
+    if file_format == "table":
+        payload["map"] = [line.strip() for line in str(form.get("map", "")).splitlines() if line.strip()]
+        payload["dataset"] = str(form.get("dataset", "")).strip() or None
+        payload["task"] = str(form.get("task", "")).strip() or None
+        try:
+            FieldMapping.parse(payload["map"], {"dataset_name": payload["dataset"], "task_name": payload["task"]})
+        except MappingInvalid as error:
+            errors["map"] = str(error)
+    if file_format == "conversations":
+        payload["pool"] = str(form.get("pool", "")).strip()
+        if not payload["pool"] or len(payload["pool"]) > 120:
+            errors["pool"] = "name the pool (at most 120 characters)"
     if errors:
         raise Invalid("Some fields need attention.", fields=errors)
-    return {"format": file_format, "file": file, "image_root": image_root or None,
-            "max_per_task": numbers["max_per_task"], "seed": numbers["seed"] or 0}
+    return payload
+
+
+def _check_path(root: Path, relative: str, field: str, errors: dict, *, folder: bool = False,
+                folder_ok: bool = False) -> None:
+    try:
+        path = confined(root, relative) if relative else None
+    except PathOutsideRoot:
+        errors[field] = "must be under the import root"
+        return
+    if path is None or not (path.is_dir() if folder else (path.is_file() or (folder_ok and path.is_dir()))):
+        errors[field] = f"no such {'folder' if folder else 'file'} under the import root"
+
+
+def _form(request: Request, *, values, error: Invalid | None = None, status_code: int = 200):
+    return render(request, "imports/_form.html", status_code=status_code, values=values, formats=FORMATS,
+                  with_images=WITH_IMAGES, sampled=SAMPLED, errors=error.fields if error else {},
+                  message=error.message if error else None)
 
 
 def _page(request: Request, session, *, values, error: Invalid | None = None):
     return render(request, "imports/page.html", "imports/_form.html", status_code=422 if error else 200,
-                  values=values, formats=FORMATS, errors=error.fields if error else {},
-                  message=error.message if error else None, root=request.app.state.settings.resolved_import_root,
+                  values=values, formats=FORMATS, with_images=WITH_IMAGES, sampled=SAMPLED,
+                  errors=error.fields if error else {}, message=error.message if error else None,
+                  root=request.app.state.settings.resolved_import_root,
                   jobs=job_service.recent_jobs(session, kind="import"))
