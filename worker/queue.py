@@ -64,7 +64,8 @@ def finish(engine: Engine, *, job_id: int, owner: str, status: JobStatus, result
             values.update(status=JobStatus.queued)
         else:
             values.update(status=status, result=result, finished_at=utcnow(),
-                          progress=1.0 if status == JobStatus.succeeded else Job.progress)
+                          progress=1.0 if status == JobStatus.succeeded else Job.progress,
+                          progress_message=None if status == JobStatus.succeeded else Job.progress_message)
         connection.execute(update(Job).where(Job.id == job_id, Job.lease_owner == owner).values(**values))
 
 
