@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +40,7 @@ def parse_unified(data: Any, line: int) -> InstanceDraft:
     if not isinstance(data, dict):
         raise FieldProblem("record", f"must be a JSON object, not {type(data).__name__}")
     task, dataset = task_and_dataset(data.get("dataset_name"), data.get("task_name"))
-    extra = {key: value for key, value in data.items() if key not in KNOWN_FIELDS}
+    extra = None if data.keys() <= KNOWN_FIELDS else {k: v for k, v in data.items() if k not in KNOWN_FIELDS}
     return InstanceDraft(
         line=line,
         dataset_name=dataset,
@@ -56,6 +57,17 @@ def parse_unified(data: Any, line: int) -> InstanceDraft:
 
 def task_and_dataset(dataset: Any, task: Any) -> tuple[str, str]:
     """(task name, dataset name), validated; a task name without its DATASET+ prefix gets it."""
+    if isinstance(dataset, str) and isinstance(task, str):
+        return _checked_names(dataset, task)  # a file repeats one pair thousands of times: check it once
+    return _task_and_dataset(dataset, task)
+
+
+@functools.lru_cache(maxsize=4096)
+def _checked_names(dataset: str, task: str) -> tuple[str, str]:
+    return _task_and_dataset(dataset, task)
+
+
+def _task_and_dataset(dataset: Any, task: Any) -> tuple[str, str]:
     dataset = _name(dataset, "dataset_name")
     task = _name(task, "task_name", allow_plus=True)
     return (task if "+" in task else f"{dataset}+{task}"), dataset
