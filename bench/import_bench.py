@@ -23,8 +23,8 @@ from pathlib import Path
 
 import orjson
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from scratch import scratch_database  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.scratch import scratch_database  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

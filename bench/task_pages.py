@@ -29,7 +29,7 @@ from sqlalchemy.engine import make_url  # noqa: E402
 from sqlmodel import Session  # noqa: E402
 
 from app.config import Settings  # noqa: E402
-from scratch import scratch_database  # noqa: E402
+from tests.scratch import scratch_database  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.migrate import alembic_config  # noqa: E402
 from app.models import Instance, Role, Task, TaskStatus  # noqa: E402

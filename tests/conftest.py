@@ -7,7 +7,6 @@ a failure."""
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from sqlmodel import Session
 from app.config import Settings
 from app.main import create_app
 from app.models import metadata
+from tests.scratch import scratch_database
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 ON_CI = os.environ.get("CI", "").lower() == "true"
@@ -49,21 +49,9 @@ def postgres_available() -> str:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request, tmp_path: Path) -> Iterator[str]:
     """An empty database: a new SQLite file, or a new schema on PostgreSQL dropped afterwards."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'studio.db'}"
-        return
-    base = request.getfixturevalue("postgres_available")
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield make_url(base).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-            hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    base = request.getfixturevalue("postgres_available") if request.param == "postgresql" else None
+    with scratch_database(base, tmp_path, prefix="t") as url:
+        yield url
 
 
 @pytest.fixture

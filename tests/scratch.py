@@ -1,4 +1,4 @@
-"""A throwaway database for a benchmark: an SQLite file in a folder, or a fresh PostgreSQL schema."""
+"""A throwaway database, for a test or a benchmark: an SQLite file in a folder, or a fresh PostgreSQL schema."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from sqlalchemy.engine import make_url
 
 
 @contextmanager
-def scratch_database(database_url: str | None, folder: Path) -> Iterator[str]:
+def scratch_database(database_url: str | None, folder: Path, *, prefix: str = "scratch") -> Iterator[str]:
     """Yields a URL to an empty database; a PostgreSQL schema made for it is dropped afterwards."""
     if not database_url or not database_url.startswith("postgresql"):
-        yield database_url or f"sqlite:///{folder / 'bench.db'}"
+        yield database_url or f"sqlite:///{folder / 'studio.db'}"
         return
-    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
