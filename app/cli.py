@@ -75,6 +75,7 @@ def create_user(
 ) -> None:
     """Create a user. Prints the generated password once (or reads one from stdin)."""
     from pydantic import ValidationError
+
     from app.errors import AppError
     from app.schemas import UserCreate
     from app.services import users as user_service

@@ -60,7 +60,8 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address the web server binds to.")
     port: int = Field(8000, description="Port the web server listens on.")
     web_workers: int = Field(1, ge=1, description="Number of web server processes (`serve`).")
-    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level: debug, info, warning or error.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Log level: debug, info, warning or error.")
     session_max_age_s: int = Field(
         14 * 24 * 3600, ge=60, description="How long a login lasts, in seconds."
     )

@@ -20,8 +20,8 @@ from app.db import session_scope
 from app.errors import Forbidden, NotAuthenticated
 from app.models import Role, User
 from app.security import csrf_matches
-from app.templating import is_htmx
 from app.services import users as user_service
+from app.templating import is_htmx
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "X-CSRF-Token"

@@ -15,7 +15,18 @@ from app.db import make_engine
 from app.errors import install_error_handlers
 from app.headers import SecurityHeaders
 from app.routers import (
-    account, api, auth, dashboard, datasets, docs, imports, instances, jobs, media, tasks, users,
+    account,
+    api,
+    auth,
+    dashboard,
+    datasets,
+    docs,
+    imports,
+    instances,
+    jobs,
+    media,
+    tasks,
+    users,
 )
 from app.security import LoginThrottle
 

@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import create_engine, insert, text  # noqa: E402
@@ -29,13 +28,13 @@ from sqlalchemy.engine import make_url  # noqa: E402
 from sqlmodel import Session  # noqa: E402
 
 from app.config import Settings  # noqa: E402
-from tests.scratch import scratch_database  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.migrate import alembic_config  # noqa: E402
 from app.models import Instance, Role, Task, TaskStatus  # noqa: E402
 from app.schemas import UserCreate  # noqa: E402
 from app.services import users as user_service  # noqa: E402
 from app.services.tasks import refresh_instance_counts  # noqa: E402
+from tests.scratch import scratch_database  # noqa: E402
 
 CATEGORIES = ["Perception", "OCR", "Counting", "Reasoning", "Science", "Charts", "Captioning"]
 GROUPS = ["question answering", "classification", "generation"]

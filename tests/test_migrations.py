@@ -12,6 +12,7 @@ from app.db import make_engine
 from app.migrate import alembic_config
 from app.models import metadata
 
+
 def _config(url: str):
     return alembic_config(url, configure_logging=False)
 

@@ -8,7 +8,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image as PILImage, UnidentifiedImageError
+from PIL import Image as PILImage
+from PIL import UnidentifiedImageError
 
 from app.storage import PathOutsideRoot, confined
 

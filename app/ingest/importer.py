@@ -25,9 +25,9 @@ from sqlalchemy import Connection, Engine, insert, select
 from app.ingest.bulk import as_json, get_or_create, insert_instances
 from app.ingest.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, CheckedImage, ImageRejected
 from app.ingest.intake import ImageIntake
+from app.ingest.llava import parse_llava
 from app.ingest.records import BadLine, Record, read_records
 from app.ingest.report import ImportReport, Rejection
-from app.ingest.llava import parse_llava
 from app.ingest.unified import FieldProblem, InstanceDraft, parse_unified
 from app.models import AuditEvent, Instance, SourceDataset, Task, utcnow
 from app.services.tasks import refresh_instance_counts
@@ -159,7 +159,8 @@ class InstanceImporter:
         summary = {key: value for key, value in report.as_dict().items() if key != "rejected"}
         with self.engine.begin() as connection:
             connection.execute(insert(AuditEvent), [{
-                "at": utcnow(), "actor_id": self.actor_id, "action": f"import.{self.file_format}", "entity_type": "import",
+                "at": utcnow(), "actor_id": self.actor_id, "action": f"import.{self.file_format}",
+                "entity_type": "import",
                 "entity_id": report.source[:64], "before": None, "after": summary}])
 
 

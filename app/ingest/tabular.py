@@ -36,7 +36,8 @@ class FieldMapping:
     constants: dict[str, str] = field(default_factory=dict)  # target -> value
 
     @classmethod
-    def parse(cls, pairs: list[str], constants: dict[str, str | None], mapping_file: Path | None = None) -> FieldMapping:
+    def parse(cls, pairs: list[str], constants: dict[str, str | None],
+              mapping_file: Path | None = None) -> FieldMapping:
         """From `source->target` pairs (and/or a YAML file `{fields: {target: source}, dataset_name: ...}`)."""
         columns: dict[str, str] = {}
         fixed = {key: value for key, value in constants.items() if value}

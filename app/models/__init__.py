@@ -1,5 +1,7 @@
 """Every table of the studio. Import from here: `from app.models import Task, Instance`."""
 
+from sqlmodel import SQLModel
+
 from app.models.catalog import Image, Instance, InstanceStatus, SourceDataset, Task, TaskGroup, TaskStatus
 from app.models.instructions import (
     ImagePlacement,
@@ -31,7 +33,6 @@ from app.models.quality import (
 )
 from app.models.types import utcnow
 from app.models.users import ApiToken, Role, User, UserRole
-from sqlmodel import SQLModel
 
 metadata = SQLModel.metadata
 

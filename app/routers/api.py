@@ -10,9 +10,19 @@ from app.deps import ANY_ROLE, SIGNED_IN, CurrentPrincipal, CurrentUser, Session
 from app.models import Role
 from app.routers.tasks import FiltersDep
 from app.schemas import (
-    DatasetIn, DatasetOut, Page, TaskOut, TokenCreate, TokenCreated, UserCreate, UserOut, UserUpdate,
+    DatasetIn,
+    DatasetOut,
+    Page,
+    TaskOut,
+    TokenCreate,
+    TokenCreated,
+    UserCreate,
+    UserOut,
+    UserUpdate,
 )
-from app.services import datasets as dataset_service, tasks as task_service, users as user_service
+from app.services import datasets as dataset_service
+from app.services import tasks as task_service
+from app.services import users as user_service
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
 

@@ -6,7 +6,8 @@ from fastapi import APIRouter, Request
 from sqlmodel import select
 
 from app.deps import ANY_ROLE, PUBLIC, CurrentUser, SessionDep
-from app.services import audit, queues, tasks as task_service
+from app.services import audit, queues
+from app.services import tasks as task_service
 from app.templating import render
 
 router = APIRouter(tags=["pages"], include_in_schema=False)

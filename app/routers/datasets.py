@@ -9,7 +9,8 @@ from app.errors import Conflict, Invalid
 from app.forms import FormDep, validate_form
 from app.models import Role
 from app.schemas import DatasetIn
-from app.services import datasets as dataset_service, users as user_service
+from app.services import datasets as dataset_service
+from app.services import users as user_service
 from app.services.tasks import TaskFilters, list_tasks
 from app.templating import render, see_other
 

@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from app.deps import ANY_ROLE, SessionDep
-from app.services import instances as instance_service, tasks as task_service
+from app.services import instances as instance_service
+from app.services import tasks as task_service
 from app.services.instances import InstanceFilters
 from app.templating import render
 

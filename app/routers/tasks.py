@@ -11,7 +11,9 @@ from app.errors import Conflict, Invalid
 from app.forms import FormDep, validate_form
 from app.models import Role, TaskGroup
 from app.schemas import TaskMetadataIn
-from app.services import audit, datasets as dataset_service, tasks as task_service
+from app.services import audit
+from app.services import datasets as dataset_service
+from app.services import tasks as task_service
 from app.services.tasks import TaskFilters
 from app.templating import render, see_other
 

@@ -9,7 +9,8 @@ from app.errors import Conflict, Invalid
 from app.forms import FormDep, validate_form
 from app.models import Role
 from app.schemas import UserCreate, UserUpdate
-from app.services import audit, users as user_service
+from app.services import audit
+from app.services import users as user_service
 from app.templating import render, see_other
 
 router = APIRouter(prefix="/admin/users", tags=["pages"], include_in_schema=False,

@@ -12,15 +12,29 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image as PILImage, ImageDraw
+from PIL import Image as PILImage
+from PIL import ImageDraw
 from sqlmodel import Session, select
 
 from app.models import (
-    Decision, Instance, Instruction, InstructionStatus, InstructionVersion, Review, ReviewSubject, Role,
-    SourceDataset, Task, TaskGroup, TaskStatus, User, utcnow,
+    Decision,
+    Instance,
+    Instruction,
+    InstructionStatus,
+    InstructionVersion,
+    Review,
+    ReviewSubject,
+    Role,
+    SourceDataset,
+    Task,
+    TaskGroup,
+    TaskStatus,
+    User,
+    utcnow,
 )
 from app.schemas import UserCreate
-from app.services import audit, users as user_service
+from app.services import audit
+from app.services import users as user_service
 from app.services.images import add_image
 from app.services.tasks import refresh_instance_counts
 from app.storage import MediaStore
