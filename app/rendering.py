@@ -1,0 +1,183 @@
+"""Rendering an instruction version on an instance: the one function the editor preview and the export share.
+
+Templates are Jinja2 in an ImmutableSandboxedEnvironment with StrictUndefined. They see only the
+instance's fields (`input_text`, `options`, `raw_output`, `human_preferred_output`) and a few helpers
+(`options_text`, `letter(i)`). Time and memory are bounded too: loops may only go over `options` or
+`range(...)`, at most two deep; all `range()` calls of one render hand out at most MAX_RANGE items; `*`/`**`
+refuse huge results; and output stops at MAX_OUTPUT_CHARS while it is being produced.
+
+The default composition reproduces Vision-Flan:
+    prompt = instruction + "\\n\\n" + input + "\\nOptions: (a) … (b) …"     (parts that are empty are left out)
+    target = "(c) <option>" for option tasks, else the output template on the raw output, else the raw output
+and `<image>` goes before (or after) the prompt when the instance has an image."""
+
+from __future__ import annotations
+
+import operator
+from contextvars import ContextVar
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, nodes
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+MAX_TEMPLATE_CHARS = 64 * 1024
+MAX_OUTPUT_CHARS = 32 * 1024
+MAX_RANGE = 1_000  # range() items per render, all calls together
+MAX_LOOP_DEPTH = 2
+IMAGE_TOKEN = "<image>"
+FIELDS = ("input_text", "options", "raw_output", "human_preferred_output")
+OPTION_STYLES = {
+    "paren_letters": lambda i: f"({chr(ord('a') + i)})",
+    "dot_capitals": lambda i: f"{chr(ord('A') + i)}.",
+    "dot_numbers": lambda i: f"{i + 1}.",
+}
+
+
+class TemplateProblem(ValueError):
+    """A template that cannot be used or did not render; says which field, and where when it knows."""
+
+    def __init__(self, field: str, message: str, line: int | None = None):
+        where = f" (line {line})" if line else ""
+        super().__init__(f"{field}{where}: {message}")
+        self.field, self.message, self.line = field, message, line
+
+
+@dataclass(frozen=True)
+class InstructionSpec:
+    text: str
+    input_template: str = ""
+    output_template: str = ""
+    options_style: str = "paren_letters"
+    image_placement: str = "before"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    prompt: str
+    target: str
+
+
+class _BoundedEnvironment(ImmutableSandboxedEnvironment):
+    """Refuses `*` and `**` whose result would be huge, before computing it."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context, operator_name, left, right):
+        if operator_name == "**" and (abs(right) if isinstance(right, (int, float)) else 0) > 64:
+            raise SecurityError("exponent too large")
+        if operator_name == "*":
+            for sequence, times in ((left, right), (right, left)):
+                if isinstance(sequence, (str, list, tuple)) and isinstance(times, int) \
+                        and len(sequence) * times > MAX_OUTPUT_CHARS:
+                    raise SecurityError("repetition too long")
+        return (operator.mul if operator_name == "*" else operator.pow)(left, right)
+
+
+_range_budget: ContextVar[int] = ContextVar("range_budget", default=MAX_RANGE)
+
+
+def _bounded_range(*args: int) -> range:
+    values = range(*args)
+    left = _range_budget.get() - len(values)
+    if left < 0:
+        raise SecurityError(f"range() calls of one render may produce at most {MAX_RANGE} items")
+    _range_budget.set(left)
+    return values
+
+
+def _check_loops(tree: nodes.Template, field: str) -> None:
+    def visit(node: nodes.Node, depth: int) -> None:
+        if isinstance(node, nodes.For):
+            depth += 1
+            iterable = node.iter
+            over_options = isinstance(iterable, nodes.Name) and iterable.name == "options"
+            over_range = isinstance(iterable, nodes.Call) and isinstance(iterable.node, nodes.Name) \
+                and iterable.node.name == "range"
+            if not (over_options or over_range):
+                raise TemplateProblem(field, "loops may only go over options or range(...)", node.lineno)
+            if depth > MAX_LOOP_DEPTH:
+                raise TemplateProblem(field, f"loops may be nested at most {MAX_LOOP_DEPTH} deep", node.lineno)
+        for child in node.iter_child_nodes():
+            visit(child, depth)
+
+    visit(tree, 0)
+
+
+_ENV = _BoundedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+_ENV.globals.clear()  # no cycler, joiner, namespace, lipsum: only what is documented below
+_ENV.globals["range"] = _bounded_range
+
+
+@lru_cache(maxsize=1024)
+def compile_template(source: str, field: str):
+    """The compiled template (cached: previews re-render the same text many times)."""
+    if len(source) > MAX_TEMPLATE_CHARS:
+        raise TemplateProblem(field, f"longer than {MAX_TEMPLATE_CHARS // 1024} KB")
+    try:
+        _check_loops(_ENV.parse(source), field)
+        return _ENV.from_string(source)
+    except TemplateSyntaxError as error:
+        raise TemplateProblem(field, error.message or "syntax error", error.lineno) from None
+
+
+def options_text(options: list[str] | None, style: str) -> str:
+    if not options:
+        return ""
+    label = OPTION_STYLES[style]
+    return " ".join(f"{label(i)} {option}" for i, option in enumerate(options))
+
+
+def render(spec: InstructionSpec, instance: dict[str, Any], *, has_image: bool) -> Rendered:
+    """The prompt and target for one instance. Raises TemplateProblem with the field at fault."""
+    options = instance.get("options") or None
+    label = OPTION_STYLES[spec.options_style]
+    context = {name: instance.get(name) for name in FIELDS}
+    context["options_text"] = options_text(options, spec.options_style)
+    context["letter"] = lambda i: label(int(i))
+    instruction = _render(spec.text, "text", context).strip()
+    given_input = (instance.get("input_text") or "")
+    input_part = _render(spec.input_template, "input_template", context) if spec.input_template.strip() \
+        else given_input
+    parts = [part for part in (instruction, input_part.strip()) if part]
+    prompt = "\n\n".join(parts)
+    if options:
+        prompt += ("\n" if prompt else "") + "Options: " + context["options_text"]
+    if has_image:
+        prompt = f"{IMAGE_TOKEN}\n{prompt}" if spec.image_placement == "before" else f"{prompt}\n{IMAGE_TOKEN}"
+    return Rendered(prompt=prompt, target=_target(spec, instance, context, options, label))
+
+
+def _target(spec: InstructionSpec, instance: dict, context: dict, options: list[str] | None, label) -> str:
+    raw = str(instance.get("raw_output") or "")
+    if options and raw in options:
+        return f"{label(options.index(raw))} {raw}"
+    if spec.output_template.strip():
+        return _render(spec.output_template, "output_template", context).strip()
+    return raw
+
+
+def _render(source: str, field: str, context: dict) -> str:
+    template = compile_template(source, field)
+    token = _range_budget.set(MAX_RANGE)
+    try:
+        produced, size = [], 0
+        for piece in template.generate(context):  # stop while producing, not after
+            size += len(piece)
+            if size > MAX_OUTPUT_CHARS:
+                raise TemplateProblem(field, f"renders to more than {MAX_OUTPUT_CHARS // 1024} KB")
+            produced.append(piece)
+        return "".join(produced)
+    except TemplateProblem:
+        raise
+    except UndefinedError as error:
+        raise TemplateProblem(field, f"{error.message}: only {', '.join(FIELDS)}, options_text and letter(i) "
+                                     "are available") from None
+    except SecurityError as error:
+        raise TemplateProblem(field, f"not allowed ({error})") from None
+    except Exception as error:  # noqa: BLE001 - any failure inside a user's template is that template's problem
+        raise TemplateProblem(field, f"failed to render ({type(error).__name__}: {error})") from None
+    finally:
+        _range_budget.reset(token)

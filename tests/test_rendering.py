@@ -1,0 +1,69 @@
+"""The shared rendering function: Vision-Flan's composition, option styles, and hostile templates refused."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from app.rendering import MAX_TEMPLATE_CHARS, InstructionSpec, TemplateProblem, options_text, render
+
+SHAPES = {"input_text": None, "options": ["circle", "square", "triangle"], "raw_output": "triangle"}
+
+
+def test_vision_flan_composition_for_an_option_task():
+    rendered = render(InstructionSpec(text="Identify the shape shown in the image."), SHAPES, has_image=True)
+    assert rendered.prompt == ("<image>\nIdentify the shape shown in the image.\n"
+                               "Options: (a) circle (b) square (c) triangle")
+    assert rendered.target == "(c) triangle"
+
+
+def test_input_text_and_output_template():
+    spec = InstructionSpec(text="Read the logo.", output_template="The logo in the image is {{ raw_output }}.")
+    logo = {"input_text": "What does it say?", "options": None, "raw_output": "ACME"}
+    rendered = render(spec, logo, has_image=False)
+    assert rendered.prompt == "Read the logo.\n\nWhat does it say?"
+    assert rendered.target == "The logo in the image is ACME."
+    plain = render(InstructionSpec(text="Read the logo."), {"input_text": "", "raw_output": "ACME"}, has_image=False)
+    assert (plain.prompt, plain.target) == ("Read the logo.", "ACME")
+
+
+def test_option_styles_image_placement_and_input_templates():
+    spec = InstructionSpec(text="Pick one.", input_template="Choices: {% for o in options %}[{{ letter(loop.index0) }}] "
+                           "{{ o }} {% endfor %}", options_style="dot_capitals", image_placement="after")
+    rendered = render(spec, SHAPES, has_image=True)
+    assert rendered.prompt == ("Pick one.\n\nChoices: [A.] circle [B.] square [C.] triangle\n"
+                               "Options: A. circle B. square C. triangle\n<image>")
+    assert rendered.target == "C. triangle"
+    assert options_text(["x", "y"], "dot_numbers") == "1. x 2. y"
+
+
+@pytest.mark.parametrize("payload", [
+    "{{ ''.__class__.__mro__ }}",
+    "{{ cycler.__init__.__globals__ }}",
+    "{{ self._TemplateReference__context }}",
+    "{{ raw_output.__class__.__base__.__subclasses__() }}",
+    "{% for i in range(10**9) %}x{% endfor %}",
+    "{% for i in range(999) %}{% for j in range(999) %}{% endfor %}{% endfor %}",
+    "{% for a in options %}{% for b in options %}{% for c in options %}{% endfor %}{% endfor %}{% endfor %}",
+    "{% for c in raw_output %}{{ c }}{% endfor %}",
+    "{{ 'a' * 100000000 }}",
+    "{{ 9 ** 99999999 }}",
+    "{{ undefined_field }}",
+    "{% if %}",
+])
+def test_hostile_templates_are_refused_quickly_and_never_run(payload):
+    started = time.perf_counter()
+    with pytest.raises(TemplateProblem) as problem:
+        render(InstructionSpec(text=payload), SHAPES, has_image=False)
+    assert problem.value.field == "text" and problem.value.message
+    assert time.perf_counter() - started < 1.0
+
+
+def test_syntax_errors_say_where_and_huge_templates_are_refused():
+    with pytest.raises(TemplateProblem) as problem:
+        render(InstructionSpec(text="ok", output_template="line one\n{{ raw_output "), SHAPES | {"options": None},
+               has_image=False)
+    assert (problem.value.field, problem.value.line) == ("output_template", 2)
+    with pytest.raises(TemplateProblem, match="longer than 64 KB"):
+        render(InstructionSpec(text="x" * (MAX_TEMPLATE_CHARS + 1)), SHAPES, has_image=False)
