@@ -181,3 +181,70 @@ def _render(source: str, field: str, context: dict) -> str:
         raise TemplateProblem(field, f"failed to render ({type(error).__name__}: {error})") from None
     finally:
         _range_budget.reset(token)
+
+
+# --- Linting: what an author sees beside the editor, before a reviewer does -------------------------------
+
+KNOWN_NAMES = frozenset(FIELDS) | {"options_text", "letter", "range", "loop"}
+CHARS_PER_TOKEN = 4  # a budget estimate for English with a BPE tokenizer; a local tokenizer can replace it
+
+
+@dataclass(frozen=True)
+class LintIssue:
+    severity: str  # "error": the version cannot be used; "warning": a reviewer should look
+    field: str
+    message: str
+    line: int | None = None
+    count: int = 1
+    examples: tuple[str, ...] = ()
+
+
+def lint_templates(spec: InstructionSpec) -> list[LintIssue]:
+    """Problems visible without any instance: syntax (with line), unknown names, an empty instruction."""
+    issues = []
+    if not spec.text.strip():
+        issues.append(LintIssue("error", "text", "the instruction is empty"))
+    for field_name in ("text", "input_template", "output_template"):
+        source = getattr(spec, field_name)
+        try:
+            compile_template(source, field_name)
+            unknown = sorted(_undeclared(source) - KNOWN_NAMES)
+        except TemplateProblem as problem:
+            issues.append(LintIssue("error", field_name, problem.message, problem.line))
+            continue
+        if unknown:
+            issues.append(LintIssue("error", field_name, f"unknown field(s): {', '.join(unknown)}; available: "
+                                                         f"{', '.join(FIELDS)}, options_text, letter(i)"))
+    return issues
+
+
+def lint_on_instances(spec: InstructionSpec, instances, *, token_budget: int, examples: int = 3) -> list[LintIssue]:
+    """Renders every (source id, fields, has image) and counts what goes wrong, with a few examples each."""
+    found: dict[tuple[str, str, str], list[str]] = {}
+
+    def note(severity: str, field_name: str, message: str, source_id: str) -> None:
+        found.setdefault((severity, field_name, message), []).append(source_id)
+
+    for source_id, fields, has_image in instances:
+        try:
+            rendered = render(spec, fields, has_image=has_image)
+        except TemplateProblem as problem:
+            note("error", problem.field, f"fails to render: {problem.message}", source_id)
+            continue
+        if not rendered.prompt.replace(IMAGE_TOKEN, "").strip():
+            note("error", "text", "empty prompt", source_id)
+        if not rendered.target.strip():
+            note("error", "output_template", "empty target", source_id)
+        options = fields.get("options")
+        if options and str(fields.get("raw_output")) not in options:
+            note("warning", "options", "target is not among the options", source_id)
+        if len(rendered.prompt) / CHARS_PER_TOKEN > token_budget:
+            note("warning", "text", f"prompt longer than the {token_budget}-token budget (estimated)", source_id)
+    return [LintIssue(severity, field_name, message, count=len(ids), examples=tuple(ids[:examples]))
+            for (severity, field_name, message), ids in found.items()]
+
+
+def _undeclared(source: str) -> set[str]:
+    from jinja2 import meta
+
+    return set(meta.find_undeclared_variables(_ENV.parse(source)))

@@ -67,3 +67,30 @@ def test_syntax_errors_say_where_and_huge_templates_are_refused():
     assert (problem.value.field, problem.value.line) == ("output_template", 2)
     with pytest.raises(TemplateProblem, match="longer than 64 KB"):
         render(InstructionSpec(text="x" * (MAX_TEMPLATE_CHARS + 1)), SHAPES, has_image=False)
+
+
+def test_lint_without_instances_names_syntax_errors_and_unknown_fields():
+    from app.rendering import lint_templates
+
+    issues = lint_templates(InstructionSpec(text=" ", input_template="{{ question }}", output_template="{% if %}"))
+    found = {(issue.field, issue.message.split(":")[0]) for issue in issues}
+    assert ("text", "the instruction is empty") in found
+    assert ("input_template", "unknown field(s)") in found
+    assert any(issue.field == "output_template" and issue.line == 1 for issue in issues)
+    assert lint_templates(InstructionSpec(text="Name the {{ options_text }} {{ letter(0) }}")) == []
+
+
+def test_lint_across_instances_counts_problems_with_examples():
+    from app.rendering import lint_on_instances
+
+    instances = [(f"i{k}", {"input_text": "x" * (900 if k == 3 else 5), "options": ["a", "b"],
+                            "raw_output": "c" if k < 2 else "a"}, True) for k in range(6)]
+    instances.append(("t1", {"input_text": None, "options": None, "raw_output": ""}, False))
+    spec = InstructionSpec(text="Choose.", output_template="{{ raw_output }}")
+    issues = {(i.severity, i.message): i for i in lint_on_instances(spec, instances, token_budget=100)}
+    mismatch = issues[("warning", "target is not among the options")]
+    assert (mismatch.count, mismatch.examples) == (2, ("i0", "i1"))
+    assert issues[("error", "empty target")].examples == ("t1",)
+    assert issues[("warning", "prompt longer than the 100-token budget (estimated)")].examples == ("i3",)
+    failing = lint_on_instances(InstructionSpec(text="{{ options[5] }}"), instances[:3], token_budget=100)
+    assert failing[0].field == "text" and failing[0].count == 3 and "fails to render" in failing[0].message
