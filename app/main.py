@@ -23,6 +23,7 @@ from app.routers import (
     docs,
     imports,
     instances,
+    instructions,
     jobs,
     media,
     tasks,
@@ -59,7 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(SecurityHeaders)
     install_error_handlers(app)
-    for module in (auth, dashboard, tasks, instances, media, datasets, imports, jobs, users, account, api, docs):
+    for module in (auth, dashboard, tasks, instances, instructions, media, datasets, imports, jobs, users, account,
+                   api, docs):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -7,7 +7,7 @@ from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.models import Role, TaskGroup
+from app.models import ImagePlacement, OptionsStyle, Role, TaskGroup
 from app.security import MIN_PASSWORD_LENGTH
 
 T = TypeVar("T")
@@ -129,6 +129,17 @@ class TaskMetadataIn(BaseModel):
     @classmethod
     def _optional(cls, value: str | None) -> str | None:
         return _clean(value)
+
+
+class DraftIn(BaseModel):
+    """An instruction draft as the editor sends it."""
+
+    text: str = ""
+    input_template: str = ""
+    output_template: str = ""
+    options_style: OptionsStyle = OptionsStyle.paren_letters
+    image_placement: ImagePlacement = ImagePlacement.before
+    lock_version: int = Field(description="The draft version the edit started from.")
 
 
 class TaskOut(BaseModel):

@@ -118,3 +118,23 @@ def test_an_import_job_page_updates_itself_until_the_job_ends(page: Page, db, se
     expect(page.locator("#job-status")).to_have_attribute("data-status", "succeeded", timeout=15_000)
     expect(page.locator("[data-field=imported]")).to_have_text("3")
     worker.join()
+
+
+def test_typing_in_the_instruction_editor_updates_the_preview(page: Page, db):
+    task = make_task(db, "SHAPES+shape_qa", instances=5)
+    author = make_user(db, Role.author)
+    sign_in(page, author.email)
+    page.goto(f"/tasks/{task.id}")
+    page.get_by_label("Instruction label").fill("main")
+    page.get_by_role("button", name="New instruction").click()
+    expect(page.get_by_role("heading", name="Instruction “main”")).to_be_visible()
+    expect(page.locator("article.sample")).to_have_count(5)
+    page.get_by_label("Instruction").fill("Say what the <script>alert(1)</script> shape is.")
+    expect(page.locator("article.sample pre.prompt").first).to_have_text(
+        re.compile(r"^Say what the <script>alert\(1\)</script> shape is\."))
+    page.get_by_label("Output template").fill("Answer: {{ raw_output }}")
+    expect(page.locator("article.sample pre.target").first).to_have_text(re.compile(r"^Answer: answer \d$"))
+    page.get_by_label("Output template").fill("{{ nope }}")
+    expect(page.locator("#lint")).to_contain_text("unknown field(s): nope")
+    # autosave: the draft is kept without pressing anything
+    expect(page.locator("#draft-status")).to_contain_text("Saved", timeout=10_000)

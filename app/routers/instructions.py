@@ -1,0 +1,77 @@
+"""The instruction editor: draft on the left, a live preview on real instances on the right."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from app.deps import ANY_ROLE, CurrentUser, SessionDep, require_role
+from app.errors import Conflict, Invalid
+from app.forms import FormDep, validate_form
+from app.models import ImagePlacement, OptionsStyle, Role
+from app.rendering import InstructionSpec, TemplateProblem, lint_templates, render
+from app.schemas import DraftIn
+from app.services import instructions as instruction_service, tasks as task_service
+from app.templating import render as render_page, see_other
+
+router = APIRouter(tags=["pages"], include_in_schema=False)
+AUTHORS = require_role(Role.admin, Role.author)
+PREVIEW_SIZE = 8
+
+
+@router.post("/tasks/{task_id}/instructions", dependencies=[AUTHORS])
+def new_instruction(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, task_id: int):
+    task = task_service.get_task(session, task_id=task_id)
+    instruction = instruction_service.create_instruction(session, task_id=task.id, label=str(form.get("label", "")),
+                                                         author_id=user.id)
+    return see_other(request, f"/instructions/{instruction.id}")
+
+
+@router.get("/instructions/{instruction_id}", dependencies=[ANY_ROLE])
+def editor(request: Request, session: SessionDep, instruction_id: int):
+    instruction = instruction_service.get_instruction(session, instruction_id=instruction_id)
+    return render_page(request, "instructions/editor.html", instruction=instruction,
+                       task=task_service.get_task(session, task_id=instruction.task_id),
+                       versions=instruction_service.versions_of(session, instruction_id=instruction.id),
+                       styles=list(OptionsStyle), placements=list(ImagePlacement))
+
+
+@router.post("/instructions/{instruction_id}/draft", dependencies=[AUTHORS])
+def save_draft(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, instruction_id: int):
+    """Autosave and Ctrl+S: answers with the save status and the new draft version (out of band), never
+    with the fields themselves, so nothing the author is typing gets replaced."""
+    try:
+        data = validate_form(DraftIn, form)
+        instruction = instruction_service.save_draft(session, instruction_id=instruction_id, data=data,
+                                                     actor_id=user.id)
+    except (Invalid, Conflict) as error:
+        return render_page(request, "instructions/_draft_status.html", status_code=error.status_code,
+                           instruction=None, message=error.message)
+    return render_page(request, "instructions/_draft_status.html", instruction=instruction, message=None)
+
+
+@router.post("/instructions/{instruction_id}/submit", dependencies=[AUTHORS])
+def submit(request: Request, session: SessionDep, user: CurrentUser, instruction_id: int):
+    instruction_service.submit(session, instruction_id=instruction_id, actor_id=user.id)
+    return see_other(request, f"/instructions/{instruction_id}")
+
+
+@router.post("/instructions/{instruction_id}/preview", dependencies=[ANY_ROLE])
+def preview(request: Request, session: SessionDep, form: FormDep, instruction_id: int):
+    """The unsaved fields rendered on seeded instances, exactly as the export will render them."""
+    instruction = instruction_service.get_instruction(session, instruction_id=instruction_id)
+    data = validate_form(DraftIn, form) if "lock_version" in form else DraftIn(lock_version=0)
+    spec = InstructionSpec(text=data.text, input_template=data.input_template,
+                           output_template=data.output_template, options_style=data.options_style,
+                           image_placement=data.image_placement)
+    seed = int(form.get("seed", 0)) if str(form.get("seed", "0")).isdigit() else 0
+    samples = []
+    for instance, image in instruction_service.sample_instances(session, task_id=instruction.task_id, seed=seed,
+                                                                size=PREVIEW_SIZE):
+        fields = {"input_text": instance.input_text, "options": instance.options, "raw_output": instance.raw_output,
+                  "human_preferred_output": instance.human_preferred_output}
+        try:
+            samples.append((instance, image, render(spec, fields, has_image=image is not None), None))
+        except TemplateProblem as problem:
+            samples.append((instance, image, None, str(problem)))
+    return render_page(request, "instructions/_preview.html", instruction=instruction, samples=samples,
+                       issues=lint_templates(spec), seed=seed)

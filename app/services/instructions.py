@@ -1,0 +1,94 @@
+"""Instructions: drafts that authors save (never silently overwritten), versions frozen on submit, previews."""
+
+from __future__ import annotations
+
+import random
+
+from sqlalchemy import func, update
+from sqlmodel import Session, select
+
+from app.errors import Conflict, Invalid, NotFound
+from app.models import Image, Instance, InstanceStatus, Instruction, InstructionStatus, InstructionVersion, utcnow
+from app.rendering import MAX_TEMPLATE_CHARS, InstructionSpec
+from app.schemas import DraftIn
+from app.services import audit
+
+DRAFT_FIELDS = ("text", "input_template", "output_template", "options_style", "image_placement")
+
+
+def get_instruction(session: Session, *, instruction_id: int) -> Instruction:
+    instruction = session.get(Instruction, instruction_id)
+    if instruction is None:
+        raise NotFound(f"There is no instruction with id {instruction_id}.")
+    return instruction
+
+
+def create_instruction(session: Session, *, task_id: int, label: str, author_id: int) -> Instruction:
+    label = label.strip() or "main"
+    instruction = Instruction(task_id=task_id, label=label[:80], author_id=author_id, draft_saved_at=utcnow())
+    session.add(instruction)
+    session.flush()
+    audit.record(session, actor_id=author_id, action="instruction.create", entity_type="instruction",
+                 entity_id=instruction.id, after={"task_id": task_id, "label": instruction.label})
+    session.commit()
+    return instruction
+
+
+def spec_of_draft(instruction: Instruction) -> InstructionSpec:
+    return InstructionSpec(**{name: getattr(instruction, f"draft_{name}") for name in DRAFT_FIELDS})
+
+
+def save_draft(session: Session, *, instruction_id: int, data: DraftIn, actor_id: int) -> Instruction:
+    """Saves the draft if nobody saved it since `data.lock_version`; otherwise a Conflict, nothing lost."""
+    get_instruction(session, instruction_id=instruction_id)
+    for name in ("text", "input_template", "output_template"):
+        if len(getattr(data, name)) > MAX_TEMPLATE_CHARS:
+            raise Invalid("A template is too long.", fields={name: f"at most {MAX_TEMPLATE_CHARS // 1024} KB"})
+    saved = session.execute(
+        update(Instruction).where(Instruction.id == instruction_id, Instruction.lock_version == data.lock_version)
+        .values(lock_version=Instruction.lock_version + 1, draft_saved_at=utcnow(),
+                **{f"draft_{name}": getattr(data, name) for name in DRAFT_FIELDS})).rowcount
+    if saved != 1:
+        session.rollback()
+        raise Conflict("Someone else saved this draft while you were editing it: copy your text, reload, "
+                       "and merge.", fields={"lock_version": "stale"})
+    session.commit()
+    instruction = get_instruction(session, instruction_id=instruction_id)
+    session.refresh(instruction)
+    return instruction
+
+
+def submit(session: Session, *, instruction_id: int, actor_id: int) -> InstructionVersion:
+    """Freezes the draft as the next numbered, immutable version, to be reviewed."""
+    instruction = get_instruction(session, instruction_id=instruction_id)
+    if not instruction.draft_text.strip():
+        raise Invalid("Write the instruction before submitting it.", fields={"text": "empty"})
+    number = (session.exec(select(func.max(InstructionVersion.number))
+                           .where(InstructionVersion.instruction_id == instruction.id)).one() or 0) + 1
+    version = InstructionVersion(instruction_id=instruction.id, number=number, author_id=actor_id,
+                                 status=InstructionStatus.in_review,
+                                 **{name: getattr(instruction, f"draft_{name}") for name in DRAFT_FIELDS})
+    instruction.status = InstructionStatus.in_review
+    session.add_all([version, instruction])
+    session.flush()
+    audit.record(session, actor_id=actor_id, action="instruction.submit", entity_type="instruction_version",
+                 entity_id=version.id, after={"instruction_id": instruction.id, "number": number})
+    session.commit()
+    return version
+
+
+def versions_of(session: Session, *, instruction_id: int) -> list[InstructionVersion]:
+    return list(session.exec(select(InstructionVersion).where(InstructionVersion.instruction_id == instruction_id)
+                             .order_by(InstructionVersion.number.desc())))
+
+
+def sample_instances(session: Session, *, task_id: int, seed: int, size: int) -> list[tuple[Instance, Image | None]]:
+    """`size` active instances drawn with `seed`: a window of the (task, status, rkey) index starting at a
+    seeded point, wrapping around — the same instances for the same seed, without ORDER BY RANDOM()."""
+    start = random.Random(seed).getrandbits(31)
+    base = select(Instance, Image).outerjoin(Image, Image.id == Instance.image_id).where(
+        Instance.task_id == task_id, Instance.status == InstanceStatus.active)
+    rows = list(session.exec(base.where(Instance.rkey >= start).order_by(Instance.rkey).limit(size)))
+    if len(rows) < size:
+        rows += list(session.exec(base.where(Instance.rkey < start).order_by(Instance.rkey).limit(size - len(rows))))
+    return rows

@@ -1,0 +1,84 @@
+"""Instruction drafts, versions and the live preview on seeded instances."""
+
+from __future__ import annotations
+
+from sqlmodel import select
+
+from app.models import AuditEvent, Instance, InstructionVersion, Role
+from app.services import instructions as instruction_service
+from tests.factories import login, make_task, make_user, soup
+
+
+def _editor(client, db):
+    task = make_task(db, "SHAPES+shape_qa", instances=12)
+    for k, instance in enumerate(db.exec(select(Instance).where(Instance.task_id == task.id)).all()):
+        instance.options = ["circle", "square"] if k % 2 else None
+        instance.raw_output = "square" if k % 2 else f"answer {k}"
+        db.add(instance)
+    db.commit()
+    author = make_user(db, Role.author)
+    csrf = login(client, author.email)
+    created = client.post(f"/tasks/{task.id}/instructions", data={"csrf_token": csrf, "label": "main"})
+    assert created.status_code == 303
+    return task, csrf, created.headers["location"]
+
+
+def _preview(client, url, csrf, **fields):
+    data = {"csrf_token": csrf, "lock_version": "1", "text": "", "input_template": "", "output_template": "",
+            "options_style": "paren_letters", "image_placement": "before", **fields}
+    return client.post(url + "/preview", data=data, headers={"X-CSRF-Token": csrf, "HX-Request": "true"})
+
+
+def test_the_preview_renders_unsaved_fields_on_seeded_instances(client, db):
+    _, csrf, url = _editor(client, db)
+    first = soup(_preview(client, url, csrf, text="Name the <b>shape</b>.", output_template="It is {{ raw_output }}."))
+    samples = first.select("article.sample")
+    assert len(samples) == 8
+    prompts = [s.select_one("pre.prompt").text for s in samples]
+    assert all(p.startswith("Name the <b>shape</b>.") for p in prompts)  # shown as text, escaped in HTML
+    assert first.select_one("pre.prompt b") is None
+    targets = {s.select_one("pre.target").text for s in samples}
+    assert any(t.startswith("(b) square") for t in targets) and any(t.startswith("It is answer") for t in targets)
+    again = soup(_preview(client, url, csrf, text="x"))
+    same_seed = [s["data-source-id"] for s in again.select("article.sample")]
+    assert same_seed == [s["data-source-id"] for s in samples]  # the same seed draws the same instances
+    shuffled = soup(_preview(client, url, csrf, text="x", seed="1"))
+    assert [s["data-source-id"] for s in shuffled.select("article.sample")] != same_seed
+    bad = soup(_preview(client, url, csrf, text="{{ question }}"))
+    assert "unknown field(s): question" in bad.select_one("#lint").text
+    assert bad.select("article.sample [role=alert]")
+
+
+def test_drafts_save_with_a_version_and_a_stale_save_is_refused(client, db):
+    _, csrf, url = _editor(client, db)
+    form = {"csrf_token": csrf, "text": "Describe the shape.", "input_template": "", "output_template": "",
+            "options_style": "dot_capitals", "image_placement": "after"}
+    saved = client.post(url + "/draft", data={**form, "lock_version": "1"}, headers={"HX-Request": "true"})
+    assert saved.status_code == 200 and "Saved" in soup(saved).select_one("#draft-status").text
+    assert soup(saved).select_one("#lock-version")["value"] == "2"
+    stale = client.post(url + "/draft", data={**form, "text": "Mine instead", "lock_version": "1"},
+                        headers={"HX-Request": "true"})
+    assert stale.status_code == 409 and "Someone else saved this draft" in stale.text
+    instruction = instruction_service.get_instruction(db, instruction_id=int(url.rsplit("/", 1)[1]))
+    db.refresh(instruction)
+    assert (instruction.draft_text, instruction.draft_options_style) == ("Describe the shape.", "dot_capitals")
+    too_big = client.post(url + "/draft", data={**form, "text": "x" * (64 * 1024 + 1), "lock_version": "2"},
+                          headers={"HX-Request": "true"})
+    assert too_big.status_code == 422
+
+
+def test_submitting_freezes_numbered_versions(client, db):
+    _, csrf, url = _editor(client, db)
+    empty = client.post(url + "/submit", data={"csrf_token": csrf})
+    assert empty.status_code == 422
+    form = {"csrf_token": csrf, "text": "v1 text", "options_style": "paren_letters", "image_placement": "before"}
+    client.post(url + "/draft", data={**form, "lock_version": "1"})
+    assert client.post(url + "/submit", data={"csrf_token": csrf}).status_code == 303
+    client.post(url + "/draft", data={**form, "text": "v2 text", "lock_version": "2"})
+    client.post(url + "/submit", data={"csrf_token": csrf})
+    versions = db.exec(select(InstructionVersion).order_by(InstructionVersion.number)).all()
+    assert [(v.number, v.text, v.status) for v in versions] == [(1, "v1 text", "in_review"), (2, "v2 text", "in_review")]
+    page = soup(client.get(url))
+    assert [li.text.split(" ")[0] for li in page.select("#versions li")] == ["v2", "v1"]
+    actions = db.exec(select(AuditEvent.action).where(AuditEvent.action.like("instruction.%"))).all()
+    assert sorted(actions) == ["instruction.create", "instruction.submit", "instruction.submit"]
