@@ -10,8 +10,10 @@ from app.forms import FormDep, validate_form
 from app.models import ImagePlacement, OptionsStyle, Role
 from app.rendering import InstructionSpec, TemplateProblem, lint_templates, render
 from app.schemas import DraftIn
-from app.services import instructions as instruction_service, tasks as task_service
-from app.templating import render as render_page, see_other
+from app.services import instructions as instruction_service
+from app.services import tasks as task_service
+from app.templating import render as render_page
+from app.templating import see_other
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 AUTHORS = require_role(Role.admin, Role.author)
