@@ -82,3 +82,38 @@ def test_submitting_freezes_numbered_versions(client, db):
     assert [li.text.split(" ")[0] for li in page.select("#versions li")] == ["v2", "v1"]
     actions = db.exec(select(AuditEvent.action).where(AuditEvent.action.like("instruction.%"))).all()
     assert sorted(actions) == ["instruction.create", "instruction.submit", "instruction.submit"]
+
+
+def test_history_shows_word_level_differences_between_any_two_versions(client, db):
+    import copy
+
+    from app.diffing import word_diff
+
+    pieces = word_diff("Name the shape.", "Name the colour of the shape.")
+    assert "".join(text for kind, text in pieces if kind != "added") == "Name the shape."
+    assert "".join(text for kind, text in pieces if kind != "removed") == "Name the colour of the shape."
+    assert [kind for kind, _ in pieces].count("removed") == 0
+    assert "colour" in "".join(text for kind, text in pieces if kind == "added")
+
+    _, csrf, url = _editor(client, db)
+    form = {"csrf_token": csrf, "options_style": "paren_letters", "image_placement": "before"}
+    texts = ["Name the shape.", "Name the <b>colour</b> of the shape.", "Say the shape."]
+    for version, text in enumerate(texts):
+        client.post(url + "/draft", data={**form, "text": text, "lock_version": str(version + 1)})
+        client.post(url + "/submit", data={"csrf_token": csrf})
+
+    def sides(pre) -> tuple[str, str]:
+        """The older text (insertions dropped) and the newer one (deletions dropped), from the marked-up diff."""
+        older, newer = copy.copy(pre), copy.copy(pre)
+        for tag in older.select("ins"):
+            tag.decompose()
+        for tag in newer.select("del"):
+            tag.decompose()
+        return older.text, newer.text
+
+    latest = soup(client.get(url + "/history")).select_one('.diff[data-field="text"] pre')
+    assert sides(latest) == (texts[1], texts[2]) and latest.select("del") and latest.select("ins")
+    chosen = soup(client.get(url + "/history?a=1&b=2")).select_one('.diff[data-field="text"] pre')
+    assert sides(chosen) == (texts[0], texts[1])
+    assert chosen.select("ins b") == [] and "<b>colour</b>" in "".join(i.text for i in chosen.select("ins"))
+    assert client.get(url + "/history?a=9&b=2").status_code == 404

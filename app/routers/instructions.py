@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from app.deps import ANY_ROLE, CurrentUser, SessionDep, require_role
-from app.errors import Conflict, Invalid
+from app.diffing import word_diff
+from app.errors import Conflict, Invalid, NotFound
 from app.forms import FormDep, validate_form
 from app.models import ImagePlacement, OptionsStyle, Role
 from app.rendering import InstructionSpec, TemplateProblem, lint_templates, render
@@ -35,6 +36,25 @@ def editor(request: Request, session: SessionDep, instruction_id: int):
                        task=task_service.get_task(session, task_id=instruction.task_id),
                        versions=instruction_service.versions_of(session, instruction_id=instruction.id),
                        styles=list(OptionsStyle), placements=list(ImagePlacement))
+
+
+@router.get("/instructions/{instruction_id}/history", dependencies=[ANY_ROLE])
+def history(request: Request, session: SessionDep, instruction_id: int, a: int | None = None, b: int | None = None):
+    """Word-level differences between any two versions (default: the latest two)."""
+    instruction = instruction_service.get_instruction(session, instruction_id=instruction_id)
+    versions = instruction_service.versions_of(session, instruction_id=instruction.id)
+    by_number = {version.number: version for version in versions}
+    new = by_number.get(b) if b else (versions[0] if versions else None)
+    old = by_number.get(a) if a else (versions[1] if len(versions) > 1 else None)
+    if (a and a not in by_number) or (b and b not in by_number):
+        raise NotFound("There is no such version of this instruction.")
+    diffs = {}
+    if old and new:
+        diffs = {field: word_diff(getattr(old, field), getattr(new, field))
+                 for field in ("text", "input_template", "output_template")}
+    return render_page(request, "instructions/history.html", instruction=instruction, versions=versions,
+                       old=old, new=new, diffs=diffs,
+                       task=task_service.get_task(session, task_id=instruction.task_id))
 
 
 @router.post("/instructions/{instruction_id}/draft", dependencies=[AUTHORS])
