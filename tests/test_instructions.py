@@ -117,3 +117,15 @@ def test_history_shows_word_level_differences_between_any_two_versions(client, d
     assert sides(chosen) == (texts[0], texts[1])
     assert chosen.select("ins b") == [] and "<b>colour</b>" in "".join(i.text for i in chosen.select("ins"))
     assert client.get(url + "/history?a=9&b=2").status_code == 404
+
+
+def test_pinned_instances_stay_first_across_shuffles(client, db):
+    _, csrf, url = _editor(client, db)
+    first = soup(_preview(client, url, csrf, text="x"))
+    third = first.select("article.sample")[2]
+    pinned_id = third.select_one("header a")["href"].rsplit("/", 1)[1]
+    shuffled = soup(_preview(client, url, csrf, text="x", seed="5", pinned=pinned_id))
+    samples = shuffled.select("article.sample")
+    assert samples[0]["data-source-id"] == third["data-source-id"] and "pinned" in samples[0]["class"]
+    assert len(samples) == 8 and len({s["data-source-id"] for s in samples}) == 8
+    assert shuffled.select_one("#pinned")["value"] == pinned_id

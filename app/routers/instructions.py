@@ -86,9 +86,10 @@ def preview(request: Request, session: SessionDep, form: FormDep, instruction_id
                            output_template=data.output_template, options_style=data.options_style,
                            image_placement=data.image_placement)
     seed = int(form.get("seed", 0)) if str(form.get("seed", "0")).isdigit() else 0
+    pinned = [int(part) for part in str(form.get("pinned", "")).split(",") if part.strip().isdigit()][:PREVIEW_SIZE]
     samples = []
-    for instance, image in instruction_service.sample_instances(session, task_id=instruction.task_id, seed=seed,
-                                                                size=PREVIEW_SIZE):
+    for instance, image in instruction_service.preview_instances(session, task_id=instruction.task_id, seed=seed,
+                                                                 size=PREVIEW_SIZE, pinned=pinned):
         fields = {"input_text": instance.input_text, "options": instance.options, "raw_output": instance.raw_output,
                   "human_preferred_output": instance.human_preferred_output}
         try:
@@ -96,4 +97,5 @@ def preview(request: Request, session: SessionDep, form: FormDep, instruction_id
         except TemplateProblem as problem:
             samples.append((instance, image, None, str(problem)))
     return render_page(request, "instructions/_preview.html", instruction=instruction, samples=samples,
-                       issues=lint_templates(spec), seed=seed)
+                       issues=lint_templates(spec), seed=seed,
+                       pinned=[instance.id for instance, *_ in samples if instance.id in pinned])

@@ -82,6 +82,18 @@ def versions_of(session: Session, *, instruction_id: int) -> list[InstructionVer
                              .order_by(InstructionVersion.number.desc())))
 
 
+def preview_instances(session: Session, *, task_id: int, seed: int, size: int,
+                      pinned: list[int]) -> list[tuple[Instance, Image | None]]:
+    """The pinned instances of this task first (kept across shuffles), then a seeded sample for the rest."""
+    chosen = list(session.exec(select(Instance, Image).outerjoin(Image, Image.id == Instance.image_id)
+                               .where(Instance.task_id == task_id, Instance.id.in_(pinned)))) if pinned else []
+    chosen.sort(key=lambda row: pinned.index(row[0].id))
+    taken = {row[0].id for row in chosen}
+    rest = [row for row in sample_instances(session, task_id=task_id, seed=seed, size=size + len(chosen))
+            if row[0].id not in taken]
+    return chosen + rest[:size - len(chosen)]
+
+
 def sample_instances(session: Session, *, task_id: int, seed: int, size: int) -> list[tuple[Instance, Image | None]]:
     """`size` active instances drawn with `seed`: a window of the (task, status, rkey) index starting at a
     seeded point, wrapping around — the same instances for the same seed, without ORDER BY RANDOM()."""

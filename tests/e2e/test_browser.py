@@ -138,3 +138,26 @@ def test_typing_in_the_instruction_editor_updates_the_preview(page: Page, db):
     expect(page.locator("#lint")).to_contain_text("unknown field(s): nope")
     # autosave: the draft is kept without pressing anything
     expect(page.locator("#draft-status")).to_contain_text("Saved", timeout=10_000)
+
+
+def test_editor_keys_and_pinning(page: Page, db):
+    task = make_task(db, "SHAPES+keys", instances=10)
+    author = make_user(db, Role.author)
+    sign_in(page, author.email)
+    page.goto(f"/tasks/{task.id}")
+    page.get_by_role("button", name="New instruction").click()
+    expect(page.locator("article.sample")).to_have_count(8)
+    page.get_by_label("Instruction").fill("Pinned check.")
+    page.keyboard.press("Control+s")
+    expect(page.locator("#draft-status")).to_contain_text("Saved", timeout=1_500)  # before autosave would fire
+    page.locator("h1").click()  # leave the text field: j/k step through the preview
+    page.keyboard.press("j")
+    expect(page.locator("article.sample").first).to_be_focused()
+    page.keyboard.press("j")
+    expect(page.locator("article.sample").nth(1)).to_be_focused()
+    second = page.locator("article.sample").nth(1).get_attribute("data-source-id")
+    page.locator("article.sample").nth(1).get_by_role("button", name="pin").click()
+    expect(page.locator("article.sample").first).to_have_attribute("data-source-id", second)
+    page.get_by_role("button", name=re.compile("Shuffle")).click()
+    expect(page.locator("article.sample.pinned")).to_have_attribute("data-source-id", second)
+    expect(page.locator("article.sample").first).to_have_class(re.compile("pinned"))
