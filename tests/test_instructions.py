@@ -129,3 +129,16 @@ def test_pinned_instances_stay_first_across_shuffles(client, db):
     assert samples[0]["data-source-id"] == third["data-source-id"] and "pinned" in samples[0]["class"]
     assert len(samples) == 8 and len({s["data-source-id"] for s in samples}) == 8
     assert shuffled.select_one("#pinned")["value"] == pinned_id
+
+
+def test_reviewers_comments_are_shown_beside_their_version(client, db, settings):
+    from app.models import Instruction
+    from app.services.demo import load_demo
+
+    email, password = load_demo(db, data_dir=settings.data_dir).credentials[1]  # the author
+    login(client, email, password)
+    caption = db.exec(select(Instruction).where(Instruction.status == "changes_requested")).one()
+    page = soup(client.get(f"/instructions/{caption.id}"))
+    comment = page.select_one("#versions .review-comment")
+    assert comment["data-decision"] == "request_changes"
+    assert "Rita Reviewer" in comment.text and "Too vague" in comment.text

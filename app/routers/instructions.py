@@ -35,6 +35,7 @@ def editor(request: Request, session: SessionDep, instruction_id: int):
     return render_page(request, "instructions/editor.html", instruction=instruction,
                        task=task_service.get_task(session, task_id=instruction.task_id),
                        versions=instruction_service.versions_of(session, instruction_id=instruction.id),
+                       comments=instruction_service.review_comments(session, instruction_id=instruction.id),
                        styles=list(OptionsStyle), placements=list(ImagePlacement))
 
 

@@ -8,7 +8,9 @@ from sqlalchemy import func, update
 from sqlmodel import Session, select
 
 from app.errors import Conflict, Invalid, NotFound
-from app.models import Image, Instance, InstanceStatus, Instruction, InstructionStatus, InstructionVersion, utcnow
+from app.models import (
+    Image, Instance, InstanceStatus, Instruction, InstructionStatus, InstructionVersion, Review, User, utcnow,
+)
 from app.rendering import MAX_TEMPLATE_CHARS, InstructionSpec
 from app.schemas import DraftIn
 from app.services import audit
@@ -75,6 +77,19 @@ def submit(session: Session, *, instruction_id: int, actor_id: int) -> Instructi
                  entity_id=version.id, after={"instruction_id": instruction.id, "number": number})
     session.commit()
     return version
+
+
+def review_comments(session: Session, *, instruction_id: int) -> dict[int, list[tuple[Review, str]]]:
+    """Decided reviews of each version (with the reviewer's name), newest first, keyed by version id."""
+    rows = session.exec(
+        select(Review, User.display_name).join(InstructionVersion, InstructionVersion.id == Review.instruction_version_id)
+        .outerjoin(User, User.id == Review.reviewer_id)
+        .where(InstructionVersion.instruction_id == instruction_id, Review.decided_at.is_not(None))
+        .order_by(Review.decided_at.desc()))
+    comments: dict[int, list[tuple[Review, str]]] = {}
+    for review, name in rows:
+        comments.setdefault(review.instruction_version_id, []).append((review, name or "a reviewer"))
+    return comments
 
 
 def versions_of(session: Session, *, instruction_id: int) -> list[InstructionVersion]:
