@@ -9,7 +9,15 @@ from sqlmodel import Session, select
 
 from app.errors import Conflict, Invalid, NotFound
 from app.models import (
-    Image, Instance, InstanceStatus, Instruction, InstructionStatus, InstructionVersion, Review, User, utcnow,
+    Image,
+    Instance,
+    InstanceStatus,
+    Instruction,
+    InstructionStatus,
+    InstructionVersion,
+    Review,
+    User,
+    utcnow,
 )
 from app.rendering import MAX_TEMPLATE_CHARS, InstructionSpec
 from app.schemas import DraftIn
@@ -82,7 +90,8 @@ def submit(session: Session, *, instruction_id: int, actor_id: int) -> Instructi
 def review_comments(session: Session, *, instruction_id: int) -> dict[int, list[tuple[Review, str]]]:
     """Decided reviews of each version (with the reviewer's name), newest first, keyed by version id."""
     rows = session.exec(
-        select(Review, User.display_name).join(InstructionVersion, InstructionVersion.id == Review.instruction_version_id)
+        select(Review, User.display_name)
+        .join(InstructionVersion, InstructionVersion.id == Review.instruction_version_id)
         .outerjoin(User, User.id == Review.reviewer_id)
         .where(InstructionVersion.instruction_id == instruction_id, Review.decided_at.is_not(None))
         .order_by(Review.decided_at.desc()))
