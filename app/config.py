@@ -57,6 +57,10 @@ class Settings(BaseSettings):
         "(nothing outside it). Default: `incoming` in the data dir.")
     job_lease_s: int = Field(60, ge=5, description="How long a worker holds a job without a heartbeat before "
                              "another worker may take it over.")
+    prompt_token_budget: int = Field(1472, ge=1, description="Lint warns when a rendered prompt is estimated "
+                                     "longer than this many tokens (LLaVA-1.5: 2048 minus 576 image tokens).")
+    inline_lint_limit: int = Field(20_000, ge=0, description="Tasks with up to this many instances are linted "
+                                   "in full while the author waits; larger ones as a job.")
     host: str = Field("127.0.0.1", description="Address the web server binds to.")
     port: int = Field(8000, description="Port the web server listens on.")
     web_workers: int = Field(1, ge=1, description="Number of web server processes (`serve`).")

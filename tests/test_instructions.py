@@ -142,3 +142,25 @@ def test_reviewers_comments_are_shown_beside_their_version(client, db, settings)
     comment = page.select_one("#versions .review-comment")
     assert comment["data-decision"] == "request_changes"
     assert "Rita Reviewer" in comment.text and "Too vague" in comment.text
+
+
+def test_checking_all_instances_inline_and_as_a_job(client, db, settings):
+    from app.models import Job
+    from worker.__main__ import Worker
+
+    task, csrf, url = _editor(client, db)
+    data = {"csrf_token": csrf, "lock_version": "1", "text": "Name it.", "output_template": "",
+            "options_style": "paren_letters", "image_placement": "before"}
+    inline = soup(client.post(url + "/lint", data=data, headers={"HX-Request": "true"}))
+    mismatch = [li for li in inline.select("#lint-all li") if "not among the options" in li.text]
+    assert inline.select_one("#lint-all")["data-checked"] == "12" and not mismatch  # odd ones answer "square"
+    settings.inline_lint_limit = 5  # this task (12 instances) now counts as big
+    queued = soup(client.post(url + "/lint", data={**data, "text": "{{ nope }}"}, headers={"HX-Request": "true"}))
+    assert queued.select_one("#job-status")["data-status"] == "queued"
+    assert Worker(settings).run_once()
+    job = db.exec(select(Job).where(Job.kind == "lint")).one()
+    db.refresh(job)
+    assert job.status == "succeeded" and job.result["checked"] == 12
+    assert job.result["issues"][0]["count"] == 12 and "fails to render" in job.result["issues"][0]["message"]
+    shown = soup(client.get(f"/jobs/{job.id}/status"))
+    assert shown.select_one("#lint-all li")["data-count"] == "12"

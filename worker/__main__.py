@@ -30,7 +30,13 @@ def _run_import(settings, context, payload):
     return run_import(settings, context, payload)
 
 
-HANDLERS = {"import": _run_import}
+def _run_lint(settings, context, payload):
+    from worker.lint import run_lint
+
+    return run_lint(settings, context, payload)
+
+
+HANDLERS = {"import": _run_import, "lint": _run_lint}
 
 
 class Worker:

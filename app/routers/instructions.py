@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from fastapi import APIRouter, Request
 
 from app.deps import ANY_ROLE, CurrentUser, SessionDep, require_role
@@ -12,6 +14,7 @@ from app.models import ImagePlacement, OptionsStyle, Role
 from app.rendering import InstructionSpec, TemplateProblem, lint_templates, render
 from app.schemas import DraftIn
 from app.services import instructions as instruction_service
+from app.services import jobs as job_service
 from app.services import tasks as task_service
 from app.templating import render as render_page
 from app.templating import see_other
@@ -78,14 +81,28 @@ def submit(request: Request, session: SessionDep, user: CurrentUser, instruction
     return see_other(request, f"/instructions/{instruction_id}")
 
 
+@router.post("/instructions/{instruction_id}/lint", dependencies=[ANY_ROLE])
+def lint_everything(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, instruction_id: int):
+    """The unsaved fields checked on every instance of the task: now for a task up to the inline limit,
+    otherwise as a job whose status fragment polls itself until the result is there."""
+    instruction = instruction_service.get_instruction(session, instruction_id=instruction_id)
+    task = task_service.get_task(session, task_id=instruction.task_id)
+    settings = request.app.state.settings
+    spec = _spec(validate_form(DraftIn, form))
+    if task.instance_count > settings.inline_lint_limit:
+        job = job_service.enqueue(session, kind="lint", created_by_id=user.id, payload={
+            "task_id": task.id, "spec": asdict(spec), "token_budget": settings.prompt_token_budget})
+        return render_page(request, "jobs/_status.html", job=job, terminal=False)
+    issues = instruction_service.lint_all(session, task_id=task.id, spec=spec,
+                                          token_budget=settings.prompt_token_budget)
+    return render_page(request, "instructions/_lint_all.html", issues=issues, checked=task.instance_count)
+
+
 @router.post("/instructions/{instruction_id}/preview", dependencies=[ANY_ROLE])
 def preview(request: Request, session: SessionDep, form: FormDep, instruction_id: int):
     """The unsaved fields rendered on seeded instances, exactly as the export will render them."""
     instruction = instruction_service.get_instruction(session, instruction_id=instruction_id)
-    data = validate_form(DraftIn, form) if "lock_version" in form else DraftIn(lock_version=0)
-    spec = InstructionSpec(text=data.text, input_template=data.input_template,
-                           output_template=data.output_template, options_style=data.options_style,
-                           image_placement=data.image_placement)
+    spec = _spec(validate_form(DraftIn, form) if "lock_version" in form else DraftIn(lock_version=0))
     seed = int(form.get("seed", 0)) if str(form.get("seed", "0")).isdigit() else 0
     pinned = [int(part) for part in str(form.get("pinned", "")).split(",") if part.strip().isdigit()][:PREVIEW_SIZE]
     samples = []
@@ -100,3 +117,8 @@ def preview(request: Request, session: SessionDep, form: FormDep, instruction_id
     return render_page(request, "instructions/_preview.html", instruction=instruction, samples=samples,
                        issues=lint_templates(spec), seed=seed,
                        pinned=[instance.id for instance, *_ in samples if instance.id in pinned])
+
+
+def _spec(data: DraftIn) -> InstructionSpec:
+    return InstructionSpec(text=data.text, input_template=data.input_template, output_template=data.output_template,
+                           options_style=data.options_style, image_placement=data.image_placement)

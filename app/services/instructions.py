@@ -19,7 +19,7 @@ from app.models import (
     User,
     utcnow,
 )
-from app.rendering import MAX_TEMPLATE_CHARS, InstructionSpec
+from app.rendering import MAX_TEMPLATE_CHARS, InstructionSpec, lint_on_instances
 from app.schemas import DraftIn
 from app.services import audit
 
@@ -116,6 +116,26 @@ def preview_instances(session: Session, *, task_id: int, seed: int, size: int,
     rest = [row for row in sample_instances(session, task_id=task_id, seed=seed, size=size + len(chosen))
             if row[0].id not in taken]
     return chosen + rest[:size - len(chosen)]
+
+
+def lint_all(session: Session, *, task_id: int, spec: InstructionSpec, token_budget: int,
+             on_progress=None) -> list[dict]:
+    """Every active instance of the task rendered and checked; issues as plain dicts (kept as job results)."""
+    from dataclasses import asdict
+
+    rows = session.exec(select(Instance.source_id, Instance.input_text, Instance.options, Instance.raw_output,
+                               Instance.human_preferred_output, Instance.image_id)
+                        .where(Instance.task_id == task_id, Instance.status == InstanceStatus.active)
+                        .execution_options(yield_per=5_000))
+
+    def instances():
+        for count, (source_id, text, options, raw, preferred, image_id) in enumerate(rows, start=1):
+            if on_progress and count % 5_000 == 0:
+                on_progress(count)
+            yield source_id, {"input_text": text, "options": options, "raw_output": raw,
+                              "human_preferred_output": preferred}, image_id is not None
+
+    return [asdict(issue) for issue in lint_on_instances(spec, instances(), token_budget=token_budget)]
 
 
 def sample_instances(session: Session, *, task_id: int, seed: int, size: int) -> list[tuple[Instance, Image | None]]:
