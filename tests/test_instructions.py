@@ -77,7 +77,8 @@ def test_submitting_freezes_numbered_versions(client, db):
     client.post(url + "/draft", data={**form, "text": "v2 text", "lock_version": "2"})
     client.post(url + "/submit", data={"csrf_token": csrf})
     versions = db.exec(select(InstructionVersion).order_by(InstructionVersion.number)).all()
-    assert [(v.number, v.text, v.status) for v in versions] == [(1, "v1 text", "in_review"), (2, "v2 text", "in_review")]
+    assert [(v.number, v.text, v.status) for v in versions] == [(1, "v1 text", "in_review"),
+                                                                (2, "v2 text", "in_review")]
     page = soup(client.get(url))
     assert [li.text.split(" ")[0] for li in page.select("#versions li")] == ["v2", "v1"]
     actions = db.exec(select(AuditEvent.action).where(AuditEvent.action.like("instruction.%"))).all()
@@ -164,3 +165,23 @@ def test_checking_all_instances_inline_and_as_a_job(client, db, settings):
     assert job.result["issues"][0]["count"] == 12 and "fails to render" in job.result["issues"][0]["message"]
     shown = soup(client.get(f"/jobs/{job.id}/status"))
     assert shown.select_one("#lint-all li")["data-count"] == "12"
+
+
+def test_the_most_similar_instructions_of_other_tasks_are_shown(client, db):
+    from app.overlap import most_similar
+
+    ranked = most_similar("Count the red circles in the image.", [
+        ("A / main", "Count the circles in the image."), ("B / main", "Describe the weather."),
+        ("C / main", "What colour are the circles?")])
+    assert [label for label, _ in ranked][:2] == ["A / main", "C / main"] and ranked[0][1] > 0.5
+    assert "B / main" not in [label for label, _ in ranked]
+    other = make_task(db, "OTHER+counting")
+    author = make_user(db, Role.author)
+    row = instruction_service.create_instruction(db, task_id=other.id, label="main", author_id=author.id)
+    row.draft_text = "Count the shapes shown in the image."
+    db.add(row)
+    db.commit()
+    _, csrf, url = _editor(client, db)
+    shown = soup(_preview(client, url, csrf, text="Count the shapes in the image."))
+    first = shown.select_one("#overlap li")
+    assert first.text.startswith("OTHER+counting / main") and float(first["data-score"]) > 0.5

@@ -11,6 +11,7 @@ from app.diffing import word_diff
 from app.errors import Conflict, Invalid, NotFound
 from app.forms import FormDep, validate_form
 from app.models import ImagePlacement, OptionsStyle, Role
+from app.overlap import most_similar
 from app.rendering import InstructionSpec, TemplateProblem, lint_templates, render
 from app.schemas import DraftIn
 from app.services import instructions as instruction_service
@@ -114,8 +115,10 @@ def preview(request: Request, session: SessionDep, form: FormDep, instruction_id
             samples.append((instance, image, render(spec, fields, has_image=image is not None), None))
         except TemplateProblem as problem:
             samples.append((instance, image, None, str(problem)))
+    others = instruction_service.other_tasks_instructions(session, task_id=instruction.task_id)
+    similar = most_similar(spec.text, others)
     return render_page(request, "instructions/_preview.html", instruction=instruction, samples=samples,
-                       issues=lint_templates(spec), seed=seed,
+                       issues=lint_templates(spec), seed=seed, similar=similar,
                        pinned=[instance.id for instance, *_ in samples if instance.id in pinned])
 
 

@@ -118,6 +118,23 @@ def preview_instances(session: Session, *, task_id: int, seed: int, size: int,
     return chosen + rest[:size - len(chosen)]
 
 
+def other_tasks_instructions(session: Session, *, task_id: int) -> list[tuple[str, str]]:
+    """(task name / label, text) of every other task's instructions: the latest version, else the draft."""
+    from app.models import Task
+
+    latest = (select(InstructionVersion.instruction_id, func.max(InstructionVersion.number).label("number"))
+              .group_by(InstructionVersion.instruction_id).subquery())
+    rows = session.exec(
+        select(Task.name, Instruction.label, Instruction.draft_text, InstructionVersion.text)
+        .join(Task, Task.id == Instruction.task_id)
+        .outerjoin(latest, latest.c.instruction_id == Instruction.id)
+        .outerjoin(InstructionVersion, (InstructionVersion.instruction_id == Instruction.id)
+                   & (InstructionVersion.number == latest.c.number))
+        .where(Instruction.task_id != task_id))
+    return [(f"{task} / {label}", version_text or draft) for task, label, draft, version_text in rows
+            if (version_text or draft).strip()]
+
+
 def lint_all(session: Session, *, task_id: int, spec: InstructionSpec, token_budget: int,
              on_progress=None) -> list[dict]:
     """Every active instance of the task rendered and checked; issues as plain dicts (kept as job results)."""
