@@ -3,15 +3,24 @@
 //   j / k            next / previous preview instance (outside text fields)
 (function () {
   "use strict";
+  var position = -1;  // which preview instance has the focus; kept when the preview re-renders
   function samples() { return Array.from(document.querySelectorAll("#preview article.sample")); }
-  function step(delta) {
+  function focusAt(index) {
     var all = samples();
     if (!all.length) { return; }
-    var current = all.indexOf(document.activeElement);
-    var next = all[Math.max(0, Math.min(all.length - 1, current + delta))] || all[0];
-    next.focus();
-    next.scrollIntoView({block: "nearest"});
+    position = Math.max(0, Math.min(all.length - 1, index));
+    all[position].focus();
+    all[position].scrollIntoView({block: "nearest"});
   }
+  function step(delta) { focusAt(position + delta); }
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var previewHadFocus = position >= 0 && (document.activeElement === document.body || !document.activeElement);
+    if (event.target.id === "preview" && previewHadFocus) { focusAt(position); }
+  });
+  document.addEventListener("focusin", function (event) {
+    var index = samples().indexOf(event.target);
+    if (index < 0 && !event.target.closest("#preview")) { position = -1; }
+  });
   document.addEventListener("keydown", function (event) {
     var modifier = event.ctrlKey || event.metaKey;
     if (modifier && event.key === "s") {

@@ -150,6 +150,7 @@ def test_editor_keys_and_pinning(page: Page, db):
     page.get_by_label("Instruction").fill("Pinned check.")
     page.keyboard.press("Control+s")
     expect(page.locator("#draft-status")).to_contain_text("Saved", timeout=1_500)  # before autosave would fire
+    expect(page.locator("article.sample pre.prompt").first).to_have_text(re.compile(r"^Pinned check"))
     page.locator("h1").click()  # leave the text field: j/k step through the preview
     page.keyboard.press("j")
     expect(page.locator("article.sample").first).to_be_focused()
