@@ -59,6 +59,9 @@ class Settings(BaseSettings):
                              "another worker may take it over.")
     prompt_token_budget: int = Field(1472, ge=1, description="Lint warns when a rendered prompt is estimated "
                                      "longer than this many tokens (LLaVA-1.5: 2048 minus 576 image tokens).")
+    tokenizer_path: Path | None = Field(
+        None, description="A local `tokenizer.json` to count prompt tokens with (needs the `tokenizers` package); "
+        "default: an estimate of 4 characters a token.")
     inline_lint_limit: int = Field(20_000, ge=0, description="Tasks with up to this many instances are linted "
                                    "in full while the author waits; larger ones as a job.")
     host: str = Field("127.0.0.1", description="Address the web server binds to.")

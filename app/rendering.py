@@ -186,7 +186,6 @@ def _render(source: str, field: str, context: dict) -> str:
 # --- Linting: what an author sees beside the editor, before a reviewer does -------------------------------
 
 KNOWN_NAMES = frozenset(FIELDS) | {"options_text", "letter", "range", "loop"}
-CHARS_PER_TOKEN = 4  # a budget estimate for English with a BPE tokenizer; a local tokenizer can replace it
 
 
 @dataclass(frozen=True)
@@ -218,8 +217,13 @@ def lint_templates(spec: InstructionSpec) -> list[LintIssue]:
     return issues
 
 
-def lint_on_instances(spec: InstructionSpec, instances, *, token_budget: int, examples: int = 3) -> list[LintIssue]:
-    """Renders every (source id, fields, has image) and counts what goes wrong, with a few examples each."""
+def lint_on_instances(spec: InstructionSpec, instances, *, token_budget: int, examples: int = 3,
+                      count_tokens=None, counted_by: str = "estimated") -> list[LintIssue]:
+    """Renders every (source id, fields, has image) and counts what goes wrong, with a few examples each.
+    `count_tokens` (default: the chars/4 estimate) measures prompts against `token_budget`."""
+    from app.tokens import estimate
+
+    count_tokens = count_tokens or estimate
     found: dict[tuple[str, str, str], list[str]] = {}
 
     def note(severity: str, field_name: str, message: str, source_id: str) -> None:
@@ -238,8 +242,8 @@ def lint_on_instances(spec: InstructionSpec, instances, *, token_budget: int, ex
         options = fields.get("options")
         if options and str(fields.get("raw_output")) not in options:
             note("warning", "options", "target is not among the options", source_id)
-        if len(rendered.prompt) / CHARS_PER_TOKEN > token_budget:
-            note("warning", "text", f"prompt longer than the {token_budget}-token budget (estimated)", source_id)
+        if count_tokens(rendered.prompt.replace(IMAGE_TOKEN, "")) > token_budget:
+            note("warning", "text", f"prompt longer than the {token_budget}-token budget ({counted_by})", source_id)
     return [LintIssue(severity, field_name, message, count=len(ids), examples=tuple(ids[:examples]))
             for (severity, field_name, message), ids in found.items()]
 

@@ -29,8 +29,9 @@ def test_input_text_and_output_template():
 
 
 def test_option_styles_image_placement_and_input_templates():
-    spec = InstructionSpec(text="Pick one.", input_template="Choices: {% for o in options %}[{{ letter(loop.index0) }}] "
-                           "{{ o }} {% endfor %}", options_style="dot_capitals", image_placement="after")
+    choices = "Choices: {% for o in options %}[{{ letter(loop.index0) }}] {{ o }} {% endfor %}"
+    spec = InstructionSpec(text="Pick one.", input_template=choices, options_style="dot_capitals",
+                           image_placement="after")
     rendered = render(spec, SHAPES, has_image=True)
     assert rendered.prompt == ("Pick one.\n\nChoices: [A.] circle [B.] square [C.] triangle\n"
                                "Options: A. circle B. square C. triangle\n<image>")
@@ -94,3 +95,24 @@ def test_lint_across_instances_counts_problems_with_examples():
     assert issues[("warning", "prompt longer than the 100-token budget (estimated)")].examples == ("i3",)
     failing = lint_on_instances(InstructionSpec(text="{{ options[5] }}"), instances[:3], token_budget=100)
     assert failing[0].field == "text" and failing[0].count == 3 and "fails to render" in failing[0].message
+
+
+def test_a_local_tokenizer_counts_prompts_when_configured(tmp_path):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    from app.rendering import lint_on_instances
+    from app.tokens import TokenizerUnavailable, token_counter
+
+    words = "a b c d e f g h".split()
+    tokenizer = Tokenizer(models.WordLevel({w: i for i, w in enumerate(["[UNK]", *words])}, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.save(str(tmp_path / "tokenizer.json"))
+    count, how = token_counter(tmp_path / "tokenizer.json")
+    assert (count("a b c d e f g h"), how) == (8, "tokenizer")
+    instance = [("i1", {"input_text": None, "options": None, "raw_output": "x"}, False)]
+    spec = InstructionSpec(text="a b c d e f g h")  # 15 characters: about 4 tokens by the estimate, 8 in fact
+    assert lint_on_instances(spec, instance, token_budget=5) == []
+    counted = lint_on_instances(spec, instance, token_budget=5, count_tokens=count, counted_by=how)
+    assert [issue.message for issue in counted] == ["prompt longer than the 5-token budget (tokenizer)"]
+    with pytest.raises(TokenizerUnavailable, match="cannot load the tokenizer"):
+        token_counter(tmp_path / "missing.json")

@@ -92,10 +92,12 @@ def lint_everything(request: Request, session: SessionDep, user: CurrentUser, fo
     spec = _spec(validate_form(DraftIn, form))
     if task.instance_count > settings.inline_lint_limit:
         job = job_service.enqueue(session, kind="lint", created_by_id=user.id, payload={
-            "task_id": task.id, "spec": asdict(spec), "token_budget": settings.prompt_token_budget})
+            "task_id": task.id, "spec": asdict(spec), "token_budget": settings.prompt_token_budget,
+            "tokenizer_path": str(settings.tokenizer_path) if settings.tokenizer_path else None})
         return render_page(request, "jobs/_status.html", job=job, terminal=False)
     issues = instruction_service.lint_all(session, task_id=task.id, spec=spec,
-                                          token_budget=settings.prompt_token_budget)
+                                          token_budget=settings.prompt_token_budget,
+                                          tokenizer_path=settings.tokenizer_path)
     return render_page(request, "instructions/_lint_all.html", issues=issues, checked=task.instance_count)
 
 

@@ -22,6 +22,7 @@ from app.models import (
 from app.rendering import MAX_TEMPLATE_CHARS, InstructionSpec, lint_on_instances
 from app.schemas import DraftIn
 from app.services import audit
+from app.tokens import token_counter
 
 DRAFT_FIELDS = ("text", "input_template", "output_template", "options_style", "image_placement")
 
@@ -136,7 +137,7 @@ def other_tasks_instructions(session: Session, *, task_id: int) -> list[tuple[st
 
 
 def lint_all(session: Session, *, task_id: int, spec: InstructionSpec, token_budget: int,
-             on_progress=None) -> list[dict]:
+             tokenizer_path=None, on_progress=None) -> list[dict]:
     """Every active instance of the task rendered and checked; issues as plain dicts (kept as job results)."""
     from dataclasses import asdict
 
@@ -152,7 +153,10 @@ def lint_all(session: Session, *, task_id: int, spec: InstructionSpec, token_bud
             yield source_id, {"input_text": text, "options": options, "raw_output": raw,
                               "human_preferred_output": preferred}, image_id is not None
 
-    return [asdict(issue) for issue in lint_on_instances(spec, instances(), token_budget=token_budget)]
+    count_tokens, counted_by = token_counter(tokenizer_path)
+    issues = lint_on_instances(spec, instances(), token_budget=token_budget, count_tokens=count_tokens,
+                               counted_by=counted_by)
+    return [asdict(issue) for issue in issues]
 
 
 def sample_instances(session: Session, *, task_id: int, seed: int, size: int) -> list[tuple[Instance, Image | None]]:
