@@ -14,6 +14,7 @@ and `<image>` goes before (or after) the prompt when the instance has an image."
 from __future__ import annotations
 
 import operator
+import re
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
@@ -39,10 +40,10 @@ OPTION_STYLES = {
 class TemplateProblem(ValueError):
     """A template that cannot be used or did not render; says which field, and where when it knows."""
 
-    def __init__(self, field: str, message: str, line: int | None = None):
-        where = f" (line {line})" if line else ""
+    def __init__(self, field: str, message: str, line: int | None = None, column: int | None = None):
+        where = f" (line {line}{f', column {column}' if column else ''})" if line else ""
         super().__init__(f"{field}{where}: {message}")
-        self.field, self.message, self.line = field, message, line
+        self.field, self.message, self.line, self.column = field, message, line, column
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,28 @@ def compile_template(source: str, field: str):
         _check_loops(_ENV.parse(source), field)
         return _ENV.from_string(source)
     except TemplateSyntaxError as error:
-        raise TemplateProblem(field, error.message or "syntax error", error.lineno) from None
+        message = error.message or "syntax error"
+        raise TemplateProblem(field, message, error.lineno, _column(source, error.lineno, message)) from None
+
+
+# Jinja reports a line but no column; the token it names usually pins the column down.
+_TOKEN_TEXT = {"end of statement block": "%}", "end of print statement": "}}", "begin of statement block": "{%",
+               "begin of print statement": "{{"}
+
+
+def _column(source: str, line: int | None, message: str) -> int | None:
+    lines = source.splitlines()
+    if not line or line > len(lines):
+        return None
+    text = lines[line - 1]
+    quoted = re.findall(r"'([^']+)'", message)
+    for token in reversed(quoted):
+        position = text.find(_TOKEN_TEXT.get(token, token))
+        if position >= 0:
+            return position + 1
+    if "end of template" in message or "unexpected end" in message:
+        return len(text) + 1
+    return None
 
 
 def options_text(options: list[str] | None, style: str) -> str:
@@ -194,6 +216,7 @@ class LintIssue:
     field: str
     message: str
     line: int | None = None
+    column: int | None = None
     count: int = 1
     examples: tuple[str, ...] = ()
 
@@ -209,7 +232,7 @@ def lint_templates(spec: InstructionSpec) -> list[LintIssue]:
             compile_template(source, field_name)
             unknown = sorted(_undeclared(source) - KNOWN_NAMES)
         except TemplateProblem as problem:
-            issues.append(LintIssue("error", field_name, problem.message, problem.line))
+            issues.append(LintIssue("error", field_name, problem.message, problem.line, problem.column))
             continue
         if unknown:
             issues.append(LintIssue("error", field_name, f"unknown field(s): {', '.join(unknown)}; available: "

@@ -65,7 +65,10 @@ def test_syntax_errors_say_where_and_huge_templates_are_refused():
     with pytest.raises(TemplateProblem) as problem:
         render(InstructionSpec(text="ok", output_template="line one\n{{ raw_output "), SHAPES | {"options": None},
                has_image=False)
-    assert (problem.value.field, problem.value.line) == ("output_template", 2)
+    assert (problem.value.field, problem.value.line, problem.value.column) == ("output_template", 2, 15)
+    with pytest.raises(TemplateProblem) as problem:
+        render(InstructionSpec(text="ok {% if %}"), SHAPES, has_image=False)
+    assert (problem.value.line, problem.value.column) == (1, 10)  # where the expression is missing
     with pytest.raises(TemplateProblem, match="longer than 64 KB"):
         render(InstructionSpec(text="x" * (MAX_TEMPLATE_CHARS + 1)), SHAPES, has_image=False)
 
@@ -77,7 +80,7 @@ def test_lint_without_instances_names_syntax_errors_and_unknown_fields():
     found = {(issue.field, issue.message.split(":")[0]) for issue in issues}
     assert ("text", "the instruction is empty") in found
     assert ("input_template", "unknown field(s)") in found
-    assert any(issue.field == "output_template" and issue.line == 1 for issue in issues)
+    assert any(issue.field == "output_template" and (issue.line, issue.column) == (1, 7) for issue in issues)
     assert lint_templates(InstructionSpec(text="Name the {{ options_text }} {{ letter(0) }}")) == []
 
 
