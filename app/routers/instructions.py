@@ -36,10 +36,11 @@ def new_instruction(request: Request, session: SessionDep, user: CurrentUser, fo
 @router.get("/instructions/{instruction_id}", dependencies=[ANY_ROLE])
 def editor(request: Request, session: SessionDep, instruction_id: int):
     instruction = instruction_service.get_instruction(session, instruction_id=instruction_id)
-    return render_page(request, "instructions/editor.html", instruction=instruction,
-                       task=task_service.get_task(session, task_id=instruction.task_id),
+    task = task_service.get_task(session, task_id=instruction.task_id)
+    return render_page(request, "instructions/editor.html", instruction=instruction, task=task,
                        versions=instruction_service.versions_of(session, instruction_id=instruction.id),
                        comments=instruction_service.review_comments(session, instruction_id=instruction.id),
+                       auto_lint=task.instance_count <= request.app.state.settings.inline_lint_limit,
                        styles=list(OptionsStyle), placements=list(ImagePlacement))
 
 

@@ -136,6 +136,8 @@ def test_typing_in_the_instruction_editor_updates_the_preview(page: Page, db):
     expect(page.locator("article.sample pre.target").first).to_have_text(re.compile(r"^Answer: answer \d$"))
     page.get_by_label("Output template").fill("{{ nope }}")
     expect(page.locator("#lint")).to_contain_text("unknown field(s): nope")
+    # every instance of this small task is checked while typing, with counts
+    expect(page.locator("#lint-all li").first).to_contain_text("5 of 5 instances")
     # autosave: the draft is kept without pressing anything
     expect(page.locator("#draft-status")).to_contain_text("Saved", timeout=10_000)
 
