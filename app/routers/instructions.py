@@ -73,8 +73,8 @@ def save_draft(request: Request, session: SessionDep, user: CurrentUser, form: F
                                                      actor_id=user.id)
     except (Invalid, Conflict) as error:
         return render_page(request, "instructions/_draft_status.html", status_code=error.status_code,
-                           instruction=None, message=error.message)
-    return render_page(request, "instructions/_draft_status.html", instruction=instruction, message=None)
+                           instruction=None, message=error.message, oob=False)
+    return render_page(request, "instructions/_draft_status.html", instruction=instruction, message=None, oob=True)
 
 
 @router.post("/instructions/{instruction_id}/submit", dependencies=[AUTHORS])

@@ -123,6 +123,8 @@ def test_an_import_job_page_updates_itself_until_the_job_ends(page: Page, db, se
 def test_typing_in_the_instruction_editor_updates_the_preview(page: Page, db):
     task = make_task(db, "SHAPES+shape_qa", instances=5)
     author = make_user(db, Role.author)
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     sign_in(page, author.email)
     page.goto(f"/tasks/{task.id}")
     page.get_by_label("Instruction label").fill("main")
@@ -139,7 +141,10 @@ def test_typing_in_the_instruction_editor_updates_the_preview(page: Page, db):
     # every instance of this small task is checked while typing, with counts
     expect(page.locator("#lint-all li").first).to_contain_text("5 of 5 instances")
     # autosave: the draft is kept without pressing anything
-    expect(page.locator("#draft-status")).to_contain_text("Saved", timeout=10_000)
+    expect(page.locator("#lock-version")).not_to_have_value("1", timeout=10_000)
+    page.reload()  # the saved draft, script and all, comes back as text
+    expect(page.get_by_label("Instruction")).to_have_value("Say what the <script>alert(1)</script> shape is.")
+    assert dialogs == []
 
 
 def test_editor_keys_and_pinning(page: Page, db):
@@ -151,7 +156,7 @@ def test_editor_keys_and_pinning(page: Page, db):
     expect(page.locator("article.sample")).to_have_count(8)
     page.get_by_label("Instruction").fill("Pinned check.")
     page.keyboard.press("Control+s")
-    expect(page.locator("#draft-status")).to_contain_text("Saved", timeout=1_500)  # before autosave would fire
+    expect(page.locator("#lock-version")).to_have_value("2", timeout=1_500)  # saved before autosave would fire
     expect(page.locator("article.sample pre.prompt").first).to_have_text(re.compile(r"^Pinned check"))
     page.locator("h1").click()  # leave the text field: j/k step through the preview
     page.keyboard.press("j")
