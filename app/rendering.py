@@ -20,9 +20,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, nodes
+from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from app.tokens import estimate
 
 MAX_TEMPLATE_CHARS = 64 * 1024
 MAX_OUTPUT_CHARS = 32 * 1024
@@ -244,8 +246,6 @@ def lint_on_instances(spec: InstructionSpec, instances, *, token_budget: int, ex
                       count_tokens=None, counted_by: str = "estimated") -> list[LintIssue]:
     """Renders every (source id, fields, has image) and counts what goes wrong, with a few examples each.
     `count_tokens` (default: the chars/4 estimate) measures prompts against `token_budget`."""
-    from app.tokens import estimate
-
     count_tokens = count_tokens or estimate
     found: dict[tuple[str, str, str], list[str]] = {}
 
@@ -272,6 +272,4 @@ def lint_on_instances(spec: InstructionSpec, instances, *, token_budget: int, ex
 
 
 def _undeclared(source: str) -> set[str]:
-    from jinja2 import meta
-
     return set(meta.find_undeclared_variables(_ENV.parse(source)))

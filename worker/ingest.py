@@ -11,11 +11,10 @@ from typing import Any
 
 from app.config import Settings
 from app.db import make_engine
+from app.ingest import IMPORT_FORMATS
 from app.ingest.records import MalformedFile, estimate_records
 from app.storage import MediaStore, confined
 from worker.context import JobContext
-
-FORMATS = ("unified", "llava", "table", "conversations", "metadata")
 
 
 class ImportFailed(RuntimeError):
@@ -25,7 +24,7 @@ class ImportFailed(RuntimeError):
 def run_import(settings: Settings, context: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     root = settings.resolved_import_root
     file = confined(root, payload["file"])
-    if payload.get("format") not in FORMATS:
+    if payload.get("format") not in IMPORT_FORMATS:
         raise ImportFailed(f"unknown format {payload.get('format')!r}")
     if not file.exists():
         raise ImportFailed(f"{payload['file']} does not exist under the import root")

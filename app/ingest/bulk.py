@@ -8,6 +8,7 @@ temporary table, then one `INSERT ... SELECT ... ON CONFLICT DO NOTHING`. Either
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 
 import orjson
@@ -15,6 +16,13 @@ from sqlalchemy import Connection, select
 
 COLUMNS = ("task_id", "source_id", "image_id", "input_text", "options", "raw_output", "human_preferred_output",
            "split", "status", "rkey", "provenance")  # and created_at, the same for every row of a call
+
+
+def stable_rkey(*identity: object) -> int:
+    """A record's random key, derived from what identifies it (task + source id, pool + position): uniform
+    in [0, 2^31) and the same on every import of the same data, so seeded samples are reproducible."""
+    digest = hashlib.blake2b("\0".join(map(str, identity)).encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big") & 0x7FFFFFFF
 
 
 def as_json(value) -> str | None:

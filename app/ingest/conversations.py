@@ -9,22 +9,22 @@ silently mask or crash on are refused here, each with its line and reason."""
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, select
 
-from app.ingest.bulk import get_or_create, insert_ignoring_conflicts
+from app.ingest.bulk import get_or_create, insert_ignoring_conflicts, stable_rkey
 from app.ingest.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageRejected
 from app.ingest.intake import ImageIntake
 from app.ingest.records import BadLine, read_records
 from app.ingest.report import ImportReport
 from app.ingest.unified import FieldProblem, source_id
-from app.models import AuditEvent, ConversationItem, ConversationPool, utcnow
+from app.models import ConversationItem, ConversationPool, utcnow
+from app.services import audit
 from app.storage import MediaStore
 
 IMAGE_TOKEN = "<image>"
@@ -117,11 +117,9 @@ class ConversationImporter:
         self._write(pool_id, path.name, chunk, report)
         report.images_stored = self.images.stored
         report.seconds = round(time.perf_counter() - started, 3)
-        summary = {key: value for key, value in report.as_dict().items() if key != "rejected"}
         with self.engine.begin() as connection:
-            connection.execute(insert(AuditEvent), [{
-                "at": utcnow(), "actor_id": self.actor_id, "action": "import.conversations",
-                "entity_type": "conversation_pool", "entity_id": str(pool_id), "before": None, "after": summary}])
+            audit.record_on(connection, actor_id=self.actor_id, action="import.conversations",
+                            entity_type="conversation_pool", entity_id=pool_id, after=report.counts())
         return report
 
     def _write(self, pool_id: int, file: str, drafts: list[ConversationDraft], report: ImportReport) -> None:
@@ -145,12 +143,7 @@ class ConversationImporter:
                     image_id = self.images.image_id(connection, checked)
                 rows.append({"pool_id": pool_id, "position": draft.position, "source_id": draft.source_id,
                              "image_id": image_id, "conversations": draft.conversations,
-                             "rkey": _rkey(self.options.pool, draft.position)})
+                             "rkey": stable_rkey(self.options.pool, draft.position)})
             if rows:
                 connection.execute(insert_ignoring_conflicts(connection, ConversationItem), rows)
             report.imported += len(rows)
-
-
-def _rkey(pool: str, position: int) -> int:
-    digest = hashlib.blake2b(f"{pool}\0{position}".encode(), digest_size=4).digest()
-    return int.from_bytes(digest, "big") & 0x7FFFFFFF

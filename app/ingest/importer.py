@@ -11,7 +11,6 @@ is left out by the insert itself (ON CONFLICT DO NOTHING) and counted from what 
 
 from __future__ import annotations
 
-import hashlib
 import random
 import time
 from collections import Counter
@@ -20,16 +19,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, Engine, select
 
-from app.ingest.bulk import as_json, get_or_create, insert_instances
+from app.ingest.bulk import as_json, get_or_create, insert_instances, stable_rkey
 from app.ingest.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, CheckedImage, ImageRejected
 from app.ingest.intake import ImageIntake
 from app.ingest.llava import parse_llava
 from app.ingest.records import BadLine, Record, read_records
 from app.ingest.report import ImportReport, Rejection
 from app.ingest.unified import FieldProblem, InstanceDraft, parse_unified
-from app.models import AuditEvent, Instance, SourceDataset, Task, utcnow
+from app.models import Instance, SourceDataset, Task, utcnow
+from app.services import audit
 from app.services.tasks import refresh_instance_counts
 from app.storage import MediaStore
 
@@ -156,12 +156,9 @@ class InstanceImporter:
         return checked
 
     def _record_audit(self, report: ImportReport) -> None:
-        summary = {key: value for key, value in report.as_dict().items() if key != "rejected"}
         with self.engine.begin() as connection:
-            connection.execute(insert(AuditEvent), [{
-                "at": utcnow(), "actor_id": self.actor_id, "action": f"import.{self.file_format}",
-                "entity_type": "import",
-                "entity_id": report.source[:64], "before": None, "after": summary}])
+            audit.record_on(connection, actor_id=self.actor_id, action=f"import.{self.file_format}",
+                            entity_type="import", entity_id=report.source, after=report.counts())
 
 
 @dataclass
@@ -229,12 +226,6 @@ def _sample_plan(path: Path, parse: Parser, read: Reader, limit: int, seed: int)
         except FieldProblem:
             continue
     return _SamplePlan(counts, limit, seed)
-
-
-def stable_rkey(task_name: str, source_id: str) -> int:
-    """The instance's random key, derived from its identity: the same on every import of the same data."""
-    digest = hashlib.blake2b(f"{task_name}\0{source_id}".encode(), digest_size=4).digest()
-    return int.from_bytes(digest, "big") & 0x7FFFFFFF
 
 
 def _batches(items: list[str], size: int) -> Iterable[list[str]]:

@@ -40,6 +40,10 @@ class ImportReport:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    def counts(self) -> dict:
+        """Everything but the list of rejections: what the audit log keeps of an import."""
+        return {key: value for key, value in self.as_dict().items() if key != "rejected"}
+
     def summary(self) -> str:
         rate = f", {self.imported / self.seconds:,.0f} instances/s" if self.seconds and self.imported else ""
         parts = [f"imported {self.imported:,}", f"skipped {self.duplicates:,} duplicates",

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from app.deps import CurrentUser, SessionDep, require_role
 from app.errors import Invalid
 from app.forms import FormDep
+from app.ingest import IMPORT_FORMATS
 from app.ingest.tabular import FieldMapping, MappingInvalid
 from app.models import Role
 from app.services import jobs as job_service
@@ -17,26 +18,19 @@ from app.templating import render, see_other
 
 router = APIRouter(prefix="/imports", tags=["pages"], include_in_schema=False,
                    dependencies=[require_role(Role.admin, Role.author)])
-FORMATS = {
-    "unified": "Vision-Flan unified instances (JSON/JSONL)",
-    "llava": "Released Vision-Flan / LLaVA training records",
-    "table": "Any table (JSONL, CSV, Parquet, save_to_disk folder) with a field mapping",
-    "conversations": "Stage-2 conversations (LLaVA-Instruct style) into a pool",
-    "metadata": "Source datasets and task metadata (YAML/JSON)",
-}
 WITH_IMAGES = {"unified", "llava", "table", "conversations"}
 SAMPLED = {"unified", "llava", "table"}
 
 
 @router.get("")
 def import_page(request: Request, session: SessionDep, format: str = "unified"):
-    return _page(request, session, values={"format": format if format in FORMATS else "unified"})
+    return _page(request, session, values={"format": format if format in IMPORT_FORMATS else "unified"})
 
 
 @router.get("/form")
 def import_form(request: Request, format: str = "unified"):
     """The form again for another format (htmx swaps it in when the format menu changes)."""
-    return _form(request, values={"format": format if format in FORMATS else "unified"})
+    return _form(request, values={"format": format if format in IMPORT_FORMATS else "unified"})
 
 
 @router.post("")
@@ -54,7 +48,7 @@ def _payload(root: Path, form) -> dict:
     """The job's payload from the form; every path is checked to lie under the import root."""
     errors: dict[str, str] = {}
     file_format = str(form.get("format", ""))
-    if file_format not in FORMATS:
+    if file_format not in IMPORT_FORMATS:
         raise Invalid("Choose a format.", fields={"format": "choose a format"})
     payload: dict = {"format": file_format, "file": str(form.get("file", "")).strip()}
     _check_path(root, payload["file"], "file", errors, folder_ok=file_format == "table")
@@ -96,14 +90,14 @@ def _check_path(root: Path, relative: str, field: str, errors: dict, *, folder: 
 
 
 def _form(request: Request, *, values, error: Invalid | None = None, status_code: int = 200):
-    return render(request, "imports/_form.html", status_code=status_code, values=values, formats=FORMATS,
+    return render(request, "imports/_form.html", status_code=status_code, values=values, formats=IMPORT_FORMATS,
                   with_images=WITH_IMAGES, sampled=SAMPLED, errors=error.fields if error else {},
                   message=error.message if error else None)
 
 
 def _page(request: Request, session, *, values, error: Invalid | None = None):
     return render(request, "imports/page.html", "imports/_form.html", status_code=422 if error else 200,
-                  values=values, formats=FORMATS, with_images=WITH_IMAGES, sampled=SAMPLED,
+                  values=values, formats=IMPORT_FORMATS, with_images=WITH_IMAGES, sampled=SAMPLED,
                   errors=error.fields if error else {}, message=error.message if error else None,
                   root=request.app.state.settings.resolved_import_root,
                   jobs=job_service.recent_jobs(session, kind="import"))

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import insert
 from sqlmodel import Session, select
 
-from app.models import AuditEvent, User
+from app.models import AuditEvent, User, utcnow
 
 
 def record(session: Session, *, actor_id: int | None, action: str, entity_type: str, entity_id: object,
@@ -23,6 +24,14 @@ def record(session: Session, *, actor_id: int | None, action: str, entity_type: 
 class EventView:
     event: AuditEvent
     actor: str  # who did it, by name; "system" for the CLI and the demo
+
+
+def record_on(connection, *, actor_id: int | None, action: str, entity_type: str, entity_id: object,
+              before: dict[str, Any] | None = None, after: dict[str, Any] | None = None) -> None:
+    """`record` for code that writes through a Core connection (the bulk importers), in its transaction."""
+    connection.execute(insert(AuditEvent), [{"at": utcnow(), "actor_id": actor_id, "action": action,
+                                             "entity_type": entity_type, "entity_id": str(entity_id)[:64],
+                                             "before": before, "after": after}])
 
 
 def recent(session: Session, *, limit: int = 10, entity_type: str | None = None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import asdict
 
 from sqlalchemy import func, update
 from sqlmodel import Session, select
@@ -16,6 +17,7 @@ from app.models import (
     InstructionStatus,
     InstructionVersion,
     Review,
+    Task,
     User,
     utcnow,
 )
@@ -121,8 +123,6 @@ def preview_instances(session: Session, *, task_id: int, seed: int, size: int,
 
 def other_tasks_instructions(session: Session, *, task_id: int) -> list[tuple[str, str]]:
     """(task name / label, text) of every other task's instructions: the latest version, else the draft."""
-    from app.models import Task
-
     latest = (select(InstructionVersion.instruction_id, func.max(InstructionVersion.number).label("number"))
               .group_by(InstructionVersion.instruction_id).subquery())
     rows = session.exec(
@@ -139,8 +139,6 @@ def other_tasks_instructions(session: Session, *, task_id: int) -> list[tuple[st
 def lint_all(session: Session, *, task_id: int, spec: InstructionSpec, token_budget: int,
              tokenizer_path=None, on_progress=None) -> list[dict]:
     """Every active instance of the task rendered and checked; issues as plain dicts (kept as job results)."""
-    from dataclasses import asdict
-
     rows = session.exec(select(Instance.source_id, Instance.input_text, Instance.options, Instance.raw_output,
                                Instance.human_preferred_output, Instance.image_id)
                         .where(Instance.task_id == task_id, Instance.status == InstanceStatus.active)
