@@ -79,6 +79,23 @@ class Settings(BaseSettings):
         900, ge=1, description="Window, in seconds, over which failed logins from one address are counted."
     )
     page_size: int = Field(50, ge=1, le=500, description="Rows per page in lists (tasks, datasets, users).")
+    review_lease_s: int = Field(600, ge=10, description="How long a reviewer holds a queue item before an "
+                                "abandoned claim returns to the queue.")
+    solve_test_size: int = Field(20, ge=1, le=1000, description="Instances in a blind solve test.")
+    solve_test_pass: int = Field(18, ge=1, description="Matches a blind solve test needs to pass (of "
+                                 "`solve_test_size`).")
+    spot_check_max_error_rate: float = Field(0.1, gt=0, lt=1, description="A spot check passes when the upper "
+                                             "bound of its error rate's Wilson interval is below this.")
+    spot_check_expected_error_rate: float = Field(0.02, ge=0, lt=1, description="The error rate a spot check's "
+                                                  "default size is planned for: big enough to pass at this rate.")
+
+    @model_validator(mode="after")
+    def _check_quality_defaults(self) -> Settings:
+        if self.solve_test_pass > self.solve_test_size:
+            raise ValueError("STUDIO_SOLVE_TEST_PASS cannot exceed STUDIO_SOLVE_TEST_SIZE")
+        if self.spot_check_expected_error_rate >= self.spot_check_max_error_rate:
+            raise ValueError("STUDIO_SPOT_CHECK_EXPECTED_ERROR_RATE must be under STUDIO_SPOT_CHECK_MAX_ERROR_RATE")
+        return self
 
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Settings:

@@ -17,6 +17,7 @@ from app.headers import SecurityHeaders
 from app.routers import (
     account,
     api,
+    api_review,
     auth,
     dashboard,
     datasets,
@@ -26,6 +27,8 @@ from app.routers import (
     instructions,
     jobs,
     media,
+    quality,
+    review,
     tasks,
     users,
 )
@@ -61,7 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(SecurityHeaders)
     install_error_handlers(app)
     for module in (auth, dashboard, tasks, instances, instructions, media, datasets, imports, jobs, users, account,
-                   api, docs):
+                   review, quality, api, api_review, docs):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -7,7 +7,7 @@ from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.models import ImagePlacement, OptionsStyle, Role, TaskGroup
+from app.models import Decision, ImagePlacement, OptionsStyle, Role, SpotVerdict, TaskGroup
 from app.security import MIN_PASSWORD_LENGTH
 
 T = TypeVar("T")
@@ -173,3 +173,80 @@ class TokenCreated(BaseModel):
     id: int
     name: str
     token: str = Field(description="Shown once; only its hash is kept.")
+
+
+class DecisionIn(BaseModel):
+    decision: Decision
+    comment: str | None = Field(None, max_length=10_000, description="Required to request changes or reject.")
+    lock_version: int = Field(description="The item's version as you received it; a newer one means a conflict.")
+
+
+class AnswerIn(BaseModel):
+    answer: str = Field(min_length=1, max_length=10_000, description="For option tasks, one of the options.")
+    lock_version: int
+
+
+class JudgementIn(BaseModel):
+    matched: bool = Field(description="Whether your free-text answer matches the target you were then shown.")
+    lock_version: int
+
+
+class VerdictIn(BaseModel):
+    verdict: SpotVerdict
+    note: str | None = Field(None, max_length=2_000)
+    lock_version: int
+
+
+class ReviewItemOut(BaseModel):
+    """One queue item, with what a reviewer needs to decide it (never a solve test's target before the answer)."""
+
+    queue: str
+    id: int
+    lock_version: int
+    task_id: int
+    task_name: str
+    instance_id: int | None = None
+    image_url: str | None = None
+    prompt: str | None = None
+    target: str | None = None
+    options: list[str] | None = None
+    answer_kind: str | None = Field(None, description="Solve tests: option, short (matched automatically) or free "
+                                    "(judged by you after answering).")
+    awaiting_judgement: bool = False
+    instruction_text: str | None = None
+    instruction_version_id: int | None = None
+    second_pass: bool = False
+
+
+class SolveTestIn(BaseModel):
+    size: int | None = Field(None, ge=1, le=1000)
+    pass_threshold: int | None = Field(None, ge=1)
+    seed: int | None = Field(None, ge=0)
+
+
+class SpotCheckIn(BaseModel):
+    size: int | None = Field(None, ge=1, le=10_000, description="Empty: enough to pass at the expected error rate.")
+    max_error_rate: float | None = Field(None, gt=0, lt=1)
+    expected_error_rate: float | None = Field(None, ge=0, lt=1)
+    double_review: bool = False
+    seed: int | None = Field(None, ge=0)
+
+
+class CheckOut(BaseModel):
+    """A solve test or spot check and its figures so far."""
+
+    id: int
+    task_id: int
+    status: str
+    size: int
+    seed: int
+    instruction_version_id: int | None
+    decided: int
+    matched: int | None = None
+    pass_threshold: int | None = None
+    errors: int | None = None
+    error_rate: float | None = None
+    interval_low: float | None = None
+    interval_high: float | None = None
+    max_error_rate: float | None = None
+    kappa: float | None = None

@@ -77,8 +77,10 @@ def test_submitting_freezes_numbered_versions(client, db):
     client.post(url + "/draft", data={**form, "text": "v2 text", "lock_version": "2"})
     client.post(url + "/submit", data={"csrf_token": csrf})
     versions = db.exec(select(InstructionVersion).order_by(InstructionVersion.number)).all()
-    assert [(v.number, v.text, v.status) for v in versions] == [(1, "v1 text", "in_review"),
+    # v1 was still waiting: v2 supersedes it, and v1's review is withdrawn.
+    assert [(v.number, v.text, v.status) for v in versions] == [(1, "v1 text", "changes_requested"),
                                                                 (2, "v2 text", "in_review")]
+    assert db.exec(select(AuditEvent.action).where(AuditEvent.action == "review.withdraw")).all() == ["review.withdraw"]
     page = soup(client.get(url))
     assert [li.text.split(" ")[0] for li in page.select("#versions li")] == ["v2", "v1"]
     actions = db.exec(select(AuditEvent.action).where(AuditEvent.action.like("instruction.%"))).all()

@@ -19,8 +19,9 @@ def test_dashboard_counts_tasks_by_status(client, db):
     assert set(counts) == {str(status) for status in TaskStatus}
     widths = {row["data-status"]: row.select_one(".bar")["style"] for row in page.select("#tasks-by-status tbody tr")}
     assert widths["draft"] == "width: 66.7%"
-    queue = {row.th.text: int(row.td.text) for row in page.select("#my-queues tr")}
-    assert queue == {"instruction reviews": 0, "verifications": 0, "solve tests": 0, "spot checks": 0}
+    queue = {row["data-queue"]: int(row.select_one("td.mine").text) for row in page.select("#queue-sizes tbody tr")}
+    assert queue == {"instructions": 0, "solve": 0, "spot": 0, "verify": 0}
+    assert [row["data-task"] for row in page.select("#task-quality tbody tr")] == ["A+one", "A+three", "A+two"]
 
 
 def _names(response) -> list[str]:

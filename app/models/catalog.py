@@ -62,6 +62,10 @@ class Task(SQLModel, table=True):
     instance_count: int = Field(
         default=0, description="Active instances. Derived, but counting 10k-row tasks on every list page costs "
         "~60 ms at 1.66M instances: recomputed by services.tasks.refresh_instance_counts after any change.")
+    flagged_count: int = Field(default=0, description="Flagged instances; kept with `instance_count`.")
+    solve_test_required: bool = Field(
+        default=True, description="New tasks must pass a blind solve test; tasks taken from a released, already "
+        "validated dataset may be exempted.")
     lock_version: int = Field(default=1, description="Optimistic concurrency: bumped on every change.")
     created_at: datetime = created_at_field()
     updated_at: datetime = created_at_field()

@@ -38,6 +38,8 @@ class AuditEvent(SQLModel, table=True):
     action: str = Field(max_length=60, description="e.g. user.create, task.transition, review.decide")
     entity_type: str = Field(max_length=40)
     entity_id: str = Field(max_length=64)
+    task_id: int | None = Field(default=None, index=True, description="The task it concerns, for the task's "
+                                "history page. No foreign key: the log outlives what it describes.")
     before: dict[str, Any] | None = json_field()
     after: dict[str, Any] | None = json_field()
 

@@ -54,10 +54,11 @@ class Review(SQLModel, table=True):
     task_id: int | None = Field(default=None, foreign_key="task.id", index=True, ondelete="CASCADE")
     reviewer_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
     round: int = Field(default=1, description="1 for the first review of an instruction, then 2, ...")
+    needs_native_english: bool = Field(default=False, description="A verification slot for a native speaker.")
     decision: str | None = Field(default=None, max_length=20, description="Null while undecided.")
     comment: str | None = Field(default=None, sa_type=Text)
     lease_expires_at: datetime | None = optional_time_field()
-    lock_version: int = Field(default=1)
+    lock_version: int = Field(default=1, description="Bumped by every claim and decision: stale pages get a 409.")
     created_at: datetime = created_at_field()
     decided_at: datetime | None = optional_time_field()
 
@@ -82,16 +83,23 @@ class SolveTest(SQLModel, table=True):
 
 class SolveTestItem(SQLModel, table=True):
     __tablename__ = "solve_test_item"
-    __table_args__ = (UniqueConstraint("solve_test_id", "instance_id"),)
+    __table_args__ = (
+        UniqueConstraint("solve_test_id", "instance_id"),
+        Index("ix_solve_test_item_answered_at_lease_expires_at", "answered_at", "lease_expires_at"),  # the queue
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     solve_test_id: int = Field(foreign_key="solve_test.id", ondelete="CASCADE")
     instance_id: int = Field(foreign_key="instance.id", index=True, ondelete="CASCADE")
     position: int
-    solver_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
+    solver_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL",
+                                  description="Who holds (then answered) the item.")
     answer: str | None = Field(default=None, sa_type=Text)
     matched: bool | None = Field(default=None, description="Null until judged (free text is judged by hand).")
     answered_at: datetime | None = optional_time_field()
+    judged_at: datetime | None = optional_time_field()
+    lease_expires_at: datetime | None = optional_time_field()
+    lock_version: int = Field(default=1)
 
 
 class SpotCheck(SQLModel, table=True):
@@ -106,6 +114,7 @@ class SpotCheck(SQLModel, table=True):
     seed: int
     size: int
     max_error_rate: float = Field(default=0.1, description="Passes when the Wilson upper bound is below this.")
+    confidence: float = Field(default=0.95, description="Of the Wilson interval.")
     double_review: bool = Field(default=False)
     status: str = Field(default=QcStatus.open, max_length=20)
     created_by_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
@@ -117,6 +126,7 @@ class SpotCheckItem(SQLModel, table=True):
     __tablename__ = "spot_check_item"
     __table_args__ = (
         UniqueConstraint("spot_check_id", "instance_id"),
+        Index("ix_spot_check_item_decided_at_lease_expires_at", "decided_at", "lease_expires_at"),  # the queue
         one_of("verdict", SpotVerdict),
         one_of("second_verdict", SpotVerdict, name="second_verdict"),
     )
@@ -131,4 +141,7 @@ class SpotCheckItem(SQLModel, table=True):
     decided_at: datetime | None = optional_time_field()
     second_reviewer_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
     second_verdict: str | None = Field(default=None, max_length=30)
+    second_note: str | None = Field(default=None, sa_type=Text)
     second_decided_at: datetime | None = optional_time_field()
+    lease_expires_at: datetime | None = optional_time_field()
+    lock_version: int = Field(default=1)

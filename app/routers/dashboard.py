@@ -1,27 +1,45 @@
-"""The dashboard: where the work stands, and what waits for me."""
+"""The dashboard: where the work stands (tasks by status, quality per task, reviewers, queues), and what
+waits for me."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from sqlmodel import select
 
-from app.deps import ANY_ROLE, PUBLIC, CurrentUser, SessionDep
-from app.services import audit, queues
+from app.deps import ANY_ROLE, PUBLIC, CurrentPrincipal, SessionDep
+from app.errors import Invalid
+from app.models import Role
+from app.services import audit, quality, queues
 from app.services import tasks as task_service
+from app.services import users as user_service
+from app.services.qc import QcDefaults
 from app.templating import render
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
 
 @router.get("/", dependencies=[ANY_ROLE])
-def dashboard(request: Request, session: SessionDep, user: CurrentUser):
+def dashboard(request: Request, session: SessionDep, principal: CurrentPrincipal, group: str | None = None,
+              category: str | None = None, annotator: str | None = None):
+    if annotator and not annotator.isdigit():
+        raise Invalid("The annotator filter must be a user id.", fields={"annotator": "must be a number"})
+    filters = quality.QualityFilters(task_group=group or None, category=category or None,
+                                     annotator_id=int(annotator) if annotator else None)
     by_status = task_service.counts_by_status(session)
     return render(
         request,
         "dashboard/page.html",
         by_status=by_status,
         total_tasks=sum(by_status.values()),
-        my_queues=queues.counts_for(session, user_id=user.id),
+        my_queues=queues.counts_for(session, user=principal.user) if principal.has(Role.reviewer) else None,
+        queue_titles={name: queue.title for name, queue in queues.QUEUES.items()},
+        queue_sizes=queues.sizes(session),
+        rows=quality.per_task(session, filters=filters),
+        filters=filters,
+        facets=task_service.facet_values(session),
+        annotators=user_service.list_users(session),
+        throughput=quality.throughput(session),
+        max_error_rate=QcDefaults.from_settings(request.app.state.settings).max_error_rate,
         events=audit.recent(session, limit=12),
     )
 

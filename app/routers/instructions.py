@@ -12,7 +12,7 @@ from app.errors import Conflict, Invalid, NotFound
 from app.forms import FormDep, validate_form
 from app.models import ImagePlacement, OptionsStyle, Role
 from app.overlap import most_similar
-from app.rendering import InstructionSpec, TemplateProblem, lint_templates, render
+from app.rendering import InstructionSpec, lint_templates
 from app.schemas import DraftIn
 from app.services import instructions as instruction_service
 from app.services import jobs as job_service
@@ -112,12 +112,8 @@ def preview(request: Request, session: SessionDep, form: FormDep, instruction_id
     samples = []
     for instance, image in instruction_service.preview_instances(session, task_id=instruction.task_id, seed=seed,
                                                                  size=PREVIEW_SIZE, pinned=pinned):
-        fields = {"input_text": instance.input_text, "options": instance.options, "raw_output": instance.raw_output,
-                  "human_preferred_output": instance.human_preferred_output}
-        try:
-            samples.append((instance, image, render(spec, fields, has_image=image is not None), None))
-        except TemplateProblem as problem:
-            samples.append((instance, image, None, str(problem)))
+        samples.append((instance, image, *instruction_service.render_instance(spec, instance,
+                                                                              has_image=image is not None)))
     others = instruction_service.other_tasks_instructions(session, task_id=instruction.task_id)
     similar = most_similar(spec.text, others)
     return render_page(request, "instructions/_preview.html", instruction=instruction, samples=samples,

@@ -11,9 +11,10 @@ from app.errors import Conflict, Invalid
 from app.forms import FormDep, validate_form
 from app.models import Role, TaskGroup
 from app.schemas import TaskMetadataIn
-from app.services import audit
+from app.services import audit, quality
 from app.services import datasets as dataset_service
 from app.services import tasks as task_service
+from app.services.qc import QcDefaults
 from app.services.tasks import TaskFilters
 from app.templating import render, see_other
 
@@ -73,6 +74,9 @@ def task_detail(request: Request, session: SessionDep, task_id: int):
     task = task_service.get_task(session, task_id=task_id)
     dataset = (dataset_service.get_dataset(session, dataset_id=task.source_dataset_id)
                if task.source_dataset_id else None)
+    settings = request.app.state.settings
     return render(request, "tasks/detail.html", task=task, dataset=dataset,
                   instructions=task_service.instructions_of(session, task_id=task.id),
-                  events=audit.recent(session, entity_type="task", entity_id=task.id, limit=20))
+                  quality=quality.per_task(session, task_id=task.id)[0],
+                  defaults=QcDefaults.from_settings(settings),
+                  events=audit.recent(session, task_id=task.id, limit=10))

@@ -12,10 +12,14 @@ from app.models import AuditEvent, User, utcnow
 
 
 def record(session: Session, *, actor_id: int | None, action: str, entity_type: str, entity_id: object,
-           before: dict[str, Any] | None = None, after: dict[str, Any] | None = None) -> AuditEvent:
-    """Adds the event to the caller's transaction, so it commits (or not) with the change it describes."""
+           before: dict[str, Any] | None = None, after: dict[str, Any] | None = None,
+           task_id: int | None = None) -> AuditEvent:
+    """Adds the event to the caller's transaction, so it commits (or not) with the change it describes.
+    `task_id` files it under that task's history as well."""
+    if entity_type == "task" and task_id is None:
+        task_id = int(entity_id)
     event = AuditEvent(actor_id=actor_id, action=action, entity_type=entity_type, entity_id=str(entity_id),
-                       before=before, after=after)
+                       before=before, after=after, task_id=task_id)
     session.add(event)
     return event
 
@@ -35,10 +39,16 @@ def record_on(connection, *, actor_id: int | None, action: str, entity_type: str
 
 
 def recent(session: Session, *, limit: int = 10, entity_type: str | None = None,
-           entity_id: object | None = None) -> list[EventView]:
-    """The newest events first, with their actors' names, optionally for one entity."""
+           entity_id: object | None = None, task_id: int | None = None,
+           before_id: int | None = None) -> list[EventView]:
+    """The newest events first, with their actors' names, optionally for one entity or everything filed
+    under one task; `before_id` pages back."""
     query = (select(AuditEvent, User.display_name).outerjoin(User, User.id == AuditEvent.actor_id)
              .order_by(AuditEvent.id.desc()).limit(limit))
+    if task_id is not None:
+        query = query.where(AuditEvent.task_id == task_id)
+    if before_id is not None:
+        query = query.where(AuditEvent.id < before_id)
     if entity_type is not None:
         query = query.where(AuditEvent.entity_type == entity_type)
     if entity_id is not None:

@@ -21,9 +21,9 @@ from app.models import (
     User,
     utcnow,
 )
-from app.rendering import MAX_TEMPLATE_CHARS, InstructionSpec, lint_on_instances
+from app.rendering import MAX_TEMPLATE_CHARS, InstructionSpec, TemplateProblem, lint_on_instances, render
 from app.schemas import DraftIn
-from app.services import audit
+from app.services import audit, reviews, task_states
 from app.tokens import token_counter
 
 DRAFT_FIELDS = ("text", "input_template", "output_template", "options_style", "image_placement")
@@ -42,7 +42,7 @@ def create_instruction(session: Session, *, task_id: int, label: str, author_id:
     session.add(instruction)
     session.flush()
     audit.record(session, actor_id=author_id, action="instruction.create", entity_type="instruction",
-                 entity_id=instruction.id, after={"task_id": task_id, "label": instruction.label})
+                 entity_id=instruction.id, task_id=task_id, after={"task_id": task_id, "label": instruction.label})
     session.commit()
     return instruction
 
@@ -85,7 +85,10 @@ def submit(session: Session, *, instruction_id: int, actor_id: int) -> Instructi
     session.add_all([version, instruction])
     session.flush()
     audit.record(session, actor_id=actor_id, action="instruction.submit", entity_type="instruction_version",
-                 entity_id=version.id, after={"instruction_id": instruction.id, "number": number})
+                 entity_id=version.id, task_id=instruction.task_id,
+                 after={"instruction_id": instruction.id, "number": number})
+    reviews.open_review(session, version=version, task_id=instruction.task_id, author_id=actor_id)
+    task_states.advance(session, task_id=instruction.task_id, actor_id=actor_id, reason=f"version {number} submitted")
     session.commit()
     return version
 
@@ -167,3 +170,17 @@ def sample_instances(session: Session, *, task_id: int, seed: int, size: int) ->
     if len(rows) < size:
         rows += list(session.exec(base.where(Instance.rkey < start).order_by(Instance.rkey).limit(size - len(rows))))
     return rows
+
+
+def spec_of_version(version: InstructionVersion) -> InstructionSpec:
+    return InstructionSpec(**{name: getattr(version, name) for name in DRAFT_FIELDS})
+
+
+def render_instance(spec: InstructionSpec, instance: Instance, *, has_image: bool):
+    """(Rendered, None), or (None, the problem) when the template fails on this instance."""
+    fields = {"input_text": instance.input_text, "options": instance.options, "raw_output": instance.raw_output,
+              "human_preferred_output": instance.human_preferred_output}
+    try:
+        return render(spec, fields, has_image=has_image), None
+    except TemplateProblem as problem:
+        return None, str(problem)

@@ -67,13 +67,18 @@ def list_tasks(session: Session, *, filters: TaskFilters, after: str | None = No
 
 
 def refresh_instance_counts(session: Session | Connection, *, task_ids: list[int]) -> None:
-    """Recounts the active instances of these tasks into `Task.instance_count`, in the caller's
-    transaction. Whatever adds, flags or excludes instances calls this for the tasks it touched."""
+    """Recounts the active and flagged instances of these tasks into `Task.instance_count` and
+    `Task.flagged_count`, in the caller's transaction. Whatever adds, flags or excludes instances calls this
+    for the tasks it touched."""
     if not task_ids:
         return
-    active = (select(func.count()).select_from(Instance)
-              .where(Instance.task_id == Task.id, Instance.status == InstanceStatus.active).scalar_subquery())
-    session.execute(update(Task).where(Task.id.in_(task_ids)).values(instance_count=active))
+
+    def counted(status: InstanceStatus):
+        return (select(func.count()).select_from(Instance)
+                .where(Instance.task_id == Task.id, Instance.status == status).scalar_subquery())
+
+    session.execute(update(Task).where(Task.id.in_(task_ids)).values(
+        instance_count=counted(InstanceStatus.active), flagged_count=counted(InstanceStatus.flagged)))
 
 
 def get_task(session: Session, *, task_id: int) -> Task:

@@ -1,0 +1,148 @@
+"""JSON API for review and quality control: the same queues, decisions and checks as the pages."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from app.deps import ANY_ROLE, CurrentUser, SessionDep, require_role
+from app.models import Role
+from app.schemas import (
+    AnswerIn,
+    CheckOut,
+    DecisionIn,
+    JudgementIn,
+    ReviewItemOut,
+    SolveTestIn,
+    SpotCheckIn,
+    VerdictIn,
+)
+from app.services import queues, review_items, reviews, solve_tests, spot_checks, verifications
+from app.services.qc import QcDefaults
+from app.services.review_items import ReviewItem
+
+router = APIRouter(prefix="/api/v1", tags=["review"])
+REVIEWERS = require_role(Role.reviewer)
+QC_OPENERS = require_role(Role.admin, Role.reviewer)
+NEXT = {200: {"description": "The item you hold, or the next one claimed for you."},
+        204: {"description": "Nothing waits for you in this queue."}}
+
+
+def item_out(item: ReviewItem) -> ReviewItemOut:
+    c, row = item.context, item.item
+    out = ReviewItemOut(queue=item.queue.name, id=row.id, lock_version=row.lock_version, task_id=item.task.id,
+                        task_name=item.task.name)
+    if "instance" in c:
+        instance, image = c["instance"], c["image"]
+        out.instance_id, out.options = instance.id, instance.options
+        out.image_url = f"/media/{image.sha256}" if image else None
+    if item.queue.name == "solve":
+        out.prompt, out.target, out.answer_kind = c["prompt"], c["target"], c["kind"]
+        out.awaiting_judgement = c["awaiting_judgement"]
+    elif item.queue.name == "spot":
+        rendered = c["rendered"]
+        out.prompt, out.target = (rendered.prompt, rendered.target) if rendered else (None, None)
+        out.second_pass = c["second_pass"]
+    elif item.queue.name == "instructions":
+        out.instruction_text, out.instruction_version_id = c["version"].text, c["version"].id
+    return out
+
+
+@router.get("/review/queues", dependencies=[REVIEWERS])
+def queue_counts(session: SessionDep, user: CurrentUser) -> dict[str, dict[str, int]]:
+    """Per queue: items for you, and undecided items for anyone."""
+    sizes = queues.sizes(session)
+    return {name: {"for_me": count, "undecided": sizes[name]}
+            for name, count in queues.counts_for(session, user=user).items()}
+
+
+@router.post("/review/{queue_name}/next", dependencies=[REVIEWERS], response_model=ReviewItemOut, responses=NEXT)
+def next_item(request: Request, session: SessionDep, user: CurrentUser, queue_name: str, skip: int | None = None):
+    queue = queues.get_queue(queue_name)
+    item_id = queues.next_item(session, queue=queue, user=user, lease_s=request.app.state.settings.review_lease_s,
+                               skip=skip)
+    if item_id is None:
+        return Response(status_code=204)
+    return item_out(review_items.load(session, queue=queue, item_id=item_id, user_id=user.id))
+
+
+@router.post("/review/instructions/{review_id}/decision", dependencies=[REVIEWERS])
+def decide_instruction(request: Request, session: SessionDep, user: CurrentUser, review_id: int,
+                       data: DecisionIn) -> dict[str, str]:
+    review = reviews.decide(session, review_id=review_id, lock_version=data.lock_version, user_id=user.id,
+                            decision=data.decision, comment=data.comment,
+                            defaults=QcDefaults.from_settings(request.app.state.settings))
+    return {"decision": review.decision}
+
+
+@router.post("/review/verify/{review_id}/decision", dependencies=[REVIEWERS])
+def decide_verification(session: SessionDep, user: CurrentUser, review_id: int, data: DecisionIn) -> dict[str, str]:
+    review = verifications.decide(session, review_id=review_id, lock_version=data.lock_version, user_id=user.id,
+                                  decision=data.decision, comment=data.comment)
+    return {"decision": review.decision}
+
+
+@router.post("/review/solve/{item_id}/answer", dependencies=[REVIEWERS])
+def answer(session: SessionDep, user: CurrentUser, item_id: int, data: AnswerIn) -> dict[str, bool | None]:
+    item = solve_tests.answer(session, item_id=item_id, lock_version=data.lock_version, user_id=user.id,
+                              text=data.answer)
+    return {"matched": item.matched}
+
+
+@router.post("/review/solve/{item_id}/judgement", dependencies=[REVIEWERS])
+def judge(session: SessionDep, user: CurrentUser, item_id: int, data: JudgementIn) -> dict[str, bool | None]:
+    item = solve_tests.judge(session, item_id=item_id, lock_version=data.lock_version, user_id=user.id,
+                             matched=data.matched)
+    return {"matched": item.matched}
+
+
+@router.post("/review/spot/{item_id}/verdict", dependencies=[REVIEWERS])
+def verdict(session: SessionDep, user: CurrentUser, item_id: int, data: VerdictIn) -> dict[str, str]:
+    spot_checks.record_verdict(session, item_id=item_id, lock_version=data.lock_version, user_id=user.id,
+                               verdict=data.verdict, note=data.note)
+    return {"verdict": data.verdict}
+
+
+def solve_out(session, test) -> CheckOut:
+    figures = solve_tests.figures(session, test=test)
+    return CheckOut(id=test.id, task_id=test.task_id, status=test.status, size=test.size, seed=test.seed,
+                    instruction_version_id=test.instruction_version_id, decided=figures.judged,
+                    matched=figures.matched, pass_threshold=test.pass_threshold)
+
+
+def spot_out(session, check) -> CheckOut:
+    figures = spot_checks.figures(session, check=check)
+    interval = figures.interval
+    return CheckOut(id=check.id, task_id=check.task_id, status=check.status, size=check.size, seed=check.seed,
+                    instruction_version_id=check.instruction_version_id, decided=figures.decided,
+                    errors=figures.errors, error_rate=interval.rate if interval else None,
+                    interval_low=interval.low if interval else None, interval_high=interval.high if interval else None,
+                    max_error_rate=check.max_error_rate, kappa=figures.kappa)
+
+
+@router.post("/tasks/{task_id}/solve-tests", dependencies=[QC_OPENERS], response_model=CheckOut, status_code=201)
+def open_solve_test(request: Request, session: SessionDep, user: CurrentUser, task_id: int, data: SolveTestIn):
+    defaults = QcDefaults.from_settings(request.app.state.settings)
+    test = solve_tests.create(session, task_id=task_id, actor_id=user.id, size=data.size or defaults.solve_test_size,
+                              pass_threshold=data.pass_threshold or defaults.solve_test_pass, seed=data.seed)
+    return solve_out(session, test)
+
+
+@router.post("/tasks/{task_id}/spot-checks", dependencies=[QC_OPENERS], response_model=CheckOut, status_code=201)
+def open_spot_check(request: Request, session: SessionDep, user: CurrentUser, task_id: int, data: SpotCheckIn):
+    defaults = QcDefaults.from_settings(request.app.state.settings)
+    check = spot_checks.create(session, task_id=task_id, actor_id=user.id, size=data.size,
+                               max_error_rate=data.max_error_rate or defaults.max_error_rate,
+                               expected_error_rate=(defaults.expected_error_rate if data.expected_error_rate is None
+                                                    else data.expected_error_rate),
+                               double_review=data.double_review, seed=data.seed)
+    return spot_out(session, check)
+
+
+@router.get("/solve-tests/{test_id}", dependencies=[ANY_ROLE], response_model=CheckOut)
+def get_solve_test(session: SessionDep, test_id: int):
+    return solve_out(session, solve_tests.get(session, test_id=test_id))
+
+
+@router.get("/spot-checks/{check_id}", dependencies=[ANY_ROLE], response_model=CheckOut)
+def get_spot_check(session: SessionDep, check_id: int):
+    return spot_out(session, spot_checks.get(session, check_id=check_id))

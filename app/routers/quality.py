@@ -1,0 +1,89 @@
+"""A task's quality checks: opening solve tests and spot checks, their results, the task's history and
+its status by hand (retire, reopen)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from app.deps import ANY_ROLE, CurrentUser, SessionDep, require_role
+from app.errors import Invalid
+from app.forms import FormDep
+from app.models import QcStatus, Role
+from app.services import audit, solve_tests, spot_checks, task_states
+from app.services import tasks as task_service
+from app.services.qc import QcDefaults
+from app.templating import render, see_other
+
+router = APIRouter(tags=["pages"], include_in_schema=False)
+QC_OPENERS = require_role(Role.admin, Role.reviewer)
+ADMIN = require_role(Role.admin)
+HISTORY_PAGE = 50
+
+
+def _number(form, name: str, cast, default=None):
+    raw = str(form.get(name, "")).strip()
+    if not raw:
+        return default
+    try:
+        return cast(raw)
+    except ValueError:
+        raise Invalid(f"{name.replace('_', ' ').capitalize()} must be a number.", fields={name: "a number"}) from None
+
+
+@router.post("/tasks/{task_id}/solve-tests", dependencies=[QC_OPENERS])
+def open_solve_test(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, task_id: int):
+    defaults = QcDefaults.from_settings(request.app.state.settings)
+    test = solve_tests.create(session, task_id=task_id, actor_id=user.id,
+                              size=_number(form, "size", int, defaults.solve_test_size),
+                              pass_threshold=_number(form, "pass_threshold", int, defaults.solve_test_pass),
+                              seed=_number(form, "seed", int))
+    return see_other(request, f"/solve-tests/{test.id}")
+
+
+@router.post("/tasks/{task_id}/spot-checks", dependencies=[QC_OPENERS])
+def open_spot_check(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, task_id: int):
+    defaults = QcDefaults.from_settings(request.app.state.settings)
+    check = spot_checks.create(session, task_id=task_id, actor_id=user.id, size=_number(form, "size", int),
+                               max_error_rate=_number(form, "max_error_rate", float, defaults.max_error_rate),
+                               expected_error_rate=_number(form, "expected_error_rate", float,
+                                                           defaults.expected_error_rate),
+                               double_review=form.get("double_review") in ("on", "true", "1"),
+                               seed=_number(form, "seed", int))
+    return see_other(request, f"/spot-checks/{check.id}")
+
+
+@router.get("/solve-tests/{test_id}", dependencies=[ANY_ROLE])
+def solve_test_page(request: Request, session: SessionDep, test_id: int):
+    test = solve_tests.get(session, test_id=test_id)
+    return render(request, "quality/solve_test.html", test=test, figures=solve_tests.figures(session, test=test),
+                  items=solve_tests.items_of(session, test_id=test.id),
+                  task=task_service.get_task(session, task_id=test.task_id),
+                  # While it runs the targets stay hidden: anyone reading this page may be a solver next.
+                  show_targets=test.status != QcStatus.open)
+
+
+@router.get("/spot-checks/{check_id}", dependencies=[ANY_ROLE])
+def spot_check_page(request: Request, session: SessionDep, check_id: int):
+    check = spot_checks.get(session, check_id=check_id)
+    return render(request, "quality/spot_check.html", check=check, figures=spot_checks.figures(session, check=check),
+                  items=spot_checks.items_of(session, check_id=check.id),
+                  task=task_service.get_task(session, task_id=check.task_id))
+
+
+@router.get("/tasks/{task_id}/history", dependencies=[ANY_ROLE])
+def task_history(request: Request, session: SessionDep, task_id: int,
+                 before: Annotated[int | None, Query(ge=1)] = None):
+    """Everything recorded about the task, newest first, a page at a time."""
+    task = task_service.get_task(session, task_id=task_id)
+    events = audit.recent(session, task_id=task.id, limit=HISTORY_PAGE + 1, before_id=before)
+    return render(request, "quality/history.html", task=task, events=events[:HISTORY_PAGE],
+                  older=events[HISTORY_PAGE - 1].event.id if len(events) > HISTORY_PAGE else None)
+
+
+@router.post("/tasks/{task_id}/status", dependencies=[ADMIN])
+def set_status(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, task_id: int):
+    task_states.set_status_by_hand(session, task_id=task_id, to=str(form.get("status", "")), actor_id=user.id,
+                                   reason=str(form.get("reason", "")))
+    return see_other(request, f"/tasks/{task_id}")

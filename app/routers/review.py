@@ -1,0 +1,98 @@
+"""The reviewer's queues: one "next item" page per queue, driven by the keyboard (static/review.js).
+
+Deciding answers with the next item's fragment, so a reviewer goes from one item to the next in one round
+trip. A decision on a stale page is a 409 that says what happened, and nothing is overwritten."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from app.deps import CurrentUser, SessionDep, require_role
+from app.errors import Invalid
+from app.forms import FormDep
+from app.models import Role
+from app.services import queues, review_items, reviews, solve_tests, spot_checks, verifications
+from app.services.qc import QcDefaults
+from app.templating import is_htmx, render, see_other
+
+router = APIRouter(prefix="/review", tags=["pages"], include_in_schema=False)
+REVIEWERS = require_role(Role.reviewer)
+
+
+def lock_version_of(form) -> int:
+    value = str(form.get("lock_version", ""))
+    if not value.isdigit():
+        raise Invalid("The form is missing its version: reload the page.", fields={"lock_version": "required"})
+    return int(value)
+
+
+@router.get("", dependencies=[REVIEWERS])
+def overview(request: Request, session: SessionDep, user: CurrentUser):
+    return render(request, "review/page.html", queues=queues.QUEUES, mine=queues.counts_for(session, user=user),
+                  sizes=queues.sizes(session))
+
+
+@router.get("/{queue_name}", dependencies=[REVIEWERS])
+def queue_page(request: Request, session: SessionDep, user: CurrentUser, queue_name: str):
+    """The item you hold, or (once the page has loaded) the next one claimed for you."""
+    queue = queues.get_queue(queue_name)
+    held = queues.current(session, queue=queue, user=user)
+    item = review_items.load(session, queue=queue, item_id=held, user_id=user.id) if held else None
+    return render(request, "review/queue.html", queue=queue, item=item)
+
+
+@router.post("/{queue_name}/next", dependencies=[REVIEWERS])
+def next_item(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, queue_name: str):
+    skip = str(form.get("skip", ""))
+    return _next(request, session, user, queues.get_queue(queue_name), skip=int(skip) if skip.isdigit() else None)
+
+
+def _next(request: Request, session, user, queue, *, skip: int | None = None, message: str | None = None):
+    item_id = queues.next_item(session, queue=queue, user=user, lease_s=request.app.state.settings.review_lease_s,
+                               skip=skip)
+    if not is_htmx(request):  # a plain form post: the queue page shows the item now held
+        return see_other(request, f"/review/{queue.name}")
+    item = review_items.load(session, queue=queue, item_id=item_id, user_id=user.id) if item_id else None
+    return render(request, "review/_item.html", queue=queue, item=item, message=message)
+
+
+@router.post("/instructions/{review_id}", dependencies=[REVIEWERS])
+def decide_instruction(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, review_id: int):
+    reviews.decide(session, review_id=review_id, lock_version=lock_version_of(form), user_id=user.id,
+                   decision=str(form.get("decision", "")), comment=str(form.get("comment", "")),
+                   defaults=QcDefaults.from_settings(request.app.state.settings))
+    return _next(request, session, user, queues.QUEUES["instructions"], message="Decision recorded.")
+
+
+@router.post("/verify/{review_id}", dependencies=[REVIEWERS])
+def decide_verification(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, review_id: int):
+    verifications.decide(session, review_id=review_id, lock_version=lock_version_of(form), user_id=user.id,
+                         decision=str(form.get("decision", "")), comment=str(form.get("comment", "")))
+    return _next(request, session, user, queues.QUEUES["verify"], message="Verification recorded.")
+
+
+@router.post("/solve/{item_id}/answer", dependencies=[REVIEWERS])
+def answer(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, item_id: int):
+    item = solve_tests.answer(session, item_id=item_id, lock_version=lock_version_of(form), user_id=user.id,
+                              text=str(form.get("answer", "")))
+    queue = queues.QUEUES["solve"]
+    if item.judged_at is None:  # free text: the solver now sees the target and judges their answer
+        return _next(request, session, user, queue)
+    return _next(request, session, user, queue, message="Matched." if item.matched else "Did not match.")
+
+
+@router.post("/solve/{item_id}/judge", dependencies=[REVIEWERS])
+def judge(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, item_id: int):
+    matched = str(form.get("matched", ""))
+    if matched not in ("yes", "no"):
+        raise Invalid("Say whether your answer matches the target.", fields={"matched": "yes or no"})
+    solve_tests.judge(session, item_id=item_id, lock_version=lock_version_of(form), user_id=user.id,
+                      matched=matched == "yes")
+    return _next(request, session, user, queues.QUEUES["solve"], message="Judgement recorded.")
+
+
+@router.post("/spot/{item_id}", dependencies=[REVIEWERS])
+def verdict(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, item_id: int):
+    spot_checks.record_verdict(session, item_id=item_id, lock_version=lock_version_of(form), user_id=user.id,
+                               verdict=str(form.get("verdict", "")), note=str(form.get("note", "")))
+    return _next(request, session, user, queues.QUEUES["spot"], message="Verdict recorded.")

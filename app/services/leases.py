@@ -1,0 +1,88 @@
+"""Claiming queue items with a lease, and deciding them only on the version the reviewer saw.
+
+Every queue table has a claimant column, `lease_expires_at` and `lock_version`. Claiming and deciding are
+conditional UPDATEs on `lock_version` (bumped by both), so of two reviewers racing for one item exactly one
+wins, and a decision made on a stale page changes nothing. On PostgreSQL candidates are read `FOR UPDATE
+SKIP LOCKED`, so concurrent claimers spread over different items instead of queueing on the first one; on
+SQLite (one writer at a time) a lost race just moves on to the next candidate."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, or_, update
+from sqlmodel import Session
+
+from app.errors import Conflict
+from app.models import utcnow
+
+CANDIDATES_PER_TRY = 8
+
+
+def lease_free(table, now: datetime):
+    """Nobody holds the item: never claimed, or the claim was abandoned."""
+    return or_(table.lease_expires_at.is_(None), table.lease_expires_at < now)
+
+
+def claim(session: Session, *, table, candidates: Select, claimant, user_id: int, lease_s: int,
+          extra: dict[str, Any] | None = None) -> int | None:
+    """Claims the first candidate nobody else won; `candidates` selects (id, lock_version) in queue order.
+    Commits; returns the claimed id, or None when the queue has nothing for this user."""
+    postgres = session.get_bind().dialect.name == "postgresql"
+    query = (candidates.limit(1).with_for_update(skip_locked=True, of=table) if postgres
+             else candidates.limit(CANDIDATES_PER_TRY))
+    for _ in range(4):
+        rows = session.execute(query).all()
+        if not rows:
+            session.commit()
+            return None
+        for item_id, version in rows:
+            won = session.execute(
+                update(table).where(table.id == item_id, table.lock_version == version)
+                .values(lock_version=version + 1, lease_expires_at=utcnow() + timedelta(seconds=lease_s),
+                        **{claimant.key: user_id}, **(extra or {}))).rowcount
+            session.commit()
+            if won == 1:
+                return item_id
+    return None
+
+
+def renew(session: Session, *, table, item_id: int, lease_s: int) -> None:
+    """Extends the holder's lease (the page was opened again); the version is left alone so that a page
+    already open stays valid."""
+    session.execute(update(table).where(table.id == item_id)
+                    .values(lease_expires_at=utcnow() + timedelta(seconds=lease_s)))
+    session.commit()
+
+
+def decide(session: Session, *, table, item_id: int, lock_version: int, claimant, user_id: int,
+           values: dict[str, Any], still_open=None) -> bool:
+    """Records a decision if the item is still the one the reviewer saw, and still theirs. Does not commit:
+    the caller adds the decision's consequences to the same transaction."""
+    condition = (table.id == item_id) & (table.lock_version == lock_version) & (claimant == user_id)
+    if still_open is not None:
+        condition &= still_open
+    return session.execute(update(table).where(condition).values(
+        lock_version=table.lock_version + 1, lease_expires_at=None, **values)).rowcount == 1
+
+
+def release(session: Session, *, table, item_id: int, claimant, user_id: int, reset: dict[str, Any]) -> None:
+    """Gives the item back to the queue now (skip), rather than when the lease runs out."""
+    session.execute(update(table).where(table.id == item_id, claimant == user_id)
+                    .values(lease_expires_at=None, lock_version=table.lock_version + 1, **reset))
+    session.commit()
+
+
+def stale(session: Session, table, item_id: int, claimant, user_id: int) -> Conflict:
+    """Why a decision did not take: someone else decided, or the claim went to someone else."""
+    row = session.get(table, item_id)
+    if row is None:
+        return Conflict("This item no longer exists (it was withdrawn or cancelled); nothing was recorded. "
+                        "Open the queue again for the next one.")
+    holder = getattr(row, claimant.key)
+    if holder is not None and holder != user_id:
+        return Conflict("Someone else took this item after your claim ran out, and may have decided it already: "
+                        "your decision was not recorded. Open the queue again for the next one.")
+    return Conflict("This item changed since you opened it (someone decided it meanwhile): your decision was "
+                    "not recorded. Reload to see it as it is now.")

@@ -1,0 +1,133 @@
+"""Quality figures for the dashboard and the task page: per task its review rounds, latest solve test, latest
+spot check (error rate with its Wilson interval) and flagged count; per reviewer the decisions made.
+
+A handful of grouped queries whatever the number of tasks: nothing here is per task."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from app.models import (
+    QcStatus,
+    Review,
+    ReviewSubject,
+    SolveTest,
+    SolveTestItem,
+    SourceDataset,
+    SpotCheck,
+    SpotCheckItem,
+    SpotVerdict,
+    Task,
+    User,
+    utcnow,
+)
+from app.stats import Interval, wilson
+
+
+@dataclass(frozen=True)
+class QualityFilters:
+    task_group: str | None = None
+    category: str | None = None
+    annotator_id: int | None = None
+
+
+@dataclass(frozen=True)
+class TaskQuality:
+    task: Task
+    review_rounds: int
+    solve_test: SolveTest | None
+    solve_matched: int
+    solve_judged: int
+    spot_check: SpotCheck | None
+    spot_errors: int
+    spot_decided: int
+    interval: Interval | None
+
+    @property
+    def solve_rate(self) -> float | None:
+        return self.solve_matched / self.solve_judged if self.solve_judged else None
+
+
+def _latest(session: Session, model, task_ids: list[int]) -> dict[int, object]:
+    """The newest not-cancelled check of each task."""
+    newest = (select(func.max(model.id)).where(model.task_id.in_(task_ids), model.status != QcStatus.cancelled)
+              .group_by(model.task_id))
+    return {row.task_id: row for row in session.exec(select(model).where(model.id.in_(newest)))}
+
+
+def per_task(session: Session, *, filters: QualityFilters = QualityFilters(),
+             task_id: int | None = None) -> list[TaskQuality]:
+    query = select(Task).order_by(Task.name)
+    if task_id is not None:
+        query = query.where(Task.id == task_id)
+    if filters.task_group:
+        query = query.where(Task.task_group == filters.task_group)
+    if filters.category:
+        query = query.where(Task.category == filters.category)
+    if filters.annotator_id:
+        query = query.join(SourceDataset, SourceDataset.id == Task.source_dataset_id).where(
+            SourceDataset.annotator_id == filters.annotator_id)
+    tasks = list(session.exec(query))
+    ids = [task.id for task in tasks]
+    if not ids:
+        return []
+    rounds = dict(session.exec(select(Review.task_id, func.max(Review.round)).where(
+        Review.task_id.in_(ids), Review.subject == ReviewSubject.instruction_version,
+        Review.decided_at.is_not(None)).group_by(Review.task_id)).all())
+    tests, checks = _latest(session, SolveTest, ids), _latest(session, SpotCheck, ids)
+    solved = {test_id: (matched, judged) for test_id, matched, judged in session.exec(
+        select(SolveTestItem.solve_test_id, func.count().filter(SolveTestItem.matched.is_(True)),
+               func.count(SolveTestItem.judged_at))
+        .where(SolveTestItem.solve_test_id.in_([t.id for t in tests.values()]))
+        .group_by(SolveTestItem.solve_test_id))}
+    spotted = {check_id: (errors, decided) for check_id, errors, decided in session.exec(
+        select(SpotCheckItem.spot_check_id,
+               func.count().filter(SpotCheckItem.verdict.is_not(None), SpotCheckItem.verdict != SpotVerdict.correct),
+               func.count(SpotCheckItem.verdict))
+        .where(SpotCheckItem.spot_check_id.in_([c.id for c in checks.values()]))
+        .group_by(SpotCheckItem.spot_check_id))}
+    rows = []
+    for task in tasks:
+        test, check = tests.get(task.id), checks.get(task.id)
+        matched, judged = solved.get(test.id, (0, 0)) if test else (0, 0)
+        errors, decided = spotted.get(check.id, (0, 0)) if check else (0, 0)
+        rows.append(TaskQuality(task=task, review_rounds=rounds.get(task.id, 0), solve_test=test,
+                                solve_matched=matched, solve_judged=judged, spot_check=check, spot_errors=errors,
+                                spot_decided=decided,
+                                interval=wilson(errors, decided, confidence=check.confidence) if check else None))
+    return rows
+
+
+@dataclass(frozen=True)
+class ReviewerThroughput:
+    name: str
+    reviews: int
+    solved: int
+    spot_verdicts: int
+
+    @property
+    def total(self) -> int:
+        return self.reviews + self.solved + self.spot_verdicts
+
+
+def throughput(session: Session, *, days: int = 7) -> list[ReviewerThroughput]:
+    """Decisions per reviewer over the last `days` days, busiest first."""
+    since = utcnow() - timedelta(days=days)
+
+    def by_user(user_column, time_column, model) -> dict[int, int]:
+        return dict(session.exec(select(user_column, func.count()).select_from(model).where(
+            time_column >= since, user_column.is_not(None)).group_by(user_column)).all())
+
+    reviews = by_user(Review.reviewer_id, Review.decided_at, Review)
+    solved = by_user(SolveTestItem.solver_id, SolveTestItem.answered_at, SolveTestItem)
+    firsts = by_user(SpotCheckItem.reviewer_id, SpotCheckItem.decided_at, SpotCheckItem)
+    seconds = by_user(SpotCheckItem.second_reviewer_id, SpotCheckItem.second_decided_at, SpotCheckItem)
+    people = reviews.keys() | solved.keys() | firsts.keys() | seconds.keys()
+    names = dict(session.exec(select(User.id, User.display_name).where(User.id.in_(people))).all()) if people else {}
+    rows = [ReviewerThroughput(names.get(user_id, "?"), reviews.get(user_id, 0), solved.get(user_id, 0),
+                               firsts.get(user_id, 0) + seconds.get(user_id, 0)) for user_id in people]
+    return sorted(rows, key=lambda row: (-row.total, row.name))

@@ -1,0 +1,251 @@
+"""Blind solve tests: N seeded instances shown with their rendered prompt and image but not their target.
+
+Each answer is matched against the target — exactly for option tasks, after normalisation for short answers,
+by the solver's own judgement (shown the target after answering) for free text. The test passes when enough
+answers match; it fails as soon as too many have missed for it to still pass."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from sqlalchemy import func, update
+from sqlmodel import Session, select
+
+from app.errors import Conflict, Invalid, NotFound
+from app.models import (
+    Instance,
+    Instruction,
+    InstructionStatus,
+    InstructionVersion,
+    QcStatus,
+    SolveTest,
+    SolveTestItem,
+    Task,
+    TaskStatus,
+    utcnow,
+)
+from app.services import audit, leases, task_states
+from app.services.instructions import sample_instances
+from app.services.qc import QcDefaults
+from app.stats import is_short_answer, normalise_answer
+
+
+def newest_version(session: Session, *, task_id: int, version_id: int | None = None) -> InstructionVersion:
+    """The version a check renders with: the one asked for, else the task's newest approved, else newest."""
+    query = (select(InstructionVersion).join(Instruction, Instruction.id == InstructionVersion.instruction_id)
+             .where(Instruction.task_id == task_id))
+    if version_id is not None:
+        version = session.exec(query.where(InstructionVersion.id == version_id)).first()
+        if version is None:
+            raise NotFound(f"The task has no instruction version with id {version_id}.")
+        return version
+    version = (session.exec(query.where(InstructionVersion.status == InstructionStatus.approved)
+                            .order_by(InstructionVersion.created_at.desc(), InstructionVersion.id.desc())).first()
+               or session.exec(query.order_by(InstructionVersion.id.desc())).first())
+    if version is None:
+        raise Invalid("Quality checks show the task as the instruction renders it: submit an instruction first.",
+                      fields={"instruction_version_id": "no version yet"})
+    return version
+
+
+def create(session: Session, *, task_id: int, actor_id: int | None, size: int, pass_threshold: int,
+           seed: int | None = None, version_id: int | None = None, commit: bool = True) -> SolveTest:
+    """Opens a solve test on `size` seeded instances (all of them if the task has fewer, the threshold scaled
+    to match). An open test of the task is cancelled: one runs at a time."""
+    task = session.get(Task, task_id)
+    if task is None:
+        raise NotFound(f"There is no task with id {task_id}.")
+    if task.status == TaskStatus.retired:
+        raise Conflict("This task is retired.")
+    if not 1 <= pass_threshold <= size:
+        raise Invalid("The pass threshold must be between 1 and the number of instances.",
+                      fields={"pass_threshold": f"between 1 and {size}"})
+    version = newest_version(session, task_id=task_id, version_id=version_id)
+    seed = random.SystemRandom().getrandbits(31) if seed is None else seed
+    picked = sample_instances(session, task_id=task_id, seed=seed, size=size)
+    if not picked:
+        raise Invalid("The task has no active instances to solve.", fields={"task": "empty"})
+    if len(picked) < size:
+        pass_threshold = max(1, round(pass_threshold * len(picked) / size))
+    _cancel_open(session, task_id=task_id, actor_id=actor_id)
+    test = SolveTest(task_id=task_id, instruction_version_id=version.id, seed=seed, size=len(picked),
+                     pass_threshold=pass_threshold, created_by_id=actor_id)
+    session.add(test)
+    session.flush()
+    session.add_all(SolveTestItem(solve_test_id=test.id, instance_id=instance.id, position=k)
+                    for k, (instance, _) in enumerate(picked))
+    audit.record(session, actor_id=actor_id, action="solve_test.open", entity_type="solve_test", entity_id=test.id,
+                 task_id=task_id, after={"size": test.size, "pass_threshold": pass_threshold, "seed": seed,
+                                         "version_id": version.id})
+    if commit:
+        session.commit()
+    return test
+
+
+def open_for_approved(session: Session, *, version: InstructionVersion, task_id: int, actor_id: int,
+                      defaults: QcDefaults) -> None:
+    """After an approval: a solve test if the task needs one and has none passed or running."""
+    task = session.get(Task, task_id)
+    if not task.solve_test_required:
+        return
+    if session.exec(select(SolveTest.id).where(SolveTest.task_id == task_id, SolveTest.status.in_(
+            [QcStatus.open, QcStatus.passed]))).first() is not None:
+        return
+    create(session, task_id=task_id, actor_id=actor_id, size=defaults.solve_test_size,
+           pass_threshold=defaults.solve_test_pass, version_id=version.id, commit=False)
+
+
+def _cancel_open(session: Session, *, task_id: int, actor_id: int | None) -> None:
+    for test_id in session.exec(select(SolveTest.id).where(SolveTest.task_id == task_id,
+                                                           SolveTest.status == QcStatus.open)).all():
+        session.execute(update(SolveTest).where(SolveTest.id == test_id)
+                        .values(status=QcStatus.cancelled, completed_at=utcnow()))
+        audit.record(session, actor_id=actor_id, action="solve_test.cancel", entity_type="solve_test",
+                     entity_id=test_id, task_id=task_id, after={"reason": "a new solve test was opened"})
+
+
+def candidates(*, user_id: int):
+    """Unanswered items of open tests nobody holds, not of a version the user wrote, in test order."""
+    now = utcnow()
+    return (select(SolveTestItem.id, SolveTestItem.lock_version)
+            .join(SolveTest, SolveTest.id == SolveTestItem.solve_test_id)
+            .join(InstructionVersion, InstructionVersion.id == SolveTest.instruction_version_id)
+            .where(SolveTest.status == QcStatus.open, SolveTestItem.answered_at.is_(None),
+                   leases.lease_free(SolveTestItem, now),
+                   InstructionVersion.author_id.is_(None) | (InstructionVersion.author_id != user_id))
+            .order_by(SolveTestItem.solve_test_id, SolveTestItem.position))
+
+
+def held_by(*, user_id: int):
+    """The user's claimed item: unanswered, or answered free text waiting for their judgement."""
+    return (select(SolveTestItem.id).join(SolveTest, SolveTest.id == SolveTestItem.solve_test_id)
+            .where(SolveTest.status == QcStatus.open, SolveTestItem.solver_id == user_id,
+                   SolveTestItem.judged_at.is_(None), SolveTestItem.lease_expires_at.is_not(None))
+            .order_by(SolveTestItem.id))
+
+
+@dataclass(frozen=True)
+class AnswerKind:
+    """How an item's answer is matched: "option" (pick one), "short" (normalised), "free" (judged by hand)."""
+
+    name: str
+
+    @staticmethod
+    def of(instance: Instance) -> AnswerKind:
+        if instance.options:
+            return AnswerKind("option")
+        return AnswerKind("short" if is_short_answer(instance.raw_output) else "free")
+
+
+def answer(session: Session, *, item_id: int, lock_version: int, user_id: int, text: str) -> SolveTestItem:
+    """Records the answer; option and short answers are matched at once, free text waits for the solver's
+    judgement (the item stays theirs)."""
+    item, test, instance = _load(session, item_id)
+    text = (text or "").strip()
+    if not text:
+        raise Invalid("Give an answer (or skip the item).", fields={"answer": "required"})
+    kind = AnswerKind.of(instance)
+    if kind.name == "option" and text not in instance.options:
+        raise Invalid("Pick one of the options.", fields={"answer": "not an option"})
+    matched = None if kind.name == "free" else normalise_answer(text) == normalise_answer(instance.raw_output)
+    now = utcnow()
+    values = {"answer": text[:10_000], "answered_at": now, "matched": matched,
+              "judged_at": None if matched is None else now}
+    won = leases.decide(session, table=SolveTestItem, item_id=item.id, lock_version=lock_version,
+                        claimant=SolveTestItem.solver_id, user_id=user_id,
+                        still_open=SolveTestItem.answered_at.is_(None), values=values)
+    if not won:
+        session.rollback()
+        raise leases.stale(session, SolveTestItem, item.id, SolveTestItem.solver_id, user_id)
+    if matched is None:  # the solver judges next: keep the item theirs
+        leases.renew(session, table=SolveTestItem, item_id=item.id, lease_s=3600)
+    else:
+        _settle(session, test=test, actor_id=user_id)
+        session.commit()
+    return session.get(SolveTestItem, item.id)
+
+
+def judge(session: Session, *, item_id: int, lock_version: int, user_id: int, matched: bool) -> SolveTestItem:
+    """The solver, now shown the target, says whether their free-text answer matches it."""
+    item, test, _ = _load(session, item_id)
+    won = leases.decide(session, table=SolveTestItem, item_id=item.id, lock_version=lock_version,
+                        claimant=SolveTestItem.solver_id, user_id=user_id,
+                        still_open=SolveTestItem.answered_at.is_not(None) & SolveTestItem.judged_at.is_(None),
+                        values={"matched": matched, "judged_at": utcnow()})
+    if not won:
+        session.rollback()
+        raise leases.stale(session, SolveTestItem, item.id, SolveTestItem.solver_id, user_id)
+    _settle(session, test=test, actor_id=user_id)
+    session.commit()
+    return session.get(SolveTestItem, item.id)
+
+
+def _load(session: Session, item_id: int) -> tuple[SolveTestItem, SolveTest, Instance]:
+    item = session.get(SolveTestItem, item_id)
+    if item is None:
+        raise NotFound(f"There is no solve-test item with id {item_id}.")
+    session.refresh(item)
+    test = session.get(SolveTest, item.solve_test_id)
+    session.refresh(test)
+    if test.status != QcStatus.open:
+        raise Conflict(f"This solve test is {test.status}: nothing more is recorded on it.")
+    return item, test, session.get(Instance, item.instance_id)
+
+
+@dataclass(frozen=True)
+class SolveFigures:
+    size: int
+    judged: int
+    matched: int
+    pass_threshold: int
+
+    @property
+    def rate(self) -> float | None:
+        return self.matched / self.judged if self.judged else None
+
+    @property
+    def missed(self) -> int:
+        return self.judged - self.matched
+
+    @property
+    def outcome(self) -> QcStatus:
+        if self.missed > self.size - self.pass_threshold:
+            return QcStatus.failed  # cannot reach the threshold any more
+        if self.judged == self.size:
+            return QcStatus.passed
+        return QcStatus.open
+
+
+def figures(session: Session, *, test: SolveTest) -> SolveFigures:
+    judged, matched = session.exec(
+        select(func.count(SolveTestItem.judged_at), func.count().filter(SolveTestItem.matched.is_(True)))
+        .where(SolveTestItem.solve_test_id == test.id)).one()
+    return SolveFigures(size=test.size, judged=judged, matched=matched, pass_threshold=test.pass_threshold)
+
+
+def _settle(session: Session, *, test: SolveTest, actor_id: int) -> None:
+    result = figures(session, test=test)
+    if result.outcome == QcStatus.open:
+        return
+    closed = session.execute(update(SolveTest).where(SolveTest.id == test.id, SolveTest.status == QcStatus.open)
+                             .values(status=result.outcome, completed_at=utcnow())).rowcount
+    if closed:
+        audit.record(session, actor_id=actor_id, action=f"solve_test.{result.outcome}", entity_type="solve_test",
+                     entity_id=test.id, task_id=test.task_id,
+                     after={"matched": result.matched, "judged": result.judged, "size": result.size,
+                            "pass_threshold": result.pass_threshold})
+        task_states.advance(session, task_id=test.task_id, actor_id=actor_id,
+                            reason=f"solve test {result.outcome}: {result.matched}/{result.size}")
+
+
+def get(session: Session, *, test_id: int) -> SolveTest:
+    test = session.get(SolveTest, test_id)
+    if test is None:
+        raise NotFound(f"There is no solve test with id {test_id}.")
+    return test
+
+
+def items_of(session: Session, *, test_id: int) -> list[tuple[SolveTestItem, Instance]]:
+    return list(session.exec(select(SolveTestItem, Instance).join(Instance, Instance.id == SolveTestItem.instance_id)
+                             .where(SolveTestItem.solve_test_id == test_id).order_by(SolveTestItem.position)))

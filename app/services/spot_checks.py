@@ -1,0 +1,243 @@
+"""Spot checks: a seeded sample of a task rendered as the export renders it, each item given a verdict.
+
+Anything but "correct" flags the instance (flagged instances are left out of exports). The error rate is
+reported with its Wilson interval and the check passes when the interval's upper bound is under the maximum.
+With double review every item gets a second, independent verdict, and Cohen's kappa says how far the two
+reviewers agree. The error rate counts the first verdicts; the second ones measure agreement."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass
+
+from sqlalchemy import func, update
+from sqlmodel import Session, select
+
+from app.errors import Conflict, Invalid, NotFound
+from app.models import (
+    Instance,
+    InstanceStatus,
+    InstructionVersion,
+    QcStatus,
+    SpotCheck,
+    SpotCheckItem,
+    SpotVerdict,
+    Task,
+    TaskStatus,
+    utcnow,
+)
+from app.services import audit, leases, task_states
+from app.services.instructions import sample_instances
+from app.services.qc import QcDefaults
+from app.services.solve_tests import newest_version
+from app.services.tasks import refresh_instance_counts
+from app.stats import Interval, cohens_kappa, sample_size_for, wilson
+
+MAX_SIZE = 10_000
+
+
+def create(session: Session, *, task_id: int, actor_id: int | None, max_error_rate: float, size: int | None = None,
+           expected_error_rate: float = 0.02, confidence: float = 0.95, double_review: bool = False,
+           seed: int | None = None, version_id: int | None = None, commit: bool = True) -> SpotCheck:
+    """Opens a spot check of `size` seeded instances — or as many as needed to pass at `confidence` if the
+    task's error rate is `expected_error_rate`. An open spot check of the task is cancelled."""
+    task = session.get(Task, task_id)
+    if task is None:
+        raise NotFound(f"There is no task with id {task_id}.")
+    if task.status == TaskStatus.retired:
+        raise Conflict("This task is retired.")
+    if not 0 < max_error_rate < 1:
+        raise Invalid("The maximum error rate must be between 0 and 1.", fields={"max_error_rate": "0 < rate < 1"})
+    if size is None:
+        try:
+            size = sample_size_for(max_error_rate, expected_error_rate=expected_error_rate, confidence=confidence)
+        except ValueError as error:
+            raise Invalid(str(error).capitalize() + ".", fields={"expected_error_rate": "under the maximum"}) from None
+    if not 1 <= size <= MAX_SIZE:
+        raise Invalid(f"A spot check has between 1 and {MAX_SIZE:,} items.", fields={"size": f"1 to {MAX_SIZE}"})
+    version = newest_version(session, task_id=task_id, version_id=version_id)
+    seed = random.SystemRandom().getrandbits(31) if seed is None else seed
+    picked = sample_instances(session, task_id=task_id, seed=seed, size=size)
+    if not picked:
+        raise Invalid("The task has no active instances to check.", fields={"task": "empty"})
+    for check_id in session.exec(select(SpotCheck.id).where(SpotCheck.task_id == task_id,
+                                                            SpotCheck.status == QcStatus.open)).all():
+        session.execute(update(SpotCheck).where(SpotCheck.id == check_id)
+                        .values(status=QcStatus.cancelled, completed_at=utcnow()))
+        audit.record(session, actor_id=actor_id, action="spot_check.cancel", entity_type="spot_check",
+                     entity_id=check_id, task_id=task_id, after={"reason": "a new spot check was opened"})
+    check = SpotCheck(task_id=task_id, instruction_version_id=version.id, seed=seed, size=len(picked),
+                      max_error_rate=max_error_rate, confidence=confidence, double_review=double_review,
+                      created_by_id=actor_id)
+    session.add(check)
+    session.flush()
+    session.add_all(SpotCheckItem(spot_check_id=check.id, instance_id=instance.id, position=k)
+                    for k, (instance, _) in enumerate(picked))
+    audit.record(session, actor_id=actor_id, action="spot_check.open", entity_type="spot_check", entity_id=check.id,
+                 task_id=task_id, after={"size": check.size, "seed": seed, "max_error_rate": max_error_rate,
+                                         "double_review": double_review, "version_id": version.id})
+    if commit:
+        session.commit()
+    return check
+
+
+def open_for_approved(session: Session, *, version: InstructionVersion, task_id: int, actor_id: int,
+                      defaults: QcDefaults) -> None:
+    """After an approval: a spot check of that version, unless one is running or one already passed."""
+    if session.exec(select(SpotCheck.id).where(SpotCheck.task_id == task_id, SpotCheck.status.in_(
+            [QcStatus.open, QcStatus.passed]))).first() is not None:
+        return
+    create(session, task_id=task_id, actor_id=actor_id, max_error_rate=defaults.max_error_rate,
+           expected_error_rate=defaults.expected_error_rate, confidence=defaults.confidence,
+           version_id=version.id, commit=False)
+
+
+def _not_author(user_id: int):
+    return InstructionVersion.author_id.is_(None) | (InstructionVersion.author_id != user_id)
+
+
+def _queue(*, user_id: int):
+    return (select(SpotCheckItem.id, SpotCheckItem.lock_version)
+            .join(SpotCheck, SpotCheck.id == SpotCheckItem.spot_check_id)
+            .join(InstructionVersion, InstructionVersion.id == SpotCheck.instruction_version_id)
+            .where(SpotCheck.status == QcStatus.open, _not_author(user_id),
+                   leases.lease_free(SpotCheckItem, utcnow()))
+            .order_by(SpotCheckItem.spot_check_id, SpotCheckItem.position))
+
+
+def first_pass_candidates(*, user_id: int):
+    return _queue(user_id=user_id).where(SpotCheckItem.decided_at.is_(None))
+
+
+def second_pass_candidates(*, user_id: int):
+    """Double review: items someone else gave a first verdict, waiting for an independent second one."""
+    return _queue(user_id=user_id).where(SpotCheck.double_review.is_(True), SpotCheckItem.decided_at.is_not(None),
+                                         SpotCheckItem.second_decided_at.is_(None),
+                                         SpotCheckItem.reviewer_id != user_id)
+
+
+def held_by(*, user_id: int):
+    open_check = select(SpotCheck.id).where(SpotCheck.status == QcStatus.open)
+    first = (SpotCheckItem.reviewer_id == user_id) & SpotCheckItem.decided_at.is_(None)
+    second = (SpotCheckItem.second_reviewer_id == user_id) & SpotCheckItem.second_decided_at.is_(None) \
+        & SpotCheckItem.decided_at.is_not(None)
+    return (select(SpotCheckItem.id).where(SpotCheckItem.spot_check_id.in_(open_check), first | second,
+                                           SpotCheckItem.lease_expires_at.is_not(None)).order_by(SpotCheckItem.id))
+
+
+def is_second_pass(item: SpotCheckItem, user_id: int) -> bool:
+    return item.decided_at is not None and item.second_reviewer_id == user_id
+
+
+def record_verdict(session: Session, *, item_id: int, lock_version: int, user_id: int, verdict: str,
+                   note: str | None) -> SpotCheckItem:
+    """The verdict of whoever holds the item (first or second pass); a problem flags the instance."""
+    try:
+        verdict = SpotVerdict(verdict)
+    except ValueError:
+        raise Invalid("Choose one of the verdicts.", fields={"verdict": "unknown"}) from None
+    item = session.get(SpotCheckItem, item_id)
+    if item is None:
+        raise NotFound(f"There is no spot-check item with id {item_id}.")
+    session.refresh(item)
+    check = session.get(SpotCheck, item.spot_check_id)
+    session.refresh(check)
+    if check.status != QcStatus.open:
+        raise Conflict(f"This spot check is {check.status}: nothing more is recorded on it.")
+    note = (note or "").strip()[:2000] or None
+    second = is_second_pass(item, user_id)
+    if second:
+        won = leases.decide(session, table=SpotCheckItem, item_id=item.id, lock_version=lock_version,
+                            claimant=SpotCheckItem.second_reviewer_id, user_id=user_id,
+                            still_open=SpotCheckItem.second_decided_at.is_(None),
+                            values={"second_verdict": verdict, "second_note": note, "second_decided_at": utcnow()})
+    else:
+        won = leases.decide(session, table=SpotCheckItem, item_id=item.id, lock_version=lock_version,
+                            claimant=SpotCheckItem.reviewer_id, user_id=user_id,
+                            still_open=SpotCheckItem.decided_at.is_(None),
+                            values={"verdict": verdict, "note": note, "decided_at": utcnow()})
+    if not won:
+        session.rollback()
+        raise leases.stale(session, SpotCheckItem,
+                           item.id, SpotCheckItem.second_reviewer_id if second else SpotCheckItem.reviewer_id, user_id)
+    if verdict != SpotVerdict.correct:
+        flagged = session.execute(update(Instance).where(Instance.id == item.instance_id,
+                                                         Instance.status == InstanceStatus.active)
+                                  .values(status=InstanceStatus.flagged)).rowcount
+        if flagged:
+            refresh_instance_counts(session, task_ids=[check.task_id])
+            audit.record(session, actor_id=user_id, action="instance.flag", entity_type="instance",
+                         entity_id=item.instance_id, task_id=check.task_id,
+                         after={"verdict": str(verdict), "note": note, "spot_check_id": check.id})
+    _settle(session, check=check, actor_id=user_id)
+    session.commit()
+    return session.get(SpotCheckItem, item.id)
+
+
+@dataclass(frozen=True)
+class SpotFigures:
+    size: int
+    decided: int
+    errors: int
+    verdicts: dict[str, int]
+    second_decided: int
+    interval: Interval | None
+    kappa: float | None
+    max_error_rate: float
+    double_review: bool
+
+    @property
+    def complete(self) -> bool:
+        return self.decided == self.size and (not self.double_review or self.second_decided == self.size)
+
+    @property
+    def passes(self) -> bool:
+        return self.interval is not None and self.interval.high < self.max_error_rate
+
+
+def figures(session: Session, *, check: SpotCheck) -> SpotFigures:
+    rows = session.exec(select(SpotCheckItem.verdict, SpotCheckItem.second_verdict)
+                        .where(SpotCheckItem.spot_check_id == check.id)).all()
+    firsts = Counter(first for first, _ in rows if first is not None)
+    decided = sum(firsts.values())
+    errors = decided - firsts.get(SpotVerdict.correct, 0)
+    pairs = [(first, second) for first, second in rows if first is not None and second is not None]
+    return SpotFigures(size=check.size, decided=decided, errors=errors, verdicts=dict(firsts),
+                       second_decided=len(pairs), interval=wilson(errors, decided, confidence=check.confidence),
+                       kappa=cohens_kappa(pairs), max_error_rate=check.max_error_rate,
+                       double_review=check.double_review)
+
+
+def _settle(session: Session, *, check: SpotCheck, actor_id: int) -> None:
+    result = figures(session, check=check)
+    if not result.complete:
+        return
+    outcome = QcStatus.passed if result.passes else QcStatus.failed
+    closed = session.execute(update(SpotCheck).where(SpotCheck.id == check.id, SpotCheck.status == QcStatus.open)
+                             .values(status=outcome, completed_at=utcnow())).rowcount
+    if closed:
+        audit.record(session, actor_id=actor_id, action=f"spot_check.{outcome}", entity_type="spot_check",
+                     entity_id=check.id, task_id=check.task_id,
+                     after={"errors": result.errors, "size": result.size, "upper": round(result.interval.high, 4),
+                            "kappa": None if result.kappa is None else round(result.kappa, 3)})
+        task_states.advance(session, task_id=check.task_id, actor_id=actor_id,
+                            reason=f"spot check {outcome}: {result.errors}/{result.size} errors")
+
+
+def get(session: Session, *, check_id: int) -> SpotCheck:
+    check = session.get(SpotCheck, check_id)
+    if check is None:
+        raise NotFound(f"There is no spot check with id {check_id}.")
+    return check
+
+
+def items_of(session: Session, *, check_id: int) -> list[tuple[SpotCheckItem, Instance]]:
+    return list(session.exec(select(SpotCheckItem, Instance).join(Instance, Instance.id == SpotCheckItem.instance_id)
+                             .where(SpotCheckItem.spot_check_id == check_id).order_by(SpotCheckItem.position)))
+
+
+def pending_count(session: Session) -> int:
+    return session.exec(select(func.count()).select_from(SpotCheckItem).join(
+        SpotCheck, SpotCheck.id == SpotCheckItem.spot_check_id).where(
+        SpotCheck.status == QcStatus.open, SpotCheckItem.decided_at.is_(None))).one()
