@@ -116,6 +116,7 @@ class SpotCheck(SQLModel, table=True):
     max_error_rate: float = Field(default=0.1, description="Passes when the Wilson upper bound is below this.")
     confidence: float = Field(default=0.95, description="Of the Wilson interval.")
     double_review: bool = Field(default=False)
+    census: bool = Field(default=False, description="The sample is the whole task: its error rate is exact.")
     status: str = Field(default=QcStatus.open, max_length=20)
     created_by_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
     created_at: datetime = created_at_field()

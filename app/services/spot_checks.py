@@ -3,7 +3,8 @@
 Anything but "correct" flags the instance (flagged instances are left out of exports). The error rate is
 reported with its Wilson interval and the check passes when the interval's upper bound is under the maximum.
 With double review every item gets a second, independent verdict, and Cohen's kappa says how far the two
-reviewers agree. The error rate counts the first verdicts; the second ones measure agreement."""
+reviewers agree. The error rate counts the first verdicts; the second ones measure agreement. A task smaller
+than the sample is checked whole (a census): its error rate is then exact, and compared as it is."""
 
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ def create(session: Session, *, task_id: int, actor_id: int | None, max_error_ra
                      entity_id=check_id, task_id=task_id, after={"reason": "a new spot check was opened"})
     check = SpotCheck(task_id=task_id, instruction_version_id=version.id, seed=seed, size=len(picked),
                       max_error_rate=max_error_rate, confidence=confidence, double_review=double_review,
-                      created_by_id=actor_id)
+                      census=len(picked) < size, created_by_id=actor_id)
     session.add(check)
     session.flush()
     session.add_all(SpotCheckItem(spot_check_id=check.id, instance_id=instance.id, position=k)
@@ -186,6 +187,7 @@ class SpotFigures:
     kappa: float | None
     max_error_rate: float
     double_review: bool
+    census: bool
 
     @property
     def complete(self) -> bool:
@@ -193,7 +195,11 @@ class SpotFigures:
 
     @property
     def passes(self) -> bool:
-        return self.interval is not None and self.interval.high < self.max_error_rate
+        if self.interval is None:
+            return False
+        if self.census:  # every instance was looked at: no sampling error to allow for
+            return self.interval.rate < self.max_error_rate
+        return self.interval.high < self.max_error_rate
 
 
 def figures(session: Session, *, check: SpotCheck) -> SpotFigures:
@@ -206,7 +212,7 @@ def figures(session: Session, *, check: SpotCheck) -> SpotFigures:
     return SpotFigures(size=check.size, decided=decided, errors=errors, verdicts=dict(firsts),
                        second_decided=len(pairs), interval=wilson(errors, decided, confidence=check.confidence),
                        kappa=cohens_kappa(pairs), max_error_rate=check.max_error_rate,
-                       double_review=check.double_review)
+                       double_review=check.double_review, census=check.census)
 
 
 def _settle(session: Session, *, check: SpotCheck, actor_id: int) -> None:

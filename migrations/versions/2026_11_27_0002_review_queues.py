@@ -37,6 +37,7 @@ def upgrade() -> None:
 
     with op.batch_alter_table('spot_check', schema=None) as batch_op:
         batch_op.add_column(sa.Column('confidence', sa.Float(), nullable=False, server_default='0.95'))
+        batch_op.add_column(sa.Column('census', sa.Boolean(), nullable=False, server_default=sa.false()))
 
     with op.batch_alter_table('spot_check_item', schema=None) as batch_op:
         batch_op.add_column(sa.Column('second_note', sa.Text(), nullable=True))
@@ -64,6 +65,7 @@ def downgrade() -> None:
         batch_op.drop_column('second_note')
 
     with op.batch_alter_table('spot_check', schema=None) as batch_op:
+        batch_op.drop_column('census')
         batch_op.drop_column('confidence')
 
     with op.batch_alter_table('solve_test_item', schema=None) as batch_op:
