@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _configure_sqlite)
+        _serialize_writers(engine)
         return engine
     return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
@@ -30,6 +32,42 @@ def _configure_sqlite(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+
+
+def _serialize_writers(engine: Engine) -> None:
+    """One writing transaction at a time within this process, queued on a Python lock.
+
+    SQLite allows one writer; the others wait in its busy handler, which polls with sleeps of up to 100 ms —
+    with 16 reviewers deciding at once that made p95 latencies of ~0.9 s. A lock wakes the next writer the
+    moment the previous one commits. It is taken at a transaction's first write and released when it ends,
+    so readers never wait; other processes (a worker) still meet SQLite's own busy timeout."""
+    lock = threading.Lock()
+
+    def take(connection, cursor, statement, parameters, context, executemany) -> None:
+        info = connection.connection.info
+        if not info.get("writing") and statement.lstrip()[:7].upper().startswith(WRITES):
+            lock.acquire()
+            info["writing"] = True
+
+    def give_back(dbapi_connection_info: dict) -> None:
+        if dbapi_connection_info.pop("writing", False):
+            lock.release()
+
+    event.listen(engine, "before_cursor_execute", take)
+    for name in ("commit", "rollback"):
+        event.listen(engine, name, lambda connection: give_back(connection.connection.info))
+    def on_reset(dbapi_connection, record, reset_state) -> None:
+        give_back(record.info)  # a connection handed back to the pool mid-transaction is rolled back there
+
+    def on_checkin(dbapi_connection, record) -> None:
+        if record is not None:
+            give_back(record.info)
+
+    event.listen(engine.pool, "reset", on_reset)
+    event.listen(engine.pool, "checkin", on_checkin)
 
 
 def session_scope(engine: Engine) -> Iterator[Session]:

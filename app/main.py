@@ -13,7 +13,7 @@ from app import __version__
 from app.config import Settings
 from app.db import make_engine
 from app.errors import install_error_handlers
-from app.headers import SecurityHeaders
+from app.headers import SecurityHeaders, ServerTiming
 from app.routers import (
     account,
     api,
@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         https_only=settings.secure_cookies,
     )
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(ServerTiming)  # outermost: times everything inside it
     install_error_handlers(app)
     for module in (auth, dashboard, tasks, instances, instructions, media, datasets, imports, jobs, users, account,
                    review, quality, api, api_review, docs):

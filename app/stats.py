@@ -8,7 +8,7 @@ import math
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -56,15 +56,19 @@ def sample_size_for(max_error_rate: float, *, expected_error_rate: float = 0.02,
     return limit
 
 
-def cohens_kappa(pairs: Iterable[tuple[str, str]]) -> float | None:
-    """Agreement between two raters beyond chance, over the categories they used. None without pairs;
-    1.0 when both always agree on a single category (chance agreement is then 1 as well)."""
-    pairs = list(pairs)
-    if not pairs:
+def cohens_kappa(pairs: Iterable[tuple[str, str]] | Mapping[tuple[str, str], int]) -> float | None:
+    """Agreement between two raters beyond chance, over the categories they used: from (first, second) pairs,
+    or from a mapping of pair to count. None without pairs; 1.0 when both always agree on a single category
+    (chance agreement is then 1 as well)."""
+    counts = Counter(pairs) if not isinstance(pairs, Mapping) else Counter(dict(pairs))
+    n = sum(counts.values())
+    if not n:
         return None
-    n = len(pairs)
-    observed = sum(first == second for first, second in pairs) / n
-    firsts, seconds = Counter(a for a, _ in pairs), Counter(b for _, b in pairs)
+    observed = sum(count for (first, second), count in counts.items() if first == second) / n
+    firsts, seconds = Counter(), Counter()
+    for (first, second), count in counts.items():
+        firsts[first] += count
+        seconds[second] += count
     expected = sum(firsts[label] * seconds[label] for label in firsts.keys() | seconds.keys()) / (n * n)
     if expected >= 1.0:
         return 1.0

@@ -244,7 +244,8 @@ def test_a_verification_asking_for_changes_sends_the_instruction_back(app, db):
                           data={"decision": "request_changes", "lock_version": slot["data-lock-version"]})
     assert refused.status_code == 422
     client.post(f"/review/verify/{slot['data-item-id']}", headers=htmx(csrf),
-                data={"decision": "request_changes", "comment": "Not fluent.", "lock_version": slot["data-lock-version"]})
+                data={"decision": "request_changes", "comment": "Not fluent.",
+                      "lock_version": slot["data-lock-version"]})
     db.expire_all()
     assert db.get(Task, task.id).status == TaskStatus.changes_requested
     assert db.get(InstructionVersion, version.id).status == "changes_requested"

@@ -101,7 +101,8 @@ def test_a_decision_on_a_stale_page_is_refused_and_overwrites_nothing(app, db):
     _, _, review = submit_instruction(db, task, people["author"])
     reviewer = db.get(type(people["r1"]), review.reviewer_id)
     first_tab, csrf = signed_in(app, reviewer)
-    lock = soup(first_tab.post("/review/instructions/next", headers=htmx(csrf))).select_one("#item")["data-lock-version"]
+    shown = soup(first_tab.post("/review/instructions/next", headers=htmx(csrf)))
+    lock = shown.select_one("#item")["data-lock-version"]
     decided = first_tab.post(f"/review/instructions/{review.id}", headers=htmx(csrf),
                              data={"decision": "reject", "comment": "Unclear.", "lock_version": lock})
     assert decided.status_code == 200

@@ -11,7 +11,6 @@ from app.errors import Invalid
 from app.models import Role
 from app.services import audit, quality, queues
 from app.services import tasks as task_service
-from app.services import users as user_service
 from app.services.qc import QcDefaults
 from app.templating import render
 
@@ -37,7 +36,7 @@ def dashboard(request: Request, session: SessionDep, principal: CurrentPrincipal
         rows=quality.per_task(session, filters=filters),
         filters=filters,
         facets=task_service.facet_values(session),
-        annotators=user_service.list_users(session),
+        annotators=quality.annotators(session),
         throughput=quality.throughput(session),
         max_error_rate=QcDefaults.from_settings(request.app.state.settings).max_error_rate,
         events=audit.recent(session, limit=12),

@@ -8,32 +8,48 @@ SQLite (one writer at a time) a lost race just moves on to the next candidate.""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, or_, update
+from sqlalchemy import Integer, Select, bindparam, or_, update
 from sqlmodel import Session
 
 from app.errors import Conflict
 from app.models import utcnow
+from app.models.types import UTCDateTime
 
 CANDIDATES_PER_TRY = 8
+# Queue statements are built once, with these parameters, and executed with their values: building a
+# SQLAlchemy statement costs more than running it on these small tables.
+USER = bindparam("user_id", type_=Integer)
+NOW = bindparam("now", type_=UTCDateTime)
+SKIP = bindparam("skip", type_=Integer)
 
 
-def lease_free(table, now: datetime):
-    """Nobody holds the item: never claimed, or the claim was abandoned."""
-    return or_(table.lease_expires_at.is_(None), table.lease_expires_at < now)
+def params(*, user_id: int, skip: int | None = None) -> dict[str, Any]:
+    return {"user_id": user_id, "now": utcnow(), "skip": skip or 0}
 
 
-def claim(session: Session, *, table, candidates: Select, claimant, user_id: int, lease_s: int,
-          extra: dict[str, Any] | None = None) -> int | None:
-    """Claims the first candidate nobody else won; `candidates` selects (id, lock_version) in queue order.
-    Commits; returns the claimed id, or None when the queue has nothing for this user."""
-    postgres = session.get_bind().dialect.name == "postgresql"
-    query = (candidates.limit(1).with_for_update(skip_locked=True, of=table) if postgres
-             else candidates.limit(CANDIDATES_PER_TRY))
+def lease_free(table):
+    """Nobody holds the item: never claimed, or the claim was abandoned (as of :now)."""
+    return or_(table.lease_expires_at.is_(None), table.lease_expires_at < NOW)
+
+
+@cache
+def _claim_query(candidates: Select, table, postgres: bool) -> Select:
+    if postgres:
+        return candidates.limit(1).with_for_update(skip_locked=True, of=table)
+    return candidates.limit(CANDIDATES_PER_TRY)
+
+
+def claim(session: Session, *, table, candidates: Select, values: dict[str, Any], claimant, user_id: int,
+          lease_s: int) -> int | None:
+    """Claims the first candidate nobody else won; `candidates` selects (id, lock_version) in queue order,
+    with `values` for its parameters. Commits; returns the claimed id, or None when nothing is left."""
+    query = _claim_query(candidates, table, session.get_bind().dialect.name == "postgresql")
     for _ in range(4):
-        rows = session.execute(query).all()
+        rows = session.execute(query, values).all()
         if not rows:
             session.commit()
             return None
@@ -41,7 +57,7 @@ def claim(session: Session, *, table, candidates: Select, claimant, user_id: int
             won = session.execute(
                 update(table).where(table.id == item_id, table.lock_version == version)
                 .values(lock_version=version + 1, lease_expires_at=utcnow() + timedelta(seconds=lease_s),
-                        **{claimant.key: user_id}, **(extra or {}))).rowcount
+                        **{claimant.key: user_id})).rowcount
             session.commit()
             if won == 1:
                 return item_id

@@ -102,6 +102,12 @@ def per_task(session: Session, *, filters: QualityFilters = QualityFilters(),
     return rows
 
 
+def annotators(session: Session) -> list[User]:
+    """The people source datasets are assigned to, for the dashboard's filter."""
+    return list(session.exec(select(User).where(User.id.in_(select(SourceDataset.annotator_id)))
+                             .order_by(User.display_name)))
+
+
 @dataclass(frozen=True)
 class ReviewerThroughput:
     name: str

@@ -30,8 +30,8 @@ class Queue:
     name: str  # in URLs and the API
     title: str
     table: Any
-    held_by: Callable[..., Any]  # (user) -> select of the ids the user holds
-    sources: Callable[..., list]  # (user) -> [(candidates select, claimant column)], tried in order
+    held_by: Callable[[], Any]  # () -> select of the ids :user_id holds
+    sources: Callable[..., list]  # (user) -> [(candidates select with :user_id/:now/:skip, claimant)], in order
     holder: Callable[[Any, int], Any]  # (item, user id) -> the claimant column the user holds it by, or None
     release_reset: Callable[[Any], dict] = field(default=lambda item: {})  # what a skip clears
 
@@ -52,24 +52,20 @@ def _spot_reset(item: SpotCheckItem) -> dict:
 
 QUEUES: dict[str, Queue] = {queue.name: queue for queue in (
     Queue("instructions", "Instruction reviews", Review,
-          held_by=lambda user: reviews.held_by(user_id=user.id),
-          sources=lambda user: [(reviews.candidates(user_id=user.id), Review.reviewer_id)],
+          held_by=reviews.held_by, sources=lambda user: [(reviews.candidates(), Review.reviewer_id)],
           holder=_review_holder),
     Queue("solve", "Blind solve tests", SolveTestItem,
-          held_by=lambda user: solve_tests.held_by(user_id=user.id),
-          sources=lambda user: [(solve_tests.candidates(user_id=user.id), SolveTestItem.solver_id)],
+          held_by=solve_tests.held_by, sources=lambda user: [(solve_tests.candidates(), SolveTestItem.solver_id)],
           holder=lambda item, user_id: SolveTestItem.solver_id if item.solver_id == user_id else None,
           release_reset=lambda item: {"solver_id": None}),
     Queue("spot", "Spot checks", SpotCheckItem,
-          held_by=lambda user: spot_checks.held_by(user_id=user.id),
-          sources=lambda user: [(spot_checks.first_pass_candidates(user_id=user.id), SpotCheckItem.reviewer_id),
-                                (spot_checks.second_pass_candidates(user_id=user.id),
-                                 SpotCheckItem.second_reviewer_id)],
+          held_by=spot_checks.held_by,
+          sources=lambda user: [(spot_checks.first_pass_candidates(), SpotCheckItem.reviewer_id),
+                                (spot_checks.second_pass_candidates(), SpotCheckItem.second_reviewer_id)],
           holder=_spot_holder, release_reset=_spot_reset),
     Queue("verify", "Final verifications", Review,
-          held_by=lambda user: verifications.held_by(user_id=user.id),
-          sources=lambda user: [(verifications.candidates(user_id=user.id, native_english=user.native_english),
-                                 Review.reviewer_id)],
+          held_by=verifications.held_by,
+          sources=lambda user: [(verifications.candidates(native_english=user.native_english), Review.reviewer_id)],
           holder=_review_holder, release_reset=lambda item: {"reviewer_id": None}),
 )}
 
@@ -82,7 +78,7 @@ def get_queue(name: str) -> Queue:
 
 def current(session: Session, *, queue: Queue, user: User) -> int | None:
     """The item the user holds in this queue, if any."""
-    return session.exec(queue.held_by(user)).first()
+    return session.execute(queue.held_by(), {"user_id": user.id}).scalar()
 
 
 def next_item(session: Session, *, queue: Queue, user: User, lease_s: int, skip: int | None = None) -> int | None:
@@ -93,10 +89,9 @@ def next_item(session: Session, *, queue: Queue, user: User, lease_s: int, skip:
         leases.renew(session, table=queue.table, item_id=held, lease_s=lease_s)
         return held
     claimed = None
+    values = leases.params(user_id=user.id, skip=skip)
     for candidates, claimant in queue.sources(user):
-        if skip is not None:
-            candidates = candidates.where(queue.table.id != skip)
-        claimed = leases.claim(session, table=queue.table, candidates=candidates, claimant=claimant,
+        claimed = leases.claim(session, table=queue.table, candidates=candidates, values=values, claimant=claimant,
                                user_id=user.id, lease_s=lease_s)
         if claimed is not None:
             break
@@ -116,11 +111,14 @@ def next_item(session: Session, *, queue: Queue, user: User, lease_s: int, skip:
 def counts_for(session: Session, *, user: User) -> dict[str, int]:
     """How many items each queue holds for this user: theirs and those they could take."""
     counts = {}
+    values = leases.params(user_id=user.id)
     for queue in QUEUES.values():
         total = 0
         for candidates, _ in queue.sources(user):
-            total += session.exec(select(func.count()).select_from(candidates.order_by(None).subquery())).one()
-        mine = session.exec(select(func.count()).select_from(queue.held_by(user).order_by(None).subquery())).one()
+            total += session.execute(select(func.count()).select_from(candidates.order_by(None).subquery()),
+                                     values).scalar()
+        mine = session.execute(select(func.count()).select_from(queue.held_by().order_by(None).subquery()),
+                               values).scalar()
         counts[queue.name] = total + (0 if queue.name == "instructions" else mine)
     return counts
 

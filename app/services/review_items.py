@@ -42,10 +42,9 @@ class ReviewItem:
 
 
 def load(session: Session, *, queue: Queue, item_id: int, user_id: int) -> ReviewItem | None:
-    item = session.get(queue.table, item_id)
+    item = session.get(queue.table, item_id, populate_existing=True)
     if item is None:
         return None
-    session.refresh(item)
     builder = {"instructions": _instruction_review, "solve": _solve_item, "spot": _spot_item,
                "verify": _verification}[queue.name]
     return builder(session, queue, item, user_id)

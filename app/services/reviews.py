@@ -5,6 +5,7 @@ instruction, and the author reads the comments in the editor."""
 from __future__ import annotations
 
 import random
+from functools import cache
 
 from sqlalchemy import delete, func, or_, update
 from sqlmodel import Session, select
@@ -66,20 +67,23 @@ def open_review(session: Session, *, version: InstructionVersion, task_id: int, 
     return review
 
 
-def candidates(*, user_id: int):
-    """Reviews this user may take, oldest first: those assigned to them, and unassigned ones they did not write."""
+@cache
+def candidates():
+    """Reviews :user_id may take, oldest first: those assigned to them, and unassigned ones they did not write."""
     return (select(Review.id, Review.lock_version)
             .join(InstructionVersion, InstructionVersion.id == Review.instruction_version_id)
             .where(Review.subject == ReviewSubject.instruction_version, Review.decided_at.is_(None),
-                   or_(Review.reviewer_id == user_id,
+                   Review.id != leases.SKIP,
+                   or_(Review.reviewer_id == leases.USER,
                        Review.reviewer_id.is_(None) & (InstructionVersion.author_id.is_(None)
-                                                        | (InstructionVersion.author_id != user_id))))
+                                                        | (InstructionVersion.author_id != leases.USER))))
             .order_by(Review.created_at, Review.id))
 
 
-def held_by(*, user_id: int):
+@cache
+def held_by():
     return (select(Review.id).where(Review.subject == ReviewSubject.instruction_version,
-                                    Review.decided_at.is_(None), Review.reviewer_id == user_id,
+                                    Review.decided_at.is_(None), Review.reviewer_id == leases.USER,
                                     Review.lease_expires_at.is_not(None)).order_by(Review.id))
 
 

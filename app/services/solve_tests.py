@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from functools import cache
 
 from sqlalchemy import func, update
 from sqlmodel import Session, select
@@ -105,22 +106,23 @@ def _cancel_open(session: Session, *, task_id: int, actor_id: int | None) -> Non
                      entity_id=test_id, task_id=task_id, after={"reason": "a new solve test was opened"})
 
 
-def candidates(*, user_id: int):
-    """Unanswered items of open tests nobody holds, not of a version the user wrote, in test order."""
-    now = utcnow()
+@cache
+def candidates():
+    """Unanswered items of open tests nobody holds, not of a version :user_id wrote, in test order."""
     return (select(SolveTestItem.id, SolveTestItem.lock_version)
             .join(SolveTest, SolveTest.id == SolveTestItem.solve_test_id)
             .join(InstructionVersion, InstructionVersion.id == SolveTest.instruction_version_id)
             .where(SolveTest.status == QcStatus.open, SolveTestItem.answered_at.is_(None),
-                   leases.lease_free(SolveTestItem, now),
-                   InstructionVersion.author_id.is_(None) | (InstructionVersion.author_id != user_id))
+                   leases.lease_free(SolveTestItem), SolveTestItem.id != leases.SKIP,
+                   InstructionVersion.author_id.is_(None) | (InstructionVersion.author_id != leases.USER))
             .order_by(SolveTestItem.solve_test_id, SolveTestItem.position))
 
 
-def held_by(*, user_id: int):
+@cache
+def held_by():
     """The user's claimed item: unanswered, or answered free text waiting for their judgement."""
     return (select(SolveTestItem.id).join(SolveTest, SolveTest.id == SolveTestItem.solve_test_id)
-            .where(SolveTest.status == QcStatus.open, SolveTestItem.solver_id == user_id,
+            .where(SolveTest.status == QcStatus.open, SolveTestItem.solver_id == leases.USER,
                    SolveTestItem.judged_at.is_(None), SolveTestItem.lease_expires_at.is_not(None))
             .order_by(SolveTestItem.id))
 
@@ -182,12 +184,10 @@ def judge(session: Session, *, item_id: int, lock_version: int, user_id: int, ma
 
 
 def _load(session: Session, item_id: int) -> tuple[SolveTestItem, SolveTest, Instance]:
-    item = session.get(SolveTestItem, item_id)
+    item = session.get(SolveTestItem, item_id, populate_existing=True)  # fresh: someone may have answered it
     if item is None:
         raise NotFound(f"There is no solve-test item with id {item_id}.")
-    session.refresh(item)
-    test = session.get(SolveTest, item.solve_test_id)
-    session.refresh(test)
+    test = session.get(SolveTest, item.solve_test_id, populate_existing=True)
     if test.status != QcStatus.open:
         raise Conflict(f"This solve test is {test.status}: nothing more is recorded on it.")
     return item, test, session.get(Instance, item.instance_id)

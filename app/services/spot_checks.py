@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from dataclasses import dataclass
+from functools import cache
 
 from sqlalchemy import func, update
 from sqlmodel import Session, select
@@ -94,34 +95,34 @@ def open_for_approved(session: Session, *, version: InstructionVersion, task_id:
            version_id=version.id, commit=False)
 
 
-def _not_author(user_id: int):
-    return InstructionVersion.author_id.is_(None) | (InstructionVersion.author_id != user_id)
-
-
-def _queue(*, user_id: int):
+def _queue():
+    """Items of open checks nobody holds, not of a version :user_id wrote, in check order."""
     return (select(SpotCheckItem.id, SpotCheckItem.lock_version)
             .join(SpotCheck, SpotCheck.id == SpotCheckItem.spot_check_id)
             .join(InstructionVersion, InstructionVersion.id == SpotCheck.instruction_version_id)
-            .where(SpotCheck.status == QcStatus.open, _not_author(user_id),
-                   leases.lease_free(SpotCheckItem, utcnow()))
+            .where(SpotCheck.status == QcStatus.open, SpotCheckItem.id != leases.SKIP,
+                   InstructionVersion.author_id.is_(None) | (InstructionVersion.author_id != leases.USER),
+                   leases.lease_free(SpotCheckItem))
             .order_by(SpotCheckItem.spot_check_id, SpotCheckItem.position))
 
 
-def first_pass_candidates(*, user_id: int):
-    return _queue(user_id=user_id).where(SpotCheckItem.decided_at.is_(None))
+@cache
+def first_pass_candidates():
+    return _queue().where(SpotCheckItem.decided_at.is_(None))
 
 
-def second_pass_candidates(*, user_id: int):
+@cache
+def second_pass_candidates():
     """Double review: items someone else gave a first verdict, waiting for an independent second one."""
-    return _queue(user_id=user_id).where(SpotCheck.double_review.is_(True), SpotCheckItem.decided_at.is_not(None),
-                                         SpotCheckItem.second_decided_at.is_(None),
-                                         SpotCheckItem.reviewer_id != user_id)
+    return _queue().where(SpotCheck.double_review.is_(True), SpotCheckItem.decided_at.is_not(None),
+                          SpotCheckItem.second_decided_at.is_(None), SpotCheckItem.reviewer_id != leases.USER)
 
 
-def held_by(*, user_id: int):
+@cache
+def held_by():
     open_check = select(SpotCheck.id).where(SpotCheck.status == QcStatus.open)
-    first = (SpotCheckItem.reviewer_id == user_id) & SpotCheckItem.decided_at.is_(None)
-    second = (SpotCheckItem.second_reviewer_id == user_id) & SpotCheckItem.second_decided_at.is_(None) \
+    first = (SpotCheckItem.reviewer_id == leases.USER) & SpotCheckItem.decided_at.is_(None)
+    second = (SpotCheckItem.second_reviewer_id == leases.USER) & SpotCheckItem.second_decided_at.is_(None) \
         & SpotCheckItem.decided_at.is_not(None)
     return (select(SpotCheckItem.id).where(SpotCheckItem.spot_check_id.in_(open_check), first | second,
                                            SpotCheckItem.lease_expires_at.is_not(None)).order_by(SpotCheckItem.id))
@@ -138,12 +139,10 @@ def record_verdict(session: Session, *, item_id: int, lock_version: int, user_id
         verdict = SpotVerdict(verdict)
     except ValueError:
         raise Invalid("Choose one of the verdicts.", fields={"verdict": "unknown"}) from None
-    item = session.get(SpotCheckItem, item_id)
+    item = session.get(SpotCheckItem, item_id, populate_existing=True)  # fresh: another reviewer may have decided
     if item is None:
         raise NotFound(f"There is no spot-check item with id {item_id}.")
-    session.refresh(item)
-    check = session.get(SpotCheck, item.spot_check_id)
-    session.refresh(check)
+    check = session.get(SpotCheck, item.spot_check_id, populate_existing=True)
     if check.status != QcStatus.open:
         raise Conflict(f"This spot check is {check.status}: nothing more is recorded on it.")
     note = (note or "").strip()[:2000] or None
@@ -203,14 +202,22 @@ class SpotFigures:
 
 
 def figures(session: Session, *, check: SpotCheck) -> SpotFigures:
-    rows = session.exec(select(SpotCheckItem.verdict, SpotCheckItem.second_verdict)
-                        .where(SpotCheckItem.spot_check_id == check.id)).all()
-    firsts = Counter(first for first, _ in rows if first is not None)
+    """One grouped query (at most 6 x 6 rows, whatever the size): verdict counts and agreement pairs."""
+    rows = session.exec(select(SpotCheckItem.verdict, SpotCheckItem.second_verdict, func.count())
+                        .where(SpotCheckItem.spot_check_id == check.id)
+                        .group_by(SpotCheckItem.verdict, SpotCheckItem.second_verdict)).all()
+    firsts: Counter[str] = Counter()
+    pairs: Counter[tuple[str, str]] = Counter()
+    for first, second, count in rows:
+        if first is not None:
+            firsts[first] += count
+            if second is not None:
+                pairs[(first, second)] += count
     decided = sum(firsts.values())
     errors = decided - firsts.get(SpotVerdict.correct, 0)
-    pairs = [(first, second) for first, second in rows if first is not None and second is not None]
     return SpotFigures(size=check.size, decided=decided, errors=errors, verdicts=dict(firsts),
-                       second_decided=len(pairs), interval=wilson(errors, decided, confidence=check.confidence),
+                       second_decided=sum(pairs.values()),
+                       interval=wilson(errors, decided, confidence=check.confidence),
                        kappa=cohens_kappa(pairs), max_error_rate=check.max_error_rate,
                        double_review=check.double_review, census=check.census)
 

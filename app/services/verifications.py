@@ -4,6 +4,8 @@ changes sends its approved instructions back to their authors, and the next acce
 
 from __future__ import annotations
 
+from functools import cache
+
 from sqlalchemy import delete, exists, func, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
@@ -46,27 +48,29 @@ def _authors(task_id):
             .where(Instruction.task_id == task_id, InstructionVersion.author_id.is_not(None)))
 
 
-def candidates(*, user_id: int, native_english: bool):
-    """Open slots nobody holds, that this user may take: a native-speaker slot only for native speakers (who
+@cache
+def candidates(*, native_english: bool):
+    """Open slots nobody holds, that :user_id may take: a native-speaker slot only for native speakers (who
     are offered those first), never both slots of a round, never a task whose instructions they wrote."""
     sibling = aliased(Review)
     took_other_slot = exists().where(sibling.task_id == Review.task_id, sibling.subject == VERIFY,
                                      sibling.round == Review.round, sibling.id != Review.id,
-                                     sibling.reviewer_id == user_id)
+                                     sibling.reviewer_id == leases.USER)
     query = (select(Review.id, Review.lock_version)
-             .where(Review.subject == VERIFY, Review.decided_at.is_(None), leases.lease_free(Review, utcnow()),
-                    ~took_other_slot, Review.task_id.not_in(
+             .where(Review.subject == VERIFY, Review.decided_at.is_(None), leases.lease_free(Review),
+                    Review.id != leases.SKIP, ~took_other_slot, Review.task_id.not_in(
                         select(Instruction.task_id).join(InstructionVersion,
                                                          InstructionVersion.instruction_id == Instruction.id)
-                        .where(InstructionVersion.author_id == user_id))))
+                        .where(InstructionVersion.author_id == leases.USER))))
     if not native_english:
         return query.where(Review.needs_native_english.is_(False)).order_by(Review.created_at, Review.id)
     return query.order_by(Review.needs_native_english.desc(), Review.created_at, Review.id)
 
 
-def held_by(*, user_id: int):
+@cache
+def held_by():
     return (select(Review.id).where(Review.subject == VERIFY, Review.decided_at.is_(None),
-                                    Review.reviewer_id == user_id, Review.lease_expires_at.is_not(None))
+                                    Review.reviewer_id == leases.USER, Review.lease_expires_at.is_not(None))
             .order_by(Review.id))
 
 
