@@ -3,9 +3,17 @@
 //                       comment field first, and Ctrl+Enter there sends it with that choice
 //   j / k               move the selection between the choices      Enter   take the selected choice
 //   s                   skip (the item goes back to the queue)      ?       help
+// While a decision is on its way (and until htmx has wired up the next item) keys are ignored, so a fast or
+// repeated key never decides the next item by accident, nor posts a form htmx has not taken over yet.
 (function () {
   "use strict";
   var armed = null;  // the choice waiting for its comment
+  function setBusy(busy) { document.documentElement.dataset.review = busy ? "busy" : "ready"; }
+  setBusy(false);
+  document.addEventListener("htmx:beforeRequest", function () { setBusy(true); });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    if (!event.detail.successful) { setBusy(false); }  // refused (a toast says why): the item stays
+  });
   function choices() { return Array.from(document.querySelectorAll("#review-item [data-choice]")); }
   function typing(target) {
     var tag = (target.tagName || "").toLowerCase();
@@ -20,7 +28,7 @@
       comment.focus();
       return;
     }
-    if (form && typeof form.requestSubmit === "function") { form.requestSubmit(button); } else { button.click(); }
+    button.click();  // a real click: htmx sends the clicked button's name and value with the form
   }
   function move(delta) {
     var all = choices();
@@ -38,6 +46,7 @@
     if (event.target.closest("#help-button")) { toggleHelp(); }
   });
   document.addEventListener("htmx:afterSettle", function () {
+    setBusy(false);
     armed = null;
     var answer = document.querySelector("#review-item [data-answer]");
     if (answer) { answer.focus(); } else if (document.activeElement === document.body || !document.activeElement) {
@@ -49,13 +58,15 @@
     if (event.altKey || event.defaultPrevented) { return; }
     var modifier = event.ctrlKey || event.metaKey;
     if (modifier && event.key === "Enter" && armed && typing(event.target)) {
+      if (document.documentElement.dataset.review === "busy") { return; }
       event.preventDefault();
       var button = armed;
       armed = null;
-      button.closest("form").requestSubmit(button);
+      button.click();
       return;
     }
     if (modifier || typing(event.target)) { return; }
+    if (document.documentElement.dataset.review === "busy") { event.preventDefault(); return; }
     var help = document.getElementById("review-help");
     if (event.key === "?") { event.preventDefault(); toggleHelp(); return; }
     if (help && help.open) { return; }
