@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func
 from sqlmodel import select
 
-from app.models import Image, Instance, Instruction, InstructionVersion, Review, Task, User
+from app.models import Image, Instance, Instruction, InstructionVersion, Review, SolveTest, SpotCheck, Task, User
 from app.services.demo import INSTANCES_PER_TASK, load_demo
 from app.storage import MediaStore
 from tests.factories import login, soup
@@ -14,14 +14,19 @@ from tests.factories import login, soup
 def test_demo_builds_a_workspace_once(db, settings):
     result = load_demo(db, data_dir=settings.data_dir)
     assert result.created and len(result.credentials) == 4
-    tasks = db.exec(select(Task)).all()
-    assert len(tasks) == 4 and len({task.status for task in tasks}) == 4
+    tasks = {task.name: task for task in db.exec(select(Task)).all()}
+    assert {task.status for task in tasks.values()} == {"accepted", "in_review", "draft", "changes_requested"}
     assert db.exec(select(func.count()).select_from(Instance)).one() == 4 * INSTANCES_PER_TASK
     statuses = set(db.exec(select(Instruction.status)).all())
     assert statuses == {"draft", "in_review", "changes_requested", "approved"}
     assert db.exec(select(func.count()).select_from(InstructionVersion)).one() == 3
-    pending = db.exec(select(Review).where(Review.decision.is_(None))).all()
-    assert len(pending) == 1
+    # One task went through review, a passed solve test and a spot check that found one bad target.
+    shapes = tasks["SHAPES+shape_classification"]
+    assert shapes.status == "accepted" and shapes.flagged_count == 1
+    assert db.exec(select(SolveTest.status)).all() == ["passed"]
+    assert db.exec(select(SpotCheck.status)).all() == ["passed"]
+    pending = db.exec(select(Review.subject).where(Review.decision.is_(None))).all()
+    assert sorted(pending) == ["instruction_version", "task_verification", "task_verification"]
     store = MediaStore(settings.media_dir)
     images = db.exec(select(Image)).all()
     assert images and all(store.exists(image.sha256) and image.format == "png" for image in images)

@@ -1,4 +1,6 @@
-"""A small demo workspace: four tasks over generated images, instructions in several states, four users.
+"""A small demo workspace: four tasks over generated images, instructions in several states, four users,
+and one task taken through review, a blind solve test and a spot check by the real services (so the
+dashboard has figures and a verification waits in the queue).
 
 Loaded once into an empty database (`make run` / `python -m app demo`); running it again changes nothing.
 Passwords are generated, never fixed, and kept for the local user in `<data dir>/demo-credentials.txt`
@@ -25,7 +27,9 @@ from app.models import (
     Review,
     ReviewSubject,
     Role,
+    SolveTestItem,
     SourceDataset,
+    SpotCheckItem,
     Task,
     TaskGroup,
     TaskStatus,
@@ -33,9 +37,10 @@ from app.models import (
     utcnow,
 )
 from app.schemas import UserCreate
-from app.services import audit
+from app.services import audit, queues, reviews, solve_tests, spot_checks
 from app.services import users as user_service
 from app.services.images import add_image
+from app.services.qc import QcDefaults
 from app.services.tasks import refresh_instance_counts
 from app.storage import MediaStore
 
@@ -77,7 +82,7 @@ def load_demo(session: Session, *, data_dir: Path, seed: int = 7) -> DemoResult:
     shapes = _dataset(session, "SHAPES", "Synthetic shapes drawn for the demo.", admin.id)
     colours = _dataset(session, "COLORS", "Synthetic colour swatches drawn for the demo.", admin.id)
     specs = [
-        (shapes, "SHAPES+shape_classification", TaskGroup.classification, "Perception", TaskStatus.accepted),
+        (shapes, "SHAPES+shape_classification", TaskGroup.classification, "Perception", TaskStatus.in_review),
         (shapes, "SHAPES+shape_counting", TaskGroup.question_answering, "Counting", TaskStatus.in_review),
         (colours, "COLORS+dominant_color", TaskGroup.question_answering, "Color", TaskStatus.draft),
         (colours, "COLORS+scene_caption", TaskGroup.generation, "Captioning", TaskStatus.changes_requested),
@@ -90,7 +95,7 @@ def load_demo(session: Session, *, data_dir: Path, seed: int = 7) -> DemoResult:
 
     _instruction(session, tasks["SHAPES+shape_classification"], author, people["reviewer"],
                  "Identify the shape shown in the image. Choose one of the options.", "",
-                 InstructionStatus.approved, Decision.approve, None)
+                 InstructionStatus.in_review, None, None)
     _instruction(session, tasks["SHAPES+shape_counting"], author, people["reviewer2"],
                  "Count the shapes in the image.", "There are {{ raw_output }} shapes in the image.",
                  InstructionStatus.in_review, None, None)
@@ -100,7 +105,31 @@ def load_demo(session: Session, *, data_dir: Path, seed: int = 7) -> DemoResult:
                  "Describe the picture.", "", InstructionStatus.changes_requested, Decision.request_changes,
                  "Too vague: say what to describe (shapes, colours, their number) and how long the answer is.")
     session.commit()
+    _quality_work(session, tasks["SHAPES+shape_classification"], people["reviewer"], people["reviewer2"])
     return DemoResult(True, credentials_file, credentials)
+
+
+def _quality_work(session: Session, task: Task, reviewer: User, solver: User) -> None:
+    """The reviewer approves; the other reviewer solves blind and spot-checks (finding one bad target):
+    the task ends up accepted, with its final verification waiting in the queue."""
+    def next_item(queue: str, user: User) -> int | None:
+        return queues.next_item(session, queue=queues.QUEUES[queue], user=user, lease_s=600)
+
+    review_id = next_item("instructions", reviewer)
+    reviews.decide(session, review_id=review_id, lock_version=session.get(Review, review_id).lock_version,
+                   user_id=reviewer.id, decision=Decision.approve, comment=None,
+                   defaults=QcDefaults(solve_test_size=10, solve_test_pass=9))
+    while (item_id := next_item("solve", solver)) is not None:
+        item = session.get(SolveTestItem, item_id, populate_existing=True)
+        target = session.get(Instance, item.instance_id).raw_output
+        solve_tests.answer(session, item_id=item_id, lock_version=item.lock_version, user_id=solver.id, text=target)
+    first = True
+    while (item_id := next_item("spot", solver)) is not None:
+        item = session.get(SpotCheckItem, item_id, populate_existing=True)
+        spot_checks.record_verdict(session, item_id=item_id, lock_version=item.lock_version, user_id=solver.id,
+                                   verdict="wrong_target" if first else "correct",
+                                   note="The drawing is a square, not a circle." if first else None)
+        first = False
 
 
 def _dataset(session: Session, name: str, notes: str, actor_id: int) -> SourceDataset:
