@@ -122,10 +122,11 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def swarm(url: str, workdir: Path, emails: list[str], seconds: float) -> dict:
+def swarm(url: str, workdir: Path, emails: list[str], seconds: float, web_workers: int) -> dict:
     port = free_port()
     env = {**os.environ, "STUDIO_DATABASE_URL": url, "STUDIO_DATA_DIR": str(workdir), "STUDIO_PORT": str(port),
-           "STUDIO_LOG_LEVEL": "warning", "STUDIO_MODE": "dev", "OMP_NUM_THREADS": "1"}
+           "STUDIO_LOG_LEVEL": "warning", "STUDIO_MODE": "dev", "OMP_NUM_THREADS": "1",
+           "STUDIO_WEB_WORKERS": str(web_workers)}
     server = subprocess.Popen([sys.executable, "-m", "app", "serve"], env=env, cwd=Path(__file__).parent.parent)
     try:
         deadline = time.monotonic() + 30
@@ -139,7 +140,7 @@ def swarm(url: str, workdir: Path, emails: list[str], seconds: float) -> dict:
     finally:
         server.terminate()
         server.wait(timeout=30)
-    return {"reviewers": len(emails), "seconds": round(result.seconds, 1), "requests": sum(result.statuses.values()),
+    return {"reviewers": len(emails), "web_workers": web_workers, "seconds": round(result.seconds, 1), "requests": sum(result.statuses.values()),
             "decisions": len(result.decided), "decisions_per_s": round(len(result.decided) / result.seconds, 1),
             "p50_ms": percentile(result.latencies_ms, 0.5), "p95_ms": percentile(result.latencies_ms, 0.95),
             "p99_ms": percentile(result.latencies_ms, 0.99), "server_p50_ms": percentile(result.server_ms, 0.5),
@@ -162,6 +163,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=200, help="next items, and samples, to time")
     parser.add_argument("--sample-size", type=int, default=53, help="the default spot-check size")
     parser.add_argument("--swarm-seconds", type=float, default=30.0)
+    parser.add_argument("--web-workers", type=int, default=1, help="server processes for the crowds "
+                        "(STUDIO_WEB_WORKERS)")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="studio-review-bench-"))
@@ -179,7 +182,7 @@ def main() -> None:
             author = make_user(session, Role.author, email="author@bench.org")
             reviewer = make_user(session, Role.reviewer, email="reviewer@bench.org")
             big = add_big_task(session)
-            open_work(session, big, author, spot_size=3_000)
+            open_work(session, big, author, spot_size=10_000)  # enough for both crowds never to run dry
             emails = [make_user(session, Role.reviewer, email=f"r{k}@bench.org").email for k in range(16)]
             client = TestClient(app, follow_redirects=False)
             csrf = login(client, reviewer.email)
@@ -194,7 +197,7 @@ def main() -> None:
         app.state.engine.dispose()
         crowds = {}
         for count in (16, 8):
-            crowds[count] = swarm(url, workdir, emails[:count], args.swarm_seconds)
+            crowds[count] = swarm(url, workdir, emails[:count], args.swarm_seconds, args.web_workers)
             print(f"  {count} reviewers: " + ", ".join(f"{k} {v}" for k, v in crowds[count].items()
                                                        if not k.startswith("_")), file=sys.stderr)
         engine = create_app(Settings(mode="test", data_dir=workdir, database_url=url, _env_file=None)).state.engine

@@ -255,6 +255,8 @@ def test_illegal_transitions_are_refused_with_the_rules(app, db):
     with pytest.raises(Conflict, match="cannot go from draft to verified.*two final verifications"):
         task_states.check_transition("draft", "verified")
     task_states.check_transition("accepted", "verified")
+    assert task_states.path(TaskStatus.draft, TaskStatus.verified) == ["in_review", "accepted", "verified"]
+    assert task_states.path(TaskStatus.verified, TaskStatus.draft) == []  # only an admin retires and reopens
     admin = make_user(db, Role.admin)
     task = make_qc_task(db, "VQA+retire", instances=1)
     with pytest.raises(Invalid):

@@ -128,6 +128,9 @@ class SpotCheckItem(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("spot_check_id", "instance_id"),
         Index("ix_spot_check_item_decided_at_lease_expires_at", "decided_at", "lease_expires_at"),  # the queue
+        # Is anything left to decide in this check? (asked after every verdict)
+        Index("ix_spot_check_item_spot_check_id_decided_at", "spot_check_id", "decided_at"),
+        Index("ix_spot_check_item_spot_check_id_second_decided_at", "spot_check_id", "second_decided_at"),
         one_of("verdict", SpotVerdict),
         one_of("second_verdict", SpotVerdict, name="second_verdict"),
     )

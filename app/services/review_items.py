@@ -106,8 +106,8 @@ def _spot_item(session: Session, queue: Queue, item: SpotCheckItem, user_id: int
                                                             has_image=image is not None)
     return ReviewItem(queue, item, session.get(Task, check.task_id), {
         "check": check, "instance": instance, "image": image, "rendered": rendered, "problem": problem,
-        "second_pass": spot_checks.is_second_pass(item, user_id), "verdict_keys": VERDICT_KEYS,
-        "progress": spot_checks.figures(session, check=check)})
+        # No running error count on screen: it would nudge the next verdicts.
+        "second_pass": spot_checks.is_second_pass(item, user_id), "verdict_keys": VERDICT_KEYS})
 
 
 def _verification(session: Session, queue: Queue, review: Review, user_id: int) -> ReviewItem:

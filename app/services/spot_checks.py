@@ -223,9 +223,14 @@ def figures(session: Session, *, check: SpotCheck) -> SpotFigures:
 
 
 def _settle(session: Session, *, check: SpotCheck, actor_id: int) -> None:
+    """Closes the check once every item has its verdict(s). Asks the indexes whether anything is left first:
+    the figures read every item, which on every decision of a 10,000-item check would cost milliseconds."""
+    waiting = [SpotCheckItem.decided_at] + ([SpotCheckItem.second_decided_at] if check.double_review else [])
+    for column in waiting:
+        if session.exec(select(SpotCheckItem.id).where(SpotCheckItem.spot_check_id == check.id, column.is_(None))
+                        .limit(1)).first() is not None:
+            return
     result = figures(session, check=check)
-    if not result.complete:
-        return
     outcome = QcStatus.passed if result.passes else QcStatus.failed
     closed = session.execute(update(SpotCheck).where(SpotCheck.id == check.id, SpotCheck.status == QcStatus.open)
                              .values(status=outcome, completed_at=utcnow())).rowcount

@@ -6,6 +6,7 @@ against `TRANSITIONS` and written to the audit log under the task."""
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 from sqlalchemy import exists, func, update
@@ -68,6 +69,22 @@ def transition(session: Session, *, task: Task, to: TaskStatus, actor_id: int | 
     session.refresh(task)
 
 
+def path(current: TaskStatus, wanted: TaskStatus) -> list[TaskStatus]:
+    """The shortest chain of legal transitions from `current` to `wanted`, never through `retired` (which
+    only an admin decides); empty when already there or when there is no such chain."""
+    routes: dict[TaskStatus, list[TaskStatus]] = {current: []}
+    waiting = deque([current])
+    while waiting:
+        before = waiting.popleft()
+        if before == wanted:
+            return routes[before]
+        for after in sorted(TRANSITIONS[before] - {S.retired}):
+            if after not in routes:
+                routes[after] = [*routes[before], after]
+                waiting.append(after)
+    return []
+
+
 @dataclass(frozen=True)
 class Gates:
     """What the task has achieved, from which its status follows."""
@@ -111,12 +128,10 @@ def advance(session: Session, *, task_id: int, actor_id: int | None, reason: str
     session.refresh(task)
     if task.status in (S.retired, S.verified):
         return task
-    wanted = gates(session, task=task).status()
-    if wanted != task.status:
-        if wanted not in TRANSITIONS[TaskStatus(task.status)]:
-            # e.g. draft → accepted when an exempt task's checks all pass at once: go through review.
-            transition(session, task=task, to=S.in_review, actor_id=actor_id, reason=reason)
-        transition(session, task=task, to=wanted, actor_id=actor_id, reason=reason)
+    for step in path(TaskStatus(task.status), gates(session, task=task).status()):
+        # Each step is a legal transition of its own: e.g. a reopened draft whose checks had all passed goes
+        # draft → in_review → accepted, and its history says so.
+        transition(session, task=task, to=step, actor_id=actor_id, reason=reason)
     if task.status == S.accepted:
         from app.services.verifications import open_verification_round  # verifications build on task states
         open_verification_round(session, task=task)

@@ -44,6 +44,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('lease_expires_at', app.models.types.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('lock_version', sa.Integer(), nullable=False, server_default='1'))
         batch_op.create_index('ix_spot_check_item_decided_at_lease_expires_at', ['decided_at', 'lease_expires_at'], unique=False)
+        batch_op.create_index('ix_spot_check_item_spot_check_id_decided_at', ['spot_check_id', 'decided_at'], unique=False)
+        batch_op.create_index('ix_spot_check_item_spot_check_id_second_decided_at', ['spot_check_id', 'second_decided_at'], unique=False)
 
     with op.batch_alter_table('task', schema=None) as batch_op:
         batch_op.add_column(sa.Column('flagged_count', sa.Integer(), nullable=False, server_default='0'))
@@ -59,6 +61,8 @@ def downgrade() -> None:
         batch_op.drop_column('flagged_count')
 
     with op.batch_alter_table('spot_check_item', schema=None) as batch_op:
+        batch_op.drop_index('ix_spot_check_item_spot_check_id_second_decided_at')
+        batch_op.drop_index('ix_spot_check_item_spot_check_id_decided_at')
         batch_op.drop_index('ix_spot_check_item_decided_at_lease_expires_at')
         batch_op.drop_column('lock_version')
         batch_op.drop_column('lease_expires_at')
