@@ -9,7 +9,7 @@
   "use strict";
   var armed = null;  // the choice waiting for its comment
   function setBusy(busy) { document.documentElement.dataset.review = busy ? "busy" : "ready"; }
-  setBusy(false);
+  setBusy(!document.querySelector("#item, #queue-empty"));  // busy while the first item is being fetched
   document.addEventListener("htmx:beforeRequest", function () { setBusy(true); });
   document.addEventListener("htmx:afterRequest", function (event) {
     if (!event.detail.successful) { setBusy(false); }  // refused (a toast says why): the item stays
@@ -46,7 +46,7 @@
     if (event.target.closest("#help-button")) { toggleHelp(); }
   });
   document.addEventListener("htmx:afterSettle", function () {
-    setBusy(false);
+    setBusy(!document.querySelector("#item, #queue-empty"));  // busy while the first item is being fetched
     armed = null;
     var answer = document.querySelector("#review-item [data-answer]");
     if (answer) { answer.focus(); } else if (document.activeElement === document.body || !document.activeElement) {
@@ -66,10 +66,10 @@
       return;
     }
     if (modifier || typing(event.target)) { return; }
-    if (document.documentElement.dataset.review === "busy") { event.preventDefault(); return; }
     var help = document.getElementById("review-help");
     if (event.key === "?") { event.preventDefault(); toggleHelp(); return; }
     if (help && help.open) { return; }
+    if (document.documentElement.dataset.review === "busy") { event.preventDefault(); return; }
     if (event.key === "j" || event.key === "k") { event.preventDefault(); move(event.key === "j" ? 1 : -1); return; }
     if (event.key === "Enter" && choices().indexOf(document.activeElement) >= 0) {
       event.preventDefault();

@@ -11,6 +11,12 @@ from tests.factories import make_user
 from tests.review_helpers import make_qc_task, submit_instruction
 
 
+def press(page: Page, key: str) -> None:
+    """Presses the key once the page takes keys (they are ignored while a decision is on its way)."""
+    page.wait_for_function("() => document.documentElement.dataset.review === 'ready'")
+    page.keyboard.press(key)
+
+
 def press_and_wait(page: Page, key: str) -> None:
     """Presses the key on the item shown, and waits until the next item (or the empty queue) replaced it and
     takes keys again."""
@@ -36,7 +42,7 @@ def test_a_reviewer_decides_with_keys_only(page: Page, db):
     page.keyboard.press("Escape")
     expect(page.locator("#review-help")).to_be_hidden()
     # "r" needs a comment: it opens the comment field; Ctrl+Enter sends it as "request changes".
-    page.keyboard.press("r")
+    press(page, "r")
     expect(page.locator("textarea[name=comment]")).to_be_focused()
     page.keyboard.type("Say that the answer is one of the options.")
     page.keyboard.press("Control+Enter")
@@ -47,12 +53,12 @@ def test_a_reviewer_decides_with_keys_only(page: Page, db):
     _, _, second = submit_instruction(db, task, author, text="Which animal is shown? Answer with one option.",
                                       instruction=instruction)
     assert second.reviewer_id == reviewer.id  # the only reviewer there is
-    page.keyboard.press("n")  # look again
+    press(page, "n")  # look again
     expect(page.locator("#item")).to_have_attribute("data-item-id", str(second.id))
-    page.keyboard.press("j")  # j/k move between the choices, Enter takes the selected one
-    page.keyboard.press("k")
+    press(page, "j")  # j/k move between the choices, Enter takes the selected one
+    press(page, "k")
     expect(page.get_by_role("button", name="Approve a")).to_be_focused()
-    page.keyboard.press("Enter")
+    press(page, "Enter")
     expect(page.locator("#queue-empty")).to_be_visible()
     db.expire_all()
     assert db.get(Review, second.id).decision == "approve"
