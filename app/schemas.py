@@ -123,6 +123,7 @@ class TaskMetadataIn(BaseModel):
     task_group: TaskGroup
     category: str | None = Field(None, max_length=80, description="Perception, OCR, ... (free taxonomy).")
     description: str | None = None
+    solve_test_required: bool | None = Field(None, description="Admins only; empty leaves it as it is.")
     lock_version: int = Field(description="The version the edit started from; a newer one means a conflict.")
 
     @field_validator("category", "description")

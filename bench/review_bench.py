@@ -140,7 +140,8 @@ def swarm(url: str, workdir: Path, emails: list[str], seconds: float, web_worker
     finally:
         server.terminate()
         server.wait(timeout=30)
-    return {"reviewers": len(emails), "web_workers": web_workers, "seconds": round(result.seconds, 1), "requests": sum(result.statuses.values()),
+    return {"reviewers": len(emails), "web_workers": web_workers, "seconds": round(result.seconds, 1),
+            "requests": sum(result.statuses.values()),
             "decisions": len(result.decided), "decisions_per_s": round(len(result.decided) / result.seconds, 1),
             "p50_ms": percentile(result.latencies_ms, 0.5), "p95_ms": percentile(result.latencies_ms, 0.95),
             "p99_ms": percentile(result.latencies_ms, 0.99), "server_p50_ms": percentile(result.server_ms, 0.5),

@@ -306,3 +306,24 @@ def test_the_review_api_claims_decides_and_reports(app, db):
                 json={"verdict": "ambiguous", "lock_version": spot["lock_version"]})
     report = client.get(f"/api/v1/spot-checks/{opened.json()['id']}", headers=api).json()
     assert (report["errors"], report["decided"]) == (1, 1) and report["interval_high"] == pytest.approx(1.0)
+
+
+def test_an_admin_may_exempt_a_task_from_the_solve_test_and_nobody_else(app, db):
+    people = team(db)
+    task = make_qc_task(db, "RELEASED+vqa", instances=4)
+    _, _, review = submit_instruction(db, task, people["author"])
+    approve(db, review)
+    author, csrf = signed_in(app, people["author"])
+    form = {"csrf_token": csrf, "task_group": "question answering", "lock_version": "0",
+            "solve_test_required": "false"}
+    db.refresh(task)
+    author.post(f"/tasks/{task.id}", data={**form, "lock_version": str(task.lock_version)})
+    db.expire_all()
+    assert db.get(Task, task.id).solve_test_required is True  # an author's form cannot exempt it
+    admin, csrf = signed_in(app, people["admin"])
+    assert 'name="solve_test_required"' in admin.get(f"/tasks/{task.id}/edit").text
+    task = db.get(Task, task.id)
+    saved = admin.post(f"/tasks/{task.id}", data={**form, "csrf_token": csrf, "lock_version": str(task.lock_version)})
+    assert saved.status_code == 303
+    db.expire_all()
+    assert db.get(Task, task.id).solve_test_required is False

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from app.deps import ANY_ROLE, CurrentUser, SessionDep, require_role
+from app.deps import ANY_ROLE, CurrentPrincipal, SessionDep, require_role
 from app.errors import Conflict, Invalid
 from app.forms import FormDep, validate_form
 from app.models import Role, TaskGroup
@@ -51,10 +51,13 @@ def edit_task(request: Request, session: SessionDep, task_id: int):
 
 
 @router.post("/{task_id}", dependencies=[EDITORS])
-def update_task(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, task_id: int):
+def update_task(request: Request, session: SessionDep, principal: CurrentPrincipal, form: FormDep, task_id: int):
     task = task_service.get_task(session, task_id=task_id)
+    user = principal.user
     try:
         data = validate_form(TaskMetadataIn, form)
+        if not principal.has(Role.admin):  # exempting a task from the solve test is an admin's call
+            data.solve_test_required = None
         task_service.update_metadata(session, task_id=task_id, data=data, actor_id=user.id)
     except (Invalid, Conflict) as error:
         return _form(request, session, task, values=form, error=error)

@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 from app.errors import Conflict, NotFound
 from app.models import Instance, InstanceStatus, Instruction, Task, TaskStatus, utcnow
 from app.schemas import TaskMetadataIn
-from app.services import audit
+from app.services import audit, task_states
 
 
 @dataclass(frozen=True)
@@ -89,24 +89,29 @@ def get_task(session: Session, *, task_id: int) -> Task:
 
 
 def update_metadata(session: Session, *, task_id: int, data: TaskMetadataIn, actor_id: int | None) -> Task:
-    """Group, category and description; refused with Conflict if the task changed since the form was
-    loaded (optimistic concurrency on `lock_version`), so nobody's edit is silently overwritten."""
+    """Group, category, description (and, if given, whether a blind solve test is required); refused with
+    Conflict if the task changed since the form was loaded (optimistic concurrency on `lock_version`), so
+    nobody's edit is silently overwritten."""
     task = get_task(session, task_id=task_id)
+    stale = Conflict("Someone else changed this task while you were editing it: reload to see their change.",
+                     fields={"lock_version": "stale"})
     if task.lock_version != data.lock_version:
-        raise Conflict("Someone else changed this task while you were editing it: reload to see their change.",
-                       fields={"lock_version": "stale"})
-    fields = ("task_group", "category", "description")
+        raise stale
+    fields = ["task_group", "category", "description"]
+    if data.solve_test_required is not None:
+        fields.append("solve_test_required")
     before = {name: getattr(task, name) for name in fields}
     changed = session.execute(
         update(Task).where(Task.id == task.id, Task.lock_version == data.lock_version)
-        .values(task_group=data.task_group, category=data.category, description=data.description,
-                lock_version=Task.lock_version + 1, updated_at=utcnow()))
+        .values(**{name: getattr(data, name) for name in fields}, lock_version=Task.lock_version + 1,
+                updated_at=utcnow()))
     if changed.rowcount != 1:  # lost a race with a concurrent save between the read and this update
         session.rollback()
-        raise Conflict("Someone else changed this task while you were editing it: reload to see their change.",
-                       fields={"lock_version": "stale"})
+        raise stale
     audit.record(session, actor_id=actor_id, action="task.update", entity_type="task", entity_id=task.id,
                  before=before, after={name: getattr(data, name) for name in fields})
+    if before.get("solve_test_required", data.solve_test_required) != data.solve_test_required:
+        task_states.advance(session, task_id=task.id, actor_id=actor_id, reason="solve test requirement changed")
     session.commit()
     session.refresh(task)
     return task
