@@ -105,6 +105,9 @@ def test_free_text_is_judged_by_the_solver_after_answering(app, db):
                               data={"answer": "right", "lock_version": item["data-lock-version"]}))
     assert judged.select_one(".revealed-target").text == target  # now shown, to judge against
     assert soup(client.get("/review/solve")).select_one(".revealed-target") is not None  # still theirs on reload
+    skipped = soup(client.post("/review/solve/next", headers=htmx(csrf), data={"skip": item["data-item-id"]}))
+    assert skipped.select_one("#item")["data-item-id"] == item["data-item-id"]  # an answer waits for its judgement
+    assert skipped.select_one(".skip") is None
     _solve_all(client, csrf, lambda page: "right")
     test = db.exec(select(SolveTest).where(SolveTest.task_id == task.id)).one()
     db.refresh(test)

@@ -34,6 +34,7 @@ class Queue:
     sources: Callable[..., list]  # (user) -> [(candidates select with :user_id/:now/:skip, claimant)], in order
     holder: Callable[[Any, int], Any]  # (item, user id) -> the claimant column the user holds it by, or None
     release_reset: Callable[[Any], dict] = field(default=lambda item: {})  # what a skip clears
+    skippable: Callable[[Any], bool] = field(default=lambda item: True)
 
 
 def _review_holder(item: Review, user_id: int):
@@ -57,7 +58,9 @@ QUEUES: dict[str, Queue] = {queue.name: queue for queue in (
     Queue("solve", "Blind solve tests", SolveTestItem,
           held_by=solve_tests.held_by, sources=lambda user: [(solve_tests.candidates(), SolveTestItem.solver_id)],
           holder=lambda item, user_id: SolveTestItem.solver_id if item.solver_id == user_id else None,
-          release_reset=lambda item: {"solver_id": None}),
+          release_reset=lambda item: {"solver_id": None},
+          # Once answered, only its solver can judge a free-text answer: it cannot go back to the queue.
+          skippable=lambda item: item.answered_at is None),
     Queue("spot", "Spot checks", SpotCheckItem,
           held_by=spot_checks.held_by,
           sources=lambda user: [(spot_checks.first_pass_candidates(), SpotCheckItem.reviewer_id),
@@ -85,7 +88,7 @@ def next_item(session: Session, *, queue: Queue, user: User, lease_s: int, skip:
     """The item the user holds, else a newly claimed one; None when the queue has nothing for them.
     `skip`: claim another item first, then give that one back to the queue."""
     held = current(session, queue=queue, user=user)
-    if held is not None and held != skip:
+    if held is not None and (held != skip or not queue.skippable(session.get(queue.table, held))):
         leases.renew(session, table=queue.table, item_id=held, lease_s=lease_s)
         return held
     claimed = None
