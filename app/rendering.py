@@ -183,7 +183,21 @@ def _target(spec: InstructionSpec, instance: dict, context: dict, options: list[
     return raw
 
 
+_JINJA_MARKS = re.compile(r"\{[{%#]")
+_LINE_ENDS = re.compile(r"\r\n|\r")
+
+
 def _render(source: str, field: str, context: dict) -> str:
+    if len(source) > MAX_TEMPLATE_CHARS:
+        raise TemplateProblem(field, f"longer than {MAX_TEMPLATE_CHARS // 1024} KB")
+    if not _JINJA_MARKS.search(source):
+        # Plain text, the usual instruction: what Jinja would make of it (line endings normalised, one trailing
+        # newline dropped) without Jinja, which is most of an export's time.
+        text = _LINE_ENDS.sub("\n", source)
+        text = text[:-1] if text.endswith("\n") else text
+        if len(text) > MAX_OUTPUT_CHARS:
+            raise TemplateProblem(field, f"renders to more than {MAX_OUTPUT_CHARS // 1024} KB")
+        return text
     template = compile_template(source, field)
     token = _range_budget.set(MAX_RANGE)
     try:

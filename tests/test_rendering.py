@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from app.rendering import MAX_TEMPLATE_CHARS, InstructionSpec, TemplateProblem, options_text, render
+from app.rendering import MAX_TEMPLATE_CHARS, InstructionSpec, TemplateProblem, _render, options_text, render
 
 SHAPES = {"input_text": None, "options": ["circle", "square", "triangle"], "raw_output": "triangle"}
 
@@ -119,3 +119,12 @@ def test_a_local_tokenizer_counts_prompts_when_configured(tmp_path):
     assert [issue.message for issue in counted] == ["prompt longer than the 5-token budget (tokenizer)"]
     with pytest.raises(TokenizerUnavailable, match="cannot load the tokenizer"):
         token_counter(tmp_path / "missing.json")
+
+
+def test_plain_text_renders_exactly_as_jinja_would():
+    from app.rendering import _BoundedEnvironment
+
+    jinja = _BoundedEnvironment()
+    for text in ("Name the shape.", "Two lines\nhere\n", "Windows\r\nline ends\r\n", "Old Mac\rends", "\n\n",
+                 "trailing spaces  \n", "braces { } alone", "unicode é ✓ \U0001f600\n"):
+        assert _render(text, "text", {}) == jinja.from_string(text).render(), repr(text)
