@@ -1,0 +1,85 @@
+"""The human-readable parts of a version: its dataset card and the trainer's command lines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.exports.spec import ExportSpec
+
+# The paper's recipe (Vision-Flan, two stages on LLaVA-1.5): stage 1 on the curated tasks, stage 2 on ~1,000
+# GPT-4-synthesized conversations starting from the stage-1 weights.
+STAGE1 = {"learning_rate": "2e-5", "num_train_epochs": "1"}
+STAGE2 = {"learning_rate": "1e-5", "max_steps": "128"}
+
+
+def _cell(text: Any) -> str:
+    return str(text if text is not None else "").replace("|", "\\|").replace("\n", " ")
+
+
+def dataset_card(*, name: str, spec: ExportSpec, plans, tally, quality: dict[int, Any]) -> str:
+    train = sum(counts.get("train", 0) for counts in tally.per_task.values())
+    val = sum(counts.get("validation", 0) for counts in tally.per_task.values())
+    lines = [
+        f"# {name or 'Flan Studio dataset version'}", "",
+        f"{len(plans)} tasks, {train:,} training and {val:,} validation records (stage 1); "
+        f"seed {spec.seed}, at most {spec.per_task_cap:,} instances per task. Built by Flan Studio; "
+        "`manifest.json` lists every file with its sha256.", "",
+        "Record ids read `<task>/<instance id>/v<instruction version id>`: each record traces back to its "
+        "instance, the instruction version it was rendered with, and that version's reviews.", "",
+        "## Tasks", "",
+        "| Task | Group | Category | Train | Validation | Review rounds | Solve test "
+        "| Spot-check error rate (95% CI) |",
+        "|---|---|---|---:|---:|---:|---|---|",
+    ]
+    for item in plans:
+        counts = tally.per_task.get(item.task.name, {})
+        figures = quality.get(item.task.id)
+        solve = spot = "—"
+        rounds = 0
+        if figures is not None:
+            rounds = figures.review_rounds
+            if figures.solve_test is not None:
+                solve = f"{figures.solve_matched}/{figures.solve_judged} ({figures.solve_test.status})"
+            if figures.interval is not None:
+                interval = figures.interval
+                spot = (f"{100 * interval.rate:.1f}% [{100 * interval.low:.1f}, {100 * interval.high:.1f}] "
+                        f"of {figures.spot_decided}")
+        lines.append(f"| {_cell(item.task.name)} | {_cell(item.task.task_group)} | {_cell(item.task.category)} | "
+                     f"{counts.get('train', 0):,} | {counts.get('validation', 0):,} | {rounds} | {solve} | {spot} |")
+    lines += ["", "## Source datasets", ""]
+    seen = set()
+    for item in plans:
+        dataset = item.dataset
+        if dataset is None or dataset.id in seen:
+            continue
+        seen.add(dataset.id)
+        lines.append(f"### {dataset.name}")
+        lines.append(f"Licence: {dataset.licence or 'not recorded'}. {dataset.url or ''}".rstrip())
+        if dataset.citation:
+            lines += ["", "```bibtex", dataset.citation.strip(), "```"]
+        lines.append("")
+    if tally.excluded:
+        lines += ["## Left out", "", f"{tally.excluded:,} records broke the trainer's contract and were left out; "
+                  "`manifest.json` names them (the first 200) and says why.", ""]
+    return "\n".join(lines) + "\n"
+
+
+def _command(data: str, output: str, start: str, extra: dict[str, str]) -> str:
+    options = {"model_name_or_path": start, "data_path": data, "image_folder": "images", "output_dir": output,
+               "per_device_train_batch_size": "16", "gradient_accumulation_steps": "1", "bf16": "True",
+               "model_max_length": "2048", "lazy_preprocess": "True", **extra}
+    arguments = " \\\n    ".join(f"--{key} {value}" for key, value in options.items())
+    return ("#!/usr/bin/env bash\n# Run from this folder, with LLaVA installed (github.com/haotian-liu/LLaVA).\n"
+            "set -euo pipefail\n"
+            f"deepspeed llava/train/train_mem.py --deepspeed ./scripts/zero3.json \\\n    {arguments}\n")
+
+
+def train_scripts(spec: ExportSpec, has_stage2: bool) -> dict[str, str]:
+    base_model = "${BASE_MODEL:-liuhaotian/llava-v1.5-7b}"
+    scripts = {"train_stage1.sh": _command("stage1.json", "checkpoints/stage1", base_model, STAGE1)}
+    if has_stage2:
+        scripts["train_stage2.sh"] = _command("stage2.json", "checkpoints/stage2", "checkpoints/stage1", STAGE2)
+    else:
+        scripts["train_stage2.sh"] = ("#!/usr/bin/env bash\n# This version has no stage 2: it was built without a "
+                                      "conversation pool.\nexit 1\n")
+    return scripts

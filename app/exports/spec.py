@@ -1,0 +1,38 @@
+"""What a dataset version is made of: its spec, canonical so that equal specs hash (and build) the same."""
+
+from __future__ import annotations
+
+import hashlib
+
+import orjson
+from pydantic import BaseModel, Field, field_validator
+
+
+class ExportSpec(BaseModel):
+    """Everything that decides a version's content. Building the same spec twice gives the same bytes."""
+
+    task_ids: list[int] = Field(min_length=1, description="Tasks to include (each needs an approved instruction).")
+    instruction_version_ids: dict[int, list[int]] = Field(
+        default_factory=dict, description="Per task, the approved versions to draw from (default: all approved); "
+        "with several, each instance gets one by a seeded choice.")
+    per_task_cap: int = Field(10_000, ge=1, le=10_000_000, description="Instances per task (all if fewer).")
+    seed: int = Field(0, ge=0, lt=2**31)
+    validation_ratio: float = Field(0.0, ge=0.0, lt=1.0, description="Share of instances in val.json.")
+    conversation_pool_id: int | None = Field(None, description="Stage 2's conversation pool (none: no stage 2).")
+    stage2_size: int = Field(1_000, ge=0, le=1_000_000, description="Conversations drawn for stage 2.")
+    max_tokens: int = Field(2048, ge=64, description="The trainer's max length; records longer are left out.")
+    image_tokens: int = Field(576, ge=0, description="Tokens an image takes in the trainer (LLaVA-1.5: 576).")
+
+    @field_validator("task_ids")
+    @classmethod
+    def _sorted_unique(cls, value: list[int]) -> list[int]:
+        return sorted(set(value))
+
+    def canonical(self) -> bytes:
+        data = self.model_dump(mode="json")
+        data["instruction_version_ids"] = {str(task): sorted(set(ids)) for task, ids in
+                                           sorted(self.instruction_version_ids.items())}
+        return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+
+    def digest(self) -> str:
+        return hashlib.sha256(self.canonical()).hexdigest()

@@ -1,0 +1,112 @@
+"""Building dataset versions: the files, the trainer's contract, determinism, and what is left out."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlmodel import select
+
+from app.exports.build import BuildError, build
+from app.exports.contract import check_file, check_record
+from app.exports.files import ascii_json, hash_file
+from app.exports.spec import ExportSpec
+from app.models import Instance, Task
+from app.services.demo import load_demo
+from app.storage import MediaStore
+from app.tokens import estimate
+from tests.review_helpers import approve, make_qc_task, submit_instruction, team
+
+
+def _build(app, settings, spec, name="v1", folder="out"):
+    return build(app.state.engine, spec=spec, destination=settings.data_dir / "exports" / folder,
+                 media=MediaStore(settings.media_dir), count_tokens=estimate, name=name)
+
+
+def _approved(db, people, name, **fields):
+    task = make_qc_task(db, name, **fields)
+    _, version, review = submit_instruction(db, task, people["author"])
+    approve(db, review)
+    return task, version
+
+
+def test_a_version_holds_contract_clean_files_that_match_their_manifest(app, db, settings):
+    load_demo(db, data_dir=settings.data_dir)
+    shapes = db.exec(select(Task).where(Task.name == "SHAPES+shape_classification")).one()
+    people = team(db)
+    text_only, _ = _approved(db, people, "TEXT+questions", instances=10, kind="short")
+    spec = ExportSpec(task_ids=[shapes.id, text_only.id], seed=3, validation_ratio=0.2)
+    manifest = _build(app, settings, spec)
+    out = settings.data_dir / "exports" / "out"
+    records = json.loads((out / "stage1.json").read_text(encoding="ascii"))
+    val = json.loads((out / "val.json").read_text(encoding="ascii"))
+    assert records and val and len(records) + len(val) == 23 + 10  # the demo flagged one shape instance
+    assert list(check_file(records + val, image_folder=out / "images")) == []
+    with_image = [r for r in records if "image" in r]
+    assert with_image and all(r["conversations"][0]["value"].count("<image>") == 1 for r in with_image)
+    text = [r for r in records if r["task_name"] == "TEXT+questions"]
+    assert text and all("image" not in r and "<image>" not in r["conversations"][0]["value"] for r in text)
+    assert len({r["id"] for r in records + val}) == len(records) + len(val)
+    task, instance_id, version = records[0]["id"].split("/")
+    assert db.get(Instance, int(instance_id)).task_id == db.exec(select(Task.id).where(Task.name == task)).one()
+    assert [json.loads(line) for line in (out / "stage1.jsonl").read_text().splitlines()] == records
+    for name, entry in manifest["files"].items():
+        assert hash_file(out / name) == {"bytes": entry["bytes"], "sha256": entry["sha256"]}
+    assert json.loads((out / "manifest.json").read_text()) == manifest
+    assert "SHAPES+shape_classification" in (out / "README.md").read_text()
+    assert "--learning_rate 2e-5" in (out / "train_stage1.sh").read_text()
+
+
+def test_the_same_spec_builds_the_same_bytes_and_a_different_seed_does_not(app, db, settings):
+    people = team(db)
+    task, _ = _approved(db, people, "VQA+colours", instances=40)
+    spec = ExportSpec(task_ids=[task.id], seed=9, per_task_cap=25, validation_ratio=0.1)
+    first = _build(app, settings, spec, folder="a")
+    second = _build(app, settings, spec, folder="b")
+    other = _build(app, settings, spec.model_copy(update={"seed": 10}), folder="c")
+    assert first["files"] == second["files"]
+    assert first["files"]["stage1.json"]["sha256"] != other["files"]["stage1.json"]["sha256"]
+    assert sum(first["counts"]["VQA+colours"].values()) == 25
+
+
+def test_records_that_break_the_contract_are_left_out_and_named(app, db, settings):
+    people = team(db)
+    task, _ = _approved(db, people, "BROKEN+targets", instances=6, kind="short")
+    bad = db.exec(select(Instance).where(Instance.task_id == task.id)).all()
+    bad[0].raw_output = "an answer with </s> inside"
+    bad[1].raw_output = "   "
+    db.add_all(bad[:2])
+    db.commit()
+    manifest = _build(app, settings, ExportSpec(task_ids=[task.id]))
+    assert manifest["excluded"]["records"] == 2
+    reasons = " ".join(manifest["excluded"]["reasons"])
+    assert "template marker" in reasons and "empty value" in reasons
+    assert manifest["counts"]["BROKEN+targets"]["train"] == 4
+
+
+def test_a_task_without_an_approved_instruction_cannot_be_built(app, db, settings):
+    task = make_qc_task(db, "NEW+task", instances=2)
+    with pytest.raises(BuildError, match="NEW\\+task: needs an approved instruction"):
+        _build(app, settings, ExportSpec(task_ids=[task.id]))
+    assert not (settings.data_dir / "exports" / "out").exists()  # nothing half-built is visible
+
+
+def test_the_contract_catches_what_the_trainer_would_mangle():
+    good = {"id": "a", "image": "x.png", "task_name": "t",
+            "conversations": [{"from": "human", "value": "<image>\nWhat?"}, {"from": "gpt", "value": "A cat."}]}
+    assert check_record(good) == []
+    rules = {str(v.rule) for v in check_record({**good, "image": None})}
+    assert "image" in rules
+    assert {v.rule for v in check_record({**good, "conversations": good["conversations"][::-1]})} >= {"roles"}
+    two_tokens = {**good, "conversations": [{"from": "human", "value": "<image><image>"}, good["conversations"][1]]}
+    assert any(v.rule == "image token" for v in check_record(two_tokens))
+    long = {**good, "conversations": [good["conversations"][0], {"from": "gpt", "value": "word " * 2000}]}
+    assert any(v.rule == "too long" for v in check_record(long, count_tokens=estimate))
+    assert [v.rule for v in check_file([good, good])] == ["duplicate id"]
+
+
+def test_json_is_ascii_escaped_and_still_the_same_json():
+    value = {"text": "café ✓ \U0001f600 \u2028 line"}
+    data = ascii_json(value)
+    assert data.isascii() and json.loads(data) == value
+    assert b"\\ud83d\\ude00" in data  # outside the BMP: a surrogate pair
