@@ -279,6 +279,64 @@ def _print_report(report, report_file: Path | None) -> None:
 
 
 @cli.command()
+def export(
+    task: Annotated[list[str] | None, typer.Option(help="A task name or id (repeat it); default: every verified "
+                                                    "task.")] = None,
+    name: Annotated[str | None, typer.Option(help="The version's name (default: v<n>).")] = None,
+    cap: Annotated[int, typer.Option(help="Instances per task (all if fewer).")] = 10_000,
+    seed: Annotated[int, typer.Option(help="Decides the sample, instruction choice and split.")] = 0,
+    validation: Annotated[float, typer.Option(help="Share of records in val.json.")] = 0.0,
+    pool: Annotated[str | None, typer.Option(help="Conversation pool (name) for stage 2.")] = None,
+    stage2_size: Annotated[int, typer.Option(help="Conversations drawn for stage 2.")] = 1_000,
+) -> None:
+    """Build a dataset version now (no worker needed), with a progress bar; prints where its files are."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from sqlmodel import or_, select
+
+    from app.errors import AppError
+    from app.exports.build import BuildError
+    from app.exports.spec import ExportSpec
+    from app.models import ConversationPool, Task
+    from app.services import versions as version_service
+
+    settings = Settings()
+    with _session(settings) as session:
+        if task:
+            numbers = [int(t) for t in task if t.isdigit()]
+            ids = list(session.exec(select(Task.id).where(or_(Task.name.in_(task), Task.id.in_(numbers)))))
+            if len(ids) != len(set(task)):
+                _fail(f"Some of these tasks do not exist: {', '.join(task)}")
+        else:
+            ids = version_service.default_task_ids(session)
+            if not ids:
+                _fail("No task is verified yet: name the tasks with --task.")
+        pool_id = None
+        if pool:
+            pool_id = session.exec(select(ConversationPool.id).where(ConversationPool.name == pool)).first()
+            if pool_id is None:
+                _fail(f"There is no conversation pool called {pool!r}.")
+        try:
+            spec = ExportSpec(task_ids=ids, per_task_cap=cap, seed=seed, validation_ratio=validation,
+                              conversation_pool_id=pool_id, stage2_size=stage2_size)
+            version = version_service.create(session, spec=spec, name=name, actor_id=None, enqueue=False)
+        except (AppError, ValueError) as error:
+            _fail(getattr(error, "message", str(error)))
+    columns = [TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn()]
+    with Progress(*columns, transient=True) as progress:
+        bar = progress.add_task(f"building {version.name}", total=1.0)
+        try:
+            version = version_service.run_build(settings, version_id=version.id, on_progress=lambda fraction, message:
+                                                progress.update(bar, completed=fraction, description=message))
+        except BuildError as error:
+            _fail(f"version {version.name} failed: {error}")
+    files = version.manifest["files"]
+    typer.echo(f"version {version.name}: {files['stage1.json']['records']:,} training and "
+               f"{files['val.json']['records']:,} validation records, "
+               f"{version.manifest['excluded']['records']:,} left out; content {version.content_hash[:16]}")
+    typer.echo(f"files: {version_service.folder_of(settings, version)}")
+
+
+@cli.command()
 def serve(reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False) -> None:
     """Serve the studio (host, port and processes from the settings)."""
     import uvicorn

@@ -31,6 +31,7 @@ from app.routers import (
     review,
     tasks,
     users,
+    versions,
 )
 from app.security import LoginThrottle
 
@@ -65,7 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(ServerTiming)  # outermost: times everything inside it
     install_error_handlers(app)
     for module in (auth, dashboard, tasks, instances, instructions, media, datasets, imports, jobs, users, account,
-                   review, quality, api, api_review, docs):
+                   review, quality, versions, api, api_review, docs):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

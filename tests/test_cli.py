@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = [[], ["migrate"], ["demo"], ["serve"], ["users"], ["users", "create"], ["users", "list"],
             ["users", "reset-password"], ["tokens"], ["tokens", "create"], ["import"], ["import", "unified"],
             ["import", "llava"], ["import", "conversations"],
-            ["import", "metadata"], ["import", "table"]]
+            ["import", "metadata"], ["import", "table"], ["export"]]
 
 
 def run(args: list[str], env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -84,6 +84,24 @@ def test_demo_prints_where_to_sign_in_and_is_idempotent(cli_env):
     again = run(["demo"], cli_env)
     assert again.returncode == 0 and "Demo workspace loaded" not in again.stdout
     assert [line.split() for line in again.stdout.splitlines() if "@studio.local" in line] == accounts
+
+
+def test_export_builds_a_version_of_the_demo_from_the_command_line(cli_env):
+    import json
+
+    assert run(["migrate"], cli_env).returncode == 0
+    assert run(["demo"], cli_env).returncode == 0
+    refused = run(["export"], cli_env)
+    assert refused.returncode == 1 and "No task is verified yet" in refused.stderr
+    built = run(["export", "--task", "SHAPES+shape_classification", "--name", "demo-v1", "--validation", "0.25"],
+                cli_env)
+    assert built.returncode == 0, built.stderr
+    assert "version demo-v1:" in built.stdout and "left out" in built.stdout
+    folder = Path(built.stdout.split("files: ", 1)[1].strip())
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert sum(manifest["counts"]["SHAPES+shape_classification"].values()) == 23  # one instance was flagged
+    again = run(["export", "--task", "SHAPES+shape_classification", "--name", "demo-v1"], cli_env)
+    assert again.returncode == 1 and "already a version called 'demo-v1'" in again.stderr
 
 
 def test_serve_says_clearly_when_its_port_is_taken(cli_env):

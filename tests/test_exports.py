@@ -110,3 +110,30 @@ def test_json_is_ascii_escaped_and_still_the_same_json():
     data = ascii_json(value)
     assert data.isascii() and json.loads(data) == value
     assert b"\\ud83d\\ude00" in data  # outside the BMP: a surrogate pair
+
+
+def test_a_version_is_built_as_a_job_and_its_files_are_served(app, db, settings):
+    from app.services import versions as version_service
+    from tests.review_helpers import signed_in
+
+    people = team(db)
+    task, _ = _approved(db, people, "JOB+built", instances=12)
+    client, csrf = signed_in(app, people["author"])
+    refused = client.post("/versions", data={"csrf_token": csrf, "task_ids": str(make_qc_task(db, "NO+instr").id)})
+    assert refused.status_code == 422 and "needs an approved instruction" in refused.text
+    created = client.post("/versions", data={"csrf_token": csrf, "task_ids": str(task.id), "name": "flan-v1",
+                                             "per_task_cap": "10", "seed": "4", "validation_ratio": "0",
+                                             "conversation_pool_id": "", "stage2_size": "0"})
+    assert created.status_code == 303
+    version_id = int(created.headers["location"].rsplit("/", 1)[1])
+    page = client.get(f"/versions/{version_id}")
+    assert page.status_code == 200 and "Building" in page.text
+    built = version_service.run_build(settings, version_id=version_id)  # what the worker's job runs
+    assert built.status == "ready" and built.content_hash
+    detail = client.get(f"/versions/{version_id}").text
+    assert 'data-task="JOB+built"' in detail
+    download = client.get(f"/versions/{version_id}/files/stage1.json")
+    assert download.status_code == 200 and len(json.loads(download.content)) == 10
+    for escape in ("..%2Fsecret_key", "..%2F..%2Fsecret_key", "%2Fetc%2Fpasswd"):
+        assert client.get(f"/versions/{version_id}/files/{escape}").status_code == 404
+    assert version_service.run_build(settings, version_id=version_id).content_hash == built.content_hash

@@ -36,7 +36,13 @@ def _run_lint(settings, context, payload):
     return run_lint(settings, context, payload)
 
 
-HANDLERS = {"import": _run_import, "lint": _run_lint}
+def _run_export(settings, context, payload):
+    from worker.export import run_export
+
+    return run_export(settings, context, payload)
+
+
+HANDLERS = {"import": _run_import, "lint": _run_lint, "export": _run_export}
 
 
 class Worker:

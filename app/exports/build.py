@@ -38,6 +38,7 @@ from app.services.quality import per_task
 from app.storage import MediaStore
 
 VIOLATIONS_KEPT = 200
+PROGRESS_EVERY = 5_000
 IMAGE_DIR = "images"
 
 
@@ -175,6 +176,8 @@ def _build_into(engine: Engine, spec: ExportSpec, work: Path, media: MediaStore,
                     val.add(record)
                 counts[split] += 1
                 tally.versions_used[version.id] += 1
+                if (counts.total() % PROGRESS_EVERY) == 0:  # also keeps a job's lease alive on a big task
+                    on_progress(done / (len(plans) + 1), f"{task_name}: {counts.total():,} records")
             tally.per_task[task_name] = counts
             on_progress((done + 1) / (len(plans) + 1), f"{done + 1} of {len(plans)} tasks")
         files = {"stage1.json": train.close(), "val.json": val.close(), "stage1.jsonl": lines.close()}

@@ -1,0 +1,64 @@
+"""Dataset versions: the list, a new version's form, one version with its counts and files, downloads."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse
+from sqlmodel import select
+
+from app.deps import ANY_ROLE, CurrentUser, SessionDep, require_role
+from app.exports.spec import ExportSpec
+from app.forms import FormDep, validate_form
+from app.models import ConversationPool, Role, Task, TaskStatus
+from app.services import jobs as job_service
+from app.services import versions as version_service
+from app.templating import render, see_other
+
+router = APIRouter(prefix="/versions", tags=["pages"], include_in_schema=False)
+BUILDERS = require_role(Role.admin, Role.author)
+ADMIN = require_role(Role.admin)
+
+
+@router.get("", dependencies=[ANY_ROLE])
+def version_list(request: Request, session: SessionDep):
+    tasks = list(session.exec(select(Task).where(Task.status.in_([TaskStatus.accepted, TaskStatus.verified]))
+                              .order_by(Task.name)))
+    return render(request, "versions/page.html", versions=version_service.list_versions(session), tasks=tasks,
+                  pools=list(session.exec(select(ConversationPool).order_by(ConversationPool.name))))
+
+
+@router.post("", dependencies=[BUILDERS])
+def create_version(request: Request, session: SessionDep, user: CurrentUser, form: FormDep):
+    spec = validate_form(ExportSpec, form, lists=("task_ids",), ints=("conversation_pool_id",))
+    version = version_service.create(session, spec=spec, name=str(form.get("name", "")), actor_id=user.id)
+    return see_other(request, f"/versions/{version.id}")
+
+
+@router.get("/{version_id}", dependencies=[ANY_ROLE])
+def version_detail(request: Request, session: SessionDep, version_id: int):
+    version = version_service.get(session, version_id=version_id)
+    job = job_service.get_job(session, job_id=version.job_id) if version.job_id else None
+    counts = (version.manifest or {}).get("counts", {})
+    per_task = {task: sum(split.values()) for task, split in counts.items()}
+    categories = Counter()
+    if per_task:
+        for name, category in session.exec(select(Task.name, Task.category).where(Task.name.in_(list(per_task)))):
+            categories[category or "—"] += per_task[name]
+    return render(request, "versions/detail.html", version=version, job=job,
+                  terminal=job is None or job.status in job_service.TERMINAL, per_task=per_task,
+                  categories=dict(categories.most_common()))
+
+
+@router.get("/{version_id}/files/{name:path}", dependencies=[ANY_ROLE])
+def version_file(request: Request, session: SessionDep, version_id: int, name: str):
+    version = version_service.get(session, version_id=version_id)
+    path = version_service.file_of(request.app.state.settings, version, name)
+    return FileResponse(path, filename=path.name, headers={"Cache-Control": "private, max-age=31536000, immutable"})
+
+
+@router.post("/{version_id}/delete", dependencies=[ADMIN])
+def delete_version(request: Request, session: SessionDep, user: CurrentUser, version_id: int):
+    version_service.delete(session, request.app.state.settings, version_id=version_id, actor_id=user.id)
+    return see_other(request, "/versions")

@@ -1,0 +1,134 @@
+"""Dataset versions as the studio keeps them: created from a spec, built as a job (or by the CLI), immutable
+once ready, identified by their spec's hash and their files' hash, deleted files first."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import update
+from sqlmodel import Session, select
+
+from app.config import Settings
+from app.db import make_engine
+from app.errors import Conflict, Invalid, NotFound
+from app.exports.build import BuildError, build, plan
+from app.exports.spec import ExportSpec
+from app.models import DatasetVersion, Task, TaskStatus, VersionStatus, utcnow
+from app.services import audit, jobs
+from app.storage import MediaStore, PathOutsideRoot, confined
+from app.tokens import token_counter
+
+
+def default_task_ids(session: Session) -> list[int]:
+    """All verified tasks: what a version holds unless told otherwise."""
+    return list(session.exec(select(Task.id).where(Task.status == TaskStatus.verified).order_by(Task.name)))
+
+
+def create(session: Session, *, spec: ExportSpec, name: str | None, actor_id: int | None,
+           enqueue: bool = True) -> DatasetVersion:
+    """Records the version (building) and queues its build; refuses a spec that cannot be built."""
+    try:
+        plan(session, spec)
+    except BuildError as error:
+        raise Invalid(str(error), fields={"task_ids": "cannot be built"}) from None
+    if not (name or "").strip():
+        newest = session.exec(select(DatasetVersion.id).order_by(DatasetVersion.id.desc())).first()
+        name = f"v{(newest or 0) + 1}"
+    name = name.strip()
+    if session.exec(select(DatasetVersion.id).where(DatasetVersion.name == name)).first() is not None:
+        raise Invalid(f"There is already a version called {name!r}.", fields={"name": "taken"})
+    version = DatasetVersion(name=name[:120], spec=spec.model_dump(mode="json"), spec_hash=spec.digest(),
+                             created_by_id=actor_id)
+    session.add(version)
+    session.flush()
+    audit.record(session, actor_id=actor_id, action="version.create", entity_type="dataset_version",
+                 entity_id=version.id, after={"name": version.name, "spec_sha256": version.spec_hash})
+    session.commit()
+    if enqueue:
+        job = jobs.enqueue(session, kind="export", payload={"version_id": version.id}, created_by_id=actor_id)
+        version.job_id = job.id
+        session.add(version)
+        session.commit()
+    return version
+
+
+def folder_of(settings: Settings, version: DatasetVersion) -> Path:
+    return settings.export_dir / str(version.id)
+
+
+def run_build(settings: Settings, *, version_id: int,
+              on_progress: Callable[[float, str], None] = lambda *_: None) -> DatasetVersion:
+    """Builds the version's files and marks it ready; a build that fails marks it failed with the reason.
+    Safe to run again after a crash: files appear only whole, and an identical finished build is kept."""
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            version = get(session, version_id=version_id)
+            if version.status == VersionStatus.ready:
+                return version
+            if version.status == VersionStatus.failed:  # a refused spec stays refused: no point retrying
+                raise BuildError(version.error or "This version failed to build.")
+            spec = ExportSpec.model_validate(version.spec)
+            count, _ = token_counter(settings.tokenizer_path)
+            try:
+                manifest = build(engine, spec=spec, destination=folder_of(settings, version),
+                                 media=MediaStore(settings.media_dir), count_tokens=count, on_progress=on_progress,
+                                 name=version.name)
+            except BuildError as error:
+                _finish(session, version, status=VersionStatus.failed, error=str(error))
+                raise
+            files = "".join(f"{name} {entry['sha256']}\n" for name, entry in manifest["files"].items())
+            _finish(session, version, status=VersionStatus.ready, manifest=manifest,
+                    content_hash=hashlib.sha256(files.encode()).hexdigest())
+            return version
+    finally:
+        engine.dispose()
+
+
+def _finish(session: Session, version: DatasetVersion, **values) -> None:
+    session.execute(update(DatasetVersion).where(DatasetVersion.id == version.id,
+                                                 DatasetVersion.status == VersionStatus.building)
+                    .values(finished_at=utcnow(), **values))
+    audit.record(session, actor_id=None, action=f"version.{values['status']}", entity_type="dataset_version",
+                 entity_id=version.id, after={key: value for key, value in values.items() if key != "manifest"})
+    session.commit()
+    session.refresh(version)
+
+
+def get(session: Session, *, version_id: int) -> DatasetVersion:
+    version = session.get(DatasetVersion, version_id)
+    if version is None:
+        raise NotFound(f"There is no dataset version with id {version_id}.")
+    return version
+
+
+def list_versions(session: Session) -> list[DatasetVersion]:
+    return list(session.exec(select(DatasetVersion).order_by(DatasetVersion.id.desc())))
+
+
+def file_of(settings: Settings, version: DatasetVersion, relative: str) -> Path:
+    """A file of a ready version, confined to its folder."""
+    if version.status != VersionStatus.ready:
+        raise Conflict(f"Version {version.name} is {version.status}: its files are not there.")
+    try:
+        path = confined(folder_of(settings, version), relative)
+    except PathOutsideRoot:
+        raise NotFound(f"Version {version.name} has no file {relative!r}.") from None
+    if not path.is_file():
+        raise NotFound(f"Version {version.name} has no file {relative!r}.")
+    return path
+
+
+def delete(session: Session, settings: Settings, *, version_id: int, actor_id: int) -> None:
+    version = get(session, version_id=version_id)
+    if version.status == VersionStatus.building:
+        raise Conflict("This version is still building: cancel its job first, or wait for it to end.")
+    audit.record(session, actor_id=actor_id, action="version.delete", entity_type="dataset_version",
+                 entity_id=version.id, before={"name": version.name, "content_hash": version.content_hash})
+    session.delete(version)
+    session.commit()
+    # The row first: it never points at missing files; a crash here leaves a folder nothing refers to.
+    shutil.rmtree(folder_of(settings, version), ignore_errors=True)
