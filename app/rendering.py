@@ -174,6 +174,40 @@ def render(spec: InstructionSpec, instance: dict[str, Any], *, has_image: bool) 
     return Rendered(prompt=prompt, target=_target(spec, instance, context, options, label))
 
 
+def renderer_for(spec: InstructionSpec):
+    """`render` for one instruction version over many instances (an export): a function of (input_text,
+    options, raw_output, human_preferred_output, has_image) -> Rendered. When no template uses Jinja — the usual
+    case — the fixed parts are worked out once and each instance is a few string operations; otherwise it
+    is `render` itself. Both give the same result (a test compares them)."""
+    if any(_JINJA_MARKS.search(source) for source in (spec.text, spec.input_template, spec.output_template)):
+        def templated(input_text, options, raw_output, preferred, has_image: bool) -> Rendered:
+            return render(spec, {"input_text": input_text, "options": options, "raw_output": raw_output,
+                                 "human_preferred_output": preferred}, has_image=has_image)
+        return templated
+    instruction = _render(spec.text, "text", {}).strip()
+    fixed_input = _render(spec.input_template, "input_template", {}).strip() if spec.input_template.strip() else None
+    fixed_output = _render(spec.output_template, "output_template", {}).strip() \
+        if spec.output_template.strip() else None
+    label, before = OPTION_STYLES[spec.options_style], spec.image_placement == "before"
+
+    def plain(input_text, options, raw_output, preferred, has_image: bool) -> Rendered:
+        given = fixed_input if fixed_input is not None else (input_text or "").strip()
+        prompt = f"{instruction}\n\n{given}" if instruction and given else (instruction or given)
+        if options:
+            prompt += ("\n" if prompt else "") + "Options: " + " ".join(
+                f"{label(i)} {option}" for i, option in enumerate(options))
+        if has_image:
+            prompt = f"{IMAGE_TOKEN}\n{prompt}" if before else f"{prompt}\n{IMAGE_TOKEN}"
+        raw = str(raw_output or "")
+        if options and raw in options:
+            target = f"{label(options.index(raw))} {raw}"
+        else:
+            target = fixed_output if fixed_output is not None else raw
+        return Rendered(prompt=prompt, target=target)
+
+    return plain
+
+
 def _target(spec: InstructionSpec, instance: dict, context: dict, options: list[str] | None, label) -> str:
     raw = str(instance.get("raw_output") or "")
     if options and raw in options:

@@ -128,3 +128,24 @@ def test_plain_text_renders_exactly_as_jinja_would():
     for text in ("Name the shape.", "Two lines\nhere\n", "Windows\r\nline ends\r\n", "Old Mac\rends", "\n\n",
                  "trailing spaces  \n", "braces { } alone", "unicode é ✓ \U0001f600\n"):
         assert _render(text, "text", {}) == jinja.from_string(text).render(), repr(text)
+
+
+@pytest.mark.parametrize("spec", [
+    InstructionSpec(text="Name the shape.\n"),
+    InstructionSpec(text="  Count.  ", input_template="How many?", output_template="There are some.",
+                    options_style="dot_numbers", image_placement="after"),
+    InstructionSpec(text="", options_style="dot_capitals"),
+    InstructionSpec(text="Q: {{ input_text }}", output_template="It is {{ raw_output }}."),
+])
+def test_the_export_renderer_gives_what_render_gives(spec):
+    from app.rendering import renderer_for
+
+    fast = renderer_for(spec)
+    cases = [("What is it?", ["circle", "square"], "square", None), (None, None, "a cat", "the cat"),
+             ("  padded  \n", [], "x", None), ("", ["a"], "b", None), ("é ✓", ["é"], "é", None)]
+    for input_text, options, raw, preferred in cases:
+        for has_image in (True, False):
+            instance = {"input_text": input_text, "options": options, "raw_output": raw,
+                        "human_preferred_output": preferred}
+            assert fast(input_text, options, raw, preferred, has_image) == render(spec, instance,
+                                                                                  has_image=has_image)

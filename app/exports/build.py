@@ -22,7 +22,7 @@ from sqlmodel import Session, select
 
 from app import __version__
 from app.exports.card import dataset_card, train_scripts
-from app.exports.contract import Violation, check_record
+from app.exports.contract import Violation, check_pair, check_record
 from app.exports.files import HashingFile, JsonArrayWriter, JsonLinesWriter, ascii_json
 from app.exports.sampling import SPLIT_SALT, choose, draw_conversations, draw_instances, unit
 from app.exports.spec import ExportSpec
@@ -33,7 +33,7 @@ from app.models import (
     SourceDataset,
     Task,
 )
-from app.rendering import InstructionSpec, TemplateProblem, render
+from app.rendering import InstructionSpec, TemplateProblem, renderer_for
 from app.services.quality import per_task
 from app.storage import MediaStore
 
@@ -147,37 +147,40 @@ def _build_into(engine: Engine, spec: ExportSpec, work: Path, media: MediaStore,
     rules = {"count_tokens": count_tokens, "max_tokens": spec.max_tokens, "image_tokens": spec.image_tokens}
     with Session(engine) as session:
         plans = plan(session, spec)
-        specs = {version.id: InstructionSpec(text=version.text, input_template=version.input_template,
-                                             output_template=version.output_template,
-                                             options_style=version.options_style,
-                                             image_placement=version.image_placement)
-                 for item in plans for version in item.versions}
         for done, item in enumerate(plans):
-            task_name, counts = item.task.name, Counter()
-            for row in draw_instances(session, task_id=item.task.id, seed=spec.seed, cap=spec.per_task_cap):
-                version = choose(item.versions, spec.seed, row.id)
-                record_id = f"{task_name}/{row.id}/v{version.id}"  # task, instance and instruction version
+            choices = [(version.id, renderer_for(InstructionSpec(
+                text=version.text, input_template=version.input_template, output_template=version.output_template,
+                options_style=version.options_style, image_placement=version.image_placement)))
+                for version in item.versions]
+            task_name, counts, written = item.task.name, Counter(), 0
+            splitting = spec.validation_ratio > 0
+            for instance_id, input_text, options, raw, preferred, sha256, image_format in draw_instances(
+                    session, task_id=item.task.id, seed=spec.seed, cap=spec.per_task_cap):
+                version_id, renderer = choose(choices, spec.seed, instance_id)
+                record_id = f"{task_name}/{instance_id}/v{version_id}"  # task, instance and instruction version
                 try:
-                    rendered = render(specs[version.id], row._mapping, has_image=row.sha256 is not None)
+                    rendered = renderer(input_text, options, raw, preferred, sha256 is not None)
                 except TemplateProblem as problem:
                     tally.leave_out([Violation(record_id, "render", str(problem))])
                     continue
-                image = images.add(row.sha256, row.format) if row.sha256 else None
-                record = _record(record_id, task_name, rendered.prompt, rendered.target, image)
-                problems = check_record(record, **rules)
+                problems = check_pair(record_id, rendered.prompt, rendered.target, has_image=sha256 is not None,
+                                      **rules)
                 if problems:
                     tally.leave_out(problems)
                     continue
-                split = "validation" if unit(spec.seed ^ SPLIT_SALT, row.id) < spec.validation_ratio else "train"
-                if split == "train":
-                    train.add(record)
-                    lines.add(record)
+                image = images.add(sha256, image_format) if sha256 else None
+                data = ascii_json(_record(record_id, task_name, rendered.prompt, rendered.target, image))
+                if splitting and unit(spec.seed ^ SPLIT_SALT, instance_id) < spec.validation_ratio:
+                    val.add_encoded(data)
+                    counts["validation"] += 1
                 else:
-                    val.add(record)
-                counts[split] += 1
-                tally.versions_used[version.id] += 1
-                if (counts.total() % PROGRESS_EVERY) == 0:  # also keeps a job's lease alive on a big task
-                    on_progress(done / (len(plans) + 1), f"{task_name}: {counts.total():,} records")
+                    train.add_encoded(data)
+                    lines.add_encoded(data)
+                    counts["train"] += 1
+                tally.versions_used[version_id] += 1
+                written += 1
+                if written % PROGRESS_EVERY == 0:  # also keeps a job's lease alive on a big task
+                    on_progress(done / (len(plans) + 1), f"{task_name}: {written:,} records")
             tally.per_task[task_name] = counts
             on_progress((done + 1) / (len(plans) + 1), f"{done + 1} of {len(plans)} tasks")
         files = {"stage1.json": train.close(), "val.json": val.close(), "stage1.jsonl": lines.close()}

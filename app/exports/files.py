@@ -49,34 +49,48 @@ class HashingFile:
         return {"bytes": self.size, "sha256": self._digest.hexdigest()}
 
 
-class JsonArrayWriter:
-    """A JSON array written one record at a time (a record per line, so diffs and `head` stay readable)."""
+class _RecordWriter:
+    """Records gathered and written a batch at a time (one write and one hash update per batch)."""
+
+    BATCH = 2_000
+    OPEN, SEPARATOR, END, CLOSE_EMPTY = b"", b"\n", b"\n", b""
 
     def __init__(self, path: Path):
         self.file = HashingFile(path)
         self.count = 0
-        self.file.write(b"[")
+        self._batch: list[bytes] = []
+        self.file.write(self.OPEN)
 
     def add(self, record: dict) -> None:
-        self.file.write((b"\n" if self.count == 0 else b",\n") + ascii_json(record))
+        self.add_encoded(ascii_json(record))
+
+    def add_encoded(self, data: bytes) -> None:
+        """A record already written as JSON (an export writes each record to two files, encoded once)."""
+        self._batch.append(data)
         self.count += 1
+        if len(self._batch) == self.BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._batch:
+            lead = self.SEPARATOR if self.count > len(self._batch) else self.FIRST
+            self.file.write(lead + self.SEPARATOR.join(self._batch))
+            self._batch.clear()
 
     def close(self) -> dict[str, Any]:
-        self.file.write(b"\n]\n" if self.count else b"]\n")
+        self._flush()
+        self.file.write(self.END if self.count else self.CLOSE_EMPTY)
         return {**self.file.close(), "records": self.count}
 
 
-class JsonLinesWriter:
-    def __init__(self, path: Path):
-        self.file = HashingFile(path)
-        self.count = 0
+class JsonArrayWriter(_RecordWriter):
+    """A JSON array, a record per line (diffs and `head` stay readable)."""
 
-    def add(self, record: dict) -> None:
-        self.file.write(ascii_json(record) + b"\n")
-        self.count += 1
+    OPEN, FIRST, SEPARATOR, END, CLOSE_EMPTY = b"[", b"\n", b",\n", b"\n]\n", b"]\n"
 
-    def close(self) -> dict[str, Any]:
-        return {**self.file.close(), "records": self.count}
+
+class JsonLinesWriter(_RecordWriter):
+    OPEN, FIRST, SEPARATOR, END, CLOSE_EMPTY = b"", b"", b"\n", b"\n", b""
 
 
 def hash_file(path: Path) -> dict[str, Any]:

@@ -47,14 +47,15 @@ def draw_instances(session: Session, *, task_id: int, seed: int, cap: int) -> It
                Instance.human_preferred_output, Image.sha256, Image.format)
     base = (select(*columns).outerjoin(Image, Image.id == Instance.image_id)
             .where(Instance.task_id == task_id, Instance.status == InstanceStatus.active))
+    connection = session.connection()  # Core rows: the ORM's per-row bookkeeping is not needed here
     if cap >= session.get(Task, task_id).instance_count:
-        yield from session.execute(base.order_by(Instance.rkey).execution_options(yield_per=BATCH))
+        yield from connection.execute(base.order_by(Instance.rkey).execution_options(yield_per=BATCH))
         return
     start = _start(seed, task_id)
     taken = 0
     for window in (base.where(Instance.rkey >= start), base.where(Instance.rkey < start)):
-        for row in session.execute(window.order_by(Instance.rkey).limit(cap - taken)
-                                   .execution_options(yield_per=BATCH)):
+        for row in connection.execute(window.order_by(Instance.rkey).limit(cap - taken)
+                                      .execution_options(yield_per=BATCH)):
             yield row
             taken += 1
         if taken >= cap:

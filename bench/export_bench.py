@@ -1,0 +1,117 @@
+"""How fast a full stage-1 export is at Vision-Flan scale (187 tasks, 1.66M instances), and its peak memory.
+
+    .venv/bin/python bench/export_bench.py                 # SQLite file in a temp dir
+    .venv/bin/python bench/export_bench.py --instances 200000
+
+Fills the database through the real migration (every task with an approved, plain instruction, as most
+Vision-Flan instructions are), then builds a version with `python -m app export` in its own process (its
+peak RSS is that process's). The baseline, in the same run: a bare loop that streams the same rows with
+`sqlite3`, formats the prompt with `str.format` and writes them with orjson — what the export costs without
+sampling, contract checks, images, hashing or the manifest. The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import orjson  # noqa: E402
+from sqlalchemy import create_engine, insert, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from app.migrate import alembic_config  # noqa: E402
+from app.models import Instruction, InstructionVersion, utcnow  # noqa: E402
+from bench.task_pages import fill  # noqa: E402
+from tests.scratch import scratch_database  # noqa: E402
+
+INSTRUCTION = "Look at the image and answer the question. Choose the best option if options are given."
+
+
+def approve_every_task(url: str) -> None:
+    engine = create_engine(url)
+    now = utcnow()
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE task SET status = 'verified'"))
+        task_ids = [row[0] for row in connection.execute(text("SELECT id FROM task ORDER BY id"))]
+        connection.execute(insert(Instruction.__table__), [
+            {"task_id": task_id, "label": "main", "status": "approved", "draft_text": INSTRUCTION,
+             "draft_input_template": "", "draft_output_template": "", "draft_options_style": "paren_letters",
+             "draft_image_placement": "before", "lock_version": 1, "created_at": now} for task_id in task_ids])
+        instruction_ids = [row[0] for row in connection.execute(text("SELECT id FROM instruction ORDER BY id"))]
+        connection.execute(insert(InstructionVersion.__table__), [
+            {"instruction_id": instruction_id, "number": 1, "text": INSTRUCTION, "input_template": "",
+             "output_template": "", "options_style": "paren_letters", "image_placement": "before",
+             "status": "approved", "created_at": now} for instruction_id in instruction_ids])
+    engine.dispose()
+
+
+def baseline(path: str, out: Path, cap: int) -> tuple[int, float]:
+    """Streams each task's active instances with sqlite3, formats, writes orjson lines."""
+    started = time.perf_counter()
+    connection = sqlite3.connect(path)
+    count = 0
+    with open(out, "wb") as sink:
+        for (task_id, task_name) in connection.execute("SELECT id, name FROM task ORDER BY name").fetchall():
+            rows = connection.execute(
+                "SELECT id, input_text, raw_output FROM instance WHERE task_id = ? AND status = 'active' "
+                "ORDER BY rkey LIMIT ?", (task_id, cap))
+            for instance_id, input_text, raw_output in rows:
+                prompt = "{}\n\n{}".format(INSTRUCTION, input_text or "").strip()
+                sink.write(orjson.dumps({"id": f"{task_name}/{instance_id}", "task_name": task_name,
+                                         "conversations": [{"from": "human", "value": prompt},
+                                                           {"from": "gpt", "value": raw_output}]}) + b"\n")
+                count += 1
+    connection.close()
+    return count, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=187)
+    parser.add_argument("--instances", type=int, default=1_664_261)
+    parser.add_argument("--cap", type=int, default=10_000_000, help="per task (default: everything)")
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="studio-export-bench-"))
+    with scratch_database(None, workdir) as url:
+        from alembic import command
+
+        command.upgrade(alembic_config(url, configure_logging=False), "head")
+        print(f"filling {args.tasks} tasks with {args.instances:,} instances", file=sys.stderr)
+        fill(url, args.tasks, args.instances, seed=1)
+        approve_every_task(url)
+        base_count, base_s = baseline(make_url(url).database, workdir / "baseline.jsonl", args.cap)
+        print(f"  baseline: {base_count:,} records in {base_s:.1f} s", file=sys.stderr)
+        env = {**os.environ, "STUDIO_DATABASE_URL": url, "STUDIO_DATA_DIR": str(workdir), "STUDIO_MODE": "dev",
+               "OMP_NUM_THREADS": "1"}
+        started = time.perf_counter()
+        built = subprocess.run([sys.executable, "-m", "app", "export", "--cap", str(args.cap), "--name", "bench"],
+                               env=env, capture_output=True, text=True, cwd=Path(__file__).parent.parent)
+        total_s = time.perf_counter() - started
+        if built.returncode != 0:
+            raise SystemExit(built.stderr)
+        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        manifest = json.loads((workdir / "exports" / "1" / "manifest.json").read_text())
+        records = manifest["files"]["stage1.json"]["records"] + manifest["files"]["val.json"]["records"]
+        print(f"  export: {records:,} records in {total_s:.1f} s, peak RSS {peak_mb:.0f} MB", file=sys.stderr)
+        assert records == base_count, (records, base_count)
+        figures = {"database": "sqlite", "tasks": args.tasks, "instances": args.instances, "records": records,
+                   "total_s": round(total_s, 1), "records_per_s": round(records / total_s),
+                   "baseline_per_s": round(base_count / base_s), "ratio": round(base_s / total_s, 2),
+                   "peak_rss_mb": round(peak_mb, 1),
+                   "stage1_json_mb": round(manifest["files"]["stage1.json"]["bytes"] / 1e6, 1)}
+        print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
