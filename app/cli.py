@@ -337,6 +337,31 @@ def export(
 
 
 @cli.command()
+def validate(
+    folder: Annotated[Path, typer.Argument(help="A version's folder (with manifest.json).", exists=True,
+                                           file_okay=False)],
+    tokenizer: Annotated[Path | None, typer.Option(help="A local tokenizer.json to count tokens with "
+                                                   "(default: an estimate).")] = None,
+    max_tokens: Annotated[int, typer.Option(help="The trainer's max length.")] = 2048,
+) -> None:
+    """Check a built version as the trainer will meet it: files against the manifest, records against the
+    contract. Names every problem; exits 1 if there is any."""
+    from app.exports.validate import validate_version
+    from app.tokens import token_counter
+
+    count, how = token_counter(tokenizer)
+    problems = 0
+    for problem in validate_version(folder, count_tokens=count, max_tokens=max_tokens):
+        problems += 1
+        if problems <= 200:
+            typer.echo(str(problem))
+    if problems:
+        _fail(f"{problems:,} problems in {folder}")
+    typer.echo(f"{folder}: every file matches the manifest and every record the trainer's contract "
+               f"(tokens {how}).")
+
+
+@cli.command()
 def serve(reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False) -> None:
     """Serve the studio (host, port and processes from the settings)."""
     import uvicorn

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = [[], ["migrate"], ["demo"], ["serve"], ["users"], ["users", "create"], ["users", "list"],
             ["users", "reset-password"], ["tokens"], ["tokens", "create"], ["import"], ["import", "unified"],
             ["import", "llava"], ["import", "conversations"],
-            ["import", "metadata"], ["import", "table"], ["export"]]
+            ["import", "metadata"], ["import", "table"], ["export"], ["validate"]]
 
 
 def run(args: list[str], env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -102,6 +102,14 @@ def test_export_builds_a_version_of_the_demo_from_the_command_line(cli_env):
     assert sum(manifest["counts"]["SHAPES+shape_classification"].values()) == 23  # one instance was flagged
     again = run(["export", "--task", "SHAPES+shape_classification", "--name", "demo-v1"], cli_env)
     assert again.returncode == 1 and "already a version called 'demo-v1'" in again.stderr
+    valid = run(["validate", str(folder)], cli_env)
+    assert valid.returncode == 0 and "every record the trainer's contract" in valid.stdout
+    records = json.loads((folder / "stage1.json").read_text())
+    records[1]["conversations"].reverse()  # a hand edit the trainer would silently mask
+    (folder / "stage1.json").write_text(json.dumps(records))
+    broken = run(["validate", str(folder)], cli_env)
+    assert broken.returncode == 1
+    assert "stage1.json: changed file" in broken.stdout and f"stage1.json: {records[1]['id']}: roles" in broken.stdout
 
 
 def test_serve_says_clearly_when_its_port_is_taken(cli_env):

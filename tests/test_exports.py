@@ -11,6 +11,7 @@ from app.exports.build import BuildError, build
 from app.exports.contract import check_file, check_record
 from app.exports.files import ascii_json, hash_file
 from app.exports.spec import ExportSpec
+from app.exports.validate import validate_version
 from app.models import Instance, Task
 from app.services.demo import load_demo
 from app.storage import MediaStore
@@ -53,6 +54,7 @@ def test_a_version_holds_contract_clean_files_that_match_their_manifest(app, db,
     for name, entry in manifest["files"].items():
         assert hash_file(out / name) == {"bytes": entry["bytes"], "sha256": entry["sha256"]}
     assert json.loads((out / "manifest.json").read_text()) == manifest
+    assert list(validate_version(out)) == []
     assert "SHAPES+shape_classification" in (out / "README.md").read_text()
     assert "--learning_rate 2e-5" in (out / "train_stage1.sh").read_text()
 
@@ -137,3 +139,24 @@ def test_a_version_is_built_as_a_job_and_its_files_are_served(app, db, settings)
     for escape in ("..%2Fsecret_key", "..%2F..%2Fsecret_key", "%2Fetc%2Fpasswd"):
         assert client.get(f"/versions/{version_id}/files/{escape}").status_code == 404
     assert version_service.run_build(settings, version_id=version_id).content_hash == built.content_hash
+
+
+def test_stage1_loads_with_hugging_face_datasets_as_json_jsonl_and_parquet(app, db, settings, tmp_path,
+                                                                           monkeypatch):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")  # local files only: nothing may be downloaded
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    from datasets import load_dataset
+
+    load_demo(db, data_dir=settings.data_dir)
+    shapes = db.exec(select(Task).where(Task.name == "SHAPES+shape_classification")).one()
+    people = team(db)
+    text_only, _ = _approved(db, people, "TEXT+questions", instances=5, kind="short")
+    _build(app, settings, ExportSpec(task_ids=[shapes.id, text_only.id]))
+    out = settings.data_dir / "exports" / "out"
+    expected = json.loads((out / "stage1.json").read_text())
+    for kind, name in (("json", "stage1.json"), ("json", "stage1.jsonl"), ("parquet", "stage1.parquet")):
+        loaded = load_dataset(kind, data_files=str(out / name), split="train", cache_dir=str(tmp_path / "cache"))
+        assert loaded.num_rows == len(expected), name
+        assert loaded[0]["conversations"] == expected[0]["conversations"]
+        images = [row["image"] for row in loaded]
+        assert sum(image is None for image in images) == 5  # the text-only records: no image, one column type

@@ -99,3 +99,38 @@ def hash_file(path: Path) -> dict[str, Any]:
         while chunk := source.read(1 << 20):
             digest.update(chunk)
     return {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+class ParquetRecordWriter:
+    """Stage-1 records as Parquet for Hugging Face `datasets` users: one schema whatever the records (`image`
+    a string, null for text-only records), written a row group at a time."""
+
+    ROWS = 50_000
+
+    def __init__(self, path: Path):
+        import pyarrow as pa  # only exports need it
+        import pyarrow.parquet as pq
+
+        self.path, self._pa = path, pa
+        turn = pa.struct([("from", pa.string()), ("value", pa.string())])
+        self.schema = pa.schema([("id", pa.string()), ("image", pa.string()), ("task_name", pa.string()),
+                                 ("conversations", pa.list_(turn))])
+        self._writer = pq.ParquetWriter(path, self.schema, compression="zstd")
+        self._rows: list[dict] = []
+        self.count = 0
+
+    def add(self, record: dict) -> None:
+        self._rows.append(record)
+        self.count += 1
+        if len(self._rows) == self.ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._rows:
+            self._writer.write_table(self._pa.Table.from_pylist(self._rows, schema=self.schema))
+            self._rows.clear()
+
+    def close(self) -> dict[str, Any]:
+        self._flush()
+        self._writer.close()
+        return {**hash_file(self.path), "records": self.count}

@@ -1,0 +1,44 @@
+"""Checking a built version as a trainer will meet it: every record against the contract, every file
+against the manifest. Used by `python -m app validate` and the tests; reads the files, not the database."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from app.exports.contract import Violation, check_file
+from app.exports.files import hash_file
+
+RECORD_FILES = ("stage1.json", "val.json", "stage2.json")
+
+
+def validate_version(folder: Path, *, count_tokens: Callable[[str], int] | None = None, max_tokens: int = 2048,
+                     image_tokens: int = 576) -> Iterator[Violation]:
+    """Every problem in the version at `folder` (nothing: a trainer can use it as it is)."""
+    manifest_path = folder / "manifest.json"
+    if not manifest_path.is_file():
+        yield Violation("manifest.json", "missing", "not a built version (or one still building)")
+        return
+    manifest = json.loads(manifest_path.read_text(encoding="ascii"))
+    for name, entry in manifest["files"].items():
+        path = folder / name
+        if not path.is_file():
+            yield Violation(name, "missing file", "listed in the manifest")
+        elif hash_file(path) != {"bytes": entry["bytes"], "sha256": entry["sha256"]}:
+            yield Violation(name, "changed file", "its size or sha256 differs from the manifest")
+    for name in RECORD_FILES:
+        path = folder / name
+        if not path.is_file():
+            continue
+        raw = path.read_bytes()
+        if raw.startswith(b"\xef\xbb\xbf") or not raw.isascii():
+            yield Violation(name, "encoding", "must be ASCII JSON without a byte-order mark")
+            continue
+        records = json.loads(raw)
+        if not isinstance(records, list):
+            yield Violation(name, "not an array", "the trainer reads a JSON array")
+            continue
+        for problem in check_file(records, image_folder=folder / "images", count_tokens=count_tokens,
+                                  max_tokens=max_tokens, image_tokens=image_tokens):
+            yield Violation(f"{name}: {problem.record}", problem.rule, problem.detail)
