@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from app.storage import MediaStore
 
 VIOLATIONS_KEPT = 200
 PROGRESS_EVERY = 5_000
+ABANDONED_AFTER_S = 3600
 IMAGE_DIR = "images"
 
 
@@ -123,6 +125,7 @@ def build(engine: Engine, *, spec: ExportSpec, destination: Path, media: MediaSt
           name: str = "") -> dict[str, Any]:
     """Builds the version into `destination` (which must not exist yet) and returns its manifest."""
     destination.parent.mkdir(parents=True, exist_ok=True)
+    _sweep_abandoned(destination.parent, prefix=f".building-{destination.name}-")
     work = Path(tempfile.mkdtemp(prefix=f".building-{destination.name}-", dir=destination.parent))
     try:
         manifest = _build_into(engine, spec, work, media, count_tokens, on_progress, name)
@@ -136,6 +139,16 @@ def build(engine: Engine, *, spec: ExportSpec, destination: Path, media: MediaSt
     finally:
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _sweep_abandoned(parent: Path, *, prefix: str) -> None:
+    """Removes the temporary folders of builds that were killed: none of their files changed for an hour (a
+    running build writes all the time, so it is never mistaken for one)."""
+    now = time.time()
+    for folder in parent.glob(f"{prefix}*"):
+        latest = max([folder.stat().st_mtime, *(path.stat().st_mtime for path in folder.iterdir())])
+        if now - latest > ABANDONED_AFTER_S:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _build_into(engine: Engine, spec: ExportSpec, work: Path, media: MediaStore,

@@ -89,11 +89,13 @@ def run_build(settings: Settings, *, version_id: int,
 
 
 def _finish(session: Session, version: DatasetVersion, **values) -> None:
-    session.execute(update(DatasetVersion).where(DatasetVersion.id == version.id,
-                                                 DatasetVersion.status == VersionStatus.building)
-                    .values(finished_at=utcnow(), **values))
-    audit.record(session, actor_id=None, action=f"version.{values['status']}", entity_type="dataset_version",
-                 entity_id=version.id, after={key: value for key, value in values.items() if key != "manifest"})
+    """Ends the build once: a second build of the same version that finishes later changes nothing."""
+    ended = session.execute(update(DatasetVersion).where(DatasetVersion.id == version.id,
+                                                         DatasetVersion.status == VersionStatus.building)
+                            .values(finished_at=utcnow(), **values)).rowcount
+    if ended:
+        audit.record(session, actor_id=None, action=f"version.{values['status']}", entity_type="dataset_version",
+                     entity_id=version.id, after={key: value for key, value in values.items() if key != "manifest"})
     session.commit()
     session.refresh(version)
 
