@@ -160,3 +160,35 @@ def test_stage1_loads_with_hugging_face_datasets_as_json_jsonl_and_parquet(app, 
         assert loaded[0]["conversations"] == expected[0]["conversations"]
         images = [row["image"] for row in loaded]
         assert sum(image is None for image in images) == 5  # the text-only records: no image, one column type
+
+
+def test_stage2_is_a_seeded_sample_of_a_conversation_pool_with_new_unique_ids(app, db, settings, tmp_path):
+    from PIL import Image as PILImage
+
+    from app.ingest.conversations import ConversationImporter, PoolOptions
+    from app.models import ConversationPool
+
+    (tmp_path / "imgs").mkdir()
+    PILImage.new("RGB", (16, 16), "white").save(tmp_path / "imgs" / "1.jpg")
+    rows = [{"id": "000000000001", "image": "1.jpg",  # LLaVA-Instruct's ids repeat: they are image ids
+             "conversations": [{"from": "human", "value": "<image>\nWhat is it?"}, {"from": "gpt", "value": f"A {k}."},
+                               {"from": "human", "value": "And then?"}, {"from": "gpt", "value": "Nothing."}]}
+            for k in range(30)] + [{"id": "text", "conversations": [{"from": "human", "value": "Write a haiku."},
+                                                                    {"from": "gpt", "value": "Autumn moon."}]}]
+    (tmp_path / "pool.jsonl").write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+    ConversationImporter(app.state.engine, MediaStore(settings.media_dir),
+                         PoolOptions(pool="instruct", image_root=tmp_path / "imgs")).run(tmp_path / "pool.jsonl")
+    pool_id = db.exec(select(ConversationPool.id)).one()
+    people = team(db)
+    task, _ = _approved(db, people, "VQA+stage1", instances=3)
+    spec = ExportSpec(task_ids=[task.id], conversation_pool_id=pool_id, stage2_size=12, seed=5)
+    manifest = _build(app, settings, spec, folder="a")
+    stage2 = json.loads((settings.data_dir / "exports" / "a" / "stage2.json").read_text())
+    assert len(stage2) == manifest["files"]["stage2.json"]["records"] == 12
+    assert len({record["id"] for record in stage2}) == 12  # new, unique ids; the source ids repeat
+    assert all(len(record["conversations"]) in (2, 4) for record in stage2)
+    assert list(validate_version(settings.data_dir / "exports" / "a")) == []
+    again = _build(app, settings, spec, folder="b")
+    assert again["files"]["stage2.json"] == manifest["files"]["stage2.json"]  # the seed decides the sample
+    assert "train_stage2.sh" in manifest["files"]
+    assert "--learning_rate 1e-5" in (settings.data_dir / "exports" / "a" / "train_stage2.sh").read_text()
