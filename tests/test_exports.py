@@ -192,3 +192,17 @@ def test_stage2_is_a_seeded_sample_of_a_conversation_pool_with_new_unique_ids(ap
     assert again["files"]["stage2.json"] == manifest["files"]["stage2.json"]  # the seed decides the sample
     assert "train_stage2.sh" in manifest["files"]
     assert "--learning_rate 1e-5" in (settings.data_dir / "exports" / "a" / "train_stage2.sh").read_text()
+
+
+def test_images_can_ship_as_one_deterministic_tar(app, db, settings):
+    import tarfile
+
+    load_demo(db, data_dir=settings.data_dir)
+    shapes = db.exec(select(Task).where(Task.name == "SHAPES+shape_classification")).one()
+    spec = ExportSpec(task_ids=[shapes.id], images_as_tar=True)
+    first, second = _build(app, settings, spec, folder="a"), _build(app, settings, spec, folder="b")
+    out = settings.data_dir / "exports" / "a"
+    assert not (out / "images").exists() and first["files"]["images.tar"] == second["files"]["images.tar"]
+    with tarfile.open(out / "images.tar") as archive:
+        assert len(archive.getnames()) == first["images"] and all(n.startswith("images/") for n in archive.getnames())
+    assert list(validate_version(out)) == []

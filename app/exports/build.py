@@ -24,7 +24,14 @@ from sqlmodel import Session, select
 from app import __version__
 from app.exports.card import dataset_card, train_scripts
 from app.exports.contract import Violation, check_pair, check_record
-from app.exports.files import HashingFile, JsonArrayWriter, JsonLinesWriter, ParquetRecordWriter, ascii_json
+from app.exports.files import (
+    HashingFile,
+    JsonArrayWriter,
+    JsonLinesWriter,
+    ParquetRecordWriter,
+    ascii_json,
+    tar_folder,
+)
 from app.exports.sampling import SPLIT_SALT, choose, draw_conversations, draw_instances, unit
 from app.exports.spec import ExportSpec
 from app.models import (
@@ -203,6 +210,10 @@ def _build_into(engine: Engine, spec: ExportSpec, work: Path, media: MediaStore,
         stage2 = _stage2(session, spec, work, images, rules, tally) if spec.conversation_pool_id else None
         if stage2 is not None:
             files["stage2.json"] = stage2
+        if spec.images_as_tar:
+            on_progress(0.98, "packing the images")
+            files["images.tar"] = tar_folder(images.root, work / "images.tar")
+            shutil.rmtree(images.root)
         on_progress(0.99, "writing the manifest and the dataset card")
         quality = _quality_by_task(session, [item.task.id for item in plans])
     card = dataset_card(name=name, spec=spec, plans=plans, tally=tally, quality=quality)

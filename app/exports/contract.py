@@ -77,7 +77,7 @@ def check_pair(record_id: str, prompt: str, target: str, *, has_image: bool,
     return [Violation(record_id, rule, detail) for rule, detail in found]
 
 
-def check_record(record: dict, *, image_folder: Path | None = None,
+def check_record(record: dict, *, image_folder: Path | None = None, image_names: set[str] | None = None,
                  count_tokens: Callable[[str], int] | None = None, max_tokens: int = 2048,
                  image_tokens: int = 576) -> list[Violation]:
     """Every rule the record breaks (none: it trains as intended)."""
@@ -109,6 +109,9 @@ def check_record(record: dict, *, image_folder: Path | None = None,
         image = record["image"]
         if not isinstance(image, str) or not SAFE_IMAGE_NAME.match(image) or ".." in image.split("/"):
             fail("image", f"must be one ASCII-safe relative path, not {image!r}")
+        elif image_names is not None:  # the images are in an archive
+            if image not in image_names:
+                fail("image", f"{image} is not among the version's images")
         elif image_folder is not None and not (image_folder / image).is_file():
             fail("image", f"{image} is not in the image folder")
     token_problem = _image_token_problem("image" in record, tokens_in_first)

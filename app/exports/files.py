@@ -134,3 +134,17 @@ class ParquetRecordWriter:
         self._flush()
         self._writer.close()
         return {**hash_file(self.path), "records": self.count}
+
+
+def tar_folder(folder: Path, target: Path) -> dict[str, Any]:
+    """The folder's files as an uncompressed tar with fixed metadata (names sorted, owner 0, time 0), so the
+    same images always give the same bytes; images are compressed already."""
+    import tarfile
+
+    with tarfile.open(target, "w", format=tarfile.PAX_FORMAT) as archive:
+        for path in sorted(folder.iterdir()):
+            info = tarfile.TarInfo(f"{folder.name}/{path.name}")
+            info.size, info.mode, info.mtime = path.stat().st_size, 0o644, 0
+            with open(path, "rb") as source:
+                archive.addfile(info, source)
+    return hash_file(target)

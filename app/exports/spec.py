@@ -22,6 +22,7 @@ class ExportSpec(BaseModel):
     stage2_size: int = Field(1_000, ge=0, le=1_000_000, description="Conversations drawn for stage 2.")
     max_tokens: int = Field(2048, ge=64, description="The trainer's max length; records longer are left out.")
     image_tokens: int = Field(576, ge=0, description="Tokens an image takes in the trainer (LLaVA-1.5: 576).")
+    images_as_tar: bool = Field(False, description="Ship the images as one images.tar instead of a folder.")
 
     @field_validator("task_ids")
     @classmethod

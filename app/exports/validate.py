@@ -4,6 +4,7 @@ against the manifest. Used by `python -m app validate` and the tests; reads the 
 from __future__ import annotations
 
 import json
+import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -27,6 +28,10 @@ def validate_version(folder: Path, *, count_tokens: Callable[[str], int] | None 
             yield Violation(name, "missing file", "listed in the manifest")
         elif hash_file(path) != {"bytes": entry["bytes"], "sha256": entry["sha256"]}:
             yield Violation(name, "changed file", "its size or sha256 differs from the manifest")
+    image_names = None
+    if (folder / "images.tar").is_file():
+        with tarfile.open(folder / "images.tar") as archive:
+            image_names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
     for name in RECORD_FILES:
         path = folder / name
         if not path.is_file():
@@ -39,6 +44,7 @@ def validate_version(folder: Path, *, count_tokens: Callable[[str], int] | None 
         if not isinstance(records, list):
             yield Violation(name, "not an array", "the trainer reads a JSON array")
             continue
-        for problem in check_file(records, image_folder=folder / "images", count_tokens=count_tokens,
+        for problem in check_file(records, image_folder=folder / "images", image_names=image_names,
+                                  count_tokens=count_tokens,
                                   max_tokens=max_tokens, image_tokens=image_tokens):
             yield Violation(f"{name}: {problem.record}", problem.rule, problem.detail)

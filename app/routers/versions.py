@@ -31,7 +31,8 @@ def version_list(request: Request, session: SessionDep):
 
 @router.post("", dependencies=[BUILDERS])
 def create_version(request: Request, session: SessionDep, user: CurrentUser, form: FormDep):
-    spec = validate_form(ExportSpec, form, lists=("task_ids",), ints=("conversation_pool_id",))
+    spec = validate_form(ExportSpec, form, lists=("task_ids",), ints=("conversation_pool_id",),
+                         checkboxes=("images_as_tar",))
     version = version_service.create(session, spec=spec, name=str(form.get("name", "")), actor_id=user.id)
     return see_other(request, f"/versions/{version.id}")
 
