@@ -7,6 +7,7 @@ from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.exports.spec import ExportSpec
 from app.models import Decision, ImagePlacement, OptionsStyle, Role, SpotVerdict, TaskGroup
 from app.security import MIN_PASSWORD_LENGTH
 
@@ -251,3 +252,36 @@ class CheckOut(BaseModel):
     interval_high: float | None = None
     max_error_rate: float | None = None
     kappa: float | None = None
+
+
+class VersionIn(BaseModel):
+    name: str | None = Field(None, max_length=120, description="Default: v<n>.")
+    spec: ExportSpec
+
+
+class VersionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    status: str
+    spec: dict
+    spec_hash: str
+    content_hash: str | None
+    job_id: int | None
+    error: str | None
+    manifest: dict | None = Field(None, description="Files with sizes and sha256, counts per task and split, "
+                                  "the spec, the instruction versions used, what was left out and why.")
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class TaskChangeOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    task: str
+    kind: str
+    before: int
+    after: int
+    versions_before: list[str]
+    versions_after: list[str]

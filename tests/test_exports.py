@@ -16,6 +16,7 @@ from app.models import Instance, Task
 from app.services.demo import load_demo
 from app.storage import MediaStore
 from app.tokens import estimate
+from tests.factories import soup
 from tests.review_helpers import approve, make_qc_task, submit_instruction, team
 
 
@@ -206,3 +207,47 @@ def test_images_can_ship_as_one_deterministic_tar(app, db, settings):
     with tarfile.open(out / "images.tar") as archive:
         assert len(archive.getnames()) == first["images"] and all(n.startswith("images/") for n in archive.getnames())
     assert list(validate_version(out)) == []
+
+
+def test_two_versions_compare_task_by_task(app, db, settings):
+    from app.services import versions as version_service
+    from tests.review_helpers import signed_in
+
+    people = team(db)
+    kept, _ = _approved(db, people, "KEPT+task", instances=8)
+    dropped, _ = _approved(db, people, "DROPPED+task", instances=4)
+    added, _ = _approved(db, people, "ADDED+task", instances=3)
+    ids = []
+    for name, tasks, cap in (("one", [kept.id, dropped.id], 8), ("two", [kept.id, added.id], 5)):
+        version = version_service.create(db, spec=ExportSpec(task_ids=tasks, per_task_cap=cap), name=name,
+                                         actor_id=None, enqueue=False)
+        version_service.run_build(settings, version_id=version.id)
+        ids.append(version.id)
+    client, _ = signed_in(app, people["author"])
+    page = client.get(f"/versions/diff?a={ids[0]}&b={ids[1]}")
+    kinds = {row["data-task"]: row["data-kind"] for row in soup(page).select("#diff tbody tr")}
+    assert kinds == {"ADDED+task": "added", "DROPPED+task": "removed", "KEPT+task": "count changed"}
+    assert soup(client.get(f"/versions/{ids[1]}")).select_one("#compare") is not None
+
+
+def test_the_versions_api_creates_follows_and_serves_a_version(app, db, settings):
+    from app.services import versions as version_service
+    from tests.review_helpers import signed_in
+
+    people = team(db)
+    task, _ = _approved(db, people, "API+export", instances=6)
+    client, csrf = signed_in(app, people["author"])
+    token = client.post("/api/v1/me/tokens", json={"name": "ci"}, headers={"X-CSRF-Token": csrf}).json()["token"]
+    api = {"Authorization": f"Bearer {token}"}
+    bad = client.post("/api/v1/versions", headers=api, json={"spec": {"task_ids": []}})
+    assert bad.status_code == 422
+    created = client.post("/api/v1/versions", headers=api, json={"name": "api-v1", "spec": {"task_ids": [task.id]}})
+    assert created.status_code == 201 and created.json()["status"] == "building" and created.json()["job_id"]
+    version_id = created.json()["id"]
+    version_service.run_build(settings, version_id=version_id)  # what the worker does with the job
+    ready = client.get(f"/api/v1/versions/{version_id}", headers=api).json()
+    assert ready["status"] == "ready" and ready["manifest"]["counts"]["API+export"]["train"] == 6
+    manifest = client.get(f"/api/v1/versions/{version_id}/files/manifest.json", headers=api).json()
+    assert manifest == ready["manifest"]
+    assert [v["name"] for v in client.get("/api/v1/versions", headers=api).json()] == ["api-v1"]
+    assert client.delete(f"/api/v1/versions/{version_id}", headers=api).status_code == 403  # admins only

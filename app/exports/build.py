@@ -58,7 +58,7 @@ class BuildError(ValueError):
 @dataclass
 class Tally:
     per_task: dict[str, Counter] = field(default_factory=dict)
-    versions_used: Counter = field(default_factory=Counter)
+    versions_used: dict[str, Counter] = field(default_factory=dict)  # task -> instruction version -> records
     excluded: int = 0
     violations: list[str] = field(default_factory=list)
 
@@ -173,6 +173,7 @@ def _build_into(engine: Engine, spec: ExportSpec, work: Path, media: MediaStore,
                 options_style=version.options_style, image_placement=version.image_placement)))
                 for version in item.versions]
             task_name, counts, written = item.task.name, Counter(), 0
+            used = tally.versions_used.setdefault(task_name, Counter())
             splitting = spec.validation_ratio > 0
             for instance_id, input_text, options, raw, preferred, sha256, image_format in draw_instances(
                     session, task_id=item.task.id, seed=spec.seed, cap=spec.per_task_cap):
@@ -199,7 +200,7 @@ def _build_into(engine: Engine, spec: ExportSpec, work: Path, media: MediaStore,
                     lines.add_encoded(data)
                     table.add(record)
                     counts["train"] += 1
-                tally.versions_used[version_id] += 1
+                used[version_id] += 1
                 written += 1
                 if written % PROGRESS_EVERY == 0:  # also keeps a job's lease alive on a big task
                     on_progress(done / (len(plans) + 1), f"{task_name}: {written:,} records")
@@ -227,7 +228,8 @@ def _build_into(engine: Engine, spec: ExportSpec, work: Path, media: MediaStore,
         "name": name, "software": f"flan-studio {__version__}", "spec": spec.model_dump(mode="json"),
         "spec_sha256": spec.digest(), "files": dict(sorted(files.items())), "images": len(images.names),
         "counts": {task: dict(counts) for task, counts in sorted(tally.per_task.items())},
-        "instruction_versions": {str(version_id): count for version_id, count in sorted(tally.versions_used.items())},
+        "instruction_versions": {task: {str(version_id): count for version_id, count in sorted(used.items())}
+                                 for task, used in sorted(tally.versions_used.items())},
         "excluded": {"records": tally.excluded, "reasons": tally.violations},
     }
     (work / "manifest.json").write_bytes(ascii_json(manifest) + b"\n")

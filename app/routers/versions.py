@@ -37,6 +37,14 @@ def create_version(request: Request, session: SessionDep, user: CurrentUser, for
     return see_other(request, f"/versions/{version.id}")
 
 
+@router.get("/diff", dependencies=[ANY_ROLE])
+def version_diff(request: Request, session: SessionDep, a: int, b: int):
+    """What changed from version a to version b, task by task."""
+    older, newer = version_service.get(session, version_id=a), version_service.get(session, version_id=b)
+    return render(request, "versions/diff.html", older=older, newer=newer,
+                  changes=version_service.diff(older, newer))
+
+
 @router.get("/{version_id}", dependencies=[ANY_ROLE])
 def version_detail(request: Request, session: SessionDep, version_id: int):
     version = version_service.get(session, version_id=version_id)
@@ -47,7 +55,9 @@ def version_detail(request: Request, session: SessionDep, version_id: int):
     if per_task:
         for name, category in session.exec(select(Task.name, Task.category).where(Task.name.in_(list(per_task)))):
             categories[category or "—"] += per_task[name]
-    return render(request, "versions/detail.html", version=version, job=job,
+    others = [other for other in version_service.list_versions(session)
+              if other.id != version.id and other.status == "ready"]
+    return render(request, "versions/detail.html", version=version, job=job, others=others,
                   terminal=job is None or job.status in job_service.TERMINAL, per_task=per_task,
                   categories=dict(categories.most_common()))
 

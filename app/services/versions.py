@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import update
@@ -134,3 +135,41 @@ def delete(session: Session, settings: Settings, *, version_id: int, actor_id: i
     session.commit()
     # The row first: it never points at missing files; a crash here leaves a folder nothing refers to.
     shutil.rmtree(folder_of(settings, version), ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class TaskChange:
+    task: str
+    before: int  # records (train + validation); 0 when absent
+    after: int
+    versions_before: list[str]
+    versions_after: list[str]
+
+    @property
+    def kind(self) -> str:
+        if not self.before:
+            return "added"
+        if not self.after:
+            return "removed"
+        if self.versions_before != self.versions_after:
+            return "instructions changed"
+        return "count changed" if self.before != self.after else "same"
+
+
+def diff(older: DatasetVersion, newer: DatasetVersion) -> list[TaskChange]:
+    """Task by task, what changed from one ready version to another (by their manifests)."""
+    if not (older.manifest and newer.manifest):
+        raise Conflict("Only two ready versions can be compared.")
+
+    def summary(manifest: dict) -> dict[str, tuple[int, list[str]]]:
+        versions = manifest.get("instruction_versions", {})
+        return {task: (sum(counts.values()), sorted(versions.get(task, {}), key=int))
+                for task, counts in manifest["counts"].items()}
+
+    before, after = summary(older.manifest), summary(newer.manifest)
+    changes = []
+    for task in sorted(before.keys() | after.keys()):
+        count_before, versions_before = before.get(task, (0, []))
+        count_after, versions_after = after.get(task, (0, []))
+        changes.append(TaskChange(task, count_before, count_after, versions_before, versions_after))
+    return changes

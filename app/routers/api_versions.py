@@ -1,0 +1,52 @@
+"""JSON API for dataset versions: create one from a spec (built by the worker), follow it, compare, download."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import FileResponse
+
+from app.deps import ANY_ROLE, CurrentUser, SessionDep, require_role
+from app.models import Role
+from app.schemas import TaskChangeOut, VersionIn, VersionOut
+from app.services import versions as version_service
+
+router = APIRouter(prefix="/api/v1/versions", tags=["versions"])
+BUILDERS = require_role(Role.admin, Role.author)
+ADMIN = require_role(Role.admin)
+
+
+@router.get("", dependencies=[ANY_ROLE], response_model=list[VersionOut])
+def list_versions(session: SessionDep):
+    return [VersionOut.model_validate(version).model_copy(update={"manifest": None})
+            for version in version_service.list_versions(session)]
+
+
+@router.post("", dependencies=[BUILDERS], response_model=VersionOut, status_code=201)
+def create_version(session: SessionDep, user: CurrentUser, data: VersionIn):
+    """Queues the build; poll the version (or its job) until `status` is `ready` or `failed`."""
+    return version_service.create(session, spec=data.spec, name=data.name, actor_id=user.id)
+
+
+@router.get("/{version_id}", dependencies=[ANY_ROLE], response_model=VersionOut)
+def get_version(session: SessionDep, version_id: int):
+    return version_service.get(session, version_id=version_id)
+
+
+@router.get("/{older_id}/diff/{newer_id}", dependencies=[ANY_ROLE], response_model=list[TaskChangeOut])
+def diff_versions(session: SessionDep, older_id: int, newer_id: int):
+    older = version_service.get(session, version_id=older_id)
+    newer = version_service.get(session, version_id=newer_id)
+    return [TaskChangeOut.model_validate(change) for change in version_service.diff(older, newer)]
+
+
+@router.get("/{version_id}/files/{name:path}", dependencies=[ANY_ROLE], response_class=FileResponse,
+            responses={200: {"description": "The file, streamed."}})
+def version_file(request: Request, session: SessionDep, version_id: int, name: str):
+    version = version_service.get(session, version_id=version_id)
+    return FileResponse(version_service.file_of(request.app.state.settings, version, name))
+
+
+@router.delete("/{version_id}", dependencies=[ADMIN], status_code=204)
+def delete_version(request: Request, session: SessionDep, user: CurrentUser, version_id: int):
+    version_service.delete(session, request.app.state.settings, version_id=version_id, actor_id=user.id)
+    return Response(status_code=204)
