@@ -29,6 +29,7 @@ import orjson  # noqa: E402
 from sqlalchemy import create_engine, insert, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
+from app.exports.validate import validate_version  # noqa: E402
 from app.migrate import alembic_config  # noqa: E402
 from app.models import Instruction, InstructionVersion, utcnow  # noqa: E402
 from bench.task_pages import fill  # noqa: E402
@@ -105,11 +106,16 @@ def main() -> None:
         records = manifest["files"]["stage1.json"]["records"] + manifest["files"]["val.json"]["records"]
         print(f"  export: {records:,} records in {total_s:.1f} s, peak RSS {peak_mb:.0f} MB", file=sys.stderr)
         assert records == base_count, (records, base_count)
+        started = time.perf_counter()
+        problems = list(validate_version(workdir / "exports" / "1"))
+        validate_s = time.perf_counter() - started
+        print(f"  validator: {len(problems)} problems in {validate_s:.1f} s", file=sys.stderr)
         figures = {"database": "sqlite", "tasks": args.tasks, "instances": args.instances, "records": records,
                    "total_s": round(total_s, 1), "records_per_s": round(records / total_s),
                    "baseline_per_s": round(base_count / base_s), "ratio": round(base_s / total_s, 2),
                    "peak_rss_mb": round(peak_mb, 1),
-                   "stage1_json_mb": round(manifest["files"]["stage1.json"]["bytes"] / 1e6, 1)}
+                   "stage1_json_mb": round(manifest["files"]["stage1.json"]["bytes"] / 1e6, 1),
+                   "validator_problems": len(problems), "validate_s": round(validate_s, 1)}
         print(json.dumps(figures))
 
 

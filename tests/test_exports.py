@@ -251,3 +251,19 @@ def test_the_versions_api_creates_follows_and_serves_a_version(app, db, settings
     assert manifest == ready["manifest"]
     assert [v["name"] for v in client.get("/api/v1/versions", headers=api).json()] == ["api-v1"]
     assert client.delete(f"/api/v1/versions/{version_id}", headers=api).status_code == 403  # admins only
+
+
+def test_a_task_with_several_approved_instructions_draws_one_per_instance_and_records_which(app, db, settings):
+    people = team(db)
+    task, first = _approved(db, people, "MULTI+instruct", instances=60)
+    _, second, review = submit_instruction(db, task, people["author"], text="Say what the answer is.")
+    approve(db, review)
+    manifest = _build(app, settings, ExportSpec(task_ids=[task.id], seed=2))
+    used = manifest["instruction_versions"]["MULTI+instruct"]
+    assert set(used) == {str(first.id), str(second.id)} and all(count > 10 for count in used.values())
+    records = json.loads((settings.data_dir / "exports" / "out" / "stage1.json").read_text())
+    by_version = {record["id"].rsplit("/v", 1)[1] for record in records}
+    assert by_version == {str(first.id), str(second.id)}
+    texts = {record["id"].rsplit("/v", 1)[1]: record["conversations"][0]["value"].split("\n\n")[0]
+             for record in records}
+    assert texts[str(second.id)] == "Say what the answer is."  # each record rendered with its own version

@@ -14,6 +14,38 @@ from app.exports.files import hash_file
 RECORD_FILES = ("stage1.json", "val.json", "stage2.json")
 
 
+def read_array(path: Path) -> Iterator[dict]:
+    """The records of a JSON array file, streamed when it has the exporter's layout (a record per line, so
+    1.66M records never sit in memory at once), else parsed whole. Refuses a byte-order mark or non-ASCII
+    bytes: the trainer reads with the platform's default encoding."""
+    with open(path, "rb") as source:
+        head = source.read(3)
+        if head.startswith(b"\xef\xbb\xbf"):
+            raise ValueError("starts with a byte-order mark")
+        source.seek(0)
+        if source.readline().strip() == b"[":
+            return _lines(path)
+    data = path.read_bytes()
+    if not data.isascii():
+        raise ValueError("has non-ASCII bytes: write ASCII-escaped JSON")
+    records = json.loads(data)
+    if not isinstance(records, list):
+        raise ValueError("is not a JSON array")
+    return iter(records)
+
+
+def _lines(path: Path) -> Iterator[dict]:
+    with open(path, "rb") as source:
+        source.readline()  # "["
+        for number, line in enumerate(source, start=2):
+            line = line.rstrip(b"\n")
+            if line in (b"]", b""):
+                continue
+            if not line.isascii():
+                raise ValueError(f"line {number} has non-ASCII bytes: write ASCII-escaped JSON")
+            yield json.loads(line[:-1] if line.endswith(b",") else line)
+
+
 def validate_version(folder: Path, *, count_tokens: Callable[[str], int] | None = None, max_tokens: int = 2048,
                      image_tokens: int = 576) -> Iterator[Violation]:
     """Every problem in the version at `folder` (nothing: a trainer can use it as it is)."""
@@ -36,15 +68,9 @@ def validate_version(folder: Path, *, count_tokens: Callable[[str], int] | None 
         path = folder / name
         if not path.is_file():
             continue
-        raw = path.read_bytes()
-        if raw.startswith(b"\xef\xbb\xbf") or not raw.isascii():
-            yield Violation(name, "encoding", "must be ASCII JSON without a byte-order mark")
-            continue
-        records = json.loads(raw)
-        if not isinstance(records, list):
-            yield Violation(name, "not an array", "the trainer reads a JSON array")
-            continue
-        for problem in check_file(records, image_folder=folder / "images", image_names=image_names,
-                                  count_tokens=count_tokens,
-                                  max_tokens=max_tokens, image_tokens=image_tokens):
-            yield Violation(f"{name}: {problem.record}", problem.rule, problem.detail)
+        try:  # a file that stops being JSON half-way is reported where it stops
+            for problem in check_file(read_array(path), image_folder=folder / "images", image_names=image_names,
+                                      count_tokens=count_tokens, max_tokens=max_tokens, image_tokens=image_tokens):
+                yield Violation(f"{name}: {problem.record}", problem.rule, problem.detail)
+        except ValueError as error:
+            yield Violation(name, "not readable", str(error))
