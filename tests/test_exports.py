@@ -267,3 +267,19 @@ def test_a_task_with_several_approved_instructions_draws_one_per_instance_and_re
     texts = {record["id"].rsplit("/v", 1)[1]: record["conversations"][0]["value"].split("\n\n")[0]
              for record in records}
     assert texts[str(second.id)] == "Say what the answer is."  # each record rendered with its own version
+
+
+def test_an_exported_record_traces_back_to_its_instance_version_and_reviews(app, db, settings):
+    from tests.review_helpers import signed_in
+
+    people = team(db)
+    task, version = _approved(db, people, "TRACE+me", instances=3)
+    _build(app, settings, ExportSpec(task_ids=[task.id]))
+    record = json.loads((settings.data_dir / "exports" / "out" / "stage1.json").read_text())[0]
+    client, _ = signed_in(app, people["author"])
+    page = soup(client.get("/versions/trace", params={"id": record["id"]}))
+    origin = page.select_one("#origin")
+    assert "TRACE+me" in origin.text and f"/instructions/{version.instruction_id}" in str(origin)
+    assert "approve" in page.select_one("#reviews").text
+    assert client.get("/versions/trace", params={"id": "nonsense"}).status_code == 422
+    assert client.get("/versions/trace", params={"id": "TRACE+me/999999/v1"}).status_code == 404

@@ -28,8 +28,8 @@ from app.exports.files import (
     HashingFile,
     JsonArrayWriter,
     JsonLinesWriter,
-    ParquetRecordWriter,
     ascii_json,
+    jsonl_to_parquet,
     tar_folder,
 )
 from app.exports.sampling import SPLIT_SALT, choose, draw_conversations, draw_instances, unit
@@ -162,7 +162,7 @@ def _build_into(engine: Engine, spec: ExportSpec, work: Path, media: MediaStore,
                 count_tokens: Callable[[str], int], on_progress, name: str) -> dict[str, Any]:
     images = ImageFolder(work / IMAGE_DIR, media)
     train, val = JsonArrayWriter(work / "stage1.json"), JsonArrayWriter(work / "val.json")
-    lines, table = JsonLinesWriter(work / "stage1.jsonl"), ParquetRecordWriter(work / "stage1.parquet")
+    lines = JsonLinesWriter(work / "stage1.jsonl")
     tally = Tally()
     rules = {"count_tokens": count_tokens, "max_tokens": spec.max_tokens, "image_tokens": spec.image_tokens}
     with Session(engine) as session:
@@ -190,15 +190,13 @@ def _build_into(engine: Engine, spec: ExportSpec, work: Path, media: MediaStore,
                     tally.leave_out(problems)
                     continue
                 image = images.add(sha256, image_format) if sha256 else None
-                record = _record(record_id, task_name, rendered.prompt, rendered.target, image)
-                data = ascii_json(record)
+                data = ascii_json(_record(record_id, task_name, rendered.prompt, rendered.target, image))
                 if splitting and unit(spec.seed ^ SPLIT_SALT, instance_id) < spec.validation_ratio:
                     val.add_encoded(data)
                     counts["validation"] += 1
                 else:
                     train.add_encoded(data)
                     lines.add_encoded(data)
-                    table.add(record)
                     counts["train"] += 1
                 used[version_id] += 1
                 written += 1
@@ -206,8 +204,9 @@ def _build_into(engine: Engine, spec: ExportSpec, work: Path, media: MediaStore,
                     on_progress(done / (len(plans) + 1), f"{task_name}: {written:,} records")
             tally.per_task[task_name] = counts
             on_progress((done + 1) / (len(plans) + 1), f"{done + 1} of {len(plans)} tasks")
-        files = {"stage1.json": train.close(), "val.json": val.close(), "stage1.jsonl": lines.close(),
-                 "stage1.parquet": table.close()}
+        files = {"stage1.json": train.close(), "val.json": val.close(), "stage1.jsonl": lines.close()}
+        on_progress(len(plans) / (len(plans) + 1), "writing stage1.parquet")
+        files["stage1.parquet"] = jsonl_to_parquet(work / "stage1.jsonl", work / "stage1.parquet")
         stage2 = _stage2(session, spec, work, images, rules, tally) if spec.conversation_pool_id else None
         if stage2 is not None:
             files["stage2.json"] = stage2

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 from sqlmodel import select
 
@@ -35,6 +36,14 @@ def create_version(request: Request, session: SessionDep, user: CurrentUser, for
                          checkboxes=("images_as_tar",))
     version = version_service.create(session, spec=spec, name=str(form.get("name", "")), actor_id=user.id)
     return see_other(request, f"/versions/{version.id}")
+
+
+@router.get("/trace", dependencies=[ANY_ROLE])
+def trace(request: Request, session: SessionDep, id: Annotated[str, Query(max_length=300)]):
+    """Where an exported record comes from: its id names the task, the instance and the instruction version;
+    this page shows them with the version's reviews and the instance's spot-check verdicts."""
+    return render(request, "versions/trace.html", record_id=id,
+                  origin=version_service.trace(session, record_id=id))
 
 
 @router.get("/diff", dependencies=[ANY_ROLE])

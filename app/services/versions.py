@@ -17,8 +17,17 @@ from app.db import make_engine
 from app.errors import Conflict, Invalid, NotFound
 from app.exports.build import BuildError, build, plan
 from app.exports.spec import ExportSpec
-from app.models import DatasetVersion, Task, TaskStatus, VersionStatus, utcnow
-from app.services import audit, jobs
+from app.models import (
+    DatasetVersion,
+    Instance,
+    InstructionVersion,
+    SpotCheckItem,
+    Task,
+    TaskStatus,
+    VersionStatus,
+    utcnow,
+)
+from app.services import audit, instructions, jobs
 from app.storage import MediaStore, PathOutsideRoot, confined
 from app.tokens import token_counter
 
@@ -173,3 +182,30 @@ def diff(older: DatasetVersion, newer: DatasetVersion) -> list[TaskChange]:
         count_after, versions_after = after.get(task, (0, []))
         changes.append(TaskChange(task, count_before, count_after, versions_before, versions_after))
     return changes
+
+
+@dataclass(frozen=True)
+class Origin:
+    task: Task
+    instance: Instance
+    version: InstructionVersion
+    reviews: list  # (Review, reviewer name), newest first
+    verdicts: list[SpotCheckItem]
+
+
+def trace(session: Session, *, record_id: str) -> Origin:
+    """The task, instance, instruction version, reviews and spot-check verdicts behind an exported record id
+    (`<task>/<instance id>/v<instruction version id>`)."""
+    parts = record_id.rsplit("/", 2)
+    if len(parts) != 3 or not parts[1].isdigit() or not parts[2].startswith("v") or not parts[2][1:].isdigit():
+        raise Invalid("A record id reads <task>/<instance id>/v<instruction version id>.", fields={"id": "format"})
+    task_name, instance_id, version_id = parts[0], int(parts[1]), int(parts[2][1:])
+    instance, version = session.get(Instance, instance_id), session.get(InstructionVersion, version_id)
+    task = session.exec(select(Task).where(Task.name == task_name)).first()
+    if task is None or instance is None or version is None or instance.task_id != task.id:
+        raise NotFound(f"No exported record could have the id {record_id!r} (its task, instance or instruction "
+                       "version is not here any more).")
+    reviews = instructions.review_comments(session, instruction_id=version.instruction_id).get(version.id, [])
+    verdicts = list(session.exec(select(SpotCheckItem).where(SpotCheckItem.instance_id == instance.id,
+                                                             SpotCheckItem.decided_at.is_not(None))))
+    return Origin(task, instance, version, reviews, verdicts)
