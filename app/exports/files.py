@@ -112,7 +112,7 @@ def jsonl_to_parquet(source: Path, target: Path) -> dict[str, Any]:
     turn = pa.struct([("from", pa.string()), ("value", pa.string())])
     schema = pa.schema([("id", pa.string()), ("image", pa.string()), ("task_name", pa.string()),
                         ("conversations", pa.list_(turn))])
-    reader = pajson.open_json(source, read_options=pajson.ReadOptions(block_size=32 << 20, use_threads=True),
+    reader = pajson.open_json(source, read_options=pajson.ReadOptions(block_size=4 << 20, use_threads=False),
                               parse_options=pajson.ParseOptions(explicit_schema=schema,
                                                                 unexpected_field_behavior="error"))
     count = 0
