@@ -76,6 +76,16 @@ def baseline(path: str, out: Path, cap: int) -> tuple[int, float]:
     return count, time.perf_counter() - started
 
 
+def loads_with_datasets(path: Path, cache: Path) -> int | None:
+    """Rows Hugging Face `datasets` reads from the Parquet file (offline), or None without `datasets`."""
+    os.environ.update(HF_DATASETS_OFFLINE="1", HF_HOME=str(cache))
+    try:
+        from datasets import load_dataset
+    except ImportError:
+        return None
+    return load_dataset("parquet", data_files=str(path), split="train", cache_dir=str(cache)).num_rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=187)
@@ -110,12 +120,15 @@ def main() -> None:
         problems = list(validate_version(workdir / "exports" / "1"))
         validate_s = time.perf_counter() - started
         print(f"  validator: {len(problems)} problems in {validate_s:.1f} s", file=sys.stderr)
+        loaded = loads_with_datasets(workdir / "exports" / "1" / "stage1.parquet", workdir / "hf")
+        print(f"  datasets.load_dataset(parquet): {loaded:,} rows", file=sys.stderr)
         figures = {"database": "sqlite", "tasks": args.tasks, "instances": args.instances, "records": records,
                    "total_s": round(total_s, 1), "records_per_s": round(records / total_s),
                    "baseline_per_s": round(base_count / base_s), "ratio": round(base_s / total_s, 2),
                    "peak_rss_mb": round(peak_mb, 1),
                    "stage1_json_mb": round(manifest["files"]["stage1.json"]["bytes"] / 1e6, 1),
-                   "validator_problems": len(problems), "validate_s": round(validate_s, 1)}
+                   "validator_problems": len(problems), "validate_s": round(validate_s, 1),
+                   "datasets_rows": loaded}
         print(json.dumps(figures))
 
 

@@ -283,3 +283,24 @@ def test_an_exported_record_traces_back_to_its_instance_version_and_reviews(app,
     assert "approve" in page.select_one("#reviews").text
     assert client.get("/versions/trace", params={"id": "nonsense"}).status_code == 422
     assert client.get("/versions/trace", params={"id": "TRACE+me/999999/v1"}).status_code == 404
+
+
+def test_a_version_created_in_the_browser_is_built_by_the_worker(app, db, settings):
+    from app.models import DatasetVersion, Job
+    from tests.review_helpers import signed_in
+    from worker.__main__ import Worker
+
+    people = team(db)
+    task, _ = _approved(db, people, "WORKER+built", instances=5)
+    client, csrf = signed_in(app, people["author"])
+    created = client.post("/versions", data={"csrf_token": csrf, "task_ids": str(task.id), "per_task_cap": "10000",
+                                             "seed": "0", "validation_ratio": "0.2", "stage2_size": "1000"})
+    version_id = int(created.headers["location"].rsplit("/", 1)[1])
+    assert Worker(settings).run_once() is True  # the real worker loop, one job
+    db.expire_all()
+    version = db.get(DatasetVersion, version_id)
+    job = db.get(Job, version.job_id)
+    assert (version.status, job.status) == ("ready", "succeeded") and job.result["version_id"] == version_id
+    assert list(validate_version(settings.export_dir / str(version_id))) == []
+    page = soup(client.get(f"/versions/{version_id}"))
+    assert page.select_one("#files") is not None and page.select_one('#per-task tr[data-task="WORKER+built"]')
