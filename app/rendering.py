@@ -18,7 +18,7 @@ import re
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta, nodes
 from jinja2.exceptions import SecurityError
@@ -57,8 +57,7 @@ class InstructionSpec:
     image_placement: str = "before"
 
 
-@dataclass(frozen=True)
-class Rendered:
+class Rendered(NamedTuple):  # a tuple: an export makes 1.66M of them, and a frozen dataclass is slow to build
     prompt: str
     target: str
 

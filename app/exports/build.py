@@ -164,7 +164,7 @@ def _build_into(engine: Engine, spec: ExportSpec, work: Path, media: MediaStore,
     train, val = JsonArrayWriter(work / "stage1.json"), JsonArrayWriter(work / "val.json")
     lines = JsonLinesWriter(work / "stage1.jsonl")
     tally = Tally()
-    rules = {"count_tokens": count_tokens, "max_tokens": spec.max_tokens, "image_tokens": spec.image_tokens}
+    rules = (count_tokens, spec.max_tokens, spec.image_tokens)
     with Session(engine) as session:
         plans = plan(session, spec)
         for done, item in enumerate(plans):
@@ -172,7 +172,7 @@ def _build_into(engine: Engine, spec: ExportSpec, work: Path, media: MediaStore,
                 text=version.text, input_template=version.input_template, output_template=version.output_template,
                 options_style=version.options_style, image_placement=version.image_placement)))
                 for version in item.versions]
-            task_name, counts, written = item.task.name, Counter(), 0
+            task_name, trained, validated = item.task.name, 0, 0
             used = tally.versions_used.setdefault(task_name, Counter())
             splitting = spec.validation_ratio > 0
             for instance_id, input_text, options, raw, preferred, sha256, image_format in draw_instances(
@@ -184,8 +184,7 @@ def _build_into(engine: Engine, spec: ExportSpec, work: Path, media: MediaStore,
                 except TemplateProblem as problem:
                     tally.leave_out([Violation(record_id, "render", str(problem))])
                     continue
-                problems = check_pair(record_id, rendered.prompt, rendered.target, has_image=sha256 is not None,
-                                      **rules)
+                problems = check_pair(record_id, rendered.prompt, rendered.target, sha256 is not None, *rules)
                 if problems:
                     tally.leave_out(problems)
                     continue
@@ -193,16 +192,15 @@ def _build_into(engine: Engine, spec: ExportSpec, work: Path, media: MediaStore,
                 data = ascii_json(_record(record_id, task_name, rendered.prompt, rendered.target, image))
                 if splitting and unit(spec.seed ^ SPLIT_SALT, instance_id) < spec.validation_ratio:
                     val.add_encoded(data)
-                    counts["validation"] += 1
+                    validated += 1
                 else:
                     train.add_encoded(data)
                     lines.add_encoded(data)
-                    counts["train"] += 1
+                    trained += 1
                 used[version_id] += 1
-                written += 1
-                if written % PROGRESS_EVERY == 0:  # also keeps a job's lease alive on a big task
-                    on_progress(done / (len(plans) + 1), f"{task_name}: {written:,} records")
-            tally.per_task[task_name] = counts
+                if (trained + validated) % PROGRESS_EVERY == 0:  # also keeps a job's lease alive on a big task
+                    on_progress(done / (len(plans) + 1), f"{task_name}: {trained + validated:,} records")
+            tally.per_task[task_name] = Counter({"train": trained, "validation": validated})
             on_progress((done + 1) / (len(plans) + 1), f"{done + 1} of {len(plans)} tasks")
         files = {"stage1.json": train.close(), "val.json": val.close(), "stage1.jsonl": lines.close()}
         on_progress(len(plans) / (len(plans) + 1), "writing stage1.parquet")
@@ -235,7 +233,7 @@ def _build_into(engine: Engine, spec: ExportSpec, work: Path, media: MediaStore,
     return manifest
 
 
-def _stage2(session: Session, spec: ExportSpec, work: Path, images: ImageFolder, rules: dict,
+def _stage2(session: Session, spec: ExportSpec, work: Path, images: ImageFolder, rules: tuple,
             tally: Tally) -> dict[str, Any]:
     """The seeded conversation sample; every record gets a new unique id (LLaVA-Instruct's repeat)."""
     writer = JsonArrayWriter(work / "stage2.json")
@@ -245,7 +243,7 @@ def _stage2(session: Session, spec: ExportSpec, work: Path, images: ImageFolder,
         if row.sha256:
             record["image"] = images.add(row.sha256, row.format)
         record["conversations"] = row.conversations
-        problems = check_record(record, **rules)
+        problems = check_record(record, count_tokens=rules[0], max_tokens=rules[1], image_tokens=rules[2])
         if problems:
             tally.leave_out(problems)
             continue

@@ -54,7 +54,7 @@ def _length_problem(text: str, has_image: bool, count_tokens, max_tokens: int,
     return None
 
 
-def check_pair(record_id: str, prompt: str, target: str, *, has_image: bool,
+def check_pair(record_id: str, prompt: str, target: str, has_image: bool,
                count_tokens: Callable[[str], int] | None = None, max_tokens: int = 2048,
                image_tokens: int = 576) -> list[Violation]:
     """`check_record` for the record an export makes — one human prompt, one gpt answer, an image named by
