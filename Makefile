@@ -4,6 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.runtime-installed
+WORKER_STAMP := $(VENV)/.worker-installed
 DEV_STAMP := $(VENV)/.dev-installed
 export OMP_NUM_THREADS ?= 1
 
@@ -21,7 +22,12 @@ $(RUNTIME_STAMP): requirements.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	touch $@
 
-$(DEV_STAMP): requirements-dev.txt $(RUNTIME_STAMP)
+# The worker's model stack (torch CPU build, transformers): about a minute and 1 GB the first time.
+$(WORKER_STAMP): requirements-worker.txt $(RUNTIME_STAMP)
+	$(BIN)/python -m pip install --quiet -r requirements-worker.txt
+	touch $@
+
+$(DEV_STAMP): requirements-dev.txt $(WORKER_STAMP)
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
@@ -32,7 +38,7 @@ demo: migrate
 	$(BIN)/python -m app demo
 
 # The worker runs beside the web server and stops with it.
-serve: $(RUNTIME_STAMP)
+serve: $(WORKER_STAMP)
 	@trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/python -m worker & worker=$$!; \
 	$(BIN)/python -m app serve

@@ -19,6 +19,8 @@ cli.add_typer(users_cli, name="users")
 import_cli = typer.Typer(help="Bring datasets into the studio.", no_args_is_help=True)
 cli.add_typer(tokens_cli, name="tokens")
 cli.add_typer(import_cli, name="import")
+models_cli = typer.Typer(help="Models the worker can load for previews.", no_args_is_help=True)
+cli.add_typer(models_cli, name="models")
 
 def _session(settings: Settings | None = None):
     from sqlmodel import Session
@@ -334,6 +336,35 @@ def export(
                f"{files['val.json']['records']:,} validation records, "
                f"{version.manifest['excluded']['records']:,} left out; content {version.content_hash[:16]}")
     typer.echo(f"files: {version_service.folder_of(settings, version)}")
+
+
+@models_cli.command("add")
+def models_add(
+    name: Annotated[str, typer.Argument(help="A name to pick it by.")],
+    path: Annotated[str, typer.Argument(help="Its folder on the worker's machine (saved with save_pretrained).")],
+    dtype: Annotated[str, typer.Option(help="float32, bfloat16 or float16.")] = "float32",
+    device: Annotated[str, typer.Option(help="auto (CUDA when there is one), cpu, cuda or cuda:N.")] = "auto",
+) -> None:
+    """Register a model by its local path (nothing is downloaded)."""
+    from app.errors import AppError
+    from app.services import models as model_service
+
+    with _session() as session:
+        try:
+            model = model_service.register(session, name=name, path=path, dtype=dtype, device=device, actor_id=None)
+        except AppError as error:
+            _fail(error.message)
+    typer.echo(f"model {model.name} registered (id {model.id}): {model.path}, {model.dtype}, {model.device}")
+
+
+@models_cli.command("list")
+def models_list() -> None:
+    """The registered models."""
+    from app.services import models as model_service
+
+    with _session() as session:
+        for model in model_service.list_models(session):
+            typer.echo(f"{model.id:>4}  {model.name:<30} {model.dtype:<9} {model.device:<7} {model.path}")
 
 
 @cli.command()

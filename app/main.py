@@ -28,6 +28,7 @@ from app.routers import (
     instructions,
     jobs,
     media,
+    models,
     quality,
     review,
     tasks,
@@ -67,7 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(ServerTiming)  # outermost: times everything inside it
     install_error_handlers(app)
     for module in (auth, dashboard, tasks, instances, instructions, media, datasets, imports, jobs, users, account,
-                   review, quality, versions, api, api_review, api_versions, docs):
+                   review, quality, versions, models, api, api_review, api_versions, docs):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = [[], ["migrate"], ["demo"], ["serve"], ["users"], ["users", "create"], ["users", "list"],
             ["users", "reset-password"], ["tokens"], ["tokens", "create"], ["import"], ["import", "unified"],
             ["import", "llava"], ["import", "conversations"],
-            ["import", "metadata"], ["import", "table"], ["export"], ["validate"]]
+            ["import", "metadata"], ["import", "table"], ["export"], ["validate"], ["models"],
+            ["models", "add"], ["models", "list"]]
 
 
 def run(args: list[str], env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -110,6 +111,16 @@ def test_export_builds_a_version_of_the_demo_from_the_command_line(cli_env):
     broken = run(["validate", str(folder)], cli_env)
     assert broken.returncode == 1
     assert "stage1.json: changed file" in broken.stdout and f"stage1.json: {records[1]['id']}: roles" in broken.stdout
+
+
+def test_models_are_registered_and_listed_from_the_command_line(cli_env):
+    assert run(["migrate"], cli_env).returncode == 0
+    added = run(["models", "add", "tiny", "/models/tiny", "--dtype", "bfloat16"], cli_env)
+    assert added.returncode == 0 and "model tiny registered" in added.stdout
+    assert "tiny" in run(["models", "list"], cli_env).stdout
+    refused = run(["models", "add", "tiny", "/elsewhere"], cli_env)
+    assert refused.returncode == 1 and "already a model called 'tiny'" in refused.stderr
+    assert run(["models", "add", "x", "/m", "--dtype", "int3"], cli_env).returncode == 1
 
 
 def test_serve_says_clearly_when_its_port_is_taken(cli_env):

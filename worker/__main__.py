@@ -42,7 +42,13 @@ def _run_export(settings, context, payload):
     return run_export(settings, context, payload)
 
 
-HANDLERS = {"import": _run_import, "lint": _run_lint, "export": _run_export}
+def _run_preview(settings, context, payload):
+    from worker.preview import run_preview  # torch and transformers: only when a preview runs
+
+    return run_preview(settings, context, payload)
+
+
+HANDLERS = {"import": _run_import, "lint": _run_lint, "export": _run_export, "preview": _run_preview}
 
 
 class Worker:
@@ -92,7 +98,15 @@ class Worker:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m worker", description=__doc__.splitlines()[0])
     parser.add_argument("--once", action="store_true", help="run at most one job, then exit")
+    commands = parser.add_subparsers(dest="command")
+    tiny = commands.add_parser("tiny-model", help="build the tiny random LLaVA model that tests and the demo use")
+    tiny.add_argument("out", help="folder to write it to")
     args = parser.parse_args()
+    if args.command == "tiny-model":
+        from worker.tiny_model import build_tiny_model
+
+        print(f"tiny model written to {build_tiny_model(args.out)}")
+        return
     settings = Settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     worker = Worker(settings)

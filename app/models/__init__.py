@@ -18,6 +18,7 @@ from app.models.operations import (
     Job,
     JobStatus,
     ModelOutput,
+    RegisteredModel,
     VersionStatus,
 )
 from app.models.quality import (
@@ -39,7 +40,7 @@ metadata = SQLModel.metadata
 __all__ = [
     "ApiToken", "AuditEvent", "ConversationItem", "ConversationPool", "DatasetVersion", "Decision", "Image",
     "ImagePlacement", "Instance", "InstanceStatus", "Instruction", "InstructionStatus", "InstructionVersion",
-    "Job", "JobStatus", "ModelOutput", "OptionsStyle", "QcStatus", "Review", "ReviewSubject", "Role",
+    "Job", "JobStatus", "ModelOutput", "OptionsStyle", "QcStatus", "RegisteredModel", "Review", "ReviewSubject", "Role",
     "SolveTest", "SolveTestItem", "SourceDataset", "SpotCheck", "SpotCheckItem", "SpotVerdict", "Task",
     "TaskGroup", "TaskStatus", "User", "UserRole", "VersionStatus", "metadata", "utcnow",
 ]

@@ -71,6 +71,21 @@ class Job(SQLModel, table=True):
     finished_at: datetime | None = optional_time_field()
 
 
+class RegisteredModel(SQLModel, table=True):
+    """A vision-language model the worker can load: a local folder saved with `save_pretrained`."""
+
+    __tablename__ = "registered_model"
+    __table_args__ = (one_of("dtype", ("float32", "bfloat16", "float16")),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=120, unique=True)
+    path: str = Field(max_length=500, description="On the worker's machine; nothing is downloaded.")
+    dtype: str = Field(default="float32", max_length=10)
+    device: str = Field(default="auto", max_length=20, description="auto (CUDA when there is one), cpu, cuda, cuda:1")
+    created_by_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
+    created_at: datetime = created_at_field()
+
+
 class ModelOutput(SQLModel, table=True):
     __tablename__ = "model_output"
     __table_args__ = (

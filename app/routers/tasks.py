@@ -13,6 +13,7 @@ from app.models import Role, TaskGroup
 from app.schemas import TaskMetadataIn
 from app.services import audit, quality
 from app.services import datasets as dataset_service
+from app.services import models as model_service
 from app.services import tasks as task_service
 from app.services.qc import QcDefaults
 from app.services.tasks import TaskFilters
@@ -81,5 +82,6 @@ def task_detail(request: Request, session: SessionDep, task_id: int):
     return render(request, "tasks/detail.html", task=task, dataset=dataset,
                   instructions=task_service.instructions_of(session, task_id=task.id),
                   quality=quality.per_task(session, task_id=task.id)[0],
+                  models=model_service.list_models(session),
                   defaults=QcDefaults.from_settings(settings),
                   events=audit.recent(session, task_id=task.id, limit=10))

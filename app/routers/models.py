@@ -1,0 +1,65 @@
+"""Models the worker can load, and previews: a model's answers on a task's instances beside the targets."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from app.deps import ANY_ROLE, CurrentUser, SessionDep, require_role
+from app.errors import Invalid
+from app.forms import FormDep
+from app.models import Role
+from app.services import jobs as job_service
+from app.services import models as model_service
+from app.services import previews
+from app.services import tasks as task_service
+from app.templating import render, see_other
+
+router = APIRouter(tags=["pages"], include_in_schema=False)
+ADMIN = require_role(Role.admin)
+PREVIEWERS = require_role(Role.admin, Role.author, Role.reviewer)
+
+
+@router.get("/models", dependencies=[ANY_ROLE])
+def model_list(request: Request, session: SessionDep):
+    return render(request, "models/page.html", models=model_service.list_models(session),
+                  previews=job_service.recent_jobs(session, kind="preview"))
+
+
+@router.post("/models", dependencies=[ADMIN])
+def register_model(request: Request, session: SessionDep, user: CurrentUser, form: FormDep):
+    model_service.register(session, name=str(form.get("name", "")), path=str(form.get("path", "")),
+                           dtype=str(form.get("dtype", "float32")), device=str(form.get("device", "auto")),
+                           actor_id=user.id)
+    return see_other(request, "/models")
+
+
+def _int(form, name: str, default: int | None) -> int | None:
+    raw = str(form.get(name, "")).strip()
+    if not raw:
+        return default
+    if not raw.isdigit():
+        raise Invalid(f"{name.replace('_', ' ').capitalize()} must be a number.", fields={name: "a number"})
+    return int(raw)
+
+
+@router.post("/tasks/{task_id}/previews", dependencies=[PREVIEWERS])
+def start_preview(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, task_id: int):
+    task = task_service.get_task(session, task_id=task_id)
+    job = previews.start(session, task_id=task.id, model_id=_int(form, "model_id", 0),
+                         version_id=_int(form, "instruction_version_id", None), size=_int(form, "size", 16),
+                         seed=_int(form, "seed", 0), batch_size=_int(form, "batch_size", 8),
+                         max_new_tokens=_int(form, "max_new_tokens", 64), actor_id=user.id)
+    return see_other(request, f"/previews/{job.id}")
+
+
+@router.get("/previews/{job_id}", dependencies=[ANY_ROLE])
+def preview_page(request: Request, session: SessionDep, job_id: int):
+    job = job_service.get_job(session, job_id=job_id)
+    if job.kind != "preview":
+        raise Invalid("That job is not a preview.", fields={"job_id": "not a preview"})
+    rows = previews.results(session, job=job)
+    return render(request, "models/preview.html", job=job, rows=rows,
+                  terminal=job.status in job_service.TERMINAL,
+                  task=task_service.get_task(session, task_id=job.payload["task_id"]),
+                  model=model_service.get(session, model_id=job.payload["model_id"]),
+                  score=(sum(row.matched for row in rows) / len(rows)) if rows else None)

@@ -1,0 +1,42 @@
+"""Registered models: local folders the worker loads (the web process never does: it has no torch)."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, select
+
+from app.errors import Invalid, NotFound
+from app.models import RegisteredModel
+from app.services import audit
+
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def register(session: Session, *, name: str, path: str, dtype: str = "float32", device: str = "auto",
+             actor_id: int | None) -> RegisteredModel:
+    name, path = name.strip(), path.strip()
+    if not name or not path:
+        raise Invalid("A model needs a name and a local path.", fields={"name" if not name else "path": "required"})
+    if dtype not in DTYPES:
+        raise Invalid(f"The dtype is one of {', '.join(DTYPES)}.", fields={"dtype": "unknown"})
+    if not (device in ("auto", "cpu", "cuda") or device.startswith("cuda:") and device[5:].isdigit()):
+        raise Invalid("The device is auto, cpu, cuda or cuda:N.", fields={"device": "unknown"})
+    if session.exec(select(RegisteredModel.id).where(RegisteredModel.name == name)).first() is not None:
+        raise Invalid(f"There is already a model called {name!r}.", fields={"name": "taken"})
+    model = RegisteredModel(name=name[:120], path=path[:500], dtype=dtype, device=device, created_by_id=actor_id)
+    session.add(model)
+    session.flush()
+    audit.record(session, actor_id=actor_id, action="model.register", entity_type="registered_model",
+                 entity_id=model.id, after={"name": model.name, "path": model.path, "dtype": dtype, "device": device})
+    session.commit()
+    return model
+
+
+def list_models(session: Session) -> list[RegisteredModel]:
+    return list(session.exec(select(RegisteredModel).order_by(RegisteredModel.name)))
+
+
+def get(session: Session, *, model_id: int) -> RegisteredModel:
+    model = session.get(RegisteredModel, model_id)
+    if model is None:
+        raise NotFound(f"There is no registered model with id {model_id}.")
+    return model

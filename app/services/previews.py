@@ -1,0 +1,66 @@
+"""Model previews: a model's answers on a task's seeded instances next to their targets, scored.
+
+The worker generates (worker/preview.py); this side queues the job and reads and scores what it stored."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlmodel import Session, select
+
+from app.errors import Invalid
+from app.models import Image, Instance, InstructionVersion, Job, ModelOutput
+from app.services import instructions as instruction_service
+from app.services import jobs, models, solve_tests
+from app.stats import normalise_answer
+
+MAX_INSTANCES = 500
+
+
+def start(session: Session, *, task_id: int, model_id: int, version_id: int | None, size: int, seed: int,
+          batch_size: int, max_new_tokens: int, actor_id: int | None) -> Job:
+    if not 1 <= size <= MAX_INSTANCES:
+        raise Invalid(f"Preview between 1 and {MAX_INSTANCES} instances.", fields={"size": f"1 to {MAX_INSTANCES}"})
+    if not 1 <= batch_size <= 256 or not 1 <= max_new_tokens <= 2048:
+        raise Invalid("Batch size 1–256, new tokens 1–2048.", fields={"batch_size": "1 to 256"})
+    model = models.get(session, model_id=model_id)
+    version = solve_tests.newest_version(session, task_id=task_id, version_id=version_id)
+    return jobs.enqueue(session, kind="preview", created_by_id=actor_id, payload={
+        "task_id": task_id, "instruction_version_id": version.id, "model_id": model.id, "size": size, "seed": seed,
+        "batch_size": batch_size, "max_new_tokens": max_new_tokens})
+
+
+def matches(output: str, target: str, options: list[str] | None) -> bool:
+    """Option tasks: the answer names the right option (its label or its text); otherwise the normalised
+    output equals the normalised target."""
+    said, wanted = normalise_answer(output), normalise_answer(target)
+    if options:
+        label, _, text = target.partition(" ")
+        return said == wanted or said == normalise_answer(text) or said.startswith(normalise_answer(label))
+    return said == wanted
+
+
+@dataclass(frozen=True)
+class PreviewRow:
+    instance: Instance
+    image: Image | None
+    prompt: str
+    target: str
+    output: str
+    latency_ms: float | None
+    matched: bool
+
+
+def results(session: Session, *, job: Job) -> list[PreviewRow]:
+    version = session.get(InstructionVersion, job.payload["instruction_version_id"])
+    spec = instruction_service.spec_of_version(version)
+    rows = session.exec(select(ModelOutput, Instance, Image).join(Instance, Instance.id == ModelOutput.instance_id)
+                        .outerjoin(Image, Image.id == Instance.image_id).where(ModelOutput.job_id == job.id)
+                        .order_by(ModelOutput.id))
+    found = []
+    for output, instance, image in rows:
+        rendered, _ = instruction_service.render_instance(spec, instance, has_image=image is not None)
+        prompt, target = (rendered.prompt, rendered.target) if rendered else ("", instance.raw_output)
+        found.append(PreviewRow(instance, image, prompt, target, output.output, output.latency_ms,
+                                matches(output.output, target, instance.options)))
+    return found
