@@ -57,6 +57,7 @@ class Settings(BaseSettings):
         "(nothing outside it). Default: `incoming` in the data dir.")
     job_lease_s: int = Field(60, ge=5, description="How long a worker holds a job without a heartbeat before "
                              "another worker may take it over.")
+    worker_poll_s: float = Field(0.25, gt=0, le=60, description="How often an idle worker looks for a job.")
     prompt_token_budget: int = Field(1472, ge=1, description="Lint warns when a rendered prompt is estimated "
                                      "longer than this many tokens (LLaVA-1.5: 2048 minus 576 image tokens).")
     tokenizer_path: Path | None = Field(

@@ -52,12 +52,12 @@ HANDLERS = {"import": _run_import, "lint": _run_lint, "export": _run_export, "pr
 
 
 class Worker:
-    def __init__(self, settings: Settings, *, poll_s: float = 1.0):
+    def __init__(self, settings: Settings, *, poll_s: float | None = None):
         self.settings = settings
         self.engine = make_engine(settings.resolved_database_url)
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self.lease = timedelta(seconds=settings.job_lease_s)
-        self.poll_s = poll_s
+        self.poll_s = poll_s or settings.worker_poll_s
         self.stopping = False
 
     def run_once(self) -> bool:
@@ -81,9 +81,11 @@ class Worker:
             finish(self.engine, job_id=job.id, owner=self.owner, status=JobStatus.succeeded, result=result)
         return True
 
-    def run_forever(self) -> None:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, self._stop)
+    def run_forever(self, *, handle_signals: bool = True) -> None:
+        """Runs jobs until stopped (SIGTERM/SIGINT: the job in hand is finished first)."""
+        if handle_signals:  # only the main thread may; a worker in a thread is stopped by `stopping`
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, self._stop)
         log.info("worker %s waiting for jobs (%s)", self.owner, ", ".join(HANDLERS))
         while not self.stopping:
             if not self.run_once():

@@ -1,0 +1,127 @@
+"""How fast the worker picks a job up, and what a preview costs beyond the model's own generation.
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/worker_bench.py
+    .venv/bin/python bench/worker_bench.py --model /models/llava-1.5-7b --device cuda   # a real model
+
+1. Pickup: a worker loop runs in a thread (polling every STUDIO_WORKER_POLL_S); one-instance previews are
+   queued one at a time; pickup = the job's start minus its creation, from the database's own timestamps.
+2. Overhead: a preview job over --instances instances (demo workspace, tiny random LLaVA unless --model),
+   against the bare `processor(...)` + `model.generate(...)` on the same inputs and batches in the same run:
+   overhead_ratio = (job time - bare time) / bare time, with the model already loaded for both.
+The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from PIL import Image as PILImage  # noqa: E402
+from sqlmodel import Session, select  # noqa: E402
+
+from app.config import Settings  # noqa: E402
+from app.main import create_app  # noqa: E402
+from app.migrate import upgrade  # noqa: E402
+from app.models import Job, Task  # noqa: E402
+from app.services import instructions as instruction_service  # noqa: E402
+from app.services import models as model_service  # noqa: E402
+from app.services import previews  # noqa: E402
+from app.services.demo import load_demo  # noqa: E402
+from app.storage import MediaStore  # noqa: E402
+from worker.__main__ import Worker  # noqa: E402
+from worker.loading import load  # noqa: E402
+from worker.preview import generate  # noqa: E402
+from worker.tiny_model import build_tiny_model  # noqa: E402
+
+
+def wait_for(session: Session, job_id: int, timeout: float = 120) -> Job:
+    deadline = time.monotonic() + timeout
+    while True:
+        session.expire_all()
+        job = session.get(Job, job_id)
+        if job.status in ("succeeded", "failed", "cancelled"):
+            return job
+        assert time.monotonic() < deadline, f"job {job_id} did not end"
+        time.sleep(0.02)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="a local model folder (default: the tiny random LLaVA)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--instances", type=int, default=24)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--pickups", type=int, default=30)
+    args = parser.parse_args()
+
+    import torch
+
+    torch.set_num_threads(1)
+    workdir = Path(tempfile.mkdtemp(prefix="studio-worker-bench-"))
+    settings = Settings(mode="test", data_dir=workdir, database_url=f"sqlite:///{workdir / 'studio.db'}",
+                        log_level="warning", _env_file=None)
+    upgrade(settings.resolved_database_url, "head")
+    app = create_app(settings)
+    model_path = args.model or str(build_tiny_model(workdir / "tiny-llava"))
+    with Session(app.state.engine, expire_on_commit=False) as session:
+        load_demo(session, data_dir=workdir)
+        task = session.exec(select(Task).where(Task.name == "SHAPES+shape_classification")).one()
+        model = model_service.register(session, name="bench", path=model_path, device=args.device, actor_id=None)
+        loaded = load(model_path, "float32", args.device)  # both sides below run with the model in memory
+
+        worker = Worker(settings)
+        thread = threading.Thread(target=worker.run_forever, kwargs={"handle_signals": False}, daemon=True)
+        thread.start()
+        pickups = []
+        for k in range(args.pickups):
+            time.sleep(0.05 + (k % 5) * 0.05)  # arrive at different points of the worker's polling
+            job = previews.start(session, task_id=task.id, model_id=model.id, version_id=None, size=1, seed=k,
+                                 batch_size=1, max_new_tokens=1, actor_id=None)
+            done = wait_for(session, job.id)
+            pickups.append((done.started_at - done.created_at).total_seconds())
+
+        job = previews.start(session, task_id=task.id, model_id=model.id, version_id=None, size=args.instances,
+                             seed=99, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, actor_id=None)
+        done = wait_for(session, job.id)
+        job_s = (done.finished_at - done.started_at).total_seconds()
+        worker.stopping = True
+
+        # The bare loop: the same instances, prompts, images and batches, only processor + generate timed.
+        version = instruction_service.spec_of_version(
+            session.get(instruction_service.InstructionVersion, done.payload["instruction_version_id"]))
+        media, work = MediaStore(settings.media_dir), []
+        for instance, image in instruction_service.sample_instances(session, task_id=task.id, seed=99,
+                                                                    size=args.instances):
+            rendered, _ = instruction_service.render_instance(version, instance, has_image=image is not None)
+            work.append((rendered.prompt, PILImage.open(media.path_for(image.sha256)).convert("RGB")))
+        bare_s = 0.0
+        for start in range(0, len(work), args.batch_size):
+            batch = work[start:start + args.batch_size]
+            _, seconds = generate(loaded, [prompt for prompt, _ in batch], [image for _, image in batch],
+                                  max_new_tokens=args.max_new_tokens)
+            bare_s += seconds
+        # `generate` times model.generate alone; the processor's share is in the job's overhead.
+        thread.join(timeout=5)
+    pickups.sort()
+    figures = {"model": "tiny-llava (random)" if not args.model else args.model, "device": loaded.device,
+               "pickups": len(pickups), "poll_s": settings.worker_poll_s,
+               "pickup_p50_s": round(statistics.median(pickups), 3),
+               "pickup_p95_s": round(pickups[int(0.95 * (len(pickups) - 1))], 3),
+               "instances": len(work), "batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens,
+               "job_s": round(job_s, 3), "bare_generate_s": round(bare_s, 3),
+               "overhead_ratio": round((job_s - bare_s) / bare_s, 3) if bare_s else None,
+               "job_status": done.status}
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
