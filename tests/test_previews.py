@@ -59,6 +59,18 @@ def test_a_preview_stores_one_output_per_instance_and_shows_them_beside_the_targ
     assert db.get(Job, job_id).status == "succeeded" and db.get(Job, job_id).attempts == 2
     assert len(db.exec(select(ModelOutput).where(ModelOutput.job_id == job_id)).all()) == 6
 
+    # A second model on the same instances (same seed and size), compared side by side.
+    client.post("/models", data={"csrf_token": csrf, "name": "tiny-again", "path": str(tiny_model), "device": "cpu"})
+    other_model = soup(client.get(f"/tasks/{task_id}")).select("#preview-form select[name=model_id] option")[1]
+    second = client.post(f"/tasks/{task_id}/previews", data={"csrf_token": csrf, "model_id": other_model["value"],
+                                                             "size": "6", "batch_size": "2", "max_new_tokens": "5",
+                                                             "seed": "1"})
+    assert Worker(settings).run_once() is True
+    second_id = int(second.headers["location"].rsplit("/", 1)[1])
+    assert soup(client.get(f"/previews/{second_id}")).select_one("#compare-previews") is not None
+    compared = soup(client.get("/previews/compare", params={"a": job_id, "b": second_id}))
+    assert len(compared.select("#comparison tbody tr")) == 6  # the same instances, both answered
+
 
 def test_answers_are_scored_by_option_or_normalised_match():
     assert previews.matches("(b) dog", "(b) dog", ["cat", "dog"])

@@ -52,13 +52,32 @@ def start_preview(request: Request, session: SessionDep, user: CurrentUser, form
     return see_other(request, f"/previews/{job.id}")
 
 
-@router.get("/previews/{job_id}", dependencies=[ANY_ROLE])
-def preview_page(request: Request, session: SessionDep, job_id: int):
+@router.get("/previews/compare", dependencies=[ANY_ROLE])
+def compare_previews(request: Request, session: SessionDep, a: int, b: int):
+    """Two previews of a task side by side: two instruction versions, or two models, on the same instances."""
+    left, right = _preview_job(session, a), _preview_job(session, b)
+    rows = previews.compare(session, left=left, right=right)
+    names = {job.id: model_service.get(session, model_id=job.payload["model_id"]).name for job in (left, right)}
+    return render(request, "models/compare.html", left=left, right=right, rows=rows, names=names,
+                  task=task_service.get_task(session, task_id=left.payload["task_id"]),
+                  scores=[sum(getattr(row, side).matched for row in rows) for side in ("left", "right")])
+
+
+def _preview_job(session, job_id: int):
     job = job_service.get_job(session, job_id=job_id)
     if job.kind != "preview":
-        raise Invalid("That job is not a preview.", fields={"job_id": "not a preview"})
+        raise Invalid(f"Job {job_id} is not a preview.", fields={"job_id": "not a preview"})
+    return job
+
+
+@router.get("/previews/{job_id}", dependencies=[ANY_ROLE])
+def preview_page(request: Request, session: SessionDep, job_id: int):
+    job = _preview_job(session, job_id)
     rows = previews.results(session, job=job)
-    return render(request, "models/preview.html", job=job, rows=rows,
+    others = [other for other in job_service.recent_jobs(session, kind="preview", limit=50)
+              if other.id != job.id and other.payload.get("task_id") == job.payload["task_id"]
+              and other.status == "succeeded"]
+    return render(request, "models/preview.html", job=job, rows=rows, others=others,
                   terminal=job.status in job_service.TERMINAL,
                   task=task_service.get_task(session, task_id=job.payload["task_id"]),
                   model=model_service.get(session, model_id=job.payload["model_id"]),

@@ -64,3 +64,21 @@ def results(session: Session, *, job: Job) -> list[PreviewRow]:
         found.append(PreviewRow(instance, image, prompt, target, output.output, output.latency_ms,
                                 matches(output.output, target, instance.options)))
     return found
+
+
+@dataclass(frozen=True)
+class Comparison:
+    instance: Instance
+    image: Image | None
+    left: PreviewRow
+    right: PreviewRow
+
+
+def compare(session: Session, *, left: Job, right: Job) -> list[Comparison]:
+    """Two previews (two instruction versions, or two models) on the instances both answered, side by side.
+    Previews of one task with the same seed and size draw the same instances."""
+    if left.payload["task_id"] != right.payload["task_id"]:
+        raise Invalid("Compare two previews of the same task.", fields={"b": "another task"})
+    rights = {row.instance.id: row for row in results(session, job=right)}
+    return [Comparison(row.instance, row.image, row, rights[row.instance.id])
+            for row in results(session, job=left) if row.instance.id in rights]
