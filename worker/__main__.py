@@ -48,7 +48,14 @@ def _run_preview(settings, context, payload):
     return run_preview(settings, context, payload)
 
 
-HANDLERS = {"import": _run_import, "lint": _run_lint, "export": _run_export, "preview": _run_preview}
+def _run_finetune(settings, context, payload):
+    from worker.finetune_job import run_finetune
+
+    return run_finetune(settings, context, payload)
+
+
+HANDLERS = {"import": _run_import, "lint": _run_lint, "export": _run_export, "preview": _run_preview,
+            "finetune": _run_finetune}
 
 
 class Worker:

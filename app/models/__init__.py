@@ -16,6 +16,7 @@ from app.models.operations import (
     ConversationPool,
     DatasetVersion,
     Job,
+    JobMetric,
     JobStatus,
     ModelOutput,
     RegisteredModel,
@@ -40,7 +41,8 @@ metadata = SQLModel.metadata
 __all__ = [
     "ApiToken", "AuditEvent", "ConversationItem", "ConversationPool", "DatasetVersion", "Decision", "Image",
     "ImagePlacement", "Instance", "InstanceStatus", "Instruction", "InstructionStatus", "InstructionVersion",
-    "Job", "JobStatus", "ModelOutput", "OptionsStyle", "QcStatus", "RegisteredModel", "Review", "ReviewSubject", "Role",
+    "Job", "JobMetric", "JobStatus", "ModelOutput", "OptionsStyle", "QcStatus", "RegisteredModel", "Review",
+    "ReviewSubject", "Role",
     "SolveTest", "SolveTestItem", "SourceDataset", "SpotCheck", "SpotCheckItem", "SpotVerdict", "Task",
     "TaskGroup", "TaskStatus", "User", "UserRole", "VersionStatus", "metadata", "utcnow",
 ]

@@ -71,6 +71,20 @@ class Job(SQLModel, table=True):
     finished_at: datetime | None = optional_time_field()
 
 
+class JobMetric(SQLModel, table=True):
+    """A number a job reports while it runs (a fine-tune's loss per step), for its live chart."""
+
+    __tablename__ = "job_metric"
+    __table_args__ = (Index("ix_job_metric_job_id_id", "job_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(foreign_key="job.id", ondelete="CASCADE")
+    stage: str = Field(max_length=20)
+    step: int
+    loss: float
+    created_at: datetime = created_at_field()
+
+
 class RegisteredModel(SQLModel, table=True):
     """A vision-language model the worker can load: a local folder saved with `save_pretrained`."""
 

@@ -12,16 +12,19 @@ from app.templating import render
 router = APIRouter(prefix="/jobs", tags=["pages"], include_in_schema=False)
 
 
+def _context(session, job) -> dict:
+    curve = job_service.loss_curve(job_service.metrics_of(session, job_id=job.id)) if job.kind == "finetune" else None
+    return {"job": job, "terminal": job.status in job_service.TERMINAL, "curve": curve}
+
+
 @router.get("/{job_id}", dependencies=[ANY_ROLE])
 def job_page(request: Request, session: SessionDep, job_id: int):
-    job = job_service.get_job(session, job_id=job_id)
-    return render(request, "jobs/page.html", job=job, terminal=job.status in job_service.TERMINAL)
+    return render(request, "jobs/page.html", **_context(session, job_service.get_job(session, job_id=job_id)))
 
 
 @router.get("/{job_id}/status", dependencies=[ANY_ROLE])
 def job_status(request: Request, session: SessionDep, job_id: int):
-    job = job_service.get_job(session, job_id=job_id)
-    return render(request, "jobs/_status.html", job=job, terminal=job.status in job_service.TERMINAL)
+    return render(request, "jobs/_status.html", **_context(session, job_service.get_job(session, job_id=job_id)))
 
 
 @router.post("/{job_id}/cancel", dependencies=[require_role(Role.admin, Role.author)])

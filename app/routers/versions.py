@@ -14,6 +14,7 @@ from app.exports.spec import ExportSpec
 from app.forms import FormDep, validate_form
 from app.models import ConversationPool, Role, Task, TaskStatus
 from app.services import jobs as job_service
+from app.services import models as model_service
 from app.services import versions as version_service
 from app.templating import render, see_other
 
@@ -67,6 +68,7 @@ def version_detail(request: Request, session: SessionDep, version_id: int):
     others = [other for other in version_service.list_versions(session)
               if other.id != version.id and other.status == "ready"]
     return render(request, "versions/detail.html", version=version, job=job, others=others,
+                  models=model_service.list_models(session),
                   terminal=job is None or job.status in job_service.TERMINAL, per_task=per_task,
                   categories=dict(categories.most_common()))
 
@@ -76,6 +78,13 @@ def version_file(request: Request, session: SessionDep, version_id: int, name: s
     version = version_service.get(session, version_id=version_id)
     path = version_service.file_of(request.app.state.settings, version, name)
     return FileResponse(path, filename=path.name, headers={"Cache-Control": "private, max-age=31536000, immutable"})
+
+
+@router.post("/{version_id}/finetune", dependencies=[BUILDERS])
+def finetune(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, version_id: int):
+    """Queues the two-stage fine-tune of a base model on this version; its job page draws the loss live."""
+    job = version_service.start_finetune(session, version_id=version_id, form=form, actor_id=user.id)
+    return see_other(request, f"/jobs/{job.id}")
 
 
 @router.post("/{version_id}/delete", dependencies=[ADMIN])

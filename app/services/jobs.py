@@ -8,7 +8,7 @@ from sqlalchemy import update
 from sqlmodel import Session, select
 
 from app.errors import Conflict, NotFound
-from app.models import Job, JobStatus, utcnow
+from app.models import Job, JobMetric, JobStatus, utcnow
 from app.services import audit
 
 TERMINAL = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled})
@@ -55,3 +55,23 @@ def cancel(session: Session, *, job_id: int, actor_id: int | None) -> Job:
     job = get_job(session, job_id=job_id)
     session.refresh(job)
     return job
+
+
+def metrics_of(session: Session, *, job_id: int) -> list[JobMetric]:
+    """What a job reported step by step (a fine-tune's loss), in order."""
+    return list(session.exec(select(JobMetric).where(JobMetric.job_id == job_id).order_by(JobMetric.id)))
+
+
+def loss_curve(metrics: list[JobMetric], *, width: int = 600, height: int = 160) -> dict | None:
+    """SVG polyline points for the losses (one line per stage), scaled to the box; None without any."""
+    if not metrics:
+        return None
+    top = max(metric.loss for metric in metrics) or 1.0
+    last = len(metrics) - 1 or 1
+    lines: dict[str, list[str]] = {}
+    for k, metric in enumerate(metrics):
+        x, y = width * k / last, height - height * metric.loss / top
+        lines.setdefault(metric.stage, []).append(f"{x:.1f},{y:.1f}")
+    return {"lines": {stage: " ".join(points) for stage, points in lines.items()}, "top": top,
+            "first": metrics[0].loss, "last": metrics[-1].loss, "steps": len(metrics), "width": width,
+            "height": height}

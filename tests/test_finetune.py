@@ -1,0 +1,81 @@
+"""The two-stage fine-tune on the CPU with the tiny random LLaVA: the loss goes down, the result previews,
+and a run that dies resumes from its last checkpoint."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import select
+
+from app.exports.spec import ExportSpec
+from app.models import Job, JobMetric, ModelOutput, RegisteredModel, Role, Task
+from app.services import previews
+from app.services import versions as version_service
+from app.services.demo import load_demo
+from tests.factories import make_user, soup
+from tests.review_helpers import signed_in
+
+torch = pytest.importorskip("torch", reason="the worker's dependencies (requirements-worker.txt) are not installed")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    from worker.tiny_model import build_tiny_model
+
+    torch.set_num_threads(1)
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-llava")
+
+
+@pytest.fixture
+def demo_version(db, settings):
+    load_demo(db, data_dir=settings.data_dir)
+    shapes = db.exec(select(Task).where(Task.name == "SHAPES+shape_classification")).one()
+    version = version_service.create(db, spec=ExportSpec(task_ids=[shapes.id]), name="demo", actor_id=None,
+                                     enqueue=False)
+    return version_service.run_build(settings, version_id=version.id)
+
+
+def test_a_fine_tune_lowers_the_loss_draws_it_and_its_model_previews(app, db, settings, tiny_model, demo_version):
+    from worker.__main__ import Worker
+
+    admin = make_user(db, Role.admin)
+    client, csrf = signed_in(app, admin)
+    client.post("/models", data={"csrf_token": csrf, "name": "tiny", "path": str(tiny_model), "device": "cpu"})
+    base_id = db.exec(select(RegisteredModel.id).where(RegisteredModel.name == "tiny")).one()
+    assert soup(client.get(f"/versions/{demo_version.id}")).select_one("#finetune-form") is not None
+    started = client.post(f"/versions/{demo_version.id}/finetune", data={
+        "csrf_token": csrf, "base_model_id": str(base_id), "stage1_lr": "1e-3", "stage2_lr": "1e-3",
+        "stage2_steps": "0", "max_steps": "24", "save_every": "8"})
+    assert started.status_code == 303
+    job_id = int(started.headers["location"].rsplit("/", 1)[1])
+    assert Worker(settings).run_once() is True
+    db.expire_all()
+    job = db.get(Job, job_id)
+    assert job.status == "succeeded", job.error
+    losses = [m.loss for m in db.exec(select(JobMetric).where(JobMetric.job_id == job_id).order_by(JobMetric.id))]
+    assert len(losses) == 23  # one epoch of the 23 records (the 24-step cap is not reached)
+    assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5  # it learns
+    page = soup(client.get(f"/jobs/{job_id}"))
+    assert page.select_one("#loss-curve polyline.loss-stage1") is not None
+    assert "Registered as" in page.select_one("#finetune-done").text
+    tuned = db.get(RegisteredModel, job.result["model_id"])
+    preview = previews.start(db, task_id=db.exec(select(Task.id).where(Task.name == "SHAPES+shape_classification"))
+                             .one(), model_id=tuned.id, version_id=None, size=3, seed=0, batch_size=3,
+                             max_new_tokens=4, actor_id=admin.id)
+    assert Worker(settings).run_once() is True
+    assert len(db.exec(select(ModelOutput).where(ModelOutput.job_id == preview.id)).all()) == 3
+
+
+def test_a_fine_tune_that_dies_resumes_from_its_last_checkpoint(settings, tiny_model, demo_version, tmp_path):
+    from worker.finetune import FinetuneConfig, main, saved_step
+
+    config = FinetuneConfig(version=version_service.folder_of(settings, demo_version), base=tiny_model,
+                            out=tmp_path / "ft", stage1_lr=1e-3, stage2_steps=0, max_steps=12, save_every=4,
+                            device="cpu")
+    steps: list[int] = []
+    with pytest.raises(InterruptedError):
+        main(config, on_loss=lambda stage, step, loss: steps.append(step), should_stop=lambda: len(steps) >= 6)
+    assert steps == [1, 2, 3, 4, 5, 6] and saved_step(config.out, "stage1") == 4  # died after step 6
+    resumed: list[int] = []
+    final = main(config, on_loss=lambda stage, step, loss: resumed.append(step))
+    assert resumed == list(range(5, 13))  # picked up after the checkpoint at step 4
+    assert (final / "config.json").exists() and saved_step(config.out, "stage1") == 12
