@@ -184,3 +184,22 @@ def render_instance(spec: InstructionSpec, instance: Instance, *, has_image: boo
         return render(spec, fields, has_image=has_image), None
     except TemplateProblem as problem:
         return None, str(problem)
+
+
+def newest_version(session: Session, *, task_id: int, version_id: int | None = None) -> InstructionVersion:
+    """The version a check or a preview renders with: the one asked for, else the task's newest approved,
+    else its newest."""
+    query = (select(InstructionVersion).join(Instruction, Instruction.id == InstructionVersion.instruction_id)
+             .where(Instruction.task_id == task_id))
+    if version_id is not None:
+        version = session.exec(query.where(InstructionVersion.id == version_id)).first()
+        if version is None:
+            raise NotFound(f"The task has no instruction version with id {version_id}.")
+        return version
+    version = (session.exec(query.where(InstructionVersion.status == InstructionStatus.approved)
+                            .order_by(InstructionVersion.created_at.desc(), InstructionVersion.id.desc())).first()
+               or session.exec(query.order_by(InstructionVersion.id.desc())).first())
+    if version is None:
+        raise Invalid("Quality checks show the task as the instruction renders it: submit an instruction first.",
+                      fields={"instruction_version_id": "no version yet"})
+    return version

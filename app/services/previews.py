@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 from app.errors import Invalid
 from app.models import Image, Instance, InstructionVersion, Job, ModelOutput
 from app.services import instructions as instruction_service
-from app.services import jobs, models, solve_tests
+from app.services import jobs, models
 from app.stats import normalise_answer
 
 MAX_INSTANCES = 500
@@ -24,7 +24,7 @@ def start(session: Session, *, task_id: int, model_id: int, version_id: int | No
     if not 1 <= batch_size <= 256 or not 1 <= max_new_tokens <= 2048:
         raise Invalid("Batch size 1–256, new tokens 1–2048.", fields={"batch_size": "1 to 256"})
     model = models.get(session, model_id=model_id)
-    version = solve_tests.newest_version(session, task_id=task_id, version_id=version_id)
+    version = instruction_service.newest_version(session, task_id=task_id, version_id=version_id)
     return jobs.enqueue(session, kind="preview", created_by_id=actor_id, payload={
         "task_id": task_id, "instruction_version_id": version.id, "model_id": model.id, "size": size, "seed": seed,
         "batch_size": batch_size, "max_new_tokens": max_new_tokens})

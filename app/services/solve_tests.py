@@ -16,8 +16,6 @@ from sqlmodel import Session, select
 from app.errors import Conflict, Invalid, NotFound
 from app.models import (
     Instance,
-    Instruction,
-    InstructionStatus,
     InstructionVersion,
     QcStatus,
     SolveTest,
@@ -27,27 +25,9 @@ from app.models import (
     utcnow,
 )
 from app.services import audit, leases, task_states
-from app.services.instructions import sample_instances
+from app.services.instructions import newest_version, sample_instances
 from app.services.qc import QcDefaults
 from app.stats import is_short_answer, normalise_answer
-
-
-def newest_version(session: Session, *, task_id: int, version_id: int | None = None) -> InstructionVersion:
-    """The version a check renders with: the one asked for, else the task's newest approved, else newest."""
-    query = (select(InstructionVersion).join(Instruction, Instruction.id == InstructionVersion.instruction_id)
-             .where(Instruction.task_id == task_id))
-    if version_id is not None:
-        version = session.exec(query.where(InstructionVersion.id == version_id)).first()
-        if version is None:
-            raise NotFound(f"The task has no instruction version with id {version_id}.")
-        return version
-    version = (session.exec(query.where(InstructionVersion.status == InstructionStatus.approved)
-                            .order_by(InstructionVersion.created_at.desc(), InstructionVersion.id.desc())).first()
-               or session.exec(query.order_by(InstructionVersion.id.desc())).first())
-    if version is None:
-        raise Invalid("Quality checks show the task as the instruction renders it: submit an instruction first.",
-                      fields={"instruction_version_id": "no version yet"})
-    return version
 
 
 def create(session: Session, *, task_id: int, actor_id: int | None, size: int, pass_threshold: int,

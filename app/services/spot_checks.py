@@ -30,9 +30,8 @@ from app.models import (
     utcnow,
 )
 from app.services import audit, leases, task_states
-from app.services.instructions import sample_instances
+from app.services.instructions import newest_version, sample_instances
 from app.services.qc import QcDefaults
-from app.services.solve_tests import newest_version
 from app.services.tasks import refresh_instance_counts
 from app.stats import Interval, cohens_kappa, sample_size_for, wilson
 
