@@ -29,8 +29,8 @@ def tiny_model(tmp_path_factory):
 def demo_version(db, settings):
     load_demo(db, data_dir=settings.data_dir)
     shapes = db.exec(select(Task).where(Task.name == "SHAPES+shape_classification")).one()
-    version = version_service.create(db, spec=ExportSpec(task_ids=[shapes.id]), name="demo", actor_id=None,
-                                     enqueue=False)
+    version = version_service.create(db, spec=ExportSpec(task_ids=[shapes.id], validation_ratio=0.3), name="demo",
+                                     actor_id=None, enqueue=False)
     return version_service.run_build(settings, version_id=version.id)
 
 
@@ -52,11 +52,15 @@ def test_a_fine_tune_lowers_the_loss_draws_it_and_its_model_previews(app, db, se
     job = db.get(Job, job_id)
     assert job.status == "succeeded", job.error
     losses = [m.loss for m in db.exec(select(JobMetric).where(JobMetric.job_id == job_id).order_by(JobMetric.id))]
-    assert len(losses) == 23  # one epoch of the 23 records (the 24-step cap is not reached)
+    trained = demo_version.manifest["counts"]["SHAPES+shape_classification"]["train"]
+    assert len(losses) == trained  # one epoch of the training records (the 24-step cap is not reached)
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5  # it learns
     page = soup(client.get(f"/jobs/{job_id}"))
     assert page.select_one("#loss-curve polyline.loss-stage1") is not None
     assert "Registered as" in page.select_one("#finetune-done").text
+    validation = demo_version.manifest["counts"]["SHAPES+shape_classification"]["validation"]
+    assert job.result["evaluation"]["SHAPES+shape_classification"]["total"] == validation > 0
+    assert page.select_one('#evaluation tr[data-task="SHAPES+shape_classification"]') is not None
     tuned = db.get(RegisteredModel, job.result["model_id"])
     preview = previews.start(db, task_id=db.exec(select(Task.id).where(Task.name == "SHAPES+shape_classification"))
                              .one(), model_id=tuned.id, version_id=None, size=3, seed=0, batch_size=3,

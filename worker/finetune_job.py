@@ -15,6 +15,7 @@ from app.models import DatasetVersion, JobMetric, RegisteredModel, VersionStatus
 from app.services import models as model_service
 from app.services.versions import folder_of
 from worker.context import JobContext
+from worker.evaluate import evaluate
 from worker.finetune import STAGES, FinetuneConfig, main, saved_step
 
 
@@ -47,11 +48,22 @@ def run_finetune(settings: Settings, context: JobContext, payload: dict[str, Any
                                                         "loss": loss, "created_at": utcnow()}])
             context.progress(0.5 if stage == "stage2" else 0.05, f"{stage} step {step}: loss {loss:.4f}")
 
+        limit = payload.get("eval_size", 200)
+        with Session(engine) as session:
+            context.progress(0.02, "scoring the base model on the validation split", force=True)
+            before = evaluate(session, model_path=base_path, device=device, version_folder=version_folder,
+                              limit=limit)
         final = main(config, on_loss=on_loss)
         name = f"{base_name}+{version_name} (job {context.job_id})"[:120]
         with Session(engine) as session:
+            context.progress(0.97, "scoring the fine-tuned model on the validation split", force=True)
+            after = evaluate(session, model_path=str(final), device=device, version_folder=version_folder,
+                             limit=limit)
             model = session.exec(select(RegisteredModel).where(RegisteredModel.name == name)).first() \
                 or model_service.register(session, name=name, path=str(final), device=device, actor_id=None)
-            return {"model_id": model.id, "model": model.name, "path": str(final), "steps": len(losses)}
+            evaluation = {task: {"total": before[task]["total"], "before": before[task]["matched"],
+                                 "after": after.get(task, {}).get("matched", 0)} for task in before}
+            return {"model_id": model.id, "model": model.name, "path": str(final), "steps": len(losses),
+                    "evaluation": evaluation}
     finally:
         engine.dispose()

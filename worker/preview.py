@@ -23,7 +23,7 @@ from worker.context import JobContext
 from worker.loading import load
 
 
-def _rgb(path) -> PILImage.Image:
+def open_rgb(path) -> PILImage.Image:
     with PILImage.open(path) as image:  # closed now, not whenever the garbage collector gets to it
         return image.convert("RGB")
 
@@ -71,7 +71,7 @@ def run_preview(settings: Settings, context: JobContext, payload: dict[str, Any]
             group = [item for item in work if (item[2] is not None) == has_image]
             for start in range(0, len(group), batch_size):
                 batch = group[start:start + batch_size]
-                images = [_rgb(media.path_for(sha)) for _, _, sha in batch] if has_image else None
+                images = [open_rgb(media.path_for(sha)) for _, _, sha in batch] if has_image else None
                 answers, seconds = generate(loaded, [prompt for _, prompt, _ in batch], images,
                                             max_new_tokens=payload["max_new_tokens"])
                 rows += [{"job_id": context.job_id, "instance_id": instance_id,
