@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 from app.models import Instance
 from app.services.previews import matches
 from worker.loading import load
-from worker.preview import open_rgb, generate
+from worker.preview import generate, open_rgb
 
 
 def evaluate(session: Session, *, model_path: str, device: str, version_folder: Path, limit: int = 200,
