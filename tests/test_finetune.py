@@ -83,3 +83,17 @@ def test_a_fine_tune_that_dies_resumes_from_its_last_checkpoint(settings, tiny_m
     final = main(config, on_loss=lambda stage, step, loss: resumed.append(step))
     assert resumed == list(range(5, 13))  # picked up after the checkpoint at step 4
     assert (final / "config.json").exists() and saved_step(config.out, "stage1") == 12
+
+
+def test_a_lora_fine_tune_learns_and_saves_a_plain_model_that_loads(settings, tiny_model, demo_version, tmp_path):
+    from worker.finetune import FinetuneConfig, main
+    from worker.loading import load
+
+    config = FinetuneConfig(version=version_service.folder_of(settings, demo_version), base=tiny_model,
+                            out=tmp_path / "lora", stage1_lr=5e-3, stage2_steps=0, device="cpu", lora=True)
+    losses: list[float] = []
+    final = main(config, on_loss=lambda stage, step, loss: losses.append(loss))
+    assert sum(losses[-4:]) / 4 < sum(losses[:4]) / 4
+    merged = load(str(final), "float32", "cpu")  # no adapter folder: the LoRA weights were merged in
+    assert type(merged.model).__name__ == "LlavaForConditionalGeneration"
+    assert not (final / "adapter_config.json").exists()

@@ -5,8 +5,8 @@
         --out data/models/ft-3 --stage1-lr 2e-5 --stage2-lr 1e-5 --stage2-steps 128
 
 The defaults are the paper's recipe (stage 1: lr 2e-5, one epoch; stage 2: lr 1e-5, 128 steps). This first
-version fine-tunes every weight with AdamW, one example per step with gradient accumulation (LoRA and
-several processes come next). The prompt is masked out of the loss (-100): it is tokenized through the
+version trains with AdamW, one example per step with gradient accumulation, every weight or (`--lora`) LoRA
+adapters merged back at the end (several processes come next). The prompt is masked out of the loss (-100): it is tokenized through the
 processor (which expands `<image>`) and the answer separately, so BPE never merges across the boundary.
 Stage-2 conversations train on their last answer, with the earlier turns as the prompt."""
 
@@ -37,6 +37,8 @@ class FinetuneConfig:
     save_every: int = 50
     seed: int = 0
     device: str = "auto"
+    lora: bool = False  # LoRA adapters on the language model's attention, merged into the saved model
+    lora_rank: int = 8
 
 
 @dataclass
@@ -75,6 +77,16 @@ def load_examples(version: Path, name: str, processor) -> list[Example]:
         image = Image.open(version / "images" / record["image"]).convert("RGB") if "image" in record else None
         examples.append(_turns_to_example(processor, record["conversations"], image))
     return examples
+
+
+def with_lora(model, rank: int):
+    """LoRA on the language model's attention projections only (the vision tower has q_proj/v_proj too);
+    lm_head and the projector train in full, without which a small model barely learns."""
+    from peft import LoraConfig, get_peft_model
+
+    return get_peft_model(model, LoraConfig(
+        r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=r".*language_model.*\.(q_proj|v_proj)",
+        modules_to_save=["lm_head", "multi_modal_projector"]))
 
 
 def _checkpoint(out: Path, stage: str) -> Path:
@@ -137,6 +149,8 @@ def main(config: FinetuneConfig, *, on_loss: Callable[[str, int, float], None] =
     # A copy of its own, not the cached one previews use: training changes the weights in place.
     loaded = load.__wrapped__(str(config.base), "float32", config.device)
     model, processor = loaded.model, loaded.processor
+    if config.lora:
+        model = with_lora(model, config.lora_rank)
     config.out.mkdir(parents=True, exist_ok=True)
     stage1 = load_examples(config.version, "stage1.json", processor)
     stage1_steps = config.stage1_epochs * -(-len(stage1) // config.accumulation)
@@ -155,6 +169,8 @@ def main(config: FinetuneConfig, *, on_loss: Callable[[str, int, float], None] =
         train_stage(model, examples, stage=stage, lr=lr, steps=steps, config=config, on_loss=on_loss,
                     should_stop=should_stop)
     model.eval()
+    if config.lora:
+        model = model.merge_and_unload()  # a plain model folder: previews and the trainer load it as any other
     final = config.out / "model"
     model.save_pretrained(final)
     processor.save_pretrained(final)

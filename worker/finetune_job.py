@@ -33,7 +33,8 @@ def run_finetune(settings: Settings, context: JobContext, payload: dict[str, Any
         config = FinetuneConfig(version=version_folder, base=base_path, out=out, device=device,
                                 stage1_lr=payload.get("stage1_lr", 2e-5), stage2_lr=payload.get("stage2_lr", 1e-5),
                                 stage2_steps=payload.get("stage2_steps", 128), max_steps=payload.get("max_steps"),
-                                save_every=payload.get("save_every", 50), seed=payload.get("seed", 0))
+                                save_every=payload.get("save_every", 50), seed=payload.get("seed", 0),
+                                lora=bool(payload.get("lora", False)), lora_rank=payload.get("lora_rank", 8))
         with engine.begin() as connection:
             for stage in STAGES:
                 connection.execute(delete(JobMetric).where(JobMetric.job_id == context.job_id,

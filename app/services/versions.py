@@ -229,7 +229,8 @@ def start_finetune(session: Session, *, version_id: int, form, actor_id: int | N
     base = model_service.get(session, model_id=number("base_model_id", int, 0))
     payload = {"version_id": version.id, "base_model_id": base.id, "stage1_lr": number("stage1_lr", float, 2e-5),
                "stage2_lr": number("stage2_lr", float, 1e-5), "stage2_steps": number("stage2_steps", int, 128),
-               "max_steps": number("max_steps", int, None), "save_every": number("save_every", int, 50)}
+               "max_steps": number("max_steps", int, None), "save_every": number("save_every", int, 50),
+               "lora": form.get("lora") in ("on", "true", "1"), "lora_rank": number("lora_rank", int, 8)}
     if not 0 < payload["stage1_lr"] < 1 or not 0 < payload["stage2_lr"] < 1:
         raise Invalid("Learning rates are between 0 and 1.", fields={"stage1_lr": "0 < lr < 1"})
     return jobs.enqueue(session, kind="finetune", payload=payload, created_by_id=actor_id, max_attempts=3)
