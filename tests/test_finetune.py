@@ -97,3 +97,22 @@ def test_a_lora_fine_tune_learns_and_saves_a_plain_model_that_loads(settings, ti
     merged = load(str(final), "float32", "cpu")  # no adapter folder: the LoRA weights were merged in
     assert type(merged.model).__name__ == "LlavaForConditionalGeneration"
     assert not (final / "adapter_config.json").exists()
+
+
+@pytest.mark.parametrize("launcher", [[], ["-m", "torch.distributed.run", "--nproc_per_node", "1"]],
+                         ids=["python", "torchrun"])
+def test_the_training_script_runs_on_its_own(settings, tiny_model, demo_version, tmp_path, launcher):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / "standalone"
+    command = [sys.executable, *launcher, "-m" if not launcher else "--module", "worker.finetune",
+               "--version", str(version_service.folder_of(settings, demo_version)), "--base", str(tiny_model),
+               "--out", str(out), "--max-steps", "3", "--stage2-steps", "0", "--device", "cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, cwd=Path(__file__).resolve().parent.parent, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "fine-tuned model:" in done.stdout and (out / "model" / "config.json").exists()

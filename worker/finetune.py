@@ -6,8 +6,9 @@
 
 The defaults are the paper's recipe (stage 1: lr 2e-5, one epoch; stage 2: lr 1e-5, 128 steps). This first
 version trains with AdamW, one example per step with gradient accumulation, every weight or (`--lora`) LoRA
-adapters merged back at the end (several processes come next). The prompt is masked out of the loss (-100): it is tokenized through the
-processor (which expands `<image>`) and the answer separately, so BPE never merges across the boundary.
+adapters merged back at the end (several processes come next). The prompt is masked out of the loss (-100):
+it is tokenized through the processor (which expands `<image>`) and the answer separately, so BPE never
+merges across the boundary.
 Stage-2 conversations train on their last answer, with the earlier turns as the prompt."""
 
 from __future__ import annotations
@@ -180,6 +181,9 @@ def main(config: FinetuneConfig, *, on_loss: Callable[[str, int, float], None] =
 def _parse() -> FinetuneConfig:
     parser = argparse.ArgumentParser(prog="python -m worker.finetune", description=__doc__.splitlines()[0])
     for option in fields(FinetuneConfig):
+        if isinstance(option.default, bool):
+            parser.add_argument(f"--{option.name.replace('_', '-')}", action="store_true")
+            continue
         required = option.default is MISSING
         kind = Path if required else (int if option.default is None else type(option.default))
         parser.add_argument(f"--{option.name.replace('_', '-')}", type=kind, required=required,
