@@ -166,3 +166,26 @@ def test_the_audit_log_records_who_decided(app, db):
     event = db.exec(select(AuditEvent).where(AuditEvent.action == "review.decide")).one()
     assert (event.actor_id, event.task_id, event.after["decision"]) == (review.reviewer_id, task.id, "approve")
     assert [r.decision for r in instruction_reviews(db, db.get(Instruction, version.instruction_id))] == ["approve"]
+
+
+def test_a_reviewer_who_leaves_hands_back_what_they_held(app, db):
+    from app.schemas import UserUpdate
+    from app.services import users as user_service
+
+    people = team(db)
+    task = make_qc_task(db, "VQA+leaver")
+    _, version, review = submit_instruction(db, task, people["author"])
+    leaving = db.get(type(people["r1"]), review.reviewer_id)
+    staying = people["r2"] if leaving.id == people["r1"].id else people["r1"]
+    spot_checks.create(db, task_id=task.id, actor_id=people["admin"].id, max_error_rate=0.5, size=2,
+                       version_id=version.id)
+    client, csrf = signed_in(app, leaving)
+    held = soup(client.post("/review/spot/next", headers=htmx(csrf))).select_one("#item")["data-item-id"]
+    user_service.update_user(db, user_id=leaving.id, data=UserUpdate(is_active=False), actor_id=people["admin"].id)
+    db.expire_all()
+    assert db.get(Review, review.id).reviewer_id == staying.id  # reassigned, never to the author
+    item = db.get(SpotCheckItem, int(held))
+    assert (item.reviewer_id, item.lease_expires_at) == (None, None)  # back in the queue now
+    other, csrf2 = signed_in(app, staying)
+    assert soup(other.post("/review/spot/next", headers=htmx(csrf2))).select_one("#item")["data-item-id"] == held
+    assert "review.reassign" in db.exec(select(AuditEvent.action)).all()

@@ -12,7 +12,7 @@ from app.errors import Conflict, Invalid, NotFound
 from app.models import ApiToken, Role, User, UserRole, utcnow
 from app.schemas import UserCreate, UserOut, UserUpdate
 from app.security import generate_password, hash_api_token, hash_password, new_api_token, verify_password
-from app.services import audit
+from app.services import audit, reviews
 
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)  # last_used_at is a hint; not worth a write per request
 
@@ -70,8 +70,12 @@ def update_user(session: Session, *, user_id: int, data: UserUpdate, actor_id: i
         session.add_all(UserRole(user_id=user.id, role=role) for role in set(data.roles))
     session.add(user)
     session.flush()
+    after = _profile(session, user)
     audit.record(session, actor_id=actor_id, action="user.update", entity_type="user", entity_id=user.id,
-                 before=before, after=_profile(session, user))
+                 before=before, after=after)
+    reviewed = before["is_active"] and Role.reviewer in before["roles"]
+    if reviewed and not (after["is_active"] and Role.reviewer in after["roles"]):
+        reviews.hand_back(session, user_id=user.id, actor_id=actor_id)  # nothing waits on someone who left
     session.commit()
     return user
 
