@@ -21,15 +21,16 @@ FormDep = Annotated[FormData, Depends(read_form)]
 
 
 def validate_form(model: type[M], form: FormData, *, lists: tuple[str, ...] = (),
-                  checkboxes: tuple[str, ...] = (), ints: tuple[str, ...] = ()) -> M:
-    """`model` from the form; raises Invalid with a message per field. Empty optional ints are None;
-    an unticked checkbox is False (browsers send nothing for it)."""
+                  checkboxes: tuple[str, ...] = (), optional: tuple[str, ...] = ()) -> M:
+    """`model` from the form; raises Invalid with a message per field. An empty `optional` field is None
+    (the schema's default applies when the field is left out altogether); an unticked checkbox is False
+    (browsers send nothing for it)."""
     data: dict[str, object] = {key: value for key, value in form.items() if key in model.model_fields}
     for name in lists:
         data[name] = form.getlist(name)
     for name in checkboxes:
         data[name] = name in form
-    for name in ints:
+    for name in optional:
         if data.get(name) in ("", None):
             data[name] = None
     try:

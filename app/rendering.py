@@ -161,16 +161,28 @@ def render(spec: InstructionSpec, instance: dict[str, Any], *, has_image: bool) 
     context["options_text"] = options_text(options, spec.options_style)
     context["letter"] = lambda i: label(int(i))
     instruction = _render(spec.text, "text", context).strip()
-    given_input = (instance.get("input_text") or "")
-    input_part = _render(spec.input_template, "input_template", context) if spec.input_template.strip() \
-        else given_input
-    parts = [part for part in (instruction, input_part.strip()) if part]
-    prompt = "\n\n".join(parts)
+    given_input = _render(spec.input_template, "input_template", context) if spec.input_template.strip() \
+        else (instance.get("input_text") or "")
+    option_answer = options and str(instance.get("raw_output") or "") in options  # the template is not used then
+    output = _render(spec.output_template, "output_template", context).strip() \
+        if spec.output_template.strip() and not option_answer else None
+    return _compose(spec, instruction, given_input.strip(), options, instance.get("raw_output"), output, has_image)
+
+
+def _compose(spec: InstructionSpec, instruction: str, given_input: str, options: list[str] | None, raw_output,
+             output: str | None, has_image: bool) -> Rendered:
+    """Vision-Flan's composition of the rendered parts (see the module's docstring); `output` is the output
+    template's result, None without one."""
+    label = OPTION_STYLES[spec.options_style]
+    prompt = f"{instruction}\n\n{given_input}" if instruction and given_input else (instruction or given_input)
     if options:
-        prompt += ("\n" if prompt else "") + "Options: " + context["options_text"]
+        prompt += ("\n" if prompt else "") + "Options: " + options_text(options, spec.options_style)
     if has_image:
         prompt = f"{IMAGE_TOKEN}\n{prompt}" if spec.image_placement == "before" else f"{prompt}\n{IMAGE_TOKEN}"
-    return Rendered(prompt=prompt, target=_target(spec, instance, context, options, label))
+    raw = str(raw_output or "")
+    if options and raw in options:
+        return Rendered(prompt, f"{label(options.index(raw))} {raw}")
+    return Rendered(prompt, output if output is not None else raw)
 
 
 def renderer_for(spec: InstructionSpec):
@@ -187,33 +199,12 @@ def renderer_for(spec: InstructionSpec):
     fixed_input = _render(spec.input_template, "input_template", {}).strip() if spec.input_template.strip() else None
     fixed_output = _render(spec.output_template, "output_template", {}).strip() \
         if spec.output_template.strip() else None
-    label, before = OPTION_STYLES[spec.options_style], spec.image_placement == "before"
 
     def plain(input_text, options, raw_output, preferred, has_image: bool) -> Rendered:
         given = fixed_input if fixed_input is not None else (input_text or "").strip()
-        prompt = f"{instruction}\n\n{given}" if instruction and given else (instruction or given)
-        if options:
-            prompt += ("\n" if prompt else "") + "Options: " + " ".join(
-                f"{label(i)} {option}" for i, option in enumerate(options))
-        if has_image:
-            prompt = f"{IMAGE_TOKEN}\n{prompt}" if before else f"{prompt}\n{IMAGE_TOKEN}"
-        raw = str(raw_output or "")
-        if options and raw in options:
-            target = f"{label(options.index(raw))} {raw}"
-        else:
-            target = fixed_output if fixed_output is not None else raw
-        return Rendered(prompt=prompt, target=target)
+        return _compose(spec, instruction, given, options or None, raw_output, fixed_output, has_image)
 
     return plain
-
-
-def _target(spec: InstructionSpec, instance: dict, context: dict, options: list[str] | None, label) -> str:
-    raw = str(instance.get("raw_output") or "")
-    if options and raw in options:
-        return f"{label(options.index(raw))} {raw}"
-    if spec.output_template.strip():
-        return _render(spec.output_template, "output_template", context).strip()
-    return raw
 
 
 _JINJA_MARKS = re.compile(r"\{[{%#]")

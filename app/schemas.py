@@ -285,3 +285,25 @@ class TaskChangeOut(BaseModel):
     after: int
     versions_before: list[str]
     versions_after: list[str]
+
+
+class PreviewIn(BaseModel):
+    model_id: int
+    instruction_version_id: int | None = Field(None, description="Default: the task's newest approved version.")
+    size: int = Field(16, ge=1, le=500)
+    seed: int = Field(0, ge=0)
+    batch_size: int = Field(8, ge=1, le=256)
+    max_new_tokens: int = Field(64, ge=1, le=2048)
+
+
+class FinetuneIn(BaseModel):
+    """The two-stage recipe's knobs; the defaults are the paper's."""
+
+    base_model_id: int
+    stage1_lr: float = Field(2e-5, gt=0, lt=1)
+    stage2_lr: float = Field(1e-5, gt=0, lt=1)
+    stage2_steps: int = Field(128, ge=0)
+    max_steps: int | None = Field(None, ge=1, description="At most this many steps a stage (quick runs).")
+    save_every: int = Field(50, ge=1)
+    lora: bool = False
+    lora_rank: int = Field(8, ge=1, le=256)

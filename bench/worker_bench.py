@@ -31,6 +31,7 @@ from app.config import Settings  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
 from app.models import Job, Task  # noqa: E402
+from app.schemas import PreviewIn  # noqa: E402
 from app.services import instructions as instruction_service  # noqa: E402
 from app.services import models as model_service  # noqa: E402
 from app.services import previews  # noqa: E402
@@ -84,13 +85,14 @@ def main() -> None:
         pickups = []
         for k in range(args.pickups):
             time.sleep(0.05 + (k % 5) * 0.05)  # arrive at different points of the worker's polling
-            job = previews.start(session, task_id=task.id, model_id=model.id, version_id=None, size=1, seed=k,
-                                 batch_size=1, max_new_tokens=1, actor_id=None)
+            job = previews.start(session, task_id=task.id, actor_id=None, data=PreviewIn(
+                model_id=model.id, size=1, seed=k, batch_size=1, max_new_tokens=1))
             done = wait_for(session, job.id)
             pickups.append((done.started_at - done.created_at).total_seconds())
 
-        job = previews.start(session, task_id=task.id, model_id=model.id, version_id=None, size=args.instances,
-                             seed=99, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, actor_id=None)
+        job = previews.start(session, task_id=task.id, actor_id=None, data=PreviewIn(
+            model_id=model.id, size=args.instances, seed=99, batch_size=args.batch_size,
+            max_new_tokens=args.max_new_tokens))
         done = wait_for(session, job.id)
         job_s = (done.finished_at - done.started_at).total_seconds()
         worker.stopping = True

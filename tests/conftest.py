@@ -101,3 +101,13 @@ def live_server(app):
     server.should_exit = True
     thread.join(timeout=10)
     sock.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """The tiny random LLaVA (worker/tiny_model.py), built once per test session; skips without torch."""
+    torch = pytest.importorskip("torch", reason="the worker's dependencies (requirements-worker.txt) are not installed")
+    from worker.tiny_model import build_tiny_model
+
+    torch.set_num_threads(1)
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-llava")

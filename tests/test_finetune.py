@@ -8,6 +8,7 @@ from sqlmodel import select
 
 from app.exports.spec import ExportSpec
 from app.models import Job, JobMetric, ModelOutput, RegisteredModel, Role, Task
+from app.schemas import PreviewIn
 from app.services import previews
 from app.services import versions as version_service
 from app.services.demo import load_demo
@@ -15,14 +16,6 @@ from tests.factories import make_user, soup
 from tests.review_helpers import signed_in
 
 torch = pytest.importorskip("torch", reason="the worker's dependencies (requirements-worker.txt) are not installed")
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory):
-    from worker.tiny_model import build_tiny_model
-
-    torch.set_num_threads(1)
-    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-llava")
 
 
 @pytest.fixture
@@ -62,9 +55,9 @@ def test_a_fine_tune_lowers_the_loss_draws_it_and_its_model_previews(app, db, se
     assert job.result["evaluation"]["SHAPES+shape_classification"]["total"] == validation > 0
     assert page.select_one('#evaluation tr[data-task="SHAPES+shape_classification"]') is not None
     tuned = db.get(RegisteredModel, job.result["model_id"])
-    preview = previews.start(db, task_id=db.exec(select(Task.id).where(Task.name == "SHAPES+shape_classification"))
-                             .one(), model_id=tuned.id, version_id=None, size=3, seed=0, batch_size=3,
-                             max_new_tokens=4, actor_id=admin.id)
+    shapes_id = db.exec(select(Task.id).where(Task.name == "SHAPES+shape_classification")).one()
+    preview = previews.start(db, task_id=shapes_id, actor_id=admin.id,
+                             data=PreviewIn(model_id=tuned.id, size=3, batch_size=3, max_new_tokens=4))
     assert Worker(settings).run_once() is True
     assert len(db.exec(select(ModelOutput).where(ModelOutput.job_id == preview.id)).all()) == 3
 

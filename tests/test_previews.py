@@ -17,14 +17,6 @@ from tests.review_helpers import signed_in
 torch = pytest.importorskip("torch", reason="the worker's dependencies (requirements-worker.txt) are not installed")
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory):
-    from worker.tiny_model import build_tiny_model
-
-    torch.set_num_threads(1)
-    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-llava")
-
-
 def test_a_preview_stores_one_output_per_instance_and_shows_them_beside_the_targets(app, db, settings, tiny_model):
     from worker.__main__ import Worker
 

@@ -195,13 +195,9 @@ def _clean_spot_check(app, db, reviewer, task) -> None:
     db.expire_all()
 
 
-def test_two_verifications_one_native_verify_an_accepted_task(app, db):
-    people = team(db)
-    native = make_user(db, Role.reviewer)
-    native.native_english = True
-    db.add(native)
-    db.commit()
-    task = make_qc_task(db, "VQA+verified", instances=4)
+def _accepted_task(app, db, people, name: str, *, instances: int):
+    """A task exempt from the solve test, approved and cleanly spot-checked by r1: accepted."""
+    task = make_qc_task(db, name, instances=instances)
     task.solve_test_required = False
     db.add(task)
     db.commit()
@@ -209,6 +205,16 @@ def test_two_verifications_one_native_verify_an_accepted_task(app, db):
     approve(db, review)
     _clean_spot_check(app, db, people["r1"], task)
     assert db.get(Task, task.id).status == TaskStatus.accepted
+    return task, version
+
+
+def test_two_verifications_one_native_verify_an_accepted_task(app, db):
+    people = team(db)
+    native = make_user(db, Role.reviewer)
+    native.native_english = True
+    db.add(native)
+    db.commit()
+    task, _ = _accepted_task(app, db, people, "VQA+verified", instances=4)
 
     r2, csrf2 = signed_in(app, people["r2"])
     slot = soup(r2.post("/review/verify/next", headers=htmx(csrf2))).select_one("#item")
@@ -233,14 +239,7 @@ def test_two_verifications_one_native_verify_an_accepted_task(app, db):
 
 def test_a_verification_asking_for_changes_sends_the_instruction_back(app, db):
     people = team(db)
-    task = make_qc_task(db, "VQA+sent_back", instances=2)
-    task.solve_test_required = False
-    db.add(task)
-    db.commit()
-    _, version, review = submit_instruction(db, task, people["author"])
-    approve(db, review)
-    _clean_spot_check(app, db, people["r1"], task)
-    assert db.get(Task, task.id).status == TaskStatus.accepted
+    task, version = _accepted_task(app, db, people, "VQA+sent_back", instances=2)
     client, csrf = signed_in(app, people["r2"])
     slot = soup(client.post("/review/verify/next", headers=htmx(csrf))).select_one("#item")
     refused = client.post(f"/review/verify/{slot['data-item-id']}", headers=htmx(csrf),

@@ -66,10 +66,13 @@ class Worker:
         self.lease = timedelta(seconds=settings.job_lease_s)
         self.poll_s = poll_s or settings.worker_poll_s
         self.stopping = False
+        self._next_sweep = 0.0  # expired leases are looked for now and then, not on every poll
 
     def run_once(self) -> bool:
         """Runs one job if one is waiting; False when there was none."""
-        requeue_expired(self.engine)
+        if time.monotonic() >= self._next_sweep:  # a write: on every 0.25 s poll it would contend with the web
+            requeue_expired(self.engine)
+            self._next_sweep = time.monotonic() + min(5.0, self.settings.job_lease_s / 4)
         job = claim(self.engine, owner=self.owner, kinds=list(HANDLERS), lease=self.lease)
         if job is None:
             return False

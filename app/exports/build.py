@@ -213,7 +213,8 @@ def _build_into(engine: Engine, spec: ExportSpec, work: Path, media: MediaStore,
             files["images.tar"] = tar_folder(images.root, work / "images.tar")
             shutil.rmtree(images.root)
         on_progress(0.99, "writing the manifest and the dataset card")
-        quality = _quality_by_task(session, [item.task.id for item in plans])
+        # What review measured, for the card: only the version's tasks.
+        quality = {row.task.id: row for row in per_task(session, task_ids=[item.task.id for item in plans])}
     card = dataset_card(name=name, spec=spec, plans=plans, tally=tally, quality=quality)
     for filename, text in {"README.md": card, **train_scripts(spec, stage2 is not None)}.items():
         writer = HashingFile(work / filename)
@@ -249,8 +250,3 @@ def _stage2(session: Session, spec: ExportSpec, work: Path, images: ImageFolder,
             continue
         writer.add(record)
     return writer.close()
-
-
-def _quality_by_task(session: Session, task_ids: list[int]) -> dict[int, Any]:
-    """What review measured, for the card."""
-    return {row.task.id: row for row in per_task(session) if row.task.id in set(task_ids)}

@@ -121,20 +121,15 @@ def spot_out(session, check) -> CheckOut:
 
 @router.post("/tasks/{task_id}/solve-tests", dependencies=[QC_OPENERS], response_model=CheckOut, status_code=201)
 def open_solve_test(request: Request, session: SessionDep, user: CurrentUser, task_id: int, data: SolveTestIn):
-    defaults = QcDefaults.from_settings(request.app.state.settings)
-    test = solve_tests.create(session, task_id=task_id, actor_id=user.id, size=data.size or defaults.solve_test_size,
-                              pass_threshold=data.pass_threshold or defaults.solve_test_pass, seed=data.seed)
+    test = solve_tests.open_requested(session, task_id=task_id, data=data, actor_id=user.id,
+                                      defaults=QcDefaults.from_settings(request.app.state.settings))
     return solve_out(session, test)
 
 
 @router.post("/tasks/{task_id}/spot-checks", dependencies=[QC_OPENERS], response_model=CheckOut, status_code=201)
 def open_spot_check(request: Request, session: SessionDep, user: CurrentUser, task_id: int, data: SpotCheckIn):
-    defaults = QcDefaults.from_settings(request.app.state.settings)
-    check = spot_checks.create(session, task_id=task_id, actor_id=user.id, size=data.size,
-                               max_error_rate=data.max_error_rate or defaults.max_error_rate,
-                               expected_error_rate=(defaults.expected_error_rate if data.expected_error_rate is None
-                                                    else data.expected_error_rate),
-                               double_review=data.double_review, seed=data.seed)
+    check = spot_checks.open_requested(session, task_id=task_id, data=data, actor_id=user.id,
+                                       defaults=QcDefaults.from_settings(request.app.state.settings))
     return spot_out(session, check)
 
 

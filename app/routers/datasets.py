@@ -32,7 +32,7 @@ def new_dataset(request: Request, session: SessionDep):
 @router.post("", dependencies=[EDITORS])
 def create_dataset(request: Request, session: SessionDep, user: CurrentUser, form: FormDep):
     try:
-        data = validate_form(DatasetIn, form, ints=("annotator_id",))
+        data = validate_form(DatasetIn, form, optional=("annotator_id",))
         dataset = dataset_service.create_dataset(session, data=data, actor_id=user.id)
     except (Invalid, Conflict) as error:
         return _form(request, session, values=form, dataset=None, error=error)
@@ -57,7 +57,7 @@ def edit_dataset(request: Request, session: SessionDep, dataset_id: int):
 def update_dataset(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, dataset_id: int):
     dataset = dataset_service.get_dataset(session, dataset_id=dataset_id)
     try:
-        data = validate_form(DatasetIn, form, ints=("annotator_id",))
+        data = validate_form(DatasetIn, form, optional=("annotator_id",))
         dataset_service.update_dataset(session, dataset_id=dataset_id, data=data, actor_id=user.id)
     except (Invalid, Conflict) as error:
         return _form(request, session, values=form, dataset=dataset, error=error)

@@ -6,8 +6,9 @@ from fastapi import APIRouter, Request
 
 from app.deps import ANY_ROLE, CurrentUser, SessionDep, require_role
 from app.errors import Invalid
-from app.forms import FormDep
+from app.forms import FormDep, validate_form
 from app.models import Role
+from app.schemas import PreviewIn
 from app.services import jobs as job_service
 from app.services import models as model_service
 from app.services import previews
@@ -33,22 +34,11 @@ def register_model(request: Request, session: SessionDep, user: CurrentUser, for
     return see_other(request, "/models")
 
 
-def _int(form, name: str, default: int | None) -> int | None:
-    raw = str(form.get(name, "")).strip()
-    if not raw:
-        return default
-    if not raw.isdigit():
-        raise Invalid(f"{name.replace('_', ' ').capitalize()} must be a number.", fields={name: "a number"})
-    return int(raw)
-
-
 @router.post("/tasks/{task_id}/previews", dependencies=[PREVIEWERS])
 def start_preview(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, task_id: int):
     task = task_service.get_task(session, task_id=task_id)
-    job = previews.start(session, task_id=task.id, model_id=_int(form, "model_id", 0),
-                         version_id=_int(form, "instruction_version_id", None), size=_int(form, "size", 16),
-                         seed=_int(form, "seed", 0), batch_size=_int(form, "batch_size", 8),
-                         max_new_tokens=_int(form, "max_new_tokens", 64), actor_id=user.id)
+    data = validate_form(PreviewIn, form, optional=("instruction_version_id",))
+    job = previews.start(session, task_id=task.id, data=data, actor_id=user.id)
     return see_other(request, f"/previews/{job.id}")
 
 

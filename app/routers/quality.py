@@ -8,9 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from app.deps import ANY_ROLE, CurrentUser, SessionDep, require_role
-from app.errors import Invalid
-from app.forms import FormDep
+from app.forms import FormDep, validate_form
 from app.models import QcStatus, Role
+from app.schemas import SolveTestIn, SpotCheckIn
 from app.services import audit, solve_tests, spot_checks, task_states
 from app.services import tasks as task_service
 from app.services.qc import QcDefaults
@@ -22,35 +22,20 @@ ADMIN = require_role(Role.admin)
 HISTORY_PAGE = 50
 
 
-def _number(form, name: str, cast, default=None):
-    raw = str(form.get(name, "")).strip()
-    if not raw:
-        return default
-    try:
-        return cast(raw)
-    except ValueError:
-        raise Invalid(f"{name.replace('_', ' ').capitalize()} must be a number.", fields={name: "a number"}) from None
-
-
 @router.post("/tasks/{task_id}/solve-tests", dependencies=[QC_OPENERS])
 def open_solve_test(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, task_id: int):
-    defaults = QcDefaults.from_settings(request.app.state.settings)
-    test = solve_tests.create(session, task_id=task_id, actor_id=user.id,
-                              size=_number(form, "size", int, defaults.solve_test_size),
-                              pass_threshold=_number(form, "pass_threshold", int, defaults.solve_test_pass),
-                              seed=_number(form, "seed", int))
+    test = solve_tests.open_requested(
+        session, task_id=task_id, actor_id=user.id, defaults=QcDefaults.from_settings(request.app.state.settings),
+        data=validate_form(SolveTestIn, form, optional=("size", "pass_threshold", "seed")))
     return see_other(request, f"/solve-tests/{test.id}")
 
 
 @router.post("/tasks/{task_id}/spot-checks", dependencies=[QC_OPENERS])
 def open_spot_check(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, task_id: int):
-    defaults = QcDefaults.from_settings(request.app.state.settings)
-    check = spot_checks.create(session, task_id=task_id, actor_id=user.id, size=_number(form, "size", int),
-                               max_error_rate=_number(form, "max_error_rate", float, defaults.max_error_rate),
-                               expected_error_rate=_number(form, "expected_error_rate", float,
-                                                           defaults.expected_error_rate),
-                               double_review=form.get("double_review") in ("on", "true", "1"),
-                               seed=_number(form, "seed", int))
+    data = validate_form(SpotCheckIn, form, checkboxes=("double_review",),
+                         optional=("size", "max_error_rate", "expected_error_rate", "seed"))
+    check = spot_checks.open_requested(session, task_id=task_id, data=data, actor_id=user.id,
+                                       defaults=QcDefaults.from_settings(request.app.state.settings))
     return see_other(request, f"/spot-checks/{check.id}")
 
 

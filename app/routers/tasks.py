@@ -81,7 +81,7 @@ def task_detail(request: Request, session: SessionDep, task_id: int):
     settings = request.app.state.settings
     return render(request, "tasks/detail.html", task=task, dataset=dataset,
                   instructions=task_service.instructions_of(session, task_id=task.id),
-                  quality=quality.per_task(session, task_id=task.id)[0],
+                  quality=quality.per_task(session, task_ids=[task.id])[0],
                   models=model_service.list_models(session),
                   defaults=QcDefaults.from_settings(settings),
                   events=audit.recent(session, task_id=task.id, limit=10))

@@ -13,6 +13,7 @@ from app.deps import ANY_ROLE, CurrentUser, SessionDep, require_role
 from app.exports.spec import ExportSpec
 from app.forms import FormDep, validate_form
 from app.models import ConversationPool, Role, Task, TaskStatus
+from app.schemas import FinetuneIn
 from app.services import jobs as job_service
 from app.services import models as model_service
 from app.services import versions as version_service
@@ -33,7 +34,7 @@ def version_list(request: Request, session: SessionDep):
 
 @router.post("", dependencies=[BUILDERS])
 def create_version(request: Request, session: SessionDep, user: CurrentUser, form: FormDep):
-    spec = validate_form(ExportSpec, form, lists=("task_ids",), ints=("conversation_pool_id",),
+    spec = validate_form(ExportSpec, form, lists=("task_ids",), optional=("conversation_pool_id",),
                          checkboxes=("images_as_tar",))
     version = version_service.create(session, spec=spec, name=str(form.get("name", "")), actor_id=user.id)
     return see_other(request, f"/versions/{version.id}")
@@ -83,7 +84,8 @@ def version_file(request: Request, session: SessionDep, version_id: int, name: s
 @router.post("/{version_id}/finetune", dependencies=[BUILDERS])
 def finetune(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, version_id: int):
     """Queues the two-stage fine-tune of a base model on this version; its job page draws the loss live."""
-    job = version_service.start_finetune(session, version_id=version_id, form=form, actor_id=user.id)
+    data = validate_form(FinetuneIn, form, checkboxes=("lora",), optional=("max_steps",))
+    job = version_service.start_finetune(session, version_id=version_id, data=data, actor_id=user.id)
     return see_other(request, f"/jobs/{job.id}")
 
 

@@ -10,24 +10,18 @@ from sqlmodel import Session, select
 
 from app.errors import Invalid
 from app.models import Image, Instance, InstructionVersion, Job, ModelOutput
+from app.schemas import PreviewIn
 from app.services import instructions as instruction_service
 from app.services import jobs, models
 from app.stats import normalise_answer
 
-MAX_INSTANCES = 500
 
-
-def start(session: Session, *, task_id: int, model_id: int, version_id: int | None, size: int, seed: int,
-          batch_size: int, max_new_tokens: int, actor_id: int | None) -> Job:
-    if not 1 <= size <= MAX_INSTANCES:
-        raise Invalid(f"Preview between 1 and {MAX_INSTANCES} instances.", fields={"size": f"1 to {MAX_INSTANCES}"})
-    if not 1 <= batch_size <= 256 or not 1 <= max_new_tokens <= 2048:
-        raise Invalid("Batch size 1–256, new tokens 1–2048.", fields={"batch_size": "1 to 256"})
-    model = models.get(session, model_id=model_id)
-    version = instruction_service.newest_version(session, task_id=task_id, version_id=version_id)
+def start(session: Session, *, task_id: int, data: PreviewIn, actor_id: int | None) -> Job:
+    """Queues a preview of a registered model on the task (bounds are checked by `PreviewIn`)."""
+    model = models.get(session, model_id=data.model_id)
+    version = instruction_service.newest_version(session, task_id=task_id, version_id=data.instruction_version_id)
     return jobs.enqueue(session, kind="preview", created_by_id=actor_id, payload={
-        "task_id": task_id, "instruction_version_id": version.id, "model_id": model.id, "size": size, "seed": seed,
-        "batch_size": batch_size, "max_new_tokens": max_new_tokens})
+        **data.model_dump(), "task_id": task_id, "instruction_version_id": version.id, "model_id": model.id})
 
 
 def matches(output: str, target: str, options: list[str] | None) -> bool:

@@ -60,10 +60,10 @@ def _latest(session: Session, model, task_ids: list[int]) -> dict[int, object]:
 
 
 def per_task(session: Session, *, filters: QualityFilters = QualityFilters(),
-             task_id: int | None = None) -> list[TaskQuality]:
+             task_ids: list[int] | None = None) -> list[TaskQuality]:
     query = select(Task).order_by(Task.name)
-    if task_id is not None:
-        query = query.where(Task.id == task_id)
+    if task_ids is not None:
+        query = query.where(Task.id.in_(task_ids))
     if filters.task_group:
         query = query.where(Task.task_group == filters.task_group)
     if filters.category:

@@ -10,7 +10,7 @@ import random
 from dataclasses import dataclass
 from functools import cache
 
-from sqlalchemy import func, update
+from sqlalchemy import func
 from sqlmodel import Session, select
 
 from app.errors import Conflict, Invalid, NotFound
@@ -24,7 +24,7 @@ from app.models import (
     TaskStatus,
     utcnow,
 )
-from app.services import audit, leases, task_states
+from app.services import audit, checks, leases
 from app.services.instructions import newest_version, sample_instances
 from app.services.qc import QcDefaults
 from app.stats import is_short_answer, normalise_answer
@@ -49,7 +49,7 @@ def create(session: Session, *, task_id: int, actor_id: int | None, size: int, p
         raise Invalid("The task has no active instances to solve.", fields={"task": "empty"})
     if len(picked) < size:
         pass_threshold = max(1, round(pass_threshold * len(picked) / size))
-    _cancel_open(session, task_id=task_id, actor_id=actor_id)
+    checks.cancel_open(session, model=SolveTest, task_id=task_id, actor_id=actor_id)
     test = SolveTest(task_id=task_id, instruction_version_id=version.id, seed=seed, size=len(picked),
                      pass_threshold=pass_threshold, created_by_id=actor_id)
     session.add(test)
@@ -75,15 +75,6 @@ def open_for_approved(session: Session, *, version: InstructionVersion, task_id:
         return
     create(session, task_id=task_id, actor_id=actor_id, size=defaults.solve_test_size,
            pass_threshold=defaults.solve_test_pass, version_id=version.id, commit=False)
-
-
-def _cancel_open(session: Session, *, task_id: int, actor_id: int | None) -> None:
-    for test_id in session.exec(select(SolveTest.id).where(SolveTest.task_id == task_id,
-                                                           SolveTest.status == QcStatus.open)).all():
-        session.execute(update(SolveTest).where(SolveTest.id == test_id)
-                        .values(status=QcStatus.cancelled, completed_at=utcnow()))
-        audit.record(session, actor_id=actor_id, action="solve_test.cancel", entity_type="solve_test",
-                     entity_id=test_id, task_id=task_id, after={"reason": "a new solve test was opened"})
 
 
 @cache
@@ -208,15 +199,10 @@ def _settle(session: Session, *, test: SolveTest, actor_id: int) -> None:
     result = figures(session, test=test)
     if result.outcome == QcStatus.open:
         return
-    closed = session.execute(update(SolveTest).where(SolveTest.id == test.id, SolveTest.status == QcStatus.open)
-                             .values(status=result.outcome, completed_at=utcnow())).rowcount
-    if closed:
-        audit.record(session, actor_id=actor_id, action=f"solve_test.{result.outcome}", entity_type="solve_test",
-                     entity_id=test.id, task_id=test.task_id,
-                     after={"matched": result.matched, "judged": result.judged, "size": result.size,
-                            "pass_threshold": result.pass_threshold})
-        task_states.advance(session, task_id=test.task_id, actor_id=actor_id,
-                            reason=f"solve test {result.outcome}: {result.matched}/{result.size}")
+    checks.close(session, check=test, outcome=result.outcome, actor_id=actor_id,
+                 figures={"matched": result.matched, "judged": result.judged, "size": result.size,
+                          "pass_threshold": result.pass_threshold},
+                 reason=f"solve test {result.outcome}: {result.matched}/{result.size}")
 
 
 def get(session: Session, *, test_id: int) -> SolveTest:
@@ -229,3 +215,9 @@ def get(session: Session, *, test_id: int) -> SolveTest:
 def items_of(session: Session, *, test_id: int) -> list[tuple[SolveTestItem, Instance]]:
     return list(session.exec(select(SolveTestItem, Instance).join(Instance, Instance.id == SolveTestItem.instance_id)
                              .where(SolveTestItem.solve_test_id == test_id).order_by(SolveTestItem.position)))
+
+
+def open_requested(session: Session, *, task_id: int, data, defaults: QcDefaults, actor_id: int) -> SolveTest:
+    """A solve test as a person asked for it (page or API, `SolveTestIn`), the settings filling the gaps."""
+    return create(session, task_id=task_id, actor_id=actor_id, size=data.size or defaults.solve_test_size,
+                  pass_threshold=data.pass_threshold or defaults.solve_test_pass, seed=data.seed)

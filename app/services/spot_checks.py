@@ -29,7 +29,7 @@ from app.models import (
     TaskStatus,
     utcnow,
 )
-from app.services import audit, leases, task_states
+from app.services import audit, checks, leases
 from app.services.instructions import newest_version, sample_instances
 from app.services.qc import QcDefaults
 from app.services.tasks import refresh_instance_counts
@@ -62,12 +62,7 @@ def create(session: Session, *, task_id: int, actor_id: int | None, max_error_ra
     picked = sample_instances(session, task_id=task_id, seed=seed, size=size)
     if not picked:
         raise Invalid("The task has no active instances to check.", fields={"task": "empty"})
-    for check_id in session.exec(select(SpotCheck.id).where(SpotCheck.task_id == task_id,
-                                                            SpotCheck.status == QcStatus.open)).all():
-        session.execute(update(SpotCheck).where(SpotCheck.id == check_id)
-                        .values(status=QcStatus.cancelled, completed_at=utcnow()))
-        audit.record(session, actor_id=actor_id, action="spot_check.cancel", entity_type="spot_check",
-                     entity_id=check_id, task_id=task_id, after={"reason": "a new spot check was opened"})
+    checks.cancel_open(session, model=SpotCheck, task_id=task_id, actor_id=actor_id)
     check = SpotCheck(task_id=task_id, instruction_version_id=version.id, seed=seed, size=len(picked),
                       max_error_rate=max_error_rate, confidence=confidence, double_review=double_review,
                       census=len(picked) < size, created_by_id=actor_id)
@@ -231,15 +226,10 @@ def _settle(session: Session, *, check: SpotCheck, actor_id: int) -> None:
             return
     result = figures(session, check=check)
     outcome = QcStatus.passed if result.passes else QcStatus.failed
-    closed = session.execute(update(SpotCheck).where(SpotCheck.id == check.id, SpotCheck.status == QcStatus.open)
-                             .values(status=outcome, completed_at=utcnow())).rowcount
-    if closed:
-        audit.record(session, actor_id=actor_id, action=f"spot_check.{outcome}", entity_type="spot_check",
-                     entity_id=check.id, task_id=check.task_id,
-                     after={"errors": result.errors, "size": result.size, "upper": round(result.interval.high, 4),
-                            "kappa": None if result.kappa is None else round(result.kappa, 3)})
-        task_states.advance(session, task_id=check.task_id, actor_id=actor_id,
-                            reason=f"spot check {outcome}: {result.errors}/{result.size} errors")
+    checks.close(session, check=check, outcome=outcome, actor_id=actor_id,
+                 figures={"errors": result.errors, "size": result.size, "upper": round(result.interval.high, 4),
+                          "kappa": None if result.kappa is None else round(result.kappa, 3)},
+                 reason=f"spot check {outcome}: {result.errors}/{result.size} errors")
 
 
 def get(session: Session, *, check_id: int) -> SpotCheck:
@@ -254,7 +244,9 @@ def items_of(session: Session, *, check_id: int) -> list[tuple[SpotCheckItem, In
                              .where(SpotCheckItem.spot_check_id == check_id).order_by(SpotCheckItem.position)))
 
 
-def pending_count(session: Session) -> int:
-    return session.exec(select(func.count()).select_from(SpotCheckItem).join(
-        SpotCheck, SpotCheck.id == SpotCheckItem.spot_check_id).where(
-        SpotCheck.status == QcStatus.open, SpotCheckItem.decided_at.is_(None))).one()
+def open_requested(session: Session, *, task_id: int, data, defaults: QcDefaults, actor_id: int) -> SpotCheck:
+    """A spot check as a person asked for it (page or API, `SpotCheckIn`), the settings filling the gaps."""
+    expected = defaults.expected_error_rate if data.expected_error_rate is None else data.expected_error_rate
+    return create(session, task_id=task_id, actor_id=actor_id, size=data.size,
+                  max_error_rate=data.max_error_rate or defaults.max_error_rate, expected_error_rate=expected,
+                  double_review=data.double_review, seed=data.seed)

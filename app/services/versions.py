@@ -27,6 +27,7 @@ from app.models import (
     VersionStatus,
     utcnow,
 )
+from app.schemas import FinetuneIn
 from app.services import audit, instructions, jobs
 from app.services import models as model_service
 from app.storage import MediaStore, PathOutsideRoot, confined
@@ -212,25 +213,11 @@ def trace(session: Session, *, record_id: str) -> Origin:
     return Origin(task, instance, version, reviews, verdicts)
 
 
-def start_finetune(session: Session, *, version_id: int, form, actor_id: int | None):
+def start_finetune(session: Session, *, version_id: int, data: FinetuneIn, actor_id: int | None):
     """Queues a fine-tune of a registered base model on a ready version (the paper's recipe by default)."""
     version = get(session, version_id=version_id)
     if version.status != VersionStatus.ready:
         raise Conflict(f"Version {version.name} is {version.status}: only a ready version can be trained on.")
-
-    def number(name: str, cast, default):
-        raw = str(form.get(name, "")).strip()
-        try:
-            return cast(raw) if raw else default
-        except ValueError:
-            raise Invalid(f"{name.replace('_', ' ').capitalize()} must be a number.",
-                          fields={name: "a number"}) from None
-
-    base = model_service.get(session, model_id=number("base_model_id", int, 0))
-    payload = {"version_id": version.id, "base_model_id": base.id, "stage1_lr": number("stage1_lr", float, 2e-5),
-               "stage2_lr": number("stage2_lr", float, 1e-5), "stage2_steps": number("stage2_steps", int, 128),
-               "max_steps": number("max_steps", int, None), "save_every": number("save_every", int, 50),
-               "lora": form.get("lora") in ("on", "true", "1"), "lora_rank": number("lora_rank", int, 8)}
-    if not 0 < payload["stage1_lr"] < 1 or not 0 < payload["stage2_lr"] < 1:
-        raise Invalid("Learning rates are between 0 and 1.", fields={"stage1_lr": "0 < lr < 1"})
-    return jobs.enqueue(session, kind="finetune", payload=payload, created_by_id=actor_id, max_attempts=3)
+    model_service.get(session, model_id=data.base_model_id)
+    return jobs.enqueue(session, kind="finetune", payload={"version_id": version.id, **data.model_dump()},
+                        created_by_id=actor_id, max_attempts=3)

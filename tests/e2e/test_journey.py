@@ -45,11 +45,8 @@ def _as(browser, live_server, email: str) -> Page:
 
 
 def test_from_import_to_a_downloaded_version_and_a_model_preview(page: Page, browser, live_server, db, settings,
-                                                                tmp_path):
-    pytest.importorskip("torch", reason="the worker's dependencies are not installed")
+                                                                tiny_model):
     from PIL import Image as PILImage
-
-    from worker.tiny_model import build_tiny_model
 
     root = settings.resolved_import_root
     root.mkdir(parents=True)
@@ -126,11 +123,10 @@ def test_from_import_to_a_downloaded_version_and_a_model_preview(page: Page, bro
         == 12
 
     # An admin registers the tiny model; the author previews it on the task and sees its outputs.
-    model_folder = build_tiny_model(tmp_path / "tiny-llava")
     admin_tab = _as(browser, live_server, admin.email)
     admin_tab.goto("/models")
     admin_tab.get_by_label("Name").fill("tiny")
-    admin_tab.get_by_label("Local path").fill(str(model_folder))
+    admin_tab.get_by_label("Local path").fill(str(tiny_model))
     admin_tab.get_by_label("Device").fill("cpu")
     admin_tab.get_by_role("button", name="Register").click()
     expect(admin_tab.locator("#models")).to_contain_text("tiny")
