@@ -144,8 +144,8 @@ def create_token(email: Annotated[str, typer.Option(help="Whose token.")],
     typer.echo(token)
 
 
-ImageRoot = Annotated[Path | None, typer.Option(help="Folder that image paths are relative to.", exists=True,
-                                                file_okay=False)]
+ImageRoot = Annotated[Path | None, typer.Option(help="Folder (or .zip / .tar archive) that image paths are "
+                                                     "relative to.", exists=True)]
 MaxPerTask = Annotated[int | None, typer.Option(min=1, help="Keep a seeded sample of at most N instances per task "
                                                             "(Vision-Flan: 10000).")]
 Seed = Annotated[int, typer.Option(help="Seed of the --max-per-task sample (recorded in the report).")]
@@ -210,14 +210,17 @@ def import_conversations(
     file (LLaVA-Instruct ids repeat), so running the same import again adds only what is missing."""
     from app.db import make_engine
     from app.ingest.conversations import ConversationImporter, PoolOptions
+    from app.ingest.image_sources import ImageSourceInvalid
     from app.ingest.records import MalformedFile
     from app.storage import MediaStore
 
     settings = Settings()
-    importer = ConversationImporter(make_engine(settings.resolved_database_url), MediaStore(settings.media_dir),
-                                    PoolOptions(pool=pool, image_root=image_root))
     try:
+        importer = ConversationImporter(make_engine(settings.resolved_database_url), MediaStore(settings.media_dir),
+                                        PoolOptions(pool=pool, image_root=image_root))
         report = importer.run(file)
+    except ImageSourceInvalid as error:
+        _fail(str(error))
     except MalformedFile as error:
         _fail(f"{error} (whole chunks before it were imported; fix the file and run again)")
     _print_report(report, None)
@@ -246,6 +249,7 @@ def _import(file_format: str, file: Path, image_root: Path | None, max_per_task:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from app.db import make_engine
+    from app.ingest.image_sources import ImageSourceInvalid
     from app.ingest.importer import ImportOptions, InstanceImporter
     from app.ingest.records import MalformedFile, estimate_records
     from app.storage import MediaStore
@@ -255,11 +259,13 @@ def _import(file_format: str, file: Path, image_root: Path | None, max_per_task:
     columns = [TextColumn("importing {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(*columns, transient=True) as progress:
         bar = progress.add_task(file.name, total=estimate_records(file))
-        importer = InstanceImporter(make_engine(settings.resolved_database_url), MediaStore(settings.media_dir),
-                                    options, file_format=file_format, **source,
-                                    on_progress=lambda seen: progress.update(bar, completed=seen))
         try:
+            importer = InstanceImporter(make_engine(settings.resolved_database_url), MediaStore(settings.media_dir),
+                                        options, file_format=file_format, **source,
+                                        on_progress=lambda seen: progress.update(bar, completed=seen))
             report = importer.run(file)
+        except ImageSourceInvalid as error:
+            _fail(str(error))
         except MalformedFile as error:
             _fail(f"{error} (whole chunks before it were imported; fix the file and run again)")
     _print_report(report, report_file)

@@ -80,7 +80,7 @@ def test_an_import_started_in_the_browser_runs_in_the_worker(app, client, db, se
                                             "image_root": "nope"}, headers={"HX-Request": "true"})
     assert refused.status_code == 422
     assert soup(refused).select_one("#file-error").text == "must be under the import root"
-    assert soup(refused).select_one("#image_root-error").text == "no such folder under the import root"
+    assert soup(refused).select_one("#image_root-error").text == "no such folder, .zip or .tar under the import root"
     started = client.post("/imports", data={"csrf_token": csrf, "format": "unified", "file": "in.jsonl",
                                             "image_root": "imgs", "max_per_task": "", "seed": "0"})
     assert started.status_code == 303

@@ -12,6 +12,7 @@ from typing import Any
 from app.config import Settings
 from app.db import make_engine
 from app.ingest import IMPORT_FORMATS
+from app.ingest.image_sources import ImageSourceInvalid
 from app.ingest.records import MalformedFile, estimate_records
 from app.storage import MediaStore, confined
 from worker.context import JobContext
@@ -31,6 +32,8 @@ def run_import(settings: Settings, context: JobContext, payload: dict[str, Any])
     engine = make_engine(settings.resolved_database_url)
     try:
         return _run(settings, engine, context, payload, file)
+    except ImageSourceInvalid as error:
+        raise ImportFailed(str(error)) from None
     except MalformedFile as error:
         raise ImportFailed(f"{error.path.name}:{error.line}: {error.message} (whole chunks before it were "
                            "imported; fix the file and import again)") from None

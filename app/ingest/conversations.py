@@ -22,7 +22,7 @@ from app.ingest.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageReject
 from app.ingest.intake import ImageIntake
 from app.ingest.records import BadLine, read_records
 from app.ingest.report import ImportReport
-from app.ingest.unified import FieldProblem, source_id
+from app.ingest.unified import FieldProblem, source_id, within_limit
 from app.models import ConversationItem, ConversationPool, utcnow
 from app.services import audit
 from app.storage import MediaStore
@@ -63,7 +63,7 @@ def parse_conversation(data: Any, line: int, position: int) -> ConversationDraft
         marker = next((m for m in TEMPLATE_MARKERS if m in value), None)
         if marker:
             raise FieldProblem("conversations", f"turn {index + 1} contains the template marker {marker.strip()!r}")
-        cleaned.append({"from": expected, "value": value})
+        cleaned.append({"from": expected, "value": within_limit(value, "conversations")})
     if cleaned[-1]["from"] != "gpt":
         raise FieldProblem("conversations", "the last turn must be from gpt")
     tokens = [turn["value"].count(IMAGE_TOKEN) for turn in cleaned]
@@ -92,6 +92,12 @@ class ConversationImporter:
                                   max_pixels=options.max_image_pixels)
 
     def run(self, path: Path) -> ImportReport:
+        try:
+            return self._run(path)
+        finally:
+            self.images.close()
+
+    def _run(self, path: Path) -> ImportReport:
         started = time.perf_counter()
         report = ImportReport(source=path.name)
         with self.engine.begin() as connection:

@@ -1,4 +1,5 @@
-"""Checking an image file before it enters the media store: where it is, what it is, whether it is whole."""
+"""Checking an image file before it enters the media store: what it is and whether it is whole (where it
+is read from is app/ingest/image_sources.py)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,9 @@ import hashlib
 import io
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
-
-from app.storage import PathOutsideRoot, confined
 
 ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF"})
 DEFAULT_MAX_BYTES = 50 << 20
@@ -32,21 +30,10 @@ class CheckedImage:
     data: bytes
 
 
-def check_image(root: Path, relative: str, *, max_bytes: int = DEFAULT_MAX_BYTES,
-                max_pixels: int = DEFAULT_MAX_PIXELS) -> CheckedImage:
-    """Reads and checks `relative` under `root`. Cheap completeness checks (JPEG end marker, PNG IEND)
-    instead of a full decode, which would cost ~5 ms an image; rarer formats are decoded in full."""
-    try:
-        path = confined(root, relative)
-    except PathOutsideRoot:
-        raise ImageRejected(f"{relative} is outside the image root") from None
-    if not path.is_file():
-        raise ImageRejected(f"{relative} does not exist under the image root" if not path.exists()
-                            else f"{relative} is not a file")
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise ImageRejected(f"{size:,} bytes, more than the {max_bytes:,} allowed")
-    data = path.read_bytes()
+def check_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> CheckedImage:
+    """Checks an image file's bytes (read from its source, within the size limit). Cheap completeness
+    checks (JPEG end marker, PNG IEND) instead of a full decode, which would cost ~5 ms an image; rarer
+    formats are decoded in full."""
     if data[:256].lstrip().lower().startswith((b"<svg", b"<?xml", b"<!doctype svg")):
         raise ImageRejected("SVG/XML is not accepted (it can carry scripts)")
     try:
@@ -75,4 +62,4 @@ def check_image(root: Path, relative: str, *, max_bytes: int = DEFAULT_MAX_BYTES
         raise ImageRejected("truncated JPEG (no end-of-image marker)")
     if fmt == "PNG" and b"IEND" not in data[-16:]:
         raise ImageRejected("truncated PNG (no IEND chunk)")
-    return CheckedImage(hashlib.sha256(data).hexdigest(), width, height, fmt.lower(), size, data)
+    return CheckedImage(hashlib.sha256(data).hexdigest(), width, height, fmt.lower(), len(data), data)

@@ -67,6 +67,12 @@ class InstanceImporter:
                                   max_pixels=options.max_image_pixels)
 
     def run(self, path: Path) -> ImportReport:
+        try:
+            return self._run(path)
+        finally:
+            self.images.close()
+
+    def _run(self, path: Path) -> ImportReport:
         started = time.perf_counter()
         report = ImportReport(source=path.name, max_per_task=self.options.max_per_task,
                               seed=self.options.seed if self.options.max_per_task else None)

@@ -8,6 +8,7 @@ from pathlib import Path
 from sqlalchemy import Connection
 
 from app.ingest.bulk import get_or_create
+from app.ingest.image_sources import ImageSource, open_image_source
 from app.ingest.images import CheckedImage, ImageRejected, check_image
 from app.models import Image, utcnow
 from app.storage import MediaStore
@@ -16,8 +17,13 @@ PATH_CACHE = 50_000  # recently seen paths: datasets reuse images across instanc
 
 
 class ImageIntake:
+    """Opens `root` (a folder or an archive, see image_sources) on construction, so that a root that
+    cannot be used fails the import before anything is written. `close()` after each run."""
+
     def __init__(self, media: MediaStore, root: Path | None, *, max_bytes: int, max_pixels: int):
         self.media, self.root = media, root
+        self._source: ImageSource | None = None
+        self._open()
         self.max_bytes, self.max_pixels = max_bytes, max_pixels
         self.stored = 0  # new files written to the media store by this run
         self._checked: OrderedDict[str, CheckedImage | ImageRejected] = OrderedDict()
@@ -28,13 +34,14 @@ class ImageIntake:
         if relative in self._checked:
             self._checked.move_to_end(relative)
             return self._checked[relative]
-        if self.root is None:
-            result: CheckedImage | ImageRejected = ImageRejected("no image root was given for this import")
-        else:
-            try:
-                result = check_image(self.root, relative, max_bytes=self.max_bytes, max_pixels=self.max_pixels)
-            except ImageRejected as rejection:
-                result = rejection
+        try:
+            source = self._open()
+            if source is None:
+                raise ImageRejected("no image root was given for this import")
+            result: CheckedImage | ImageRejected = check_image(source.read(relative, self.max_bytes),
+                                                               max_pixels=self.max_pixels)
+        except ImageRejected as rejection:
+            result = rejection
         self._checked[relative] = result
         if len(self._checked) > PATH_CACHE:
             self._checked.popitem(last=False)
@@ -53,3 +60,13 @@ class ImageIntake:
             "created_at": utcnow()})
         self._ids[image.sha256] = image_id
         return image_id
+
+    def _open(self) -> ImageSource | None:
+        if self._source is None and self.root is not None:
+            self._source = open_image_source(self.root)
+        return self._source
+
+    def close(self) -> None:
+        if self._source is not None:
+            self._source.close()
+            self._source = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.ingest.unified import FieldProblem, InstanceDraft, source_id, task_and_dataset
+from app.ingest.unified import FieldProblem, InstanceDraft, source_id, task_and_dataset, within_limit
 
 IMAGE_TOKEN = "<image>"
 KNOWN_FIELDS = frozenset({"id", "image", "task_name", "conversations"})
@@ -46,7 +46,7 @@ def _exchange(conversations: Any) -> tuple[str, str]:
         value = turn.get("value")
         if not isinstance(value, str) or not value.replace(IMAGE_TOKEN, "").strip():
             raise FieldProblem("conversations", f"the {expected} turn is empty")
-        turns.append(value)
+        turns.append(within_limit(value, "conversations"))
     if IMAGE_TOKEN in turns[1]:
         raise FieldProblem("conversations", "the gpt turn contains an <image> token")
     return turns[0], turns[1]

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 BOM = b"\xef\xbb\xbf"
+WIDE_BOMS = (b"\xff\xfe", b"\xfe\xff")  # UTF-16 (and UTF-32 LE) byte-order marks
 CHUNK_CHARS = 1 << 20
 MAX_RECORD_CHARS = 64 << 20  # one record larger than this is refused rather than buffered without end
 
@@ -44,6 +45,9 @@ def read_records(path: Path) -> Iterator[Record | BadLine]:
     """Records of a JSON array (first non-blank character `[`) or of a JSONL file, in file order."""
     with path.open("rb") as stream:
         head = stream.read(4096)
+    if head.startswith(WIDE_BOMS):
+        raise MalformedFile(path, 1, "the file is UTF-16 or UTF-32 (it starts with a byte-order mark); "
+                                     "save it as UTF-8")
     start = head[len(BOM):] if head.startswith(BOM) else head
     if start.lstrip()[:1] == b"[":
         yield from _json_array(path)
@@ -72,6 +76,9 @@ def estimate_records(path: Path) -> int | None:
 def _json_lines(path: Path) -> Iterator[Record | BadLine]:
     with path.open("rb") as stream:
         for number, raw in enumerate(_split_on_newlines(stream), start=1):
+            if raw is None:
+                yield BadLine(number, f"line longer than the {MAX_RECORD_CHARS >> 20} MiB allowed for one record")
+                continue
             if number == 1 and raw.startswith(BOM):
                 raw = raw[len(BOM):]
             raw = raw.rstrip(b"\r")
@@ -84,14 +91,21 @@ def _json_lines(path: Path) -> Iterator[Record | BadLine]:
                 yield BadLine(number, reason)
 
 
-def _split_on_newlines(stream) -> Iterator[bytes]:
-    pending = b""
+def _split_on_newlines(stream) -> Iterator[bytes | None]:
+    """The file's lines; None for a line over MAX_RECORD_CHARS, which is skipped, never held whole."""
+    pending: list[bytes] = []  # pieces of a line that runs across chunks (joined once: no quadratic copying)
+    pending_size, too_long = 0, False
     while chunk := stream.read(CHUNK_CHARS):
-        lines = (pending + chunk).split(b"\n")
-        pending = lines.pop()
-        yield from lines
-    if pending:
-        yield pending
+        lines = chunk.split(b"\n")
+        for piece in lines[:-1]:
+            yield None if too_long or pending_size + len(piece) > MAX_RECORD_CHARS else b"".join([*pending, piece])
+            pending, pending_size, too_long = [], 0, False
+        pending.append(lines[-1])
+        pending_size += len(lines[-1])
+        if pending_size > MAX_RECORD_CHARS:
+            pending, too_long = [], True
+    if pending_size:
+        yield None if too_long else b"".join(pending)
 
 
 def _not_utf8(raw: bytes) -> bool:
@@ -175,7 +189,9 @@ class _ArrayReader:
                 data, end = decoder.raw_decode(self.buffer, self.position)
             except json.JSONDecodeError as error:
                 # Maybe the record runs past the window: read on, within reason, before calling it malformed.
-                if len(self.buffer) - self.position < MAX_RECORD_CHARS and self._fill():
+                if len(self.buffer) - self.position >= MAX_RECORD_CHARS:
+                    self.fail(f"a record larger than the {MAX_RECORD_CHARS >> 20} MiB allowed starts here")
+                if self._fill():
                     continue
                 where = self.current_line() + self.buffer.count("\n", self.position, error.pos)
                 raise MalformedFile(self.path, where, f"not valid JSON ({error.msg}, column {error.colno})") from None

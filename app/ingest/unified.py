@@ -14,6 +14,7 @@ from typing import Any
 KNOWN_FIELDS = frozenset({"instance_id", "img_path", "options", "input_text", "raw_output",
                           "human_preferred_output", "dataset_name", "task_name"})
 MAX_ID_CHARS = 200
+MAX_TEXT_CHARS = 1 << 20  # an instance's input or target; Vision-Flan's longest are a few thousand
 
 
 class FieldProblem(ValueError):
@@ -98,7 +99,7 @@ def _required_text(data: dict, field: str) -> str:
         value = str(value)  # answers such as 3 or 2.5 arrive as numbers
     if not isinstance(value, str) or not value.strip():
         raise FieldProblem(field, "is required (a non-empty string)")
-    return value
+    return within_limit(value, field)
 
 
 def _optional_text(data: dict, field: str) -> str | None:
@@ -108,7 +109,13 @@ def _optional_text(data: dict, field: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise FieldProblem(field, f"must be a string or null, not {type(value).__name__}")
-    return value if value.strip() else None
+    return within_limit(value, field) if value.strip() else None
+
+
+def within_limit(text: str, field: str) -> str:
+    if len(text) > MAX_TEXT_CHARS:
+        raise FieldProblem(field, f"{len(text):,} characters, more than the {MAX_TEXT_CHARS:,} allowed")
+    return text
 
 
 def _options(value: Any) -> list[str] | None:

@@ -10,6 +10,7 @@ from app.deps import CurrentUser, SessionDep, require_role
 from app.errors import Invalid
 from app.forms import FormDep
 from app.ingest import IMPORT_FORMATS
+from app.ingest.image_sources import is_archive
 from app.ingest.tabular import FieldMapping, MappingInvalid
 from app.models import Role
 from app.services import jobs as job_service
@@ -54,7 +55,7 @@ def _payload(root: Path, form) -> dict:
     _check_path(root, payload["file"], "file", errors, folder_ok=file_format == "table")
     if file_format in WITH_IMAGES and str(form.get("image_root", "")).strip():
         payload["image_root"] = str(form.get("image_root")).strip()
-        _check_path(root, payload["image_root"], "image_root", errors, folder=True)
+        _check_path(root, payload["image_root"], "image_root", errors, image_root=True)
     if file_format in SAMPLED:
         for name in ("max_per_task", "seed"):
             raw = str(form.get(name, "")).strip()
@@ -78,15 +79,18 @@ def _payload(root: Path, form) -> dict:
     return payload
 
 
-def _check_path(root: Path, relative: str, field: str, errors: dict, *, folder: bool = False,
+def _check_path(root: Path, relative: str, field: str, errors: dict, *, image_root: bool = False,
                 folder_ok: bool = False) -> None:
     try:
         path = confined(root, relative) if relative else None
     except PathOutsideRoot:
         errors[field] = "must be under the import root"
         return
-    if path is None or not (path.is_dir() if folder else (path.is_file() or (folder_ok and path.is_dir()))):
-        errors[field] = f"no such {'folder' if folder else 'file'} under the import root"
+    if image_root:
+        if path is None or not (path.is_dir() or (path.is_file() and is_archive(path))):
+            errors[field] = "no such folder, .zip or .tar under the import root"
+    elif path is None or not (path.is_file() or (folder_ok and path.is_dir())):
+        errors[field] = "no such file under the import root"
 
 
 def _form(request: Request, *, values, error: Invalid | None = None, status_code: int = 200):

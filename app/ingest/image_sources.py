@@ -1,0 +1,149 @@
+"""Where an import's images are read from: a folder, or a .zip or .tar archive of one (datasets are often
+shipped that way). Archives are read in place, never extracted, so a hostile entry name (`../x`, `/etc/x`)
+cannot write anywhere; such entries, links and special files are simply never served."""
+
+from __future__ import annotations
+
+import tarfile
+import zipfile
+from pathlib import Path, PurePosixPath
+from typing import Protocol
+
+from app.ingest.images import ImageRejected
+from app.storage import PathOutsideRoot, confined
+
+ARCHIVE_SUFFIXES = (".zip", ".tar")
+
+
+class ImageSourceInvalid(ValueError):
+    """The image root itself cannot be used; the message says why."""
+
+
+class ImageSource(Protocol):
+    def read(self, relative: str, max_bytes: int) -> bytes:
+        """The file's bytes, or ImageRejected saying why not (outside the root, missing, too large...)."""
+
+    def close(self) -> None: ...
+
+
+def is_archive(path: Path) -> bool:
+    return path.suffix.lower() in ARCHIVE_SUFFIXES
+
+
+def open_image_source(root: Path) -> ImageSource:
+    if root.is_dir():
+        return FolderSource(root)
+    if not root.is_file():
+        raise ImageSourceInvalid(f"image root {root} does not exist")
+    suffix = root.suffix.lower()
+    if suffix == ".zip":
+        return ZipSource(root)
+    if suffix == ".tar":
+        return TarSource(root)
+    raise ImageSourceInvalid(f"image root {root.name} is neither a folder nor a .zip or .tar archive "
+                             "(compressed tars cannot be read in place: unpack them or repack as .zip)")
+
+
+def archive_key(relative: str) -> str:
+    """The name an image path is looked up by inside an archive; refuses paths that climb out."""
+    parts = [part for part in PurePosixPath(relative.replace("\\", "/")).parts if part not in ("", ".")]
+    if not parts or relative.startswith(("/", "\\")) or ".." in parts:
+        raise ImageRejected(f"{relative} is outside the image root")
+    return "/".join(parts)
+
+
+def _too_large(size: int, max_bytes: int) -> ImageRejected:
+    return ImageRejected(f"{size:,} bytes, more than the {max_bytes:,} allowed")
+
+
+class FolderSource:
+    def __init__(self, root: Path):
+        self.root = root
+
+    def read(self, relative: str, max_bytes: int) -> bytes:
+        try:
+            path = confined(self.root, relative)
+        except PathOutsideRoot:
+            raise ImageRejected(f"{relative} is outside the image root") from None
+        if not path.is_file():
+            raise ImageRejected(f"{relative} does not exist under the image root" if not path.exists()
+                                else f"{relative} is not a file")
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise _too_large(size, max_bytes)
+        return path.read_bytes()
+
+    def close(self) -> None:
+        pass
+
+
+class ZipSource:
+    def __init__(self, path: Path):
+        try:
+            self.archive = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, OSError) as error:
+            raise ImageSourceInvalid(f"image root {path.name} is not a readable zip archive ({error})") from None
+        self.entries: dict[str, zipfile.ZipInfo] = {}
+        for info in self.archive.infolist():
+            try:
+                key = archive_key(info.filename)
+            except ImageRejected:
+                continue  # a hostile name is never served
+            if not info.is_dir():
+                self.entries[key] = info
+
+    def read(self, relative: str, max_bytes: int) -> bytes:
+        info = self.entries.get(archive_key(relative))
+        if info is None:
+            raise ImageRejected(f"{relative} is not in the image archive")
+        if info.file_size > max_bytes:
+            raise _too_large(info.file_size, max_bytes)
+        try:  # the header's size may lie: read no more than allowed, and let zipfile check size and CRC
+            with self.archive.open(info) as member:
+                data = member.read(max_bytes + 1)
+        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as error:
+            raise ImageRejected(f"damaged archive entry, cannot be read ({error})") from None
+        if len(data) > max_bytes:
+            raise _too_large(len(data), max_bytes)
+        return data
+
+    def close(self) -> None:
+        self.archive.close()
+
+
+class TarSource:
+    def __init__(self, path: Path):
+        try:
+            self.archive = tarfile.open(path, mode="r:")  # uncompressed: members are read by seeking
+            members = self.archive.getmembers()
+        except (tarfile.TarError, OSError) as error:
+            raise ImageSourceInvalid(f"image root {path.name} is not a readable uncompressed tar archive "
+                                     f"({error})") from None
+        self.entries: dict[str, tarfile.TarInfo] = {}
+        for member in members:
+            try:
+                key = archive_key(member.name)
+            except ImageRejected:
+                continue
+            if not member.isdir():
+                self.entries[key] = member
+
+    def read(self, relative: str, max_bytes: int) -> bytes:
+        member = self.entries.get(archive_key(relative))
+        if member is None:
+            raise ImageRejected(f"{relative} is not in the image archive")
+        if not member.isfile():  # links could point anywhere; devices and fifos are not images
+            raise ImageRejected(f"{relative} is a link or special file in the image archive")
+        if member.size > max_bytes:
+            raise _too_large(member.size, max_bytes)
+        try:
+            with self.archive.extractfile(member) as stream:
+                data = stream.read(max_bytes + 1)
+        except (tarfile.TarError, OSError) as error:
+            raise ImageRejected(f"damaged archive entry, cannot be read ({error})") from None
+        if len(data) != member.size:
+            raise ImageRejected(f"damaged archive entry: {len(data):,} bytes where its header says {member.size:,}")
+        return data
+
+    def close(self) -> None:
+        self.archive.close()
