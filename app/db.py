@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,7 +10,11 @@ from pathlib import Path
 import orjson
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, create_engine
+
+log = logging.getLogger("studio.db")
+APPLICATION_NAME = "flan-studio"  # how our connections show in pg_stat_activity
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
@@ -27,7 +32,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         _serialize_writers(engine)
         return engine
     return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10,
-                         json_deserializer=orjson.loads)
+                         json_deserializer=orjson.loads, connect_args={"application_name": APPLICATION_NAME})
 
 
 def _configure_sqlite(dbapi_connection, _record) -> None:
@@ -77,5 +82,14 @@ def _serialize_writers(engine: Engine) -> None:
 
 def session_scope(engine: Engine) -> Iterator[Session]:
     """One session per request; services commit what they change, anything else is rolled back."""
-    with Session(engine, expire_on_commit=False) as session:
+    session = Session(engine, expire_on_commit=False)
+    try:
         yield session
+    finally:
+        try:
+            session.close()
+        except OperationalError:
+            # The connection died under the request (a database restart): the server has rolled its
+            # transaction back and the pool has discarded it. The answer may already be on its way, so
+            # raising here would only cut it off.
+            log.warning("database connection lost while closing a session; it was discarded")

@@ -11,14 +11,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
 from app.db import session_scope
-from app.errors import Forbidden, NotAuthenticated
+from app.errors import Forbidden, Invalid, NotAuthenticated
 from app.models import Role, User
+from app.models.types import MAX_DB_INT
 from app.security import csrf_matches
 from app.services import users as user_service
 from app.templating import is_htmx
@@ -33,6 +34,8 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+# A row id in a URL: bounded, so that a number no database column can hold is a 422, not a driver error.
+RowId = Annotated[int, Path(ge=1, le=MAX_DB_INT)]
 # Declared through FastAPI's security class so that /docs offers an "Authorize" button for tokens.
 BearerDep = Annotated[HTTPAuthorizationCredentials | None,
                       Depends(HTTPBearer(auto_error=False, description="An API token from your account page."))]
@@ -121,3 +124,28 @@ CurrentUser = Annotated[User, Depends(current_user)]
 
 
 HxRequest = Annotated[bool, Depends(is_htmx)]
+
+
+def _declared_query(dependant) -> frozenset[str]:
+    """The query parameters an operation takes, its dependencies' included."""
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _declared_query(sub)
+    return frozenset(names)
+
+
+def reject_unknown_query(request: Request) -> None:
+    """For the API: a query parameter the operation does not declare is refused, not ignored, so that a
+    script's typo (`?limt=5`, `?stauts=draft`) fails loudly instead of quietly returning the wrong page."""
+    route = request.scope["route"]
+    known = getattr(route, "declared_query", None)
+    if known is None:  # worked out once per route, kept on it
+        known = route.declared_query = _declared_query(route.dependant)
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        raise Invalid(f"Unknown query parameter(s): {', '.join(map(repr, unknown))}; this operation takes "
+                      f"{', '.join(sorted(known)) or 'none'}.",
+                      fields={name: "not a parameter here" for name in unknown})
+
+
+STRICT_QUERY = Depends(reject_unknown_query)

@@ -9,6 +9,7 @@ from urllib.parse import quote
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.templating import is_htmx, render
@@ -108,6 +109,26 @@ def install_error_handlers(app: FastAPI) -> None:
             fields[where or "request"] = error.get("msg", "invalid")
         summary = "; ".join(f"{name}: {msg}" for name, msg in fields.items())
         return error_response(request, 422, "invalid", f"Some input is not valid ({summary}).", fields=fields)
+
+    @app.exception_handler(DataError)
+    @app.exception_handler(OverflowError)
+    async def _out_of_range(request: Request, exc: Exception) -> Response:
+        # Inputs are bounded where they are declared; this catches what slips through (PostgreSQL refuses
+        # NUL characters in text, and integers beyond its column types).
+        log.warning("value the database cannot hold on %s %s: %s", request.method, request.url.path,
+                    type(exc).__name__)
+        return error_response(request, 422, "invalid", "A value cannot be stored: numbers must fit in 32 bits "
+                                                       "and text cannot contain NUL characters.")
+
+    @app.exception_handler(OperationalError)
+    async def _database_unreachable(request: Request, exc: OperationalError) -> Response:
+        # The database restarted or dropped the connection under this request: the pool has already
+        # thrown the connection away (and pings before reuse), so trying again in a moment works.
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path,
+                    str(exc.orig).splitlines()[0] if exc.orig else type(exc).__name__)
+        return error_response(request, 503, "database_unavailable",
+                              "The database is not reachable right now: try again in a moment.",
+                              headers={"Retry-After": "2"})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.exports.spec import ExportSpec
 from app.models import Decision, ImagePlacement, OptionsStyle, Role, SpotVerdict, TaskGroup
+from app.models.types import MAX_DB_INT, LockVersion, RowIdValue
 from app.security import MIN_PASSWORD_LENGTH
 
 T = TypeVar("T")
@@ -21,12 +22,19 @@ def _clean(value: str | None) -> str | None:
     return value or None
 
 
+# The validators below give friendly messages; these patterns tell API clients the same rules up front.
+EMAIL_PATTERN = r"^[^@\s]+@\S*\.\S*$"
+NOT_BLANK = r"\S"
+
+
 class UserCreate(BaseModel):
-    email: str = Field(max_length=254, description="Login name; stored lower-cased.")
-    display_name: str = Field(min_length=1, max_length=120)
+    email: str = Field(max_length=254, description="Login name; stored lower-cased.",
+                       json_schema_extra={"pattern": EMAIL_PATTERN})
+    display_name: str = Field(min_length=1, max_length=120, json_schema_extra={"pattern": NOT_BLANK})
     roles: list[Role] = Field(default_factory=list)
     password: str | None = Field(
-        None, description=f"At least {MIN_PASSWORD_LENGTH} characters; omit to have one generated."
+        None, description=f"At least {MIN_PASSWORD_LENGTH} characters; omit to have one generated.",
+        json_schema_extra={"pattern": rf"^(|[\s\S]{{{MIN_PASSWORD_LENGTH},}})$"},
     )
     native_english: bool = False
 
@@ -78,12 +86,13 @@ class UserOut(BaseModel):
 
 
 class DatasetIn(BaseModel):
-    name: str = Field(min_length=1, max_length=120, description="Short name, as in task names (GEOMETRY3K).")
-    url: str | None = Field(None, max_length=500)
+    name: str = Field(min_length=1, max_length=120, description="Short name, as in task names (GEOMETRY3K).",
+                      json_schema_extra={"pattern": r"^[^+/]*[^+/\s][^+/]*$"})
+    url: str | None = Field(None, max_length=500, json_schema_extra={"pattern": r"^\s*(https?://[\s\S]*)?$"})
     citation: str | None = Field(None, description="BibTeX.")
     licence: str | None = Field(None, max_length=120)
     notes: str | None = None
-    annotator_id: int | None = None
+    annotator_id: RowIdValue | None = None
 
     @field_validator("name")
     @classmethod
@@ -125,7 +134,7 @@ class TaskMetadataIn(BaseModel):
     category: str | None = Field(None, max_length=80, description="Perception, OCR, ... (free taxonomy).")
     description: str | None = None
     solve_test_required: bool | None = Field(None, description="Admins only; empty leaves it as it is.")
-    lock_version: int = Field(description="The version the edit started from; a newer one means a conflict.")
+    lock_version: LockVersion
 
     @field_validator("category", "description")
     @classmethod
@@ -141,7 +150,7 @@ class DraftIn(BaseModel):
     output_template: str = ""
     options_style: OptionsStyle = OptionsStyle.paren_letters
     image_placement: ImagePlacement = ImagePlacement.before
-    lock_version: int = Field(description="The draft version the edit started from.")
+    lock_version: LockVersion
 
 
 class TaskOut(BaseModel):
@@ -168,7 +177,8 @@ class Page(BaseModel, Generic[T]):
 
 
 class TokenCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=120, description="What will use it, e.g. the nightly export.")
+    name: str = Field(min_length=1, max_length=120, description="What will use it, e.g. the nightly export.",
+                      json_schema_extra={"pattern": NOT_BLANK})
 
 
 class TokenCreated(BaseModel):
@@ -180,12 +190,12 @@ class TokenCreated(BaseModel):
 class DecisionIn(BaseModel):
     decision: Decision
     comment: str | None = Field(None, max_length=10_000, description="Required to request changes or reject.")
-    lock_version: int = Field(description="The item's version as you received it; a newer one means a conflict.")
+    lock_version: LockVersion
 
 
 class AnswerIn(BaseModel):
     answer: str = Field(min_length=1, max_length=10_000, description="For option tasks, one of the options.")
-    lock_version: int
+    lock_version: LockVersion
 
 
 class JudgementIn(BaseModel):
@@ -222,8 +232,8 @@ class ReviewItemOut(BaseModel):
 
 class SolveTestIn(BaseModel):
     size: int | None = Field(None, ge=1, le=1000)
-    pass_threshold: int | None = Field(None, ge=1)
-    seed: int | None = Field(None, ge=0)
+    pass_threshold: int | None = Field(None, ge=1, le=1000)
+    seed: int | None = Field(None, ge=0, le=MAX_DB_INT)
 
 
 class SpotCheckIn(BaseModel):
@@ -231,7 +241,7 @@ class SpotCheckIn(BaseModel):
     max_error_rate: float | None = Field(None, gt=0, lt=1)
     expected_error_rate: float | None = Field(None, ge=0, lt=1)
     double_review: bool = False
-    seed: int | None = Field(None, ge=0)
+    seed: int | None = Field(None, ge=0, le=MAX_DB_INT)
 
 
 class CheckOut(BaseModel):
@@ -288,10 +298,10 @@ class TaskChangeOut(BaseModel):
 
 
 class PreviewIn(BaseModel):
-    model_id: int
-    instruction_version_id: int | None = Field(None, description="Default: the task's newest approved version.")
+    model_id: RowIdValue
+    instruction_version_id: RowIdValue | None = Field(None, description="Default: the task's newest approved version.")
     size: int = Field(16, ge=1, le=500)
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=MAX_DB_INT)
     batch_size: int = Field(8, ge=1, le=256)
     max_new_tokens: int = Field(64, ge=1, le=2048)
 
@@ -299,11 +309,41 @@ class PreviewIn(BaseModel):
 class FinetuneIn(BaseModel):
     """The two-stage recipe's knobs; the defaults are the paper's."""
 
-    base_model_id: int
+    base_model_id: RowIdValue
     stage1_lr: float = Field(2e-5, gt=0, lt=1)
     stage2_lr: float = Field(1e-5, gt=0, lt=1)
-    stage2_steps: int = Field(128, ge=0)
-    max_steps: int | None = Field(None, ge=1, description="At most this many steps a stage (quick runs).")
-    save_every: int = Field(50, ge=1)
+    stage2_steps: int = Field(128, ge=0, le=1_000_000)
+    max_steps: int | None = Field(None, ge=1, le=1_000_000, description="At most this many steps a stage (quick runs).")
+    save_every: int = Field(50, ge=1, le=1_000_000)
     lora: bool = False
     lora_rank: int = Field(8, ge=1, le=256)
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable, machine-readable: not_authenticated, forbidden, not_found, conflict, "
+                                  "invalid, too_many_requests...")
+    message: str = Field(description="For people: what went wrong and what to do.")
+    fields: dict[str, str] | None = Field(default=None, description="The inputs at fault, each with why.")
+
+
+class ErrorOut(BaseModel):
+    """Every API error has this shape, whatever its status."""
+
+    error: ErrorDetail
+
+
+def _error(description: str) -> dict:
+    return {"model": ErrorOut, "description": description}
+
+
+# Declared on every API router, so that clients (and Schemathesis) know each error's shape.
+API_ERRORS: dict[int | str, dict] = {
+    400: _error("The request cannot be carried out as it is."),
+    401: _error("No valid bearer token (Authorization: Bearer <token>)."),
+    403: _error("The token's user lacks the role this needs, or the item belongs to someone else."),
+    404: _error("No such item."),
+    409: _error("The item changed or was taken meanwhile: load it again."),
+    422: _error("Some input is not valid; `fields` names each."),
+    429: _error("Too many requests: wait and try again."),
+    503: _error("The database is not reachable for the moment (Retry-After says when to try again)."),
+}

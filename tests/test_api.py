@@ -33,6 +33,10 @@ def test_tasks_are_listed_in_keyset_pages_with_filters(client, db, as_role):
     one = client.get(f"/api/v1/tasks/{ocr['items'][0]['id']}", headers=auth).json()
     assert one["name"] == "DS+t1" and one["instance_count"] == 1 and one["task_group"] == "question answering"
 
+    typo = client.get("/api/v1/tasks", params={"limt": 10, "category": "OCR"}, headers=auth)
+    assert typo.status_code == 422 and typo.json()["error"]["fields"] == {"limt": "not a parameter here"}
+    assert client.get("/api/v1/tasks/99999999999", headers=auth).status_code == 422  # beyond any id
+
 
 def test_datasets_create_update_and_their_errors(client, db, as_role):
     auth = as_role(Role.author)

@@ -123,7 +123,7 @@ def test_a_version_is_built_as_a_job_and_its_files_are_served(app, db, settings)
     task, _ = _approved(db, people, "JOB+built", instances=12)
     client, csrf = signed_in(app, people["author"])
     refused = client.post("/versions", data={"csrf_token": csrf, "task_ids": str(make_qc_task(db, "NO+instr").id)})
-    assert refused.status_code == 422 and "needs an approved instruction" in refused.text
+    assert refused.status_code == 409 and "needs an approved instruction" in refused.text
     created = client.post("/versions", data={"csrf_token": csrf, "task_ids": str(task.id), "name": "flan-v1",
                                              "per_task_cap": "10", "seed": "4", "validation_ratio": "0",
                                              "conversation_pool_id": "", "stage2_size": "0"})

@@ -136,7 +136,7 @@ def test_leases_keep_items_apart_and_abandoned_claims_return_to_the_queue(app, d
     assert taken_over["data-item-id"] == a["data-item-id"]
     late = one.post(f"/review/spot/{a['data-item-id']}", headers=htmx(csrf1),
                     data={"verdict": "wrong_target", "lock_version": a["data-lock-version"]})
-    assert late.status_code == 409 and "Someone else took this item" in late.text
+    assert late.status_code == 409 and "Another reviewer holds this item" in late.text
     skipped = soup(two.post("/review/spot/next", headers=htmx(csrf2), data={"skip": taken_over["data-item-id"]}))
     third = skipped.select_one("#item")["data-item-id"]
     assert third not in (a["data-item-id"], b["data-item-id"])

@@ -7,21 +7,27 @@ import hashlib
 import orjson
 from pydantic import BaseModel, Field, field_validator
 
+from app.models.types import MAX_DB_INT, RowIdValue
+
 
 class ExportSpec(BaseModel):
     """Everything that decides a version's content. Building the same spec twice gives the same bytes."""
 
-    task_ids: list[int] = Field(min_length=1, description="Tasks to include (each needs an approved instruction).")
-    instruction_version_ids: dict[int, list[int]] = Field(
+    task_ids: list[RowIdValue] = Field(min_length=1,
+                                       description="Tasks to include (each needs an approved instruction).")
+    instruction_version_ids: dict[RowIdValue, list[RowIdValue]] = Field(
         default_factory=dict, description="Per task, the approved versions to draw from (default: all approved); "
         "with several, each instance gets one by a seeded choice.")
     per_task_cap: int = Field(10_000, ge=1, le=10_000_000, description="Instances per task (all if fewer).")
-    seed: int = Field(0, ge=0, lt=2**31)
+    seed: int = Field(0, ge=0, le=MAX_DB_INT)
     validation_ratio: float = Field(0.0, ge=0.0, lt=1.0, description="Share of instances in val.json.")
-    conversation_pool_id: int | None = Field(None, description="Stage 2's conversation pool (none: no stage 2).")
+    conversation_pool_id: RowIdValue | None = Field(None,
+                                                    description="Stage 2's conversation pool (none: no stage 2).")
     stage2_size: int = Field(1_000, ge=0, le=1_000_000, description="Conversations drawn for stage 2.")
-    max_tokens: int = Field(2048, ge=64, description="The trainer's max length; records longer are left out.")
-    image_tokens: int = Field(576, ge=0, description="Tokens an image takes in the trainer (LLaVA-1.5: 576).")
+    max_tokens: int = Field(2048, ge=64, le=1_000_000,
+                            description="The trainer's max length; records longer are left out.")
+    image_tokens: int = Field(576, ge=0, le=1_000_000,
+                              description="Tokens an image takes in the trainer (LLaVA-1.5: 576).")
     images_as_tar: bool = Field(False, description="Ship the images as one images.tar instead of a folder.")
 
     @field_validator("task_ids")

@@ -21,19 +21,18 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select
 
-from app.ingest.bulk import as_json, get_or_create, insert_instances, stable_rkey
+from app.ingest.bulk import as_json, existing_source_ids, get_or_create, insert_instances, stable_rkey
 from app.ingest.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, CheckedImage, ImageRejected
 from app.ingest.intake import ImageIntake
 from app.ingest.llava import parse_llava
 from app.ingest.records import BadLine, Record, read_records
 from app.ingest.report import ImportReport, Rejection
 from app.ingest.unified import FieldProblem, InstanceDraft, parse_unified
-from app.models import Instance, SourceDataset, Task, utcnow
+from app.models import SourceDataset, Task, utcnow
 from app.services import audit
 from app.services.tasks import refresh_instance_counts
 from app.storage import MediaStore
 
-IN_CLAUSE = 500  # keys per IN (...) lookup
 PROGRESS_EVERY = 20_000  # records between progress reports at the latest
 
 
@@ -135,10 +134,7 @@ class InstanceImporter:
                 wanted.setdefault(task_id, []).append(draft.source_id)
         present: set[tuple[int, str]] = set()
         for task_id, source_ids in wanted.items():
-            for batch in _batches(source_ids, IN_CLAUSE):
-                found = connection.execute(select(Instance.source_id).where(
-                    Instance.task_id == task_id, Instance.source_id.in_(batch))).scalars()
-                present.update((task_id, source_id) for source_id in found)
+            present.update((task_id, source_id) for source_id in existing_source_ids(connection, task_id, source_ids))
         fresh = []
         for draft in drafts:
             key = (self._task_ids[draft.task_name], draft.source_id)
@@ -233,7 +229,3 @@ def _sample_plan(path: Path, parse: Parser, read: Reader, limit: int, seed: int)
             continue
     return _SamplePlan(counts, limit, seed)
 
-
-def _batches(items: list[str], size: int) -> Iterable[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Annotated
 
+from pydantic import Field
 from sqlalchemy import JSON, DateTime
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
@@ -33,3 +35,11 @@ class UTCDateTime(TypeDecorator):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+# Integers that reach an INTEGER column (ids, lock versions, seeds): PostgreSQL's INTEGER is 32-bit, so
+# inputs are bounded to it, and a larger number is a 422 that names the field, not a driver error.
+MAX_DB_INT = 2**31 - 1
+RowIdValue = Annotated[int, Field(ge=1, le=MAX_DB_INT)]
+LockVersion = Annotated[int, Field(ge=0, le=MAX_DB_INT,
+                                   description="The version the edit started from; a newer one means a conflict.")]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from app.deps import SIGNED_IN, CurrentUser, SessionDep
+from app.deps import SIGNED_IN, CurrentUser, RowId, SessionDep
 from app.errors import Invalid
 from app.forms import FormDep
 from app.security import MIN_PASSWORD_LENGTH, verify_password
@@ -30,7 +30,7 @@ def create_token(request: Request, session: SessionDep, user: CurrentUser, form:
 
 
 @router.post("/tokens/{token_id}/revoke")
-def revoke_token(request: Request, session: SessionDep, user: CurrentUser, token_id: int):
+def revoke_token(request: Request, session: SessionDep, user: CurrentUser, token_id: RowId):
     user_service.revoke_token(session, token_id=token_id, user_id=user.id, actor_id=user.id)
     return see_other(request, "/account")
 

@@ -6,10 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from app.deps import ANY_ROLE, SIGNED_IN, CurrentPrincipal, CurrentUser, SessionDep, require_role
+from app.deps import ANY_ROLE, SIGNED_IN, STRICT_QUERY, CurrentPrincipal, CurrentUser, RowId, SessionDep, require_role
 from app.models import Role
 from app.routers.tasks import FiltersDep
 from app.schemas import (
+    API_ERRORS,
     DatasetIn,
     DatasetOut,
     Page,
@@ -24,7 +25,8 @@ from app.services import datasets as dataset_service
 from app.services import tasks as task_service
 from app.services import users as user_service
 
-router = APIRouter(prefix="/api/v1", tags=["api"])
+router = APIRouter(prefix="/api/v1", tags=["api"], responses=API_ERRORS,
+                   dependencies=[STRICT_QUERY])
 
 ADMIN = require_role(Role.admin)
 EDITORS = require_role(Role.admin, Role.author)
@@ -51,7 +53,7 @@ def list_tasks(request: Request, session: SessionDep, filters: FiltersDep,
 
 
 @router.get("/tasks/{task_id}", dependencies=[ANY_ROLE], response_model=TaskOut)
-def get_task(session: SessionDep, task_id: int):
+def get_task(session: SessionDep, task_id: RowId):
     return task_service.get_task(session, task_id=task_id)
 
 
@@ -66,12 +68,12 @@ def create_dataset(session: SessionDep, user: CurrentUser, data: DatasetIn):
 
 
 @router.get("/datasets/{dataset_id}", dependencies=[ANY_ROLE], response_model=DatasetOut)
-def get_dataset(session: SessionDep, dataset_id: int):
+def get_dataset(session: SessionDep, dataset_id: RowId):
     return dataset_service.get_dataset(session, dataset_id=dataset_id)
 
 
 @router.put("/datasets/{dataset_id}", dependencies=[EDITORS], response_model=DatasetOut)
-def update_dataset(session: SessionDep, user: CurrentUser, dataset_id: int, data: DatasetIn):
+def update_dataset(session: SessionDep, user: CurrentUser, dataset_id: RowId, data: DatasetIn):
     return dataset_service.update_dataset(session, dataset_id=dataset_id, data=data, actor_id=user.id)
 
 
@@ -89,11 +91,11 @@ def create_user(session: SessionDep, actor: CurrentUser, data: UserCreate):
 
 
 @router.get("/users/{user_id}", dependencies=[ADMIN], response_model=UserOut)
-def get_user(session: SessionDep, user_id: int):
+def get_user(session: SessionDep, user_id: RowId):
     return user_service.to_out(session, user_service.get_user(session, user_id=user_id))
 
 
 @router.patch("/users/{user_id}", dependencies=[ADMIN], response_model=UserOut)
-def update_user(session: SessionDep, actor: CurrentUser, user_id: int, data: UserUpdate):
+def update_user(session: SessionDep, actor: CurrentUser, user_id: RowId, data: UserUpdate):
     return user_service.to_out(session, user_service.update_user(session, user_id=user_id, data=data,
                                                                  actor_id=actor.id))

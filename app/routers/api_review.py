@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from app.deps import ANY_ROLE, CurrentUser, SessionDep, require_role
+from app.deps import ANY_ROLE, STRICT_QUERY, CurrentUser, RowId, SessionDep, require_role
 from app.models import Role
 from app.schemas import (
+    API_ERRORS,
     AnswerIn,
     CheckOut,
     DecisionIn,
@@ -20,7 +21,8 @@ from app.services import queues, review_items, reviews, solve_tests, spot_checks
 from app.services.qc import QcDefaults
 from app.services.review_items import ReviewItem
 
-router = APIRouter(prefix="/api/v1", tags=["review"])
+router = APIRouter(prefix="/api/v1", tags=["review"], responses=API_ERRORS,
+                   dependencies=[STRICT_QUERY])
 REVIEWERS = require_role(Role.reviewer)
 QC_OPENERS = require_role(Role.admin, Role.reviewer)
 NEXT = {200: {"description": "The item you hold, or the next one claimed for you."},
@@ -66,7 +68,7 @@ def next_item(request: Request, session: SessionDep, user: CurrentUser, queue_na
 
 
 @router.post("/review/instructions/{review_id}/decision", dependencies=[REVIEWERS])
-def decide_instruction(request: Request, session: SessionDep, user: CurrentUser, review_id: int,
+def decide_instruction(request: Request, session: SessionDep, user: CurrentUser, review_id: RowId,
                        data: DecisionIn) -> dict[str, str]:
     review = reviews.decide(session, review_id=review_id, lock_version=data.lock_version, user_id=user.id,
                             decision=data.decision, comment=data.comment,
@@ -75,28 +77,28 @@ def decide_instruction(request: Request, session: SessionDep, user: CurrentUser,
 
 
 @router.post("/review/verify/{review_id}/decision", dependencies=[REVIEWERS])
-def decide_verification(session: SessionDep, user: CurrentUser, review_id: int, data: DecisionIn) -> dict[str, str]:
+def decide_verification(session: SessionDep, user: CurrentUser, review_id: RowId, data: DecisionIn) -> dict[str, str]:
     review = verifications.decide(session, review_id=review_id, lock_version=data.lock_version, user_id=user.id,
                                   decision=data.decision, comment=data.comment)
     return {"decision": review.decision}
 
 
 @router.post("/review/solve/{item_id}/answer", dependencies=[REVIEWERS])
-def answer(session: SessionDep, user: CurrentUser, item_id: int, data: AnswerIn) -> dict[str, bool | None]:
+def answer(session: SessionDep, user: CurrentUser, item_id: RowId, data: AnswerIn) -> dict[str, bool | None]:
     item = solve_tests.answer(session, item_id=item_id, lock_version=data.lock_version, user_id=user.id,
                               text=data.answer)
     return {"matched": item.matched}
 
 
 @router.post("/review/solve/{item_id}/judgement", dependencies=[REVIEWERS])
-def judge(session: SessionDep, user: CurrentUser, item_id: int, data: JudgementIn) -> dict[str, bool | None]:
+def judge(session: SessionDep, user: CurrentUser, item_id: RowId, data: JudgementIn) -> dict[str, bool | None]:
     item = solve_tests.judge(session, item_id=item_id, lock_version=data.lock_version, user_id=user.id,
                              matched=data.matched)
     return {"matched": item.matched}
 
 
 @router.post("/review/spot/{item_id}/verdict", dependencies=[REVIEWERS])
-def verdict(session: SessionDep, user: CurrentUser, item_id: int, data: VerdictIn) -> dict[str, str]:
+def verdict(session: SessionDep, user: CurrentUser, item_id: RowId, data: VerdictIn) -> dict[str, str]:
     spot_checks.record_verdict(session, item_id=item_id, lock_version=data.lock_version, user_id=user.id,
                                verdict=data.verdict, note=data.note)
     return {"verdict": data.verdict}
@@ -120,24 +122,24 @@ def spot_out(session, check) -> CheckOut:
 
 
 @router.post("/tasks/{task_id}/solve-tests", dependencies=[QC_OPENERS], response_model=CheckOut, status_code=201)
-def open_solve_test(request: Request, session: SessionDep, user: CurrentUser, task_id: int, data: SolveTestIn):
+def open_solve_test(request: Request, session: SessionDep, user: CurrentUser, task_id: RowId, data: SolveTestIn):
     test = solve_tests.open_requested(session, task_id=task_id, data=data, actor_id=user.id,
                                       defaults=QcDefaults.from_settings(request.app.state.settings))
     return solve_out(session, test)
 
 
 @router.post("/tasks/{task_id}/spot-checks", dependencies=[QC_OPENERS], response_model=CheckOut, status_code=201)
-def open_spot_check(request: Request, session: SessionDep, user: CurrentUser, task_id: int, data: SpotCheckIn):
+def open_spot_check(request: Request, session: SessionDep, user: CurrentUser, task_id: RowId, data: SpotCheckIn):
     check = spot_checks.open_requested(session, task_id=task_id, data=data, actor_id=user.id,
                                        defaults=QcDefaults.from_settings(request.app.state.settings))
     return spot_out(session, check)
 
 
 @router.get("/solve-tests/{test_id}", dependencies=[ANY_ROLE], response_model=CheckOut)
-def get_solve_test(session: SessionDep, test_id: int):
+def get_solve_test(session: SessionDep, test_id: RowId):
     return solve_out(session, solve_tests.get(session, test_id=test_id))
 
 
 @router.get("/spot-checks/{check_id}", dependencies=[ANY_ROLE], response_model=CheckOut)
-def get_spot_check(session: SessionDep, check_id: int):
+def get_spot_check(session: SessionDep, check_id: RowId):
     return spot_out(session, spot_checks.get(session, check_id=check_id))

@@ -5,12 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
 
-from app.deps import ANY_ROLE, CurrentUser, SessionDep, require_role
+from app.deps import ANY_ROLE, STRICT_QUERY, CurrentUser, RowId, SessionDep, require_role
 from app.models import Role
-from app.schemas import TaskChangeOut, VersionIn, VersionOut
+from app.schemas import API_ERRORS, TaskChangeOut, VersionIn, VersionOut
 from app.services import versions as version_service
 
-router = APIRouter(prefix="/api/v1/versions", tags=["versions"])
+router = APIRouter(prefix="/api/v1/versions", tags=["versions"], responses=API_ERRORS,
+                   dependencies=[STRICT_QUERY])
 BUILDERS = require_role(Role.admin, Role.author)
 ADMIN = require_role(Role.admin)
 
@@ -28,12 +29,12 @@ def create_version(session: SessionDep, user: CurrentUser, data: VersionIn):
 
 
 @router.get("/{version_id}", dependencies=[ANY_ROLE], response_model=VersionOut)
-def get_version(session: SessionDep, version_id: int):
+def get_version(session: SessionDep, version_id: RowId):
     return version_service.get(session, version_id=version_id)
 
 
 @router.get("/{older_id}/diff/{newer_id}", dependencies=[ANY_ROLE], response_model=list[TaskChangeOut])
-def diff_versions(session: SessionDep, older_id: int, newer_id: int):
+def diff_versions(session: SessionDep, older_id: RowId, newer_id: RowId):
     older = version_service.get(session, version_id=older_id)
     newer = version_service.get(session, version_id=newer_id)
     return [TaskChangeOut.model_validate(change) for change in version_service.diff(older, newer)]
@@ -41,12 +42,12 @@ def diff_versions(session: SessionDep, older_id: int, newer_id: int):
 
 @router.get("/{version_id}/files/{name:path}", dependencies=[ANY_ROLE], response_class=FileResponse,
             responses={200: {"description": "The file, streamed."}})
-def version_file(request: Request, session: SessionDep, version_id: int, name: str):
+def version_file(request: Request, session: SessionDep, version_id: RowId, name: str):
     version = version_service.get(session, version_id=version_id)
     return FileResponse(version_service.file_of(request.app.state.settings, version, name))
 
 
 @router.delete("/{version_id}", dependencies=[ADMIN], status_code=204)
-def delete_version(request: Request, session: SessionDep, user: CurrentUser, version_id: int):
+def delete_version(request: Request, session: SessionDep, user: CurrentUser, version_id: RowId):
     version_service.delete(session, request.app.state.settings, version_id=version_id, actor_id=user.id)
     return Response(status_code=204)

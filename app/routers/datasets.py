@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from app.deps import ANY_ROLE, CurrentUser, SessionDep, require_role
+from app.deps import ANY_ROLE, CurrentUser, RowId, SessionDep, require_role
 from app.errors import Conflict, Invalid
 from app.forms import FormDep, validate_form
 from app.models import Role
@@ -40,7 +40,7 @@ def create_dataset(request: Request, session: SessionDep, user: CurrentUser, for
 
 
 @router.get("/{dataset_id}", dependencies=[ANY_ROLE])
-def dataset_detail(request: Request, session: SessionDep, dataset_id: int):
+def dataset_detail(request: Request, session: SessionDep, dataset_id: RowId):
     dataset = dataset_service.get_dataset(session, dataset_id=dataset_id)
     annotator = user_service.get_user(session, user_id=dataset.annotator_id) if dataset.annotator_id else None
     tasks = list_tasks(session, filters=TaskFilters(source_dataset_id=dataset.id), limit=500)
@@ -48,13 +48,13 @@ def dataset_detail(request: Request, session: SessionDep, dataset_id: int):
 
 
 @router.get("/{dataset_id}/edit", dependencies=[EDITORS])
-def edit_dataset(request: Request, session: SessionDep, dataset_id: int):
+def edit_dataset(request: Request, session: SessionDep, dataset_id: RowId):
     dataset = dataset_service.get_dataset(session, dataset_id=dataset_id)
     return _form(request, session, values=dataset.model_dump(), dataset=dataset)
 
 
 @router.post("/{dataset_id}", dependencies=[EDITORS])
-def update_dataset(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, dataset_id: int):
+def update_dataset(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, dataset_id: RowId):
     dataset = dataset_service.get_dataset(session, dataset_id=dataset_id)
     try:
         data = validate_form(DatasetIn, form, optional=("annotator_id",))

@@ -6,7 +6,7 @@ from dataclasses import asdict
 
 from fastapi import APIRouter, Request
 
-from app.deps import ANY_ROLE, CurrentUser, SessionDep, require_role
+from app.deps import ANY_ROLE, CurrentPrincipal, CurrentUser, RowId, SessionDep, require_role
 from app.diffing import word_diff
 from app.errors import Conflict, Invalid, NotFound
 from app.forms import FormDep, validate_form
@@ -26,7 +26,7 @@ PREVIEW_SIZE = 8
 
 
 @router.post("/tasks/{task_id}/instructions", dependencies=[AUTHORS])
-def new_instruction(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, task_id: int):
+def new_instruction(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, task_id: RowId):
     task = task_service.get_task(session, task_id=task_id)
     instruction = instruction_service.create_instruction(session, task_id=task.id, label=str(form.get("label", "")),
                                                          author_id=user.id)
@@ -34,10 +34,11 @@ def new_instruction(request: Request, session: SessionDep, user: CurrentUser, fo
 
 
 @router.get("/instructions/{instruction_id}", dependencies=[ANY_ROLE])
-def editor(request: Request, session: SessionDep, instruction_id: int):
+def editor(request: Request, session: SessionDep, principal: CurrentPrincipal, instruction_id: RowId):
     instruction = instruction_service.get_instruction(session, instruction_id=instruction_id)
     task = task_service.get_task(session, task_id=instruction.task_id)
-    return render_page(request, "instructions/editor.html", instruction=instruction, task=task,
+    can_edit = instruction_service.may_edit(instruction, user_id=principal.user.id, is_admin=principal.has(Role.admin))
+    return render_page(request, "instructions/editor.html", instruction=instruction, task=task, can_edit=can_edit,
                        versions=instruction_service.versions_of(session, instruction_id=instruction.id),
                        comments=instruction_service.review_comments(session, instruction_id=instruction.id),
                        auto_lint=task.instance_count <= request.app.state.settings.inline_lint_limit,
@@ -45,7 +46,7 @@ def editor(request: Request, session: SessionDep, instruction_id: int):
 
 
 @router.get("/instructions/{instruction_id}/history", dependencies=[ANY_ROLE])
-def history(request: Request, session: SessionDep, instruction_id: int, a: int | None = None, b: int | None = None):
+def history(request: Request, session: SessionDep, instruction_id: RowId, a: int | None = None, b: int | None = None):
     """Word-level differences between any two versions (default: the latest two)."""
     instruction = instruction_service.get_instruction(session, instruction_id=instruction_id)
     versions = instruction_service.versions_of(session, instruction_id=instruction.id)
@@ -64,13 +65,14 @@ def history(request: Request, session: SessionDep, instruction_id: int, a: int |
 
 
 @router.post("/instructions/{instruction_id}/draft", dependencies=[AUTHORS])
-def save_draft(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, instruction_id: int):
+def save_draft(request: Request, session: SessionDep, principal: CurrentPrincipal, form: FormDep,
+               instruction_id: RowId):
     """Autosave and Ctrl+S: answers with the save status and the new draft version (out of band), never
     with the fields themselves, so nothing the author is typing gets replaced."""
     try:
         data = validate_form(DraftIn, form)
         instruction = instruction_service.save_draft(session, instruction_id=instruction_id, data=data,
-                                                     actor_id=user.id)
+                                                     actor_id=principal.user.id, is_admin=principal.has(Role.admin))
     except (Invalid, Conflict) as error:
         return render_page(request, "instructions/_draft_status.html", status_code=error.status_code,
                            instruction=None, message=error.message, oob=False)
@@ -78,13 +80,14 @@ def save_draft(request: Request, session: SessionDep, user: CurrentUser, form: F
 
 
 @router.post("/instructions/{instruction_id}/submit", dependencies=[AUTHORS])
-def submit(request: Request, session: SessionDep, user: CurrentUser, instruction_id: int):
-    instruction_service.submit(session, instruction_id=instruction_id, actor_id=user.id)
+def submit(request: Request, session: SessionDep, principal: CurrentPrincipal, instruction_id: RowId):
+    instruction_service.submit(session, instruction_id=instruction_id, actor_id=principal.user.id,
+                               is_admin=principal.has(Role.admin))
     return see_other(request, f"/instructions/{instruction_id}")
 
 
 @router.post("/instructions/{instruction_id}/lint", dependencies=[ANY_ROLE])
-def lint_everything(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, instruction_id: int):
+def lint_everything(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, instruction_id: RowId):
     """The unsaved fields checked on every instance of the task: now for a task up to the inline limit,
     otherwise as a job whose status fragment polls itself until the result is there."""
     instruction = instruction_service.get_instruction(session, instruction_id=instruction_id)
@@ -103,7 +106,7 @@ def lint_everything(request: Request, session: SessionDep, user: CurrentUser, fo
 
 
 @router.post("/instructions/{instruction_id}/preview", dependencies=[ANY_ROLE])
-def preview(request: Request, session: SessionDep, form: FormDep, instruction_id: int):
+def preview(request: Request, session: SessionDep, form: FormDep, instruction_id: RowId):
     """The unsaved fields rendered on seeded instances, exactly as the export will render them."""
     instruction = instruction_service.get_instruction(session, instruction_id=instruction_id)
     spec = _spec(validate_form(DraftIn, form) if "lock_version" in form else DraftIn(lock_version=0))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from app.deps import ANY_ROLE, CurrentUser, SessionDep, require_role
+from app.deps import ANY_ROLE, CurrentUser, RowId, SessionDep, require_role
 from app.errors import Invalid
 from app.forms import FormDep, validate_form
 from app.models import Role
@@ -35,7 +35,7 @@ def register_model(request: Request, session: SessionDep, user: CurrentUser, for
 
 
 @router.post("/tasks/{task_id}/previews", dependencies=[PREVIEWERS])
-def start_preview(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, task_id: int):
+def start_preview(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, task_id: RowId):
     task = task_service.get_task(session, task_id=task_id)
     data = validate_form(PreviewIn, form, optional=("instruction_version_id",))
     job = previews.start(session, task_id=task.id, data=data, actor_id=user.id)
@@ -61,7 +61,7 @@ def _preview_job(session, job_id: int):
 
 
 @router.get("/previews/{job_id}", dependencies=[ANY_ROLE])
-def preview_page(request: Request, session: SessionDep, job_id: int):
+def preview_page(request: Request, session: SessionDep, job_id: RowId):
     job = _preview_job(session, job_id)
     rows = previews.results(session, job=job)
     others = [other for other in job_service.recent_jobs(session, kind="preview", limit=50)

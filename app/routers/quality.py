@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from app.deps import ANY_ROLE, CurrentUser, SessionDep, require_role
+from app.deps import ANY_ROLE, CurrentUser, RowId, SessionDep, require_role
 from app.forms import FormDep, validate_form
 from app.models import QcStatus, Role
 from app.schemas import SolveTestIn, SpotCheckIn
@@ -23,7 +23,7 @@ HISTORY_PAGE = 50
 
 
 @router.post("/tasks/{task_id}/solve-tests", dependencies=[QC_OPENERS])
-def open_solve_test(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, task_id: int):
+def open_solve_test(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, task_id: RowId):
     test = solve_tests.open_requested(
         session, task_id=task_id, actor_id=user.id, defaults=QcDefaults.from_settings(request.app.state.settings),
         data=validate_form(SolveTestIn, form, optional=("size", "pass_threshold", "seed")))
@@ -31,7 +31,7 @@ def open_solve_test(request: Request, session: SessionDep, user: CurrentUser, fo
 
 
 @router.post("/tasks/{task_id}/spot-checks", dependencies=[QC_OPENERS])
-def open_spot_check(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, task_id: int):
+def open_spot_check(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, task_id: RowId):
     data = validate_form(SpotCheckIn, form, checkboxes=("double_review",),
                          optional=("size", "max_error_rate", "expected_error_rate", "seed"))
     check = spot_checks.open_requested(session, task_id=task_id, data=data, actor_id=user.id,
@@ -40,7 +40,7 @@ def open_spot_check(request: Request, session: SessionDep, user: CurrentUser, fo
 
 
 @router.get("/solve-tests/{test_id}", dependencies=[ANY_ROLE])
-def solve_test_page(request: Request, session: SessionDep, test_id: int):
+def solve_test_page(request: Request, session: SessionDep, test_id: RowId):
     test = solve_tests.get(session, test_id=test_id)
     return render(request, "quality/solve_test.html", test=test, figures=solve_tests.figures(session, test=test),
                   items=solve_tests.items_of(session, test_id=test.id),
@@ -50,7 +50,7 @@ def solve_test_page(request: Request, session: SessionDep, test_id: int):
 
 
 @router.get("/spot-checks/{check_id}", dependencies=[ANY_ROLE])
-def spot_check_page(request: Request, session: SessionDep, check_id: int):
+def spot_check_page(request: Request, session: SessionDep, check_id: RowId):
     check = spot_checks.get(session, check_id=check_id)
     return render(request, "quality/spot_check.html", check=check, figures=spot_checks.figures(session, check=check),
                   items=spot_checks.items_of(session, check_id=check.id),
@@ -58,7 +58,7 @@ def spot_check_page(request: Request, session: SessionDep, check_id: int):
 
 
 @router.get("/tasks/{task_id}/history", dependencies=[ANY_ROLE])
-def task_history(request: Request, session: SessionDep, task_id: int,
+def task_history(request: Request, session: SessionDep, task_id: RowId,
                  before: Annotated[int | None, Query(ge=1)] = None):
     """Everything recorded about the task, newest first, a page at a time."""
     task = task_service.get_task(session, task_id=task_id)
@@ -68,7 +68,7 @@ def task_history(request: Request, session: SessionDep, task_id: int,
 
 
 @router.post("/tasks/{task_id}/status", dependencies=[ADMIN])
-def set_status(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, task_id: int):
+def set_status(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, task_id: RowId):
     task_states.set_status_by_hand(session, task_id=task_id, to=str(form.get("status", "")), actor_id=user.id,
                                    reason=str(form.get("reason", "")))
     return see_other(request, f"/tasks/{task_id}")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from app.deps import CurrentUser, SessionDep, require_role
+from app.deps import CurrentUser, RowId, SessionDep, require_role
 from app.errors import Invalid
 from app.forms import FormDep
 from app.models import Role
@@ -57,7 +57,7 @@ def _next(request: Request, session, user, queue, *, skip: int | None = None, me
 
 
 @router.post("/instructions/{review_id}", dependencies=[REVIEWERS])
-def decide_instruction(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, review_id: int):
+def decide_instruction(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, review_id: RowId):
     reviews.decide(session, review_id=review_id, lock_version=lock_version_of(form), user_id=user.id,
                    decision=str(form.get("decision", "")), comment=str(form.get("comment", "")),
                    defaults=QcDefaults.from_settings(request.app.state.settings))
@@ -65,14 +65,14 @@ def decide_instruction(request: Request, session: SessionDep, user: CurrentUser,
 
 
 @router.post("/verify/{review_id}", dependencies=[REVIEWERS])
-def decide_verification(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, review_id: int):
+def decide_verification(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, review_id: RowId):
     verifications.decide(session, review_id=review_id, lock_version=lock_version_of(form), user_id=user.id,
                          decision=str(form.get("decision", "")), comment=str(form.get("comment", "")))
     return _next(request, session, user, queues.QUEUES["verify"], message="Verification recorded.")
 
 
 @router.post("/solve/{item_id}/answer", dependencies=[REVIEWERS])
-def answer(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, item_id: int):
+def answer(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, item_id: RowId):
     item = solve_tests.answer(session, item_id=item_id, lock_version=lock_version_of(form), user_id=user.id,
                               text=str(form.get("answer", "")))
     queue = queues.QUEUES["solve"]
@@ -82,7 +82,7 @@ def answer(request: Request, session: SessionDep, user: CurrentUser, form: FormD
 
 
 @router.post("/solve/{item_id}/judge", dependencies=[REVIEWERS])
-def judge(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, item_id: int):
+def judge(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, item_id: RowId):
     matched = str(form.get("matched", ""))
     if matched not in ("yes", "no"):
         raise Invalid("Say whether your answer matches the target.", fields={"matched": "yes or no"})
@@ -92,7 +92,7 @@ def judge(request: Request, session: SessionDep, user: CurrentUser, form: FormDe
 
 
 @router.post("/spot/{item_id}", dependencies=[REVIEWERS])
-def verdict(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, item_id: int):
+def verdict(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, item_id: RowId):
     spot_checks.record_verdict(session, item_id=item_id, lock_version=lock_version_of(form), user_id=user.id,
                                verdict=str(form.get("verdict", "")), note=str(form.get("note", "")))
     return _next(request, session, user, queues.QUEUES["spot"], message="Verdict recorded.")

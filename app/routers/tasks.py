@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from app.deps import ANY_ROLE, CurrentPrincipal, SessionDep, require_role
+from app.deps import ANY_ROLE, CurrentPrincipal, RowId, SessionDep, require_role
 from app.errors import Conflict, Invalid
 from app.forms import FormDep, validate_form
 from app.models import Role, TaskGroup
@@ -24,10 +24,10 @@ EDITORS = require_role(Role.admin, Role.author)
 
 
 def task_filters(q: str | None = None, group: str | None = None, category: str | None = None,
-                 status: str | None = None, dataset: str | None = None) -> TaskFilters:
+                 status: str | None = None,
+                 dataset: Annotated[str | None, Query(pattern=r"^\d{0,18}$", description="A dataset id.")] = None,
+                 ) -> TaskFilters:
     """Filters from the query; an empty value (a menu left at "any") means no filter."""
-    if dataset and not dataset.isdigit():
-        raise Invalid("The dataset filter must be a dataset id.", fields={"dataset": "must be a number"})
     return TaskFilters(q=q or None, task_group=group or None, category=category or None, status=status or None,
                        source_dataset_id=int(dataset) if dataset else None)
 
@@ -46,13 +46,13 @@ def task_list(request: Request, session: SessionDep, filters: FiltersDep,
 
 
 @router.get("/{task_id}/edit", dependencies=[EDITORS])
-def edit_task(request: Request, session: SessionDep, task_id: int):
+def edit_task(request: Request, session: SessionDep, task_id: RowId):
     task = task_service.get_task(session, task_id=task_id)
     return _form(request, session, task, values=task.model_dump())
 
 
 @router.post("/{task_id}", dependencies=[EDITORS])
-def update_task(request: Request, session: SessionDep, principal: CurrentPrincipal, form: FormDep, task_id: int):
+def update_task(request: Request, session: SessionDep, principal: CurrentPrincipal, form: FormDep, task_id: RowId):
     task = task_service.get_task(session, task_id=task_id)
     user = principal.user
     try:
@@ -74,7 +74,7 @@ def _form(request: Request, session, task, *, values, error: Invalid | Conflict 
 
 
 @router.get("/{task_id}", dependencies=[ANY_ROLE])
-def task_detail(request: Request, session: SessionDep, task_id: int):
+def task_detail(request: Request, session: SessionDep, task_id: RowId):
     task = task_service.get_task(session, task_id=task_id)
     dataset = (dataset_service.get_dataset(session, dataset_id=task.source_dataset_id)
                if task.source_dataset_id else None)

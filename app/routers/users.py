@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from app.deps import CurrentUser, SessionDep, require_role
+from app.deps import CurrentUser, RowId, SessionDep, require_role
 from app.errors import Conflict, Invalid
 from app.forms import FormDep, validate_form
 from app.models import Role
@@ -39,12 +39,12 @@ def create_user(request: Request, session: SessionDep, actor: CurrentUser, form:
 
 
 @router.get("/{user_id}")
-def user_detail(request: Request, session: SessionDep, user_id: int):
+def user_detail(request: Request, session: SessionDep, user_id: RowId):
     return _detail(request, session, user_id)
 
 
 @router.post("/{user_id}")
-def update_user(request: Request, session: SessionDep, actor: CurrentUser, form: FormDep, user_id: int):
+def update_user(request: Request, session: SessionDep, actor: CurrentUser, form: FormDep, user_id: RowId):
     try:
         data = validate_form(UserUpdate, form, lists=("roles",), checkboxes=("is_active", "native_english"))
         user_service.update_user(session, user_id=user_id, data=data, actor_id=actor.id)
@@ -54,7 +54,7 @@ def update_user(request: Request, session: SessionDep, actor: CurrentUser, form:
 
 
 @router.post("/{user_id}/password")
-def reset_password(request: Request, session: SessionDep, actor: CurrentUser, user_id: int):
+def reset_password(request: Request, session: SessionDep, actor: CurrentUser, user_id: RowId):
     generated = user_service.set_password(session, user_id=user_id, password=None, actor_id=actor.id)
     return _detail(request, session, user_id, new_password=generated)
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 from sqlmodel import select
 
-from app.deps import ANY_ROLE, CurrentUser, SessionDep, require_role
+from app.deps import ANY_ROLE, CurrentUser, RowId, SessionDep, require_role
 from app.exports.spec import ExportSpec
 from app.forms import FormDep, validate_form
 from app.models import ConversationPool, Role, Task, TaskStatus
@@ -57,7 +57,7 @@ def version_diff(request: Request, session: SessionDep, a: int, b: int):
 
 
 @router.get("/{version_id}", dependencies=[ANY_ROLE])
-def version_detail(request: Request, session: SessionDep, version_id: int):
+def version_detail(request: Request, session: SessionDep, version_id: RowId):
     version = version_service.get(session, version_id=version_id)
     job = job_service.get_job(session, job_id=version.job_id) if version.job_id else None
     counts = (version.manifest or {}).get("counts", {})
@@ -75,14 +75,14 @@ def version_detail(request: Request, session: SessionDep, version_id: int):
 
 
 @router.get("/{version_id}/files/{name:path}", dependencies=[ANY_ROLE])
-def version_file(request: Request, session: SessionDep, version_id: int, name: str):
+def version_file(request: Request, session: SessionDep, version_id: RowId, name: str):
     version = version_service.get(session, version_id=version_id)
     path = version_service.file_of(request.app.state.settings, version, name)
     return FileResponse(path, filename=path.name, headers={"Cache-Control": "private, max-age=31536000, immutable"})
 
 
 @router.post("/{version_id}/finetune", dependencies=[BUILDERS])
-def finetune(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, version_id: int):
+def finetune(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, version_id: RowId):
     """Queues the two-stage fine-tune of a base model on this version; its job page draws the loss live."""
     data = validate_form(FinetuneIn, form, checkboxes=("lora",), optional=("max_steps",))
     job = version_service.start_finetune(session, version_id=version_id, data=data, actor_id=user.id)
@@ -90,6 +90,6 @@ def finetune(request: Request, session: SessionDep, user: CurrentUser, form: For
 
 
 @router.post("/{version_id}/delete", dependencies=[ADMIN])
-def delete_version(request: Request, session: SessionDep, user: CurrentUser, version_id: int):
+def delete_version(request: Request, session: SessionDep, user: CurrentUser, version_id: RowId):
     version_service.delete(session, request.app.state.settings, version_id=version_id, actor_id=user.id)
     return see_other(request, "/versions")

@@ -8,7 +8,7 @@ from dataclasses import asdict
 from sqlalchemy import func, update
 from sqlmodel import Session, select
 
-from app.errors import Conflict, Invalid, NotFound
+from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.models import (
     Image,
     Instance,
@@ -36,6 +36,17 @@ def get_instruction(session: Session, *, instruction_id: int) -> Instruction:
     return instruction
 
 
+def may_edit(instruction: Instruction, *, user_id: int, is_admin: bool) -> bool:
+    """A draft is its author's: nobody else changes or submits it, except an admin (who may need to when
+    an author has left)."""
+    return is_admin or (instruction.author_id is not None and instruction.author_id == user_id)
+
+
+def ensure_may_edit(instruction: Instruction, *, user_id: int, is_admin: bool) -> None:
+    if not may_edit(instruction, user_id=user_id, is_admin=is_admin):
+        raise Forbidden("Only this instruction's author (or an admin) can change or submit its draft.")
+
+
 def create_instruction(session: Session, *, task_id: int, label: str, author_id: int) -> Instruction:
     label = label.strip() or "main"
     instruction = Instruction(task_id=task_id, label=label[:80], author_id=author_id, draft_saved_at=utcnow())
@@ -51,9 +62,10 @@ def spec_of_draft(instruction: Instruction) -> InstructionSpec:
     return InstructionSpec(**{name: getattr(instruction, f"draft_{name}") for name in DRAFT_FIELDS})
 
 
-def save_draft(session: Session, *, instruction_id: int, data: DraftIn, actor_id: int) -> Instruction:
+def save_draft(session: Session, *, instruction_id: int, data: DraftIn, actor_id: int,
+               is_admin: bool = False) -> Instruction:
     """Saves the draft if nobody saved it since `data.lock_version`; otherwise a Conflict, nothing lost."""
-    get_instruction(session, instruction_id=instruction_id)
+    ensure_may_edit(get_instruction(session, instruction_id=instruction_id), user_id=actor_id, is_admin=is_admin)
     for name in ("text", "input_template", "output_template"):
         if len(getattr(data, name)) > MAX_TEMPLATE_CHARS:
             raise Invalid("A template is too long.", fields={name: f"at most {MAX_TEMPLATE_CHARS // 1024} KB"})
@@ -71,9 +83,10 @@ def save_draft(session: Session, *, instruction_id: int, data: DraftIn, actor_id
     return instruction
 
 
-def submit(session: Session, *, instruction_id: int, actor_id: int) -> InstructionVersion:
+def submit(session: Session, *, instruction_id: int, actor_id: int, is_admin: bool = False) -> InstructionVersion:
     """Freezes the draft as the next numbered, immutable version, to be reviewed."""
     instruction = get_instruction(session, instruction_id=instruction_id)
+    ensure_may_edit(instruction, user_id=actor_id, is_admin=is_admin)
     if not instruction.draft_text.strip():
         raise Invalid("Write the instruction before submitting it.", fields={"text": "empty"})
     number = (session.exec(select(func.max(InstructionVersion.number))
@@ -200,6 +213,6 @@ def newest_version(session: Session, *, task_id: int, version_id: int | None = N
                             .order_by(InstructionVersion.created_at.desc(), InstructionVersion.id.desc())).first()
                or session.exec(query.order_by(InstructionVersion.id.desc())).first())
     if version is None:
-        raise Invalid("Quality checks show the task as the instruction renders it: submit an instruction first.",
+        raise Conflict("Quality checks show the task as the instruction renders it: submit an instruction first.",
                       fields={"instruction_version_id": "no version yet"})
     return version

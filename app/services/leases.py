@@ -98,7 +98,8 @@ def stale(session: Session, table, item_id: int, claimant, user_id: int) -> Conf
                         "Open the queue again for the next one.")
     holder = getattr(row, claimant.key)
     if holder is not None and holder != user_id:
-        return Conflict("Someone else took this item after your claim ran out, and may have decided it already: "
-                        "your decision was not recorded. Open the queue again for the next one.")
+        return Conflict("Another reviewer holds this item (if you had claimed it, your claim ran out) and may "
+                        "have decided it already: your decision was not recorded. Open the queue again for the "
+                        "next one.")
     return Conflict("This item changed since you opened it (someone decided it meanwhile): your decision was "
                     "not recorded. Reload to see it as it is now.")

@@ -6,6 +6,7 @@ answers match; it fails as soon as too many have missed for it to still pass."""
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from functools import cache
@@ -218,6 +219,8 @@ def items_of(session: Session, *, test_id: int) -> list[tuple[SolveTestItem, Ins
 
 
 def open_requested(session: Session, *, task_id: int, data, defaults: QcDefaults, actor_id: int) -> SolveTest:
-    """A solve test as a person asked for it (page or API, `SolveTestIn`), the settings filling the gaps."""
-    return create(session, task_id=task_id, actor_id=actor_id, size=data.size or defaults.solve_test_size,
-                  pass_threshold=data.pass_threshold or defaults.solve_test_pass, seed=data.seed)
+    """A solve test as a person asked for it (page or API, `SolveTestIn`), the settings filling the gaps; a
+    size without a threshold keeps at least the default pass rate (rounded up)."""
+    size = data.size or defaults.solve_test_size
+    threshold = data.pass_threshold or min(size, math.ceil(defaults.solve_test_pass * size / defaults.solve_test_size))
+    return create(session, task_id=task_id, actor_id=actor_id, size=size, pass_threshold=threshold, seed=data.seed)

@@ -56,7 +56,7 @@ def update_user(session: Session, *, user_id: int, data: UserUpdate, actor_id: i
     if actor_id == user.id:
         losing_admin = data.roles is not None and Role.admin in before["roles"] and Role.admin not in data.roles
         if data.is_active is False or losing_admin:
-            raise Invalid("You cannot deactivate yourself or remove your own admin role.",
+            raise Conflict("You cannot deactivate yourself or remove your own admin role.",
                           fields={"roles": "keep admin on your own account"})
     if data.display_name is not None:
         user.display_name = data.display_name.strip()

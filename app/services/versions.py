@@ -45,13 +45,13 @@ def create(session: Session, *, spec: ExportSpec, name: str | None, actor_id: in
     try:
         plan(session, spec)
     except BuildError as error:
-        raise Invalid(str(error), fields={"task_ids": "cannot be built"}) from None
+        raise Conflict(str(error), fields={"task_ids": "cannot be built"}) from None
     if not (name or "").strip():
         newest = session.exec(select(DatasetVersion.id).order_by(DatasetVersion.id.desc())).first()
         name = f"v{(newest or 0) + 1}"
     name = name.strip()
     if session.exec(select(DatasetVersion.id).where(DatasetVersion.name == name)).first() is not None:
-        raise Invalid(f"There is already a version called {name!r}.", fields={"name": "taken"})
+        raise Conflict(f"There is already a version called {name!r}.", fields={"name": "taken"})
     version = DatasetVersion(name=name[:120], spec=spec.model_dump(mode="json"), spec_hash=spec.digest(),
                              created_by_id=actor_id)
     session.add(version)
