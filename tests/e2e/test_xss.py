@@ -1,0 +1,110 @@
+"""Markup typed into any text field is shown as text on every page, never run or parsed, checked in Chromium.
+
+Every text a person or an imported file can set carries a payload that would add elements marked
+`data-xss` (and call alert) if it reached the page unescaped; every page an admin can open is loaded with
+real ids, and the DOM must hold no such element and no dialog may open. The check is on the DOM, so it
+holds even where the Content-Security-Policy would have blocked the script anyway."""
+
+from __future__ import annotations
+
+from playwright.sync_api import Page
+from sqlmodel import select
+
+from app.exports.spec import ExportSpec
+from app.models import ConversationPool, Instance, Job, JobStatus, Role, SolveTest, SpotCheck, utcnow
+from app.services import jobs as job_service
+from app.services import models as model_service
+from app.services import users as user_service
+from app.services import versions as version_service
+from app.services.qc import QcDefaults
+from app.services.reviews import decide
+from tests.e2e.test_browser import sign_in
+from tests.factories import make_dataset, make_task, make_user
+from tests.review_helpers import submit_instruction
+from tests.test_access import all_routes
+
+# No "/" or "+": the payload must also pass as a dataset or task name.
+PAYLOAD = "\"'><img src=x data-xss onerror=alert(1)><svg data-xss onload=alert(2)>"
+QC = QcDefaults(solve_test_size=2, solve_test_pass=1, max_error_rate=0.5, expected_error_rate=0.05)
+
+
+def hostile_workspace(db) -> dict[str, int | str]:
+    """A little of everything, with the payload in each text field; returns the ids pages are opened with."""
+    admin = make_user(db, Role.admin, Role.author, email="admin@example.org")
+    author = make_user(db, Role.author, email="author@example.org")
+    reviewer = make_user(db, Role.reviewer, email="reviewer@example.org")
+    for person in (admin, author, reviewer):
+        person.display_name = f"{PAYLOAD} {person.email}"
+        db.add(person)
+    dataset = make_dataset(db, PAYLOAD, url=f"https://example.org/?q={PAYLOAD}", citation=PAYLOAD, licence=PAYLOAD,
+                           notes=PAYLOAD, annotator_id=author.id)
+    task = make_task(db, f"{PAYLOAD}+{PAYLOAD}", dataset=dataset, instances=4, category=PAYLOAD,
+                     description=PAYLOAD)
+    for instance in db.exec(select(Instance).where(Instance.task_id == task.id)):
+        instance.input_text, instance.raw_output = PAYLOAD, PAYLOAD
+        instance.options, instance.human_preferred_output = [PAYLOAD, "plain"], PAYLOAD
+        db.add(instance)
+    db.commit()
+    instruction, version, review = submit_instruction(db, task, author, text=PAYLOAD)
+    instruction.draft_input_template = PAYLOAD
+    db.add(instruction)
+    db.commit()
+    db.refresh(review)
+    decide(db, review_id=review.id, lock_version=review.lock_version, user_id=review.reviewer_id,
+           decision="approve", comment=PAYLOAD, defaults=QC)
+    user_service.create_token(db, user_id=admin.id, name=PAYLOAD, actor_id=admin.id)
+    db.add(ConversationPool(name=PAYLOAD, source=PAYLOAD))
+    model_service.register(db, name=PAYLOAD, path=f"/models/{PAYLOAD}", actor_id=admin.id)
+    built = version_service.create(db, spec=ExportSpec(task_ids=[task.id]), name=PAYLOAD, actor_id=admin.id,
+                                   enqueue=False)
+    job = job_service.enqueue(db, kind="import", payload={"format": "unified", "file": PAYLOAD},
+                              created_by_id=admin.id)
+    job.status, job.error, job.progress_message, job.finished_at = JobStatus.failed, PAYLOAD, PAYLOAD, utcnow()
+    db.add(job)
+    db.commit()
+    instance_id = db.exec(select(Instance.id).where(Instance.task_id == task.id)).first()
+    return {"user_id": author.id, "dataset_id": dataset.id, "task_id": task.id, "instance_id": instance_id,
+            "instruction_id": instruction.id, "job_id": job.id, "version_id": built.id,
+            "test_id": db.exec(select(SolveTest.id)).first(), "check_id": db.exec(select(SpotCheck.id)).first(),
+            "queue_name": "solve"}
+
+
+def page_urls(app, ids: dict) -> list[str]:
+    """Every page an admin can open (GET, not the API, not files), with real ids in it."""
+    skipped = {"/healthz", "/openapi.json", "/docs", "/login", "/media/{sha256}", "/media/{sha256}/thumb",
+               "/versions/{version_id}/files/{name:path}"}
+    urls = []
+    for method, path, _ in all_routes(app):
+        if method != "GET" or path.startswith("/api/") or path in skipped:
+            continue
+        url = path
+        for name, value in ids.items():
+            url = url.replace("{" + name + "}", str(value))
+        assert "{" not in url, f"{path}: give the test an id for it"
+        urls.append(url)
+    return sorted(set(urls))
+
+
+def test_payloads_in_every_text_field_render_as_text_on_every_page(page: Page, app, db):
+    ids = hostile_workspace(db)
+    urls = page_urls(app, ids) + [f"/instructions/{ids['instruction_id']}/history?old=1&new=1",
+                                  f"/tasks?q={PAYLOAD}", f"/versions/trace?id={PAYLOAD}"]
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(f"{page.url}: {dialog.message}"), dialog.dismiss()))
+    sign_in(page, "admin@example.org")
+    shown_on = []
+    for url in urls:
+        response = page.goto(url)
+        assert response is not None and response.status < 500, (url, response and response.status)
+        page.wait_for_load_state("networkidle")  # htmx fragments that load themselves (previews, lint) too
+        injected = page.evaluate("document.querySelectorAll('[data-xss]').length")
+        assert injected == 0, f"{url}: the payload became markup"
+        if PAYLOAD in page.inner_text("body"):
+            shown_on.append(url)
+    assert dialogs == []
+    # Not vacuous: the payload is there, as text, on the pages that show these fields.
+    for expected in ("/datasets/{dataset_id}", "/tasks/{task_id}", "/tasks/{task_id}/instances",
+                     "/instructions/{instruction_id}", "/admin/users", "/account", "/models", "/versions",
+                     "/jobs/{job_id}"):
+        url = expected.format(**ids)
+        assert url in shown_on, f"{url} does not show the payload as text"
