@@ -109,3 +109,29 @@ def test_the_training_script_runs_on_its_own(settings, tiny_model, demo_version,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "fine-tuned model:" in done.stdout and (out / "model" / "config.json").exists()
+
+
+def test_two_processes_train_data_parallel_and_share_each_step(settings, tiny_model, demo_version, tmp_path):
+    """torchrun with two CPU processes (gloo): each takes half of every step's examples, so one epoch is
+    half the steps; only rank 0 writes the checkpoint and the model."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    folder = version_service.folder_of(settings, demo_version)
+    records = len(json.loads((folder / "stage1.json").read_text()))
+    out = tmp_path / "ddp"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "--module", "worker.finetune", "--version", str(folder), "--base", str(tiny_model), "--out", str(out),
+               "--stage2-steps", "0", "--device", "cpu", "--save-every", "1000"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, cwd=Path(__file__).resolve().parent.parent, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    steps = json.loads((out / "checkpoints" / "stage1" / "step.json").read_text())["step"]
+    assert steps == -(-records // 2)  # both processes worked on every step
+    losses = [line for line in done.stdout.splitlines() if line.startswith("stage1 ")]
+    assert len(losses) == steps  # printed once per step, by rank 0 only
+    assert (out / "model" / "config.json").exists()

@@ -4,9 +4,15 @@
     OMP_NUM_THREADS=1 .venv/bin/python -m worker.finetune --version data/exports/3 --base data/models/tiny-llava \\
         --out data/models/ft-3 --stage1-lr 2e-5 --stage2-lr 1e-5 --stage2-steps 128
 
-The defaults are the paper's recipe (stage 1: lr 2e-5, one epoch; stage 2: lr 1e-5, 128 steps). This first
-version trains with AdamW, one example per step with gradient accumulation, every weight or (`--lora`) LoRA
-adapters merged back at the end (several processes come next). The prompt is masked out of the loss (-100):
+The defaults are the paper's recipe (stage 1: lr 2e-5, one epoch; stage 2: lr 1e-5, 128 steps). It trains with
+AdamW, one example per process per micro-step with gradient accumulation, every weight or (`--lora`) LoRA
+adapters merged back at the end. Under torchrun (or `accelerate launch`, which sets the same WORLD_SIZE, RANK
+and LOCAL_RANK) it trains data-parallel: one process per GPU (gloo on CPUs), each on its own share of every
+step's examples, gradients averaged by DistributedDataParallel; rank 0 alone writes checkpoints and the model.
+
+    torchrun --nproc_per_node 4 -m worker.finetune --version ... --base ... --out ...
+
+The prompt is masked out of the loss (-100):
 it is tokenized through the processor (which expands `<image>`) and the answer separately, so BPE never
 merges across the boundary.
 Stage-2 conversations train on their last answer, with the earlier turns as the prompt."""
@@ -94,67 +100,111 @@ def _checkpoint(out: Path, stage: str) -> Path:
     return out / "checkpoints" / stage
 
 
+@dataclass(frozen=True)
+class Processes:
+    """Where this process stands among the training processes (one, unless launched by torchrun)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_environment(cls) -> Processes:
+        import os
+
+        return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
+                   int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def _start_group(processes: Processes, device: str) -> str:
+    """Joins the process group (NCCL on GPUs, gloo on CPUs); returns this process's device."""
+    import torch
+    import torch.distributed as dist
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        device = f"cuda:{processes.local_rank}"
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    return device
+
+
 def train_stage(model, examples: list[Example], *, stage: str, lr: float, steps: int, config: FinetuneConfig,
-                on_loss: Callable[[str, int, float], None], should_stop: Callable[[], bool]) -> None:
+                on_loss: Callable[[str, int, float], None], should_stop: Callable[[], bool],
+                processes: Processes | None = None) -> None:
     """`steps` optimizer steps over `examples` (cycled in a seeded order), resuming from this stage's
-    checkpoint if there is one; writes `done` when the stage is complete."""
+    checkpoint if there is one; writes `done` when the stage is complete. With several processes, `model`
+    is wrapped in DistributedDataParallel and each process takes its own slot of every step's examples."""
     import torch
 
     folder = _checkpoint(config.out, stage)
     if (folder / "done").exists() or not examples or steps <= 0:
         return
+    processes = processes or Processes()
+    plain = getattr(model, "module", model)  # what is saved: never the DDP wrapper
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
     start = 0
     if (folder / "state.pt").exists():
-        state = torch.load(folder / "state.pt", map_location=model.device, weights_only=True)
-        model.load_state_dict(state["model"])
+        state = torch.load(folder / "state.pt", map_location=plain.device, weights_only=True)
+        plain.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start = state["step"]
     order = list(range(len(examples)))
     random.Random(config.seed).shuffle(order)
+    per_step = config.accumulation * processes.world
     model.train()
     for step in range(start, steps):
         if should_stop():
             raise InterruptedError(f"stopped at {stage} step {step}")
         total = 0.0
         for k in range(config.accumulation):
-            example = examples[order[(step * config.accumulation + k) % len(order)]]
-            batch = {"input_ids": example.input_ids.to(model.device), "labels": example.labels.to(model.device),
-                     "attention_mask": torch.ones_like(example.input_ids).to(model.device)}
+            example = examples[order[(step * per_step + k * processes.world + processes.rank) % len(order)]]
+            batch = {"input_ids": example.input_ids.to(plain.device), "labels": example.labels.to(plain.device),
+                     "attention_mask": torch.ones_like(example.input_ids).to(plain.device)}
             if example.pixel_values is not None:
-                batch["pixel_values"] = example.pixel_values.to(model.device, dtype=model.dtype)
+                batch["pixel_values"] = example.pixel_values.to(plain.device, dtype=plain.dtype)
             loss = model(**batch).loss / config.accumulation
             loss.backward()
             total += loss.item()
         optimizer.step()
         optimizer.zero_grad()
-        on_loss(stage, step + 1, total)
-        if (step + 1) % config.save_every == 0 or step + 1 == steps:
+        if processes.main:
+            on_loss(stage, step + 1, total)
+        if processes.main and ((step + 1) % config.save_every == 0 or step + 1 == steps):
             folder.mkdir(parents=True, exist_ok=True)
             temporary = folder / "state.pt.partial"  # a kill while saving never spoils the last checkpoint
-            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step + 1},
+            torch.save({"model": plain.state_dict(), "optimizer": optimizer.state_dict(), "step": step + 1},
                        temporary)
             temporary.replace(folder / "state.pt")
             (folder / "step.json").write_text(json.dumps({"step": step + 1}))
-    (folder / "done").touch()
+    if processes.main:
+        (folder / "done").touch()
 
 
 def main(config: FinetuneConfig, *, on_loss: Callable[[str, int, float], None] = lambda *_: None,
          should_stop: Callable[[], bool] = lambda: False) -> Path:
-    """Runs (or resumes) both stages and saves the result to `config.out / "model"`; returns that folder."""
+    """Runs (or resumes) both stages and saves the result to `config.out / "model"`; returns that folder.
+    Launched by torchrun with several processes, it trains data-parallel (see the module's docstring)."""
     import torch
 
     from worker.loading import load
 
-    torch.manual_seed(config.seed)
+    processes = Processes.from_environment()
+    device = _start_group(processes, config.device) if processes.world > 1 else config.device
+    torch.manual_seed(config.seed)  # the same seed everywhere: every process starts from the same weights
     # A copy of its own, not the cached one previews use: training changes the weights in place.
-    loaded = load.__wrapped__(str(config.base), "float32", config.device)
+    loaded = load.__wrapped__(str(config.base), "float32", device)
     model, processor = loaded.model, loaded.processor
     if config.lora:
         model = with_lora(model, config.lora_rank)
     config.out.mkdir(parents=True, exist_ok=True)
     stage1 = load_examples(config.version, "stage1.json", processor)
-    stage1_steps = config.stage1_epochs * -(-len(stage1) // config.accumulation)
+    stage1_steps = config.stage1_epochs * -(-len(stage1) // (config.accumulation * processes.world))
     stage2 = load_examples(config.version, "stage2.json", processor)
     plan = {"stage1": (stage1, config.stage1_lr, min(stage1_steps, config.max_steps or stage1_steps)),
             "stage2": (stage2, config.stage2_lr, min(config.stage2_steps, config.max_steps or config.stage2_steps))}
@@ -167,14 +217,27 @@ def main(config: FinetuneConfig, *, on_loss: Callable[[str, int, float], None] =
             state = torch.load(_checkpoint(config.out, previous) / "state.pt", map_location=model.device,
                                weights_only=True)
             model.load_state_dict(state["model"])
-        train_stage(model, examples, stage=stage, lr=lr, steps=steps, config=config, on_loss=on_loss,
-                    should_stop=should_stop)
+        trained = model
+        if processes.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            # Unused parameters happen: a text-only record leaves the vision tower without gradients.
+            trained = DistributedDataParallel(model, device_ids=[model.device] if model.device.type == "cuda"
+                                              else None, find_unused_parameters=True)
+        train_stage(trained, examples, stage=stage, lr=lr, steps=steps, config=config, on_loss=on_loss,
+                    should_stop=should_stop, processes=processes)
+        if processes.world > 1:
+            torch.distributed.barrier()  # rank 0's checkpoint is written before anyone reads it
     model.eval()
     if config.lora:
         model = model.merge_and_unload()  # a plain model folder: previews and the trainer load it as any other
     final = config.out / "model"
-    model.save_pretrained(final)
-    processor.save_pretrained(final)
+    if processes.main:
+        model.save_pretrained(final)
+        processor.save_pretrained(final)
+    if processes.world > 1:
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
     return final
 
 

@@ -11,7 +11,7 @@ from playwright.sync_api import Page
 from sqlmodel import select
 
 from app.exports.spec import ExportSpec
-from app.models import ConversationPool, Instance, Job, JobStatus, Role, SolveTest, SpotCheck, utcnow
+from app.models import ConversationPool, Instance, JobStatus, Role, SolveTest, SpotCheck, utcnow
 from app.services import jobs as job_service
 from app.services import models as model_service
 from app.services import users as user_service
