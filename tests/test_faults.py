@@ -88,9 +88,8 @@ def test_a_worker_killed_mid_import_loses_and_duplicates_nothing_and_the_retry_f
     assert (job.result["imported"], job.result["duplicates"]) == (RECORDS - kept, kept)
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite has no server to lose
 def test_the_app_recovers_by_itself_when_postgresql_drops_every_connection(app, db, live_server, database_url):
-    if not database_url.startswith("postgresql"):
-        pytest.skip("a database server restart is PostgreSQL's (SQLite has no server)")
     make_task(db, "SHAPES+shape_qa", instances=3)
     make_user(db, Role.reviewer, email="reader@example.org")
     with httpx2.Client(base_url=live_server, follow_redirects=False, timeout=30) as client:

@@ -25,7 +25,7 @@ EDITORS = require_role(Role.admin, Role.author)
 
 def task_filters(q: str | None = None, group: str | None = None, category: str | None = None,
                  status: str | None = None,
-                 dataset: Annotated[str | None, Query(pattern=r"^\d{0,18}$", description="A dataset id.")] = None,
+                 dataset: Annotated[str | None, Query(pattern=r"^\d{0,9}$", description="A dataset id.")] = None,
                  ) -> TaskFilters:
     """Filters from the query; an empty value (a menu left at "any") means no filter."""
     return TaskFilters(q=q or None, task_group=group or None, category=category or None, status=status or None,
