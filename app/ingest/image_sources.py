@@ -52,6 +52,19 @@ def archive_key(relative: str) -> str:
     return "/".join(parts)
 
 
+def _index(entries: list, name_of, is_dir) -> dict:
+    """An archive's entries by the name an image path is looked up with; a hostile name is never served."""
+    index = {}
+    for entry in entries:
+        try:
+            key = archive_key(name_of(entry))
+        except ImageRejected:
+            continue
+        if not is_dir(entry):
+            index[key] = entry
+    return index
+
+
 def _too_large(size: int, max_bytes: int) -> ImageRejected:
     return ImageRejected(f"{size:,} bytes, more than the {max_bytes:,} allowed")
 
@@ -83,14 +96,8 @@ class ZipSource:
             self.archive = zipfile.ZipFile(path)
         except (zipfile.BadZipFile, OSError) as error:
             raise ImageSourceInvalid(f"image root {path.name} is not a readable zip archive ({error})") from None
-        self.entries: dict[str, zipfile.ZipInfo] = {}
-        for info in self.archive.infolist():
-            try:
-                key = archive_key(info.filename)
-            except ImageRejected:
-                continue  # a hostile name is never served
-            if not info.is_dir():
-                self.entries[key] = info
+        self.entries: dict[str, zipfile.ZipInfo] = _index(self.archive.infolist(), lambda info: info.filename,
+                                                          zipfile.ZipInfo.is_dir)
 
     def read(self, relative: str, max_bytes: int) -> bytes:
         info = self.entries.get(archive_key(relative))
@@ -119,14 +126,7 @@ class TarSource:
         except (tarfile.TarError, OSError) as error:
             raise ImageSourceInvalid(f"image root {path.name} is not a readable uncompressed tar archive "
                                      f"({error})") from None
-        self.entries: dict[str, tarfile.TarInfo] = {}
-        for member in members:
-            try:
-                key = archive_key(member.name)
-            except ImageRejected:
-                continue
-            if not member.isdir():
-                self.entries[key] = member
+        self.entries: dict[str, tarfile.TarInfo] = _index(members, lambda member: member.name, tarfile.TarInfo.isdir)
 
     def read(self, relative: str, max_bytes: int) -> bytes:
         member = self.entries.get(archive_key(relative))
