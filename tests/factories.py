@@ -26,6 +26,12 @@ def make_user(db: Session, *roles: Role, email: str | None = None, password: str
     return user
 
 
+def bearer(db: Session, user: User) -> dict[str, str]:
+    """Headers carrying a new API token of `user`, as a script sends them."""
+    _, token = user_service.create_token(db, user_id=user.id, name="script", actor_id=user.id)
+    return {"Authorization": f"Bearer {token}"}
+
+
 def make_dataset(db: Session, name: str = "GEOMETRY3K", **fields) -> SourceDataset:
     dataset = SourceDataset(name=name, **fields)
     db.add(dataset)

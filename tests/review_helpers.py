@@ -58,11 +58,11 @@ def submit_instruction(db: Session, task: Task, author: User, text: str = "Answe
     return instruction, version, review
 
 
-def approve(db: Session, review: Review, defaults: QcDefaults = SMALL_QC) -> None:
+def approve(db: Session, review: Review, defaults: QcDefaults = SMALL_QC, comment: str | None = None) -> None:
     """The assigned reviewer claims and approves the review."""
     db.refresh(review)
     reviews.decide(db, review_id=review.id, lock_version=review.lock_version, user_id=review.reviewer_id,
-                   decision="approve", comment=None, defaults=defaults)
+                   decision="approve", comment=comment, defaults=defaults)
 
 
 def team(db: Session) -> dict[str, User]:

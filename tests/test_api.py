@@ -6,17 +6,12 @@ import pytest
 from sqlmodel import select
 
 from app.models import AuditEvent, Role
-from app.services import users as user_service
-from tests.factories import make_task, make_user
+from tests.factories import bearer, make_task, make_user
 
 
 @pytest.fixture
 def as_role(db):
-    def bearer(*roles: Role) -> dict[str, str]:
-        user = make_user(db, *roles)
-        _, token = user_service.create_token(db, user_id=user.id, name="test", actor_id=user.id)
-        return {"Authorization": f"Bearer {token}"}
-    return bearer
+    return lambda *roles: bearer(db, make_user(db, *roles))
 
 
 def test_tasks_are_listed_in_keyset_pages_with_filters(client, db, as_role):

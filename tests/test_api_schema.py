@@ -19,8 +19,7 @@ from schemathesis.checks import positive_data_acceptance
 from app.config import Settings
 from app.main import create_app
 from app.models import Role
-from app.services import users as user_service
-from tests.factories import make_dataset, make_task, make_user
+from tests.factories import bearer, make_dataset, make_task, make_user
 
 
 def api_operations() -> list[tuple[str, str]]:
@@ -38,8 +37,7 @@ def admin_headers(db) -> dict[str, str]:
     admin = make_user(db, Role.admin, Role.author, Role.reviewer)
     make_user(db, Role.reviewer)
     make_task(db, "SHAPES+shape_qa", dataset=make_dataset(db, "SHAPES"), instances=5)
-    _, token = user_service.create_token(db, user_id=admin.id, name="schemathesis", actor_id=admin.id)
-    return {"Authorization": f"Bearer {token}"}
+    return bearer(db, admin)
 
 
 OPERATIONS = api_operations()

@@ -9,13 +9,8 @@ from sqlmodel import select
 from app.models import Instruction, InstructionVersion, Review, Role, SolveTestItem, SpotCheckItem, User
 from app.services import solve_tests, spot_checks
 from app.services import users as user_service
-from tests.factories import login, make_user, soup
+from tests.factories import bearer, login, make_user, soup
 from tests.review_helpers import approve, htmx, make_qc_task, signed_in, submit_instruction, team
-
-
-def bearer(db, user: User) -> dict[str, str]:
-    _, token = user_service.create_token(db, user_id=user.id, name="script", actor_id=user.id)
-    return {"Authorization": f"Bearer {token}"}
 
 
 def test_nobody_decides_an_item_another_reviewer_holds(app, db):

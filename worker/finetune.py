@@ -109,7 +109,7 @@ class Processes:
     local_rank: int = 0
 
     @property
-    def main(self) -> bool:
+    def is_main(self) -> bool:
         return self.rank == 0
 
     @classmethod
@@ -173,16 +173,16 @@ def train_stage(model, examples: list[Example], *, stage: str, lr: float, steps:
             total += loss.item()
         optimizer.step()
         optimizer.zero_grad()
-        if processes.main:
+        if processes.is_main:
             on_loss(stage, step + 1, total)
-        if processes.main and ((step + 1) % config.save_every == 0 or step + 1 == steps):
+        if processes.is_main and ((step + 1) % config.save_every == 0 or step + 1 == steps):
             folder.mkdir(parents=True, exist_ok=True)
             temporary = folder / "state.pt.partial"  # a kill while saving never spoils the last checkpoint
             torch.save({"model": plain.state_dict(), "optimizer": optimizer.state_dict(), "step": step + 1},
                        temporary)
             temporary.replace(folder / "state.pt")
             (folder / "step.json").write_text(json.dumps({"step": step + 1}))
-    if processes.main:
+    if processes.is_main:
         (folder / "done").touch()
 
 
@@ -232,7 +232,7 @@ def main(config: FinetuneConfig, *, on_loss: Callable[[str, int, float], None] =
     if config.lora:
         model = model.merge_and_unload()  # a plain model folder: previews and the trainer load it as any other
     final = config.out / "model"
-    if processes.main:
+    if processes.is_main:
         model.save_pretrained(final)
         processor.save_pretrained(final)
     if processes.world > 1:

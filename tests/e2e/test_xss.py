@@ -17,10 +17,9 @@ from app.services import models as model_service
 from app.services import users as user_service
 from app.services import versions as version_service
 from app.services.qc import QcDefaults
-from app.services.reviews import decide
 from tests.e2e.test_browser import sign_in
 from tests.factories import make_dataset, make_task, make_user
-from tests.review_helpers import submit_instruction
+from tests.review_helpers import approve, submit_instruction
 from tests.test_access import all_routes
 
 # No "/" or "+": the payload must also pass as a dataset or task name.
@@ -49,9 +48,7 @@ def hostile_workspace(db) -> dict[str, int | str]:
     instruction.draft_input_template = PAYLOAD
     db.add(instruction)
     db.commit()
-    db.refresh(review)
-    decide(db, review_id=review.id, lock_version=review.lock_version, user_id=review.reviewer_id,
-           decision="approve", comment=PAYLOAD, defaults=QC)
+    approve(db, review, QC, comment=PAYLOAD)
     user_service.create_token(db, user_id=admin.id, name=PAYLOAD, actor_id=admin.id)
     db.add(ConversationPool(name=PAYLOAD, source=PAYLOAD))
     model_service.register(db, name=PAYLOAD, path=f"/models/{PAYLOAD}", actor_id=admin.id)
