@@ -41,6 +41,8 @@ def test_a_preview_stores_one_output_per_instance_and_shows_them_beside_the_targ
     rows = result.select("#outputs tbody tr")
     assert len(rows) == 6 and all(row.select_one(".model-output") is not None for row in rows)
     assert "option accuracy" in result.select_one("#preview-score").text
+    seconds = db.get(Job, job_id).result["seconds"]  # where the job's time went, shown with the outputs
+    assert seconds["generate"] > 0 and seconds["prepare"] > 0 and "generate" in result.select_one("#preview-time").text
 
     # As if its worker had died after writing: the lease runs out, the job runs again, and rewrites its rows.
     db.execute(update(Job).where(Job.id == job_id).values(status="running", lease_owner="dead:1", attempts=1,

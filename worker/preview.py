@@ -2,11 +2,14 @@
 version exactly as the export renders them; each answer is stored with its share of the batch's time.
 
 Instances with and without an image are batched apart (a batch's images must match its `<image>` tokens).
-A retried job rewrites its rows instead of adding more."""
+A retried job rewrites its rows instead of adding more. The job's result says where its time went
+(`seconds`: prepare, generate, store), so a slow preview can be told apart from a slow model."""
 
 from __future__ import annotations
 
 import time
+from collections import Counter
+from contextlib import contextmanager
 from typing import Any
 
 from PIL import Image as PILImage
@@ -14,7 +17,6 @@ from sqlalchemy import delete, insert
 from sqlmodel import Session
 
 from app.config import Settings
-from app.db import make_engine
 from app.models import InstructionVersion, ModelOutput, RegisteredModel, utcnow
 from app.rendering import IMAGE_TOKEN
 from app.services import instructions as instruction_service
@@ -34,56 +36,81 @@ def _messages(prompt: str, has_image: bool) -> list[dict]:
     return [{"role": "user", "content": content}]
 
 
-def generate(loaded, prompts: list[str], images: list | None, *, max_new_tokens: int) -> tuple[list[str], float]:
-    """Greedy answers for one batch, and the seconds it took."""
-    import torch
-
+def prepare(loaded, prompts: list[str], images: list | None):
+    """The model's inputs for one batch: chat template, tokens and pixel values, on the model's device."""
     texts = [loaded.processor.apply_chat_template(_messages(prompt, images is not None), add_generation_prompt=True)
              for prompt in prompts]
-    inputs = loaded.processor(text=texts, images=images, return_tensors="pt", padding=True).to(loaded.device)
-    started = time.perf_counter()
+    return loaded.processor(text=texts, images=images, return_tensors="pt", padding=True).to(loaded.device)
+
+
+def answer(loaded, inputs, *, max_new_tokens: int) -> list[str]:
+    """Greedy answers to prepared inputs, without the prompt."""
+    import torch
+
     with torch.inference_mode():
         produced = loaded.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
-    seconds = time.perf_counter() - started
     answers = loaded.processor.batch_decode(produced[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
-    return [answer.strip() for answer in answers], seconds
+    return [text.strip() for text in answers]
+
+
+def generate(loaded, prompts: list[str], images: list | None, *, max_new_tokens: int) -> tuple[list[str], float]:
+    """Greedy answers for one batch, and the seconds the model took (preparing the inputs not counted)."""
+    inputs = prepare(loaded, prompts, images)
+    started = time.perf_counter()
+    return answer(loaded, inputs, max_new_tokens=max_new_tokens), time.perf_counter() - started
+
+
+class Stopwatch(Counter):
+    """Seconds per phase, summed over the job."""
+
+    @contextmanager
+    def phase(self, name: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self[name] += time.perf_counter() - started
+
+    def rounded(self) -> dict[str, float]:
+        return {name: round(seconds, 4) for name, seconds in self.items()}
 
 
 def run_preview(settings: Settings, context: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
-    engine = make_engine(settings.resolved_database_url)
-    media = MediaStore(settings.media_dir)
-    try:
-        with Session(engine) as session:
-            registered = session.get(RegisteredModel, payload["model_id"])
-            version = session.get(InstructionVersion, payload["instruction_version_id"])
-            spec = instruction_service.spec_of_version(version)
-            picked = instruction_service.sample_instances(session, task_id=payload["task_id"], seed=payload["seed"],
-                                                          size=payload["size"])
-            work = []
-            for instance, image in picked:
-                rendered, _ = instruction_service.render_instance(spec, instance, has_image=image is not None)
-                if rendered is not None:
-                    work.append((instance.id, rendered.prompt, image.sha256 if image else None))
-        context.progress(0.02, f"loading {registered.name}", force=True)
+    media, clock = MediaStore(settings.media_dir), Stopwatch()
+    with clock.phase("sample"), Session(context.engine) as session:
+        registered = session.get(RegisteredModel, payload["model_id"])
+        version = session.get(InstructionVersion, payload["instruction_version_id"])
+        spec = instruction_service.spec_of_version(version)
+        picked = instruction_service.sample_instances(session, task_id=payload["task_id"], seed=payload["seed"],
+                                                      size=payload["size"])
+        work = []
+        for instance, image in picked:
+            rendered, _ = instruction_service.render_instance(spec, instance, has_image=image is not None)
+            if rendered is not None:
+                work.append((instance.id, rendered.prompt, image.sha256 if image else None))
+    context.progress(0.02, f"loading {registered.name}", force=True)
+    with clock.phase("load"):
         loaded = load(registered.path, registered.dtype, registered.device)
-        rows, done, batch_size = [], 0, payload["batch_size"]
-        for has_image in (True, False):
-            group = [item for item in work if (item[2] is not None) == has_image]
-            for start in range(0, len(group), batch_size):
-                batch = group[start:start + batch_size]
+    rows, done, batch_size = [], 0, payload["batch_size"]
+    for has_image in (True, False):
+        group = [item for item in work if (item[2] is not None) == has_image]
+        for start in range(0, len(group), batch_size):
+            batch = group[start:start + batch_size]
+            with clock.phase("prepare"):
                 images = [open_rgb(media.path_for(sha)) for _, _, sha in batch] if has_image else None
-                answers, seconds = generate(loaded, [prompt for _, prompt, _ in batch], images,
-                                            max_new_tokens=payload["max_new_tokens"])
-                rows += [{"job_id": context.job_id, "instance_id": instance_id,
-                          "instruction_version_id": version.id, "model_name": registered.name, "output": answer,
-                          "latency_ms": 1000 * seconds / len(batch), "created_at": utcnow()}
-                         for (instance_id, _, _), answer in zip(batch, answers, strict=True)]
-                done += len(batch)
-                context.progress(done / max(len(work), 1), f"{done} of {len(work)} instances")
-        with engine.begin() as connection:  # a retry replaces what an earlier attempt wrote
-            connection.execute(delete(ModelOutput).where(ModelOutput.job_id == context.job_id))
-            if rows:
-                connection.execute(insert(ModelOutput), rows)
-        return {"outputs": len(rows), "model": registered.name, "device": loaded.device}
-    finally:
-        engine.dispose()
+                inputs = prepare(loaded, [prompt for _, prompt, _ in batch], images)
+            started = time.perf_counter()
+            answers = answer(loaded, inputs, max_new_tokens=payload["max_new_tokens"])
+            seconds = time.perf_counter() - started
+            clock["generate"] += seconds
+            rows += [{"job_id": context.job_id, "instance_id": instance_id,
+                      "instruction_version_id": version.id, "model_name": registered.name, "output": text,
+                      "latency_ms": 1000 * seconds / len(batch), "created_at": utcnow()}
+                     for (instance_id, _, _), text in zip(batch, answers, strict=True)]
+            done += len(batch)
+            context.progress(done / max(len(work), 1), f"{done} of {len(work)} instances")
+    with clock.phase("store"), context.engine.begin() as connection:  # a retry replaces an earlier attempt's rows
+        connection.execute(delete(ModelOutput).where(ModelOutput.job_id == context.job_id))
+        if rows:
+            connection.execute(insert(ModelOutput), rows)
+    return {"outputs": len(rows), "model": registered.name, "device": loaded.device, "seconds": clock.rounded()}
