@@ -12,7 +12,7 @@ from app.exports.contract import check_file, check_record
 from app.exports.files import ascii_json, hash_file
 from app.exports.spec import ExportSpec
 from app.exports.validate import validate_version
-from app.models import Instance, Task
+from app.models import Image, Instance, Task
 from app.services.demo import load_demo
 from app.storage import MediaStore
 from app.tokens import estimate
@@ -20,9 +20,9 @@ from tests.factories import soup
 from tests.review_helpers import approve, make_qc_task, submit_instruction, team
 
 
-def _build(app, settings, spec, name="v1", folder="out"):
+def _build(app, settings, spec, name="v1", folder="out", **options):
     return build(app.state.engine, spec=spec, destination=settings.data_dir / "exports" / folder,
-                 media=MediaStore(settings.media_dir), count_tokens=estimate, name=name)
+                 media=MediaStore(settings.media_dir), count_tokens=estimate, name=name, **options)
 
 
 def _approved(db, people, name, **fields):
@@ -85,6 +85,71 @@ def test_records_that_break_the_contract_are_left_out_and_named(app, db, setting
     reasons = " ".join(manifest["excluded"]["reasons"])
     assert "template marker" in reasons and "empty value" in reasons
     assert manifest["counts"]["BROKEN+targets"]["train"] == 4
+
+
+def _image_tasks(db, people) -> list[int]:
+    """The demo's approved shapes task and a second approved task whose instances show the same images."""
+    shapes = db.exec(select(Task).where(Task.name == "SHAPES+shape_classification")).one()
+    again, _ = _approved(db, people, "SHAPES+again", instances=12)
+    image_ids = db.exec(select(Instance.image_id).where(Instance.task_id == shapes.id, Instance.image_id.is_not(None))
+                        .order_by(Instance.id)).all()
+    for instance, image_id in zip(db.exec(select(Instance).where(Instance.task_id == again.id)).all(), image_ids,
+                                  strict=False):
+        instance.image_id = image_id
+        db.add(instance)
+    db.commit()
+    return [shapes.id, again.id]
+
+
+def test_a_build_over_several_processes_gives_the_same_bytes_as_one(app, db, settings):
+    load_demo(db, data_dir=settings.data_dir)  # images shared across tasks: linked by several processes at once
+    people = team(db)
+    broken, _ = _approved(db, people, "BROKEN+targets", instances=6, kind="short")
+    bad = db.exec(select(Instance).where(Instance.task_id == broken.id)).first()
+    bad.raw_output = "an answer with </s> inside"
+    db.add(bad)
+    db.commit()
+    text_only, _ = _approved(db, people, "TEXT+questions", instances=30, kind="free")
+    spec = ExportSpec(task_ids=[broken.id, text_only.id] + _image_tasks(db, people), seed=5, validation_ratio=0.25)
+    seen = []
+    one = _build(app, settings, spec, folder="one", processes=1)
+    three = _build(app, settings, spec, folder="three", processes=3, on_progress=lambda *step: seen.append(step))
+    assert one["files"] == three["files"] and one["images"] == three["images"] > 0
+    assert (one["counts"], one["excluded"], one["instruction_versions"]) == \
+        (three["counts"], three["excluded"], three["instruction_versions"])
+    assert three["excluded"]["records"] == 1 and three["files"]["val.json"]["records"] > 0
+    fractions = [fraction for fraction, _ in seen]
+    assert fractions == sorted(fractions) and any("records" in message for _, message in seen)
+    out = settings.data_dir / "exports" / "three"
+    assert sorted(path.name for path in out.iterdir() if path.name.startswith(".")) == []  # no part left behind
+    assert list(validate_version(out)) == []
+
+
+def test_a_build_stops_its_processes_when_one_fails_or_the_job_is_cancelled(app, db, settings):
+    import multiprocessing
+
+    from app.exports.parallel import PartFailed
+
+    load_demo(db, data_dir=settings.data_dir)
+    task_ids = _image_tasks(db, team(db))
+    spec = ExportSpec(task_ids=task_ids)
+
+    class Cancelled(Exception):
+        pass
+
+    def cancel(fraction, message):
+        raise Cancelled(message)
+
+    with pytest.raises(Cancelled):
+        _build(app, settings, spec, folder="cancelled", processes=2, on_progress=cancel)
+    assert multiprocessing.active_children() == [] and not (settings.data_dir / "exports" / "cancelled").exists()
+
+    lost = db.exec(select(Image.sha256).join(Instance, Instance.image_id == Image.id)
+                   .where(Instance.task_id == task_ids[-1])).first()
+    MediaStore(settings.media_dir).path_for(lost).unlink()  # the media store lost an image a record needs
+    with pytest.raises(PartFailed, match=f"part \\d of the build failed:(.|\\n)*{lost[:16]}"):
+        _build(app, settings, spec, folder="failed", processes=2)
+    assert multiprocessing.active_children() == [] and not (settings.data_dir / "exports" / "failed").exists()
 
 
 def test_a_task_without_an_approved_instruction_cannot_be_built(app, db, settings):

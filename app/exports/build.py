@@ -12,9 +12,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,57 +21,21 @@ from sqlmodel import Session, select
 
 from app import __version__
 from app.exports.card import dataset_card, train_scripts
-from app.exports.contract import Violation, check_pair, check_record
-from app.exports.files import (
-    HashingFile,
-    JsonArrayWriter,
-    JsonLinesWriter,
-    ascii_json,
-    jsonl_to_parquet,
-    tar_folder,
-)
-from app.exports.sampling import SPLIT_SALT, choose, draw_conversations, draw_instances, unit
+from app.exports.contract import check_record
+from app.exports.files import HashingFile, JsonArrayWriter, ascii_json, tar_folder
+from app.exports.parallel import build_records
+from app.exports.records import IMAGE_DIR, ImageFolder, Tally, TaskPlan
+from app.exports.sampling import draw_conversations
 from app.exports.spec import ExportSpec
-from app.models import (
-    Instruction,
-    InstructionStatus,
-    InstructionVersion,
-    SourceDataset,
-    Task,
-)
-from app.rendering import InstructionSpec, TemplateProblem, renderer_for
+from app.models import Instruction, InstructionStatus, InstructionVersion, SourceDataset, Task
 from app.services.quality import per_task
 from app.storage import MediaStore
 
-VIOLATIONS_KEPT = 200
-PROGRESS_EVERY = 5_000
 ABANDONED_AFTER_S = 3600
-IMAGE_DIR = "images"
 
 
 class BuildError(ValueError):
     """The spec cannot be built as it stands (e.g. a task without an approved instruction)."""
-
-
-@dataclass
-class Tally:
-    per_task: dict[str, Counter] = field(default_factory=dict)
-    versions_used: dict[str, Counter] = field(default_factory=dict)  # task -> instruction version -> records
-    excluded: int = 0
-    violations: list[str] = field(default_factory=list)
-
-    def leave_out(self, problems: list[Violation]) -> None:
-        self.excluded += 1
-        for problem in problems:
-            if len(self.violations) < VIOLATIONS_KEPT:
-                self.violations.append(str(problem))
-
-
-@dataclass(frozen=True)
-class TaskPlan:
-    task: Task
-    dataset: SourceDataset | None
-    versions: list[InstructionVersion]
 
 
 def plan(session: Session, spec: ExportSpec) -> list[TaskPlan]:
@@ -98,44 +60,16 @@ def plan(session: Session, spec: ExportSpec) -> list[TaskPlan]:
     return sorted(plans, key=lambda item: item.task.name)
 
 
-class ImageFolder:
-    """The version's images: hard links to the media store where it can (same file system), copies otherwise;
-    named by content, so an image shared by several tasks is there once."""
-
-    def __init__(self, root: Path, media: MediaStore):
-        self.root, self.media, self.names = root, media, set()
-        root.mkdir()
-
-    def add(self, sha256: str, image_format: str) -> str:
-        name = f"{sha256}.{image_format.lower()}"
-        if name not in self.names:
-            source, target = self.media.path_for(sha256), self.root / name
-            try:
-                os.link(source, target)
-            except OSError:
-                shutil.copyfile(source, target)
-            self.names.add(name)
-        return name
-
-
-def _record(record_id: str, task_name: str, prompt: str, target: str, image: str | None) -> dict[str, Any]:
-    record: dict[str, Any] = {"id": record_id}
-    if image is not None:  # a text-only record has no image key at all: `"image": null` crashes the loader
-        record["image"] = image
-    record["task_name"] = task_name
-    record["conversations"] = [{"from": "human", "value": prompt}, {"from": "gpt", "value": target}]
-    return record
-
-
 def build(engine: Engine, *, spec: ExportSpec, destination: Path, media: MediaStore,
           count_tokens: Callable[[str], int], on_progress: Callable[[float, str], None] = lambda *_: None,
-          name: str = "") -> dict[str, Any]:
-    """Builds the version into `destination` (which must not exist yet) and returns its manifest."""
+          name: str = "", processes: int | None = None) -> dict[str, Any]:
+    """Builds the version into `destination` (which must not exist yet) and returns its manifest. `processes`
+    writes the records with that many processes (default: one per core on big builds; the bytes are the same)."""
     destination.parent.mkdir(parents=True, exist_ok=True)
     _sweep_abandoned(destination.parent, prefix=f".building-{destination.name}-")
     work = Path(tempfile.mkdtemp(prefix=f".building-{destination.name}-", dir=destination.parent))
     try:
-        manifest = _build_into(engine, spec, work, media, count_tokens, on_progress, name)
+        manifest = _build_into(engine, spec, work, media, count_tokens, on_progress, name, processes)
         try:
             work.rename(destination)  # the version appears whole, or not at all
         except OSError:
@@ -159,55 +93,17 @@ def _sweep_abandoned(parent: Path, *, prefix: str) -> None:
 
 
 def _build_into(engine: Engine, spec: ExportSpec, work: Path, media: MediaStore,
-                count_tokens: Callable[[str], int], on_progress, name: str) -> dict[str, Any]:
-    images = ImageFolder(work / IMAGE_DIR, media)
-    train, val = JsonArrayWriter(work / "stage1.json"), JsonArrayWriter(work / "val.json")
-    lines = JsonLinesWriter(work / "stage1.jsonl")
-    tally = Tally()
-    rules = (count_tokens, spec.max_tokens, spec.image_tokens)
+                count_tokens: Callable[[str], int], on_progress, name: str, processes: int | None) -> dict[str, Any]:
     with Session(engine) as session:
         plans = plan(session, spec)
-        for done, item in enumerate(plans):
-            choices = [(version.id, renderer_for(InstructionSpec(
-                text=version.text, input_template=version.input_template, output_template=version.output_template,
-                options_style=version.options_style, image_placement=version.image_placement)))
-                for version in item.versions]
-            task_name, trained, validated = item.task.name, 0, 0
-            used = tally.versions_used.setdefault(task_name, Counter())
-            splitting = spec.validation_ratio > 0
-            for instance_id, input_text, options, raw, preferred, sha256, image_format in draw_instances(
-                    session, task_id=item.task.id, seed=spec.seed, cap=spec.per_task_cap):
-                version_id, renderer = choose(choices, spec.seed, instance_id)
-                record_id = f"{task_name}/{instance_id}/v{version_id}"  # task, instance and instruction version
-                try:
-                    rendered = renderer(input_text, options, raw, preferred, sha256 is not None)
-                except TemplateProblem as problem:
-                    tally.leave_out([Violation(record_id, "render", str(problem))])
-                    continue
-                problems = check_pair(record_id, rendered.prompt, rendered.target, sha256 is not None, *rules)
-                if problems:
-                    tally.leave_out(problems)
-                    continue
-                image = images.add(sha256, image_format) if sha256 else None
-                data = ascii_json(_record(record_id, task_name, rendered.prompt, rendered.target, image))
-                if splitting and unit(spec.seed ^ SPLIT_SALT, instance_id) < spec.validation_ratio:
-                    val.add_encoded(data)
-                    validated += 1
-                else:
-                    train.add_encoded(data)
-                    lines.add_encoded(data)
-                    trained += 1
-                used[version_id] += 1
-                if (trained + validated) % PROGRESS_EVERY == 0:  # also keeps a job's lease alive on a big task
-                    on_progress(done / (len(plans) + 1), f"{task_name}: {trained + validated:,} records")
-            tally.per_task[task_name] = Counter({"train": trained, "validation": validated})
-            on_progress((done + 1) / (len(plans) + 1), f"{done + 1} of {len(plans)} tasks")
-        files = {"stage1.json": train.close(), "val.json": val.close(), "stage1.jsonl": lines.close()}
-        on_progress(len(plans) / (len(plans) + 1), "writing stage1.parquet")
-        files["stage1.parquet"] = jsonl_to_parquet(work / "stage1.jsonl", work / "stage1.parquet")
+        tally, files = build_records(engine, plans, spec, media, count_tokens, work, work / IMAGE_DIR,
+                                     on_progress, processes)
+        images = ImageFolder(work / IMAGE_DIR, media, set())
+        rules = (count_tokens, spec.max_tokens, spec.image_tokens)
         stage2 = _stage2(session, spec, work, images, rules, tally) if spec.conversation_pool_id else None
         if stage2 is not None:
             files["stage2.json"] = stage2
+        image_count = sum(1 for entry in os.scandir(images.root) if entry.is_file())
         if spec.images_as_tar:
             on_progress(0.98, "packing the images")
             files["images.tar"] = tar_folder(images.root, work / "images.tar")
@@ -224,7 +120,7 @@ def _build_into(engine: Engine, spec: ExportSpec, work: Path, media: MediaStore,
         (work / script).chmod(0o755)
     manifest = {
         "name": name, "software": f"flan-studio {__version__}", "spec": spec.model_dump(mode="json"),
-        "spec_sha256": spec.digest(), "files": dict(sorted(files.items())), "images": len(images.names),
+        "spec_sha256": spec.digest(), "files": dict(sorted(files.items())), "images": image_count,
         "counts": {task: dict(counts) for task, counts in sorted(tally.per_task.items())},
         "instruction_versions": {task: {str(version_id): count for version_id, count in sorted(used.items())}
                                  for task, used in sorted(tally.versions_used.items())},

@@ -12,7 +12,7 @@ from pathlib import Path
 
 IMAGE_TOKEN = "<image>"
 TEMPLATE_MARKERS = ("</s>", "<s>", "<unk>", " ASSISTANT:")
-_MARKERS = re.compile("|".join(re.escape(marker) for marker in TEMPLATE_MARKERS))
+MARKERS = re.compile("|".join(re.escape(marker) for marker in TEMPLATE_MARKERS))
 SAFE_IMAGE_NAME = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
 
 
@@ -60,7 +60,7 @@ def check_pair(record_id: str, prompt: str, target: str, has_image: bool,
     """`check_record` for the record an export makes — one human prompt, one gpt answer, an image named by
     the exporter — without building it first (an export checks 1.66M of them: the clean case is one regex
     pass and a count, the detailed rules run only when something is off)."""
-    clean = (prompt.strip() and target.strip() and not _MARKERS.search(prompt) and not _MARKERS.search(target)
+    clean = (prompt.strip() and target.strip() and not MARKERS.search(prompt) and not MARKERS.search(target)
              and IMAGE_TOKEN not in target and prompt.count(IMAGE_TOKEN) == (1 if has_image else 0))
     if clean:
         length = count_tokens and _length_problem(prompt + target, has_image, count_tokens, max_tokens,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +27,11 @@ def ascii_json(value: Any) -> bytes:
     encoding, so ASCII is the only safe choice. orjson writes UTF-8; most records are ASCII already and the
     few that are not are escaped afterwards (strings only can hold non-ASCII, so this stays valid JSON)."""
     data = orjson.dumps(value)
-    if data.isascii():
-        return data
+    return data if data.isascii() else escape_non_ascii(data)
+
+
+def escape_non_ascii(data: bytes) -> bytes:
+    """orjson's UTF-8 output with every non-ASCII character written as a JSON escape."""
     return _NON_ASCII.sub(_escape, data.decode("utf-8")).encode("ascii")
 
 
@@ -89,10 +94,6 @@ class JsonArrayWriter(_RecordWriter):
     OPEN, FIRST, SEPARATOR, END, CLOSE_EMPTY = b"[", b"\n", b",\n", b"\n]\n", b"]\n"
 
 
-class JsonLinesWriter(_RecordWriter):
-    OPEN, FIRST, SEPARATOR, END, CLOSE_EMPTY = b"", b"", b"\n", b"\n", b""
-
-
 def hash_file(path: Path) -> dict[str, Any]:
     digest = hashlib.sha256()
     with open(path, "rb") as source:
@@ -101,10 +102,16 @@ def hash_file(path: Path) -> dict[str, Any]:
     return {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
 
 
-def jsonl_to_parquet(source: Path, target: Path) -> dict[str, Any]:
-    """Stage-1 records as Parquet for Hugging Face `datasets` users, converted from the JSON lines by Arrow's
-    streaming reader (C++, a block at a time: fast, and memory stays bounded). One schema whatever the
-    records: `image` a string, null for text-only records."""
+PARQUET_ROWS_PER_GROUP = 100_000
+PARSE_SPAN = 16 << 20  # bytes of JSON lines parsed at once by one thread
+
+
+def jsonl_to_parquet(sources: list[Path], target: Path, *, threads: int = 2) -> dict[str, Any]:
+    """Stage-1 records as Parquet for Hugging Face `datasets` users, from JSON lines files taken in order.
+    Arrow's C++ parser reads spans of lines on `threads` threads at once (it lets go of the GIL), a few spans
+    ahead of the writer, so memory stays bounded. Row groups are cut at fixed row counts, so the bytes depend
+    on the records alone, not on how they were split into files or spans. One schema whatever the records:
+    `image` a string, null for text-only records."""
     import pyarrow as pa  # only exports need it
     import pyarrow.json as pajson
     import pyarrow.parquet as pq
@@ -112,15 +119,54 @@ def jsonl_to_parquet(source: Path, target: Path) -> dict[str, Any]:
     turn = pa.struct([("from", pa.string()), ("value", pa.string())])
     schema = pa.schema([("id", pa.string()), ("image", pa.string()), ("task_name", pa.string()),
                         ("conversations", pa.list_(turn))])
-    reader = pajson.open_json(source, read_options=pajson.ReadOptions(block_size=4 << 20, use_threads=False),
-                              parse_options=pajson.ParseOptions(explicit_schema=schema,
-                                                                unexpected_field_behavior="error"))
-    count = 0
-    with pq.ParquetWriter(target, schema, compression="zstd") as writer:
-        for batch in reader:
-            writer.write_batch(batch)
-            count += batch.num_rows
+    parse_options = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error")
+
+    def parse(source: Path, start: int, end: int) -> pa.Table:
+        with open(source, "rb") as lines:
+            lines.seek(start)
+            span = lines.read(end - start)
+        return pajson.read_json(pa.BufferReader(span), parse_options=parse_options,
+                                read_options=pajson.ReadOptions(block_size=4 << 20, use_threads=False))
+
+    count, pending, ahead = 0, [], deque()
+    with pq.ParquetWriter(target, schema, compression="zstd") as writer, ThreadPoolExecutor(threads) as pool:
+        def write(rows: pa.Table) -> None:
+            writer.write_table(rows.combine_chunks(), row_group_size=PARQUET_ROWS_PER_GROUP)
+
+        def take(parsed) -> None:
+            nonlocal count, pending
+            table = parsed.result()
+            count += table.num_rows
+            pending.append(table)
+            if sum(part.num_rows for part in pending) >= PARQUET_ROWS_PER_GROUP:
+                rows = pa.concat_tables(pending)
+                whole = rows.num_rows - rows.num_rows % PARQUET_ROWS_PER_GROUP
+                for start in range(0, whole, PARQUET_ROWS_PER_GROUP):
+                    write(rows.slice(start, PARQUET_ROWS_PER_GROUP))
+                pending = [rows.slice(whole)] if whole < rows.num_rows else []
+
+        for span in _line_spans(sources, PARSE_SPAN):
+            ahead.append(pool.submit(parse, *span))
+            if len(ahead) > threads:
+                take(ahead.popleft())
+        while ahead:
+            take(ahead.popleft())
+        if pending:
+            write(pa.concat_tables(pending))
     return {**hash_file(target), "records": count}
+
+
+def _line_spans(sources: list[Path], size: int):
+    """(file, start, end) byte ranges of about `size` bytes that end at a line's end."""
+    for source in sources:
+        with open(source, "rb") as lines:
+            total, start = source.stat().st_size, 0
+            while start < total:
+                lines.seek(min(start + size, total) - 1)
+                lines.readline()  # on to the end of the line the span would cut
+                end = min(lines.tell(), total)
+                yield source, start, end
+                start = end
 
 
 def tar_folder(folder: Path, target: Path) -> dict[str, Any]:

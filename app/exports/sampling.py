@@ -40,26 +40,42 @@ def _start(seed: int, salt: int) -> int:
     return mix(seed, salt) >> 33  # an rkey in [0, 2^31)
 
 
-def draw_instances(session: Session, *, task_id: int, seed: int, cap: int) -> Iterator[Row]:
-    """Up to `cap` active instances of the task (all if it has fewer), in rkey order from a seeded start,
-    with what rendering needs and their image's address, streamed."""
+def draw_instance_batches(session: Session, *, task_id: int, seed: int, cap: int) -> Iterator[list[tuple]]:
+    """Up to `cap` active instances of the task (all if it has fewer), in rkey order from a seeded start, with
+    what rendering needs and their image's address: (id, input_text, options, raw_output, human_preferred_output,
+    sha256, format) tuples, streamed in batches straight from the driver (an export reads 1.66M of them; the
+    ORM's and even Core's per-row work would be a third of its time). `options` is JSON text on SQLite."""
     columns = (Instance.id, Instance.input_text, Instance.options, Instance.raw_output,
                Instance.human_preferred_output, Image.sha256, Image.format)
     base = (select(*columns).outerjoin(Image, Image.id == Instance.image_id)
             .where(Instance.task_id == task_id, Instance.status == InstanceStatus.active))
-    connection = session.connection()  # Core rows: the ORM's per-row bookkeeping is not needed here
     if cap >= session.get(Task, task_id).instance_count:
-        yield from connection.execute(base.order_by(Instance.rkey).execution_options(yield_per=BATCH))
+        yield from _stream(session, base.order_by(Instance.rkey))
         return
     start = _start(seed, task_id)
     taken = 0
     for window in (base.where(Instance.rkey >= start), base.where(Instance.rkey < start)):
-        for row in connection.execute(window.order_by(Instance.rkey).limit(cap - taken)
-                                      .execution_options(yield_per=BATCH)):
-            yield row
-            taken += 1
+        for rows in _stream(session, window.order_by(Instance.rkey).limit(cap - taken)):
+            yield rows
+            taken += len(rows)
         if taken >= cap:
             return
+
+
+def _stream(session: Session, statement) -> Iterator[list[tuple]]:
+    """The statement's rows from the driver's own cursor, BATCH at a time (a server-side cursor on PostgreSQL,
+    so memory stays bounded on any size of task). Its parameters are our integers, bound as literals."""
+    connection = session.connection()
+    sql = str(statement.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True}))
+    driver = connection.connection.dbapi_connection
+    postgres = connection.dialect.name == "postgresql"
+    cursor = driver.cursor(name="export_rows") if postgres else driver.cursor()
+    try:
+        cursor.execute(sql)
+        while rows := cursor.fetchmany(BATCH):
+            yield rows
+    finally:
+        cursor.close()
 
 
 def draw_conversations(session: Session, *, pool_id: int, seed: int, size: int) -> Iterator[Row]:

@@ -1,0 +1,200 @@
+"""Stage-1 records for a run of tasks: drawn, rendered, checked and encoded, into one part's files.
+
+A part is what one process builds (app/exports/parallel.py runs several and stitches them): its training
+records as JSON lines (`train.jsonl`) and as the body of a JSON array (`train.body`: records joined by ",\n"),
+and its validation records as an array body (`val.body`). This is the export's hot loop — 1.66M records at
+Vision-Flan scale — so it reads rows straight from the driver and checks the clean case in a few comparisons;
+everything it decides is the same whichever process runs it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from orjson import dumps, loads
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from app.exports.contract import IMAGE_TOKEN, MARKERS, Violation, check_pair
+from app.exports.files import escape_non_ascii
+from app.exports.sampling import SPLIT_SALT, choose, draw_instance_batches, unit
+from app.exports.spec import ExportSpec
+from app.models import InstructionVersion, SourceDataset, Task
+from app.rendering import InstructionSpec, TemplateProblem, renderer_for
+from app.storage import MediaStore
+from app.tokens import CHARS_PER_TOKEN, estimate
+
+VIOLATIONS_KEPT = 200
+IMAGE_DIR = "images"
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    task: Task
+    dataset: SourceDataset | None
+    versions: list[InstructionVersion]
+
+    @property
+    def expected(self) -> int:
+        return self.task.instance_count
+
+
+@dataclass
+class Tally:
+    per_task: dict[str, Counter] = field(default_factory=dict)
+    versions_used: dict[str, Counter] = field(default_factory=dict)  # task -> instruction version -> records
+    excluded: int = 0
+    violations: list[str] = field(default_factory=list)
+    images: set[str] = field(default_factory=set)  # names in the version's image folder
+
+    def leave_out(self, problems: list[Violation]) -> None:
+        self.excluded += 1
+        for problem in problems:
+            if len(self.violations) < VIOLATIONS_KEPT:
+                self.violations.append(str(problem))
+
+    def merge(self, other: Tally) -> None:
+        """Adds a later part's tally (parts cover disjoint tasks, in order: the first violations stay first)."""
+        self.per_task.update(other.per_task)
+        self.versions_used.update(other.versions_used)
+        self.excluded += other.excluded
+        self.violations = (self.violations + other.violations)[:VIOLATIONS_KEPT]
+        self.images |= other.images
+
+
+class ImageFolder:
+    """The version's images: hard links to the media store where it can (same file system), copies otherwise;
+    named by content, so an image shared by several tasks is there once. Several processes may add the same
+    image at once: a link that exists already is that image, and a copy appears under its name only whole."""
+
+    def __init__(self, root: Path, media: MediaStore, names: set[str]):
+        self.root, self.media, self.names = root, media, names
+        root.mkdir(exist_ok=True)
+
+    def add(self, sha256: str, image_format: str) -> str:
+        name = f"{sha256}.{image_format.lower()}"
+        if name not in self.names:
+            source, target = self.media.path_for(sha256), self.root / name
+            try:
+                os.link(source, target)
+            except FileExistsError:
+                pass
+            except OSError:  # another file system: copy beside it, then rename into place
+                handle, temporary = tempfile.mkstemp(dir=self.root, prefix=".copy-")
+                os.close(handle)
+                shutil.copyfile(source, temporary)
+                os.replace(temporary, target)
+            self.names.add(name)
+        return name
+
+
+def pair_checker(count_tokens: Callable[[str], int] | None, max_tokens: int, image_tokens: int):
+    """`check_pair` with its clean case inlined: a function (record id, prompt, target, has image) -> problems.
+    With the estimate (characters / 4) the length rule is a comparison of lengths."""
+    markers = MARKERS.search
+    estimated = count_tokens is estimate
+    room = {has_image: max_tokens - (image_tokens if has_image else 0) for has_image in (True, False)}
+    max_chars = {has_image: CHARS_PER_TOKEN * tokens for has_image, tokens in room.items()}
+
+    def check(record_id: str, prompt: str, target: str, has_image: bool) -> list[Violation]:
+        if (prompt.count(IMAGE_TOKEN) == has_image and IMAGE_TOKEN not in target and prompt and target
+                and not prompt.isspace() and not target.isspace()
+                and not markers(f"{prompt}\0{target}")  # NUL is in no marker: none is made across the two
+                and ((len(prompt) + len(target) <= max_chars[has_image]) if estimated
+                     else count_tokens is None or count_tokens(prompt + target) <= room[has_image])):
+            return []
+        return check_pair(record_id, prompt, target, has_image, count_tokens, max_tokens, image_tokens)
+
+    return check
+
+
+class _Sink:
+    """A part's records of one kind, written a batch at a time, as JSON lines and/or as an array body."""
+
+    def __init__(self, folder: Path, name: str, *, lines: bool):
+        self._body = open(folder / f"{name}.body", "wb")  # noqa: SIM115 - closed by close()
+        self._lines = open(folder / f"{name}.jsonl", "wb") if lines else None  # noqa: SIM115
+        self.records: list[bytes] = []
+        self.count = 0
+
+    def flush(self) -> None:
+        if self.records:
+            self._body.write((b",\n" if self.count else b"") + b",\n".join(self.records))
+            if self._lines is not None:
+                self._lines.write(b"\n".join(self.records) + b"\n")
+            self.count += len(self.records)
+            self.records.clear()
+
+    def close(self) -> None:
+        self.flush()
+        self._body.close()
+        if self._lines is not None:
+            self._lines.close()
+
+
+def write_part(engine: Engine, plans: list[TaskPlan], spec: ExportSpec, media: MediaStore,
+               count_tokens: Callable[[str], int], folder: Path, images_root: Path,
+               report: Callable[[int, str], None]) -> Tally:
+    """Writes the plans' records into `folder` (train.jsonl, train.body, val.body) and returns the tally.
+    `report(records, message)` is called every few thousand records and after each task."""
+    tally = Tally()
+    images = ImageFolder(images_root, media, tally.images)
+    check = pair_checker(count_tokens, spec.max_tokens, spec.image_tokens)
+    train, val = _Sink(folder, "train", lines=True), _Sink(folder, "val", lines=False)
+    split_seed, ratio = spec.seed ^ SPLIT_SALT, spec.validation_ratio
+    with Session(engine) as session:
+        for item in plans:
+            choices = [(version.id, renderer_for(InstructionSpec(
+                text=version.text, input_template=version.input_template, output_template=version.output_template,
+                options_style=version.options_style, image_placement=version.image_placement)))
+                for version in item.versions]
+            single = choices[0] if len(choices) == 1 else None
+            task_name, trained, validated = item.task.name, 0, 0
+            used: Counter = tally.versions_used.setdefault(task_name, Counter())
+            keep_train, keep_val = train.records.append, val.records.append
+            for rows in draw_instance_batches(session, task_id=item.task.id, seed=spec.seed, cap=spec.per_task_cap):
+                for instance_id, input_text, options, raw, preferred, sha256, image_format in rows:
+                    if options.__class__ is str:  # SQLite hands JSON over as text; PostgreSQL decoded already
+                        options = loads(options)
+                    version_id, renderer = single or choose(choices, spec.seed, instance_id)
+                    record_id = f"{task_name}/{instance_id}/v{version_id}"  # task, instance, instruction version
+                    has_image = sha256 is not None
+                    try:
+                        prompt, target = renderer(input_text, options, raw, preferred, has_image)
+                    except TemplateProblem as problem:
+                        tally.leave_out([Violation(record_id, "render", str(problem))])
+                        continue
+                    problems = check(record_id, prompt, target, has_image)
+                    if problems:
+                        tally.leave_out(problems)
+                        continue
+                    turns = [{"from": "human", "value": prompt}, {"from": "gpt", "value": target}]
+                    # A text-only record has no image key at all: `"image": null` crashes the trainer's loader.
+                    data = dumps({"id": record_id, "image": images.add(sha256, image_format), "task_name": task_name,
+                                  "conversations": turns} if has_image else
+                                 {"id": record_id, "task_name": task_name, "conversations": turns})
+                    if not data.isascii():
+                        data = escape_non_ascii(data)
+                    if ratio and unit(split_seed, instance_id) < ratio:
+                        keep_val(data)
+                        validated += 1
+                    else:
+                        keep_train(data)
+                        trained += 1
+                    if single is None:
+                        used[version_id] += 1
+                train.flush()
+                val.flush()
+                report(len(rows), f"{task_name}: {trained + validated:,} records")  # also keeps a lease alive
+            if single is not None and trained + validated:
+                used[single[0]] = trained + validated
+            tally.per_task[task_name] = Counter({"train": trained, "validation": validated})
+            report(0, f"{task_name} done")
+    train.close()
+    val.close()
+    return tally
