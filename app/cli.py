@@ -78,7 +78,7 @@ def create_user(
     """Create a user. Prints the generated password once (or reads one from stdin)."""
     from pydantic import ValidationError
 
-    from app.errors import AppError
+    from app.failures import AppError
     from app.schemas import UserCreate
     from app.services import users as user_service
 
@@ -301,9 +301,9 @@ def export(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     from sqlmodel import or_, select
 
-    from app.errors import AppError
     from app.exports.build import BuildError
     from app.exports.spec import ExportSpec
+    from app.failures import AppError
     from app.models import ConversationPool, Task
     from app.services import versions as version_service
 
@@ -352,7 +352,7 @@ def models_add(
     device: Annotated[str, typer.Option(help="auto (CUDA when there is one), cpu, cuda or cuda:N.")] = "auto",
 ) -> None:
     """Register a model by its local path (nothing is downloaded)."""
-    from app.errors import AppError
+    from app.failures import AppError
     from app.services import models as model_service
 
     with _session() as session:

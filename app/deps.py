@@ -17,7 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
 from app.db import session_scope
-from app.errors import Forbidden, Invalid, NotAuthenticated
+from app.failures import Forbidden, Invalid, NotAuthenticated
 from app.models import Role, User
 from app.models.types import MAX_DB_INT
 from app.security import csrf_matches

@@ -1,4 +1,5 @@
-"""Every error becomes a response here, in one place: a page, an htmx toast, or JSON under /api."""
+"""Every error becomes a response here, in one place: a page, an htmx toast, or JSON under /api. The failures
+themselves are in app/failures.py."""
 
 from __future__ import annotations
 
@@ -12,52 +13,10 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.failures import AppError
 from app.templating import is_htmx, render
 
 log = logging.getLogger("studio.errors")
-
-
-class AppError(Exception):
-    """A failure the user can act on. `message` is shown to them; `fields` names the inputs at fault."""
-
-    status_code = 400
-    code = "bad_request"
-
-    def __init__(self, message: str, *, fields: dict[str, str] | None = None, headers: dict | None = None):
-        super().__init__(message)
-        self.message = message
-        self.fields = fields or {}
-        self.headers = headers or {}
-
-
-class NotAuthenticated(AppError):
-    status_code = 401
-    code = "not_authenticated"
-
-
-class Forbidden(AppError):
-    status_code = 403
-    code = "forbidden"
-
-
-class NotFound(AppError):
-    status_code = 404
-    code = "not_found"
-
-
-class Conflict(AppError):
-    status_code = 409
-    code = "conflict"
-
-
-class Invalid(AppError):
-    status_code = 422
-    code = "invalid"
-
-
-class TooManyRequests(AppError):
-    status_code = 429
-    code = "too_many_requests"
 
 
 def is_api(request: Request) -> bool:

@@ -8,7 +8,7 @@ from fastapi import Depends, Request
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData
 
-from app.errors import Invalid
+from app.failures import Invalid
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -7,13 +7,19 @@ import secrets
 import threading
 import time
 from collections import defaultdict, deque
+from functools import lru_cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 _hasher = PasswordHasher()  # argon2id with the library's (RFC 9106 low-memory) parameters
-# Verified against when the email is unknown, so that both answers take the same time.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    """Verified against when the email is unknown, so that both answers take the same time. Made on first use:
+    a hash costs ~0.1 s, which every CLI command and worker would otherwise pay at import."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 TOKEN_PREFIX = "fst_"
 MIN_PASSWORD_LENGTH = 10
@@ -25,7 +31,7 @@ def hash_password(password: str) -> str:
 
 def verify_password(password_hash: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        return _hasher.verify(password_hash or _dummy_hash(), password) and password_hash is not None
     except (VerificationError, InvalidHashError):
         return False
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlmodel import select
 
-from app.errors import Conflict, Invalid
+from app.failures import Conflict, Invalid
 from app.models import Instance, InstructionVersion, QcStatus, Role, SolveTest, SpotCheck, Task, TaskStatus, User
 from app.services import solve_tests, spot_checks, task_states
 from app.stats import sample_size_for, wilson

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -103,70 +101,43 @@ def hash_file(path: Path) -> dict[str, Any]:
 
 
 PARQUET_ROWS_PER_GROUP = 100_000
-PARSE_SPAN = 16 << 20  # bytes of JSON lines parsed at once by one thread
 
 
-def jsonl_to_parquet(sources: list[Path], target: Path, *, threads: int = 2) -> dict[str, Any]:
-    """Stage-1 records as Parquet for Hugging Face `datasets` users, from JSON lines files taken in order.
-    Arrow's C++ parser reads spans of lines on `threads` threads at once (it lets go of the GIL), a few spans
-    ahead of the writer, so memory stays bounded. Row groups are cut at fixed row counts, so the bytes depend
-    on the records alone, not on how they were split into files or spans. One schema whatever the records:
-    `image` a string, null for text-only records."""
+def stage1_schema():
+    """Stage-1 records as Arrow sees them, whatever the records: `image` a string, null for text-only ones."""
     import pyarrow as pa  # only exports need it
-    import pyarrow.json as pajson
-    import pyarrow.parquet as pq
 
     turn = pa.struct([("from", pa.string()), ("value", pa.string())])
-    schema = pa.schema([("id", pa.string()), ("image", pa.string()), ("task_name", pa.string()),
-                        ("conversations", pa.list_(turn))])
-    parse_options = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error")
+    return pa.schema([("id", pa.string()), ("image", pa.string()), ("task_name", pa.string()),
+                      ("conversations", pa.list_(turn))])
 
-    def parse(source: Path, start: int, end: int) -> pa.Table:
-        with open(source, "rb") as lines:
-            lines.seek(start)
-            span = lines.read(end - start)
-        return pajson.read_json(pa.BufferReader(span), parse_options=parse_options,
-                                read_options=pajson.ReadOptions(block_size=4 << 20, use_threads=False))
 
-    count, pending, ahead = 0, [], deque()
-    with pq.ParquetWriter(target, schema, compression="zstd") as writer, ThreadPoolExecutor(threads) as pool:
+def arrow_to_parquet(sources: list[Path], target: Path) -> dict[str, Any]:
+    """Stage-1 records as Parquet for Hugging Face `datasets` users, from Arrow IPC streams taken in order.
+    Row groups are cut at fixed row counts, so the bytes depend on the records alone, not on how they were
+    split into streams and batches; a group at a time is held in memory."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema, count, pending = stage1_schema(), 0, []
+    with pq.ParquetWriter(target, schema, compression="zstd") as writer:
         def write(rows: pa.Table) -> None:
             writer.write_table(rows.combine_chunks(), row_group_size=PARQUET_ROWS_PER_GROUP)
 
-        def take(parsed) -> None:
-            nonlocal count, pending
-            table = parsed.result()
-            count += table.num_rows
-            pending.append(table)
-            if sum(part.num_rows for part in pending) >= PARQUET_ROWS_PER_GROUP:
-                rows = pa.concat_tables(pending)
-                whole = rows.num_rows - rows.num_rows % PARQUET_ROWS_PER_GROUP
-                for start in range(0, whole, PARQUET_ROWS_PER_GROUP):
-                    write(rows.slice(start, PARQUET_ROWS_PER_GROUP))
-                pending = [rows.slice(whole)] if whole < rows.num_rows else []
-
-        for span in _line_spans(sources, PARSE_SPAN):
-            ahead.append(pool.submit(parse, *span))
-            if len(ahead) > threads:
-                take(ahead.popleft())
-        while ahead:
-            take(ahead.popleft())
+        for source in sources:
+            with pa.ipc.open_stream(source) as stream:
+                for batch in stream:
+                    count += batch.num_rows
+                    pending.append(batch)
+                    if sum(part.num_rows for part in pending) >= PARQUET_ROWS_PER_GROUP:
+                        rows = pa.Table.from_batches(pending, schema)
+                        whole = rows.num_rows - rows.num_rows % PARQUET_ROWS_PER_GROUP
+                        for start in range(0, whole, PARQUET_ROWS_PER_GROUP):
+                            write(rows.slice(start, PARQUET_ROWS_PER_GROUP))
+                        pending = rows.slice(whole).to_batches() if whole < rows.num_rows else []
         if pending:
-            write(pa.concat_tables(pending))
+            write(pa.Table.from_batches(pending, schema))
     return {**hash_file(target), "records": count}
-
-
-def _line_spans(sources: list[Path], size: int):
-    """(file, start, end) byte ranges of about `size` bytes that end at a line's end."""
-    for source in sources:
-        with open(source, "rb") as lines:
-            total, start = source.stat().st_size, 0
-            while start < total:
-                lines.seek(min(start + size, total) - 1)
-                lines.readline()  # on to the end of the line the span would cut
-                end = min(lines.tell(), total)
-                yield source, start, end
-                start = end
 
 
 def tar_folder(folder: Path, target: Path) -> dict[str, Any]:

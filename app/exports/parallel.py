@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from app.db import make_engine
-from app.exports.files import HashingFile, jsonl_to_parquet
+from app.exports.files import HashingFile, arrow_to_parquet
 from app.exports.records import Tally, TaskPlan, write_part
 from app.exports.spec import ExportSpec
 from app.storage import MediaStore
@@ -73,6 +73,8 @@ def build_records(engine: Engine, plans: list[TaskPlan], spec: ExportSpec, media
         nonlocal done
         done += records
         on_progress(0.9 * min(done / expected, 1.0), message)
+
+    import pyarrow  # noqa: F401 - the parts write Arrow: imported once here, not in every forked process
 
     if len(runs) == 1:
         tally = write_part(engine, runs[0], spec, media, count_tokens, folders[0], images_root, progress)
@@ -135,14 +137,15 @@ def _part_main(k, url, run, spec, media, count_tokens, folder, images_root, mess
 
 
 def _stitch(work: Path, folders: list[Path], tally: Tally) -> dict[str, dict[str, Any]]:
-    """The parts joined in order, the four files written side by side (hashing, writing and Arrow's parsing let
-    go of the GIL)."""
+    """The parts joined in order, the four files written side by side (hashing, writing and compressing let go of
+    the GIL)."""
     trained = sum(counts["train"] for counts in tally.per_task.values())
     validated = sum(counts["validation"] for counts in tally.per_task.values())
     lines = [folder / "train.jsonl" for folder in folders]
     with ThreadPoolExecutor(4) as pool:
         jobs = {
-            "stage1.parquet": pool.submit(jsonl_to_parquet, lines, work / "stage1.parquet"),
+            "stage1.parquet": pool.submit(arrow_to_parquet, [f / "train.arrow" for f in folders],
+                                          work / "stage1.parquet"),
             "stage1.json": pool.submit(_array, work / "stage1.json", [f / "train.body" for f in folders], trained),
             "stage1.jsonl": pool.submit(_concatenate, work / "stage1.jsonl", lines, trained),
             "val.json": pool.submit(_array, work / "val.json", [f / "val.body" for f in folders], validated),

@@ -15,13 +15,14 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from orjson import dumps, loads
 from sqlalchemy import Engine
 from sqlmodel import Session
 
 from app.exports.contract import IMAGE_TOKEN, MARKERS, Violation, check_pair
-from app.exports.files import escape_non_ascii
+from app.exports.files import escape_non_ascii, stage1_schema
 from app.exports.sampling import SPLIT_SALT, choose, draw_instance_batches, unit
 from app.exports.spec import ExportSpec
 from app.models import InstructionVersion, SourceDataset, Task
@@ -114,27 +115,61 @@ def pair_checker(count_tokens: Callable[[str], int] | None, max_tokens: int, ima
 
 
 class _Sink:
-    """A part's records of one kind, written a batch at a time, as JSON lines and/or as an array body."""
+    """A part's records of one kind, written a batch at a time as an array body, and for training records also
+    as JSON lines and as Arrow record batches (for the Parquet file: built from the values in hand, so the
+    stitching never parses the JSON back)."""
 
-    def __init__(self, folder: Path, name: str, *, lines: bool):
+    def __init__(self, folder: Path, name: str, *, training: bool):
         self._body = open(folder / f"{name}.body", "wb")  # noqa: SIM115 - closed by close()
-        self._lines = open(folder / f"{name}.jsonl", "wb") if lines else None  # noqa: SIM115
+        self._lines = open(folder / f"{name}.jsonl", "wb") if training else None  # noqa: SIM115
+        self._columns = _Columns(folder / f"{name}.arrow") if training else None
         self.records: list[bytes] = []
+        self.values: list[tuple] = []  # (id, image, prompt, target) of each record, for the columns
         self.count = 0
 
-    def flush(self) -> None:
+    def flush(self, task_name: str) -> None:
         if self.records:
             self._body.write((b",\n" if self.count else b"") + b",\n".join(self.records))
             if self._lines is not None:
                 self._lines.write(b"\n".join(self.records) + b"\n")
+                self._columns.write(task_name, self.values)
+                self.values.clear()
             self.count += len(self.records)
             self.records.clear()
 
     def close(self) -> None:
-        self.flush()
         self._body.close()
         if self._lines is not None:
             self._lines.close()
+            self._columns.close()
+
+
+class _Columns:
+    """Records as an Arrow IPC stream of stage-1 rows."""
+
+    def __init__(self, path: Path):
+        import pyarrow as pa  # imported before the parts fork (app/exports/parallel.py), so this is free
+
+        self.pa, self.schema = pa, stage1_schema()
+        self._stream = pa.ipc.new_stream(str(path), self.schema)
+        self._interleave: dict[int, Any] = {}  # batch size -> take() indices putting prompt, target pairs in order
+
+    def write(self, task_name: str, values: list[tuple]) -> None:
+        pa, size = self.pa, len(values)
+        ids, images, prompts, targets = zip(*values, strict=True)
+        order = self._interleave.get(size)
+        if order is None:
+            order = self._interleave[size] = pa.array([k // 2 + (k % 2) * size for k in range(2 * size)])
+        turns = pa.StructArray.from_arrays(
+            [pa.array(["human", "gpt"] * size), pa.concat_arrays([pa.array(prompts), pa.array(targets)]).take(order)],
+            names=["from", "value"])
+        conversations = pa.ListArray.from_arrays(pa.array(range(0, 2 * size + 1, 2), pa.int32()), turns)
+        self._stream.write_batch(pa.RecordBatch.from_arrays(
+            [pa.array(ids, pa.string()), pa.array(images, pa.string()), pa.array([task_name] * size, pa.string()),
+             conversations], schema=self.schema))
+
+    def close(self) -> None:
+        self._stream.close()
 
 
 def write_part(engine: Engine, plans: list[TaskPlan], spec: ExportSpec, media: MediaStore,
@@ -145,7 +180,7 @@ def write_part(engine: Engine, plans: list[TaskPlan], spec: ExportSpec, media: M
     tally = Tally()
     images = ImageFolder(images_root, media, tally.images)
     check = pair_checker(count_tokens, spec.max_tokens, spec.image_tokens)
-    train, val = _Sink(folder, "train", lines=True), _Sink(folder, "val", lines=False)
+    train, val = _Sink(folder, "train", training=True), _Sink(folder, "val", training=False)
     split_seed, ratio = spec.seed ^ SPLIT_SALT, spec.validation_ratio
     with Session(engine) as session:
         for item in plans:
@@ -156,7 +191,7 @@ def write_part(engine: Engine, plans: list[TaskPlan], spec: ExportSpec, media: M
             single = choices[0] if len(choices) == 1 else None
             task_name, trained, validated = item.task.name, 0, 0
             used: Counter = tally.versions_used.setdefault(task_name, Counter())
-            keep_train, keep_val = train.records.append, val.records.append
+            keep_train, keep_val, keep_values = train.records.append, val.records.append, train.values.append
             for rows in draw_instance_batches(session, task_id=item.task.id, seed=spec.seed, cap=spec.per_task_cap):
                 for instance_id, input_text, options, raw, preferred, sha256, image_format in rows:
                     if options.__class__ is str:  # SQLite hands JSON over as text; PostgreSQL decoded already
@@ -175,9 +210,9 @@ def write_part(engine: Engine, plans: list[TaskPlan], spec: ExportSpec, media: M
                         continue
                     turns = [{"from": "human", "value": prompt}, {"from": "gpt", "value": target}]
                     # A text-only record has no image key at all: `"image": null` crashes the trainer's loader.
-                    data = dumps({"id": record_id, "image": images.add(sha256, image_format), "task_name": task_name,
-                                  "conversations": turns} if has_image else
-                                 {"id": record_id, "task_name": task_name, "conversations": turns})
+                    image = images.add(sha256, image_format) if has_image else None
+                    data = dumps({"id": record_id, "image": image, "task_name": task_name, "conversations": turns}
+                                 if has_image else {"id": record_id, "task_name": task_name, "conversations": turns})
                     if not data.isascii():
                         data = escape_non_ascii(data)
                     if ratio and unit(split_seed, instance_id) < ratio:
@@ -185,11 +220,12 @@ def write_part(engine: Engine, plans: list[TaskPlan], spec: ExportSpec, media: M
                         validated += 1
                     else:
                         keep_train(data)
+                        keep_values((record_id, image, prompt, target))
                         trained += 1
                     if single is None:
                         used[version_id] += 1
-                train.flush()
-                val.flush()
+                train.flush(task_name)
+                val.flush(task_name)
                 report(len(rows), f"{task_name}: {trained + validated:,} records")  # also keeps a lease alive
             if single is not None and trained + validated:
                 used[single[0]] = trained + validated

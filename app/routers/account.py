@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from app.deps import SIGNED_IN, CurrentUser, RowId, SessionDep
-from app.errors import Invalid
+from app.failures import Invalid
 from app.forms import FormDep
 from app.security import MIN_PASSWORD_LENGTH, verify_password
 from app.services import users as user_service

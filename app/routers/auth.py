@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Form, Request
 
 from app.deps import PUBLIC, SIGNED_IN, SessionDep
-from app.errors import TooManyRequests
+from app.failures import TooManyRequests
 from app.services import users as user_service
 from app.templating import render, see_other
 

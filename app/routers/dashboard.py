@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 from sqlmodel import select
 
 from app.deps import ANY_ROLE, PUBLIC, CurrentPrincipal, SessionDep
-from app.errors import Invalid
+from app.failures import Invalid
 from app.models import Role
 from app.services import audit, quality, queues
 from app.services import tasks as task_service

@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 
 from app.deps import CurrentUser, SessionDep, require_role
-from app.errors import Invalid
+from app.failures import Invalid
 from app.forms import FormDep
 from app.ingest import IMPORT_FORMATS
 from app.ingest.image_sources import is_archive

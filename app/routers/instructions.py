@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 
 from app.deps import ANY_ROLE, CurrentPrincipal, CurrentUser, RowId, SessionDep, require_role
 from app.diffing import word_diff
-from app.errors import Conflict, Invalid, NotFound
+from app.failures import Conflict, Invalid, NotFound
 from app.forms import FormDep, validate_form
 from app.models import ImagePlacement, OptionsStyle, Role
 from app.overlap import most_similar

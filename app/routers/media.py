@@ -9,7 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
 from app.deps import ANY_ROLE, SessionDep
-from app.errors import NotFound
+from app.failures import NotFound
 from app.services.instances import get_image
 from app.storage import MediaStore
 from app.thumbnails import thumbnail

@@ -8,7 +8,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from app.deps import CurrentUser, RowId, SessionDep, require_role
-from app.errors import Invalid
+from app.failures import Invalid
 from app.forms import FormDep
 from app.models import Role
 from app.services import queues, review_items, reviews, solve_tests, spot_checks, verifications

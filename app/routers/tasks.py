@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from app.deps import ANY_ROLE, CurrentPrincipal, RowId, SessionDep, require_role
-from app.errors import Conflict, Invalid
+from app.failures import Conflict, Invalid
 from app.forms import FormDep, validate_form
 from app.models import Role, TaskGroup
 from app.schemas import TaskMetadataIn

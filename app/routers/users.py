@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from app.deps import CurrentUser, RowId, SessionDep, require_role
-from app.errors import Conflict, Invalid
+from app.failures import Conflict, Invalid
 from app.forms import FormDep, validate_form
 from app.models import Role
 from app.schemas import UserCreate, UserUpdate

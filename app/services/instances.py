@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import or_
 from sqlmodel import Session, select
 
-from app.errors import NotFound
+from app.failures import NotFound
 from app.models import Image, Instance
 from app.services.tasks import escape_like
 

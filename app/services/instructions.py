@@ -8,7 +8,7 @@ from dataclasses import asdict
 from sqlalchemy import func, update
 from sqlmodel import Session, select
 
-from app.errors import Conflict, Forbidden, Invalid, NotFound
+from app.failures import Conflict, Forbidden, Invalid, NotFound
 from app.models import (
     Image,
     Instance,

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlmodel import Session, select
 
-from app.errors import Conflict, NotFound
+from app.failures import Conflict, NotFound
 from app.models import Job, JobMetric, JobStatus, utcnow
 from app.services import audit
 

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Integer, Select, bindparam, or_, update
 from sqlmodel import Session
 
-from app.errors import Conflict
+from app.failures import Conflict
 from app.models import utcnow
 from app.models.types import UTCDateTime
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
-from app.errors import Invalid, NotFound
+from app.failures import Invalid, NotFound
 from app.models import RegisteredModel
 from app.services import audit
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, select
 
-from app.errors import Invalid
+from app.failures import Invalid
 from app.models import Image, Instance, InstructionVersion, Job, ModelOutput
 from app.schemas import PreviewIn
 from app.services import instructions as instruction_service

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from app.errors import NotFound
+from app.failures import NotFound
 from app.models import (
     QcStatus,
     Review,

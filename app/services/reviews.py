@@ -10,7 +10,7 @@ from functools import cache
 from sqlalchemy import delete, func, or_, update
 from sqlmodel import Session, select
 
-from app.errors import Forbidden, Invalid, NotFound
+from app.failures import Forbidden, Invalid, NotFound
 from app.models import (
     Decision,
     Instruction,

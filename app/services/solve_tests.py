@@ -14,7 +14,7 @@ from functools import cache
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from app.errors import Conflict, Invalid, NotFound
+from app.failures import Conflict, Invalid, NotFound
 from app.models import (
     Instance,
     InstructionVersion,

@@ -16,7 +16,7 @@ from functools import cache
 from sqlalchemy import func, update
 from sqlmodel import Session, select
 
-from app.errors import Conflict, Invalid, NotFound
+from app.failures import Conflict, Invalid, NotFound
 from app.models import (
     Instance,
     InstanceStatus,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import exists, func, update
 from sqlmodel import Session, select
 
-from app.errors import Conflict, Invalid, NotFound
+from app.failures import Conflict, Invalid, NotFound
 from app.models import (
     Decision,
     Instruction,

@@ -8,7 +8,7 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from app.errors import Conflict, Invalid, NotFound
+from app.failures import Conflict, Invalid, NotFound
 from app.models import ApiToken, Role, User, UserRole, utcnow
 from app.schemas import UserCreate, UserOut, UserUpdate
 from app.security import generate_password, hash_api_token, hash_password, new_api_token, verify_password

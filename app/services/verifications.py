@@ -10,7 +10,7 @@ from sqlalchemy import delete, exists, func, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
-from app.errors import Forbidden, Invalid, NotFound
+from app.failures import Forbidden, Invalid, NotFound
 from app.models import (
     Decision,
     Instruction,

@@ -14,9 +14,9 @@ from sqlmodel import Session, select
 
 from app.config import Settings
 from app.db import make_engine
-from app.errors import Conflict, Invalid, NotFound
 from app.exports.build import BuildError, build, plan
 from app.exports.spec import ExportSpec
+from app.failures import Conflict, Invalid, NotFound
 from app.models import (
     DatasetVersion,
     Instance,
