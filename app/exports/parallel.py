@@ -24,6 +24,7 @@ from app.db import make_engine
 from app.exports.files import HashingFile, arrow_to_parquet
 from app.exports.records import Tally, TaskPlan, write_part
 from app.exports.spec import ExportSpec
+from app.forked import parent_gone, start_as_helper
 from app.storage import MediaStore
 
 PARALLEL_FROM = 100_000  # expected records: below this, forking costs more than it saves
@@ -126,12 +127,20 @@ def _run_forked(engine, runs, spec, media, count_tokens, folders, images_root, p
 
 def _part_main(k, url, run, spec, media, count_tokens, folder, images_root, messages) -> None:
     """A forked process: its own engine (never the parent's connections), the part, its tally back."""
+    parent = start_as_helper()
+
+    def report(records: int, message: str) -> None:
+        if parent_gone(parent):  # killed mid-build: the folder it writes into is swept later
+            raise SystemExit(1)
+        messages.put(("progress", k, records, message))
+
     try:
         engine = make_engine(url)
-        tally = write_part(engine, run, spec, media, count_tokens, folder, images_root,
-                           lambda records, message: messages.put(("progress", k, records, message)))
+        tally = write_part(engine, run, spec, media, count_tokens, folder, images_root, report)
         engine.dispose()
         messages.put(("done", k, tally))
+    except SystemExit:
+        raise
     except BaseException:  # noqa: BLE001 - whatever it was, the parent reports it with the traceback
         messages.put(("failed", k, traceback.format_exc()))
 

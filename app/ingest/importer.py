@@ -1,7 +1,8 @@
 """Importing instances: streamed, in chunks that each commit whole, idempotent, resumable.
 
 Each file format has a parser from one record to an InstanceDraft (`unified.parse_unified`,
-`llava.parse_llava`); reading, validating and writing are the same for all of them.
+`llava.parse_llava`); reading, validating and writing are the same for all of them. Reading and
+validating run in a forked process beside the writing (app/ingest/background.py): two cores, one import.
 
 A chunk is one transaction: its tasks (created on first sight, with their source dataset), its new
 images (stored once by sha256), and its instances. A killed import leaves whole chunks only; running it
@@ -21,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select
 
+from app.ingest.background import iterate_in_background
 from app.ingest.bulk import as_json, existing_source_ids, get_or_create, insert_instances, stable_rkey
 from app.ingest.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, CheckedImage, ImageRejected
 from app.ingest.intake import ImageIntake
@@ -44,6 +46,7 @@ class ImportOptions:
     seed: int = 0
     max_image_bytes: int = DEFAULT_MAX_BYTES
     max_image_pixels: int = DEFAULT_MAX_PIXELS
+    read_in_background: bool = True  # reading and validating in a forked process, beside the writing
 
 
 Parser = Callable[[Any, int], InstanceDraft]  # (record, line) -> draft, or FieldProblem
@@ -75,40 +78,38 @@ class InstanceImporter:
         started = time.perf_counter()
         report = ImportReport(source=path.name, max_per_task=self.options.max_per_task,
                               seed=self.options.seed if self.options.max_per_task else None)
-        for chunk in draft_chunks(path, self.options, self.parse, self.read):
+        for chunk in iterate_in_background(lambda: read_chunks(path, self.options, self.parse, self.read),
+                                           in_process=not self.options.read_in_background):
             for rejection in chunk.rejections:
                 report.reject(rejection.file, rejection.line, rejection.field, rejection.reason)
             report.not_sampled += chunk.not_sampled
-            if chunk.drafts:
-                self._write_chunk(path.name, chunk.drafts, report)
+            if chunk.rows:
+                self._write_chunk(path.name, chunk.rows, report)
             self.on_progress(chunk.seen)
         report.images_stored = self.images.stored
         report.seconds = round(time.perf_counter() - started, 3)
         self._record_audit(report)
         return report
 
-    def _write_chunk(self, file: str, drafts: list[InstanceDraft], report: ImportReport) -> None:
+    def _write_chunk(self, file: str, rows: list[tuple], report: ImportReport) -> None:
         with self.engine.begin() as connection:
-            for name, dataset in {d.task_name: d.dataset_name for d in drafts}.items():
+            for name, dataset in {row[TASK]: row[DATASET] for row in rows}.items():
                 if name not in self._task_ids:
                     self._task_ids[name] = self._task_id(connection, name, dataset, report)
-            fresh = self._drop_duplicates(connection, drafts, report)
+            fresh = self._drop_duplicates(connection, rows, report)
             images = self._check_images(file, fresh, report)
-            now, rows, touched = utcnow(), [], set()
-            for draft in fresh:
-                if draft.image_path is not None and draft.image_path not in images:
+            now, values, touched = utcnow(), [], set()
+            for _, _, task_name, source_id, image_path, input_text, options, raw, preferred, rkey, provenance in fresh:
+                if image_path is not None and image_path not in images:
                     continue  # rejected above
-                image = images.get(draft.image_path)
-                task_id = self._task_ids[draft.task_name]
+                task_id = self._task_ids[task_name]
                 touched.add(task_id)
-                rows.append((
-                    task_id, draft.source_id, self.images.image_id(connection, image) if image else None,
-                    draft.input_text, as_json(draft.options), draft.raw_output, draft.human_preferred_output,
-                    "train", "active", stable_rkey(draft.task_name, draft.source_id), as_json(draft.provenance),
-                ))
-            inserted = insert_instances(connection, rows, now)
+                image_id = self.images.image_id(connection, images[image_path]) if image_path is not None else None
+                values.append((task_id, source_id, image_id, input_text, options, raw, preferred, "train", "active",
+                               rkey, provenance))
+            inserted = insert_instances(connection, values, now)
             report.imported += inserted
-            report.duplicates += len(rows) - inserted
+            report.duplicates += len(values) - inserted
             refresh_instance_counts(connection, task_ids=sorted(touched))
 
     def _task_id(self, connection: Connection, name: str, dataset_name: str, report: ImportReport) -> int:
@@ -124,37 +125,36 @@ class InstanceImporter:
         self._created_task_ids.add(task_id)
         return task_id
 
-    def _drop_duplicates(self, connection: Connection, drafts: list[InstanceDraft],
-                         report: ImportReport) -> list[InstanceDraft]:
-        """Drafts whose (task, source id) is neither in the database nor earlier in this chunk."""
+    def _drop_duplicates(self, connection: Connection, rows: list[tuple], report: ImportReport) -> list[tuple]:
+        """Rows whose (task, source id) is neither in the database nor earlier in this chunk."""
         wanted: dict[int, list[str]] = {}
-        for draft in drafts:
-            task_id = self._task_ids[draft.task_name]
+        for row in rows:
+            task_id = self._task_ids[row[TASK]]
             if task_id not in self._created_task_ids:
-                wanted.setdefault(task_id, []).append(draft.source_id)
+                wanted.setdefault(task_id, []).append(row[SOURCE_ID])
         present: set[tuple[int, str]] = set()
         for task_id, source_ids in wanted.items():
             present.update((task_id, source_id) for source_id in existing_source_ids(connection, task_id, source_ids))
         fresh = []
-        for draft in drafts:
-            key = (self._task_ids[draft.task_name], draft.source_id)
+        for row in rows:
+            key = (self._task_ids[row[TASK]], row[SOURCE_ID])
             if key in present:
                 report.duplicates += 1
             else:
                 present.add(key)
-                fresh.append(draft)
+                fresh.append(row)
         return fresh
 
-    def _check_images(self, file: str, drafts: list[InstanceDraft], report: ImportReport) -> dict[str, CheckedImage]:
+    def _check_images(self, file: str, rows: list[tuple], report: ImportReport) -> dict[str, CheckedImage]:
         checked: dict[str, CheckedImage] = {}
-        for draft in drafts:
-            if draft.image_path is None:
+        for row in rows:
+            if row[IMAGE_PATH] is None:
                 continue
-            result = self.images.check(draft.image_path)
+            result = self.images.check(row[IMAGE_PATH])
             if isinstance(result, ImageRejected):
-                report.reject(file, draft.line, "img_path", str(result))
+                report.reject(file, row[LINE], "img_path", str(result))
             else:
-                checked[draft.image_path] = result
+                checked[row[IMAGE_PATH]] = result
         return checked
 
     def _record_audit(self, report: ImportReport) -> None:
@@ -163,18 +163,31 @@ class InstanceImporter:
                             entity_type="import", entity_id=report.source, after=report.counts())
 
 
+# What the reading side hands the writing side per instance: a plain tuple (a process boundary is crossed and
+# tuples pickle several times faster than objects) of (line, dataset_name, task_name, source_id, image_path,
+# input_text, options, raw_output, human_preferred_output, rkey, provenance), with the JSON columns serialised
+# and the random key made.
+LINE, DATASET, TASK, SOURCE_ID, IMAGE_PATH = range(5)
+
+
+def _row(draft: InstanceDraft) -> tuple:
+    return (draft.line, draft.dataset_name, draft.task_name, draft.source_id, draft.image_path, draft.input_text,
+            as_json(draft.options), draft.raw_output, draft.human_preferred_output,
+            stable_rkey(draft.task_name, draft.source_id), as_json(draft.provenance))
+
+
 @dataclass
 class Chunk:
-    """What the reading side hands the writing side: drafts to write, and what it refused on the way."""
+    """What the reading side hands the writing side: rows to write, and what it refused on the way."""
 
-    drafts: list[InstanceDraft] = field(default_factory=list)
+    rows: list[tuple] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     not_sampled: int = 0
     seen: int = 0  # records read so far, for progress
 
 
-def draft_chunks(path: Path, options: ImportOptions, parse: Parser, read: Reader = read_records) -> Iterator[Chunk]:
-    """Reads, validates and samples the file; no database. Yields a chunk per `chunk_size` drafts (and at
+def read_chunks(path: Path, options: ImportOptions, parse: Parser, read: Reader = read_records) -> Iterator[Chunk]:
+    """Reads, validates and samples the file; no database. Yields a chunk per `chunk_size` rows (and at
     least every PROGRESS_EVERY records, so that progress moves while a sample skips most of a file)."""
     plan = _sample_plan(path, parse, read, options.max_per_task, options.seed) if options.max_per_task else None
     ordinals: Counter[str] = Counter()
@@ -192,10 +205,10 @@ def draft_chunks(path: Path, options: ImportOptions, parse: Parser, read: Reader
                 ordinal = ordinals[draft.task_name]
                 ordinals[draft.task_name] += 1
                 if plan is None or plan.selected(draft.task_name, ordinal):
-                    chunk.drafts.append(draft)
+                    chunk.rows.append(_row(draft))
                 else:
                     chunk.not_sampled += 1
-        if len(chunk.drafts) >= options.chunk_size or since_last >= PROGRESS_EVERY:
+        if len(chunk.rows) >= options.chunk_size or since_last >= PROGRESS_EVERY:
             yield chunk
             chunk, since_last = Chunk(seen=seen), 0
     yield chunk

@@ -28,6 +28,9 @@ class MalformedFile(ValueError):
         super().__init__(f"{path}:{line}: {message}")
         self.path, self.line, self.message = path, line, message
 
+    def __reduce__(self):  # raised in the reading process, raised again as itself in the writing one
+        return type(self), (self.path, self.line, self.message)
+
 
 @dataclass(frozen=True, slots=True)
 class Record:

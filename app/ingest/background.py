@@ -1,0 +1,85 @@
+"""An iterator run in a forked process, so that reading a file and writing the database use two cores.
+
+The producer gets the CPU-bound half (parsing, validating, hashing keys) and hands over plain, cheaply
+pickled items through a bounded queue (memory stays bounded: it waits while the consumer is behind). An
+exception in the producer is raised again in the consumer, as itself when it survives pickling, else as
+ProducerFailed with its traceback. Where `fork` is missing (or `in_process` is asked) it runs in-line."""
+
+from __future__ import annotations
+
+import multiprocessing
+import pickle
+import queue
+import traceback
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+from app.forked import parent_gone, start_as_helper
+
+T = TypeVar("T")
+AHEAD = 4  # items the producer may run ahead
+
+
+class ProducerFailed(RuntimeError):
+    """The producing process failed in a way that cannot be raised again as itself."""
+
+
+def iterate_in_background(produce: Callable[[], Iterator[T]], *, in_process: bool = False) -> Iterator[T]:
+    """The items of `produce()`, made in a forked process. Closing the iterator early stops that process."""
+    if in_process or "fork" not in multiprocessing.get_all_start_methods():
+        yield from produce()
+        return
+    context = multiprocessing.get_context("fork")
+    channel = context.Queue(maxsize=AHEAD)
+    producer = context.Process(target=_produce, args=(produce, channel), daemon=True, name="import-reader")
+    producer.start()
+    try:
+        while True:
+            try:
+                kind, value = channel.get(timeout=1.0)
+            except queue.Empty:
+                if producer.exitcode not in (None, 0):
+                    raise ProducerFailed(f"the reading process ended with exit code {producer.exitcode}") from None
+                continue
+            if kind == "item":
+                yield value
+            elif kind == "end":
+                return
+            elif kind == "error":
+                raise value
+            else:
+                raise ProducerFailed(value)
+    finally:
+        if producer.is_alive():
+            producer.terminate()
+        producer.join()
+        channel.close()
+        channel.join_thread()
+
+
+def _produce(produce: Callable[[], Iterator[T]], channel) -> None:
+    parent = start_as_helper()
+
+    def send(message: tuple) -> None:
+        while True:
+            try:
+                channel.put(message, timeout=1.0)
+                return
+            except queue.Full:
+                if parent_gone(parent):
+                    raise SystemExit(1) from None
+
+    try:
+        for item in produce():
+            send(("item", item))
+        send(("end", None))
+    except SystemExit:
+        raise
+    except BaseException as error:  # noqa: BLE001 - every failure goes back to the consumer
+        try:
+            pickle.loads(pickle.dumps(error))  # an exception whose constructor pickle cannot call again stays here
+            send(("error", error))
+        except SystemExit:
+            raise
+        except Exception:  # noqa: BLE001
+            send(("failed", traceback.format_exc()))
