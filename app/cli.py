@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from app.config import Settings
+from app.ingest import CHUNK_SIZE
 
 # No locals in tracebacks: they would print passwords and tokens.
 cli = typer.Typer(help="Flan Studio: build visual instruction-tuning datasets.", no_args_is_help=True,
@@ -160,7 +161,7 @@ def _source_file(help_text: str):
 @import_cli.command("unified")
 def import_unified(file: _source_file("JSON array or JSONL in the Vision-Flan unified instance format."),
                    image_root: ImageRoot = None, max_per_task: MaxPerTask = None, seed: Seed = 0,
-                   chunk_size: ChunkSize = 5000, report_file: ReportFile = None) -> None:
+                   chunk_size: ChunkSize = CHUNK_SIZE, report_file: ReportFile = None) -> None:
     """Import instances in the unified format (tasks and source datasets are created as they appear).
     Safe to run again: what is already there is skipped, so an interrupted import finishes the rest."""
     _import("unified", file, image_root, max_per_task, seed, chunk_size, report_file)
@@ -169,7 +170,7 @@ def import_unified(file: _source_file("JSON array or JSONL in the Vision-Flan un
 @import_cli.command("llava")
 def import_llava(file: _source_file("JSON array or JSONL of {id, image, task_name, conversations} records."),
                  image_root: ImageRoot = None, max_per_task: MaxPerTask = None, seed: Seed = 0,
-                 chunk_size: ChunkSize = 5000, report_file: ReportFile = None) -> None:
+                 chunk_size: ChunkSize = CHUNK_SIZE, report_file: ReportFile = None) -> None:
     """Import released Vision-Flan / LLaVA training data: the human turn (without <image>) becomes the
     input, the gpt turn the target. Safe to run again, like `import unified`."""
     _import("llava", file, image_root, max_per_task, seed, chunk_size, report_file)
@@ -186,7 +187,7 @@ def import_table(
     dataset: Annotated[str | None, typer.Option(help="dataset_name for every row.")] = None,
     task: Annotated[str | None, typer.Option(help="task_name for every row.")] = None,
     image_root: ImageRoot = None, max_per_task: MaxPerTask = None, seed: Seed = 0,
-    chunk_size: ChunkSize = 5000, report_file: ReportFile = None,
+    chunk_size: ChunkSize = CHUNK_SIZE, report_file: ReportFile = None,
 ) -> None:
     """Import any table of instances by naming which column fills which field (unmapped columns are kept
     as provenance). Safe to run again, like `import unified`."""

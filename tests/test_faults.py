@@ -19,6 +19,7 @@ from sqlalchemy import create_engine, func, text
 from sqlmodel import select
 
 from app.db import APPLICATION_NAME
+from app.ingest import CHUNK_SIZE
 from app.models import Instance, Job, JobStatus, Role
 from app.services import jobs as job_service
 from tests.factories import PASSWORD, csrf_from, make_task, make_user
@@ -71,7 +72,7 @@ def test_a_worker_killed_mid_import_loses_and_duplicates_nothing_and_the_retry_f
         first.wait()
     kept = instances()
     assert 0 < kept < RECORDS, "the import must be killed part-way for this test to mean anything"
-    assert kept % 5_000 == 0  # whole chunks only
+    assert kept % CHUNK_SIZE == 0  # whole chunks only
     assert (job_now().status, job.attempts) == (JobStatus.running, 1)  # its lease will run out: nobody heart-beats
 
     second = worker_process(settings, database_url)

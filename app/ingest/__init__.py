@@ -8,3 +8,7 @@ IMPORT_FORMATS = {
     "conversations": "Stage-2 conversations (LLaVA-Instruct style) into a pool",
     "metadata": "Source datasets and task metadata (YAML/JSON)",
 }
+
+# Instances per transaction: what a killed import can lose, and what each commit amortises (SQLite commits
+# cost ~10% of an import at 5,000; at 20,000 a chunk is still a fraction of a second of work).
+CHUNK_SIZE = 20_000

@@ -17,7 +17,7 @@ from typing import TypeVar
 from app.forked import parent_gone, start_as_helper
 
 T = TypeVar("T")
-AHEAD = 4  # items the producer may run ahead
+AHEAD = 2  # items the producer may run ahead (an import chunk is ~20,000 rows)
 
 
 class ProducerFailed(RuntimeError):
@@ -77,6 +77,7 @@ def _produce(produce: Callable[[], Iterator[T]], channel) -> None:
         raise
     except BaseException as error:  # noqa: BLE001 - every failure goes back to the consumer
         try:
+            error.add_note("in the reading process:\n" + traceback.format_exc())
             pickle.loads(pickle.dumps(error))  # an exception whose constructor pickle cannot call again stays here
             send(("error", error))
         except SystemExit:

@@ -142,11 +142,11 @@ class ConversationImporter:
                     continue
                 image_id = None
                 if draft.image_path is not None:
-                    checked = self.images.check(draft.image_path)
-                    if isinstance(checked, ImageRejected):
-                        report.reject(file, draft.line, "image", str(checked))
+                    image = self.images.take(draft.image_path)
+                    if isinstance(image, ImageRejected):
+                        report.reject(file, draft.line, "image", str(image))
                         continue
-                    image_id = self.images.image_id(connection, checked)
+                    image_id = self.images.image_id(connection, image)
                 rows.append({"pool_id": pool_id, "position": draft.position, "source_id": draft.source_id,
                              "image_id": image_id, "conversations": draft.conversations,
                              "rkey": stable_rkey(self.options.pool, draft.position)})

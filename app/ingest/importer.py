@@ -4,10 +4,11 @@ Each file format has a parser from one record to an InstanceDraft (`unified.pars
 `llava.parse_llava`); reading, validating and writing are the same for all of them. Reading and
 validating run in a forked process beside the writing (app/ingest/background.py): two cores, one import.
 
-A chunk is one transaction: its tasks (created on first sight, with their source dataset), its new
-images (stored once by sha256), and its instances. A killed import leaves whole chunks only; running it
-again skips every (task, source id) already present before touching its image, and finishes the rest.
-Tasks this run created cannot hold earlier rows, so they skip that lookup: a duplicate within the file
+The reading side parses and validates each record, drops those whose (task, source id) the database held
+before the import began (with its own connection, before touching their images), and checks and stores the
+images of the rest (app/ingest/intake.py). The writing side makes a chunk one transaction: its tasks (created
+on first sight, with their source dataset), its images' rows, and its instances. A killed import leaves
+whole chunks only; running it again skips what is there and finishes the rest. A duplicate within the file
 is left out by the insert itself (ON CONFLICT DO NOTHING) and counted from what it inserted."""
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select
 
+from app.db import make_engine
+from app.ingest import CHUNK_SIZE
 from app.ingest.background import iterate_in_background
 from app.ingest.bulk import as_json, existing_source_ids, get_or_create, insert_instances, stable_rkey
-from app.ingest.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, CheckedImage, ImageRejected
-from app.ingest.intake import ImageIntake
+from app.ingest.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageRejected
+from app.ingest.intake import ImageIntake, StoredImage
 from app.ingest.llava import parse_llava
 from app.ingest.records import BadLine, Record, read_records
 from app.ingest.report import ImportReport, Rejection
@@ -41,7 +44,7 @@ PROGRESS_EVERY = 20_000  # records between progress reports at the latest
 @dataclass(frozen=True)
 class ImportOptions:
     image_root: Path | None = None
-    chunk_size: int = 5_000
+    chunk_size: int = CHUNK_SIZE
     max_per_task: int | None = None
     seed: int = 0
     max_image_bytes: int = DEFAULT_MAX_BYTES
@@ -64,7 +67,6 @@ class InstanceImporter:
         self.actor_id = actor_id
         self.on_progress = on_progress or (lambda seen: None)
         self._task_ids: dict[str, int] = {}
-        self._created_task_ids: set[int] = set()
         self.images = ImageIntake(media, options.image_root, max_bytes=options.max_image_bytes,
                                   max_pixels=options.max_image_pixels)
 
@@ -78,36 +80,37 @@ class InstanceImporter:
         started = time.perf_counter()
         report = ImportReport(source=path.name, max_per_task=self.options.max_per_task,
                               seed=self.options.seed if self.options.max_per_task else None)
-        for chunk in iterate_in_background(lambda: read_chunks(path, self.options, self.parse, self.read),
-                                           in_process=not self.options.read_in_background):
+        url = self.engine.url.render_as_string(hide_password=False)
+
+        def reading() -> Iterator[Chunk]:
+            return prepared_chunks(read_chunks(path, self.options, self.parse, self.read), url, self.images)
+
+        for chunk in iterate_in_background(reading, in_process=not self.options.read_in_background):
             for rejection in chunk.rejections:
                 report.reject(rejection.file, rejection.line, rejection.field, rejection.reason)
             report.not_sampled += chunk.not_sampled
+            report.duplicates += chunk.duplicates
+            report.images_stored += chunk.images_stored
             if chunk.rows:
-                self._write_chunk(path.name, chunk.rows, report)
+                self._write_chunk(chunk, report)
             self.on_progress(chunk.seen)
-        report.images_stored = self.images.stored
         report.seconds = round(time.perf_counter() - started, 3)
         self._record_audit(report)
         return report
 
-    def _write_chunk(self, file: str, rows: list[tuple], report: ImportReport) -> None:
+    def _write_chunk(self, chunk: Chunk, report: ImportReport) -> None:
         with self.engine.begin() as connection:
-            for name, dataset in {row[TASK]: row[DATASET] for row in rows}.items():
+            for name, dataset in chunk.datasets.items():
                 if name not in self._task_ids:
                     self._task_ids[name] = self._task_id(connection, name, dataset, report)
-            fresh = self._drop_duplicates(connection, rows, report)
-            images = self._check_images(file, fresh, report)
-            now, values, touched = utcnow(), [], set()
-            for _, _, task_name, source_id, image_path, input_text, options, raw, preferred, rkey, provenance in fresh:
-                if image_path is not None and image_path not in images:
-                    continue  # rejected above
-                task_id = self._task_ids[task_name]
+            image_ids = {sha256: self.images.image_id(connection, image) for sha256, image in chunk.images.items()}
+            task_ids, touched, values = self._task_ids, set(), []
+            for task_name, source_id, image, input_text, options, raw, preferred, rkey, provenance in chunk.rows:
+                task_id = task_ids[task_name]
                 touched.add(task_id)
-                image_id = self.images.image_id(connection, images[image_path]) if image_path is not None else None
-                values.append((task_id, source_id, image_id, input_text, options, raw, preferred, "train", "active",
-                               rkey, provenance))
-            inserted = insert_instances(connection, values, now)
+                values.append((task_id, source_id, image_ids[image] if image is not None else None, input_text,
+                               options, raw, preferred, "train", "active", rkey, provenance))
+            inserted = insert_instances(connection, values, utcnow())
             report.imported += inserted
             report.duplicates += len(values) - inserted
             refresh_instance_counts(connection, task_ids=sorted(touched))
@@ -122,40 +125,7 @@ class InstanceImporter:
             "source_dataset_id": dataset_id, "task_group": "question answering", "status": "draft",
             "instance_count": 0, "lock_version": 1, "created_at": utcnow(), "updated_at": utcnow()})
         report.tasks_created.append(name)
-        self._created_task_ids.add(task_id)
         return task_id
-
-    def _drop_duplicates(self, connection: Connection, rows: list[tuple], report: ImportReport) -> list[tuple]:
-        """Rows whose (task, source id) is neither in the database nor earlier in this chunk."""
-        wanted: dict[int, list[str]] = {}
-        for row in rows:
-            task_id = self._task_ids[row[TASK]]
-            if task_id not in self._created_task_ids:
-                wanted.setdefault(task_id, []).append(row[SOURCE_ID])
-        present: set[tuple[int, str]] = set()
-        for task_id, source_ids in wanted.items():
-            present.update((task_id, source_id) for source_id in existing_source_ids(connection, task_id, source_ids))
-        fresh = []
-        for row in rows:
-            key = (self._task_ids[row[TASK]], row[SOURCE_ID])
-            if key in present:
-                report.duplicates += 1
-            else:
-                present.add(key)
-                fresh.append(row)
-        return fresh
-
-    def _check_images(self, file: str, rows: list[tuple], report: ImportReport) -> dict[str, CheckedImage]:
-        checked: dict[str, CheckedImage] = {}
-        for row in rows:
-            if row[IMAGE_PATH] is None:
-                continue
-            result = self.images.check(row[IMAGE_PATH])
-            if isinstance(result, ImageRejected):
-                report.reject(file, row[LINE], "img_path", str(result))
-            else:
-                checked[row[IMAGE_PATH]] = result
-        return checked
 
     def _record_audit(self, report: ImportReport) -> None:
         with self.engine.begin() as connection:
@@ -163,26 +133,31 @@ class InstanceImporter:
                             entity_type="import", entity_id=report.source, after=report.counts())
 
 
-# What the reading side hands the writing side per instance: a plain tuple (a process boundary is crossed and
-# tuples pickle several times faster than objects) of (line, dataset_name, task_name, source_id, image_path,
-# input_text, options, raw_output, human_preferred_output, rkey, provenance), with the JSON columns serialised
-# and the random key made.
-LINE, DATASET, TASK, SOURCE_ID, IMAGE_PATH = range(5)
+# An instance on the reading side: a plain tuple (it crosses a process boundary, and tuples pickle several
+# times faster than objects) of (line, task_name, source_id, image, input_text, options, raw_output,
+# human_preferred_output, rkey, provenance), with the JSON columns serialised and the random key made. The
+# writing side gets it without the line, and with `image` turned from the file's path into its sha256.
+LINE, TASK, SOURCE_ID, IMAGE = range(4)
 
 
-def _row(draft: InstanceDraft) -> tuple:
-    return (draft.line, draft.dataset_name, draft.task_name, draft.source_id, draft.image_path, draft.input_text,
-            as_json(draft.options), draft.raw_output, draft.human_preferred_output,
-            stable_rkey(draft.task_name, draft.source_id), as_json(draft.provenance))
+def _row(draft: InstanceDraft, task_name: str) -> tuple:
+    return (draft.line, task_name, draft.source_id, draft.image_path, draft.input_text, as_json(draft.options),
+            draft.raw_output, draft.human_preferred_output, stable_rkey(draft.task_name, draft.source_id),
+            as_json(draft.provenance))
 
 
 @dataclass
 class Chunk:
-    """What the reading side hands the writing side: rows to write, and what it refused on the way."""
+    """What the reading side hands the writing side: rows to write, and what it refused or skipped on the way."""
 
+    file: str
     rows: list[tuple] = field(default_factory=list)
+    datasets: dict[str, str] = field(default_factory=dict)  # task name -> its dataset's name
     rejections: list[Rejection] = field(default_factory=list)
     not_sampled: int = 0
+    duplicates: int = 0  # already in the database before the import began
+    images: dict[str, StoredImage] = field(default_factory=dict)  # by sha256: the rows' images, all stored
+    images_stored: int = 0  # files this chunk added to the media store
     seen: int = 0  # records read so far, for progress
 
 
@@ -191,7 +166,8 @@ def read_chunks(path: Path, options: ImportOptions, parse: Parser, read: Reader 
     least every PROGRESS_EVERY records, so that progress moves while a sample skips most of a file)."""
     plan = _sample_plan(path, parse, read, options.max_per_task, options.seed) if options.max_per_task else None
     ordinals: Counter[str] = Counter()
-    chunk, since_last = Chunk(), 0
+    names: dict[str, str] = {}  # one string object per task name: pickle sends it once a chunk
+    chunk, since_last = Chunk(path.name), 0
     for seen, item in enumerate(read(path), start=1):
         chunk.seen, since_last = seen, since_last + 1
         if isinstance(item, BadLine):
@@ -205,13 +181,67 @@ def read_chunks(path: Path, options: ImportOptions, parse: Parser, read: Reader 
                 ordinal = ordinals[draft.task_name]
                 ordinals[draft.task_name] += 1
                 if plan is None or plan.selected(draft.task_name, ordinal):
-                    chunk.rows.append(_row(draft))
+                    task_name = names.setdefault(draft.task_name, draft.task_name)
+                    chunk.rows.append(_row(draft, task_name))
+                    chunk.datasets[task_name] = draft.dataset_name
                 else:
                     chunk.not_sampled += 1
         if len(chunk.rows) >= options.chunk_size or since_last >= PROGRESS_EVERY:
             yield chunk
-            chunk, since_last = Chunk(seen=seen), 0
+            chunk, since_last = Chunk(path.name, seen=seen), 0
     yield chunk
+
+
+def prepared_chunks(chunks: Iterator[Chunk], database_url: str, images: ImageIntake) -> Iterator[Chunk]:
+    """The chunks without the rows the database already held when this began (looked up on a connection of
+    its own, so it can run in another process), and with their images checked and stored: a row whose image
+    is refused is a rejection, the others name their image by sha256."""
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            existing_tasks = {name: task_id for name, task_id in connection.execute(select(Task.name, Task.id))}
+        for chunk in chunks:
+            if existing_tasks:
+                chunk = _without_present(chunk, engine, existing_tasks)
+            _take_images(chunk, images)
+            yield chunk
+    finally:
+        engine.dispose()
+
+
+def _without_present(chunk: Chunk, engine: Engine, existing_tasks: dict[str, int]) -> Chunk:
+    wanted: dict[int, list[str]] = {}
+    for row in chunk.rows:
+        task_id = existing_tasks.get(row[TASK])
+        if task_id is not None:
+            wanted.setdefault(task_id, []).append(row[SOURCE_ID])
+    if not wanted:
+        return chunk
+    with engine.connect() as connection:  # a short read: a long-lived snapshot would hold SQLite's WAL back
+        present = {(task_id, source_id) for task_id, source_ids in wanted.items()
+                   for source_id in existing_source_ids(connection, task_id, source_ids)}
+    if present:
+        kept = [row for row in chunk.rows if (existing_tasks.get(row[TASK]), row[SOURCE_ID]) not in present]
+        chunk.duplicates += len(chunk.rows) - len(kept)
+        chunk.rows = kept
+    return chunk
+
+
+def _take_images(chunk: Chunk, images: ImageIntake) -> None:
+    """Checks and stores the rows' images, and makes each row what the writing side wants."""
+    stored_before, rows = images.stored, []
+    for row in chunk.rows:
+        if row[IMAGE] is None:
+            rows.append(row[1:])
+            continue
+        image = images.take(row[IMAGE])
+        if isinstance(image, ImageRejected):
+            chunk.rejections.append(Rejection(chunk.file, row[LINE], "img_path", str(image)))
+            continue
+        chunk.images[image.sha256] = image
+        rows.append((row[TASK], row[SOURCE_ID], image.sha256, *row[IMAGE + 1:]))
+    chunk.rows = rows
+    chunk.images_stored = images.stored - stored_before
 
 
 class _SamplePlan:
