@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from pathlib import Path
 
 from bs4 import BeautifulSoup
 from fastapi.testclient import TestClient
@@ -69,3 +70,11 @@ def login(client: TestClient, email: str, password: str = PASSWORD) -> str:
 
 def soup(response) -> BeautifulSoup:
     return BeautifulSoup(response.text, "html.parser")
+
+
+def alive(pid: int) -> bool:
+    """Whether the process runs (a zombie has ended: whoever adopted it reaps it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

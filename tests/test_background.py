@@ -15,6 +15,7 @@ import pytest
 
 from app.ingest.background import ProducerFailed, iterate_in_background
 from app.ingest.records import MalformedFile
+from tests.factories import alive
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,14 +72,6 @@ def test_a_producer_whose_consumer_is_killed_stops_too():
     consumer.send_signal(signal.SIGKILL)
     consumer.wait()
     deadline = time.monotonic() + 15
-    while _alive(producer):
+    while alive(producer):
         assert time.monotonic() < deadline, "the producer outlived its consumer"
         time.sleep(0.1)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"  # a zombie has stopped; whoever adopted it reaps it

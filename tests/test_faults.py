@@ -22,7 +22,7 @@ from app.db import APPLICATION_NAME
 from app.ingest import CHUNK_SIZE
 from app.models import Instance, Job, JobStatus, Role
 from app.services import jobs as job_service
-from tests.factories import PASSWORD, csrf_from, make_task, make_user
+from tests.factories import PASSWORD, alive, csrf_from, make_task, make_user
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDS = 200_000
@@ -33,6 +33,10 @@ def worker_process(settings, database_url: str) -> subprocess.Popen:
            "STUDIO_DATABASE_URL": database_url, "STUDIO_DATA_DIR": str(settings.data_dir), "STUDIO_JOB_LEASE_S": "5",
            "STUDIO_LOG_LEVEL": "warning", "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, "-m", "worker"], cwd=ROOT, env=env)
+
+
+def children_of(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
 def wait_for(condition, seconds: float, what: str, process: subprocess.Popen | None = None):
@@ -67,9 +71,14 @@ def test_a_worker_killed_mid_import_loses_and_duplicates_nothing_and_the_retry_f
     first = worker_process(settings, database_url)
     try:
         wait_for(lambda: instances() >= 10_000, 60, "the first chunks", first)
+        helpers = children_of(first.pid)  # the import's reading process
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()
+    # A helper outliving the worker would hold copies of its connections open, and with them the locks of
+    # its unfinished transaction: the retry below would wait on them forever.
+    assert helpers, "the import reads in a process of its own"
+    wait_for(lambda: not any(alive(pid) for pid in helpers), 15, "the worker's helpers to end with it")
     kept = instances()
     assert 0 < kept < RECORDS, "the import must be killed part-way for this test to mean anything"
     assert kept % CHUNK_SIZE == 0  # whole chunks only

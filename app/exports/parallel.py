@@ -96,7 +96,8 @@ def _run_forked(engine, runs, spec, media, count_tokens, folders, images_root, p
     messages = context.Queue()
     url = engine.url.render_as_string(hide_password=False)
     workers = [context.Process(target=_part_main, daemon=True, name=f"export-part-{k}",
-                               args=(k, url, run, spec, media, count_tokens, folders[k], images_root, messages))
+                               args=(k, url, run, spec, media, count_tokens, folders[k], images_root, messages,
+                                     os.getpid()))
                for k, run in enumerate(runs)]
     for worker in workers:
         worker.start()
@@ -125,13 +126,13 @@ def _run_forked(engine, runs, spec, media, count_tokens, folders, images_root, p
     return [tallies[k] for k in range(len(workers))]
 
 
-def _part_main(k, url, run, spec, media, count_tokens, folder, images_root, messages) -> None:
+def _part_main(k, url, run, spec, media, count_tokens, folder, images_root, messages, parent: int) -> None:
     """A forked process: its own engine (never the parent's connections), the part, its tally back."""
-    parent = start_as_helper()
+    start_as_helper(parent)
 
     def report(records: int, message: str) -> None:
-        if parent_gone(parent):  # killed mid-build: the folder it writes into is swept later
-            raise SystemExit(1)
+        if parent_gone(parent):  # killed mid-build (where the kernel does not stop us): the folder is swept later
+            os._exit(1)
         messages.put(("progress", k, records, message))
 
     try:
@@ -139,8 +140,6 @@ def _part_main(k, url, run, spec, media, count_tokens, folder, images_root, mess
         tally = write_part(engine, run, spec, media, count_tokens, folder, images_root, report)
         engine.dispose()
         messages.put(("done", k, tally))
-    except SystemExit:
-        raise
     except BaseException:  # noqa: BLE001 - whatever it was, the parent reports it with the traceback
         messages.put(("failed", k, traceback.format_exc()))
 

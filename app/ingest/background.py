@@ -8,6 +8,7 @@ ProducerFailed with its traceback. Where `fork` is missing (or `in_process` is a
 from __future__ import annotations
 
 import multiprocessing
+import os
 import pickle
 import queue
 import traceback
@@ -31,15 +32,16 @@ def iterate_in_background(produce: Callable[[], Iterator[T]], *, in_process: boo
         return
     context = multiprocessing.get_context("fork")
     channel = context.Queue(maxsize=AHEAD)
-    producer = context.Process(target=_produce, args=(produce, channel), daemon=True, name="import-reader")
+    producer = context.Process(target=_produce, args=(produce, channel, os.getpid()), daemon=True,
+                               name="import-reader")
     producer.start()
     try:
         while True:
             try:
                 kind, value = channel.get(timeout=1.0)
             except queue.Empty:
-                if producer.exitcode not in (None, 0):
-                    raise ProducerFailed(f"the reading process ended with exit code {producer.exitcode}") from None
+                if producer.exitcode is not None:  # it ended, and said nothing more
+                    raise ProducerFailed(f"the reading process ended early (exit code {producer.exitcode})") from None
                 continue
             if kind == "item":
                 yield value
@@ -57,8 +59,8 @@ def iterate_in_background(produce: Callable[[], Iterator[T]], *, in_process: boo
         channel.join_thread()
 
 
-def _produce(produce: Callable[[], Iterator[T]], channel) -> None:
-    parent = start_as_helper()
+def _produce(produce: Callable[[], Iterator[T]], channel, parent: int) -> None:
+    start_as_helper(parent)
 
     def send(message: tuple) -> None:
         while True:
@@ -67,20 +69,17 @@ def _produce(produce: Callable[[], Iterator[T]], channel) -> None:
                 return
             except queue.Full:
                 if parent_gone(parent):
-                    raise SystemExit(1) from None
+                    channel.cancel_join_thread()  # nobody will read what is still queued: do not wait for it
+                    os._exit(1)
 
     try:
         for item in produce():
             send(("item", item))
         send(("end", None))
-    except SystemExit:
-        raise
     except BaseException as error:  # noqa: BLE001 - every failure goes back to the consumer
         try:
             error.add_note("in the reading process:\n" + traceback.format_exc())
             pickle.loads(pickle.dumps(error))  # an exception whose constructor pickle cannot call again stays here
             send(("error", error))
-        except SystemExit:
-            raise
         except Exception:  # noqa: BLE001
             send(("failed", traceback.format_exc()))
