@@ -5,10 +5,10 @@
 
 1. Pickup: a worker loop runs in a thread (polling every STUDIO_WORKER_POLL_S); one-instance previews are
    queued one at a time; pickup = the job's start minus its creation, from the database's own timestamps.
-2. Overhead: --rounds preview jobs over --instances instances each (demo workspace, tiny random LLaVA unless
-   --model), each followed by the bare loop on the same instances, prompts, images and batches, with the model
-   already loaded for both. The bare loop times `prepare` (image decode, chat template, processor) and `answer`
-   (model.generate, decode) apart, so two figures come out:
+2. Overhead: --rounds preview jobs over --instances instances each (the demo's shapes task grown to that
+   size; the tiny random LLaVA unless --model), each followed by the bare loop on the same instances, prompts,
+   images and batches, with the model already loaded for both. The bare loop times `prepare` (image decode,
+   chat template, processor) and `answer` (model.generate, decode) apart, so two figures come out:
    overhead_ratio = (job time - bare prepare - bare generate) / (bare prepare + bare generate): what the worker
    adds to the bare model call on the same inputs (the target: < 5%);
    beyond_generate_ratio = (job time - bare generate) / bare generate: everything beyond model.generate,
@@ -20,7 +20,9 @@ The last line is one JSON object.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import random
 import statistics
 import sys
 import tempfile
@@ -36,12 +38,13 @@ from sqlmodel import Session, select  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
-from app.models import Job, Task  # noqa: E402
+from app.models import Instance, Job, Task  # noqa: E402
 from app.schemas import PreviewIn  # noqa: E402
 from app.services import instructions as instruction_service  # noqa: E402
 from app.services import models as model_service  # noqa: E402
 from app.services import previews  # noqa: E402
 from app.services.demo import load_demo  # noqa: E402
+from app.services.tasks import refresh_instance_counts  # noqa: E402
 from app.storage import MediaStore  # noqa: E402
 from worker.__main__ import Worker  # noqa: E402
 from worker.loading import load  # noqa: E402
@@ -49,7 +52,9 @@ from worker.preview import answer, open_rgb, prepare  # noqa: E402
 from worker.tiny_model import build_tiny_model  # noqa: E402
 
 
-def wait_for(session: Session, job_id: int, timeout: float = 120) -> Job:
+def wait_for(session: Session, job_id: int, timeout: float = 120, every_s: float = 0.1) -> Job:
+    """The job once it has ended. Its timings come from its own timestamps, so how often this looks does not
+    change them; looking less often disturbs the worker thread less (this process's GIL is shared)."""
     deadline = time.monotonic() + timeout
     while True:
         session.expire_all()
@@ -57,14 +62,26 @@ def wait_for(session: Session, job_id: int, timeout: float = 120) -> Job:
         if job.status in ("succeeded", "failed", "cancelled"):
             return job
         assert time.monotonic() < deadline, f"job {job_id} did not end"
-        time.sleep(0.1)  # timings come from the job's own timestamps; polling less often disturbs it less
+        time.sleep(every_s)
+
+
+def grow(session: Session, task: Task, size: int) -> None:
+    """More instances for the demo task (its 24 are a small preview): copies of them with new source ids."""
+    rows = session.exec(select(Instance).where(Instance.task_id == task.id).order_by(Instance.id)).all()
+    rng = random.Random(7)
+    session.add_all([Instance(task_id=task.id, source_id=f"bench-{k}", image_id=row.image_id, options=row.options,
+                              input_text=row.input_text, raw_output=row.raw_output, rkey=rng.getrandbits(31))
+                     for k, row in zip(range(size - len(rows)), itertools.cycle(rows))])
+    session.commit()
+    refresh_instance_counts(session, task_ids=[task.id])
+    session.commit()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="a local model folder (default: the tiny random LLaVA)")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--instances", type=int, default=24)
+    parser.add_argument("--instances", type=int, default=120, help="per preview (the demo task is grown to it)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--pickups", type=int, default=30)
@@ -83,6 +100,7 @@ def main() -> None:
     with Session(app.state.engine, expire_on_commit=False) as session:
         load_demo(session, data_dir=workdir)
         task = session.exec(select(Task).where(Task.name == "SHAPES+shape_classification")).one()
+        grow(session, task, args.instances)
         model = model_service.register(session, name="bench", path=model_path, device=args.device, actor_id=None)
         loaded = load(model_path, "float32", args.device)  # both sides below run with the model in memory
 
@@ -107,7 +125,7 @@ def main() -> None:
             job = previews.start(session, task_id=task.id, actor_id=None, data=PreviewIn(
                 model_id=model.id, size=args.instances, seed=round_, batch_size=args.batch_size,
                 max_new_tokens=args.max_new_tokens))
-            done = wait_for(session, job.id)
+            done = wait_for(session, job.id, every_s=0.5)
             assert done.status == "succeeded", done.error
             job_s += (done.finished_at - done.started_at).total_seconds()
             phases.update(done.result["seconds"])

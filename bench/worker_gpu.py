@@ -95,7 +95,7 @@ def main() -> None:
               "worker on a GPU; on the CPU run bench/worker_bench.py, or this script with --device cpu for a "
               "smoke run.", file=sys.stderr)
         raise SystemExit(2)
-    from worker.loading import load
+    from worker.loading import load_private
 
     workdir = Path(tempfile.mkdtemp(prefix="studio-worker-gpu-"))
     model_path = args.model
@@ -103,8 +103,8 @@ def main() -> None:
         from worker.tiny_model import build_tiny_model
 
         model_path = build_tiny_model(workdir / "tiny-llava")
-    # A private copy (load.__wrapped__): the fine-tune part changes the weights.
-    loaded = load.__wrapped__(str(model_path), args.dtype, args.device)
+    # A private copy: the fine-tune part changes the weights.
+    loaded = load_private(str(model_path), args.dtype, args.device)
     figures = {"device": torch.cuda.get_device_name(0) if loaded.device.startswith("cuda") else "cpu",
                "model": "tiny-llava" if args.model is None else str(args.model), "dtype": args.dtype,
                "instances": args.instances, "batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens}

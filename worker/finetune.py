@@ -192,13 +192,13 @@ def main(config: FinetuneConfig, *, on_loss: Callable[[str, int, float], None] =
     Launched by torchrun with several processes, it trains data-parallel (see the module's docstring)."""
     import torch
 
-    from worker.loading import load
+    from worker.loading import load_private
 
     processes = Processes.from_environment()
     device = _start_group(processes, config.device) if processes.world > 1 else config.device
     torch.manual_seed(config.seed)  # the same seed everywhere: every process starts from the same weights
     # A copy of its own, not the cached one previews use: training changes the weights in place.
-    loaded = load.__wrapped__(str(config.base), "float32", device)
+    loaded = load_private(str(config.base), "float32", device)
     model, processor = loaded.model, loaded.processor
     if config.lora:
         model = with_lora(model, config.lora_rank)

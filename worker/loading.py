@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 DTYPES = {"float32", "bfloat16", "float16"}
@@ -17,10 +17,30 @@ class Loaded:
     device: str
 
 
-@lru_cache(maxsize=2)
+KEPT = 2  # models held in memory per worker process, the most recently used
+_loaded: OrderedDict[tuple[str, str, str], Loaded] = OrderedDict()
+
+
+def is_loaded(path: str, dtype: str = "float32", device: str = "auto") -> bool:
+    """Whether `load` with these arguments answers from memory (a preview then says nothing about loading)."""
+    return (path, dtype, device) in _loaded
+
+
 def load(path: str, dtype: str = "float32", device: str = "auto") -> Loaded:
+    """The processor and model at `path`, loaded on first use and kept (see KEPT)."""
+    key = (path, dtype, device)
+    if key not in _loaded:
+        _loaded[key] = load_private(path, dtype, device)
+        while len(_loaded) > KEPT:
+            _loaded.popitem(last=False)
+    _loaded.move_to_end(key)
+    return _loaded[key]
+
+
+def load_private(path: str, dtype: str, device: str) -> Loaded:
     """`AutoProcessor` and `AutoModelForImageTextToText` from `path`, nothing downloaded (offline mode),
-    in eval mode on `device` ("auto": CUDA when there is one)."""
+    in eval mode on `device` ("auto": CUDA when there is one). A copy of its own, not kept: for training,
+    which changes the weights in place."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     import torch

@@ -22,7 +22,7 @@ from app.rendering import IMAGE_TOKEN
 from app.services import instructions as instruction_service
 from app.storage import MediaStore
 from worker.context import JobContext
-from worker.loading import load
+from worker.loading import is_loaded, load
 
 
 def open_rgb(path) -> PILImage.Image:
@@ -88,7 +88,8 @@ def run_preview(settings: Settings, context: JobContext, payload: dict[str, Any]
             rendered, _ = instruction_service.render_instance(spec, instance, has_image=image is not None)
             if rendered is not None:
                 work.append((instance.id, rendered.prompt, image.sha256 if image else None))
-    context.progress(0.02, f"loading {registered.name}", force=True)
+    if not is_loaded(registered.path, registered.dtype, registered.device):
+        context.progress(0.02, f"loading {registered.name}", force=True)
     with clock.phase("load"):
         loaded = load(registered.path, registered.dtype, registered.device)
     rows, done, batch_size = [], 0, payload["batch_size"]
