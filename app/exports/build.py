@@ -98,7 +98,7 @@ def _build_into(engine: Engine, spec: ExportSpec, work: Path, media: MediaStore,
         plans = plan(session, spec)
         tally, files = build_records(engine, plans, spec, media, count_tokens, work, work / IMAGE_DIR,
                                      on_progress, processes)
-        images = ImageFolder(work / IMAGE_DIR, media, set())
+        images = ImageFolder(work / IMAGE_DIR, media)
         rules = (count_tokens, spec.max_tokens, spec.image_tokens)
         stage2 = _stage2(session, spec, work, images, rules, tally) if spec.conversation_pool_id else None
         if stage2 is not None:

@@ -63,6 +63,8 @@ def build_records(engine: Engine, plans: list[TaskPlan], spec: ExportSpec, media
                   ) -> tuple[Tally, dict[str, dict[str, Any]]]:
     """Writes stage1.json, val.json, stage1.jsonl and stage1.parquet into `work`; returns the tally and the
     files' entries for the manifest. Progress runs to 0.9; stitching is the rest."""
+    import pyarrow  # noqa: F401 - the parts write Arrow: imported once here, not in every forked process
+
     runs = split(plans, spec.per_task_cap, processes_for(plans, spec.per_task_cap, processes))
     expected = max(sum(min(plan.expected, spec.per_task_cap) for plan in plans), 1)
     folders = [work / ".parts" / str(k) for k in range(len(runs))]
@@ -74,8 +76,6 @@ def build_records(engine: Engine, plans: list[TaskPlan], spec: ExportSpec, media
         nonlocal done
         done += records
         on_progress(0.9 * min(done / expected, 1.0), message)
-
-    import pyarrow  # noqa: F401 - the parts write Arrow: imported once here, not in every forked process
 
     if len(runs) == 1:
         tally = write_part(engine, runs[0], spec, media, count_tokens, folders[0], images_root, progress)

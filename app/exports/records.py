@@ -51,7 +51,6 @@ class Tally:
     versions_used: dict[str, Counter] = field(default_factory=dict)  # task -> instruction version -> records
     excluded: int = 0
     violations: list[str] = field(default_factory=list)
-    images: set[str] = field(default_factory=set)  # names in the version's image folder
 
     def leave_out(self, problems: list[Violation]) -> None:
         self.excluded += 1
@@ -65,7 +64,6 @@ class Tally:
         self.versions_used.update(other.versions_used)
         self.excluded += other.excluded
         self.violations = (self.violations + other.violations)[:VIOLATIONS_KEPT]
-        self.images |= other.images
 
 
 class ImageFolder:
@@ -73,13 +71,15 @@ class ImageFolder:
     named by content, so an image shared by several tasks is there once. Several processes may add the same
     image at once: a link that exists already is that image, and a copy appears under its name only whole."""
 
-    def __init__(self, root: Path, media: MediaStore, names: set[str]):
-        self.root, self.media, self.names = root, media, names
+    RECENT = 100_000  # names added lately, to skip their link call; bounded: a version may hold millions
+
+    def __init__(self, root: Path, media: MediaStore):
+        self.root, self.media, self.recent = root, media, set()
         root.mkdir(exist_ok=True)
 
     def add(self, sha256: str, image_format: str) -> str:
         name = f"{sha256}.{image_format.lower()}"
-        if name not in self.names:
+        if name not in self.recent:
             source, target = self.media.path_for(sha256), self.root / name
             try:
                 os.link(source, target)
@@ -90,7 +90,9 @@ class ImageFolder:
                 os.close(handle)
                 shutil.copyfile(source, temporary)
                 os.replace(temporary, target)
-            self.names.add(name)
+            if len(self.recent) >= self.RECENT:
+                self.recent.clear()
+            self.recent.add(name)
         return name
 
 
@@ -178,7 +180,7 @@ def write_part(engine: Engine, plans: list[TaskPlan], spec: ExportSpec, media: M
     """Writes the plans' records into `folder` (train.jsonl, train.body, val.body) and returns the tally.
     `report(records, message)` is called every few thousand records and after each task."""
     tally = Tally()
-    images = ImageFolder(images_root, media, tally.images)
+    images = ImageFolder(images_root, media)
     check = pair_checker(count_tokens, spec.max_tokens, spec.image_tokens)
     train, val = _Sink(folder, "train", training=True), _Sink(folder, "val", training=False)
     split_seed, ratio = spec.seed ^ SPLIT_SALT, spec.validation_ratio
