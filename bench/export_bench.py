@@ -8,7 +8,7 @@ Vision-Flan instructions are), then builds a version with `python -m app export`
 peak RSS is that process's). The baseline, in the same run: a bare loop that streams the same rows with
 `sqlite3`, formats the prompt with `str.format` and writes them with orjson — what the export costs without
 sampling, contract checks, images, hashing or the manifest. The build writes its records with one process per
-core (`processes` below) and stitches stage1.json, stage1.jsonl, val.json and stage1.parquet from the parts;
+core (`cores` below) and stitches stage1.json, stage1.jsonl, val.json and stage1.parquet from the parts;
 the baseline writes one JSON lines file on one core. The last line is one JSON object.
 """
 
@@ -125,7 +125,7 @@ def main() -> None:
         loaded = loads_with_datasets(workdir / "exports" / "1" / "stage1.parquet", workdir / "hf")
         print(f"  datasets.load_dataset(parquet): {loaded:,} rows", file=sys.stderr)
         figures = {"database": "sqlite", "tasks": args.tasks, "instances": args.instances, "records": records,
-                   "processes": len(os.sched_getaffinity(0)),
+                   "cores": len(os.sched_getaffinity(0)),  # the build writes with one process per core
                    "total_s": round(total_s, 1), "records_per_s": round(records / total_s),
                    "baseline_per_s": round(base_count / base_s), "ratio": round(base_s / total_s, 2),
                    "peak_rss_mb": round(peak_mb, 1),

@@ -145,4 +145,4 @@ def _stage2(session: Session, spec: ExportSpec, work: Path, images: ImageFolder,
             tally.leave_out(problems)
             continue
         writer.add(record)
-    return writer.close()
+    return {**writer.close(), "records": writer.count}

@@ -29,7 +29,8 @@ def ascii_json(value: Any) -> bytes:
 
 
 def escape_non_ascii(data: bytes) -> bytes:
-    """orjson's UTF-8 output with every non-ASCII character written as a JSON escape."""
+    """orjson's UTF-8 output with every non-ASCII character written as a JSON escape (`ascii_json`'s second
+    half, for the export's hot loop, which inlines the first)."""
     return _NON_ASCII.sub(_escape, data.decode("utf-8")).encode("ascii")
 
 
@@ -47,49 +48,45 @@ class HashingFile:
         self._digest.update(data)
         self.size += len(data)
 
+    def copy_from(self, path: Path) -> None:
+        """Appends a file's bytes (an export part), a megabyte at a time."""
+        with open(path, "rb") as source:
+            while chunk := source.read(1 << 20):
+                self.write(chunk)
+
     def close(self) -> dict[str, Any]:
         self._file.close()
         return {"bytes": self.size, "sha256": self._digest.hexdigest()}
 
 
-class _RecordWriter:
-    """Records gathered and written a batch at a time (one write and one hash update per batch)."""
-
-    BATCH = 2_000
-    OPEN, SEPARATOR, END, CLOSE_EMPTY = b"", b"\n", b"\n", b""
+class JsonArrayWriter:
+    """A JSON array, a record per line (diffs and `head` stay readable), hashed as it is written. Records come
+    one at a time (`add`) or as runs already joined by ",\n" (`add_run_from`: an export part's array body)."""
 
     def __init__(self, path: Path):
         self.file = HashingFile(path)
-        self.count = 0
-        self._batch: list[bytes] = []
-        self.file.write(self.OPEN)
+        self.file.write(b"[")
+        self.count = 0  # records added one at a time
+        self._empty = True
 
     def add(self, record: dict) -> None:
-        self.add_encoded(ascii_json(record))
-
-    def add_encoded(self, data: bytes) -> None:
-        """A record already written as JSON (an export writes each record to two files, encoded once)."""
-        self._batch.append(data)
+        self._lead()
+        self.file.write(ascii_json(record))
         self.count += 1
-        if len(self._batch) == self.BATCH:
-            self._flush()
 
-    def _flush(self) -> None:
-        if self._batch:
-            lead = self.SEPARATOR if self.count > len(self._batch) else self.FIRST
-            self.file.write(lead + self.SEPARATOR.join(self._batch))
-            self._batch.clear()
+    def add_run_from(self, path: Path) -> None:
+        if path.stat().st_size:
+            self._lead()
+            self.file.copy_from(path)
+
+    def _lead(self) -> None:
+        self.file.write(b"\n" if self._empty else b",\n")
+        self._empty = False
 
     def close(self) -> dict[str, Any]:
-        self._flush()
-        self.file.write(self.END if self.count else self.CLOSE_EMPTY)
-        return {**self.file.close(), "records": self.count}
-
-
-class JsonArrayWriter(_RecordWriter):
-    """A JSON array, a record per line (diffs and `head` stay readable)."""
-
-    OPEN, FIRST, SEPARATOR, END, CLOSE_EMPTY = b"[", b"\n", b",\n", b"\n]\n", b"]\n"
+        """The file's bytes and sha256."""
+        self.file.write(b"]\n" if self._empty else b"\n]\n")
+        return self.file.close()
 
 
 def hash_file(path: Path) -> dict[str, Any]:

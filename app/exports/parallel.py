@@ -21,14 +21,13 @@ from typing import Any
 from sqlalchemy import Engine
 
 from app.db import make_engine
-from app.exports.files import HashingFile, arrow_to_parquet
+from app.exports.files import HashingFile, JsonArrayWriter, arrow_to_parquet
 from app.exports.records import Tally, TaskPlan, write_part
 from app.exports.spec import ExportSpec
 from app.forked import parent_gone, start_as_helper
 from app.storage import MediaStore
 
 PARALLEL_FROM = 100_000  # expected records: below this, forking costs more than it saves
-CHUNK = 1 << 20
 
 
 class PartFailed(RuntimeError):
@@ -161,27 +160,15 @@ def _stitch(work: Path, folders: list[Path], tally: Tally) -> dict[str, dict[str
         return {name: job.result() for name, job in jobs.items()}
 
 
-def _copy(source: Path, target: HashingFile) -> None:
-    with open(source, "rb") as part:
-        while chunk := part.read(CHUNK):
-            target.write(chunk)
-
-
 def _array(target: Path, bodies: list[Path], records: int) -> dict[str, Any]:
-    """A JSON array, a record per line, from array bodies (records joined by ",\\n")."""
-    out, first = HashingFile(target), True
-    out.write(b"[")
+    out = JsonArrayWriter(target)
     for body in bodies:
-        if body.stat().st_size:
-            out.write(b"\n" if first else b",\n")
-            _copy(body, out)
-            first = False
-    out.write(b"]\n" if first else b"\n]\n")
+        out.add_run_from(body)
     return {**out.close(), "records": records}
 
 
 def _concatenate(target: Path, parts: list[Path], records: int) -> dict[str, Any]:
     out = HashingFile(target)
     for part in parts:
-        _copy(part, out)
+        out.copy_from(part)
     return {**out.close(), "records": records}

@@ -21,14 +21,14 @@ from orjson import dumps, loads
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from app.exports.contract import IMAGE_TOKEN, MARKERS, Violation, check_pair
+from app.exports.contract import Violation, pair_checker
 from app.exports.files import escape_non_ascii, stage1_schema
 from app.exports.sampling import SPLIT_SALT, choose, draw_instance_batches, unit
 from app.exports.spec import ExportSpec
 from app.models import InstructionVersion, SourceDataset, Task
-from app.rendering import InstructionSpec, TemplateProblem, renderer_for
+from app.rendering import TemplateProblem, renderer_for
+from app.services.instructions import spec_of_version
 from app.storage import MediaStore
-from app.tokens import CHARS_PER_TOKEN, estimate
 
 VIOLATIONS_KEPT = 200
 IMAGE_DIR = "images"
@@ -94,26 +94,6 @@ class ImageFolder:
                 self.recent.clear()
             self.recent.add(name)
         return name
-
-
-def pair_checker(count_tokens: Callable[[str], int] | None, max_tokens: int, image_tokens: int):
-    """`check_pair` with its clean case inlined: a function (record id, prompt, target, has image) -> problems.
-    With the estimate (characters / 4) the length rule is a comparison of lengths."""
-    markers = MARKERS.search
-    estimated = count_tokens is estimate
-    room = {has_image: max_tokens - (image_tokens if has_image else 0) for has_image in (True, False)}
-    max_chars = {has_image: CHARS_PER_TOKEN * tokens for has_image, tokens in room.items()}
-
-    def check(record_id: str, prompt: str, target: str, has_image: bool) -> list[Violation]:
-        if (prompt.count(IMAGE_TOKEN) == has_image and IMAGE_TOKEN not in target and prompt and target
-                and not prompt.isspace() and not target.isspace()
-                and not markers(f"{prompt}\0{target}")  # NUL is in no marker: none is made across the two
-                and ((len(prompt) + len(target) <= max_chars[has_image]) if estimated
-                     else count_tokens is None or count_tokens(prompt + target) <= room[has_image])):
-            return []
-        return check_pair(record_id, prompt, target, has_image, count_tokens, max_tokens, image_tokens)
-
-    return check
 
 
 class _Sink:
@@ -186,11 +166,8 @@ def write_part(engine: Engine, plans: list[TaskPlan], spec: ExportSpec, media: M
     split_seed, ratio = spec.seed ^ SPLIT_SALT, spec.validation_ratio
     with Session(engine) as session:
         for item in plans:
-            choices = [(version.id, renderer_for(InstructionSpec(
-                text=version.text, input_template=version.input_template, output_template=version.output_template,
-                options_style=version.options_style, image_placement=version.image_placement)))
-                for version in item.versions]
-            single = choices[0] if len(choices) == 1 else None
+            choices = [(version.id, renderer_for(spec_of_version(version))) for version in item.versions]
+            only = choices[0] if len(choices) == 1 else None  # most tasks: no seeded choice to make
             task_name, trained, validated = item.task.name, 0, 0
             used: Counter = tally.versions_used.setdefault(task_name, Counter())
             keep_train, keep_val, keep_values = train.records.append, val.records.append, train.values.append
@@ -198,7 +175,7 @@ def write_part(engine: Engine, plans: list[TaskPlan], spec: ExportSpec, media: M
                 for instance_id, input_text, options, raw, preferred, sha256, image_format in rows:
                     if options.__class__ is str:  # SQLite hands JSON over as text; PostgreSQL decoded already
                         options = loads(options)
-                    version_id, renderer = single or choose(choices, spec.seed, instance_id)
+                    version_id, renderer = only or choose(choices, spec.seed, instance_id)
                     record_id = f"{task_name}/{instance_id}/v{version_id}"  # task, instance, instruction version
                     has_image = sha256 is not None
                     try:
@@ -211,10 +188,12 @@ def write_part(engine: Engine, plans: list[TaskPlan], spec: ExportSpec, media: M
                         tally.leave_out(problems)
                         continue
                     turns = [{"from": "human", "value": prompt}, {"from": "gpt", "value": target}]
-                    # A text-only record has no image key at all: `"image": null` crashes the trainer's loader.
-                    image = images.add(sha256, image_format) if has_image else None
-                    data = dumps({"id": record_id, "image": image, "task_name": task_name, "conversations": turns}
-                                 if has_image else {"id": record_id, "task_name": task_name, "conversations": turns})
+                    if has_image:
+                        image = images.add(sha256, image_format)
+                        record = {"id": record_id, "image": image, "task_name": task_name, "conversations": turns}
+                    else:  # no image key at all: `"image": null` crashes the trainer's loader
+                        image, record = None, {"id": record_id, "task_name": task_name, "conversations": turns}
+                    data = dumps(record)  # ascii_json, inlined: a call per record is 5% of an export
                     if not data.isascii():
                         data = escape_non_ascii(data)
                     if ratio and unit(split_seed, instance_id) < ratio:
@@ -224,13 +203,13 @@ def write_part(engine: Engine, plans: list[TaskPlan], spec: ExportSpec, media: M
                         keep_train(data)
                         keep_values((record_id, image, prompt, target))
                         trained += 1
-                    if single is None:
+                    if only is None:  # with one version, counted once per task below (a few % of an export)
                         used[version_id] += 1
                 train.flush(task_name)
                 val.flush(task_name)
                 report(len(rows), f"{task_name}: {trained + validated:,} records")  # also keeps a lease alive
-            if single is not None and trained + validated:
-                used[single[0]] = trained + validated
+            if only is not None and trained + validated:
+                used[only[0]] = trained + validated
             tally.per_task[task_name] = Counter({"train": trained, "validation": validated})
             report(0, f"{task_name} done")
     train.close()

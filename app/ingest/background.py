@@ -3,7 +3,7 @@
 The producer gets the CPU-bound half (parsing, validating, hashing keys) and hands over plain, cheaply
 pickled items through a bounded queue (memory stays bounded: it waits while the consumer is behind). An
 exception in the producer is raised again in the consumer, as itself when it survives pickling, else as
-ProducerFailed with its traceback. Where `fork` is missing (or `in_process` is asked) it runs in-line."""
+ProducerFailed with its traceback. Where `fork` is missing it runs in-line."""
 
 from __future__ import annotations
 
@@ -25,9 +25,9 @@ class ProducerFailed(RuntimeError):
     """The producing process failed in a way that cannot be raised again as itself."""
 
 
-def iterate_in_background(produce: Callable[[], Iterator[T]], *, in_process: bool = False) -> Iterator[T]:
+def iterate_in_background(produce: Callable[[], Iterator[T]]) -> Iterator[T]:
     """The items of `produce()`, made in a forked process. Closing the iterator early stops that process."""
-    if in_process or "fork" not in multiprocessing.get_all_start_methods():
+    if "fork" not in multiprocessing.get_all_start_methods():
         yield from produce()
         return
     context = multiprocessing.get_context("fork")

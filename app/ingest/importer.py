@@ -49,7 +49,6 @@ class ImportOptions:
     seed: int = 0
     max_image_bytes: int = DEFAULT_MAX_BYTES
     max_image_pixels: int = DEFAULT_MAX_PIXELS
-    read_in_background: bool = True  # reading and validating in a forked process, beside the writing
 
 
 Parser = Callable[[Any, int], InstanceDraft]  # (record, line) -> draft, or FieldProblem
@@ -85,7 +84,7 @@ class InstanceImporter:
         def reading() -> Iterator[Chunk]:
             return prepared_chunks(read_chunks(path, self.options, self.parse, self.read), url, self.images)
 
-        for chunk in iterate_in_background(reading, in_process=not self.options.read_in_background):
+        for chunk in iterate_in_background(reading):
             for rejection in chunk.rejections:
                 report.reject(rejection.file, rejection.line, rejection.field, rejection.reason)
             report.not_sampled += chunk.not_sampled
