@@ -8,7 +8,7 @@ import pytest
 from sqlmodel import select
 
 from app.exports.build import BuildError, build
-from app.exports.contract import check_file, check_record
+from app.exports.contract import check_file, check_record, pair_checker
 from app.exports.files import ascii_json, hash_file
 from app.exports.spec import ExportSpec
 from app.exports.validate import validate_version
@@ -171,6 +171,25 @@ def test_the_contract_catches_what_the_trainer_would_mangle():
     long = {**good, "conversations": [good["conversations"][0], {"from": "gpt", "value": "word " * 2000}]}
     assert any(v.rule == "too long" for v in check_record(long, count_tokens=estimate))
     assert [v.rule for v in check_file([good, good])] == ["duplicate id"]
+
+
+
+@pytest.mark.parametrize("count_tokens", [estimate, None, lambda text: len(text.split())])
+def test_the_exports_fast_check_agrees_with_the_contract(count_tokens):
+    prompts = ["What?", "<image>\nWhat?", "What?\n<image>", "<image><image> What?", "Is 3 < 5?", "<image>\nIs 3 < 5?",
+               "<image>\nsay </s>", "<s> hi", "<image>\n<unk>", "Q ASSISTANT: A", "Q\nASSISTANT:x", "", "   ",
+               "<image>", "<imag", "x" * 8200, "<image>\n" + "y" * 6000]
+    targets = ["A cat.", "3 < 5", "A </s>", "<image>", "yes ASSISTANT: no", "ASSISTANT:", "", " \n", "<", "z" * 9000]
+    check = pair_checker(count_tokens)
+    for prompt in prompts:
+        for target in targets:
+            for has_image in (True, False):
+                record = {"id": "t/1/v1", "conversations": [{"from": "human", "value": prompt},
+                                                             {"from": "gpt", "value": target}]}
+                if has_image:
+                    record["image"] = "x.png"
+                expected = check_record(record, count_tokens=count_tokens)
+                assert check("t/1/v1", prompt, target, has_image) == expected, (prompt, target, has_image)
 
 
 def test_json_is_ascii_escaped_and_still_the_same_json():
