@@ -106,7 +106,12 @@ class _Sink:
         self._lines = open(folder / f"{name}.jsonl", "wb") if training else None  # noqa: SIM115
         self._columns = _Columns(folder / f"{name}.arrow") if training else None
         self.records: list[bytes] = []
-        self.values: list[tuple] = []  # (id, image, prompt, target) of each record, for the columns
+        # Each training record's values, a list per column: transposing tuples (zip(*rows)) costs more than
+        # the Arrow conversion itself.
+        self.ids: list[str] = []
+        self.images: list[str | None] = []
+        self.prompts: list[str] = []
+        self.targets: list[str] = []
         self.count = 0
 
     def flush(self, task_name: str) -> None:
@@ -114,8 +119,9 @@ class _Sink:
             self._body.write((b",\n" if self.count else b"") + b",\n".join(self.records))
             if self._lines is not None:
                 self._lines.write(b"\n".join(self.records) + b"\n")
-                self._columns.write(task_name, self.values)
-                self.values.clear()
+                self._columns.write(task_name, self.ids, self.images, self.prompts, self.targets)
+                for column in (self.ids, self.images, self.prompts, self.targets):
+                    column.clear()
             self.count += len(self.records)
             self.records.clear()
 
@@ -134,21 +140,21 @@ class _Columns:
 
         self.pa, self.schema = pa, stage1_schema()
         self._stream = pa.ipc.new_stream(str(path), self.schema)
-        self._interleave: dict[int, Any] = {}  # batch size -> take() indices putting prompt, target pairs in order
+        self._roles: dict[int, Any] = {}  # batch size -> ["human", "gpt", ...] as Arrow
 
-    def write(self, task_name: str, values: list[tuple]) -> None:
-        pa, size = self.pa, len(values)
-        ids, images, prompts, targets = zip(*values, strict=True)
-        order = self._interleave.get(size)
-        if order is None:
-            order = self._interleave[size] = pa.array([k // 2 + (k % 2) * size for k in range(2 * size)])
-        turns = pa.StructArray.from_arrays(
-            [pa.array(["human", "gpt"] * size), pa.concat_arrays([pa.array(prompts), pa.array(targets)]).take(order)],
-            names=["from", "value"])
+    def write(self, task_name: str, ids: list[str], images: list[str | None], prompts: list[str],
+              targets: list[str]) -> None:
+        pa, size = self.pa, len(ids)
+        roles = self._roles.get(size)
+        if roles is None:
+            roles = self._roles[size] = pa.array(["human", "gpt"] * size, pa.string())
+        values = [None] * (2 * size)
+        values[0::2], values[1::2] = prompts, targets
+        turns = pa.StructArray.from_arrays([roles, pa.array(values, pa.string())], names=["from", "value"])
         conversations = pa.ListArray.from_arrays(pa.array(range(0, 2 * size + 1, 2), pa.int32()), turns)
         self._stream.write_batch(pa.RecordBatch.from_arrays(
-            [pa.array(ids, pa.string()), pa.array(images, pa.string()), pa.array([task_name] * size, pa.string()),
-             conversations], schema=self.schema))
+            [pa.array(ids, pa.string()), pa.array(images, pa.string()),
+             pa.repeat(pa.scalar(task_name, pa.string()), size), conversations], schema=self.schema))
 
     def close(self) -> None:
         self._stream.close()
@@ -170,7 +176,9 @@ def write_part(engine: Engine, plans: list[TaskPlan], spec: ExportSpec, media: M
             only = choices[0] if len(choices) == 1 else None  # most tasks: no seeded choice to make
             task_name, trained, validated = item.task.name, 0, 0
             used: Counter = tally.versions_used.setdefault(task_name, Counter())
-            keep_train, keep_val, keep_values = train.records.append, val.records.append, train.values.append
+            keep_train, keep_val = train.records.append, val.records.append
+            keep_id, keep_image, keep_prompt, keep_target = (train.ids.append, train.images.append,
+                                                             train.prompts.append, train.targets.append)
             for rows in draw_instance_batches(session, task_id=item.task.id, seed=spec.seed, cap=spec.per_task_cap):
                 for instance_id, input_text, options, raw, preferred, sha256, image_format in rows:
                     if options.__class__ is str:  # SQLite hands JSON over as text; PostgreSQL decoded already
@@ -201,7 +209,10 @@ def write_part(engine: Engine, plans: list[TaskPlan], spec: ExportSpec, media: M
                         validated += 1
                     else:
                         keep_train(data)
-                        keep_values((record_id, image, prompt, target))
+                        keep_id(record_id)
+                        keep_image(image)
+                        keep_prompt(prompt)
+                        keep_target(target)
                         trained += 1
                     if only is None:  # with one version, counted once per task below (a few % of an export)
                         used[version_id] += 1
