@@ -12,6 +12,7 @@ import multiprocessing
 import os
 import queue
 import shutil
+import sys
 import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -135,12 +136,38 @@ def _part_main(k, url, run, spec, media, count_tokens, folder, images_root, mess
         messages.put(("progress", k, records, message))
 
     try:
+        _skip_pandas_probe()
         engine = make_engine(url)
         tally = write_part(engine, run, spec, media, count_tokens, folder, images_root, report)
         engine.dispose()
         messages.put(("done", k, tally))
     except BaseException:  # noqa: BLE001 - whatever it was, the parent reports it with the traceback
         messages.put(("failed", k, traceback.format_exc()))
+
+
+def _skip_pandas_probe() -> None:
+    """pyarrow's first `pa.array` of a list imports pandas, where it is installed, only to ask whether the list is
+    a pandas object: 0.3 s of every part, for nothing (parts hand it lists of str). In this process (a part, which
+    ends with its records) let that import fail once, so pyarrow takes pandas as missing."""
+    if "pandas" in sys.modules:  # imported before the fork: nothing to save
+        return
+    import pyarrow as pa
+
+    sys.meta_path.insert(0, _NoPandas)
+    try:
+        pa.array([""])
+    finally:
+        sys.meta_path.remove(_NoPandas)
+
+
+class _NoPandas:
+    """An import finder for which pandas is not there."""
+
+    @staticmethod
+    def find_spec(name: str, path=None, target=None):
+        if name == "pandas":
+            raise ModuleNotFoundError("pandas is skipped in export parts", name=name)
+        return None
 
 
 def _stitch(work: Path, folders: list[Path], tally: Tally) -> dict[str, dict[str, Any]]:
