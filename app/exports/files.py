@@ -37,11 +37,18 @@ def escape_non_ascii(data: bytes) -> bytes:
 class HashingFile:
     """A binary file that counts its bytes and their sha256 as they are written."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, *, resume: bool = False):
+        """`resume`: append to the file, whose bytes so far count too (an export's first part, renamed into
+        place rather than copied)."""
         self.path = path
-        self._file = open(path, "wb")  # noqa: SIM115 - closed by close()
         self._digest = hashlib.sha256()
         self.size = 0
+        if resume:
+            with open(path, "rb") as begun:
+                while chunk := begun.read(1 << 20):
+                    self._digest.update(chunk)
+                    self.size += len(chunk)
+        self._file = open(path, "ab" if resume else "wb")  # noqa: SIM115 - closed by close()
 
     def write(self, data: bytes) -> None:
         self._file.write(data)
@@ -59,15 +66,21 @@ class HashingFile:
         return {"bytes": self.size, "sha256": self._digest.hexdigest()}
 
 
+ARRAY_OPENING = b"["
+ARRAY_FIRST_LEAD, ARRAY_LEAD = b"\n", b",\n"  # before the first record, before each later one
+
+
 class JsonArrayWriter:
     """A JSON array, a record per line (diffs and `head` stay readable), hashed as it is written. Records come
-    one at a time (`add`) or as runs already joined by ",\n" (`add_run_from`: an export part's array body)."""
+    one at a time (`add`) or as runs already joined by ",\n" (`add_run_from`: an export part's array body).
+    `resume` continues an array begun in the file (its opening, then maybe records: the first export part's)."""
 
-    def __init__(self, path: Path):
-        self.file = HashingFile(path)
-        self.file.write(b"[")
+    def __init__(self, path: Path, *, resume: bool = False):
+        self.file = HashingFile(path, resume=resume)
+        if not resume:
+            self.file.write(ARRAY_OPENING)
         self.count = 0  # records added one at a time
-        self._empty = True
+        self._empty = self.file.size == len(ARRAY_OPENING)
 
     def add(self, record: dict) -> None:
         self._lead()
@@ -80,7 +93,7 @@ class JsonArrayWriter:
             self.file.copy_from(path)
 
     def _lead(self) -> None:
-        self.file.write(b"\n" if self._empty else b",\n")
+        self.file.write(ARRAY_FIRST_LEAD if self._empty else ARRAY_LEAD)
         self._empty = False
 
     def close(self) -> dict[str, Any]:

@@ -138,7 +138,7 @@ def _part_main(k, url, run, spec, media, count_tokens, folder, images_root, mess
     try:
         _skip_pandas_probe()
         engine = make_engine(url)
-        tally = write_part(engine, run, spec, media, count_tokens, folder, images_root, report)
+        tally = write_part(engine, run, spec, media, count_tokens, folder, images_root, report, first=k == 0)
         engine.dispose()
         messages.put(("done", k, tally))
     except BaseException:  # noqa: BLE001 - whatever it was, the parent reports it with the traceback
@@ -172,30 +172,33 @@ class _NoPandas:
 
 def _stitch(work: Path, folders: list[Path], tally: Tally) -> dict[str, dict[str, Any]]:
     """The parts joined in order, the four files written side by side (hashing, writing and compressing let go of
-    the GIL)."""
+    the GIL). The first part's files are renamed into place and the others appended to them: half the copying."""
     trained = sum(counts["train"] for counts in tally.per_task.values())
     validated = sum(counts["validation"] for counts in tally.per_task.values())
-    lines = [folder / "train.jsonl" for folder in folders]
     with ThreadPoolExecutor(4) as pool:
         jobs = {
             "stage1.parquet": pool.submit(arrow_to_parquet, [f / "train.arrow" for f in folders],
                                           work / "stage1.parquet"),
             "stage1.json": pool.submit(_array, work / "stage1.json", [f / "train.body" for f in folders], trained),
-            "stage1.jsonl": pool.submit(_concatenate, work / "stage1.jsonl", lines, trained),
+            "stage1.jsonl": pool.submit(_concatenate, work / "stage1.jsonl", [f / "train.jsonl" for f in folders],
+                                        trained),
             "val.json": pool.submit(_array, work / "val.json", [f / "val.body" for f in folders], validated),
         }
         return {name: job.result() for name, job in jobs.items()}
 
 
 def _array(target: Path, bodies: list[Path], records: int) -> dict[str, Any]:
-    out = JsonArrayWriter(target)
-    for body in bodies:
+    """The array the first body opened, with the others' records after its own."""
+    bodies[0].rename(target)
+    out = JsonArrayWriter(target, resume=True)
+    for body in bodies[1:]:
         out.add_run_from(body)
     return {**out.close(), "records": records}
 
 
 def _concatenate(target: Path, parts: list[Path], records: int) -> dict[str, Any]:
-    out = HashingFile(target)
-    for part in parts:
+    parts[0].rename(target)
+    out = HashingFile(target, resume=True)
+    for part in parts[1:]:
         out.copy_from(part)
     return {**out.close(), "records": records}

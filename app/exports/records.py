@@ -1,8 +1,9 @@
 """Stage-1 records for a run of tasks: drawn, rendered, checked and encoded, into one part's files.
 
 A part is what one process builds (app/exports/parallel.py runs several and stitches them): its training
-records as JSON lines (`train.jsonl`) and as the body of a JSON array (`train.body`: records joined by ",\n"),
-and its validation records as an array body (`val.body`). This is the export's hot loop — 1.66M records at
+records as JSON lines (`train.jsonl`) and as the body of a JSON array (`train.body`: records joined by ",\n";
+the first part's opens the array, so the stitching renames it into place), and its validation records as an
+array body (`val.body`). This is the export's hot loop — 1.66M records at
 Vision-Flan scale — so it reads rows straight from the driver and checks the clean case in a few comparisons;
 everything it decides is the same whichever process runs it."""
 
@@ -22,7 +23,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from app.exports.contract import Violation, pair_checker
-from app.exports.files import escape_non_ascii, stage1_schema
+from app.exports.files import ARRAY_FIRST_LEAD, ARRAY_LEAD, ARRAY_OPENING, escape_non_ascii, stage1_schema
 from app.exports.sampling import SPLIT_SALT, choose, draw_instance_batches, unit
 from app.exports.spec import ExportSpec
 from app.models import InstructionVersion, SourceDataset, Task
@@ -101,8 +102,11 @@ class _Sink:
     as JSON lines and as Arrow record batches (for the Parquet file: built from the values in hand, so the
     stitching never parses the JSON back)."""
 
-    def __init__(self, folder: Path, name: str, *, training: bool):
+    def __init__(self, folder: Path, name: str, *, training: bool, opens_array: bool):
         self._body = open(folder / f"{name}.body", "wb")  # noqa: SIM115 - closed by close()
+        if opens_array:  # the first part: its body becomes the start of the array file, renamed, never copied
+            self._body.write(ARRAY_OPENING)
+        self._first_lead = ARRAY_FIRST_LEAD if opens_array else b""
         self._lines = open(folder / f"{name}.jsonl", "wb") if training else None  # noqa: SIM115
         self._columns = _Columns(folder / f"{name}.arrow") if training else None
         self.records: list[bytes] = []
@@ -116,7 +120,7 @@ class _Sink:
 
     def flush(self, task_name: str) -> None:
         if self.records:
-            self._body.write((b",\n" if self.count else b"") + b",\n".join(self.records))
+            self._body.write((ARRAY_LEAD if self.count else self._first_lead) + ARRAY_LEAD.join(self.records))
             if self._lines is not None:
                 self._lines.write(b"\n".join(self.records) + b"\n")
                 self._columns.write(task_name, self.ids, self.images, self.prompts, self.targets)
@@ -162,13 +166,15 @@ class _Columns:
 
 def write_part(engine: Engine, plans: list[TaskPlan], spec: ExportSpec, media: MediaStore,
                count_tokens: Callable[[str], int], folder: Path, images_root: Path,
-               report: Callable[[int, str], None]) -> Tally:
-    """Writes the plans' records into `folder` (train.jsonl, train.body, val.body) and returns the tally.
-    `report(records, message)` is called every few thousand records and after each task."""
+               report: Callable[[int, str], None], *, first: bool = True) -> Tally:
+    """Writes the plans' records into `folder` (train.jsonl, train.body, val.body) and returns the tally. The
+    `first` part's bodies open their JSON arrays. `report(records, message)` is called every few thousand records
+    and after each task."""
     tally = Tally()
     images = ImageFolder(images_root, media)
     check = pair_checker(count_tokens, spec.max_tokens, spec.image_tokens)
-    train, val = _Sink(folder, "train", training=True), _Sink(folder, "val", training=False)
+    train = _Sink(folder, "train", training=True, opens_array=first)
+    val = _Sink(folder, "val", training=False, opens_array=first)
     split_seed, ratio = spec.seed ^ SPLIT_SALT, spec.validation_ratio
     with Session(engine) as session:
         for item in plans:
