@@ -60,6 +60,28 @@ def test_a_version_holds_contract_clean_files_that_match_their_manifest(app, db,
     assert "--learning_rate 2e-5" in (out / "train_stage1.sh").read_text()
 
 
+
+def test_each_record_is_the_same_bytes_as_its_ascii_json(app, db, settings):
+    """The export assembles a record's JSON around its encoded strings: it must be what ascii_json would write."""
+    load_demo(db, data_dir=settings.data_dir)
+    shapes = db.exec(select(Task).where(Task.name == "SHAPES+shape_classification")).one()
+    people = team(db)
+    awkward, _ = _approved(db, people, "TEXT+awkward", instances=6, kind="free")
+    for k, instance in enumerate(db.exec(select(Instance).where(Instance.task_id == awkward.id))):
+        instance.input_text = f'Say "hi" {k}\\ back\tslash, café ✓ \U0001f600 \u2028 {{"a": [1]}}'
+        instance.raw_output = f"ünïcode \\ \"quoted\" \x01 control {k}"
+        db.add(instance)
+    db.commit()
+    _build(app, settings, ExportSpec(task_ids=[shapes.id, awkward.id], seed=1, validation_ratio=0.3))
+    out = settings.data_dir / "exports" / "out"
+    lines = (out / "stage1.jsonl").read_bytes().splitlines()
+    assert any(b'"image":' in line for line in lines) and any(b"\\ud83d\\ude00" in line for line in lines)
+    for line in lines:
+        assert line == ascii_json(json.loads(line))
+    for record in json.loads((out / "val.json").read_text()):
+        assert ascii_json(record) in (out / "val.json").read_bytes()
+
+
 def test_the_same_spec_builds_the_same_bytes_and_a_different_seed_does_not(app, db, settings):
     people = team(db)
     task, _ = _approved(db, people, "VQA+colours", instances=40)
