@@ -14,7 +14,6 @@ import argparse
 import json
 import random
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -35,7 +34,7 @@ from app.schemas import UserCreate  # noqa: E402
 from app.services import instructions as instruction_service  # noqa: E402
 from app.services import users as user_service  # noqa: E402
 from app.services.tasks import refresh_instance_counts  # noqa: E402
-from tests.scratch import scratch_database  # noqa: E402
+from tests.scratch import scratch_database, throwaway_folder  # noqa: E402
 
 SPEC = InstructionSpec(text="Answer the question about the chart. {% if options %}Choose one option.{% endif %}",
                        output_template="The answer is {{ raw_output }}.")
@@ -61,7 +60,7 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=40)
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="studio-authoring-bench-"))
+    workdir = throwaway_folder("studio-authoring-bench-")
     with scratch_database(args.database_url, workdir) as url:
         upgrade(url)
         app = create_app(Settings(mode="test", data_dir=workdir, database_url=url, log_level="warning",

@@ -21,7 +21,6 @@ import resource
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -35,7 +34,7 @@ from app.exports.validate import validate_version  # noqa: E402
 from app.migrate import alembic_config  # noqa: E402
 from app.models import Instruction, InstructionVersion, utcnow  # noqa: E402
 from bench.task_pages import fill  # noqa: E402
-from tests.scratch import scratch_database  # noqa: E402
+from tests.scratch import scratch_database, throwaway_folder  # noqa: E402
 
 INSTRUCTION = "Look at the image and answer the question. Choose the best option if options are given."
 
@@ -95,7 +94,7 @@ def main() -> None:
     parser.add_argument("--cap", type=int, default=10_000_000, help="per task (default: everything)")
     args = parser.parse_args()
 
-    workdir = Path(tempfile.mkdtemp(prefix="studio-export-bench-"))
+    workdir = throwaway_folder("studio-export-bench-")
     with scratch_database(None, workdir) as url:
         from alembic import command
 

@@ -17,14 +17,13 @@ import json
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.scratch import scratch_database  # noqa: E402
+from tests.scratch import scratch_database, throwaway_folder  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -133,7 +132,7 @@ def main() -> None:
     parser.add_argument("--database-url", help="import into this database instead of a fresh SQLite file")
     args = parser.parse_args()
 
-    workdir = Path(tempfile.mkdtemp(prefix="studio-import-bench-"))
+    workdir = throwaway_folder("studio-import-bench-")
     dataset = args.dataset
     if dataset is None:
         print(f"generating {args.instances:,} instances in {workdir}", file=sys.stderr)

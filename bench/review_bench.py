@@ -24,7 +24,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -45,7 +44,7 @@ from app.services.instructions import sample_instances  # noqa: E402
 from app.services.tasks import refresh_instance_counts  # noqa: E402
 from bench.task_pages import fill  # noqa: E402
 from tests.factories import login, make_user  # noqa: E402
-from tests.scratch import scratch_database  # noqa: E402
+from tests.scratch import scratch_database, throwaway_folder  # noqa: E402
 from tests.swarm import run_swarm  # noqa: E402
 
 ITEM_MARK = 'data-item-id="'
@@ -168,7 +167,7 @@ def main() -> None:
                         "(STUDIO_WEB_WORKERS)")
     args = parser.parse_args()
 
-    workdir = Path(tempfile.mkdtemp(prefix="studio-review-bench-"))
+    workdir = throwaway_folder("studio-review-bench-")
     with scratch_database(args.database_url, workdir) as url:
         from alembic import command
 

@@ -16,7 +16,6 @@ import json
 import random
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from app.models import Instance, Role, Task, TaskStatus  # noqa: E402
 from app.schemas import UserCreate  # noqa: E402
 from app.services import users as user_service  # noqa: E402
 from app.services.tasks import refresh_instance_counts  # noqa: E402
-from tests.scratch import scratch_database  # noqa: E402
+from tests.scratch import scratch_database, throwaway_folder  # noqa: E402
 
 CATEGORIES = ["Perception", "OCR", "Counting", "Reasoning", "Science", "Charts", "Captioning"]
 GROUPS = ["question answering", "classification", "generation"]
@@ -112,7 +111,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=60, help="requests per page")
     args = parser.parse_args()
 
-    workdir = Path(tempfile.mkdtemp(prefix="studio-bench-"))
+    workdir = throwaway_folder("studio-bench-")
     with scratch_database(args.database_url, workdir) as url:
         from alembic import command
 

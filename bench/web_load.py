@@ -24,7 +24,6 @@ import os
 import random
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
@@ -44,7 +43,7 @@ from app.models import Instance, Role, Task  # noqa: E402
 from bench.review_bench import add_big_task, free_port, open_work, percentile  # noqa: E402
 from bench.task_pages import fill  # noqa: E402
 from tests.factories import PASSWORD, csrf_from, make_user  # noqa: E402
-from tests.scratch import scratch_database  # noqa: E402
+from tests.scratch import scratch_database, throwaway_folder  # noqa: E402
 from tests.swarm import ITEM  # noqa: E402
 
 # (name, weight): what a team's day looks like, roughly; "next" is a next-item request plus its decision.
@@ -191,7 +190,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.getLogger("httpx2").setLevel(logging.WARNING)  # one line per request would drown the figures
 
-    workdir = Path(tempfile.mkdtemp(prefix="studio-web-load-"))
+    workdir = throwaway_folder("studio-web-load-")
     with scratch_database(args.database_url, workdir) as url:
         from alembic import command
 

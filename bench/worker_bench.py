@@ -25,7 +25,6 @@ import json
 import random
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -49,6 +48,7 @@ from app.storage import MediaStore  # noqa: E402
 from worker.__main__ import Worker  # noqa: E402
 from worker.loading import load  # noqa: E402
 from worker.preview import answer, open_rgb, prepare  # noqa: E402
+from tests.scratch import throwaway_folder  # noqa: E402
 from worker.tiny_model import build_tiny_model  # noqa: E402
 
 
@@ -91,7 +91,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    workdir = Path(tempfile.mkdtemp(prefix="studio-worker-bench-"))
+    workdir = throwaway_folder("studio-worker-bench-")
     settings = Settings(mode="test", data_dir=workdir, database_url=f"sqlite:///{workdir / 'studio.db'}",
                         log_level="warning", _env_file=None)
     upgrade(settings.resolved_database_url, "head")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -95,9 +94,10 @@ def main() -> None:
               "worker on a GPU; on the CPU run bench/worker_bench.py, or this script with --device cpu for a "
               "smoke run.", file=sys.stderr)
         raise SystemExit(2)
+    from tests.scratch import throwaway_folder
     from worker.loading import load_private
 
-    workdir = Path(tempfile.mkdtemp(prefix="studio-worker-gpu-"))
+    workdir = throwaway_folder("studio-worker-gpu-")
     model_path = args.model
     if model_path is None:
         from worker.tiny_model import build_tiny_model

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,3 +32,12 @@ def scratch_database(database_url: str | None, folder: Path, *, prefix: str = "s
         with admin.connect() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+def throwaway_folder(prefix: str) -> Path:
+    """A temporary folder removed when the process ends (a benchmark's holds gigabytes at full scale);
+    STUDIO_KEEP_SCRATCH=1 keeps it to look at afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    if os.environ.get("STUDIO_KEEP_SCRATCH") != "1":
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
