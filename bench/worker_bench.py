@@ -45,10 +45,10 @@ from app.services import previews  # noqa: E402
 from app.services.demo import load_demo  # noqa: E402
 from app.services.tasks import refresh_instance_counts  # noqa: E402
 from app.storage import MediaStore  # noqa: E402
+from tests.scratch import throwaway_folder  # noqa: E402
 from worker.__main__ import Worker  # noqa: E402
 from worker.loading import load  # noqa: E402
 from worker.preview import answer, open_rgb, prepare  # noqa: E402
-from tests.scratch import throwaway_folder  # noqa: E402
 from worker.tiny_model import build_tiny_model  # noqa: E402
 
 
