@@ -55,8 +55,8 @@ class HashingFile:
         self._digest.update(data)
         self.size += len(data)
 
-    def copy_from(self, path: Path) -> None:
-        """Appends a file's bytes (an export part), a megabyte at a time."""
+    def append_part(self, path: Path) -> None:
+        """Appends a file's bytes (an export part's), a megabyte at a time."""
         with open(path, "rb") as source:
             while chunk := source.read(1 << 20):
                 self.write(chunk)
@@ -72,7 +72,7 @@ ARRAY_FIRST_LEAD, ARRAY_LEAD = b"\n", b",\n"  # before the first record, before 
 
 class JsonArrayWriter:
     """A JSON array, a record per line (diffs and `head` stay readable), hashed as it is written. Records come
-    one at a time (`add`) or as runs already joined by ",\n" (`add_run_from`: an export part's array body).
+    one at a time (`add`) or as runs already joined by ",\n" (`append_part`: an export part's array body).
     `resume` continues an array begun in the file (its opening, then maybe records: the first export part's)."""
 
     def __init__(self, path: Path, *, resume: bool = False):
@@ -87,10 +87,10 @@ class JsonArrayWriter:
         self.file.write(ascii_json(record))
         self.count += 1
 
-    def add_run_from(self, path: Path) -> None:
+    def append_part(self, path: Path) -> None:
         if path.stat().st_size:
             self._lead()
-            self.file.copy_from(path)
+            self.file.append_part(path)
 
     def _lead(self) -> None:
         self.file.write(ARRAY_FIRST_LEAD if self._empty else ARRAY_LEAD)

@@ -183,26 +183,21 @@ def _stitch(work: Path, folders: list[Path], tally: Tally) -> dict[str, dict[str
         jobs = {
             "stage1.parquet": pool.submit(arrow_to_parquet, [f / "train.arrow" for f in folders],
                                           work / "stage1.parquet"),
-            "stage1.json": pool.submit(_array, work / "stage1.json", [f / "train.body" for f in folders], trained),
-            "stage1.jsonl": pool.submit(_concatenate, work / "stage1.jsonl", [f / "train.jsonl" for f in folders],
-                                        trained),
-            "val.json": pool.submit(_array, work / "val.json", [f / "val.body" for f in folders], validated),
+            "stage1.json": pool.submit(_join, work / "stage1.json", [f / "train.body" for f in folders], trained,
+                                       JsonArrayWriter),
+            "stage1.jsonl": pool.submit(_join, work / "stage1.jsonl", [f / "train.jsonl" for f in folders], trained,
+                                        HashingFile),
+            "val.json": pool.submit(_join, work / "val.json", [f / "val.body" for f in folders], validated,
+                                    JsonArrayWriter),
         }
         return {name: job.result() for name, job in jobs.items()}
 
 
-def _array(target: Path, bodies: list[Path], records: int) -> dict[str, Any]:
-    """The array the first body opened, with the others' records after its own."""
-    bodies[0].rename(target)
-    out = JsonArrayWriter(target, resume=True)
-    for body in bodies[1:]:
-        out.add_run_from(body)
-    return {**out.close(), "records": records}
-
-
-def _concatenate(target: Path, parts: list[Path], records: int) -> dict[str, Any]:
+def _join(target: Path, parts: list[Path], records: int, writer: type[HashingFile | JsonArrayWriter]
+          ) -> dict[str, Any]:
+    """The first part's file renamed into place (it begins the target's content), the others appended in order."""
     parts[0].rename(target)
-    out = HashingFile(target, resume=True)
+    out = writer(target, resume=True)
     for part in parts[1:]:
-        out.copy_from(part)
+        out.append_part(part)
     return {**out.close(), "records": records}
