@@ -30,7 +30,7 @@ def ascii_json(value: Any) -> bytes:
 
 def escape_non_ascii(data: bytes) -> bytes:
     """orjson's UTF-8 output with every non-ASCII character written as a JSON escape (`ascii_json`'s second
-    half, for the export's hot loop, which inlines the first)."""
+    half, for the export's hot loop, which encodes its records itself)."""
     return _NON_ASCII.sub(_escape, data.decode("utf-8")).encode("ascii")
 
 

@@ -215,7 +215,7 @@ def write_part(engine: Engine, plans: list[TaskPlan], spec: ExportSpec, media: M
                         image = None
                         data = b"".join((_ID, dumps(record_id), task_and_human, dumps(prompt), _GPT, dumps(target),
                                          _END))
-                    if not data.isascii():  # ascii_json's second half, inlined: a call per record is 5% of an export
+                    if not data.isascii():  # as ascii_json does (inlined: a call per record is 5% of an export)
                         data = escape_non_ascii(data)
                     if ratio and unit(split_seed, instance_id) < ratio:
                         keep_val(data)
