@@ -12,7 +12,7 @@ from pathlib import Path
 from sqlmodel import Session, select
 
 from app.models import Instance
-from app.services.previews import matches
+from app.answers import matches
 from worker.loading import load
 from worker.preview import generate, open_rgb
 

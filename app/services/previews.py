@@ -8,12 +8,12 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, select
 
+from app.answers import matches
 from app.failures import Invalid
 from app.models import Image, Instance, InstructionVersion, Job, ModelOutput
 from app.schemas import PreviewIn
 from app.services import instructions as instruction_service
 from app.services import jobs, models
-from app.stats import normalise_answer
 
 
 def start(session: Session, *, task_id: int, data: PreviewIn, actor_id: int | None) -> Job:
@@ -22,16 +22,6 @@ def start(session: Session, *, task_id: int, data: PreviewIn, actor_id: int | No
     version = instruction_service.newest_version(session, task_id=task_id, version_id=data.instruction_version_id)
     return jobs.enqueue(session, kind="preview", created_by_id=actor_id, payload={
         **data.model_dump(), "task_id": task_id, "instruction_version_id": version.id, "model_id": model.id})
-
-
-def matches(output: str, target: str, options: list[str] | None) -> bool:
-    """Option tasks: the answer names the right option (its label or its text); otherwise the normalised
-    output equals the normalised target."""
-    said, wanted = normalise_answer(output), normalise_answer(target)
-    if options:
-        label, _, text = target.partition(" ")
-        return said == wanted or said == normalise_answer(text) or said.startswith(normalise_answer(label))
-    return said == wanted
 
 
 @dataclass(frozen=True)
