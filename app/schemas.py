@@ -307,14 +307,17 @@ class PreviewIn(BaseModel):
 
 
 class FinetuneIn(BaseModel):
-    """The two-stage recipe's knobs; the defaults are the paper's."""
+    """The two-stage recipe's knobs; the defaults are the paper's (worker/training/recipe.py says why)."""
 
     base_model_id: RowIdValue
-    stage1_lr: float = Field(2e-5, gt=0, lt=1)
-    stage2_lr: float = Field(1e-5, gt=0, lt=1)
-    stage2_steps: int = Field(128, ge=0, le=1_000_000)
+    stage1_lr: float = Field(2e-5, gt=0, lt=1, description="Stage 1's peak learning rate.")
+    stage2_lr: float = Field(1e-5, gt=0, lt=1, description="Stage 2's peak learning rate.")
+    stage2_steps: int = Field(128, ge=0, le=1_000_000, description="Stage 2's optimizer steps; 0 skips it.")
+    global_batch_size: int = Field(128, ge=1, le=65_536, description="Stage 1's records per optimizer step.")
+    per_device_batch_size: int = Field(16, ge=1, le=1024, description="Records per GPU per micro-step at most.")
     max_steps: int | None = Field(None, ge=1, le=1_000_000, description="At most this many steps a stage (quick runs).")
-    save_every: int = Field(50, ge=1, le=1_000_000)
+    save_steps: int = Field(50, ge=1, le=1_000_000, description="Checkpoint every this many steps.")
+    eval_per_task: int = Field(20, ge=1, le=10_000, description="Validation records scored per task, before and after.")
     lora: bool = False
     lora_rank: int = Field(8, ge=1, le=256)
 

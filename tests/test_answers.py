@@ -72,4 +72,4 @@ def test_random_noise_scores_zero_against_every_option():
 def test_free_text_is_compared_after_normalising():
     assert matches("Two apples.", "2 apples", None) and not matches("3 apples", "2 apples", None)
     assert not matches("", "", None)  # an empty target matches nothing
-    assert matches("it is a red circle", "It is a red circle.", SHAPES)  # a target that names no option: compared as text
+    assert matches("it is a red circle", "It is a red circle.", SHAPES)  # a target naming no option: as text

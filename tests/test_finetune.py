@@ -1,137 +1,121 @@
-"""The two-stage fine-tune on the CPU with the tiny random LLaVA: the loss goes down, the result previews,
-and a run that dies resumes from its last checkpoint."""
+"""The fine-tune as a job, from the browser's form to the registered model: both stages on the CPU with the tiny
+random LLaVA, its progress and results on the job page, and a retried job that finds its run finished."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import pytest
+from sqlalchemy import update
 from sqlmodel import select
 
 from app.exports.spec import ExportSpec
-from app.models import Job, JobMetric, ModelOutput, RegisteredModel, Role, Task
+from app.ingest.conversations import ConversationImporter, PoolOptions
+from app.models import ConversationPool, Job, JobMetric, ModelOutput, RegisteredModel, Role, Task
 from app.schemas import PreviewIn
 from app.services import previews
 from app.services import versions as version_service
 from app.services.demo import load_demo
+from app.storage import MediaStore
 from tests.factories import make_user, soup
 from tests.review_helpers import signed_in
+from tests.training_data import stage2_record
 
 torch = pytest.importorskip("torch", reason="the worker's dependencies (requirements-worker.txt) are not installed")
 
 
+def _pool(app, settings, tmp_path) -> int:
+    from PIL import Image
+
+    (tmp_path / "pool-images").mkdir()
+    Image.new("RGB", (40, 32), "orange").save(tmp_path / "pool-images" / "img1.png")
+    rows = [stage2_record(k, "img1.png" if k % 3 else None) for k in range(10)]
+    (tmp_path / "pool.jsonl").write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+    ConversationImporter(app.state.engine, MediaStore(settings.media_dir),
+                         PoolOptions(pool="chat", image_root=tmp_path / "pool-images")).run(tmp_path / "pool.jsonl")
+    with app.state.engine.connect() as connection:
+        return connection.execute(select(ConversationPool.id)).scalar_one()
+
+
 @pytest.fixture
-def demo_version(db, settings):
+def two_stage_version(app, db, settings, tmp_path):
     load_demo(db, data_dir=settings.data_dir)
     shapes = db.exec(select(Task).where(Task.name == "SHAPES+shape_classification")).one()
-    version = version_service.create(db, spec=ExportSpec(task_ids=[shapes.id], validation_ratio=0.3), name="demo",
-                                     actor_id=None, enqueue=False)
+    spec = ExportSpec(task_ids=[shapes.id], validation_ratio=0.3, conversation_pool_id=_pool(app, settings, tmp_path),
+                      stage2_size=8)
+    version = version_service.create(db, spec=spec, name="demo", actor_id=None, enqueue=False)
     return version_service.run_build(settings, version_id=version.id)
 
 
-def test_a_fine_tune_lowers_the_loss_draws_it_and_its_model_previews(app, db, settings, tiny_model, demo_version):
+def _digest(folder) -> str:
+    return hashlib.sha256(b"".join(path.read_bytes() for path in sorted(folder.iterdir()))).hexdigest()
+
+
+def test_a_fine_tune_job_trains_both_stages_shows_them_and_registers_a_model_previews_use(
+        app, db, settings, tiny_model, two_stage_version):
+    from safetensors.torch import load_file
+
     from worker.__main__ import Worker
 
     admin = make_user(db, Role.admin)
     client, csrf = signed_in(app, admin)
     client.post("/models", data={"csrf_token": csrf, "name": "tiny", "path": str(tiny_model), "device": "cpu"})
     base_id = db.exec(select(RegisteredModel.id).where(RegisteredModel.name == "tiny")).one()
-    assert soup(client.get(f"/versions/{demo_version.id}")).select_one("#finetune-form") is not None
-    started = client.post(f"/versions/{demo_version.id}/finetune", data={
-        "csrf_token": csrf, "base_model_id": str(base_id), "stage1_lr": "1e-3", "stage2_lr": "1e-3",
-        "stage2_steps": "0", "max_steps": "24", "save_every": "8"})
+    form = soup(client.get(f"/versions/{two_stage_version.id}")).select_one("#finetune-form")
+    assert form.select_one("[name=stage2_steps]") is not None  # the version has a stage 2
+    started = client.post(f"/versions/{two_stage_version.id}/finetune", data={
+        "csrf_token": csrf, "base_model_id": str(base_id), "stage1_lr": "2e-3", "stage2_lr": "2e-3",
+        "stage2_steps": "3", "global_batch_size": "2", "per_device_batch_size": "2", "save_steps": "4",
+        "eval_per_task": "6"})
     assert started.status_code == 303
     job_id = int(started.headers["location"].rsplit("/", 1)[1])
     assert Worker(settings).run_once() is True
     db.expire_all()
     job = db.get(Job, job_id)
     assert job.status == "succeeded", job.error
-    losses = [m.loss for m in db.exec(select(JobMetric).where(JobMetric.job_id == job_id).order_by(JobMetric.id))]
-    trained = demo_version.manifest["counts"]["SHAPES+shape_classification"]["train"]
-    assert len(losses) == trained  # one epoch of the training records (the 24-step cap is not reached)
-    assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5  # it learns
-    page = soup(client.get(f"/jobs/{job_id}"))
-    assert page.select_one("#loss-curve polyline.loss-stage1") is not None
-    assert "Registered as" in page.select_one("#finetune-done").text
-    validation = demo_version.manifest["counts"]["SHAPES+shape_classification"]["validation"]
-    assert job.result["evaluation"]["SHAPES+shape_classification"]["total"] == validation > 0
-    assert page.select_one('#evaluation tr[data-task="SHAPES+shape_classification"]') is not None
+    trained = two_stage_version.manifest["counts"]["SHAPES+shape_classification"]["train"]
+    plan = {stage["stage"]: stage for stage in job.result["plan"]}
+    assert plan["stage1"]["steps"] == -(-trained // 2) and plan["stage2"]["steps"] == 3
+    metrics = db.exec(select(JobMetric).where(JobMetric.job_id == job_id).order_by(JobMetric.id)).all()
+    assert [m.step for m in metrics if m.stage == "stage1"] == list(range(1, plan["stage1"]["steps"] + 1))
+    assert [m.step for m in metrics if m.stage == "stage2"] == [1, 2, 3]
+    assert all(m.lr is not None and m.samples_per_s > 0 and m.tokens_per_s > 0 for m in metrics)
+    losses = [m.loss for m in metrics if m.stage == "stage1"]
+    assert sum(losses[-3:]) < sum(losses[:3])  # it learns
     tuned = db.get(RegisteredModel, job.result["model_id"])
-    shapes_id = db.exec(select(Task.id).where(Task.name == "SHAPES+shape_classification")).one()
-    preview = previews.start(db, task_id=shapes_id, actor_id=admin.id,
+    assert (tuned.source_job_id, tuned.version_id, tuned.base_model_id) == (job_id, two_stage_version.id, base_id)
+    out = settings.data_dir / "finetunes" / f"job-{job_id}"
+    assert tuned.path == str(out / "stage2" / "model")
+    first, second = load_file(out / "stage1" / "model" / "model.safetensors"), load_file(
+        f"{tuned.path}/model.safetensors")
+    assert any((first[key] - second[key]).abs().max() > 0 for key in first)  # stage 2 trained on from stage 1
+
+    page = soup(client.get(f"/jobs/{job_id}"))
+    assert page.select_one("#loss-chart polyline.loss-stage1") and page.select_one("#loss-chart polyline.loss-stage2")
+    assert page.select_one("#loss-chart .stage-boundary") is not None
+    assert {label.text for label in page.select("#loss-chart .axis-label")} == {"step", "loss"}
+    assert page.select_one(f'#finetune-links a[href="/versions/{two_stage_version.id}"]') is not None
+    assert page.select_one(f'#finetune-links a[href="/models/{base_id}"]') is not None
+    assert page.select_one(f'#finetune-links a[href="/models/{tuned.id}"]') is not None
+    validation = two_stage_version.manifest["counts"]["SHAPES+shape_classification"]["validation"]
+    row = page.select_one('#evaluation tr[data-task="SHAPES+shape_classification"]')
+    assert row is not None and row.select_one("[data-field=total]").text.strip() == str(min(validation, 6))
+    assert page.select_one('#evaluation-chart [data-task="SHAPES+shape_classification"]') is not None
+    assert [item.text for item in page.select("#finetune-plan li")][0].startswith("stage1:")
+
+    preview = previews.start(db, task_id=two_stage_version.spec["task_ids"][0], actor_id=admin.id,
                              data=PreviewIn(model_id=tuned.id, size=3, batch_size=3, max_new_tokens=4))
     assert Worker(settings).run_once() is True
     assert len(db.exec(select(ModelOutput).where(ModelOutput.job_id == preview.id)).all()) == 3
 
-
-def test_a_fine_tune_that_dies_resumes_from_its_last_checkpoint(settings, tiny_model, demo_version, tmp_path):
-    from worker.finetune import FinetuneConfig, main, saved_step
-
-    config = FinetuneConfig(version=version_service.folder_of(settings, demo_version), base=tiny_model,
-                            out=tmp_path / "ft", stage1_lr=1e-3, stage2_steps=0, max_steps=12, save_every=4,
-                            device="cpu")
-    steps: list[int] = []
-    with pytest.raises(InterruptedError):
-        main(config, on_loss=lambda stage, step, loss: steps.append(step), should_stop=lambda: len(steps) >= 6)
-    assert steps == [1, 2, 3, 4, 5, 6] and saved_step(config.out, "stage1") == 4  # died after step 6
-    resumed: list[int] = []
-    final = main(config, on_loss=lambda stage, step, loss: resumed.append(step))
-    assert resumed == list(range(5, 13))  # picked up after the checkpoint at step 4
-    assert (final / "config.json").exists() and saved_step(config.out, "stage1") == 12
-
-
-def test_a_lora_fine_tune_learns_and_saves_a_plain_model_that_loads(settings, tiny_model, demo_version, tmp_path):
-    from worker.finetune import FinetuneConfig, main
-    from worker.loading import load
-
-    config = FinetuneConfig(version=version_service.folder_of(settings, demo_version), base=tiny_model,
-                            out=tmp_path / "lora", stage1_lr=5e-3, stage2_steps=0, device="cpu", lora=True)
-    losses: list[float] = []
-    final = main(config, on_loss=lambda stage, step, loss: losses.append(loss))
-    assert sum(losses[-4:]) / 4 < sum(losses[:4]) / 4
-    merged = load(str(final), "float32", "cpu")  # no adapter folder: the LoRA weights were merged in
-    assert type(merged.model).__name__ == "LlavaForConditionalGeneration"
-    assert not (final / "adapter_config.json").exists()
-
-
-@pytest.mark.parametrize("launcher", [[], ["-m", "torch.distributed.run", "--nproc_per_node", "1"]],
-                         ids=["python", "torchrun"])
-def test_the_training_script_runs_on_its_own(settings, tiny_model, demo_version, tmp_path, launcher):
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    out = tmp_path / "standalone"
-    command = [sys.executable, *launcher, "-m" if not launcher else "--module", "worker.finetune",
-               "--version", str(version_service.folder_of(settings, demo_version)), "--base", str(tiny_model),
-               "--out", str(out), "--max-steps", "3", "--stage2-steps", "0", "--device", "cpu"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(command, cwd=Path(__file__).resolve().parent.parent, env=env, capture_output=True,
-                          text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "fine-tuned model:" in done.stdout and (out / "model" / "config.json").exists()
-
-
-def test_two_processes_train_data_parallel_and_share_each_step(settings, tiny_model, demo_version, tmp_path):
-    """torchrun with two CPU processes (gloo): each takes half of every step's examples, so one epoch is
-    half the steps; only rank 0 writes the checkpoint and the model."""
-    import json
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    folder = version_service.folder_of(settings, demo_version)
-    records = len(json.loads((folder / "stage1.json").read_text()))
-    out = tmp_path / "ddp"
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "--module", "worker.finetune", "--version", str(folder), "--base", str(tiny_model), "--out", str(out),
-               "--stage2-steps", "0", "--device", "cpu", "--save-every", "1000"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(command, cwd=Path(__file__).resolve().parent.parent, env=env, capture_output=True,
-                          text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    steps = json.loads((out / "checkpoints" / "stage1" / "step.json").read_text())["step"]
-    assert steps == -(-records // 2)  # both processes worked on every step
-    losses = [line for line in done.stdout.splitlines() if line.startswith("stage1 ")]
-    assert len(losses) == steps  # printed once per step, by rank 0 only
-    assert (out / "model" / "config.json").exists()
+    # The job retried after training (say it died while registering): nothing is trained or saved again.
+    before = _digest(out / "stage2" / "model")
+    db.execute(update(Job).where(Job.id == job_id).values(status="queued", attempts=1))
+    db.commit()
+    progress = (out / "progress.jsonl").read_text().count('"stage_start"')
+    assert Worker(settings).run_once() is True
+    db.expire_all()
+    assert db.get(Job, job_id).status == "succeeded" and db.get(Job, job_id).result["model_id"] == tuned.id
+    assert (out / "progress.jsonl").read_text().count('"stage_start"') == progress
+    assert _digest(out / "stage2" / "model") == before

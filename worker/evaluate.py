@@ -1,44 +1,99 @@
 """Scoring a model on a version's validation split, per task: what the fine-tune job reports before and after.
 
-The answers are matched as previews match them (option accuracy for option tasks, normalised exact match
-otherwise); records are read from val.json as the trainer would see them."""
+`val.json` is in task order, so its first records are its first tasks. The evaluation takes a seeded sample of
+up to `per_task` records from every task in it instead. Answers are generated in batches (images and text apart,
+bf16 on GPUs that have it, fp16 on others) and scored as previews score them (`app/answers.py`): the option the
+answer names for option tasks, the normalised text otherwise. Images are padded to a square as in training."""
 
 from __future__ import annotations
 
-import json
+import random
 from collections import defaultdict
 from pathlib import Path
 
 from sqlmodel import Session, select
 
-from app.models import Instance
 from app.answers import matches
-from worker.loading import load
-from worker.preview import generate, open_rgb
+from app.models import Instance
+from worker.training.records import RecordIndex, RecordReader
 
 
-def evaluate(session: Session, *, model_path: str, device: str, version_folder: Path, limit: int = 200,
-             batch_size: int = 8, max_new_tokens: int = 32) -> dict[str, dict[str, int]]:
-    """{task: {"matched": m, "total": n}} on up to `limit` validation records."""
-    path = version_folder / "val.json"
-    records = json.loads(path.read_text(encoding="ascii"))[:limit] if path.is_file() else []
+def stratified_sample(index: RecordIndex, *, per_task: int, seed: int) -> list[int]:
+    """Record positions: up to `per_task` from every task, drawn with `seed`, in file order."""
+    by_task: dict[str, list[int]] = defaultdict(list)
+    for position, task in enumerate(index.tasks):
+        by_task[task].append(position)
+    rng = random.Random(seed)
+    chosen = []
+    for task in sorted(by_task):
+        positions = by_task[task]
+        chosen += positions if len(positions) <= per_task else rng.sample(positions, per_task)
+    return sorted(chosen)
+
+
+def inference_dtype(device: str) -> str:
+    import torch
+
+    if device == "cpu" or not torch.cuda.is_available():
+        return "float32"
+    return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+
+
+def _instance_id(record_id: str) -> int | None:
+    parts = record_id.rsplit("/", 2)  # <task>/<instance id>/v<instruction version id>
+    return int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
+
+
+def evaluate(session: Session, *, model_path: str, device: str, version_folder: Path, per_task: int = 20,
+             seed: int = 0, batch_size: int = 8, max_new_tokens: int = 32) -> dict[str, dict[str, int]]:
+    """{task: {"matched": m, "total": n}} for every task of the validation split."""
+    import torch
+
+    from worker.loading import load_private
+    from worker.preview import generate, open_rgb
+    from worker.training.encoding import mean_colour, pad_to_square
+
+    index = RecordIndex.build(version_folder / "val.json")
+    reader = RecordReader(index)
+    records = [reader[position] for position in stratified_sample(index, per_task=per_task, seed=seed)]
     if not records:
         return {}
-    ids = [int(record["id"].rsplit("/", 2)[1]) for record in records]
-    options = dict(session.exec(select(Instance.id, Instance.options).where(Instance.id.in_(ids))).all())
-    loaded = load(model_path, "float32", device)
-    scores: dict[str, dict[str, int]] = defaultdict(lambda: {"matched": 0, "total": 0})
-    for has_image in (True, False):
-        group = [(record, instance_id) for record, instance_id in zip(records, ids, strict=True)
-                 if ("image" in record) == has_image]
-        for start in range(0, len(group), batch_size):
-            batch = group[start:start + batch_size]
-            images = [open_rgb(version_folder / "images" / record["image"]) for record, _ in batch] if has_image \
-                else None
-            answers, _ = generate(loaded, [record["conversations"][0]["value"] for record, _ in batch], images,
-                                  max_new_tokens=max_new_tokens)
-            for (record, instance_id), answer in zip(batch, answers, strict=True):
-                score = scores[record["task_name"]]
-                score["total"] += 1
-                score["matched"] += matches(answer, record["conversations"][1]["value"], options.get(instance_id))
+    ids = {record["id"]: _instance_id(record["id"]) for record in records}
+    wanted = [instance_id for instance_id in ids.values() if instance_id is not None]
+    options = dict(session.exec(select(Instance.id, Instance.options).where(Instance.id.in_(wanted))).all())
+    loaded = load_private(model_path, inference_dtype(device), device)  # freed below: training needs the memory
+    background = mean_colour(loaded.processor)
+    scores: dict[str, dict[str, int]] = {record["task_name"]: {"matched": 0, "total": 0} for record in records}
+    try:
+        for has_image in (True, False):
+            group = [record for record in records if ("image" in record) == has_image]
+            for start in range(0, len(group), batch_size):
+                batch = group[start:start + batch_size]
+                images = [pad_to_square(open_rgb(version_folder / "images" / record["image"]), background)
+                          for record in batch] if has_image else None
+                answers, _ = generate(loaded, [record["conversations"][0]["value"] for record in batch], images,
+                                      max_new_tokens=max_new_tokens)
+                for record, answer in zip(batch, answers, strict=True):
+                    score = scores[record["task_name"]]
+                    score["total"] += 1
+                    score["matched"] += matches(answer, record["conversations"][1]["value"],
+                                                options.get(ids[record["id"]]))
+    finally:
+        del loaded
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
     return dict(sorted(scores.items()))
+
+
+def compare(before: dict[str, dict[str, int]], after: dict[str, dict[str, int]]) -> dict:
+    """Per task: records, matched before and after, and the change in accuracy; and the means over tasks."""
+    tasks = {}
+    for task, score in before.items():
+        total = score["total"]
+        matched_after = after.get(task, {}).get("matched", 0)
+        tasks[task] = {"total": total, "before": score["matched"], "after": matched_after,
+                       "change": round((matched_after - score["matched"]) / total, 4) if total else 0.0}
+    count = len(tasks) or 1
+    return {"tasks": tasks,
+            "mean_before": round(sum(t["before"] / t["total"] for t in tasks.values() if t["total"]) / count, 4),
+            "mean_after": round(sum(t["after"] / t["total"] for t in tasks.values() if t["total"]) / count, 4)}

@@ -1,89 +1,109 @@
-"""The two-stage fine-tune (Vision-Flan): stage 1 on a dataset version's `stage1.json`, then stage 2 on its
-`stage2.json` starting from the stage-1 weights; checkpoints as it goes, and resumes from the last one.
+"""Vision-Flan's two-stage fine-tune on transformers' Trainer: stage 1 on a version's `stage1.json`, then stage 2
+on its `stage2.json` from the stage-1 weights.
 
-    OMP_NUM_THREADS=1 .venv/bin/python -m worker.finetune --version data/exports/3 --base data/models/tiny-llava \\
-        --out data/models/ft-3 --stage1-lr 2e-5 --stage2-lr 1e-5 --stage2-steps 128
+    python -m worker.finetune --version data/exports/3 --base data/models/tiny-llava --out data/finetunes/run1
+    accelerate launch --config_file worker/accelerate/ddp.yaml --num_processes 8 -m worker.finetune \\
+        --version /data/exports/3 --base /models/llava-v1.5-7b-hf --out /runs/vf-7b
+    accelerate launch --config_file worker/accelerate/fsdp.yaml --num_processes 8 -m worker.finetune ...  # 7B, 13B
 
-The defaults are the paper's recipe (stage 1: lr 2e-5, one epoch; stage 2: lr 1e-5, 128 steps). It trains with
-AdamW, one example per process per micro-step with gradient accumulation, every weight or (`--lora`) LoRA
-adapters merged back at the end. Under torchrun (or `accelerate launch`, which sets the same WORLD_SIZE, RANK
-and LOCAL_RANK) it trains data-parallel: one process per GPU (gloo on CPUs), each on its own share of every
-step's examples, gradients averaged by DistributedDataParallel; rank 0 alone writes checkpoints and the model.
-
-    torchrun --nproc_per_node 4 -m worker.finetune --version ... --base ... --out ...
-
-The prompt is masked out of the loss (-100):
-it is tokenized through the processor (which expands `<image>`) and the answer separately, so BPE never
-merges across the boundary.
-Stage-2 conversations train on their last answer, with the earlier turns as the prompt."""
+`--help` lists every setting; the defaults are the paper's recipe (worker/training/recipe.py). Records are read
+lazily and images opened per batch; batches keep one modality and similar lengths; every gpt turn is
+supervised. Checkpoints (model, optimizer, scheduler, RNG, data position) are the Trainer's own, counted only
+once complete: running the same command again resumes from the newest one, and a finished stage is never
+trained again, so a finished run returns its model untouched. Each stage's model is saved whole to
+OUT/<stage>/model; the last one is the result."""
 
 from __future__ import annotations
 
-import argparse
-import json
-import random
-from collections.abc import Callable
-from dataclasses import MISSING, dataclass, field, fields
+import gc
+import logging
+import os
+import shutil
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
-STAGES = ("stage1", "stage2")
+from worker.training import lifeline
+from worker.training.checkpoints import (
+    MARKER,
+    CompleteCheckpoints,
+    is_saved,
+    last_complete,
+    remove_incomplete,
+)
+from worker.training.progress import EventLog, StepReporter
+from worker.training.recipe import STAGE_FILES, STAGES, FinetuneConfig, Hardware, StagePlan, plan_stage
+from worker.training.records import RecordIndex
 
-
-@dataclass
-class FinetuneConfig:
-    version: Path = field(metadata={"help": "A built dataset version's folder (stage1.json, images/, ...)."})
-    base: Path = field(metadata={"help": "The model to start from: a folder saved with save_pretrained."})
-    out: Path = field(metadata={"help": "Where checkpoints and the fine-tuned model go."})
-    stage1_lr: float = 2e-5
-    stage1_epochs: int = 1
-    stage2_lr: float = 1e-5
-    stage2_steps: int = 128
-    accumulation: int = 1
-    max_steps: int | None = None  # per stage; for quick runs
-    save_every: int = 50
-    seed: int = 0
-    device: str = "auto"
-    lora: bool = False  # LoRA adapters on the language model's attention, merged into the saved model
-    lora_rank: int = 8
+log = logging.getLogger("studio.finetune")
 
 
-@dataclass
-class Example:
-    input_ids: Any
-    labels: Any
-    pixel_values: Any | None
+class NothingToTrain(ValueError):
+    """Neither stage has records and steps."""
 
 
-def _turns_to_example(processor, turns: list[dict], image) -> Example:
-    import torch
-
-    *earlier, last = turns
-    messages = []
-    for k, turn in enumerate(earlier):
-        text = turn["value"].replace("<image>", "").strip()
-        content = ([{"type": "image"}] if k == 0 and image is not None else []) + [{"type": "text", "text": text}]
-        messages.append({"role": "user" if turn["from"] == "human" else "assistant", "content": content})
-    prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
-    encoded = processor(text=[prompt], images=[image] if image is not None else None, return_tensors="pt")
-    answer = processor.tokenizer(" " + last["value"] + processor.tokenizer.eos_token, add_special_tokens=False,
-                                 return_tensors="pt")["input_ids"]
-    return Example(input_ids=torch.cat([encoded["input_ids"], answer], dim=1),
-                   labels=torch.cat([torch.full_like(encoded["input_ids"], -100), answer], dim=1),
-                   pixel_values=encoded.get("pixel_values"))
+def _is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
 
 
-def load_examples(version: Path, name: str, processor) -> list[Example]:
-    from PIL import Image
+def stage_model(out: Path, stage: str) -> Path:
+    return out / stage / "model"
 
-    path = version / name
-    if not path.is_file():
-        return []
-    examples = []
-    for record in json.loads(path.read_text(encoding="ascii")):
-        image = Image.open(version / "images" / record["image"]).convert("RGB") if "image" in record else None
-        examples.append(_turns_to_example(processor, record["conversations"], image))
-    return examples
+
+def plan_run(config: FinetuneConfig, processes: int) -> tuple[list[StagePlan], dict[str, RecordIndex]]:
+    indexes = {stage: RecordIndex.build(config.version / STAGE_FILES[stage]) for stage in STAGES}
+    return [plan_stage(config, stage, len(indexes[stage]), processes) for stage in STAGES], indexes
+
+
+def precision_of(config: FinetuneConfig, hardware: Hardware) -> str:
+    if config.precision != "auto":
+        return config.precision
+    if hardware.device == "cpu":
+        return "fp32"
+    return "bf16" if hardware.bf16 else "fp16"
+
+
+def main(config: FinetuneConfig) -> Path:
+    """Runs what is left of both stages and returns the final model's folder."""
+    hardware = Hardware.detect(config.device)
+    events = EventLog(config.progress_file, main_process=_is_main_process())
+    plans, indexes = plan_run(config, hardware.processes)
+    precision = precision_of(config, hardware)
+    events.write("plan", stages=[{**asdict(plan), "global_batch": plan.global_batch, "description": plan.describe()}
+                                 for plan in plans],
+                 device=hardware.device, processes=hardware.processes, precision=precision, config=config.as_json())
+    log.warning("process %s of %s on %s, %s", os.environ.get("RANK", 0), hardware.processes, hardware.device,
+                precision)
+    if _is_main_process():
+        for plan in plans:
+            log.warning("%s", plan.describe())
+    start = config.base
+    for plan in plans:
+        folder = stage_model(config.out, plan.stage)
+        if plan.skipped:
+            events.write("stage_skipped", stage=plan.stage, reason=plan.skipped)
+        elif is_saved(folder):
+            events.write("stage_done", stage=plan.stage, model=str(folder), already=True)
+        else:
+            train_stage(config, plan, indexes[plan.stage], start=start, folder=folder, hardware=hardware,
+                        precision=precision, events=events)
+            events.write("stage_done", stage=plan.stage, model=str(folder), already=False)
+        if not plan.skipped:
+            start = folder
+    if start == config.base:
+        raise NothingToTrain(f"{config.version} has nothing to train on: "
+                             + "; ".join(plan.describe() for plan in plans))
+    events.write("finished", model=str(start))
+    return start
+
+
+def _vision_tower(model):
+    for name in ("model.vision_tower", "vision_tower", "model.vision_model", "vision_model", "model.visual"):
+        try:
+            return model.get_submodule(name)
+        except AttributeError:
+            continue
+    raise ValueError(f"{type(model).__name__} has no vision tower this script knows (vision_tower, vision_model, "
+                     "visual): run with --no-freeze-vision-tower, or add its name to worker/finetune.py")
 
 
 def with_lora(model, rank: int):
@@ -96,172 +116,112 @@ def with_lora(model, rank: int):
         modules_to_save=["lm_head", "multi_modal_projector"]))
 
 
-def _checkpoint(out: Path, stage: str) -> Path:
-    return out / "checkpoints" / stage
+def training_arguments(config: FinetuneConfig, plan: StagePlan, hardware: Hardware, precision: str,
+                       output_dir: Path, *, text_only_records: bool):
+    from transformers import TrainingArguments
+
+    checkpointing = config.activation_checkpointing == "on" or (
+        config.activation_checkpointing == "auto" and hardware.device == "cuda")
+    return TrainingArguments(
+        output_dir=str(output_dir), per_device_train_batch_size=plan.per_device,
+        gradient_accumulation_steps=plan.accumulation, max_steps=plan.steps, learning_rate=plan.lr,
+        lr_scheduler_type=config.lr_scheduler, warmup_steps=config.warmup_ratio, weight_decay=config.weight_decay,
+        bf16=precision == "bf16", fp16=precision == "fp16", use_cpu=hardware.device == "cpu",
+        activation_checkpointing=checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False} if checkpointing else None,
+        logging_steps=1, save_strategy="steps", save_steps=config.save_steps, save_total_limit=None,
+        seed=config.seed, data_seed=config.seed, remove_unused_columns=False, report_to="none",
+        dataloader_num_workers=config.data_workers if config.data_workers is not None
+        else (4 if hardware.device == "cuda" else 0),
+        include_num_input_tokens_seen="non_padding",
+        # A text-only step leaves the projector without gradients, which DDP must be told to expect.
+        ddp_find_unused_parameters=text_only_records,
+        disable_tqdm=not os.isatty(2))
 
 
-@dataclass(frozen=True)
-class Processes:
-    """Where this process stands among the training processes (one, unless launched by torchrun)."""
-
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @classmethod
-    def from_environment(cls) -> Processes:
-        import os
-
-        return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
-                   int(os.environ.get("LOCAL_RANK", 0)))
-
-
-def _start_group(processes: Processes, device: str) -> str:
-    """Joins the process group (NCCL on GPUs, gloo on CPUs); returns this process's device."""
+def train_stage(config: FinetuneConfig, plan: StagePlan, index: RecordIndex, *, start: Path, folder: Path,
+                hardware: Hardware, precision: str, events: EventLog) -> None:
+    """Trains one stage from `start` (resuming from its newest complete checkpoint) and saves it to `folder`."""
     import torch
-    import torch.distributed as dist
+    from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda"):
-        device = f"cuda:{processes.local_rank}"
-        torch.cuda.set_device(device)
-    dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-    return device
+    from worker.training.batching import PaddingCollator
+    from worker.training.dataset import ConversationDataset
+    from worker.training.trainer import StudioTrainer
 
-
-def train_stage(model, examples: list[Example], *, stage: str, lr: float, steps: int, config: FinetuneConfig,
-                on_loss: Callable[[str, int, float], None], should_stop: Callable[[], bool],
-                processes: Processes | None = None) -> None:
-    """`steps` optimizer steps over `examples` (cycled in a seeded order), resuming from this stage's
-    checkpoint if there is one; writes `done` when the stage is complete. With several processes, `model`
-    is wrapped in DistributedDataParallel and each process takes its own slot of every step's examples."""
-    import torch
-
-    folder = _checkpoint(config.out, stage)
-    if (folder / "done").exists() or not examples or steps <= 0:
-        return
-    processes = processes or Processes()
-    plain = getattr(model, "module", model)  # what is saved: never the DDP wrapper
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
-    start = 0
-    if (folder / "state.pt").exists():
-        state = torch.load(folder / "state.pt", map_location=plain.device, weights_only=True)
-        plain.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start = state["step"]
-    order = list(range(len(examples)))
-    random.Random(config.seed).shuffle(order)
-    per_step = config.accumulation * processes.world
-    model.train()
-    for step in range(start, steps):
-        if should_stop():
-            raise InterruptedError(f"stopped at {stage} step {step}")
-        total = 0.0
-        for k in range(config.accumulation):
-            example = examples[order[(step * per_step + k * processes.world + processes.rank) % len(order)]]
-            batch = {"input_ids": example.input_ids.to(plain.device), "labels": example.labels.to(plain.device),
-                     "attention_mask": torch.ones_like(example.input_ids).to(plain.device)}
-            if example.pixel_values is not None:
-                batch["pixel_values"] = example.pixel_values.to(plain.device, dtype=plain.dtype)
-            loss = model(**batch).loss / config.accumulation
-            loss.backward()
-            total += loss.item()
-        optimizer.step()
-        optimizer.zero_grad()
-        if processes.is_main:
-            on_loss(stage, step + 1, total)
-        if processes.is_main and ((step + 1) % config.save_every == 0 or step + 1 == steps):
-            folder.mkdir(parents=True, exist_ok=True)
-            temporary = folder / "state.pt.partial"  # a kill while saving never spoils the last checkpoint
-            torch.save({"model": plain.state_dict(), "optimizer": optimizer.state_dict(), "step": step + 1},
-                       temporary)
-            temporary.replace(folder / "state.pt")
-            (folder / "step.json").write_text(json.dumps({"step": step + 1}))
-    if processes.is_main:
-        (folder / "done").touch()
-
-
-def main(config: FinetuneConfig, *, on_loss: Callable[[str, int, float], None] = lambda *_: None,
-         should_stop: Callable[[], bool] = lambda: False) -> Path:
-    """Runs (or resumes) both stages and saves the result to `config.out / "model"`; returns that folder.
-    Launched by torchrun with several processes, it trains data-parallel (see the module's docstring)."""
-    import torch
-
-    from worker.loading import load_private
-
-    processes = Processes.from_environment()
-    device = _start_group(processes, config.device) if processes.world > 1 else config.device
-    torch.manual_seed(config.seed)  # the same seed everywhere: every process starts from the same weights
-    # A copy of its own, not the cached one previews use: training changes the weights in place.
-    loaded = load_private(str(config.base), "float32", device)
-    model, processor = loaded.model, loaded.processor
+    checkpoints = folder.parent / "checkpoints"
+    args = training_arguments(config, plan, hardware, precision, checkpoints,
+                              text_only_records=any(length < 0 for length in index.lengths))
+    with args.main_process_first(local=False):
+        if args.process_index == 0:
+            remove_incomplete(checkpoints)  # a kill's half-written checkpoint is never resumed from
+    resume = last_complete(checkpoints)
+    processor = AutoProcessor.from_pretrained(start, local_files_only=True)
+    model = AutoModelForImageTextToText.from_pretrained(
+        start, dtype=torch.bfloat16 if precision == "bf16" else torch.float32, local_files_only=True)
+    model.config.use_cache = False
+    if config.freeze_vision_tower:
+        _vision_tower(model).requires_grad_(False)
     if config.lora:
         model = with_lora(model, config.lora_rank)
-    config.out.mkdir(parents=True, exist_ok=True)
-    stage1 = load_examples(config.version, "stage1.json", processor)
-    stage1_steps = config.stage1_epochs * -(-len(stage1) // (config.accumulation * processes.world))
-    stage2 = load_examples(config.version, "stage2.json", processor)
-    plan = {"stage1": (stage1, config.stage1_lr, min(stage1_steps, config.max_steps or stage1_steps)),
-            "stage2": (stage2, config.stage2_lr, min(config.stage2_steps, config.max_steps or config.stage2_steps))}
-    for stage in STAGES:
-        examples, lr, steps = plan[stage]
-        previous = STAGES[STAGES.index(stage) - 1] if stage != STAGES[0] else None
-        if previous and (_checkpoint(config.out, previous) / "state.pt").exists() \
-                and not (_checkpoint(config.out, stage) / "state.pt").exists():
-            # Stage 2 starts from the stage-1 weights (also when resuming a run that died between stages).
-            state = torch.load(_checkpoint(config.out, previous) / "state.pt", map_location=model.device,
-                               weights_only=True)
-            model.load_state_dict(state["model"])
-        trained = model
-        if processes.world > 1:
-            from torch.nn.parallel import DistributedDataParallel
-
-            # Unused parameters happen: a text-only record leaves the vision tower without gradients.
-            trained = DistributedDataParallel(model, device_ids=[model.device] if model.device.type == "cuda"
-                                              else None, find_unused_parameters=True)
-        train_stage(trained, examples, stage=stage, lr=lr, steps=steps, config=config, on_loss=on_loss,
-                    should_stop=should_stop, processes=processes)
-        if processes.world > 1:
-            torch.distributed.barrier()  # rank 0's checkpoint is written before anyone reads it
-    model.eval()
-    if config.lora:
-        model = model.merge_and_unload()  # a plain model folder: previews and the trainer load it as any other
-    final = config.out / "model"
-    if processes.is_main:
-        model.save_pretrained(final)
-        processor.save_pretrained(final)
-    if processes.world > 1:
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
-    return final
+    dataset = ConversationDataset(index, config.version / "images", processor, max_length=config.model_max_length,
+                                  image_aspect=config.image_aspect)
+    resumed_from = int(resume.name.rsplit("-", 1)[1]) if resume else 0
+    events.write("stage_start", stage=plan.stage, resumed_from=resumed_from, max_steps=plan.steps,
+                 start=str(start))
+    trainer = StudioTrainer(model=model, args=args, train_dataset=dataset,
+                            data_collator=PaddingCollator(processor.tokenizer.pad_token_id),
+                            processing_class=processor,
+                            callbacks=[CompleteCheckpoints(config.keep_checkpoints),
+                                       StepReporter(events, stage=plan.stage, global_batch=plan.global_batch)])
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    _save_stage(trainer, processor, folder, lora=config.lora)
+    if args.process_index == 0:
+        shutil.rmtree(checkpoints, ignore_errors=True)  # the stage's model supersedes them (and they are large)
+    del trainer, model
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
-def _parse() -> FinetuneConfig:
-    parser = argparse.ArgumentParser(prog="python -m worker.finetune", description=__doc__.splitlines()[0])
-    for option in fields(FinetuneConfig):
-        if isinstance(option.default, bool):
-            parser.add_argument(f"--{option.name.replace('_', '-')}", action="store_true")
-            continue
-        required = option.default is MISSING
-        kind = Path if required else (int if option.default is None else type(option.default))
-        parser.add_argument(f"--{option.name.replace('_', '-')}", type=kind, required=required,
-                            default=None if required else option.default, help=option.metadata.get("help"))
-    return FinetuneConfig(**vars(parser.parse_args()))
+def _save_stage(trainer, processor, folder: Path, *, lora: bool) -> None:
+    """Every process takes part (FSDP and ZeRO-3 gather the weights); the main one writes a temporary folder and
+    renames it into place, so the stage's model exists whole or not at all."""
+    temporary = folder.with_name(f".{folder.name}.partial")
+    main_process = trainer.is_world_process_zero()
+    if main_process:
+        shutil.rmtree(temporary, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
+    model = trainer.model
+    model.config.use_cache = True  # generation (previews) wants it back
+    if trainer.is_fsdp_enabled:  # checkpoints stay sharded; the stage's model is gathered whole
+        trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
+    if lora:
+        if main_process:
+            model.merge_and_unload().save_pretrained(temporary)  # a plain model: loads like any other
+    else:
+        trainer.save_model(str(temporary))
+    if main_process:
+        processor.save_pretrained(temporary)
+        (temporary / MARKER).write_text('{"complete": true}\n')
+        shutil.rmtree(folder, ignore_errors=True)  # only a marker-less leftover can be here
+        temporary.replace(folder)
+    trainer.accelerator.wait_for_everyone()
+
+
+def parse_config(argv: list[str] | None = None) -> FinetuneConfig:
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser(FinetuneConfig, prog="python -m worker.finetune",
+                              description=__doc__.splitlines()[0])
+    (config,) = parser.parse_args_into_dataclasses(args=argv)
+    return config
 
 
 if __name__ == "__main__":
-    import torch
-
-    torch.set_num_threads(1)
-    print(f"fine-tuned model: {main(_parse(), on_loss=lambda stage, step, loss: print(stage, step, round(loss, 4)))}")
-
-
-def saved_step(out: Path, stage: str) -> int:
-    """The step this stage's last checkpoint holds (0: none), without loading the weights."""
-    marker = _checkpoint(Path(out), stage) / "step.json"
-    return json.loads(marker.read_text())["step"] if marker.exists() else 0
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    lifeline.hold()
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    final = main(parse_config())
+    if _is_main_process():
+        print(f"fine-tuned model: {final}")

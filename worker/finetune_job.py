@@ -1,70 +1,164 @@
-"""The `finetune` job: the two-stage recipe on a ready dataset version, its loss reported step by step (the
-browser draws it live), the result registered as a model that previews can use. A retried job resumes from
-its last checkpoint; the losses logged after that checkpoint are dropped and logged again."""
+"""The `finetune` job: the two-stage recipe on a ready version, launched as the training script (worker/launch.py
+picks one process, DDP or FSDP for the GPUs here), its progress followed from the script's progress.jsonl into
+the job page (steps, loss, learning rate, throughput), the base and the result scored on the validation split,
+and the result registered as a model that previews can use.
+
+A retried job runs the same command in the same folder: the script resumes from its newest complete checkpoint,
+skips finished stages, and the steps logged after that checkpoint are dropped and logged again. Evaluations are
+kept in the folder too, so a job that died while scoring or registering does not train or score again."""
 
 from __future__ import annotations
 
+import json
+import time
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, insert
+from sqlalchemy import delete, insert, update
 from sqlmodel import Session, select
 
 from app.config import Settings
-from app.db import make_engine
-from app.models import DatasetVersion, JobMetric, RegisteredModel, VersionStatus, utcnow
+from app.models import DatasetVersion, Job, JobMetric, RegisteredModel, VersionStatus, utcnow
 from app.services import models as model_service
 from app.services.versions import folder_of
+from worker import launch
 from worker.context import JobContext
-from worker.evaluate import evaluate
-from worker.finetune import STAGES, FinetuneConfig, main, saved_step
+from worker.evaluate import compare, evaluate
+from worker.training.progress import read_events
+from worker.training.recipe import FinetuneConfig
+
+RECIPE_FIELDS = ("stage1_lr", "stage2_lr", "stage2_steps", "global_batch_size", "per_device_batch_size",
+                 "max_steps", "save_steps", "seed", "lora", "lora_rank")
+TRAINING_SHARE = (0.05, 0.92)  # of the progress bar; scoring before and after takes the rest
+
+
+class TrainingFailed(RuntimeError):
+    """The training script exited with an error; the message carries the end of its log."""
+
+
+class Follower:
+    """Turns the script's progress events into job metrics, a progress bar over both stages' steps and the
+    job's running result (the plan, how it was launched, the stages skipped)."""
+
+    def __init__(self, context: JobContext, launched: launch.Launch):
+        self.context, self.engine, self.job_id = context, context.engine, context.job_id
+        self.result: dict[str, Any] = {"launch": {"config": launched.config, "processes": launched.processes,
+                                                  "reason": launched.reason}, "skipped": {}, "steps": {}}
+        self.total_steps, self.finished_steps, self.offset = 1, 0, 0
+        self.fraction, self.message = TRAINING_SHARE[0], "starting the training script"
+
+    def follow(self, progress_file: Path) -> None:
+        events, self.offset = read_events(progress_file, self.offset)
+        for event in events:
+            getattr(self, f"_on_{event['event']}", lambda _event: None)(event)
+
+    def _store_result(self) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(update(Job).where(Job.id == self.job_id).values(result=self.result))
+
+    def _on_plan(self, event: dict) -> None:
+        self.result.update(plan=event["stages"], precision=event["precision"], device=event["device"],
+                           processes=event["processes"])
+        self.total_steps = max(sum(stage["steps"] for stage in event["stages"]), 1)
+        self._store_result()
+
+    def _on_stage_skipped(self, event: dict) -> None:
+        self.result["skipped"][event["stage"]] = event["reason"]
+        self._store_result()
+
+    def _on_stage_start(self, event: dict) -> None:
+        with self.engine.begin() as connection:  # steps logged after the checkpoint it resumes from are redone
+            connection.execute(delete(JobMetric).where(JobMetric.job_id == self.job_id,
+                                                       JobMetric.stage == event["stage"],
+                                                       JobMetric.step > event["resumed_from"]))
+        self._progress(event["resumed_from"], f"{event['stage']}: starting" + (
+            f" from the checkpoint at step {event['resumed_from']}" if event["resumed_from"] else ""))
+
+    def _on_step(self, event: dict) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(insert(JobMetric), [{
+                "job_id": self.job_id, "stage": event["stage"], "step": event["step"], "loss": event["loss"],
+                "lr": event["lr"], "samples_per_s": event["samples_per_s"], "tokens_per_s": event["tokens_per_s"],
+                "created_at": utcnow()}])
+        self._progress(event["step"], f"{event['stage']} step {event['step']} of {event['max_steps']}: "
+                                      f"loss {event['loss']:.4f}, {event['samples_per_s']:.1f} samples/s")
+
+    def _on_stage_done(self, event: dict) -> None:
+        steps = next((stage["steps"] for stage in self.result.get("plan", []) if stage["stage"] == event["stage"]), 0)
+        self.result["steps"][event["stage"]] = steps
+        self.finished_steps += steps
+        self._store_result()
+
+    def _progress(self, step: int, message: str) -> None:
+        """The bar follows the steps done out of all the steps of both stages."""
+        low, high = TRAINING_SHARE
+        self.fraction = low + (high - low) * min((self.finished_steps + step) / self.total_steps, 1.0)
+        self.message = message
+
+
+def _train(context: JobContext, config: FinetuneConfig, launched: launch.Launch, follower: Follower) -> Path:
+    arguments = [f"--{name}={str(value).lower() if isinstance(value, bool) else value}"
+                 for name, value in config.as_json().items() if value is not None and name != "device"]
+    log = config.out / "train.log"
+    process = launch.start(launched.command(arguments), log)
+    try:
+        while process.poll() is None:
+            follower.follow(config.progress_file)
+            context.progress(follower.fraction, follower.message)  # keeps the lease; raises when cancelled
+            time.sleep(0.5)
+        follower.follow(config.progress_file)
+    finally:
+        launch.stop(process)
+    if process.returncode != 0:
+        raise TrainingFailed(f"the training script exited with status {process.returncode}; the end of "
+                             f"{log}:\n{launch.tail(log)}")
+    finished = [event for event in read_events(config.progress_file)[0] if event["event"] == "finished"]
+    return Path(finished[-1]["model"])
+
+
+def _scores(path: Path, score) -> dict:
+    """The scores kept in `path`, or computed by `score()` and kept there (a retried job does not score again)."""
+    if path.is_file():
+        return json.loads(path.read_text())
+    scores = score()
+    path.write_text(json.dumps(scores))
+    return scores
 
 
 def run_finetune(settings: Settings, context: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
-    engine = make_engine(settings.resolved_database_url)
-    try:
-        with Session(engine) as session:
-            version = session.get(DatasetVersion, payload["version_id"])
-            base = session.get(RegisteredModel, payload["base_model_id"])
-            if version is None or version.status != VersionStatus.ready or base is None:
-                raise ValueError("the dataset version must be ready and the base model registered")
-            version_folder, version_name = folder_of(settings, version), version.name
-            base_path, base_name, device = base.path, base.name, base.device
-        out = settings.data_dir / "finetunes" / f"job-{context.job_id}"
-        config = FinetuneConfig(version=version_folder, base=base_path, out=out, device=device,
-                                stage1_lr=payload.get("stage1_lr", 2e-5), stage2_lr=payload.get("stage2_lr", 1e-5),
-                                stage2_steps=payload.get("stage2_steps", 128), max_steps=payload.get("max_steps"),
-                                save_every=payload.get("save_every", 50), seed=payload.get("seed", 0),
-                                lora=bool(payload.get("lora", False)), lora_rank=payload.get("lora_rank", 8))
-        with engine.begin() as connection:
-            for stage in STAGES:
-                connection.execute(delete(JobMetric).where(JobMetric.job_id == context.job_id,
-                                                           JobMetric.stage == stage,
-                                                           JobMetric.step > saved_step(out, stage)))
-        losses: list[float] = []
+    with Session(context.engine) as session:
+        version = session.get(DatasetVersion, payload["version_id"])
+        base = session.get(RegisteredModel, payload["base_model_id"])
+        if version is None or version.status != VersionStatus.ready or base is None:
+            raise ValueError("the dataset version must be ready and the base model registered")
+        version_folder, version_name, version_id = folder_of(settings, version), version.name, version.id
+        base_path, base_name, base_id, device = Path(base.path), base.name, base.id, base.device
+    out = settings.data_dir / "finetunes" / f"job-{context.job_id}"
+    out.mkdir(parents=True, exist_ok=True)
+    config = FinetuneConfig(version=version_folder, base=base_path, out=out, device=device,
+                            **{name: payload[name] for name in RECIPE_FIELDS if payload.get(name) is not None})
+    launched = launch.for_this_machine(base_path, device)
+    follower = Follower(context, launched)
+    per_task = payload.get("eval_per_task", 20)
 
-        def on_loss(stage: str, step: int, loss: float) -> None:
-            losses.append(loss)
-            with engine.begin() as connection:
-                connection.execute(insert(JobMetric), [{"job_id": context.job_id, "stage": stage, "step": step,
-                                                        "loss": loss, "created_at": utcnow()}])
-            context.progress(0.5 if stage == "stage2" else 0.05, f"{stage} step {step}: loss {loss:.4f}")
+    def score(model: Path) -> dict:
+        with Session(context.engine) as session:
+            return evaluate(session, model_path=str(model), device=device, version_folder=version_folder,
+                            per_task=per_task, seed=payload.get("seed", 0))
 
-        limit = payload.get("eval_size", 200)
-        with Session(engine) as session:
-            context.progress(0.02, "scoring the base model on the validation split", force=True)
-            before = evaluate(session, model_path=base_path, device=device, version_folder=version_folder,
-                              limit=limit)
-        final = main(config, on_loss=on_loss)
-        name = f"{base_name}+{version_name} (job {context.job_id})"[:120]
-        with Session(engine) as session:
-            context.progress(0.97, "scoring the fine-tuned model on the validation split", force=True)
-            after = evaluate(session, model_path=str(final), device=device, version_folder=version_folder,
-                             limit=limit)
-            model = session.exec(select(RegisteredModel).where(RegisteredModel.name == name)).first() \
-                or model_service.register(session, name=name, path=str(final), device=device, actor_id=None)
-            evaluation = {task: {"total": before[task]["total"], "before": before[task]["matched"],
-                                 "after": after.get(task, {}).get("matched", 0)} for task in before}
-            return {"model_id": model.id, "model": model.name, "path": str(final), "steps": len(losses),
-                    "evaluation": evaluation}
-    finally:
-        engine.dispose()
+    context.progress(0.01, "scoring the base model on the validation split", force=True)
+    before = _scores(out / "evaluation-base.json", lambda: score(base_path))
+    context.progress(TRAINING_SHARE[0], f"training: {launched.reason}", force=True)
+    final = _train(context, config, launched, follower)
+    context.progress(TRAINING_SHARE[1], "scoring the fine-tuned model on the validation split", force=True)
+    after = _scores(out / "evaluation-tuned.json", lambda: score(final))
+    name = f"{base_name}+{version_name} (job {context.job_id})"[:120]
+    dtype = "bfloat16" if follower.result.get("precision") == "bf16" else "float32"
+    with Session(context.engine) as session:
+        model = session.exec(select(RegisteredModel).where(RegisteredModel.name == name)).first() \
+            or model_service.register(session, name=name, path=str(final), dtype=dtype, device=device,
+                                      actor_id=None, source_job_id=context.job_id, version_id=version_id,
+                                      base_model_id=base_id)
+        model_id, model_name = model.id, model.name
+    return {**follower.result, "model_id": model_id, "model": model_name, "path": str(final),
+            "version_id": version_id, "base_model_id": base_id, "evaluation": compare(before, after)}

@@ -48,6 +48,8 @@ class Job(SQLModel, table=True):
     __table_args__ = (
         one_of("status", JobStatus),
         Index("ix_job_status_lease_expires_at", "status", "lease_expires_at"),  # claim and requeue
+        Index("ix_job_kind_id", "kind", "id"),  # the Jobs page, newest first, by kind
+        Index("ix_job_created_by_id_id", "created_by_id", "id"),  # ... and by who started them
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -72,7 +74,8 @@ class Job(SQLModel, table=True):
 
 
 class JobMetric(SQLModel, table=True):
-    """A number a job reports while it runs (a fine-tune's loss per step), for its live chart."""
+    """What a job reports step by step while it runs (a fine-tune's loss, learning rate and throughput), for its
+    live chart."""
 
     __tablename__ = "job_metric"
     __table_args__ = (Index("ix_job_metric_job_id_id", "job_id", "id"),)
@@ -82,6 +85,9 @@ class JobMetric(SQLModel, table=True):
     stage: str = Field(max_length=20)
     step: int
     loss: float
+    lr: float | None = None
+    samples_per_s: float | None = None
+    tokens_per_s: float | None = None
     created_at: datetime = created_at_field()
 
 
@@ -96,6 +102,10 @@ class RegisteredModel(SQLModel, table=True):
     path: str = Field(max_length=500, description="On the worker's machine; nothing is downloaded.")
     dtype: str = Field(default="float32", max_length=10)
     device: str = Field(default="auto", max_length=20, description="auto (CUDA when there is one), cpu, cuda, cuda:1")
+    # Where a fine-tuned model comes from (all None for a model registered by hand).
+    source_job_id: int | None = Field(default=None, foreign_key="job.id", ondelete="SET NULL")
+    version_id: int | None = Field(default=None, foreign_key="dataset_version.id", ondelete="SET NULL", index=True)
+    base_model_id: int | None = Field(default=None, foreign_key="registered_model.id", ondelete="SET NULL")
     created_by_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
     created_at: datetime = created_at_field()
 

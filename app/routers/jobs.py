@@ -1,33 +1,54 @@
-"""A job's page and its status fragment, which polls itself until the job ends."""
+"""Jobs: the list (filtered by kind, status and who started them), one job's page and its status fragment,
+which polls itself until the job ends and then shows its results in place."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
 
 from app.deps import ANY_ROLE, CurrentUser, RowId, SessionDep, require_role
-from app.models import Role
+from app.models import JobStatus, Role
+from app.services import job_views
 from app.services import jobs as job_service
+from app.services import users as user_service
 from app.templating import render
 
 router = APIRouter(prefix="/jobs", tags=["pages"], include_in_schema=False)
+KINDS = ("import", "lint", "export", "preview", "finetune")
 
 
-def _context(session, job) -> dict:
-    curve = job_service.loss_curve(job_service.metrics_of(session, job_id=job.id)) if job.kind == "finetune" else None
-    return {"job": job, "terminal": job.status in job_service.TERMINAL, "curve": curve}
+def job_filters(kind: Annotated[str | None, Query(max_length=40)] = None,
+                status: Annotated[str | None, Query(max_length=20)] = None,
+                by: Annotated[str | None, Query(pattern=r"^\d{0,9}$", description="A user id.")] = None,
+                ) -> job_service.JobFilters:
+    """Filters from the query; an empty value (a menu left at "any") means no filter."""
+    return job_service.JobFilters(kind=kind or None, status=status or None, created_by_id=int(by) if by else None)
+
+
+@router.get("", dependencies=[ANY_ROLE])
+def job_list(request: Request, session: SessionDep, filters: Annotated[job_service.JobFilters, Depends(job_filters)],
+             before: Annotated[str | None, Query(pattern=r"^\d{0,9}$")] = None):
+    size = request.app.state.settings.page_size
+    jobs = job_service.list_jobs(session, filters=filters, before_id=int(before) if before else None, limit=size + 1)
+    return render(request, "jobs/list.html", "jobs/_table.html", jobs=jobs[:size],
+                  older=jobs[size - 1].id if len(jobs) > size else None, filters=filters, kinds=KINDS,
+                  statuses=list(JobStatus), users=user_service.list_users(session))
 
 
 @router.get("/{job_id}", dependencies=[ANY_ROLE])
 def job_page(request: Request, session: SessionDep, job_id: RowId):
-    return render(request, "jobs/page.html", **_context(session, job_service.get_job(session, job_id=job_id)))
+    job = job_service.get_job(session, job_id=job_id)
+    return render(request, "jobs/page.html", "jobs/_status.html", **job_views.job_context(session, job))
 
 
 @router.get("/{job_id}/status", dependencies=[ANY_ROLE])
 def job_status(request: Request, session: SessionDep, job_id: RowId):
-    return render(request, "jobs/_status.html", **_context(session, job_service.get_job(session, job_id=job_id)))
+    job = job_service.get_job(session, job_id=job_id)
+    return render(request, "jobs/_status.html", **job_views.job_context(session, job))
 
 
 @router.post("/{job_id}/cancel", dependencies=[require_role(Role.admin, Role.author)])
 def cancel_job(request: Request, session: SessionDep, user: CurrentUser, job_id: RowId):
     job = job_service.cancel(session, job_id=job_id, actor_id=user.id)
-    return render(request, "jobs/_status.html", job=job, terminal=job.status in job_service.TERMINAL)
+    return render(request, "jobs/_status.html", **job_views.job_context(session, job))

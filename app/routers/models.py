@@ -9,10 +9,11 @@ from app.failures import Invalid
 from app.forms import FormDep, validate_form
 from app.models import Role
 from app.schemas import PreviewIn
+from app.services import job_views, previews
 from app.services import jobs as job_service
 from app.services import models as model_service
-from app.services import previews
 from app.services import tasks as task_service
+from app.services.jobs import JobFilters
 from app.templating import render, see_other
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -24,6 +25,17 @@ PREVIEWERS = require_role(Role.admin, Role.author, Role.reviewer)
 def model_list(request: Request, session: SessionDep):
     return render(request, "models/page.html", models=model_service.list_models(session),
                   previews=job_service.recent_jobs(session, kind="preview"))
+
+
+@router.get("/models/{model_id}", dependencies=[ANY_ROLE])
+def model_detail(request: Request, session: SessionDep, model_id: RowId):
+    """A model: where it is, where it comes from (a fine-tune's job, version and base), its previews and the
+    fine-tunes started from it."""
+    model = model_service.get(session, model_id=model_id)
+    return render(request, "models/detail.html", model=model, **model_service.provenance(session, model=model),
+                  previews=job_service.list_jobs(session, filters=JobFilters(kind="preview", model_ids=(model.id,))),
+                  finetunes=job_service.list_jobs(session, filters=JobFilters(kind="finetune",
+                                                                              base_model_id=model.id)))
 
 
 @router.post("/models", dependencies=[ADMIN])
@@ -62,13 +74,6 @@ def _preview_job(session, job_id: int):
 
 @router.get("/previews/{job_id}", dependencies=[ANY_ROLE])
 def preview_page(request: Request, session: SessionDep, job_id: RowId):
+    """The preview's job page: its status while it runs, then the outputs beside their targets, in place."""
     job = _preview_job(session, job_id)
-    rows = previews.results(session, job=job)
-    others = [other for other in job_service.recent_jobs(session, kind="preview", limit=50)
-              if other.id != job.id and other.payload.get("task_id") == job.payload["task_id"]
-              and other.status == "succeeded"]
-    return render(request, "models/preview.html", job=job, rows=rows, others=others,
-                  terminal=job.status in job_service.TERMINAL,
-                  task=task_service.get_task(session, task_id=job.payload["task_id"]),
-                  model=model_service.get(session, model_id=job.payload["model_id"]),
-                  score=(sum(row.matched for row in rows) / len(rows)) if rows else None)
+    return render(request, "models/preview.html", "jobs/_status.html", **job_views.job_context(session, job))

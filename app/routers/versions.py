@@ -11,6 +11,7 @@ from sqlmodel import select
 
 from app.deps import ANY_ROLE, CurrentUser, RowId, SessionDep, require_role
 from app.exports.spec import ExportSpec
+from app.failures import Conflict, Invalid
 from app.forms import FormDep, validate_form
 from app.models import ConversationPool, Role, Task, TaskStatus
 from app.schemas import FinetuneIn
@@ -26,17 +27,28 @@ ADMIN = require_role(Role.admin)
 
 @router.get("", dependencies=[ANY_ROLE])
 def version_list(request: Request, session: SessionDep):
+    return _list_page(request, session)
+
+
+def _list_page(request: Request, session, *, values=None, error: Invalid | Conflict | None = None):
+    """The list with the new-version form; after a refused form, a 422 (or 409) that keeps what was sent and
+    says what is wrong beside each field."""
     tasks = list(session.exec(select(Task).where(Task.status.in_([TaskStatus.accepted, TaskStatus.verified]))
                               .order_by(Task.name)))
-    return render(request, "versions/page.html", versions=version_service.list_versions(session), tasks=tasks,
-                  pools=list(session.exec(select(ConversationPool).order_by(ConversationPool.name))))
+    return render(request, "versions/page.html", "versions/_form.html",
+                  status_code=error.status_code if error else 200, versions=version_service.list_versions(session),
+                  tasks=tasks, pools=list(session.exec(select(ConversationPool).order_by(ConversationPool.name))),
+                  values=values, errors=error.fields or {} if error else {}, message=error.message if error else None)
 
 
 @router.post("", dependencies=[BUILDERS])
 def create_version(request: Request, session: SessionDep, user: CurrentUser, form: FormDep):
-    spec = validate_form(ExportSpec, form, lists=("task_ids",), optional=("conversation_pool_id",),
-                         checkboxes=("images_as_tar",))
-    version = version_service.create(session, spec=spec, name=str(form.get("name", "")), actor_id=user.id)
+    try:
+        spec = validate_form(ExportSpec, form, lists=("task_ids",), optional=("conversation_pool_id",),
+                             checkboxes=("images_as_tar",))
+        version = version_service.create(session, spec=spec, name=str(form.get("name", "")), actor_id=user.id)
+    except (Invalid, Conflict) as error:
+        return _list_page(request, session, values=form, error=error)
     return see_other(request, f"/versions/{version.id}")
 
 
@@ -58,7 +70,12 @@ def version_diff(request: Request, session: SessionDep, a: int, b: int):
 
 @router.get("/{version_id}", dependencies=[ANY_ROLE])
 def version_detail(request: Request, session: SessionDep, version_id: RowId):
-    version = version_service.get(session, version_id=version_id)
+    return _detail_page(request, session, version_service.get(session, version_id=version_id))
+
+
+def _detail_page(request: Request, session, version, *, values=None, error: Invalid | Conflict | None = None):
+    """The version with its files, counts, fine-tunes and previews; after a refused fine-tune form, a 422 (or 409)
+    that keeps what was sent and says what is wrong beside each field."""
     job = job_service.get_job(session, job_id=version.job_id) if version.job_id else None
     counts = (version.manifest or {}).get("counts", {})
     per_task = {task: sum(split.values()) for task, split in counts.items()}
@@ -68,10 +85,14 @@ def version_detail(request: Request, session: SessionDep, version_id: RowId):
             categories[category or "—"] += per_task[name]
     others = [other for other in version_service.list_versions(session)
               if other.id != version.id and other.status == "ready"]
-    return render(request, "versions/detail.html", version=version, job=job, others=others,
-                  models=model_service.list_models(session),
-                  terminal=job is None or job.status in job_service.TERMINAL, per_task=per_task,
-                  categories=dict(categories.most_common()))
+    models = model_service.list_models(session)
+    return render(request, "versions/detail.html", "versions/_finetune_form.html",
+                  status_code=error.status_code if error else 200, version=version, job=job, others=others,
+                  models=models, terminal=job is None or job.status in job_service.TERMINAL, per_task=per_task,
+                  categories=dict(categories.most_common()), has_stage2=version_service.has_stage2(version),
+                  names={model.id: model.name for model in models}, values=values,
+                  errors=error.fields or {} if error else {}, message=error.message if error else None,
+                  **version_service.model_work(session, version_id=version.id))
 
 
 @router.get("/{version_id}/files/{name:path}", dependencies=[ANY_ROLE])
@@ -84,8 +105,12 @@ def version_file(request: Request, session: SessionDep, version_id: RowId, name:
 @router.post("/{version_id}/finetune", dependencies=[BUILDERS])
 def finetune(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, version_id: RowId):
     """Queues the two-stage fine-tune of a base model on this version; its job page draws the loss live."""
-    data = validate_form(FinetuneIn, form, checkboxes=("lora",), optional=("max_steps",))
-    job = version_service.start_finetune(session, version_id=version_id, data=data, actor_id=user.id)
+    version = version_service.get(session, version_id=version_id)
+    try:
+        data = validate_form(FinetuneIn, form, checkboxes=("lora",), optional=("max_steps",))
+        job = version_service.start_finetune(session, version_id=version.id, data=data, actor_id=user.id)
+    except (Invalid, Conflict) as error:
+        return _detail_page(request, session, version, values=form, error=error)
     return see_other(request, f"/jobs/{job.id}")
 
 

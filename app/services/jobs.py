@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import update
@@ -33,9 +34,39 @@ def get_job(session: Session, *, job_id: int) -> Job:
 
 
 def recent_jobs(session: Session, *, kind: str | None = None, limit: int = 20) -> list[Job]:
+    return list_jobs(session, filters=JobFilters(kind=kind), limit=limit)
+
+
+@dataclass(frozen=True)
+class JobFilters:
+    kind: str | None = None
+    status: str | None = None
+    created_by_id: int | None = None
+    version_id: int | None = None  # fine-tunes of a version
+    task_id: int | None = None  # previews of a task
+    base_model_id: int | None = None  # fine-tunes from a model
+    model_ids: tuple[int, ...] | None = None  # previews by these models
+
+
+def list_jobs(session: Session, *, filters: JobFilters, before_id: int | None = None, limit: int = 50) -> list[Job]:
+    """Newest first; `before_id` pages on (keyset, so a page costs the same however far back it is)."""
     query = select(Job).order_by(Job.id.desc()).limit(limit)
-    if kind:
-        query = query.where(Job.kind == kind)
+    if filters.kind:
+        query = query.where(Job.kind == filters.kind)
+    if filters.status:
+        query = query.where(Job.status == filters.status)
+    if filters.created_by_id:
+        query = query.where(Job.created_by_id == filters.created_by_id)
+    if filters.version_id is not None:
+        query = query.where(Job.payload["version_id"].as_integer() == filters.version_id)
+    if filters.task_id is not None:
+        query = query.where(Job.payload["task_id"].as_integer() == filters.task_id)
+    if filters.base_model_id is not None:
+        query = query.where(Job.payload["base_model_id"].as_integer() == filters.base_model_id)
+    if filters.model_ids is not None:
+        query = query.where(Job.payload["model_id"].as_integer().in_(filters.model_ids or (-1,)))
+    if before_id:
+        query = query.where(Job.id < before_id)
     return list(session.exec(query))
 
 
@@ -60,18 +91,3 @@ def cancel(session: Session, *, job_id: int, actor_id: int | None) -> Job:
 def metrics_of(session: Session, *, job_id: int) -> list[JobMetric]:
     """What a job reported step by step (a fine-tune's loss), in order."""
     return list(session.exec(select(JobMetric).where(JobMetric.job_id == job_id).order_by(JobMetric.id)))
-
-
-def loss_curve(metrics: list[JobMetric], *, width: int = 600, height: int = 160) -> dict | None:
-    """SVG polyline points for the losses (one line per stage), scaled to the box; None without any."""
-    if not metrics:
-        return None
-    top = max(metric.loss for metric in metrics) or 1.0
-    last = len(metrics) - 1 or 1
-    lines: dict[str, list[str]] = {}
-    for k, metric in enumerate(metrics):
-        x, y = width * k / last, height - height * metric.loss / top
-        lines.setdefault(metric.stage, []).append(f"{x:.1f},{y:.1f}")
-    return {"lines": {stage: " ".join(points) for stage, points in lines.items()}, "top": top,
-            "first": metrics[0].loss, "last": metrics[-1].loss, "steps": len(metrics), "width": width,
-            "height": height}

@@ -5,14 +5,16 @@ from __future__ import annotations
 from sqlmodel import Session, select
 
 from app.failures import Invalid, NotFound
-from app.models import RegisteredModel
+from app.models import DatasetVersion, Job, RegisteredModel
 from app.services import audit
 
 DTYPES = ("float32", "bfloat16", "float16")
 
 
 def register(session: Session, *, name: str, path: str, dtype: str = "float32", device: str = "auto",
-             actor_id: int | None) -> RegisteredModel:
+             actor_id: int | None, source_job_id: int | None = None, version_id: int | None = None,
+             base_model_id: int | None = None) -> RegisteredModel:
+    """A model by its local folder; a fine-tune also says where it comes from (its job, version and base)."""
     name, path = name.strip(), path.strip()
     if not name or not path:
         raise Invalid("A model needs a name and a local path.", fields={"name" if not name else "path": "required"})
@@ -22,7 +24,8 @@ def register(session: Session, *, name: str, path: str, dtype: str = "float32", 
         raise Invalid("The device is auto, cpu, cuda or cuda:N.", fields={"device": "unknown"})
     if session.exec(select(RegisteredModel.id).where(RegisteredModel.name == name)).first() is not None:
         raise Invalid(f"There is already a model called {name!r}.", fields={"name": "taken"})
-    model = RegisteredModel(name=name[:120], path=path[:500], dtype=dtype, device=device, created_by_id=actor_id)
+    model = RegisteredModel(name=name[:120], path=path[:500], dtype=dtype, device=device, created_by_id=actor_id,
+                            source_job_id=source_job_id, version_id=version_id, base_model_id=base_model_id)
     session.add(model)
     session.flush()
     audit.record(session, actor_id=actor_id, action="model.register", entity_type="registered_model",
@@ -40,3 +43,10 @@ def get(session: Session, *, model_id: int) -> RegisteredModel:
     if model is None:
         raise NotFound(f"There is no registered model with id {model_id}.")
     return model
+
+
+def provenance(session: Session, *, model: RegisteredModel) -> dict:
+    """Where a fine-tuned model comes from; all None for a model registered by hand (or whose sources are gone)."""
+    return {"source_job": session.get(Job, model.source_job_id) if model.source_job_id else None,
+            "version": session.get(DatasetVersion, model.version_id) if model.version_id else None,
+            "base_model": session.get(RegisteredModel, model.base_model_id) if model.base_model_id else None}

@@ -21,6 +21,7 @@ from app.models import (
     DatasetVersion,
     Instance,
     InstructionVersion,
+    RegisteredModel,
     SpotCheckItem,
     Task,
     TaskStatus,
@@ -211,6 +212,20 @@ def trace(session: Session, *, record_id: str) -> Origin:
     verdicts = list(session.exec(select(SpotCheckItem).where(SpotCheckItem.instance_id == instance.id,
                                                              SpotCheckItem.decided_at.is_not(None))))
     return Origin(task, instance, version, reviews, verdicts)
+
+
+def has_stage2(version: DatasetVersion) -> bool:
+    """Whether the version holds stage-2 conversations (a pool was sampled)."""
+    files = (version.manifest or {}).get("files", {})
+    return bool(files.get("stage2.json", {}).get("records"))
+
+
+def model_work(session: Session, *, version_id: int) -> dict:
+    """The fine-tunes of a version, and the previews by the models they registered."""
+    made = tuple(session.exec(select(RegisteredModel.id).where(RegisteredModel.version_id == version_id)))
+    return {"finetunes": jobs.list_jobs(session, filters=jobs.JobFilters(kind="finetune", version_id=version_id)),
+            "previews": jobs.list_jobs(session, filters=jobs.JobFilters(kind="preview", model_ids=made))
+            if made else []}
 
 
 def start_finetune(session: Session, *, version_id: int, data: FinetuneIn, actor_id: int | None):

@@ -1,0 +1,52 @@
+"""What a job's status fragment shows besides its status: a fine-tune's recipe, live metrics, loss chart, links
+and per-task evaluation; a preview's outputs once they are there. Every page that shows a job includes the same
+fragment, which polls itself until the job ends and then shows the results in place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import Session
+
+from app.charts import change_chart, loss_chart
+from app.models import DatasetVersion, Job, RegisteredModel
+from app.services import jobs as job_service
+from app.services import previews
+from app.services import tasks as task_service
+
+
+def job_context(session: Session, job: Job) -> dict[str, Any]:
+    context: dict[str, Any] = {"job": job, "terminal": job.status in job_service.TERMINAL}
+    if job.kind == "finetune":
+        context.update(finetune_view(session, job))
+    elif job.kind == "preview":
+        context.update(preview_view(session, job, terminal=context["terminal"]))
+    return context
+
+
+def finetune_view(session: Session, job: Job) -> dict[str, Any]:
+    result = job.result or {}
+    metrics = job_service.metrics_of(session, job_id=job.id)
+    plan = result.get("plan") or []
+    evaluation = result.get("evaluation") or {}
+    model_id = result.get("model_id")
+    return {
+        "plan": plan,
+        "chart": loss_chart([(m.stage, m.step, m.loss) for m in metrics],
+                            {stage["stage"]: stage["steps"] for stage in plan}),
+        "latest": metrics[-1] if metrics else None,
+        "version": session.get(DatasetVersion, job.payload.get("version_id", 0)),
+        "base_model": session.get(RegisteredModel, job.payload.get("base_model_id", 0)),
+        "registered": session.get(RegisteredModel, model_id) if model_id else None,
+        "evaluation": evaluation,
+        "change": change_chart(evaluation.get("tasks") or {}),
+    }
+
+
+def preview_view(session: Session, job: Job, *, terminal: bool) -> dict[str, Any]:
+    rows = previews.results(session, job=job) if terminal else []
+    same_task = job_service.JobFilters(kind="preview", status="succeeded", task_id=job.payload["task_id"])
+    others = [other for other in job_service.list_jobs(session, filters=same_task) if other.id != job.id]
+    return {"rows": rows, "others": others, "score": sum(row.matched for row in rows) / len(rows) if rows else None,
+            "task": task_service.get_task(session, task_id=job.payload["task_id"]),
+            "model": session.get(RegisteredModel, job.payload["model_id"])}

@@ -1,0 +1,46 @@
+"""The torch Dataset the trainer reads: record k read from its file, its image opened and encoded
+(`encoding.encode`) when the trainer asks for it, never before."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+from torch.utils.data import Dataset
+
+from worker.training.encoding import encode, mean_colour, pad_to_square
+from worker.training.records import RecordIndex, RecordReader
+
+IMAGE_ASPECTS = ("pad", "original")
+
+
+class ConversationDataset(Dataset):
+    """`lengths` are LLaVA's modality lengths (positive with an image), for the length-grouped sampler."""
+
+    def __init__(self, index: RecordIndex, image_folder: Path, processor, *, max_length: int,
+                 image_aspect: str = "pad"):
+        if image_aspect not in IMAGE_ASPECTS:
+            raise ValueError(f"image_aspect must be one of {IMAGE_ASPECTS}, not {image_aspect!r}")
+        self.index, self.reader, self.image_folder = index, RecordReader(index), image_folder
+        self.processor, self.max_length, self.image_aspect = processor, max_length, image_aspect
+        self.background = mean_colour(processor)
+        self.lengths = index.lengths
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, k: int) -> dict[str, Any]:
+        record = self.reader[k]
+        image = None
+        if "image" in record:
+            with Image.open(self.image_folder / record["image"]) as opened:
+                image = opened.convert("RGB")
+            if self.image_aspect == "pad":
+                image = pad_to_square(image, self.background)
+        encoded = encode(self.processor, record["conversations"], image, max_length=self.max_length,
+                         record_id=record.get("id") or f"line {self.index.lines[k]}")
+        item = {"input_ids": encoded.input_ids, "labels": encoded.labels}
+        if encoded.pixel_values is not None:
+            item["pixel_values"] = encoded.pixel_values
+        return item
