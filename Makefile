@@ -34,7 +34,7 @@ $(DEV_STAMP): requirements-dev.txt $(WORKER_STAMP)
 migrate: $(RUNTIME_STAMP)
 	$(BIN)/python -m app migrate
 
-demo: migrate
+demo: migrate $(WORKER_STAMP)
 	$(BIN)/python -m app demo
 
 # The worker runs beside the web server and stops with it.

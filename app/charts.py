@@ -103,7 +103,7 @@ def change_chart(tasks: dict[str, dict], *, width: int = 640, row_height: int = 
     """One bar per task from 0 to its change in accuracy (after - before), on a -100%..+100% axis."""
     if not tasks:
         return None
-    label_width, right = 260, 16
+    label_width, right = 260, 36  # room for the +100% label
     zero = label_width + (width - label_width - right) / 2
     half = (width - label_width - right) / 2
     rows = []

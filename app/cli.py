@@ -52,11 +52,21 @@ def demo() -> None:
     """Load the demo workspace into an empty database, and print where and how to sign in."""
     from app.services.demo import load_demo
 
+    from app.services.demo_models import load_model_half
+
     settings = Settings()
     with _session(settings) as session:
         result = load_demo(session, data_dir=settings.data_dir)
-    if result.created:
-        typer.echo("Demo workspace loaded: 4 tasks, 96 instances, 4 users.")
+        if result.created:
+            typer.echo("Demo workspace loaded: 4 tasks, 96 instances, 4 users, a pool of 16 conversations.")
+        half = load_model_half(settings, session)
+    if half.version is not None:
+        typer.echo(f"Dataset version {half.version.name}: {half.version.status} (/versions/{half.version.id}).")
+    if half.model is not None:
+        typer.echo(f"Model {half.model.name!r} registered: preview a task with it, or fine-tune it on "
+                   f"{half.version.name if half.version else 'a version'}.")
+    if half.note:
+        typer.secho(f"No demo model: {half.note}.", fg="yellow")
     url = f"http://{settings.host}:{settings.port}"
     typer.secho(f"\nFlan Studio: {url}/login", bold=True)
     if result.credentials:

@@ -1,6 +1,7 @@
 """A small demo workspace: four tasks over generated images, instructions in several states, four users,
 and one task taken through review, a blind solve test and a spot check by the real services (so the
-dashboard has figures and a verification waits in the queue).
+dashboard has figures and a verification waits in the queue), and a stage-2 pool of conversations; the model half
+(a ready version, the tiny model) is `demo_models.load_model_half`.
 
 Loaded once into an empty database (`make run` / `python -m app demo`); running it again changes nothing.
 Passwords are generated, never fixed, and kept for the local user in `<data dir>/demo-credentials.txt`
@@ -37,7 +38,7 @@ from app.models import (
     utcnow,
 )
 from app.schemas import UserCreate
-from app.services import audit, queues, reviews, solve_tests, spot_checks
+from app.services import audit, demo_models, queues, reviews, solve_tests, spot_checks
 from app.services import users as user_service
 from app.services.images import add_image
 from app.services.qc import QcDefaults
@@ -106,6 +107,7 @@ def load_demo(session: Session, *, data_dir: Path, seed: int = 7) -> DemoResult:
                  "Too vague: say what to describe (shapes, colours, their number) and how long the answer is.")
     session.commit()
     _quality_work(session, tasks["SHAPES+shape_classification"], people["reviewer"], people["reviewer2"])
+    demo_models.add_pool(session, rng=rng)
     return DemoResult(True, credentials_file, credentials)
 
 

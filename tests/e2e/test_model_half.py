@@ -1,0 +1,99 @@
+"""The model half in Chromium, from a fresh demo (`python -m app demo`, as `make run` does): preview a task with
+the demo's tiny model and see that its noise scores 0, build a version, fine-tune it in two stages, find the job
+again from the Jobs page and open the model it registered."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+from sqlmodel import select
+
+from app.models import Job, Task
+from app.services.demo_models import MODEL, VERSION_TASK
+from tests.e2e.test_browser import sign_in
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run_jobs(settings) -> None:
+    from worker.__main__ import Worker
+
+    worker = Worker(settings)
+    while worker.run_once():
+        pass
+
+
+def _demo(settings) -> dict[str, str]:
+    """Runs the demo command against the test's database and data folder; returns the accounts it printed."""
+    environment = {**os.environ, "STUDIO_MODE": "test", "STUDIO_DATA_DIR": str(settings.data_dir),
+                   "STUDIO_DATABASE_URL": settings.database_url, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "app", "demo"], cwd=ROOT, env=environment, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"Model {MODEL!r} registered" in done.stdout and "demo-v1: ready" in done.stdout
+    return dict(line.split()[:2] for line in done.stdout.splitlines() if "@studio.local" in line)
+
+
+def test_the_model_half_from_a_fresh_demo(page: Page, app, db, settings):
+    accounts = _demo(settings)
+    sign_in(page, "admin@studio.local", accounts["admin@studio.local"])
+    page.set_default_timeout(20_000)
+    task = db.exec(select(Task).where(Task.name == VERSION_TASK)).one()
+
+    # Preview the task with the demo's tiny random model: the results appear in place, and noise scores 0.
+    page.goto(f"/tasks/{task.id}")
+    preview = page.locator("#preview-form")
+    preview.locator("[name=model_id]").select_option(label=MODEL)
+    preview.get_by_label("Instances").fill("8")
+    preview.get_by_label("New tokens at most").fill("8")
+    preview.get_by_role("button", name="Run the preview (a job)").click()
+    expect(page.locator("#job-status")).to_be_visible()
+    threading.Timer(0.3, _run_jobs, args=(settings,)).start()
+    expect(page.locator("#outputs tbody tr")).to_have_count(8, timeout=60_000)  # no reload: the status polls
+    expect(page.locator("#preview-score")).to_contain_text("Matched 0 of 8 (0%): option accuracy")
+    expect(page.locator('#outputs tr[data-matched="true"]')).to_have_count(0)
+
+    # Build a version of the accepted task with the demo's conversations as stage 2.
+    page.goto("/versions")
+    page.get_by_label(VERSION_TASK).check()
+    page.get_by_label("Name").fill("e2e")
+    page.get_by_label("Stage 2 pool").select_option(label="demo-conversations")
+    page.get_by_label("Stage 2 conversations").fill("8")
+    page.get_by_role("button", name="Build the version").click()
+    expect(page.get_by_role("heading", name="e2e")).to_be_visible()
+    _run_jobs(settings)
+    page.reload()
+
+    # Fine-tune the demo model on it, both stages, small.
+    form = page.locator("#finetune-form")
+    form.locator("[name=base_model_id]").select_option(label=MODEL)
+    form.get_by_label("Stage 1 learning rate").fill("2e-3")
+    form.get_by_label("Global batch").fill("4")
+    form.get_by_label("At most per GPU").fill("4")
+    form.get_by_label("Stage 2 steps").fill("2")
+    form.get_by_label("Validation records per task").fill("4")
+    form.get_by_role("button", name="Start the fine-tune (a job)").click()
+    expect(page.locator("#job-status")).to_be_visible()
+    job_id = int(page.url.rsplit("/", 1)[1])
+    threading.Timer(0.3, _run_jobs, args=(settings,)).start()
+    expect(page.locator("#finetune-done")).to_be_visible(timeout=240_000)
+    expect(page.locator("#loss-chart polyline.loss-stage2")).to_have_count(1)
+    expect(page.locator("#evaluation tbody tr")).to_have_count(1)
+    db.expire_all()
+    assert db.get(Job, job_id).status == "succeeded"
+
+    # Later: find the job again from the Jobs page, and open the model it registered.
+    page.goto("/")
+    page.get_by_role("link", name="Jobs").click()
+    page.get_by_label("Kind").select_option("finetune")
+    expect(page.locator("#jobs tbody tr")).to_have_count(1)
+    page.locator("#jobs").get_by_role("link", name=f"#{job_id}").click()
+    page.locator("#finetune-links").get_by_role("link", name=f"(job {job_id})").click()
+    expect(page.locator("#model-provenance")).to_contain_text(f"job #{job_id}")
+    expect(page.locator("#model-provenance")).to_contain_text("e2e")
