@@ -12,16 +12,20 @@ from app.exports.files import JsonArrayWriter
 
 COLOURS = {"red": (220, 40, 40), "green": (40, 160, 60), "blue": (40, 80, 220)}
 OPTIONS = "Options: (a) red (b) green (c) blue"
+# As long as a typical Vision-Flan instruction (its expert-written ones run to a few dozen words).
+LONG_INSTRUCTION = ("You are shown a picture made for a colour naming task. Look at the whole picture, decide which "
+                    "colour covers most of it, and answer with the letter and the name of the one option that "
+                    "matches what you see. Ignore borders and any small marks near the edges of the picture.")
 
 
-def stage1_record(k: int, colour: str, image: str | None) -> dict:
+def stage1_record(k: int, colour: str, image: str | None, instruction: str = "What colour fills the picture?") -> dict:
     letter = "abc"[list(COLOURS).index(colour)]
     if image is None:
         return {"id": f"WORDS+say/{k}/v1", "task_name": "WORDS+say",
                 "conversations": [{"from": "human", "value": f"Say the word {colour}."},
                                   {"from": "gpt", "value": colour}]}
     return {"id": f"COLOURS+name/{k}/v1", "image": image, "task_name": "COLOURS+name",
-            "conversations": [{"from": "human", "value": f"<image>\nWhat colour fills the picture?\n{OPTIONS}"},
+            "conversations": [{"from": "human", "value": f"<image>\n{instruction}\n{OPTIONS}"},
                               {"from": "gpt", "value": f"({letter}) {colour}"}]}
 
 
@@ -34,8 +38,9 @@ def stage2_record(k: int, image: str | None) -> dict:
 
 
 def write_version(folder: Path, *, records: int = 40, stage2: int = 12, text_every: int = 5, seed: int = 0,
-                  image_size: int = 32) -> Path:
-    """stage1.json (every `text_every`-th record text-only), stage2.json (multi-turn), images/; returns folder."""
+                  image_size: int = 32, long_prompts: bool = False) -> Path:
+    """stage1.json (every `text_every`-th record text-only), stage2.json (multi-turn), images/; returns folder.
+    `long_prompts`: instructions as long as Vision-Flan's (benches), instead of a short question (tests)."""
     rng = random.Random(seed)
     images = folder / "images"
     images.mkdir(parents=True, exist_ok=True)
@@ -49,7 +54,8 @@ def write_version(folder: Path, *, records: int = 40, stage2: int = 12, text_eve
     writer = JsonArrayWriter(folder / "stage1.json")
     for k in range(records):
         name, colour = names[k]
-        writer.add(stage1_record(k, colour, None if text_every and k % text_every == text_every - 1 else name))
+        image = None if text_every and k % text_every == text_every - 1 else name
+        writer.add(stage1_record(k, colour, image, *([LONG_INSTRUCTION] if long_prompts else [])))
     writer.close()
     if stage2:
         writer = JsonArrayWriter(folder / "stage2.json")

@@ -131,12 +131,21 @@ def training_arguments(config: FinetuneConfig, plan: StagePlan, hardware: Hardwa
         activation_checkpointing_kwargs={"use_reentrant": False} if checkpointing else None,
         logging_steps=1, save_strategy="steps", save_steps=config.save_steps, save_total_limit=None,
         seed=config.seed, data_seed=config.seed, remove_unused_columns=False, report_to="none",
-        dataloader_num_workers=config.data_workers if config.data_workers is not None
-        else (4 if hardware.device == "cuda" else 0),
+        dataloader_num_workers=data_workers(config, hardware),
         include_num_input_tokens_seen="non_padding",
         # A text-only step leaves the projector without gradients, which DDP must be told to expect.
         ddp_find_unused_parameters=text_only_records,
         disable_tqdm=not os.isatty(2))
+
+
+def data_workers(config: FinetuneConfig, hardware: Hardware) -> int:
+    """Records are read, their images opened and encoded in DataLoader workers beside training, not between its
+    steps: 4 per GPU process (LLaVA's), and on the CPU one, where a core is left beside the training's."""
+    if config.data_workers is not None:
+        return config.data_workers
+    if hardware.device == "cuda":
+        return 4
+    return 1 if (os.cpu_count() or 1) > 1 else 0
 
 
 def train_stage(config: FinetuneConfig, plan: StagePlan, index: RecordIndex, *, start: Path, folder: Path,
@@ -175,6 +184,8 @@ def train_stage(config: FinetuneConfig, plan: StagePlan, index: RecordIndex, *, 
                             callbacks=[CompleteCheckpoints(config.keep_checkpoints),
                                        StepReporter(events, stage=plan.stage, global_batch=plan.global_batch)])
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    if torch.cuda.is_available() and hardware.device == "cuda":
+        events.write("memory", stage=plan.stage, peak_gpu_memory_mb=round(torch.cuda.max_memory_allocated() / 2**20))
     _save_stage(trainer, processor, folder, lora=config.lora)
     if args.process_index == 0:
         shutil.rmtree(checkpoints, ignore_errors=True)  # the stage's model supersedes them (and they are large)

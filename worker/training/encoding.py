@@ -50,7 +50,7 @@ def mean_colour(processor) -> tuple[int, int, int]:
     return tuple(int(round(255 * value)) for value in mean[:3])
 
 
-def _answer_prefix(tokenizer) -> str:
+def answer_prefix(tokenizer) -> str:
     """" " before an answer for byte-level BPE tokenizers (the space belongs to the first word, as it does after
     "ASSISTANT:" at inference); nothing for SentencePiece ones, which add their own word boundary."""
     first = tokenizer.tokenize("yes", add_special_tokens=False)
@@ -62,11 +62,13 @@ def _user_message(text: str, with_image: bool) -> list[dict]:
     return [{"role": "user", "content": content}]
 
 
-def encode(processor, turns: list[dict], image, *, max_length: int, record_id: str = "") -> Encoded:
+def encode(processor, turns: list[dict], image, *, max_length: int, record_id: str = "",
+           prefix: str | None = None) -> Encoded:
     """`turns` alternate human and gpt, starting with human (the export contract); `image` (PIL, or None) goes
-    with the first turn's `<image>`. Raises RecordTooLong when even the first prompt does not fit."""
+    with the first turn's `<image>`; `prefix` is `answer_prefix(tokenizer)`, worked out once by the caller.
+    Raises RecordTooLong when even the first prompt does not fit."""
     tokenizer = processor.tokenizer
-    prefix = _answer_prefix(tokenizer)
+    prefix = answer_prefix(tokenizer) if prefix is None else prefix
     input_ids: list[int] = []
     labels: list[int] = []
     pixel_values = None

@@ -53,8 +53,8 @@ class FinetuneConfig:
         default="pad", metadata={"help": "pad: centre images on a square of the mean colour first (LLaVA-1.5)."})
     save_steps: int = field(default=50, metadata={"help": "Checkpoint every this many steps (and at a stage's end)."})
     keep_checkpoints: int = field(default=2, metadata={"help": "Complete checkpoints kept per stage, newest first."})
-    data_workers: int | None = field(default=None, metadata={"help": "DataLoader worker processes; default 4 on "
-                                                                     "GPUs, 0 on the CPU."})
+    data_workers: int | None = field(default=None, metadata={"help": "DataLoader worker processes; default 4 a "
+                                                                     "GPU, 1 on the CPU (0 on one core)."})
     seed: int = field(default=0, metadata={"help": "Seeds the data order and the initialisation of new weights."})
     device: str = field(default="auto", metadata={"help": "auto (CUDA when there is one), cuda or cpu."})
     progress_file: Path | None = field(default=None, metadata={"help": "JSON lines of progress (default: "
