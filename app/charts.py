@@ -37,7 +37,7 @@ class LossChart:
     lines: dict[str, str]  # stage -> polyline points
     x_ticks: list[Tick]
     y_ticks: list[Tick]
-    boundary: float | None  # x where stage 2 starts
+    boundary: float | None  # x between stage 1's last step and stage 2's first
     first: float
     last: float
     steps: int
@@ -75,7 +75,7 @@ def loss_chart(points: Sequence[tuple[str, int, float]], stage_steps: dict[str, 
     losses = [loss for _, _, loss in points]
     return LossChart(width, height, left, height - bottom_margin, {k: " ".join(v) for k, v in lines.items()},
                      x_ticks, [Tick(y(value), _label(value)) for value in y_ticks],
-                     x(stage2_start) if stage2_start else None, losses[0], losses[-1], len(points),
+                     x(stage2_start + 0.5) if stage2_start else None, losses[0], losses[-1], len(points),
                      f"loss from {losses[0]:.3f} to {losses[-1]:.3f} over {len(points)} steps")
 
 
