@@ -35,7 +35,7 @@ def _pool(app, settings, tmp_path) -> int:
     ConversationImporter(app.state.engine, MediaStore(settings.media_dir),
                          PoolOptions(pool="chat", image_root=tmp_path / "pool-images")).run(tmp_path / "pool.jsonl")
     with app.state.engine.connect() as connection:
-        return connection.execute(select(ConversationPool.id)).scalar_one()
+        return connection.execute(select(ConversationPool.id).where(ConversationPool.name == "chat")).scalar_one()
 
 
 @pytest.fixture

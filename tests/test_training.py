@@ -293,3 +293,63 @@ def test_a_file_not_laid_out_as_exported_is_refused_with_its_line(tmp_path):
     index = RecordIndex.build(tmp_path / "v" / "stage1.json")
     assert len(index) == 10 and sum(length < 0 for length in index.lengths) == 2
     assert index.tasks[0] == "COLOURS+name" and index.lines[0] == 2
+
+
+def test_the_evaluation_samples_every_task_with_its_seed(tmp_path):
+    from app.exports.files import JsonArrayWriter
+    from worker.evaluate import compare, stratified_sample
+    from worker.training.records import RecordIndex
+
+    writer = JsonArrayWriter(tmp_path / "val.json")
+    sizes = {"A+first": 50, "B+second": 3, "C+third": 30}  # in task order, as exports write val.json
+    for task, size in sizes.items():
+        for k in range(size):
+            writer.add({"id": f"{task}/{k}/v1", "task_name": task,
+                        "conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]})
+    writer.close()
+    index = RecordIndex.build(tmp_path / "val.json")
+    chosen = stratified_sample(index, per_task=5, seed=1)
+    per_task = {task: sum(index.tasks[k] == task for k in chosen) for task in sizes}
+    assert per_task == {"A+first": 5, "B+second": 3, "C+third": 5}  # every task, small ones whole
+    assert chosen == stratified_sample(index, per_task=5, seed=1) != stratified_sample(index, per_task=5, seed=2)
+    report = compare({"A+first": {"matched": 1, "total": 5}, "B+second": {"matched": 0, "total": 3}},
+                     {"A+first": {"matched": 4, "total": 5}, "B+second": {"matched": 3, "total": 3}})
+    assert report["tasks"]["A+first"]["change"] == 0.6 and report["tasks"]["B+second"]["change"] == 1.0
+    assert report["mean_before"] == 0.1 and report["mean_after"] == 0.9
+
+
+def test_a_job_launches_ddp_when_a_copy_fits_each_gpu_and_fsdp_when_not(tiny_model):
+    from worker.launch import choose, count_parameters
+
+    parameters = count_parameters(tiny_model)
+    assert 100_000 < parameters < 1_000_000
+    assert choose(gpus=0, gpu_memory=0, parameters=parameters).command(["--x"])[-3:] == ["--x", "--device", "cpu"]
+    assert choose(gpus=1, gpu_memory=80 * 2**30, parameters=7 * 10**9).config == "single_gpu.yaml"
+    small = choose(gpus=8, gpu_memory=80 * 2**30, parameters=1 * 10**9)
+    assert (small.config, small.processes) == ("ddp.yaml", 8)
+    large = choose(gpus=8, gpu_memory=80 * 2**30, parameters=7 * 10**9)
+    assert large.config == "fsdp.yaml" and "--num_processes" in large.command([])
+
+
+def test_a_training_run_ends_when_the_worker_that_started_it_dies(tiny_model, version, tmp_path):
+    """The launcher's tree is not the worker's to stop once the worker is gone: each training process watches it."""
+    from tests.factories import alive
+
+    out = tmp_path / "orphan"
+    arguments = _arguments(version, tiny_model, out, stage1_epochs=500, stage2_steps=0)
+    worker = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from worker import launch\n"
+        f"process = launch.start([sys.executable, '-m', 'worker.finetune', *{arguments!r}], Path({str(out)!r}) / "
+        "'train.log')\nprint(process.pid, flush=True)\ntime.sleep(600)")], cwd=ROOT, stdout=subprocess.PIPE,
+        text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    training = int(worker.stdout.readline())
+    deadline = time.monotonic() + 120
+    while not (out / "progress.jsonl").exists() or '"step"' not in (out / "progress.jsonl").read_text():
+        assert time.monotonic() < deadline and alive(training)
+        time.sleep(0.1)
+    worker.kill()
+    worker.wait()
+    deadline = time.monotonic() + 30
+    while alive(training):
+        assert time.monotonic() < deadline, "the training run outlived its worker"
+        time.sleep(0.2)

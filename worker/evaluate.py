@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlmodel import Session, select
@@ -45,8 +46,10 @@ def _instance_id(record_id: str) -> int | None:
 
 
 def evaluate(session: Session, *, model_path: str, device: str, version_folder: Path, per_task: int = 20,
-             seed: int = 0, batch_size: int = 8, max_new_tokens: int = 32) -> dict[str, dict[str, int]]:
-    """{task: {"matched": m, "total": n}} for every task of the validation split."""
+             seed: int = 0, batch_size: int = 8, max_new_tokens: int = 32,
+             on_progress: Callable[[int, int], None] = lambda done, total: None) -> dict[str, dict[str, int]]:
+    """{task: {"matched": m, "total": n}} for every task of the validation split; `on_progress(done, total)`
+    after every batch (a job keeps its lease with it)."""
     import torch
 
     from worker.loading import load_private
@@ -64,6 +67,7 @@ def evaluate(session: Session, *, model_path: str, device: str, version_folder: 
     loaded = load_private(model_path, inference_dtype(device), device)  # freed below: training needs the memory
     background = mean_colour(loaded.processor)
     scores: dict[str, dict[str, int]] = {record["task_name"]: {"matched": 0, "total": 0} for record in records}
+    done = 0
     try:
         for has_image in (True, False):
             group = [record for record in records if ("image" in record) == has_image]
@@ -78,6 +82,8 @@ def evaluate(session: Session, *, model_path: str, device: str, version_folder: 
                     score["total"] += 1
                     score["matched"] += matches(answer, record["conversations"][1]["value"],
                                                 options.get(ids[record["id"]]))
+                done += len(batch)
+                on_progress(done, len(records))
     finally:
         del loaded
         if torch.cuda.is_available():

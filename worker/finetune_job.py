@@ -100,6 +100,9 @@ def _train(context: JobContext, config: FinetuneConfig, launched: launch.Launch,
     arguments = [f"--{name}={str(value).lower() if isinstance(value, bool) else value}"
                  for name, value in config.as_json().items() if value is not None and name != "device"]
     log = config.out / "train.log"
+    # A retried job follows only what this attempt's run writes; the metrics already recorded stay, and the run
+    # says from which step it resumes (those after it are dropped and logged again).
+    follower.offset = config.progress_file.stat().st_size if config.progress_file.is_file() else 0
     process = launch.start(launched.command(arguments), log)
     try:
         while process.poll() is None:
@@ -113,6 +116,9 @@ def _train(context: JobContext, config: FinetuneConfig, launched: launch.Launch,
         raise TrainingFailed(f"the training script exited with status {process.returncode}; the end of "
                              f"{log}:\n{launch.tail(log)}")
     finished = [event for event in read_events(config.progress_file)[0] if event["event"] == "finished"]
+    if not finished:
+        raise TrainingFailed(f"the training script ended without naming its model; the end of {log}:\n"
+                             f"{launch.tail(log)}")
     return Path(finished[-1]["model"])
 
 
@@ -141,17 +147,22 @@ def run_finetune(settings: Settings, context: JobContext, payload: dict[str, Any
     follower = Follower(context, launched)
     per_task = payload.get("eval_per_task", 20)
 
-    def score(model: Path) -> dict:
+    def score(model: Path, which: str, low: float, high: float) -> dict:
+        def report(done: int, total: int) -> None:
+            context.progress(low + (high - low) * done / total, f"scoring {which}: {done} of {total} validation "
+                                                                 "records")
+
+        context.progress(low, f"scoring {which} on the validation split", force=True)
         with Session(context.engine) as session:
             return evaluate(session, model_path=str(model), device=device, version_folder=version_folder,
-                            per_task=per_task, seed=payload.get("seed", 0))
+                            per_task=per_task, seed=payload.get("seed", 0), on_progress=report)
 
-    context.progress(0.01, "scoring the base model on the validation split", force=True)
-    before = _scores(out / "evaluation-base.json", lambda: score(base_path))
+    before = _scores(out / "evaluation-base.json", lambda: score(base_path, "the base model", 0.0,
+                                                                 TRAINING_SHARE[0]))
     context.progress(TRAINING_SHARE[0], f"training: {launched.reason}", force=True)
     final = _train(context, config, launched, follower)
-    context.progress(TRAINING_SHARE[1], "scoring the fine-tuned model on the validation split", force=True)
-    after = _scores(out / "evaluation-tuned.json", lambda: score(final))
+    after = _scores(out / "evaluation-tuned.json", lambda: score(final, "the fine-tuned model", TRAINING_SHARE[1],
+                                                                 0.99))
     name = f"{base_name}+{version_name} (job {context.job_id})"[:120]
     dtype = "bfloat16" if follower.result.get("precision") == "bf16" else "float32"
     with Session(context.engine) as session:

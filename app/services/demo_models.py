@@ -23,7 +23,7 @@ from app.services import models as model_service
 from app.services import versions as version_service
 
 POOL = "demo-conversations"
-VERSION = "demo-v1"
+VERSION = "demo-shapes"
 MODEL = "tiny-llava (random weights)"
 VERSION_TASK = "SHAPES+shape_classification"  # the demo task that has been through review (accepted)
 

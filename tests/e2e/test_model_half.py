@@ -15,7 +15,7 @@ from playwright.sync_api import Page, expect
 from sqlmodel import select
 
 from app.models import Job, Task
-from app.services.demo_models import MODEL, VERSION_TASK
+from app.services.demo_models import MODEL, VERSION, VERSION_TASK
 from tests.e2e.test_browser import sign_in
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,7 +36,7 @@ def _demo(settings) -> dict[str, str]:
     done = subprocess.run([sys.executable, "-m", "app", "demo"], cwd=ROOT, env=environment, capture_output=True,
                           text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert f"Model {MODEL!r} registered" in done.stdout and "demo-v1: ready" in done.stdout
+    assert f"Model {MODEL!r} registered" in done.stdout and f"{VERSION}: ready" in done.stdout
     return dict(line.split()[:2] for line in done.stdout.splitlines() if "@studio.local" in line)
 
 

@@ -51,9 +51,14 @@ def hostile_workspace(db) -> dict[str, int | str]:
     approve(db, review, QC, comment=PAYLOAD)
     user_service.create_token(db, user_id=admin.id, name=PAYLOAD, actor_id=admin.id)
     db.add(ConversationPool(name=PAYLOAD, source=PAYLOAD))
-    model_service.register(db, name=PAYLOAD, path=f"/models/{PAYLOAD}", actor_id=admin.id)
+    model = model_service.register(db, name=PAYLOAD, path=f"/models/{PAYLOAD}", actor_id=admin.id)
     built = version_service.create(db, spec=ExportSpec(task_ids=[task.id]), name=PAYLOAD, actor_id=admin.id,
                                    enqueue=False)
+    finetune = job_service.enqueue(db, kind="finetune", payload={"version_id": built.id, "base_model_id": model.id},
+                                   created_by_id=admin.id)
+    finetune.result = {"plan": [{"stage": "stage1", "steps": 1, "description": PAYLOAD}],
+                       "skipped": {"stage2": PAYLOAD}, "launch": {"config": None, "processes": 1, "reason": PAYLOAD}}
+    db.add(finetune)
     job = job_service.enqueue(db, kind="import", payload={"format": "unified", "file": PAYLOAD},
                               created_by_id=admin.id)
     job.status, job.error, job.progress_message, job.finished_at = JobStatus.failed, PAYLOAD, PAYLOAD, utcnow()
@@ -61,7 +66,8 @@ def hostile_workspace(db) -> dict[str, int | str]:
     db.commit()
     instance_id = db.exec(select(Instance.id).where(Instance.task_id == task.id)).first()
     return {"user_id": author.id, "dataset_id": dataset.id, "task_id": task.id, "instance_id": instance_id,
-            "instruction_id": instruction.id, "job_id": job.id, "version_id": built.id,
+            "instruction_id": instruction.id, "job_id": job.id, "version_id": built.id, "model_id": model.id,
+            "finetune_id": finetune.id,
             "test_id": db.exec(select(SolveTest.id)).first(), "check_id": db.exec(select(SpotCheck.id)).first(),
             "queue_name": "solve"}
 
@@ -85,7 +91,8 @@ def page_urls(app, ids: dict) -> list[str]:
 def test_payloads_in_every_text_field_render_as_text_on_every_page(page: Page, app, db):
     ids = hostile_workspace(db)
     urls = page_urls(app, ids) + [f"/instructions/{ids['instruction_id']}/history?old=1&new=1",
-                                  f"/tasks?q={PAYLOAD}", f"/versions/trace?id={PAYLOAD}"]
+                                  f"/tasks?q={PAYLOAD}", f"/versions/trace?id={PAYLOAD}",
+                                  f"/jobs/{ids['finetune_id']}"]
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(f"{page.url}: {dialog.message}"), dialog.dismiss()))
     sign_in(page, "admin@example.org")
@@ -102,6 +109,6 @@ def test_payloads_in_every_text_field_render_as_text_on_every_page(page: Page, a
     # Not vacuous: the payload is there, as text, on the pages that show these fields.
     for expected in ("/datasets/{dataset_id}", "/tasks/{task_id}", "/tasks/{task_id}/instances",
                      "/instructions/{instruction_id}", "/admin/users", "/account", "/models", "/versions",
-                     "/jobs/{job_id}"):
+                     "/jobs/{job_id}", "/jobs", "/models/{model_id}", "/jobs/{finetune_id}"):
         url = expected.format(**ids)
         assert url in shown_on, f"{url} does not show the payload as text"
