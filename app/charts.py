@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 def nice_ticks(top: float, count: int = 5) -> list[float]:
@@ -38,10 +38,7 @@ class LossChart:
     x_ticks: list[Tick]
     y_ticks: list[Tick]
     boundary: float | None  # x between stage 1's last step and stage 2's first
-    first: float
-    last: float
-    steps: int
-    summary: str = field(default="")
+    summary: str  # for people who do not see the chart
 
 
 def loss_chart(points: Sequence[tuple[str, int, float]], stage_steps: dict[str, int] | None = None, *,
@@ -75,7 +72,7 @@ def loss_chart(points: Sequence[tuple[str, int, float]], stage_steps: dict[str, 
     losses = [loss for _, _, loss in points]
     return LossChart(width, height, left, height - bottom_margin, {k: " ".join(v) for k, v in lines.items()},
                      x_ticks, [Tick(y(value), _label(value)) for value in y_ticks],
-                     x(stage2_start + 0.5) if stage2_start else None, losses[0], losses[-1], len(points),
+                     x(stage2_start + 0.5) if stage2_start else None,
                      f"loss from {losses[0]:.3f} to {losses[-1]:.3f} over {len(points)} steps")
 
 

@@ -51,7 +51,6 @@ def migrate(revision: Annotated[str, typer.Argument(help="Target revision.")] = 
 def demo() -> None:
     """Load the demo workspace into an empty database, and print where and how to sign in."""
     from app.services.demo import load_demo
-
     from app.services.demo_models import load_model_half
 
     settings = Settings()

@@ -8,7 +8,7 @@ from fastapi import Depends, Request
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData
 
-from app.failures import Invalid
+from app.failures import Conflict, Invalid
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -41,3 +41,11 @@ def validate_form(model: type[M], form: FormData, *, lists: tuple[str, ...] = ()
             name = str(problem["loc"][0]) if problem["loc"] else "form"
             fields.setdefault(name, problem["msg"].removeprefix("Value error, "))
         raise Invalid("Some fields need attention.", fields=fields) from error
+
+
+def form_feedback(error: Invalid | Conflict | None) -> dict[str, object]:
+    """What a form's template needs to show a refusal (a message per field, one for the form) and the status
+    to answer with; for a form shown fresh, nothing to show and 200."""
+    if error is None:
+        return {"status_code": 200, "errors": {}, "message": None}
+    return {"status_code": error.status_code, "errors": error.fields or {}, "message": error.message}

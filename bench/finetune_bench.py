@@ -10,8 +10,10 @@ in a process of its own, on versions written as the export writes them:
    options, like the demo's tasks); the same on prompts as long as Vision-Flan's instructions is reported
    beside it (`_long_prompts`): there the tiny model's arithmetic, not its per-step overhead, dominates, and
    a single CPU thread gains less from batching.
-2. Memory: --steps steps at batch 8 on versions of 1,000 and 20,000 image records; the peak RSS of each run.
-   rss_growth = large / small (target <= 1.2: records are read when a batch needs them, never all at once).
+2. Memory: --steps steps at batch 8 on versions of 1,000 and 20,000 image records; the peak RSS of each run,
+   with the records read in the training process itself (--data_workers 0), so that the one process measured
+   holds the index, the reads and the model. rss_growth = large / small (target <= 1.2: records are read when
+   a batch needs them, never all at once).
 3. Resume: a run SIGKILLed in the middle of stage 1 and run again, against one never interrupted; the largest
    absolute difference between their final weights (target <= 1e-5).
 The last line is one JSON object.
@@ -96,7 +98,8 @@ def memory(workdir: Path, base: Path, steps: int) -> dict:
                                 long_prompts=True)
         written = time.perf_counter() - started
         peak = finish(run(script_arguments(version, base, workdir / f"memory-{name}-run", global_batch_size=8,
-                                           per_device_batch_size=8, max_steps=steps, save_steps=10**6)))
+                                           per_device_batch_size=8, max_steps=steps, save_steps=10**6,
+                                           data_workers=0)))
         figures[f"peak_rss_mb_{name}"] = round(peak["peak_rss_mb"], 1)
         print(f"  {records:,} image records (written in {written:.1f} s): peak RSS {peak['peak_rss_mb']:.0f} MB",
               file=sys.stderr)

@@ -4,11 +4,10 @@ buttons that ask first, and the charts' geometry."""
 
 from __future__ import annotations
 
-
 from sqlmodel import select
 
 from app.charts import change_chart, loss_chart, nice_ticks
-from app.models import ConversationPool, Job, JobMetric, JobStatus, RegisteredModel, Role, Task, utcnow
+from app.models import ConversationPool, Job, JobMetric, JobStatus, Role, Task, utcnow
 from app.services import demo_models
 from app.services import jobs as job_service
 from app.services import models as model_service
@@ -22,14 +21,13 @@ def _demo_version(db, settings):
     return demo_models.add_version(settings, db)
 
 
-def _finetune_job(db, *, version_id: int, base_id: int, user_id: int, skipped: dict | None = None) -> Job:
-    plan = [{"stage": "stage1", "steps": 4, "description": "stage1: 8 records, 4 steps of 2"},
-            {"stage": "stage2", "steps": 0 if skipped else 2, "description": "stage2: skipped" if skipped
-             else "stage2: 4 records, 2 steps of 2"}]
+def _finetune_job(db, *, version_id: int, base_id: int, user_id: int, skipped: str | None = None) -> Job:
+    plan = [{"stage": "stage1", "steps": 4, "skipped": None, "description": "stage1: 8 records, 4 steps of 2"},
+            {"stage": "stage2", "steps": 0 if skipped else 2, "skipped": skipped,
+             "description": f"stage2: skipped ({skipped})" if skipped else "stage2: 4 records, 2 steps of 2"}]
     job = Job(kind="finetune", status=JobStatus.running, created_by_id=user_id, progress=0.4,
               payload={"version_id": version_id, "base_model_id": base_id},
-              result={"plan": plan, "skipped": skipped or {}, "launch": {"config": None, "processes": 1,
-                                                                        "reason": "no GPU on this worker"}})
+              result={"plan": plan, "launch": {"config": None, "processes": 1, "reason": "no GPU on this worker"}})
     db.add(job)
     db.commit()
     for step, loss in enumerate((5.0, 4.0, 3.5, 3.0), start=1):
@@ -66,7 +64,7 @@ def test_a_fine_tune_page_shows_its_recipe_progress_chart_links_and_a_skipped_st
     admin = make_user(db, Role.admin)
     base = model_service.register(db, name="base", path="/models/base", actor_id=admin.id)
     job = _finetune_job(db, version_id=version.id, base_id=base.id, user_id=admin.id,
-                        skipped={"stage2": "the version has no stage2.json records"})
+                        skipped="the version has no stage2.json records")
     client, _ = signed_in(app, admin)
     page = soup(client.get(f"/jobs/{job.id}"))
     assert page.select_one("#job-status[hx-trigger='every 1s']") is not None  # it polls while running

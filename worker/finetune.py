@@ -78,17 +78,15 @@ def main(config: FinetuneConfig) -> Path:
             log.warning("%s", plan.describe())
     start = config.base
     for plan in plans:
+        if plan.skipped:  # the plan event says why
+            continue
         folder = stage_model(config.out, plan.stage)
-        if plan.skipped:
-            events.write("stage_skipped", stage=plan.stage, reason=plan.skipped)
-        elif is_saved(folder):
-            events.write("stage_done", stage=plan.stage, model=str(folder), already=True)
-        else:
+        already = is_saved(folder)
+        if not already:
             train_stage(config, plan, indexes[plan.stage], start=start, folder=folder, hardware=hardware,
                         precision=precision, events=events)
-            events.write("stage_done", stage=plan.stage, model=str(folder), already=False)
-        if not plan.skipped:
-            start = folder
+        events.write("stage_done", stage=plan.stage, model=str(folder), already=already)
+        start = folder
     if start == config.base:
         raise NothingToTrain(f"{config.version} has nothing to train on: "
                              + "; ".join(plan.describe() for plan in plans))
@@ -164,7 +162,7 @@ def train_stage(config: FinetuneConfig, plan: StagePlan, index: RecordIndex, *, 
     with args.main_process_first(local=False):
         if args.process_index == 0:
             remove_incomplete(checkpoints)  # a kill's half-written checkpoint is never resumed from
-    resume = last_complete(checkpoints)
+    resumed_from, resume = last_complete(checkpoints) or (0, None)
     processor = AutoProcessor.from_pretrained(start, local_files_only=True)
     model = AutoModelForImageTextToText.from_pretrained(
         start, dtype=torch.bfloat16 if precision == "bf16" else torch.float32, local_files_only=True)
@@ -175,7 +173,6 @@ def train_stage(config: FinetuneConfig, plan: StagePlan, index: RecordIndex, *, 
         model = with_lora(model, config.lora_rank)
     dataset = ConversationDataset(index, config.version / "images", processor, max_length=config.model_max_length,
                                   image_aspect=config.image_aspect)
-    resumed_from = int(resume.name.rsplit("-", 1)[1]) if resume else 0
     events.write("stage_start", stage=plan.stage, resumed_from=resumed_from, max_steps=plan.steps,
                  start=str(start))
     trainer = StudioTrainer(model=model, args=args, train_dataset=dataset,
@@ -184,7 +181,7 @@ def train_stage(config: FinetuneConfig, plan: StagePlan, index: RecordIndex, *, 
                             callbacks=[CompleteCheckpoints(config.keep_checkpoints),
                                        StepReporter(events, stage=plan.stage, global_batch=plan.global_batch)])
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    if torch.cuda.is_available() and hardware.device == "cuda":
+    if hardware.device == "cuda":
         events.write("memory", stage=plan.stage, peak_gpu_memory_mb=round(torch.cuda.max_memory_allocated() / 2**20))
     _save_stage(trainer, processor, folder, lora=config.lora)
     if args.process_index == 0:

@@ -38,36 +38,40 @@ class TrainingFailed(RuntimeError):
 
 class Follower:
     """Turns the script's progress events into job metrics, a progress bar over both stages' steps and the
-    job's running result (the plan, how it was launched, the stages skipped)."""
+    job's running result (the plan, with any stage skipped and why, and how it was launched)."""
 
     def __init__(self, context: JobContext, launched: launch.Launch):
         self.context, self.engine, self.job_id = context, context.engine, context.job_id
         self.result: dict[str, Any] = {"launch": {"config": launched.config, "processes": launched.processes,
-                                                  "reason": launched.reason}, "skipped": {}, "steps": {}}
-        self.total_steps, self.finished_steps, self.offset = 1, 0, 0
+                                                  "reason": launched.reason}}
+        self.planned: dict[str, int] = {}  # steps per stage
+        self.finished_steps, self.offset = 0, 0
         self.fraction, self.message = TRAINING_SHARE[0], "starting the training script"
+        self._rows: list[dict[str, Any]] = []  # step metrics not yet stored
 
     def follow(self, progress_file: Path) -> None:
+        """Handles the events written since the last call; their step metrics are stored in one insert."""
         events, self.offset = read_events(progress_file, self.offset)
         for event in events:
             getattr(self, f"_on_{event['event']}", lambda _event: None)(event)
+        self._store_steps()
 
-    def _store_result(self) -> None:
-        with self.engine.begin() as connection:
-            connection.execute(update(Job).where(Job.id == self.job_id).values(result=self.result))
+    def _store_steps(self) -> None:
+        if self._rows:
+            with self.engine.begin() as connection:
+                connection.execute(insert(JobMetric), self._rows)
+            self._rows = []
 
     def _on_plan(self, event: dict) -> None:
         self.result.update(plan=event["stages"], precision=event["precision"], device=event["device"],
                            processes=event["processes"])
-        self.total_steps = max(sum(stage["steps"] for stage in event["stages"]), 1)
-        self._store_result()
-
-    def _on_stage_skipped(self, event: dict) -> None:
-        self.result["skipped"][event["stage"]] = event["reason"]
-        self._store_result()
+        self.planned = {stage["stage"]: stage["steps"] for stage in event["stages"]}
+        with self.engine.begin() as connection:
+            connection.execute(update(Job).where(Job.id == self.job_id).values(result=self.result))
 
     def _on_stage_start(self, event: dict) -> None:
-        with self.engine.begin() as connection:  # steps logged after the checkpoint it resumes from are redone
+        self._store_steps()  # before the steps after the checkpoint it resumes from are dropped, to be redone
+        with self.engine.begin() as connection:
             connection.execute(delete(JobMetric).where(JobMetric.job_id == self.job_id,
                                                        JobMetric.stage == event["stage"],
                                                        JobMetric.step > event["resumed_from"]))
@@ -75,24 +79,20 @@ class Follower:
             f" from the checkpoint at step {event['resumed_from']}" if event["resumed_from"] else ""))
 
     def _on_step(self, event: dict) -> None:
-        with self.engine.begin() as connection:
-            connection.execute(insert(JobMetric), [{
-                "job_id": self.job_id, "stage": event["stage"], "step": event["step"], "loss": event["loss"],
-                "lr": event["lr"], "samples_per_s": event["samples_per_s"], "tokens_per_s": event["tokens_per_s"],
-                "created_at": utcnow()}])
+        self._rows.append({"job_id": self.job_id, "stage": event["stage"], "step": event["step"],
+                           "loss": event["loss"], "lr": event["lr"], "samples_per_s": event["samples_per_s"],
+                           "tokens_per_s": event["tokens_per_s"], "created_at": utcnow()})
         self._progress(event["step"], f"{event['stage']} step {event['step']} of {event['max_steps']}: "
                                       f"loss {event['loss']:.4f}, {event['samples_per_s']:.1f} samples/s")
 
     def _on_stage_done(self, event: dict) -> None:
-        steps = next((stage["steps"] for stage in self.result.get("plan", []) if stage["stage"] == event["stage"]), 0)
-        self.result["steps"][event["stage"]] = steps
-        self.finished_steps += steps
-        self._store_result()
+        self.finished_steps += self.planned.get(event["stage"], 0)
 
     def _progress(self, step: int, message: str) -> None:
         """The bar follows the steps done out of all the steps of both stages."""
         low, high = TRAINING_SHARE
-        self.fraction = low + (high - low) * min((self.finished_steps + step) / self.total_steps, 1.0)
+        total = max(sum(self.planned.values()), 1)
+        self.fraction = low + (high - low) * min((self.finished_steps + step) / total, 1.0)
         self.message = message
 
 

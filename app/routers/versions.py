@@ -12,7 +12,7 @@ from sqlmodel import select
 from app.deps import ANY_ROLE, CurrentUser, RowId, SessionDep, require_role
 from app.exports.spec import ExportSpec
 from app.failures import Conflict, Invalid
-from app.forms import FormDep, validate_form
+from app.forms import FormDep, form_feedback, validate_form
 from app.models import ConversationPool, Role, Task, TaskStatus
 from app.schemas import FinetuneIn
 from app.services import jobs as job_service
@@ -35,10 +35,9 @@ def _list_page(request: Request, session, *, values=None, error: Invalid | Confl
     says what is wrong beside each field."""
     tasks = list(session.exec(select(Task).where(Task.status.in_([TaskStatus.accepted, TaskStatus.verified]))
                               .order_by(Task.name)))
-    return render(request, "versions/page.html", "versions/_form.html",
-                  status_code=error.status_code if error else 200, versions=version_service.list_versions(session),
+    return render(request, "versions/page.html", "versions/_form.html", versions=version_service.list_versions(session),
                   tasks=tasks, pools=list(session.exec(select(ConversationPool).order_by(ConversationPool.name))),
-                  values=values, errors=error.fields or {} if error else {}, message=error.message if error else None)
+                  values=values, **form_feedback(error))
 
 
 @router.post("", dependencies=[BUILDERS])
@@ -86,13 +85,11 @@ def _detail_page(request: Request, session, version, *, values=None, error: Inva
     others = [other for other in version_service.list_versions(session)
               if other.id != version.id and other.status == "ready"]
     models = model_service.list_models(session)
-    return render(request, "versions/detail.html", "versions/_finetune_form.html",
-                  status_code=error.status_code if error else 200, version=version, job=job, others=others,
-                  models=models, terminal=job is None or job.status in job_service.TERMINAL, per_task=per_task,
-                  categories=dict(categories.most_common()), has_stage2=version_service.has_stage2(version),
-                  names={model.id: model.name for model in models}, values=values,
-                  errors=error.fields or {} if error else {}, message=error.message if error else None,
-                  **version_service.model_work(session, version_id=version.id))
+    return render(request, "versions/detail.html", "versions/_finetune_form.html", version=version, job=job,
+                  others=others, models=models, terminal=job is None or job.status in job_service.TERMINAL,
+                  per_task=per_task, categories=dict(categories.most_common()),
+                  has_stage2=version_service.has_stage2(version), names={model.id: model.name for model in models},
+                  values=values, **form_feedback(error), **version_service.model_work(session, version_id=version.id))
 
 
 @router.get("/{version_id}/files/{name:path}", dependencies=[ANY_ROLE])

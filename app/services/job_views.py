@@ -44,9 +44,12 @@ def finetune_view(session: Session, job: Job) -> dict[str, Any]:
 
 
 def preview_view(session: Session, job: Job, *, terminal: bool) -> dict[str, Any]:
-    rows = previews.results(session, job=job) if terminal else []
-    same_task = job_service.JobFilters(kind="preview", status="succeeded", task_id=job.payload["task_id"])
-    others = [other for other in job_service.list_jobs(session, filters=same_task) if other.id != job.id]
+    """The outputs and the previews to compare with appear once the job has ended (not on every poll before)."""
+    rows, others = [], []
+    if terminal:
+        rows = previews.results(session, job=job)
+        same_task = job_service.JobFilters(kind="preview", status="succeeded", task_id=job.payload["task_id"])
+        others = [other for other in job_service.list_jobs(session, filters=same_task) if other.id != job.id]
     return {"rows": rows, "others": others, "score": sum(row.matched for row in rows) / len(rows) if rows else None,
             "task": task_service.get_task(session, task_id=job.payload["task_id"]),
             "model": session.get(RegisteredModel, job.payload["model_id"])}

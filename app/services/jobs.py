@@ -64,7 +64,7 @@ def list_jobs(session: Session, *, filters: JobFilters, before_id: int | None = 
     if filters.base_model_id is not None:
         query = query.where(Job.payload["base_model_id"].as_integer() == filters.base_model_id)
     if filters.model_ids is not None:
-        query = query.where(Job.payload["model_id"].as_integer().in_(filters.model_ids or (-1,)))
+        query = query.where(Job.payload["model_id"].as_integer().in_(filters.model_ids))
     if before_id:
         query = query.where(Job.id < before_id)
     return list(session.exec(query))

@@ -56,8 +56,9 @@ def hostile_workspace(db) -> dict[str, int | str]:
                                    enqueue=False)
     finetune = job_service.enqueue(db, kind="finetune", payload={"version_id": built.id, "base_model_id": model.id},
                                    created_by_id=admin.id)
-    finetune.result = {"plan": [{"stage": "stage1", "steps": 1, "description": PAYLOAD}],
-                       "skipped": {"stage2": PAYLOAD}, "launch": {"config": None, "processes": 1, "reason": PAYLOAD}}
+    finetune.result = {"plan": [{"stage": "stage1", "steps": 1, "skipped": None, "description": PAYLOAD},
+                                {"stage": "stage2", "steps": 0, "skipped": PAYLOAD, "description": PAYLOAD}],
+                       "launch": {"config": None, "processes": 1, "reason": PAYLOAD}}
     db.add(finetune)
     job = job_service.enqueue(db, kind="import", payload={"format": "unified", "file": PAYLOAD},
                               created_by_id=admin.id)

@@ -32,17 +32,21 @@ def is_complete(checkpoint: Path) -> bool:
     return (checkpoint / MARKER).is_file()
 
 
-def last_complete(folder: Path) -> Path | None:
-    complete = [path for _, path in checkpoints(folder) if is_complete(path)]
+def complete_checkpoints(folder: Path) -> list[tuple[int, Path]]:
+    return [(step, path) for step, path in checkpoints(folder) if is_complete(path)]
+
+
+def last_complete(folder: Path) -> tuple[int, Path] | None:
+    """(step, folder) of the newest complete checkpoint, or None."""
+    complete = complete_checkpoints(folder)
     return complete[-1] if complete else None
 
 
-def remove_incomplete(folder: Path) -> list[Path]:
-    """Deletes checkpoint folders without a marker (a kill's leftovers); returns them."""
-    removed = [path for _, path in checkpoints(folder) if not is_complete(path)]
-    for path in removed:
-        shutil.rmtree(path, ignore_errors=True)
-    return removed
+def remove_incomplete(folder: Path) -> None:
+    """Deletes checkpoint folders without a marker (a kill's leftovers)."""
+    for _, path in checkpoints(folder):
+        if not is_complete(path):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _barrier() -> None:
@@ -65,8 +69,7 @@ class CompleteCheckpoints(TrainerCallback):
             temporary = folder / f".{MARKER}.partial"
             temporary.write_text(json.dumps({"step": state.global_step}))
             temporary.replace(folder / MARKER)
-            complete = [path for _, path in checkpoints(Path(args.output_dir)) if is_complete(path)]
-            for old in complete[:-self.keep]:
+            for _, old in complete_checkpoints(Path(args.output_dir))[:-self.keep]:
                 shutil.rmtree(old, ignore_errors=True)
         _barrier()
         return control

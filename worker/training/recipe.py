@@ -32,7 +32,7 @@ class FinetuneConfig:
     stage2_global_batch_size: int = field(default=64, metadata={"help": "Stage 2's records per optimizer step "
                                                                         "(the paper: 8 per GPU x 8 GPUs)."})
     per_device_batch_size: int = field(default=16, metadata={"help": "Records per process per micro-step at "
-                                                                     "most (LLaVA-1.5: 16); accumulation does the rest."})
+                                                                     "most (LLaVA-1.5: 16); accumulation adds up."})
     max_steps: int | None = field(default=None, metadata={"help": "At most this many steps per stage (quick runs)."})
     model_max_length: int = field(default=2048, metadata={"help": "Longest sequence in tokens, image tokens "
                                                                   "included; later exchanges beyond it are cut."})
