@@ -40,7 +40,7 @@ from app.migrate import alembic_config  # noqa: E402
 from app.models import Instance, Role, SpotCheckItem, Task, User, utcnow  # noqa: E402
 from app.services import instructions as instruction_service  # noqa: E402
 from app.services import spot_checks  # noqa: E402
-from app.services.instructions import sample_instances  # noqa: E402
+from app.services.sampling import sample_instances  # noqa: E402
 from app.services.tasks import refresh_instance_counts  # noqa: E402
 from bench.task_pages import fill  # noqa: E402
 from tests.factories import login, make_user  # noqa: E402
@@ -82,6 +82,7 @@ def open_work(session: Session, task: Task, author: User, spot_size: int) -> int
     version = instruction_service.submit(session, instruction_id=instruction.id, actor_id=author.id)
     check = spot_checks.create(session, task_id=task.id, actor_id=author.id, size=spot_size, max_error_rate=0.1,
                                version_id=version.id, seed=3)
+    session.commit()
     return check.id
 
 

@@ -37,13 +37,14 @@ from sqlmodel import Session, select  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
-from app.models import Instance, Job, Task  # noqa: E402
+from app.models import Instance, InstructionVersion, Job, Task  # noqa: E402
 from app.schemas import PreviewIn  # noqa: E402
-from app.services import instructions as instruction_service  # noqa: E402
 from app.services import models as model_service  # noqa: E402
 from app.services import previews  # noqa: E402
 from app.services.demo import load_demo  # noqa: E402
+from app.services.sampling import sample_instances  # noqa: E402
 from app.services.tasks import refresh_instance_counts  # noqa: E402
+from app.specs import render_instance, spec_of_version  # noqa: E402
 from app.storage import MediaStore  # noqa: E402
 from tests.scratch import throwaway_folder  # noqa: E402
 from worker.__main__ import Worker  # noqa: E402
@@ -129,12 +130,10 @@ def main() -> None:
             assert done.status == "succeeded", done.error
             job_s += (done.finished_at - done.started_at).total_seconds()
             phases.update(done.result["seconds"])
-            spec = spec or instruction_service.spec_of_version(
-                session.get(instruction_service.InstructionVersion, done.payload["instruction_version_id"]))
+            spec = spec or spec_of_version(session.get(InstructionVersion, done.payload["instruction_version_id"]))
             work = []
-            for instance, image in instruction_service.sample_instances(session, task_id=task.id, seed=round_,
-                                                                        size=args.instances):
-                rendered, _ = instruction_service.render_instance(spec, instance, has_image=image is not None)
+            for instance, image in sample_instances(session, task_id=task.id, seed=round_, size=args.instances):
+                rendered, _ = render_instance(spec, instance, has_image=image is not None)
                 work.append((rendered.prompt, media.path_for(image.sha256)))
             instances += len(work)
             for start in range(0, len(work), args.batch_size):

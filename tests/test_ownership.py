@@ -34,8 +34,10 @@ def test_nobody_decides_an_item_another_reviewer_holds(app, db):
     approve(db, db.get(Review, review.id))
     solve_tests.create(db, task_id=task.id, actor_id=people["admin"].id, size=4, pass_threshold=3,
                        version_id=version.id)
+    db.commit()
     spot_checks.create(db, task_id=task.id, actor_id=people["admin"].id, max_error_rate=0.5, size=4,
                        version_id=version.id)
+    db.commit()
     solve = client.post("/api/v1/review/solve/next", headers=as_holder).json()
     spot = client.post("/api/v1/review/spot/next", headers=as_holder).json()
     intruder_client, intruder_csrf = signed_in(app, intruder)

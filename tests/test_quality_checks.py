@@ -7,7 +7,7 @@ from sqlmodel import select
 
 from app.failures import Conflict, Invalid
 from app.models import Instance, InstructionVersion, QcStatus, Role, SolveTest, SpotCheck, Task, TaskStatus, User
-from app.services import solve_tests, spot_checks, task_states
+from app.services import checks, solve_tests, spot_checks, task_states
 from app.stats import sample_size_for, wilson
 from tests.factories import make_user, soup
 from tests.review_helpers import approve, htmx, make_qc_task, signed_in, submit_instruction, team
@@ -119,10 +119,12 @@ def test_spot_check_verdicts_flag_instances_and_give_a_wilson_interval(app, db):
     task, version = _approved_task(db, people, "SHAPES+spot", instances=30)
     first = spot_checks.create(db, task_id=task.id, actor_id=people["admin"].id, size=10, max_error_rate=0.3,
                                version_id=version.id, seed=5)
+    db.commit()
     check = spot_checks.create(db, task_id=task.id, actor_id=people["admin"].id, size=10, max_error_rate=0.3,
                                version_id=version.id, seed=5)
-    sampled = [item.instance_id for item, _ in spot_checks.items_of(db, check_id=check.id)]
-    assert sampled == [item.instance_id for item, _ in spot_checks.items_of(db, check_id=first.id)]  # same seed
+    db.commit()
+    sampled = [item.instance_id for item, _ in checks.items_of(db, checks.SPOT, check_id=check.id)]
+    assert sampled == [item.instance_id for item, _ in checks.items_of(db, checks.SPOT, check_id=first.id)]  # same seed
     db.refresh(first)
     assert first.status == QcStatus.cancelled  # one spot check of a task runs at a time
     client, csrf = signed_in(app, people["r1"])
@@ -158,6 +160,7 @@ def test_spot_check_size_can_come_from_a_wanted_confidence_and_double_review_giv
     task, version = _approved_task(db, people, "SHAPES+kappa", instances=80)
     check = spot_checks.create(db, task_id=task.id, actor_id=people["admin"].id, max_error_rate=0.25,
                                expected_error_rate=0.02, double_review=True, version_id=version.id)
+    db.commit()
     assert check.size == sample_size_for(0.25, expected_error_rate=0.02) == check.size
     one, csrf1 = signed_in(app, people["r1"])
     two, csrf2 = signed_in(app, people["r2"])

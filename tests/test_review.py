@@ -119,6 +119,7 @@ def test_leases_keep_items_apart_and_abandoned_claims_return_to_the_queue(app, d
     _, version, review = submit_instruction(db, task, people["author"])
     check = spot_checks.create(db, task_id=task.id, actor_id=people["admin"].id, max_error_rate=0.5, size=3,
                                version_id=version.id)
+    db.commit()
     one, csrf1 = signed_in(app, people["r1"])
     two, csrf2 = signed_in(app, people["r2"])
     a = soup(one.post("/review/spot/next", headers=htmx(csrf1))).select_one("#item")
@@ -179,6 +180,7 @@ def test_a_reviewer_who_leaves_hands_back_what_they_held(app, db):
     staying = people["r2"] if leaving.id == people["r1"].id else people["r1"]
     spot_checks.create(db, task_id=task.id, actor_id=people["admin"].id, max_error_rate=0.5, size=2,
                        version_id=version.id)
+    db.commit()
     client, csrf = signed_in(app, leaving)
     held = soup(client.post("/review/spot/next", headers=htmx(csrf))).select_one("#item")["data-item-id"]
     user_service.update_user(db, user_id=leaving.id, data=UserUpdate(is_active=False), actor_id=people["admin"].id)

@@ -23,6 +23,7 @@ def test_sixteen_reviewers_share_one_queue_without_double_assignment_or_lost_dec
     _, version, _ = submit_instruction(db, task, author)
     check = spot_checks.create(db, task_id=task.id, actor_id=author.id, size=3000, max_error_rate=0.5,
                                version_id=version.id, seed=1)
+    db.commit()
     emails = [make_user(db, Role.reviewer).email for _ in range(REVIEWERS)]
 
     result = run_swarm(live_server, emails, queue="spot", seconds=SECONDS)

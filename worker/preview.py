@@ -19,7 +19,8 @@ from sqlmodel import Session
 from app.config import Settings
 from app.models import InstructionVersion, ModelOutput, RegisteredModel, utcnow
 from app.rendering import IMAGE_TOKEN
-from app.services import instructions as instruction_service
+from app.services.sampling import sample_instances
+from app.specs import render_instance, spec_of_version
 from app.storage import MediaStore
 from worker.context import JobContext
 from worker.loading import is_loaded, load
@@ -80,12 +81,12 @@ def run_preview(settings: Settings, context: JobContext, payload: dict[str, Any]
     with clock.phase("sample"), Session(context.engine) as session:
         registered = session.get(RegisteredModel, payload["model_id"])
         version = session.get(InstructionVersion, payload["instruction_version_id"])
-        spec = instruction_service.spec_of_version(version)
-        picked = instruction_service.sample_instances(session, task_id=payload["task_id"], seed=payload["seed"],
+        spec = spec_of_version(version)
+        picked = sample_instances(session, task_id=payload["task_id"], seed=payload["seed"],
                                                       size=payload["size"])
         work = []
         for instance, image in picked:
-            rendered, _ = instruction_service.render_instance(spec, instance, has_image=image is not None)
+            rendered, _ = render_instance(spec, instance, has_image=image is not None)
             if rendered is not None:
                 work.append((instance.id, rendered.prompt, image.sha256 if image else None))
     if not is_loaded(registered.path, registered.dtype, registered.device):

@@ -28,7 +28,7 @@ from app.exports.sampling import SPLIT_SALT, choose, draw_instance_batches, unit
 from app.exports.spec import ExportSpec
 from app.models import InstructionVersion, SourceDataset, Task
 from app.rendering import TemplateProblem, renderer_for
-from app.services.instructions import spec_of_version
+from app.specs import spec_of_version
 from app.storage import MediaStore
 
 VIOLATIONS_KEPT = 200

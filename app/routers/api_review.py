@@ -17,7 +17,7 @@ from app.schemas import (
     SpotCheckIn,
     VerdictIn,
 )
-from app.services import queues, review_items, reviews, solve_tests, spot_checks, verifications
+from app.services import checks, queues, review_items, reviews, solve_tests, spot_checks, verifications
 from app.services.qc import QcDefaults
 from app.services.review_items import ReviewItem
 
@@ -137,9 +137,9 @@ def open_spot_check(request: Request, session: SessionDep, user: CurrentUser, ta
 
 @router.get("/solve-tests/{test_id}", dependencies=[ANY_ROLE], response_model=CheckOut)
 def get_solve_test(session: SessionDep, test_id: RowId):
-    return solve_out(session, solve_tests.get(session, test_id=test_id))
+    return solve_out(session, checks.get(session, checks.SOLVE, check_id=test_id))
 
 
 @router.get("/spot-checks/{check_id}", dependencies=[ANY_ROLE], response_model=CheckOut)
 def get_spot_check(session: SessionDep, check_id: RowId):
-    return spot_out(session, spot_checks.get(session, check_id=check_id))
+    return spot_out(session, checks.get(session, checks.SPOT, check_id=check_id))

@@ -16,7 +16,9 @@ from app.rendering import InstructionSpec, lint_templates
 from app.schemas import DraftIn
 from app.services import instructions as instruction_service
 from app.services import jobs as job_service
+from app.services import sampling
 from app.services import tasks as task_service
+from app.specs import render_instance
 from app.templating import render as render_page
 from app.templating import see_other
 
@@ -113,10 +115,9 @@ def preview(request: Request, session: SessionDep, form: FormDep, instruction_id
     seed = int(form.get("seed", 0)) if str(form.get("seed", "0")).isdigit() else 0
     pinned = [int(part) for part in str(form.get("pinned", "")).split(",") if part.strip().isdigit()][:PREVIEW_SIZE]
     samples = []
-    for instance, image in instruction_service.preview_instances(session, task_id=instruction.task_id, seed=seed,
-                                                                 size=PREVIEW_SIZE, pinned=pinned):
-        samples.append((instance, image, *instruction_service.render_instance(spec, instance,
-                                                                              has_image=image is not None)))
+    for instance, image in sampling.preview_instances(session, task_id=instruction.task_id, seed=seed,
+                                                      size=PREVIEW_SIZE, pinned=pinned):
+        samples.append((instance, image, *render_instance(spec, instance, has_image=image is not None)))
     others = instruction_service.other_tasks_instructions(session, task_id=instruction.task_id)
     similar = most_similar(spec.text, others)
     return render_page(request, "instructions/_preview.html", instruction=instruction, samples=samples,

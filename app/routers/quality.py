@@ -11,7 +11,7 @@ from app.deps import ANY_ROLE, CurrentUser, RowId, SessionDep, require_role
 from app.forms import FormDep, validate_form
 from app.models import QcStatus, Role
 from app.schemas import SolveTestIn, SpotCheckIn
-from app.services import audit, solve_tests, spot_checks, task_states
+from app.services import audit, checks, solve_tests, spot_checks, task_states
 from app.services import tasks as task_service
 from app.services.qc import QcDefaults
 from app.templating import render, see_other
@@ -41,9 +41,9 @@ def open_spot_check(request: Request, session: SessionDep, user: CurrentUser, fo
 
 @router.get("/solve-tests/{test_id}", dependencies=[ANY_ROLE])
 def solve_test_page(request: Request, session: SessionDep, test_id: RowId):
-    test = solve_tests.get(session, test_id=test_id)
+    test = checks.get(session, checks.SOLVE, check_id=test_id)
     return render(request, "quality/solve_test.html", test=test, figures=solve_tests.figures(session, test=test),
-                  items=solve_tests.items_of(session, test_id=test.id),
+                  items=checks.items_of(session, checks.SOLVE, check_id=test.id),
                   task=task_service.get_task(session, task_id=test.task_id),
                   # While it runs the targets stay hidden: anyone reading this page may be a solver next.
                   show_targets=test.status != QcStatus.open)
@@ -51,9 +51,9 @@ def solve_test_page(request: Request, session: SessionDep, test_id: RowId):
 
 @router.get("/spot-checks/{check_id}", dependencies=[ANY_ROLE])
 def spot_check_page(request: Request, session: SessionDep, check_id: RowId):
-    check = spot_checks.get(session, check_id=check_id)
+    check = checks.get(session, checks.SPOT, check_id=check_id)
     return render(request, "quality/spot_check.html", check=check, figures=spot_checks.figures(session, check=check),
-                  items=spot_checks.items_of(session, check_id=check.id),
+                  items=checks.items_of(session, checks.SPOT, check_id=check.id),
                   task=task_service.get_task(session, task_id=check.task_id))
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from dataclasses import asdict
 
 from sqlalchemy import func, update
@@ -10,7 +9,6 @@ from sqlmodel import Session, select
 
 from app.failures import Conflict, Forbidden, Invalid, NotFound
 from app.models import (
-    Image,
     Instance,
     InstanceStatus,
     Instruction,
@@ -21,12 +19,11 @@ from app.models import (
     User,
     utcnow,
 )
-from app.rendering import MAX_TEMPLATE_CHARS, InstructionSpec, TemplateProblem, lint_on_instances, render
+from app.rendering import MAX_TEMPLATE_CHARS, InstructionSpec, lint_on_instances
 from app.schemas import DraftIn
 from app.services import audit, reviews, task_states
+from app.specs import SPEC_FIELDS
 from app.tokens import token_counter
-
-DRAFT_FIELDS = ("text", "input_template", "output_template", "options_style", "image_placement")
 
 
 def get_instruction(session: Session, *, instruction_id: int) -> Instruction:
@@ -58,9 +55,6 @@ def create_instruction(session: Session, *, task_id: int, label: str, author_id:
     return instruction
 
 
-def spec_of_draft(instruction: Instruction) -> InstructionSpec:
-    return InstructionSpec(**{name: getattr(instruction, f"draft_{name}") for name in DRAFT_FIELDS})
-
 
 def save_draft(session: Session, *, instruction_id: int, data: DraftIn, actor_id: int,
                is_admin: bool = False) -> Instruction:
@@ -72,7 +66,7 @@ def save_draft(session: Session, *, instruction_id: int, data: DraftIn, actor_id
     saved = session.execute(
         update(Instruction).where(Instruction.id == instruction_id, Instruction.lock_version == data.lock_version)
         .values(lock_version=Instruction.lock_version + 1, draft_saved_at=utcnow(),
-                **{f"draft_{name}": getattr(data, name) for name in DRAFT_FIELDS})).rowcount
+                **{f"draft_{name}": getattr(data, name) for name in SPEC_FIELDS})).rowcount
     if saved != 1:
         session.rollback()
         raise Conflict("Someone else saved this draft while you were editing it: copy your text, reload, "
@@ -93,7 +87,7 @@ def submit(session: Session, *, instruction_id: int, actor_id: int, is_admin: bo
                            .where(InstructionVersion.instruction_id == instruction.id)).one() or 0) + 1
     version = InstructionVersion(instruction_id=instruction.id, number=number, author_id=actor_id,
                                  status=InstructionStatus.in_review,
-                                 **{name: getattr(instruction, f"draft_{name}") for name in DRAFT_FIELDS})
+                                 **{name: getattr(instruction, f"draft_{name}") for name in SPEC_FIELDS})
     instruction.status = InstructionStatus.in_review
     session.add_all([version, instruction])
     session.flush()
@@ -124,17 +118,6 @@ def versions_of(session: Session, *, instruction_id: int) -> list[InstructionVer
     return list(session.exec(select(InstructionVersion).where(InstructionVersion.instruction_id == instruction_id)
                              .order_by(InstructionVersion.number.desc())))
 
-
-def preview_instances(session: Session, *, task_id: int, seed: int, size: int,
-                      pinned: list[int]) -> list[tuple[Instance, Image | None]]:
-    """The pinned instances of this task first (kept across shuffles), then a seeded sample for the rest."""
-    chosen = list(session.exec(select(Instance, Image).outerjoin(Image, Image.id == Instance.image_id)
-                               .where(Instance.task_id == task_id, Instance.id.in_(pinned)))) if pinned else []
-    chosen.sort(key=lambda row: pinned.index(row[0].id))
-    taken = {row[0].id for row in chosen}
-    rest = [row for row in sample_instances(session, task_id=task_id, seed=seed, size=size + len(chosen))
-            if row[0].id not in taken]
-    return chosen + rest[:size - len(chosen)]
 
 
 def other_tasks_instructions(session: Session, *, task_id: int) -> list[tuple[str, str]]:
@@ -173,46 +156,4 @@ def lint_all(session: Session, *, task_id: int, spec: InstructionSpec, token_bud
     return [asdict(issue) for issue in issues]
 
 
-def sample_instances(session: Session, *, task_id: int, seed: int, size: int) -> list[tuple[Instance, Image | None]]:
-    """`size` active instances drawn with `seed`: a window of the (task, status, rkey) index starting at a
-    seeded point, wrapping around — the same instances for the same seed, without ORDER BY RANDOM()."""
-    start = random.Random(seed).getrandbits(31)
-    base = select(Instance, Image).outerjoin(Image, Image.id == Instance.image_id).where(
-        Instance.task_id == task_id, Instance.status == InstanceStatus.active)
-    rows = list(session.exec(base.where(Instance.rkey >= start).order_by(Instance.rkey).limit(size)))
-    if len(rows) < size:
-        rows += list(session.exec(base.where(Instance.rkey < start).order_by(Instance.rkey).limit(size - len(rows))))
-    return rows
 
-
-def spec_of_version(version: InstructionVersion) -> InstructionSpec:
-    return InstructionSpec(**{name: getattr(version, name) for name in DRAFT_FIELDS})
-
-
-def render_instance(spec: InstructionSpec, instance: Instance, *, has_image: bool):
-    """(Rendered, None), or (None, the problem) when the template fails on this instance."""
-    fields = {"input_text": instance.input_text, "options": instance.options, "raw_output": instance.raw_output,
-              "human_preferred_output": instance.human_preferred_output}
-    try:
-        return render(spec, fields, has_image=has_image), None
-    except TemplateProblem as problem:
-        return None, str(problem)
-
-
-def newest_version(session: Session, *, task_id: int, version_id: int | None = None) -> InstructionVersion:
-    """The version a check or a preview renders with: the one asked for, else the task's newest approved,
-    else its newest."""
-    query = (select(InstructionVersion).join(Instruction, Instruction.id == InstructionVersion.instruction_id)
-             .where(Instruction.task_id == task_id))
-    if version_id is not None:
-        version = session.exec(query.where(InstructionVersion.id == version_id)).first()
-        if version is None:
-            raise NotFound(f"The task has no instruction version with id {version_id}.")
-        return version
-    version = (session.exec(query.where(InstructionVersion.status == InstructionStatus.approved)
-                            .order_by(InstructionVersion.created_at.desc(), InstructionVersion.id.desc())).first()
-               or session.exec(query.order_by(InstructionVersion.id.desc())).first())
-    if version is None:
-        raise Conflict("Quality checks show the task as the instruction renders it: submit an instruction first.",
-                      fields={"instruction_version_id": "no version yet"})
-    return version

@@ -83,6 +83,15 @@ def decide(session: Session, *, table, item_id: int, lock_version: int, claimant
         lock_version=table.lock_version + 1, lease_expires_at=None, **values)).rowcount == 1
 
 
+def decide_or_refuse(session: Session, *, table, item_id: int, lock_version: int, claimant, user_id: int,
+                     values: dict[str, Any], still_open=None) -> None:
+    """`decide`, or a Conflict that says why the decision did not take (the transaction rolled back)."""
+    if not decide(session, table=table, item_id=item_id, lock_version=lock_version, claimant=claimant,
+                  user_id=user_id, values=values, still_open=still_open):
+        session.rollback()
+        raise stale(session, table, item_id, claimant, user_id)
+
+
 def release(session: Session, *, table, item_id: int, claimant, user_id: int, reset: dict[str, Any]) -> None:
     """Gives the item back to the queue now (skip), rather than when the lease runs out."""
     session.execute(update(table).where(table.id == item_id, claimant == user_id)

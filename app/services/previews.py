@@ -12,14 +12,15 @@ from app.answers import matches
 from app.failures import Invalid
 from app.models import Image, Instance, InstructionVersion, Job, ModelOutput
 from app.schemas import PreviewIn
-from app.services import instructions as instruction_service
 from app.services import jobs, models
+from app.services.sampling import newest_version
+from app.specs import render_instance, spec_of_version
 
 
 def start(session: Session, *, task_id: int, data: PreviewIn, actor_id: int | None) -> Job:
     """Queues a preview of a registered model on the task (bounds are checked by `PreviewIn`)."""
     model = models.get(session, model_id=data.model_id)
-    version = instruction_service.newest_version(session, task_id=task_id, version_id=data.instruction_version_id)
+    version = newest_version(session, task_id=task_id, version_id=data.instruction_version_id)
     return jobs.enqueue(session, kind="preview", created_by_id=actor_id, payload={
         **data.model_dump(), "task_id": task_id, "instruction_version_id": version.id, "model_id": model.id})
 
@@ -37,13 +38,13 @@ class PreviewRow:
 
 def results(session: Session, *, job: Job) -> list[PreviewRow]:
     version = session.get(InstructionVersion, job.payload["instruction_version_id"])
-    spec = instruction_service.spec_of_version(version)
+    spec = spec_of_version(version)
     rows = session.exec(select(ModelOutput, Instance, Image).join(Instance, Instance.id == ModelOutput.instance_id)
                         .outerjoin(Image, Image.id == Instance.image_id).where(ModelOutput.job_id == job.id)
                         .order_by(ModelOutput.id))
     found = []
     for output, instance, image in rows:
-        rendered, _ = instruction_service.render_instance(spec, instance, has_image=image is not None)
+        rendered, _ = render_instance(spec, instance, has_image=image is not None)
         prompt, target = (rendered.prompt, rendered.target) if rendered else ("", instance.raw_output)
         found.append(PreviewRow(instance, image, prompt, target, output.output, output.latency_ms,
                                 matches(output.output, target, instance.options)))

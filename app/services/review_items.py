@@ -27,6 +27,8 @@ from app.overlap import most_similar
 from app.services import instructions as instruction_service
 from app.services import solve_tests, spot_checks
 from app.services.queues import Queue
+from app.services.sampling import sample_instances
+from app.specs import render_instance, spec_of_version
 
 SAMPLES_SHOWN = 3
 VERDICT_KEYS = {SpotVerdict.correct: "c", SpotVerdict.wrong_target: "w", SpotVerdict.bad_image: "b",
@@ -56,10 +58,9 @@ def _instance_with_image(session: Session, instance_id: int) -> tuple[Instance, 
 
 
 def _samples(session: Session, version: InstructionVersion, task_id: int, seed: int) -> list[tuple]:
-    spec = instruction_service.spec_of_version(version)
-    return [(instance, image, *instruction_service.render_instance(spec, instance, has_image=image is not None))
-            for instance, image in instruction_service.sample_instances(session, task_id=task_id, seed=seed,
-                                                                        size=SAMPLES_SHOWN)]
+    spec = spec_of_version(version)
+    return [(instance, image, *render_instance(spec, instance, has_image=image is not None))
+            for instance, image in sample_instances(session, task_id=task_id, seed=seed, size=SAMPLES_SHOWN)]
 
 
 def _overlap(session: Session, task_id: int, text: str) -> list[tuple[str, float]]:
@@ -86,8 +87,7 @@ def _solve_item(session: Session, queue: Queue, item: SolveTestItem, user_id: in
     test = session.get(SolveTest, item.solve_test_id)
     instance, image = _instance_with_image(session, item.instance_id)
     version = session.get(InstructionVersion, test.instruction_version_id)
-    rendered, problem = instruction_service.render_instance(instruction_service.spec_of_version(version), instance,
-                                                            has_image=image is not None)
+    rendered, problem = render_instance(spec_of_version(version), instance, has_image=image is not None)
     awaiting_judgement = item.answered_at is not None and item.judged_at is None
     return ReviewItem(queue, item, session.get(Task, test.task_id), {
         "test": test, "instance": instance, "image": image, "prompt": rendered.prompt if rendered else None,
@@ -102,8 +102,7 @@ def _spot_item(session: Session, queue: Queue, item: SpotCheckItem, user_id: int
     check = session.get(SpotCheck, item.spot_check_id)
     instance, image = _instance_with_image(session, item.instance_id)
     version = session.get(InstructionVersion, check.instruction_version_id)
-    rendered, problem = instruction_service.render_instance(instruction_service.spec_of_version(version), instance,
-                                                            has_image=image is not None)
+    rendered, problem = render_instance(spec_of_version(version), instance, has_image=image is not None)
     return ReviewItem(queue, item, session.get(Task, check.task_id), {
         "check": check, "instance": instance, "image": image, "rendered": rendered, "problem": problem,
         # No running error count on screen: it would nudge the next verdicts.

@@ -25,7 +25,7 @@ from app.models import (
     UserRole,
     utcnow,
 )
-from app.services import audit, leases, task_states
+from app.services import audit, leases, solve_tests, spot_checks, task_states
 from app.services.qc import QcDefaults
 
 STATUS_AFTER = {Decision.approve: InstructionStatus.approved,
@@ -107,12 +107,9 @@ def decide(session: Session, *, review_id: int, lock_version: int, user_id: int,
     version = session.get(InstructionVersion, review.instruction_version_id)
     if version.author_id == user_id:
         raise Forbidden("Authors never review their own instructions.")
-    won = leases.decide(session, table=Review, item_id=review_id, lock_version=lock_version,
-                        claimant=Review.reviewer_id, user_id=user_id, still_open=Review.decided_at.is_(None),
-                        values={"decision": decision, "comment": comment, "decided_at": utcnow()})
-    if not won:
-        session.rollback()
-        raise leases.stale(session, Review, review_id, Review.reviewer_id, user_id)
+    leases.decide_or_refuse(session, table=Review, item_id=review_id, lock_version=lock_version,
+                            claimant=Review.reviewer_id, user_id=user_id, still_open=Review.decided_at.is_(None),
+                            values={"decision": decision, "comment": comment, "decided_at": utcnow()})
     status = STATUS_AFTER[decision]
     session.execute(update(InstructionVersion).where(InstructionVersion.id == version.id).values(status=status))
     session.execute(update(Instruction).where(Instruction.id == version.instruction_id).values(status=status))
@@ -120,7 +117,6 @@ def decide(session: Session, *, review_id: int, lock_version: int, user_id: int,
                  entity_id=version.id, task_id=review.task_id,
                  after={"decision": str(decision), "comment": comment, "round": review.round})
     if decision == Decision.approve:
-        from app.services import solve_tests, spot_checks  # they render with the approved version
         for checks in (solve_tests, spot_checks):
             checks.open_for_approved(session, version=version, task_id=review.task_id, actor_id=user_id,
                                      defaults=defaults)
@@ -128,7 +124,6 @@ def decide(session: Session, *, review_id: int, lock_version: int, user_id: int,
     session.commit()
     session.refresh(review)
     return review
-
 
 
 def hand_back(session: Session, *, user_id: int, actor_id: int | None) -> None:

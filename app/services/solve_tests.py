@@ -7,14 +7,13 @@ answers match; it fails as soon as too many have missed for it to still pass."""
 from __future__ import annotations
 
 import math
-import random
 from dataclasses import dataclass
 from functools import cache
 
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from app.failures import Conflict, Invalid, NotFound
+from app.failures import Invalid
 from app.models import (
     Instance,
     InstructionVersion,
@@ -22,72 +21,44 @@ from app.models import (
     SolveTest,
     SolveTestItem,
     Task,
-    TaskStatus,
     utcnow,
 )
-from app.services import audit, checks, leases
-from app.services.instructions import newest_version, sample_instances
+from app.services import checks, leases
 from app.services.qc import QcDefaults
 from app.stats import is_short_answer, normalise_answer
 
 
 def create(session: Session, *, task_id: int, actor_id: int | None, size: int, pass_threshold: int,
-           seed: int | None = None, version_id: int | None = None, commit: bool = True) -> SolveTest:
-    """Opens a solve test on `size` seeded instances (all of them if the task has fewer, the threshold scaled
-    to match). An open test of the task is cancelled: one runs at a time."""
-    task = session.get(Task, task_id)
-    if task is None:
-        raise NotFound(f"There is no task with id {task_id}.")
-    if task.status == TaskStatus.retired:
-        raise Conflict("This task is retired.")
+           seed: int | None = None, version_id: int | None = None) -> SolveTest:
+    """A solve test on `size` seeded instances (all of them if the task has fewer, the threshold scaled to
+    match), in the caller's transaction. An open test of the task is cancelled: one runs at a time."""
+    checks.checkable_task(session, task_id=task_id)
     if not 1 <= pass_threshold <= size:
         raise Invalid("The pass threshold must be between 1 and the number of instances.",
                       fields={"pass_threshold": f"between 1 and {size}"})
-    version = newest_version(session, task_id=task_id, version_id=version_id)
-    seed = random.SystemRandom().getrandbits(31) if seed is None else seed
-    picked = sample_instances(session, task_id=task_id, seed=seed, size=size)
-    if not picked:
-        raise Invalid("The task has no active instances to solve.", fields={"task": "empty"})
-    if len(picked) < size:
-        pass_threshold = max(1, round(pass_threshold * len(picked) / size))
-    checks.cancel_open(session, model=SolveTest, task_id=task_id, actor_id=actor_id)
-    test = SolveTest(task_id=task_id, instruction_version_id=version.id, seed=seed, size=len(picked),
-                     pass_threshold=pass_threshold, created_by_id=actor_id)
-    session.add(test)
-    session.flush()
-    session.add_all(SolveTestItem(solve_test_id=test.id, instance_id=instance.id, position=k)
-                    for k, (instance, _) in enumerate(picked))
-    audit.record(session, actor_id=actor_id, action="solve_test.open", entity_type="solve_test", entity_id=test.id,
-                 task_id=task_id, after={"size": test.size, "pass_threshold": pass_threshold, "seed": seed,
-                                         "version_id": version.id})
-    if commit:
-        session.commit()
-    return test
+
+    def settings(drawn: int) -> dict:
+        return {"pass_threshold": pass_threshold if drawn == size else max(1, round(pass_threshold * drawn / size))}
+
+    return checks.open_check(session, checks.SOLVE, task_id=task_id, actor_id=actor_id, size=size, seed=seed,
+                             version_id=version_id, settings=settings)
 
 
 def open_for_approved(session: Session, *, version: InstructionVersion, task_id: int, actor_id: int,
                       defaults: QcDefaults) -> None:
-    """After an approval: a solve test if the task needs one and has none passed or running."""
-    task = session.get(Task, task_id)
-    if not task.solve_test_required:
-        return
-    if session.exec(select(SolveTest.id).where(SolveTest.task_id == task_id, SolveTest.status.in_(
-            [QcStatus.open, QcStatus.passed]))).first() is not None:
+    """After an approval, in the caller's transaction: a solve test if the task needs one and has none passed
+    or running."""
+    if not session.get(Task, task_id).solve_test_required or checks.running_or_passed(session, checks.SOLVE,
+                                                                                     task_id=task_id):
         return
     create(session, task_id=task_id, actor_id=actor_id, size=defaults.solve_test_size,
-           pass_threshold=defaults.solve_test_pass, version_id=version.id, commit=False)
+           pass_threshold=defaults.solve_test_pass, version_id=version.id)
 
 
 @cache
 def candidates():
     """Unanswered items of open tests nobody holds, not of a version :user_id wrote, in test order."""
-    return (select(SolveTestItem.id, SolveTestItem.lock_version)
-            .join(SolveTest, SolveTest.id == SolveTestItem.solve_test_id)
-            .join(InstructionVersion, InstructionVersion.id == SolveTest.instruction_version_id)
-            .where(SolveTest.status == QcStatus.open, SolveTestItem.answered_at.is_(None),
-                   leases.lease_free(SolveTestItem), SolveTestItem.id != leases.SKIP,
-                   InstructionVersion.author_id.is_(None) | (InstructionVersion.author_id != leases.USER))
-            .order_by(SolveTestItem.solve_test_id, SolveTestItem.position))
+    return checks.queue_candidates(checks.SOLVE).where(SolveTestItem.answered_at.is_(None))
 
 
 @cache
@@ -126,12 +97,9 @@ def answer(session: Session, *, item_id: int, lock_version: int, user_id: int, t
     now = utcnow()
     values = {"answer": text[:10_000], "answered_at": now, "matched": matched,
               "judged_at": None if matched is None else now}
-    won = leases.decide(session, table=SolveTestItem, item_id=item.id, lock_version=lock_version,
-                        claimant=SolveTestItem.solver_id, user_id=user_id,
-                        still_open=SolveTestItem.answered_at.is_(None), values=values)
-    if not won:
-        session.rollback()
-        raise leases.stale(session, SolveTestItem, item.id, SolveTestItem.solver_id, user_id)
+    leases.decide_or_refuse(session, table=SolveTestItem, item_id=item.id, lock_version=lock_version,
+                            claimant=SolveTestItem.solver_id, user_id=user_id,
+                            still_open=SolveTestItem.answered_at.is_(None), values=values)
     if matched is None:  # the solver judges next: keep the item theirs
         leases.renew(session, table=SolveTestItem, item_id=item.id, lease_s=3600)
     else:
@@ -143,25 +111,17 @@ def answer(session: Session, *, item_id: int, lock_version: int, user_id: int, t
 def judge(session: Session, *, item_id: int, lock_version: int, user_id: int, matched: bool) -> SolveTestItem:
     """The solver, now shown the target, says whether their free-text answer matches it."""
     item, test, _ = _load(session, item_id)
-    won = leases.decide(session, table=SolveTestItem, item_id=item.id, lock_version=lock_version,
-                        claimant=SolveTestItem.solver_id, user_id=user_id,
-                        still_open=SolveTestItem.answered_at.is_not(None) & SolveTestItem.judged_at.is_(None),
-                        values={"matched": matched, "judged_at": utcnow()})
-    if not won:
-        session.rollback()
-        raise leases.stale(session, SolveTestItem, item.id, SolveTestItem.solver_id, user_id)
+    leases.decide_or_refuse(session, table=SolveTestItem, item_id=item.id, lock_version=lock_version,
+                            claimant=SolveTestItem.solver_id, user_id=user_id,
+                            still_open=SolveTestItem.answered_at.is_not(None) & SolveTestItem.judged_at.is_(None),
+                            values={"matched": matched, "judged_at": utcnow()})
     _settle(session, test=test, actor_id=user_id)
     session.commit()
     return session.get(SolveTestItem, item.id)
 
 
 def _load(session: Session, item_id: int) -> tuple[SolveTestItem, SolveTest, Instance]:
-    item = session.get(SolveTestItem, item_id, populate_existing=True)  # fresh: someone may have answered it
-    if item is None:
-        raise NotFound(f"There is no solve-test item with id {item_id}.")
-    test = session.get(SolveTest, item.solve_test_id, populate_existing=True)
-    if test.status != QcStatus.open:
-        raise Conflict(f"This solve test is {test.status}: nothing more is recorded on it.")
+    item, test = checks.open_item(session, checks.SOLVE, item_id=item_id)
     return item, test, session.get(Instance, item.instance_id)
 
 
@@ -206,21 +166,11 @@ def _settle(session: Session, *, test: SolveTest, actor_id: int) -> None:
                  reason=f"solve test {result.outcome}: {result.matched}/{result.size}")
 
 
-def get(session: Session, *, test_id: int) -> SolveTest:
-    test = session.get(SolveTest, test_id)
-    if test is None:
-        raise NotFound(f"There is no solve test with id {test_id}.")
-    return test
-
-
-def items_of(session: Session, *, test_id: int) -> list[tuple[SolveTestItem, Instance]]:
-    return list(session.exec(select(SolveTestItem, Instance).join(Instance, Instance.id == SolveTestItem.instance_id)
-                             .where(SolveTestItem.solve_test_id == test_id).order_by(SolveTestItem.position)))
-
-
 def open_requested(session: Session, *, task_id: int, data, defaults: QcDefaults, actor_id: int) -> SolveTest:
-    """A solve test as a person asked for it (page or API, `SolveTestIn`), the settings filling the gaps; a
-    size without a threshold keeps at least the default pass rate (rounded up)."""
+    """A solve test as a person asked for it (page or API, `SolveTestIn`), the settings filling the gaps (a
+    size without a threshold keeps at least the default pass rate, rounded up); committed."""
     size = data.size or defaults.solve_test_size
     threshold = data.pass_threshold or min(size, math.ceil(defaults.solve_test_pass * size / defaults.solve_test_size))
-    return create(session, task_id=task_id, actor_id=actor_id, size=size, pass_threshold=threshold, seed=data.seed)
+    test = create(session, task_id=task_id, actor_id=actor_id, size=size, pass_threshold=threshold, seed=data.seed)
+    session.commit()
+    return test

@@ -8,7 +8,6 @@ than the sample is checked whole (a census): its error rate is then exact, and c
 
 from __future__ import annotations
 
-import random
 from collections import Counter
 from dataclasses import dataclass
 from functools import cache
@@ -16,7 +15,7 @@ from functools import cache
 from sqlalchemy import func, update
 from sqlmodel import Session, select
 
-from app.failures import Conflict, Invalid, NotFound
+from app.failures import Invalid
 from app.models import (
     Instance,
     InstanceStatus,
@@ -25,12 +24,9 @@ from app.models import (
     SpotCheck,
     SpotCheckItem,
     SpotVerdict,
-    Task,
-    TaskStatus,
     utcnow,
 )
 from app.services import audit, checks, leases
-from app.services.instructions import newest_version, sample_instances
 from app.services.qc import QcDefaults
 from app.services.tasks import refresh_instance_counts
 from app.stats import Interval, cohens_kappa, sample_size_for, wilson
@@ -40,14 +36,11 @@ MAX_SIZE = 10_000
 
 def create(session: Session, *, task_id: int, actor_id: int | None, max_error_rate: float, size: int | None = None,
            expected_error_rate: float = 0.02, confidence: float = 0.95, double_review: bool = False,
-           seed: int | None = None, version_id: int | None = None, commit: bool = True) -> SpotCheck:
-    """Opens a spot check of `size` seeded instances — or as many as needed to pass at `confidence` if the
-    task's error rate is `expected_error_rate`. An open spot check of the task is cancelled."""
-    task = session.get(Task, task_id)
-    if task is None:
-        raise NotFound(f"There is no task with id {task_id}.")
-    if task.status == TaskStatus.retired:
-        raise Conflict("This task is retired.")
+           seed: int | None = None, version_id: int | None = None) -> SpotCheck:
+    """A spot check of `size` seeded instances — or as many as needed to pass at `confidence` if the task's
+    error rate is `expected_error_rate` — in the caller's transaction. An open spot check of the task is
+    cancelled."""
+    checks.checkable_task(session, task_id=task_id)
     if not 0 < max_error_rate < 1:
         raise Invalid("The maximum error rate must be between 0 and 1.", fields={"max_error_rate": "0 < rate < 1"})
     if size is None:
@@ -57,59 +50,36 @@ def create(session: Session, *, task_id: int, actor_id: int | None, max_error_ra
             raise Invalid(str(error).capitalize() + ".", fields={"expected_error_rate": "under the maximum"}) from None
     if not 1 <= size <= MAX_SIZE:
         raise Invalid(f"A spot check has between 1 and {MAX_SIZE:,} items.", fields={"size": f"1 to {MAX_SIZE}"})
-    version = newest_version(session, task_id=task_id, version_id=version_id)
-    seed = random.SystemRandom().getrandbits(31) if seed is None else seed
-    picked = sample_instances(session, task_id=task_id, seed=seed, size=size)
-    if not picked:
-        raise Invalid("The task has no active instances to check.", fields={"task": "empty"})
-    checks.cancel_open(session, model=SpotCheck, task_id=task_id, actor_id=actor_id)
-    check = SpotCheck(task_id=task_id, instruction_version_id=version.id, seed=seed, size=len(picked),
-                      max_error_rate=max_error_rate, confidence=confidence, double_review=double_review,
-                      census=len(picked) < size, created_by_id=actor_id)
-    session.add(check)
-    session.flush()
-    session.add_all(SpotCheckItem(spot_check_id=check.id, instance_id=instance.id, position=k)
-                    for k, (instance, _) in enumerate(picked))
-    audit.record(session, actor_id=actor_id, action="spot_check.open", entity_type="spot_check", entity_id=check.id,
-                 task_id=task_id, after={"size": check.size, "seed": seed, "max_error_rate": max_error_rate,
-                                         "double_review": double_review, "version_id": version.id})
-    if commit:
-        session.commit()
-    return check
+
+    def settings(drawn: int) -> dict:
+        return {"max_error_rate": max_error_rate, "confidence": confidence, "double_review": double_review,
+                "census": drawn < size}
+
+    return checks.open_check(session, checks.SPOT, task_id=task_id, actor_id=actor_id, size=size, seed=seed,
+                             version_id=version_id, settings=settings)
 
 
 def open_for_approved(session: Session, *, version: InstructionVersion, task_id: int, actor_id: int,
                       defaults: QcDefaults) -> None:
-    """After an approval: a spot check of that version, unless one is running or one already passed."""
-    if session.exec(select(SpotCheck.id).where(SpotCheck.task_id == task_id, SpotCheck.status.in_(
-            [QcStatus.open, QcStatus.passed]))).first() is not None:
+    """After an approval, in the caller's transaction: a spot check of that version, unless one is running or
+    one already passed."""
+    if checks.running_or_passed(session, checks.SPOT, task_id=task_id):
         return
     create(session, task_id=task_id, actor_id=actor_id, max_error_rate=defaults.max_error_rate,
-           expected_error_rate=defaults.expected_error_rate, confidence=defaults.confidence,
-           version_id=version.id, commit=False)
-
-
-def _queue():
-    """Items of open checks nobody holds, not of a version :user_id wrote, in check order."""
-    return (select(SpotCheckItem.id, SpotCheckItem.lock_version)
-            .join(SpotCheck, SpotCheck.id == SpotCheckItem.spot_check_id)
-            .join(InstructionVersion, InstructionVersion.id == SpotCheck.instruction_version_id)
-            .where(SpotCheck.status == QcStatus.open, SpotCheckItem.id != leases.SKIP,
-                   InstructionVersion.author_id.is_(None) | (InstructionVersion.author_id != leases.USER),
-                   leases.lease_free(SpotCheckItem))
-            .order_by(SpotCheckItem.spot_check_id, SpotCheckItem.position))
+           expected_error_rate=defaults.expected_error_rate, confidence=defaults.confidence, version_id=version.id)
 
 
 @cache
 def first_pass_candidates():
-    return _queue().where(SpotCheckItem.decided_at.is_(None))
+    return checks.queue_candidates(checks.SPOT).where(SpotCheckItem.decided_at.is_(None))
 
 
 @cache
 def second_pass_candidates():
     """Double review: items someone else gave a first verdict, waiting for an independent second one."""
-    return _queue().where(SpotCheck.double_review.is_(True), SpotCheckItem.decided_at.is_not(None),
-                          SpotCheckItem.second_decided_at.is_(None), SpotCheckItem.reviewer_id != leases.USER)
+    return checks.queue_candidates(checks.SPOT).where(
+        SpotCheck.double_review.is_(True), SpotCheckItem.decided_at.is_not(None),
+        SpotCheckItem.second_decided_at.is_(None), SpotCheckItem.reviewer_id != leases.USER)
 
 
 @cache
@@ -133,28 +103,14 @@ def record_verdict(session: Session, *, item_id: int, lock_version: int, user_id
         verdict = SpotVerdict(verdict)
     except ValueError:
         raise Invalid("Choose one of the verdicts.", fields={"verdict": "unknown"}) from None
-    item = session.get(SpotCheckItem, item_id, populate_existing=True)  # fresh: another reviewer may have decided
-    if item is None:
-        raise NotFound(f"There is no spot-check item with id {item_id}.")
-    check = session.get(SpotCheck, item.spot_check_id, populate_existing=True)
-    if check.status != QcStatus.open:
-        raise Conflict(f"This spot check is {check.status}: nothing more is recorded on it.")
+    item, check = checks.open_item(session, checks.SPOT, item_id=item_id)
     note = (note or "").strip()[:2000] or None
-    second = is_second_pass(item, user_id)
-    if second:
-        won = leases.decide(session, table=SpotCheckItem, item_id=item.id, lock_version=lock_version,
-                            claimant=SpotCheckItem.second_reviewer_id, user_id=user_id,
-                            still_open=SpotCheckItem.second_decided_at.is_(None),
-                            values={"second_verdict": verdict, "second_note": note, "second_decided_at": utcnow()})
-    else:
-        won = leases.decide(session, table=SpotCheckItem, item_id=item.id, lock_version=lock_version,
-                            claimant=SpotCheckItem.reviewer_id, user_id=user_id,
-                            still_open=SpotCheckItem.decided_at.is_(None),
-                            values={"verdict": verdict, "note": note, "decided_at": utcnow()})
-    if not won:
-        session.rollback()
-        raise leases.stale(session, SpotCheckItem,
-                           item.id, SpotCheckItem.second_reviewer_id if second else SpotCheckItem.reviewer_id, user_id)
+    prefix = "second_" if is_second_pass(item, user_id) else ""  # the pass's own columns
+    leases.decide_or_refuse(session, table=SpotCheckItem, item_id=item.id, lock_version=lock_version,
+                            claimant=getattr(SpotCheckItem, "second_reviewer_id" if prefix else "reviewer_id"),
+                            user_id=user_id, still_open=getattr(SpotCheckItem, f"{prefix}decided_at").is_(None),
+                            values={f"{prefix}verdict": verdict, f"{prefix}note": note,
+                                    f"{prefix}decided_at": utcnow()})
     if verdict != SpotVerdict.correct:
         flagged = session.execute(update(Instance).where(Instance.id == item.instance_id,
                                                          Instance.status == InstanceStatus.active)
@@ -232,21 +188,12 @@ def _settle(session: Session, *, check: SpotCheck, actor_id: int) -> None:
                  reason=f"spot check {outcome}: {result.errors}/{result.size} errors")
 
 
-def get(session: Session, *, check_id: int) -> SpotCheck:
-    check = session.get(SpotCheck, check_id)
-    if check is None:
-        raise NotFound(f"There is no spot check with id {check_id}.")
-    return check
-
-
-def items_of(session: Session, *, check_id: int) -> list[tuple[SpotCheckItem, Instance]]:
-    return list(session.exec(select(SpotCheckItem, Instance).join(Instance, Instance.id == SpotCheckItem.instance_id)
-                             .where(SpotCheckItem.spot_check_id == check_id).order_by(SpotCheckItem.position)))
-
-
 def open_requested(session: Session, *, task_id: int, data, defaults: QcDefaults, actor_id: int) -> SpotCheck:
-    """A spot check as a person asked for it (page or API, `SpotCheckIn`), the settings filling the gaps."""
+    """A spot check as a person asked for it (page or API, `SpotCheckIn`), the settings filling the gaps;
+    committed."""
     expected = defaults.expected_error_rate if data.expected_error_rate is None else data.expected_error_rate
-    return create(session, task_id=task_id, actor_id=actor_id, size=data.size,
-                  max_error_rate=data.max_error_rate or defaults.max_error_rate, expected_error_rate=expected,
-                  double_review=data.double_review, seed=data.seed)
+    check = create(session, task_id=task_id, actor_id=actor_id, size=data.size,
+                   max_error_rate=data.max_error_rate or defaults.max_error_rate, expected_error_rate=expected,
+                   double_review=data.double_review, seed=data.seed)
+    session.commit()
+    return check

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from sqlalchemy import exists, func, update
+from sqlalchemy import exists, update
 from sqlmodel import Session, select
 
 from app.failures import Conflict, Invalid, NotFound
@@ -19,15 +19,13 @@ from app.models import (
     InstructionStatus,
     InstructionVersion,
     QcStatus,
-    Review,
-    ReviewSubject,
     SolveTest,
     SpotCheck,
     Task,
     TaskStatus,
     utcnow,
 )
-from app.services import audit
+from app.services import audit, verification_rounds
 
 S = TaskStatus
 TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
@@ -113,9 +111,7 @@ def gates(session: Session, *, task: Task) -> Gates:
         SolveTest.task_id == task.id, SolveTest.status == QcStatus.passed))).one()
     spot_passed = session.exec(select(exists().where(
         SpotCheck.task_id == task.id, SpotCheck.status == QcStatus.passed))).one()
-    verification = (Review.task_id == task.id) & (Review.subject == ReviewSubject.task_verification)
-    latest_round = session.exec(select(func.max(Review.round)).where(verification)).one()
-    verifications = tuple(session.exec(select(Review.decision).where(verification, Review.round == latest_round)))
+    _, verifications = verification_rounds.latest_round(session, task_id=task.id)
     return Gates(submitted=bool(versions), pending=InstructionStatus.in_review in versions,
                  approved=InstructionStatus.approved in versions, solve_test_passed=bool(solve_passed),
                  spot_check_passed=bool(spot_passed), verifications=verifications)
@@ -133,8 +129,7 @@ def advance(session: Session, *, task_id: int, actor_id: int | None, reason: str
         # draft → in_review → accepted, and its history says so.
         transition(session, task=task, to=step, actor_id=actor_id, reason=reason)
     if task.status == S.accepted:
-        from app.services.verifications import open_verification_round  # verifications build on task states
-        open_verification_round(session, task=task)
+        verification_rounds.open_round(session, task_id=task.id)
     return task
 
 

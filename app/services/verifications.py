@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from sqlalchemy import delete, exists, func, update
+from sqlalchemy import delete, exists, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
@@ -17,30 +17,10 @@ from app.models import (
     InstructionStatus,
     InstructionVersion,
     Review,
-    ReviewSubject,
-    Task,
     utcnow,
 )
 from app.services import audit, leases, task_states
-
-VERIFY = ReviewSubject.task_verification
-
-
-def open_verification_round(session: Session, *, task: Task) -> None:
-    """Two slots (one for a native speaker) unless the latest round is still running, in the caller's
-    transaction."""
-    latest = session.exec(select(func.max(Review.round)).where(Review.task_id == task.id,
-                                                                Review.subject == VERIFY)).one()
-    if latest is not None:
-        decisions = session.exec(select(Review.decision).where(Review.task_id == task.id, Review.subject == VERIFY,
-                                                               Review.round == latest)).all()
-        if Decision.request_changes not in decisions:
-            return
-    number = (latest or 0) + 1
-    session.add_all([Review(subject=VERIFY, task_id=task.id, round=number, needs_native_english=native)
-                     for native in (True, False)])
-    audit.record(session, actor_id=None, action="verification.open", entity_type="task", entity_id=task.id,
-                 after={"round": number})
+from app.services.verification_rounds import VERIFY
 
 
 def _authors(task_id):
@@ -86,12 +66,9 @@ def decide(session: Session, *, review_id: int, lock_version: int, user_id: int,
         raise Invalid("Say what should change: fluency, overlap with which task, ...", fields={"comment": "required"})
     if user_id in set(session.exec(_authors(review.task_id))):
         raise Forbidden("Authors never verify their own tasks.")
-    won = leases.decide(session, table=Review, item_id=review.id, lock_version=lock_version,
-                        claimant=Review.reviewer_id, user_id=user_id, still_open=Review.decided_at.is_(None),
-                        values={"decision": decision, "comment": comment, "decided_at": utcnow()})
-    if not won:
-        session.rollback()
-        raise leases.stale(session, Review, review.id, Review.reviewer_id, user_id)
+    leases.decide_or_refuse(session, table=Review, item_id=review.id, lock_version=lock_version,
+                            claimant=Review.reviewer_id, user_id=user_id, still_open=Review.decided_at.is_(None),
+                            values={"decision": decision, "comment": comment, "decided_at": utcnow()})
     audit.record(session, actor_id=user_id, action="verification.decide", entity_type="review", entity_id=review.id,
                  task_id=review.task_id, after={"decision": decision, "comment": comment, "round": review.round})
     if decision == Decision.request_changes:

@@ -1,0 +1,35 @@
+"""Rounds of final verification: an accepted task gets two slots (one for a native English speaker). A request
+for changes ends the round; when the task is accepted again a new round opens. Task states read the latest
+round's decisions; verifications record them."""
+
+from __future__ import annotations
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from app.models import Decision, Review, ReviewSubject
+from app.services import audit
+
+VERIFY = ReviewSubject.task_verification
+
+
+def latest_round(session: Session, *, task_id: int) -> tuple[int | None, tuple[str | None, ...]]:
+    """The latest round's number (None before the first) and the decisions of its slots (None: undecided)."""
+    of_task = (Review.task_id == task_id) & (Review.subject == VERIFY)
+    number = session.exec(select(func.max(Review.round)).where(of_task)).one()
+    if number is None:
+        return None, ()
+    return number, tuple(session.exec(select(Review.decision).where(of_task, Review.round == number)))
+
+
+def open_round(session: Session, *, task_id: int) -> None:
+    """Two slots (one for a native speaker) unless the latest round is still running, in the caller's
+    transaction."""
+    number, decisions = latest_round(session, task_id=task_id)
+    if number is not None and Decision.request_changes not in decisions:
+        return
+    number = (number or 0) + 1
+    session.add_all([Review(subject=VERIFY, task_id=task_id, round=number, needs_native_english=native)
+                     for native in (True, False)])
+    audit.record(session, actor_id=None, action="verification.open", entity_type="task", entity_id=task_id,
+                 after={"round": number})
