@@ -17,9 +17,8 @@ from app.schemas import (
     SpotCheckIn,
     VerdictIn,
 )
-from app.services import checks, queues, review_items, reviews, solve_tests, spot_checks, verifications
+from app.services import checks, queues, reviews, solve_tests, spot_checks, verifications
 from app.services.qc import QcDefaults
-from app.services.review_items import ReviewItem
 
 router = APIRouter(prefix="/api/v1", tags=["review"], responses=API_ERRORS,
                    dependencies=[STRICT_QUERY])
@@ -29,32 +28,16 @@ NEXT = {200: {"description": "The item you hold, or the next one claimed for you
         204: {"description": "Nothing waits for you in this queue."}}
 
 
-def item_out(item: ReviewItem) -> ReviewItemOut:
-    c, row = item.context, item.item
-    out = ReviewItemOut(queue=item.queue.name, id=row.id, lock_version=row.lock_version, task_id=item.task.id,
-                        task_name=item.task.name)
-    if "instance" in c:
-        instance, image = c["instance"], c["image"]
-        out.instance_id, out.options = instance.id, instance.options
-        out.image_url = f"/media/{image.sha256}" if image else None
-    if item.queue.name == "solve":
-        out.prompt, out.target, out.answer_kind = c["prompt"], c["target"], c["kind"]
-        out.awaiting_judgement = c["awaiting_judgement"]
-    elif item.queue.name == "spot":
-        rendered = c["rendered"]
-        out.prompt, out.target = (rendered.prompt, rendered.target) if rendered else (None, None)
-        out.second_pass = c["second_pass"]
-    elif item.queue.name == "instructions":
-        out.instruction_text, out.instruction_version_id = c["version"].text, c["version"].id
-    return out
+def item_out(item: queues.ReviewItem) -> ReviewItemOut:
+    return ReviewItemOut(queue=item.queue.name, id=item.item.id, lock_version=item.item.lock_version,
+                         task_id=item.task.id, task_name=item.task.name, **item.queue.api_fields(item))
 
 
 @router.get("/review/queues", dependencies=[REVIEWERS])
 def queue_counts(session: SessionDep, user: CurrentUser) -> dict[str, dict[str, int]]:
     """Per queue: items for you, and undecided items for anyone."""
-    sizes = queues.sizes(session)
-    return {name: {"for_me": count, "undecided": sizes[name]}
-            for name, count in queues.counts_for(session, user=user).items()}
+    return {row.queue.name: {"for_me": row.for_me, "undecided": row.undecided}
+            for row in queues.overview(session, reviewer=user)}
 
 
 @router.post("/review/{queue_name}/next", dependencies=[REVIEWERS], response_model=ReviewItemOut, responses=NEXT)
@@ -64,7 +47,7 @@ def next_item(request: Request, session: SessionDep, user: CurrentUser, queue_na
                                skip=skip)
     if item_id is None:
         return Response(status_code=204)
-    return item_out(review_items.load(session, queue=queue, item_id=item_id, user_id=user.id))
+    return item_out(queue.load(session, item_id=item_id, user_id=user.id))
 
 
 @router.post("/review/instructions/{review_id}/decision", dependencies=[REVIEWERS])

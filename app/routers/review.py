@@ -11,7 +11,7 @@ from app.deps import CurrentUser, RowId, SessionDep, require_role
 from app.failures import Invalid
 from app.forms import FormDep
 from app.models import Role
-from app.services import queues, review_items, reviews, solve_tests, spot_checks, verifications
+from app.services import queues, reviews, solve_tests, spot_checks, verifications
 from app.services.qc import QcDefaults
 from app.templating import is_htmx, render, see_other
 
@@ -28,8 +28,7 @@ def lock_version_of(form) -> int:
 
 @router.get("", dependencies=[REVIEWERS])
 def overview(request: Request, session: SessionDep, user: CurrentUser):
-    return render(request, "review/page.html", queues=queues.QUEUES, mine=queues.counts_for(session, user=user),
-                  sizes=queues.sizes(session))
+    return render(request, "review/page.html", counts=queues.overview(session, reviewer=user))
 
 
 @router.get("/{queue_name}", dependencies=[REVIEWERS])
@@ -37,7 +36,7 @@ def queue_page(request: Request, session: SessionDep, user: CurrentUser, queue_n
     """The item you hold, or (once the page has loaded) the next one claimed for you."""
     queue = queues.get_queue(queue_name)
     held = queues.current(session, queue=queue, user=user)
-    item = review_items.load(session, queue=queue, item_id=held, user_id=user.id) if held else None
+    item = queue.load(session, item_id=held, user_id=user.id) if held else None
     return render(request, "review/queue.html", queue=queue, item=item)
 
 
@@ -52,7 +51,7 @@ def _next(request: Request, session, user, queue, *, skip: int | None = None, me
                                skip=skip)
     if not is_htmx(request):  # a plain form post: the queue page shows the item now held
         return see_other(request, f"/review/{queue.name}")
-    item = review_items.load(session, queue=queue, item_id=item_id, user_id=user.id) if item_id else None
+    item = queue.load(session, item_id=item_id, user_id=user.id) if item_id else None
     return render(request, "review/_item.html", queue=queue, item=item, message=message)
 
 
@@ -61,21 +60,21 @@ def decide_instruction(request: Request, session: SessionDep, user: CurrentUser,
     reviews.decide(session, review_id=review_id, lock_version=lock_version_of(form), user_id=user.id,
                    decision=str(form.get("decision", "")), comment=str(form.get("comment", "")),
                    defaults=QcDefaults.from_settings(request.app.state.settings))
-    return _next(request, session, user, queues.QUEUES["instructions"], message="Decision recorded.")
+    return _next(request, session, user, queues.INSTRUCTIONS, message="Decision recorded.")
 
 
 @router.post("/verify/{review_id}", dependencies=[REVIEWERS])
 def decide_verification(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, review_id: RowId):
     verifications.decide(session, review_id=review_id, lock_version=lock_version_of(form), user_id=user.id,
                          decision=str(form.get("decision", "")), comment=str(form.get("comment", "")))
-    return _next(request, session, user, queues.QUEUES["verify"], message="Verification recorded.")
+    return _next(request, session, user, queues.VERIFY, message="Verification recorded.")
 
 
 @router.post("/solve/{item_id}/answer", dependencies=[REVIEWERS])
 def answer(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, item_id: RowId):
     item = solve_tests.answer(session, item_id=item_id, lock_version=lock_version_of(form), user_id=user.id,
                               text=str(form.get("answer", "")))
-    queue = queues.QUEUES["solve"]
+    queue = queues.SOLVE
     if item.judged_at is None:  # free text: the solver now sees the target and judges their answer
         return _next(request, session, user, queue)
     return _next(request, session, user, queue, message="Matched." if item.matched else "Did not match.")
@@ -88,11 +87,11 @@ def judge(request: Request, session: SessionDep, user: CurrentUser, form: FormDe
         raise Invalid("Say whether your answer matches the target.", fields={"matched": "yes or no"})
     solve_tests.judge(session, item_id=item_id, lock_version=lock_version_of(form), user_id=user.id,
                       matched=matched == "yes")
-    return _next(request, session, user, queues.QUEUES["solve"], message="Judgement recorded.")
+    return _next(request, session, user, queues.SOLVE, message="Judgement recorded.")
 
 
 @router.post("/spot/{item_id}", dependencies=[REVIEWERS])
 def verdict(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, item_id: RowId):
     spot_checks.record_verdict(session, item_id=item_id, lock_version=lock_version_of(form), user_id=user.id,
                                verdict=str(form.get("verdict", "")), note=str(form.get("note", "")))
-    return _next(request, session, user, queues.QUEUES["spot"], message="Verdict recorded.")
+    return _next(request, session, user, queues.SPOT, message="Verdict recorded.")

@@ -114,19 +114,19 @@ def load_demo(session: Session, *, data_dir: Path, seed: int = 7) -> DemoResult:
 def _quality_work(session: Session, task: Task, reviewer: User, solver: User) -> None:
     """The reviewer approves; the other reviewer solves blind and spot-checks (finding one bad target):
     the task ends up accepted, with its final verification waiting in the queue."""
-    def next_item(queue: str, user: User) -> int | None:
-        return queues.next_item(session, queue=queues.QUEUES[queue], user=user, lease_s=600)
+    def next_item(queue: queues.ReviewQueue, user: User) -> int | None:
+        return queues.next_item(session, queue=queue, user=user, lease_s=600)
 
-    review_id = next_item("instructions", reviewer)
+    review_id = next_item(queues.INSTRUCTIONS, reviewer)
     reviews.decide(session, review_id=review_id, lock_version=session.get(Review, review_id).lock_version,
                    user_id=reviewer.id, decision=Decision.approve, comment=None,
                    defaults=QcDefaults(solve_test_size=10, solve_test_pass=9))
-    while (item_id := next_item("solve", solver)) is not None:
+    while (item_id := next_item(queues.SOLVE, solver)) is not None:
         item = session.get(SolveTestItem, item_id, populate_existing=True)
         target = session.get(Instance, item.instance_id).raw_output
         solve_tests.answer(session, item_id=item_id, lock_version=item.lock_version, user_id=solver.id, text=target)
     first = True
-    while (item_id := next_item("spot", solver)) is not None:
+    while (item_id := next_item(queues.SPOT, solver)) is not None:
         item = session.get(SpotCheckItem, item_id, populate_existing=True)
         spot_checks.record_verdict(session, item_id=item_id, lock_version=item.lock_version, user_id=solver.id,
                                    verdict="wrong_target" if first else "correct",

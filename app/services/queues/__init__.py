@@ -1,0 +1,36 @@
+"""The four reviewer queues behind one "next item" interface: instruction reviews, blind solve tests, spot
+checks and final verifications. Each is an object (`base.ReviewQueue`) that owns its candidates, its holder
+rules, its typed item context and its template; `claims` works any of them."""
+
+from __future__ import annotations
+
+from app.failures import NotFound
+from app.services.queues import claims
+from app.services.queues.base import ReviewItem, ReviewQueue
+from app.services.queues.claims import QueueCounts, count_for, current, next_item, undecided
+from app.services.queues.instructions import InstructionReviews
+from app.services.queues.solve import BlindSolveTests
+from app.services.queues.spot import SpotChecks
+from app.services.queues.verify import FinalVerifications
+
+INSTRUCTIONS = InstructionReviews()
+SOLVE = BlindSolveTests()
+SPOT = SpotChecks()
+VERIFY = FinalVerifications()
+ALL: tuple[ReviewQueue, ...] = (INSTRUCTIONS, SOLVE, SPOT, VERIFY)  # in the order pages list them
+
+__all__ = ["ALL", "INSTRUCTIONS", "SOLVE", "SPOT", "VERIFY", "QueueCounts", "ReviewItem", "ReviewQueue", "count_for",
+           "current", "get_queue", "next_item", "overview", "undecided"]
+
+
+def overview(session, *, reviewer) -> list[QueueCounts]:
+    """Every queue's undecided items, and (for a reviewer) how many are theirs to take."""
+    return claims.overview(session, queues=ALL, reviewer=reviewer)
+
+
+def get_queue(name: str) -> ReviewQueue:
+    """The queue a URL names."""
+    for queue in ALL:
+        if queue.name == name:
+            return queue
+    raise NotFound(f"There is no queue called {name!r}: try one of {', '.join(queue.name for queue in ALL)}.")

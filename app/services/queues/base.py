@@ -1,0 +1,107 @@
+"""One reviewer queue as an object: where its items come from, who holds one, how a skip gives it back, and
+what a reviewer sees of an item — everything needed to decide it, and nothing that would bias it."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, TypeVar
+
+from sqlalchemy import Select
+from sqlmodel import Session
+
+from app.models import Image, Instance, InstructionVersion, Review, Task, User
+from app.overlap import most_similar
+from app.rendering import Rendered
+from app.services.instructions import other_tasks_instructions
+from app.services.sampling import sample_instances
+from app.specs import render_instance, spec_of_version
+
+SAMPLES_SHOWN = 3
+Context = TypeVar("Context")
+# A rendered sample: the instance, its image, and (rendered, None) or (None, the template's problem).
+Sample = tuple[Instance, Image | None, Rendered | None, str | None]
+
+
+@dataclass(frozen=True)
+class ReviewItem(Generic[Context]):
+    queue: ReviewQueue
+    item: Any  # the row: a Review, SolveTestItem or SpotCheckItem
+    task: Task
+    context: Context  # the queue's own, typed
+
+
+class ReviewQueue(ABC):
+    """A queue's rules. Statements are built once (`functools.cache` on the services' builders) and run with
+    the parameters of `leases.params`."""
+
+    name: ClassVar[str]  # in URLs and the API
+    title: ClassVar[str]
+    table: ClassVar[type]
+    template: ClassVar[str]  # renders `ReviewItem.context`
+    held_in_candidates: ClassVar[bool] = False  # the item a user holds is also one of their candidates
+
+    @abstractmethod
+    def held_by(self) -> Select:
+        """The ids :user_id holds."""
+
+    @abstractmethod
+    def sources(self, user: User) -> list[tuple[Select, Any]]:
+        """(candidates, the claimant column), in the order they are tried; candidates select (id, lock_version)
+        with :user_id, :now and :skip."""
+
+    @abstractmethod
+    def undecided(self) -> Select:
+        """How many items wait, whoever may take them."""
+
+    @abstractmethod
+    def holder(self, item, user_id: int):
+        """The claimant column by which the user holds `item`, or None."""
+
+    @abstractmethod
+    def context(self, session: Session, item, user_id: int) -> tuple[Task, Any]:
+        """The item's task, and what the reviewer sees of the item."""
+
+    def release_reset(self, item) -> dict[str, Any]:
+        """What a skip clears besides the lease."""
+        return {}
+
+    def skippable(self, item) -> bool:
+        return True
+
+    def api_fields(self, item: ReviewItem) -> dict[str, Any]:
+        """What the API says of the item beyond its id, version and task (`ReviewItemOut`'s fields)."""
+        return {}
+
+    def load(self, session: Session, *, item_id: int, user_id: int) -> ReviewItem | None:
+        row = session.get(self.table, item_id, populate_existing=True)
+        if row is None:
+            return None
+        task, context = self.context(session, row, user_id)
+        return ReviewItem(self, row, task, context)
+
+
+def review_holder(item: Review, user_id: int):
+    """The review queues' holder: the reviewer, while undecided."""
+    return Review.reviewer_id if item.reviewer_id == user_id and item.decided_at is None else None
+
+
+def instance_with_image(session: Session, instance_id: int) -> tuple[Instance, Image | None]:
+    instance = session.get(Instance, instance_id)
+    return instance, session.get(Image, instance.image_id) if instance.image_id else None
+
+
+def instance_fields(instance: Instance, image: Image | None) -> dict[str, Any]:
+    return {"instance_id": instance.id, "options": instance.options,
+            "image_url": f"/media/{image.sha256}" if image else None}
+
+
+def rendered_samples(session: Session, version: InstructionVersion, task_id: int, seed: int) -> list[Sample]:
+    spec = spec_of_version(version)
+    return [(instance, image, *render_instance(spec, instance, has_image=image is not None))
+            for instance, image in sample_instances(session, task_id=task_id, seed=seed, size=SAMPLES_SHOWN)]
+
+
+def overlap(session: Session, task_id: int, text: str) -> list[tuple[str, float]]:
+    """The other tasks' instructions most like `text`, with their similarity."""
+    return most_similar(text, other_tasks_instructions(session, task_id=task_id))
