@@ -1,9 +1,9 @@
 """Dependency aliases and the access rules every route declares.
 
-Each route names exactly one access rule (`PUBLIC`, `SIGNED_IN`, `ANY_ROLE` or `require_role(Role...)`)
-in its `dependencies`. The rule authenticates (session cookie, or `Authorization: Bearer` for scripts), checks
-the role, and checks the CSRF token of state-changing requests made with a cookie. A test walks every
-registered route and refuses any that declares none."""
+Each route names exactly one access rule (`PUBLIC`, `SIGNED_IN`, `ANY_ROLE`, or `require(rule)` with a rule
+of `app.access`) in its `dependencies`. The rule authenticates (session cookie, or `Authorization: Bearer`
+for scripts), checks the role, and checks the CSRF token of state-changing requests made with a cookie. A
+test walks every registered route and refuses any that declares none."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
+from app import access
 from app.db import session_scope
 from app.failures import Forbidden, Invalid, NotAuthenticated
 from app.models import Role, User
@@ -50,35 +51,43 @@ class Principal:
     def has(self, *roles: Role) -> bool:
         return bool(self.roles.intersection(roles))
 
+    def may(self, rule: access.Rule) -> bool:
+        return rule.allows(self.roles)
+
 
 @dataclass(frozen=True)
 class AccessRule:
-    """Who may use a route. `roles=None`: anyone; empty: any signed-in user; else any one of `roles`."""
+    """A route's dependency that enforces `rule`."""
 
-    name: str
-    roles: frozenset[Role] | None
+    rule: access.Rule
+
+    @property
+    def name(self) -> str:
+        return self.rule.name
+
+    @property
+    def roles(self) -> frozenset[Role] | None:
+        return self.rule.roles
 
     async def __call__(self, request: Request, session: SessionDep, bearer: BearerDep = None) -> None:
         # Database work off the event loop; the CSRF check below may need to await the form body.
         principal = await run_in_threadpool(_authenticate, request, session, bearer)
         request.state.principal = principal
-        if self.roles is not None:
+        if not self.rule.allows(principal.roles if principal else None):
             if principal is None:
                 raise NotAuthenticated("Please sign in.")
-            if self.roles and not principal.has(*self.roles):
-                needed = " or ".join(sorted(self.roles))
-                raise Forbidden(f"This needs the {needed} role.")
+            raise Forbidden(f"This needs the {self.rule.name} role.")
         if request.method not in SAFE_METHODS and not (principal and principal.via_token):
             await _check_csrf(request)
 
 
-PUBLIC = Depends(AccessRule("public", None))
-SIGNED_IN = Depends(AccessRule("signed in", frozenset()))
-ANY_ROLE = Depends(AccessRule("any role", frozenset(Role)))
+def require(rule: access.Rule) -> Depends:
+    return Depends(AccessRule(rule))
 
 
-def require_role(*roles: Role) -> Depends:
-    return Depends(AccessRule(" or ".join(sorted(roles)), frozenset(roles)))
+PUBLIC = require(access.PUBLIC)
+SIGNED_IN = require(access.SIGNED_IN)
+ANY_ROLE = require(access.ANY_ROLE)
 
 
 def _authenticate(request: Request, session: Session, bearer: HTTPAuthorizationCredentials | None

@@ -9,12 +9,14 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from app.access import TEMPLATE_RULES
 from app.security import new_csrf_token
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
 
 templates = Jinja2Templates(directory=TEMPLATE_DIR)
 templates.env.globals["urlencode"] = urlencode
+templates.env.globals.update(TEMPLATE_RULES)
 templates.env.trim_blocks = True
 templates.env.lstrip_blocks = True
 
@@ -41,7 +43,8 @@ def render(request: Request, template: str, fragment: str | None = None, *, stat
         request,
         name,
         {"principal": principal, "user": principal.user if principal else None,
-         "roles": {str(role) for role in principal.roles} if principal else set(),
+         # Templates ask the routes' own rules (app.access): `{% if may(EDITORS) %}`.
+         "may": lambda rule: rule.allows(principal.roles if principal else None),
          "csrf_token": csrf_token(request), **context},
         status_code=status_code,
         headers=headers,

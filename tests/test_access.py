@@ -119,3 +119,24 @@ def test_login_form_itself_needs_the_csrf_token(client, db):
     user = make_user(db, Role.author)
     response = client.post("/login", data={"email": user.email, "password": PASSWORD})
     assert response.status_code == 403
+
+
+def test_access_rules_allow_exactly_their_roles():
+    from app import access
+
+    assert access.EDITORS.allows({Role.author}) and access.EDITORS.allows({Role.admin, Role.reviewer})
+    assert not access.EDITORS.allows({Role.reviewer}) and not access.EDITORS.allows(set())
+    assert not access.EDITORS.allows(None)  # not signed in
+    assert access.SIGNED_IN.allows(set()) and not access.SIGNED_IN.allows(None)
+    assert access.PUBLIC.allows(None)
+
+
+def test_templates_ask_the_routes_rules_instead_of_naming_roles():
+    """A template that tests `"admin" in roles` repeats a router's rule and drifts from it; `may(ADMINS)` cannot."""
+    from app.templating import TEMPLATE_DIR
+
+    named = [f"{path.relative_to(TEMPLATE_DIR)}:{number}"
+             for path in TEMPLATE_DIR.rglob("*.html")
+             for number, line in enumerate(path.read_text().splitlines(), start=1)
+             if re.search(r"""["'](admin|author|reviewer)["']\s+(not\s+)?in\b""", line)]
+    assert not named, f"role names tested in templates: {named}"

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from app.deps import ANY_ROLE, SIGNED_IN, STRICT_QUERY, CurrentPrincipal, CurrentUser, RowId, SessionDep, require_role
-from app.models import Role
+from app import access
+from app.deps import ANY_ROLE, SIGNED_IN, STRICT_QUERY, CurrentPrincipal, CurrentUser, RowId, SessionDep, require
 from app.routers.tasks import FiltersDep
 from app.schemas import (
     API_ERRORS,
@@ -28,8 +28,8 @@ from app.services import users as user_service
 router = APIRouter(prefix="/api/v1", tags=["api"], responses=API_ERRORS,
                    dependencies=[STRICT_QUERY])
 
-ADMIN = require_role(Role.admin)
-EDITORS = require_role(Role.admin, Role.author)
+ADMIN = require(access.ADMINS)
+EDITORS = require(access.EDITORS)
 
 
 @router.get("/me", dependencies=[SIGNED_IN], response_model=UserOut)

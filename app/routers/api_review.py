@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from app.deps import ANY_ROLE, STRICT_QUERY, CurrentUser, RowId, SessionDep, require_role
-from app.models import Role
+from app import access
+from app.deps import ANY_ROLE, STRICT_QUERY, CurrentUser, RowId, SessionDep, require
 from app.schemas import (
     API_ERRORS,
     AnswerIn,
@@ -22,8 +22,8 @@ from app.services.qc import QcDefaults
 
 router = APIRouter(prefix="/api/v1", tags=["review"], responses=API_ERRORS,
                    dependencies=[STRICT_QUERY])
-REVIEWERS = require_role(Role.reviewer)
-QC_OPENERS = require_role(Role.admin, Role.reviewer)
+REVIEWERS = require(access.REVIEWERS)
+QC_OPENERS = require(access.QC_OPENERS)
 NEXT = {200: {"description": "The item you hold, or the next one claimed for you."},
         204: {"description": "Nothing waits for you in this queue."}}
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
 
-from app.deps import ANY_ROLE, STRICT_QUERY, CurrentUser, RowId, SessionDep, require_role
-from app.models import Role
+from app import access
+from app.deps import ANY_ROLE, STRICT_QUERY, CurrentUser, RowId, SessionDep, require
 from app.schemas import API_ERRORS, TaskChangeOut, VersionIn, VersionOut
 from app.services import versions as version_service
 
 router = APIRouter(prefix="/api/v1/versions", tags=["versions"], responses=API_ERRORS,
                    dependencies=[STRICT_QUERY])
-BUILDERS = require_role(Role.admin, Role.author)
-ADMIN = require_role(Role.admin)
+BUILDERS = require(access.EDITORS)
+ADMIN = require(access.ADMINS)
 
 
 @router.get("", dependencies=[ANY_ROLE], response_model=list[VersionOut])

@@ -6,9 +6,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from sqlmodel import select
 
+from app import access
 from app.deps import ANY_ROLE, PUBLIC, CurrentPrincipal, SessionDep
 from app.failures import Invalid
-from app.models import Role
 from app.services import audit, quality, queues
 from app.services import tasks as task_service
 from app.services.qc import QcDefaults
@@ -30,7 +30,7 @@ def dashboard(request: Request, session: SessionDep, principal: CurrentPrincipal
         "dashboard/page.html",
         by_status=by_status,
         total_tasks=sum(by_status.values()),
-        queues=queues.overview(session, reviewer=principal.user if principal.has(Role.reviewer) else None),
+        queues=queues.overview(session, reviewer=principal.user if principal.may(access.REVIEWERS) else None),
         rows=quality.per_task(session, filters=filters),
         filters=filters,
         facets=task_service.facet_values(session),

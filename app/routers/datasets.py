@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from app.deps import ANY_ROLE, CurrentUser, RowId, SessionDep, require_role
+from app import access
+from app.deps import ANY_ROLE, CurrentUser, RowId, SessionDep, require
 from app.failures import Conflict, Invalid
 from app.forms import FormDep, validate_form
-from app.models import Role
 from app.schemas import DatasetIn
 from app.services import datasets as dataset_service
 from app.services import users as user_service
@@ -15,7 +15,7 @@ from app.services.tasks import TaskFilters, list_tasks
 from app.templating import render, see_other
 
 router = APIRouter(prefix="/datasets", tags=["pages"], include_in_schema=False)
-EDITORS = require_role(Role.admin, Role.author)
+EDITORS = require(access.EDITORS)
 
 
 @router.get("", dependencies=[ANY_ROLE])

@@ -6,19 +6,19 @@ from pathlib import Path
 
 from fastapi import APIRouter, Request
 
-from app.deps import CurrentUser, SessionDep, require_role
+from app import access
+from app.deps import CurrentUser, SessionDep, require
 from app.failures import Invalid
 from app.forms import FormDep
 from app.ingest import IMPORT_FORMATS
 from app.ingest.image_sources import is_archive
 from app.ingest.tabular import FieldMapping, MappingInvalid
-from app.models import Role
 from app.services import jobs as job_service
 from app.storage import PathOutsideRoot, confined
 from app.templating import render, see_other
 
 router = APIRouter(prefix="/imports", tags=["pages"], include_in_schema=False,
-                   dependencies=[require_role(Role.admin, Role.author)])
+                   dependencies=[require(access.EDITORS)])
 WITH_IMAGES = {"unified", "llava", "table", "conversations"}
 SAMPLED = {"unified", "llava", "table"}
 

@@ -6,11 +6,12 @@ from dataclasses import asdict
 
 from fastapi import APIRouter, Request
 
-from app.deps import ANY_ROLE, CurrentPrincipal, CurrentUser, RowId, SessionDep, require_role
+from app import access
+from app.deps import ANY_ROLE, CurrentPrincipal, CurrentUser, RowId, SessionDep, require
 from app.diffing import word_diff
 from app.failures import Conflict, Invalid, NotFound
 from app.forms import FormDep, validate_form
-from app.models import ImagePlacement, OptionsStyle, Role
+from app.models import ImagePlacement, OptionsStyle
 from app.overlap import most_similar
 from app.rendering import InstructionSpec, lint_templates
 from app.schemas import DraftIn
@@ -23,7 +24,7 @@ from app.templating import render as render_page
 from app.templating import see_other
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
-AUTHORS = require_role(Role.admin, Role.author)
+AUTHORS = require(access.EDITORS)
 PREVIEW_SIZE = 8
 
 
@@ -39,7 +40,8 @@ def new_instruction(request: Request, session: SessionDep, user: CurrentUser, fo
 def editor(request: Request, session: SessionDep, principal: CurrentPrincipal, instruction_id: RowId):
     instruction = instruction_service.get_instruction(session, instruction_id=instruction_id)
     task = task_service.get_task(session, task_id=instruction.task_id)
-    can_edit = instruction_service.may_edit(instruction, user_id=principal.user.id, is_admin=principal.has(Role.admin))
+    can_edit = instruction_service.may_edit(instruction, user_id=principal.user.id,
+                                            is_admin=principal.may(access.ADMINS))
     return render_page(request, "instructions/editor.html", instruction=instruction, task=task, can_edit=can_edit,
                        versions=instruction_service.versions_of(session, instruction_id=instruction.id),
                        comments=instruction_service.review_comments(session, instruction_id=instruction.id),
@@ -74,7 +76,7 @@ def save_draft(request: Request, session: SessionDep, principal: CurrentPrincipa
     try:
         data = validate_form(DraftIn, form)
         instruction = instruction_service.save_draft(session, instruction_id=instruction_id, data=data,
-                                                     actor_id=principal.user.id, is_admin=principal.has(Role.admin))
+                                                     actor_id=principal.user.id, is_admin=principal.may(access.ADMINS))
     except (Invalid, Conflict) as error:
         return render_page(request, "instructions/_draft_status.html", status_code=error.status_code,
                            instruction=None, message=error.message, oob=False)
@@ -84,7 +86,7 @@ def save_draft(request: Request, session: SessionDep, principal: CurrentPrincipa
 @router.post("/instructions/{instruction_id}/submit", dependencies=[AUTHORS])
 def submit(request: Request, session: SessionDep, principal: CurrentPrincipal, instruction_id: RowId):
     instruction_service.submit(session, instruction_id=instruction_id, actor_id=principal.user.id,
-                               is_admin=principal.has(Role.admin))
+                               is_admin=principal.may(access.ADMINS))
     return see_other(request, f"/instructions/{instruction_id}")
 
 

@@ -7,8 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from app.deps import ANY_ROLE, CurrentUser, RowId, SessionDep, require_role
-from app.models import JobStatus, Role
+from app import access
+from app.deps import ANY_ROLE, CurrentUser, RowId, SessionDep, require
+from app.models import JobStatus
 from app.services import job_views
 from app.services import jobs as job_service
 from app.services import users as user_service
@@ -48,7 +49,7 @@ def job_status(request: Request, session: SessionDep, job_id: RowId):
     return render(request, "jobs/_status.html", **job_views.job_context(session, job))
 
 
-@router.post("/{job_id}/cancel", dependencies=[require_role(Role.admin, Role.author)])
+@router.post("/{job_id}/cancel", dependencies=[require(access.EDITORS)])
 def cancel_job(request: Request, session: SessionDep, user: CurrentUser, job_id: RowId):
     job = job_service.cancel(session, job_id=job_id, actor_id=user.id)
     return render(request, "jobs/_status.html", **job_views.job_context(session, job))

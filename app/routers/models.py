@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from app.deps import ANY_ROLE, CurrentUser, RowId, SessionDep, require_role
+from app import access
+from app.deps import ANY_ROLE, CurrentUser, RowId, SessionDep, require
 from app.failures import Invalid
 from app.forms import FormDep, validate_form
-from app.models import Role
 from app.schemas import PreviewIn
 from app.services import job_views, previews
 from app.services import jobs as job_service
@@ -17,8 +17,8 @@ from app.services.jobs import JobFilters
 from app.templating import render, see_other
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
-ADMIN = require_role(Role.admin)
-PREVIEWERS = require_role(Role.admin, Role.author, Role.reviewer)
+ADMIN = require(access.ADMINS)
+PREVIEWERS = require(access.PREVIEWERS)
 
 
 @router.get("/models", dependencies=[ANY_ROLE])

@@ -7,9 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from app.deps import ANY_ROLE, CurrentUser, RowId, SessionDep, require_role
+from app import access
+from app.deps import ANY_ROLE, CurrentUser, RowId, SessionDep, require
 from app.forms import FormDep, validate_form
-from app.models import QcStatus, Role
+from app.models import QcStatus
 from app.schemas import SolveTestIn, SpotCheckIn
 from app.services import audit, checks, solve_tests, spot_checks, task_states
 from app.services import tasks as task_service
@@ -17,8 +18,8 @@ from app.services.qc import QcDefaults
 from app.templating import render, see_other
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
-QC_OPENERS = require_role(Role.admin, Role.reviewer)
-ADMIN = require_role(Role.admin)
+QC_OPENERS = require(access.QC_OPENERS)
+ADMIN = require(access.ADMINS)
 HISTORY_PAGE = 50
 
 

@@ -7,16 +7,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from app.deps import CurrentUser, RowId, SessionDep, require_role
+from app import access
+from app.deps import CurrentUser, RowId, SessionDep, require
 from app.failures import Invalid
 from app.forms import FormDep
-from app.models import Role
 from app.services import queues, reviews, solve_tests, spot_checks, verifications
 from app.services.qc import QcDefaults
 from app.templating import is_htmx, render, see_other
 
 router = APIRouter(prefix="/review", tags=["pages"], include_in_schema=False)
-REVIEWERS = require_role(Role.reviewer)
+REVIEWERS = require(access.REVIEWERS)
 
 
 def lock_version_of(form) -> int:

@@ -6,10 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from app.deps import ANY_ROLE, CurrentPrincipal, RowId, SessionDep, require_role
+from app import access
+from app.deps import ANY_ROLE, CurrentPrincipal, RowId, SessionDep, require
 from app.failures import Conflict, Invalid
 from app.forms import FormDep, validate_form
-from app.models import Role, TaskGroup
+from app.models import TaskGroup
 from app.schemas import TaskMetadataIn
 from app.services import audit, quality
 from app.services import datasets as dataset_service
@@ -20,7 +21,7 @@ from app.services.tasks import TaskFilters
 from app.templating import render, see_other
 
 router = APIRouter(prefix="/tasks", tags=["pages"], include_in_schema=False)
-EDITORS = require_role(Role.admin, Role.author)
+EDITORS = require(access.EDITORS)
 
 
 def task_filters(q: str | None = None, group: str | None = None, category: str | None = None,
@@ -57,7 +58,7 @@ def update_task(request: Request, session: SessionDep, principal: CurrentPrincip
     user = principal.user
     try:
         data = validate_form(TaskMetadataIn, form)
-        if not principal.has(Role.admin):  # exempting a task from the solve test is an admin's call
+        if not principal.may(access.ADMINS):  # exempting a task from the solve test is an admin's call
             data.solve_test_required = None
         task_service.update_metadata(session, task_id=task_id, data=data, actor_id=user.id)
     except (Invalid, Conflict) as error:

@@ -9,11 +9,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 from sqlmodel import select
 
-from app.deps import ANY_ROLE, CurrentUser, RowId, SessionDep, require_role
+from app import access
+from app.deps import ANY_ROLE, CurrentUser, RowId, SessionDep, require
 from app.exports.spec import ExportSpec
 from app.failures import Conflict, Invalid
 from app.forms import FormDep, form_feedback, validate_form
-from app.models import ConversationPool, Role, Task, TaskStatus
+from app.models import ConversationPool, Task, TaskStatus
 from app.schemas import FinetuneIn
 from app.services import jobs as job_service
 from app.services import models as model_service
@@ -21,8 +22,8 @@ from app.services import versions as version_service
 from app.templating import render, see_other
 
 router = APIRouter(prefix="/versions", tags=["pages"], include_in_schema=False)
-BUILDERS = require_role(Role.admin, Role.author)
-ADMIN = require_role(Role.admin)
+BUILDERS = require(access.EDITORS)
+ADMIN = require(access.ADMINS)
 
 
 @router.get("", dependencies=[ANY_ROLE])
