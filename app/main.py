@@ -41,10 +41,19 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 SESSION_COOKIE = "studio_session"
 
 
+class Studio(FastAPI):
+    """FastAPI, with the headers every response carries added outside Starlette's ServerErrorMiddleware: that one
+    is always outermost of the stack `add_middleware` builds, so a 500 it sends would otherwise leave without
+    the security headers and Server-Timing."""
+
+    def build_middleware_stack(self):
+        return ServerTiming(SecurityHeaders(super().build_middleware_stack()))  # timing outermost: times it all
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = FastAPI(
+    app = Studio(
         title="Flan Studio",
         version=__version__,
         description="Build Vision-Flan-style visual instruction-tuning datasets. The JSON API lives under "
@@ -64,8 +73,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         same_site="lax",
         https_only=settings.secure_cookies,
     )
-    app.add_middleware(SecurityHeaders)
-    app.add_middleware(ServerTiming)  # outermost: times everything inside it
     install_error_handlers(app)
     for module in (auth, dashboard, tasks, instances, instructions, media, datasets, imports, jobs, users, account,
                    review, quality, versions, models, api, api_review, api_versions, docs):

@@ -107,14 +107,18 @@ def test_the_app_recovers_by_itself_when_postgresql_drops_every_connection(app, 
         assert client.post("/login", data={"email": "reader@example.org", "password": PASSWORD,
                                            "csrf_token": csrf}).status_code == 303
         assert client.get("/tasks").status_code == 200
-        outcomes: list[tuple[float, int]] = []
+        outcomes: list[tuple[float, int | str]] = []
+        retry_after: list[str | None] = []  # of each 503
         stop = threading.Event()
 
         def browse() -> None:
             with httpx2.Client(base_url=live_server, cookies=client.cookies, timeout=30) as reader:
                 while not stop.is_set():
                     try:
-                        outcomes.append((time.monotonic(), reader.get("/tasks").status_code))
+                        response = reader.get("/tasks")
+                        outcomes.append((time.monotonic(), response.status_code))
+                        if response.status_code == 503:
+                            retry_after.append(response.headers.get("Retry-After"))
                     except httpx2.HTTPError as error:  # the server hung up without an answer: a failure here
                         outcomes.append((time.monotonic(), type(error).__name__))
 
@@ -136,5 +140,6 @@ def test_the_app_recovers_by_itself_when_postgresql_drops_every_connection(app, 
     assert dropped >= 1
     statuses = {status for _, status in outcomes}
     assert statuses <= {200, 503}, statuses  # a request caught in the cut is told to retry, never a 500
+    assert set(retry_after) <= {"2"}  # and when (test_pages checks a 503 for certain, with nothing listening)
     after = [status for moment, status in outcomes if moment > cut + 0.5]
     assert after and set(after) == {200}  # and then it works again, with nobody restarting anything

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+from fastapi.testclient import TestClient
 from sqlmodel import select
 
+from app.config import Settings
+from app.deps import PUBLIC
+from app.main import create_app
 from app.models import AuditEvent, Role, SourceDataset, TaskStatus
-from tests.factories import login, make_dataset, make_task, make_user, soup
+from tests.factories import csrf_from, login, make_dataset, make_task, make_user, soup
 
 
 def test_dashboard_counts_tasks_by_status(client, db):
@@ -178,13 +183,49 @@ def test_admins_cannot_lock_themselves_out(client, db):
     assert client.get("/admin/users").status_code == 200
 
 
-def test_every_response_carries_the_security_headers(client, db):
+def assert_studio_headers(response) -> None:
+    """The security headers and a Server-Timing figure, whatever the response."""
+    assert "script-src 'self'" in response.headers["Content-Security-Policy"], response.status_code
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["X-Frame-Options"] == "DENY"
+    name, duration = response.headers["Server-Timing"].split(";dur=")
+    assert name == "app" and float(duration) >= 0
+
+
+def test_every_response_carries_the_security_headers_and_server_timing(app, client, db):
+    def broken_page():
+        raise RuntimeError("a bug")
+
+    app.add_api_route("/broken", broken_page, dependencies=[PUBLIC])  # a bug the error handlers did not foresee
     login(client, make_user(db, Role.author).email)
-    for response in (client.get("/"), client.get("/api/v1/me"), client.get("/static/app.css"), client.get("/nope")):
-        assert "script-src 'self'" in response.headers["Content-Security-Policy"]
-        assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
-        assert response.headers["X-Content-Type-Options"] == "nosniff"
-        assert response.headers["X-Frame-Options"] == "DENY"
+    responses = [client.get("/"), client.get("/api/v1/me"), client.get("/static/app.css"), client.get("/nope"),
+                 client.post("/logout")]  # a 403: no CSRF token
+    with TestClient(app, raise_server_exceptions=False) as bare:
+        responses.append(bare.get("/broken"))
+    assert [response.status_code for response in responses] == [200, 200, 200, 404, 403, 500]
+    assert "Something went wrong on our side" in responses[-1].text  # the error page, not a traceback
+    for response in responses:
+        assert_studio_headers(response)
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_an_unreachable_database_is_a_503_that_says_when_to_try_again(tmp_path, backend):
+    database_url = {"postgresql": "postgresql+psycopg://postgres@127.0.0.1:9/test?connect_timeout=3",  # nobody there
+                    "sqlite": f"sqlite:///{tmp_path / 'db' / 'studio.db'}"}[backend]
+    app = create_app(Settings(mode="test", data_dir=tmp_path / "data", database_url=database_url, _env_file=None))
+    (tmp_path / "db" / "studio.db").mkdir(parents=True)  # a folder where the database file should be
+    with TestClient(app, raise_server_exceptions=False, follow_redirects=False) as client:
+        csrf = csrf_from(client.get("/login").text)  # the sign-in page itself needs no database
+        signing_in = client.post("/login", data={"email": "someone@example.org", "password": "x", "csrf_token": csrf})
+        responses = [client.get("/healthz"), client.get("/api/v1/tasks", headers={"Authorization": "Bearer a-token"}),
+                     signing_in]
+        for response in responses:
+            assert response.status_code == 503, (response.request.url, response.status_code, response.text[:200])
+            assert response.headers["Retry-After"] == "2"
+            assert_studio_headers(response)
+        assert responses[1].json()["error"]["code"] == "database_unavailable"
+        assert "try again in a moment" in signing_in.text
 
 
 def test_no_template_has_an_inline_script():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 from sqlmodel import select
 
@@ -164,6 +166,12 @@ def test_spot_check_size_can_come_from_a_wanted_confidence_and_double_review_giv
     assert check.size == sample_size_for(0.25, expected_error_rate=0.02) == check.size
     one, csrf1 = signed_in(app, people["r1"])
     two, csrf2 = signed_in(app, people["r2"])
+    def first_verdict(item_id: int) -> str:
+        return "correct" if item_id % 5 else "bad_image"
+
+    def second_verdict(item_id: int) -> str:
+        return "bad_image" if item_id % 10 == 0 or item_id % 7 == 0 else "correct"
+
     decided = {}
     for client, csrf, name in ((one, csrf1, "r1"), (two, csrf2, "r2")) * (2 * check.size):
         page = soup(client.post("/review/spot/next", headers=htmx(csrf)))
@@ -175,7 +183,7 @@ def test_spot_check_size_can_come_from_a_wanted_confidence_and_double_review_giv
         assert second == (item_id in decided)
         if second:
             assert decided[item_id] != name  # never your own item twice
-        verdict = "correct" if item_id % 5 else ("bad_image" if not second else "correct")
+        verdict = second_verdict(item_id) if second else first_verdict(item_id)
         response = client.post(f"/review/spot/{item_id}", headers=htmx(csrf),
                                data={"verdict": verdict, "lock_version": item["data-lock-version"]})
         assert response.status_code == 200
@@ -184,7 +192,16 @@ def test_spot_check_size_can_come_from_a_wanted_confidence_and_double_review_giv
     check = db.get(SpotCheck, check.id)
     figures = spot_checks.figures(db, check=check)
     assert figures.second_decided == check.size and check.status != QcStatus.open
-    assert figures.kappa is not None and figures.kappa < 1.0
+    # Cohen's kappa from the 2 x 2 table of the scripted verdicts, worked out here by hand.
+    table = Counter((first_verdict(item_id) == "correct", second_verdict(item_id) == "correct") for item_id in decided)
+    both_bad, first_only, second_only = table[(False, False)], table[(False, True)], table[(True, False)]
+    assert both_bad and first_only and second_only, "the script should disagree both ways and agree on some errors"
+    n = check.size
+    observed = (both_bad + table[(True, True)]) / n
+    by_chance = ((both_bad + first_only) * (both_bad + second_only)
+                 + (n - both_bad - first_only) * (n - both_bad - second_only)) / n**2
+    assert figures.kappa == pytest.approx((observed - by_chance) / (1 - by_chance), abs=1e-12)
+    assert figures.errors == both_bad + first_only
 
 
 def _clean_spot_check(app, db, reviewer, task) -> None:
@@ -217,6 +234,8 @@ def test_two_verifications_one_native_verify_an_accepted_task(app, db):
     native.native_english = True
     db.add(native)
     db.commit()
+    other = make_qc_task(db, "VQA+other", instances=2)
+    submit_instruction(db, other, people["author"], text="Answer the question about the picture.")
     task, _ = _accepted_task(app, db, people, "VQA+verified", instances=4)
 
     r2, csrf2 = signed_in(app, people["r2"])
@@ -227,7 +246,9 @@ def test_two_verifications_one_native_verify_an_accepted_task(app, db):
     nat, csrf3 = signed_in(app, native)
     native_page = soup(nat.post("/review/verify/next", headers=htmx(csrf3)))
     assert "native English speaker" in native_page.select_one("h2").text
-    assert native_page.select_one("ol.overlap") is not None or "No other task" in native_page.text
+    overlap = native_page.select("ol.overlap li")  # the other task's instruction shares most of its words
+    assert [item.text.split(" (")[0] for item in overlap] == ["VQA+other / main"]
+    assert float(overlap[0]["data-score"]) >= 0.5
     nat_slot = native_page.select_one("#item")
     for client, csrf, item in ((r2, csrf2, slot), (nat, csrf3, nat_slot)):
         response = client.post(f"/review/verify/{item['data-item-id']}", headers=htmx(csrf),
