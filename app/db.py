@@ -11,7 +11,7 @@ import orjson
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
-from sqlmodel import Session, create_engine
+from sqlmodel import Session, create_engine, select
 
 log = logging.getLogger("studio.db")
 APPLICATION_NAME = "flan-studio"  # how our connections show in pg_stat_activity
@@ -93,3 +93,8 @@ def session_scope(engine: Engine) -> Iterator[Session]:
             # transaction back and the pool has discarded it. The answer may already be on its way, so
             # raising here would only cut it off.
             log.warning("database connection lost while closing a session; it was discarded")
+
+
+def ping(session: Session) -> None:
+    """Asks the database the simplest question; raises OperationalError (a 503 at the edge) when it cannot answer."""
+    session.exec(select(1)).one()

@@ -4,6 +4,7 @@ module too long to read in one sitting."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,3 +93,13 @@ def test_no_module_is_over_the_line_limit():
     long = {name: count for name, path in module_files().items()
             if (count := len(path.read_text().splitlines())) > MAX_LINES}
     assert not long, f"modules over {MAX_LINES} lines (split them by what they do): {long}"
+
+
+def test_routers_leave_the_database_to_the_services():
+    """A router validates, calls a service and renders; a query in a router is a service nobody else can reuse."""
+    querying = []
+    for path in sorted((ROOT / "app" / "routers").glob("*.py")):
+        text = path.read_text()
+        for pattern in (r"^\s*(from|import) (sqlalchemy|sqlmodel)\b", r"\bsession\.(exec|execute|get|scalar|query)\("):
+            querying += [f"{path.name}: {match.group(0).strip()}" for match in re.finditer(pattern, text, re.M)]
+    assert not querying, querying

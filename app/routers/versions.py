@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
-from sqlmodel import select
 
 from app import access
 from app.deps import ANY_ROLE, CurrentUser, RowId, SessionDep, require
 from app.exports.spec import ExportSpec
 from app.failures import Conflict, Invalid
 from app.forms import FormDep, form_feedback, validate_form
-from app.models import ConversationPool, Task, TaskStatus
 from app.schemas import FinetuneIn
 from app.services import jobs as job_service
 from app.services import models as model_service
@@ -34,11 +31,8 @@ def version_list(request: Request, session: SessionDep):
 def _list_page(request: Request, session, *, values=None, error: Invalid | Conflict | None = None):
     """The list with the new-version form; after a refused form, a 422 (or 409) that keeps what was sent and
     says what is wrong beside each field."""
-    tasks = list(session.exec(select(Task).where(Task.status.in_([TaskStatus.accepted, TaskStatus.verified]))
-                              .order_by(Task.name)))
     return render(request, "versions/page.html", "versions/_form.html", versions=version_service.list_versions(session),
-                  tasks=tasks, pools=list(session.exec(select(ConversationPool).order_by(ConversationPool.name))),
-                  values=values, **form_feedback(error))
+                  values=values, **version_service.form_choices(session), **form_feedback(error))
 
 
 @router.post("", dependencies=[BUILDERS])
@@ -77,18 +71,13 @@ def _detail_page(request: Request, session, version, *, values=None, error: Inva
     """The version with its files, counts, fine-tunes and previews; after a refused fine-tune form, a 422 (or 409)
     that keeps what was sent and says what is wrong beside each field."""
     job = job_service.get_job(session, job_id=version.job_id) if version.job_id else None
-    counts = (version.manifest or {}).get("counts", {})
-    per_task = {task: sum(split.values()) for task, split in counts.items()}
-    categories = Counter()
-    if per_task:
-        for name, category in session.exec(select(Task.name, Task.category).where(Task.name.in_(list(per_task)))):
-            categories[category or "—"] += per_task[name]
+    per_task, categories = version_service.instances_by_category(session, version)
     others = [other for other in version_service.list_versions(session)
               if other.id != version.id and other.status == "ready"]
     models = model_service.list_models(session)
     return render(request, "versions/detail.html", "versions/_finetune_form.html", version=version, job=job,
                   others=others, models=models, terminal=job is None or job.status in job_service.TERMINAL,
-                  per_task=per_task, categories=dict(categories.most_common()),
+                  per_task=per_task, categories=categories,
                   has_stage2=version_service.has_stage2(version), names={model.id: model.name for model in models},
                   values=values, **form_feedback(error), **version_service.model_work(session, version_id=version.id))
 

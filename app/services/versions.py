@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from app.exports.build import BuildError, build, plan
 from app.exports.spec import ExportSpec
 from app.failures import Conflict, Invalid, NotFound
 from app.models import (
+    ConversationPool,
     DatasetVersion,
     Instance,
     InstructionVersion,
@@ -122,6 +124,24 @@ def get(session: Session, *, version_id: int) -> DatasetVersion:
 
 def list_versions(session: Session) -> list[DatasetVersion]:
     return list(session.exec(select(DatasetVersion).order_by(DatasetVersion.id.desc())))
+
+
+def form_choices(session: Session) -> dict[str, list]:
+    """What a new version can be built from: the accepted or verified tasks, and the conversation pools."""
+    return {"tasks": list(session.exec(select(Task).where(Task.status.in_([TaskStatus.accepted, TaskStatus.verified]))
+                                       .order_by(Task.name))),
+            "pools": list(session.exec(select(ConversationPool).order_by(ConversationPool.name)))}
+
+
+def instances_by_category(session: Session, version: DatasetVersion) -> tuple[dict[str, int], dict[str, int]]:
+    """The version's instances per task (all splits), and per task category, largest first."""
+    counts = (version.manifest or {}).get("counts", {})
+    per_task = {task: sum(split.values()) for task, split in counts.items()}
+    categories = Counter()
+    if per_task:
+        for name, category in session.exec(select(Task.name, Task.category).where(Task.name.in_(list(per_task)))):
+            categories[category or "—"] += per_task[name]
+    return per_task, dict(categories.most_common())
 
 
 def file_of(settings: Settings, version: DatasetVersion, relative: str) -> Path:
