@@ -105,6 +105,13 @@ def get_user(session: Session, *, user_id: int) -> User:
     return user
 
 
+def get_by_email(session: Session, *, email: str) -> User:
+    user = session.exec(select(User).where(User.email == email.strip().lower())).first()
+    if user is None:
+        raise NotFound(f"There is no user with email {email}.")
+    return user
+
+
 def list_users(session: Session) -> list[User]:
     return list(session.exec(select(User).order_by(User.email)))
 

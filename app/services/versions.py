@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import update
-from sqlmodel import Session, select
+from sqlmodel import Session, or_, select
 
 from app.config import Settings
 from app.db import make_engine
@@ -40,6 +40,22 @@ from app.tokens import token_counter
 def default_task_ids(session: Session) -> list[int]:
     """All verified tasks: what a version holds unless told otherwise."""
     return list(session.exec(select(Task.id).where(Task.status == TaskStatus.verified).order_by(Task.name)))
+
+
+def task_ids_named(session: Session, names_or_ids: list[str]) -> list[int]:
+    """The tasks named (by name or id), refused unless every one exists."""
+    numbers = [int(item) for item in names_or_ids if item.isdigit()]
+    ids = list(session.exec(select(Task.id).where(or_(Task.name.in_(names_or_ids), Task.id.in_(numbers)))))
+    if len(ids) != len(set(names_or_ids)):
+        raise Invalid(f"Some of these tasks do not exist: {', '.join(names_or_ids)}", fields={"task": "unknown"})
+    return ids
+
+
+def pool_named(session: Session, name: str) -> int:
+    pool_id = session.exec(select(ConversationPool.id).where(ConversationPool.name == name)).first()
+    if pool_id is None:
+        raise NotFound(f"There is no conversation pool called {name!r}.")
+    return pool_id
 
 
 def create(session: Session, *, spec: ExportSpec, name: str | None, actor_id: int | None,

@@ -1,0 +1,29 @@
+"""What every command shares: a database session from the settings, and failing with a message."""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+import typer
+
+from app.config import Settings
+
+
+def open_session(settings: Settings | None = None):
+    from sqlmodel import Session
+
+    from app.db import make_engine
+
+    settings = settings or Settings()
+    return Session(make_engine(settings.resolved_database_url), expire_on_commit=False)
+
+
+def fail(message: str) -> NoReturn:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    raise typer.Exit(1)
+
+
+def redacted(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

@@ -1,0 +1,73 @@
+"""Setting up and running the studio: `migrate`, `demo` and `serve`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from app.cli.common import fail, open_session, redacted
+from app.config import Settings
+
+
+def migrate(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
+    """Apply the database migrations (creates the database on first run)."""
+    from app.migrate import upgrade
+
+    settings = Settings()
+    upgrade(settings.resolved_database_url, revision)
+    typer.echo(f"database at revision {revision}: {redacted(settings.resolved_database_url)}")
+
+
+def demo() -> None:
+    """Load the demo workspace into an empty database, and print where and how to sign in."""
+    from app.services.demo import load_demo
+    from app.services.demo_models import load_model_half
+
+    settings = Settings()
+    with open_session(settings) as session:
+        result = load_demo(session, data_dir=settings.data_dir)
+        if result.created:
+            typer.echo("Demo workspace loaded: 4 tasks, 96 instances, 4 users, a pool of 16 conversations.")
+        half = load_model_half(settings, session)
+    if half.version is not None:
+        typer.echo(f"Dataset version {half.version.name}: {half.version.status} (/versions/{half.version.id}).")
+    if half.model is not None:
+        typer.echo(f"Model {half.model.name!r} registered: preview a task with it, or fine-tune it on "
+                   f"{half.version.name if half.version else 'a version'}.")
+    if half.note:
+        typer.secho(f"No demo model: {half.note}.", fg="yellow")
+    url = f"http://{settings.host}:{settings.port}"
+    typer.secho(f"\nFlan Studio: {url}/login", bold=True)
+    if result.credentials:
+        typer.echo(f"Demo accounts (kept in {result.credentials_file}):")
+        for email, password in result.credentials:
+            typer.echo(f"  {email:<26} {password}")
+    else:
+        typer.echo("Sign in with an account you created (`python -m app users create --help`).")
+
+
+def serve(reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False) -> None:
+    """Serve the studio (host, port and processes from the settings)."""
+    import uvicorn
+
+    settings = Settings()
+    settings.signing_key  # noqa: B018 - made once here, not raced by several worker processes
+    if not _port_is_free(settings.host, settings.port):
+        fail(f"{settings.host}:{settings.port} is already in use (another studio running?). "
+              "Stop it, or choose another port with STUDIO_PORT=8001.")
+    uvicorn.run("app.main:app", host=settings.host, port=settings.port, reload=reload,
+                workers=None if reload else settings.web_workers, log_level=settings.log_level.lower(),
+                proxy_headers=True)
+
+
+def _port_is_free(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True

@@ -1,0 +1,81 @@
+"""`export` and `validate`: build a dataset version without a worker, and check a built one as the trainer
+will meet it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from app.cli.common import fail, open_session
+from app.config import Settings
+
+
+def export(
+    task: Annotated[list[str] | None, typer.Option(help="A task name or id (repeat it); default: every verified "
+                                                    "task.")] = None,
+    name: Annotated[str | None, typer.Option(help="The version's name (default: v<n>).")] = None,
+    cap: Annotated[int, typer.Option(help="Instances per task (all if fewer).")] = 10_000,
+    seed: Annotated[int, typer.Option(help="Decides the sample, instruction choice and split.")] = 0,
+    validation: Annotated[float, typer.Option(help="Share of records in val.json.")] = 0.0,
+    pool: Annotated[str | None, typer.Option(help="Conversation pool (name) for stage 2.")] = None,
+    stage2_size: Annotated[int, typer.Option(help="Conversations drawn for stage 2.")] = 1_000,
+) -> None:
+    """Build a dataset version now (no worker needed), with a progress bar; prints where its files are."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from app.exports.build import BuildError
+    from app.exports.spec import ExportSpec
+    from app.failures import AppError
+    from app.services import versions as version_service
+
+    settings = Settings()
+    with open_session(settings) as session:
+        try:
+            ids = version_service.task_ids_named(session, task) if task else version_service.default_task_ids(session)
+            if not ids:
+                fail("No task is verified yet: name the tasks with --task.")
+            spec = ExportSpec(task_ids=ids, per_task_cap=cap, seed=seed, validation_ratio=validation,
+                              conversation_pool_id=version_service.pool_named(session, pool) if pool else None,
+                              stage2_size=stage2_size)
+            version = version_service.create(session, spec=spec, name=name, actor_id=None, enqueue=False)
+        except (AppError, ValueError) as error:
+            fail(getattr(error, "message", str(error)))
+    columns = [TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn()]
+    with Progress(*columns, transient=True) as progress:
+        bar = progress.add_task(f"building {version.name}", total=1.0)
+        try:
+            version = version_service.run_build(settings, version_id=version.id, on_progress=lambda fraction, message:
+                                                progress.update(bar, completed=fraction, description=message))
+        except BuildError as error:
+            fail(f"version {version.name} failed: {error}")
+    files = version.manifest["files"]
+    typer.echo(f"version {version.name}: {files['stage1.json']['records']:,} training and "
+               f"{files['val.json']['records']:,} validation records, "
+               f"{version.manifest['excluded']['records']:,} left out; content {version.content_hash[:16]}")
+    typer.echo(f"files: {version_service.folder_of(settings, version)}")
+
+
+def validate(
+    folder: Annotated[Path, typer.Argument(help="A version's folder (with manifest.json).", exists=True,
+                                           file_okay=False)],
+    tokenizer: Annotated[Path | None, typer.Option(help="A local tokenizer.json to count tokens with "
+                                                   "(default: an estimate).")] = None,
+    max_tokens: Annotated[int, typer.Option(help="The trainer's max length.")] = 2048,
+) -> None:
+    """Check a built version as the trainer will meet it: files against the manifest, records against the
+    contract. Names every problem; exits 1 if there is any."""
+    from app.exports.validate import validate_version
+    from app.tokens import token_counter
+
+    count, how = token_counter(tokenizer)
+    problems = 0
+    for problem in validate_version(folder, count_tokens=count, max_tokens=max_tokens):
+        problems += 1
+        if problems <= 200:
+            typer.echo(str(problem))
+    if problems:
+        fail(f"{problems:,} problems in {folder}")
+    typer.echo(f"{folder}: every file matches the manifest and every record the trainer's contract "
+               f"(tokens {how}).")
