@@ -31,7 +31,7 @@ def validate_form(model: type[M], form: FormData, *, lists: tuple[str, ...] = ()
     for name in checkboxes:
         data[name] = name in form
     for name in optional:
-        if data.get(name) in ("", None):
+        if name in data and data[name] in ("", None):
             data[name] = None
     try:
         return model.model_validate(data)

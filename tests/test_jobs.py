@@ -142,3 +142,27 @@ def test_every_format_can_be_imported_from_the_browser(app, client, db, settings
     assert len(db.exec(select(ConversationItem)).all()) == 1
     page = soup(client.get(f"/jobs/{jobs[2].id}"))
     assert "1 updated" in page.select_one("#import-summary").text
+
+
+def test_the_worker_refuses_what_the_form_refuses_with_the_same_words(app, client, db, settings):
+    """One schema per import format: a job queued around the form (by the API, or a payload edited in the
+    database) is held to the same rules, and its paths to the import root."""
+    root = settings.resolved_import_root
+    root.mkdir(parents=True)
+    (root / "qa.csv").write_text("id,q,a\n1,What?,That\n")
+    csrf = login(client, make_user(db, Role.admin).email)
+    refused = soup(client.post("/imports", data={"csrf_token": csrf, "format": "table", "file": "qa.csv",
+                                                 "map": "q=input"})).select_one("#map-error").text
+    payloads = [{"format": "table", "file": "qa.csv", "map": ["q=input"]},
+                {"format": "unified", "file": "../../secret_key"},
+                {"format": "conversations", "file": "qa.csv", "pool": "", "actor_id": 1}]
+    jobs = [job_service.enqueue(db, kind="import", payload=payload, created_by_id=None, max_attempts=1)
+            for payload in payloads]
+    for _ in jobs:
+        assert Worker(settings).run_once() is True
+    for job in jobs:
+        db.refresh(job)
+    assert [job.status for job in jobs] == [JobStatus.failed] * 3
+    assert refused in jobs[0].error  # "--map 'q=input': write it as 'source column->field'"
+    assert "file: must be under the import root" in jobs[1].error
+    assert "pool" in jobs[2].error and "at least 1 character" in jobs[2].error

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from app.cli.common import fail, open_session
+from app.cli.common import fail
 from app.config import Settings
 from app.ingest import CHUNK_SIZE
 
@@ -33,7 +33,8 @@ def import_unified(file: _source_file("JSON array or JSONL in the Vision-Flan un
                    chunk_size: ChunkSize = CHUNK_SIZE, report_file: ReportFile = None) -> None:
     """Import instances in the unified format (tasks and source datasets are created as they appear).
     Safe to run again: what is already there is skipped, so an interrupted import finishes the rest."""
-    _import("unified", file, image_root, max_per_task, seed, chunk_size, report_file)
+    _run({"format": "unified", "file": file, "image_root": image_root, "max_per_task": max_per_task, "seed": seed,
+          "chunk_size": chunk_size}, report_file)
 
 
 @import_cli.command("llava")
@@ -42,7 +43,8 @@ def import_llava(file: _source_file("JSON array or JSONL of {id, image, task_nam
                  chunk_size: ChunkSize = CHUNK_SIZE, report_file: ReportFile = None) -> None:
     """Import released Vision-Flan / LLaVA training data: the human turn (without <image>) becomes the
     input, the gpt turn the target. Safe to run again, like `import unified`."""
-    _import("llava", file, image_root, max_per_task, seed, chunk_size, report_file)
+    _run({"format": "llava", "file": file, "image_root": image_root, "max_per_task": max_per_task, "seed": seed,
+          "chunk_size": chunk_size}, report_file)
 
 
 @import_cli.command("table")
@@ -60,14 +62,17 @@ def import_table(
 ) -> None:
     """Import any table of instances by naming which column fills which field (unmapped columns are kept
     as provenance). Safe to run again, like `import unified`."""
-    from app.ingest.tabular import FieldMapping, MappingInvalid, read_rows
+    from app.ingest.tabular import FieldMapping, MappingInvalid
 
-    try:
-        fields = FieldMapping.parse(map_, {"dataset_name": dataset, "task_name": task}, mapping)
-    except MappingInvalid as error:
-        fail(str(error))
-    _import("table", file, image_root, max_per_task, seed, chunk_size, report_file, parse=fields.parser(),
-            read=read_rows)
+    pairs, names = [], {}
+    if mapping is not None:  # the file first: --map, --dataset and --task say more precisely what is wanted
+        try:
+            pairs, names = FieldMapping.read_file(mapping)
+        except MappingInvalid as error:
+            fail(str(error))
+    _run({"format": "table", "file": file, "map": pairs + map_, "dataset": dataset or names.get("dataset_name"),
+          "task": task or names.get("task_name"), "image_root": image_root, "max_per_task": max_per_task,
+          "seed": seed, "chunk_size": chunk_size}, report_file)
 
 
 @import_cli.command("conversations")
@@ -78,76 +83,64 @@ def import_conversations(
 ) -> None:
     """Import GPT-4-synthesized conversations into a stage-2 pool. A record's key is its position in the
     file (LLaVA-Instruct ids repeat), so running the same import again adds only what is missing."""
-    from app.db import make_engine
-    from app.ingest.conversations import ConversationImporter, PoolOptions
-    from app.ingest.image_sources import ImageSourceInvalid
-    from app.ingest.records import MalformedFile
-    from app.storage import MediaStore
-
-    settings = Settings()
-    try:
-        importer = ConversationImporter(make_engine(settings.resolved_database_url), MediaStore(settings.media_dir),
-                                        PoolOptions(pool=pool, image_root=image_root))
-        report = importer.run(file)
-    except ImageSourceInvalid as error:
-        fail(str(error))
-    except MalformedFile as error:
-        fail(f"{error} (whole chunks before it were imported; fix the file and run again)")
-    _print_report(report, None)
+    _run({"format": "conversations", "file": file, "pool": pool, "image_root": image_root})
 
 
 @import_cli.command("metadata")
 def import_metadata(file: _source_file("YAML or JSON with a `datasets:` list (see README).")) -> None:
     """Create or update source datasets and their tasks' group, category and description. Every problem
     is listed with its line, and then nothing is written."""
-    from app.ingest.metadata import MetadataInvalid, apply_metadata
-
-    with open_session() as session:
-        try:
-            report = apply_metadata(session, path=file, actor_id=None)
-        except MetadataInvalid as error:
-            fail("nothing was imported:\n" + "\n".join(f"  {problem}" for problem in error.problems))
-    typer.echo(report.summary())
+    _run({"format": "metadata", "file": file})
 
 
-def _import(file_format: str, file: Path, image_root: Path | None, max_per_task: int | None, seed: int,
-            chunk_size: int, report_file: Path | None, **source) -> None:
-    """Runs an instance import with a progress bar; `source` may bring its own `parse` and `read`."""
+def _run(fields: dict, report_file: Path | None = None) -> None:
+    """Validates the request as the browser's form is validated (`app.ingest.requests`), then imports it with
+    a progress bar."""
+    from pydantic import ValidationError
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from app.db import make_engine
-    from app.ingest.image_sources import ImageSourceInvalid
-    from app.ingest.importer import ImportOptions, InstanceImporter
-    from app.ingest.records import MalformedFile, estimate_records
+    from app.ingest.records import estimate_records
+    from app.ingest.requests import failure, request_model
     from app.storage import MediaStore
 
+    given = {name: str(value) if isinstance(value, Path) else value for name, value in fields.items()
+             if value is not None}
+    try:
+        wanted = request_model(given["format"])(**given)
+    except ValidationError as error:
+        fail("; ".join(f"--{str(problem['loc'][0]).replace('_', '-')}: {problem['msg'].removeprefix('Value error, ')}"
+                       for problem in error.errors()))
+    located = wanted.locate(None)  # the command line's paths are the user's own
     settings = Settings()
-    options = ImportOptions(image_root=image_root, chunk_size=chunk_size, max_per_task=max_per_task, seed=seed)
     columns = [TextColumn("importing {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(*columns, transient=True) as progress:
-        bar = progress.add_task(file.name, total=estimate_records(file))
+        bar = progress.add_task(located.file.name, total=estimate_records(located.file))
         try:
-            importer = InstanceImporter(make_engine(settings.resolved_database_url), MediaStore(settings.media_dir),
-                                        options, file_format=file_format, **source,
-                                        on_progress=lambda seen: progress.update(bar, completed=seen))
-            report = importer.run(file)
-        except ImageSourceInvalid as error:
-            fail(str(error))
-        except MalformedFile as error:
-            fail(f"{error} (whole chunks before it were imported; fix the file and run again)")
+            report = wanted.run(engine=make_engine(settings.resolved_database_url),
+                                media=MediaStore(settings.media_dir), located=located, actor_id=None,
+                                on_progress=lambda seen: progress.update(bar, completed=seen))
+        except Exception as error:
+            message = failure(error)
+            if message is None:
+                raise
+            fail(message)
     _print_report(report, report_file)
 
 
 def _print_report(report, report_file: Path | None) -> None:
     import json
 
+    from app.ingest.report import ImportReport
+
     typer.echo(report.summary())
-    if report.tasks_created:
-        typer.echo(f"new tasks: {', '.join(report.tasks_created)}")
-    for rejection in report.rejected[:50]:
-        typer.echo(f"  rejected {rejection}")
-    if report.rejected_count > 50:
-        where = f"all in {report_file}" if report_file else "use --report FILE for all"
-        typer.echo(f"  ... and {report.rejected_count - 50:,} more ({where})")
+    if isinstance(report, ImportReport):  # dataset metadata is written whole or not at all: nothing to list
+        if report.tasks_created:
+            typer.echo(f"new tasks: {', '.join(report.tasks_created)}")
+        for rejection in report.rejected[:50]:
+            typer.echo(f"  rejected {rejection}")
+        if report.rejected_count > 50:
+            where = f"all in {report_file}" if report_file else "use --report FILE for all"
+            typer.echo(f"  ... and {report.rejected_count - 50:,} more ({where})")
     if report_file:
         report_file.write_text(json.dumps(report.as_dict(), indent=1))

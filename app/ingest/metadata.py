@@ -48,6 +48,9 @@ class MetadataReport:
         return (f"datasets: {len(self.datasets_created)} created, {len(self.datasets_updated)} updated; "
                 f"tasks: {len(self.tasks_created)} created, {len(self.tasks_updated)} updated")
 
+    def as_dict(self) -> dict:
+        return {"summary": self.summary(), **vars(self)}
+
 
 class _LineLoader(yaml.SafeLoader):
     """Keeps where each mapping and each of its keys is (1-based lines under `__line__` and `__lines__`),

@@ -36,17 +36,10 @@ class FieldMapping:
     constants: dict[str, str] = field(default_factory=dict)  # target -> value
 
     @classmethod
-    def parse(cls, pairs: list[str], constants: dict[str, str | None],
-              mapping_file: Path | None = None) -> FieldMapping:
-        """From `source->target` pairs (and/or a YAML file `{fields: {target: source}, dataset_name: ...}`)."""
+    def parse(cls, pairs: list[str], constants: dict[str, str | None]) -> FieldMapping:
+        """From `source->target` pairs, and names given for the whole file."""
         columns: dict[str, str] = {}
         fixed = {key: value for key, value in constants.items() if value}
-        if mapping_file is not None:
-            document = yaml.safe_load(mapping_file.read_text(encoding="utf-8")) or {}
-            if not isinstance(document, dict) or not isinstance(document.get("fields", {}), dict):
-                raise MappingInvalid(f"{mapping_file.name}: expected `fields: {{target: source column}}`")
-            columns.update({str(target): str(source) for target, source in document.get("fields", {}).items()})
-            fixed.update({key: str(document[key]) for key in ("dataset_name", "task_name") if document.get(key)})
         for pair in pairs:
             source, arrow, target = pair.partition("->")
             if not arrow or not source.strip() or not target.strip():
@@ -61,6 +54,16 @@ class FieldMapping:
             raise MappingInvalid(f"nothing fills {', '.join(missing)}: map a column to it or give it "
                                  "(--dataset / --task for the names)")
         return cls(columns, fixed)
+
+    @staticmethod
+    def read_file(path: Path) -> tuple[list[str], dict[str, str]]:
+        """A YAML mapping file `{fields: {target: source column}, dataset_name: ..., task_name: ...}` as
+        `source->target` pairs and the names it gives."""
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(document, dict) or not isinstance(document.get("fields", {}), dict):
+            raise MappingInvalid(f"{path.name}: expected `fields: {{target: source column}}`")
+        pairs = [f"{source}->{target}" for target, source in document.get("fields", {}).items()]
+        return pairs, {key: str(document[key]) for key in ("dataset_name", "task_name") if document.get(key)}
 
     def parser(self):
         def parse(row: Any, line: int) -> InstanceDraft:

@@ -1,0 +1,176 @@
+"""What an import is asked to do: one schema per format. The browser's form, the worker's job and the CLI all
+validate through these and run through `run`, so a request the page accepts is one the job can carry out, and
+the command line imports exactly as the browser does.
+
+Paths are relative to the import root when a request comes from the browser (`locate(root)` confines them);
+the CLI's user has the file system, and gives paths as they are (`locate(None)`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from sqlalchemy import Engine
+
+from app.failures import Invalid
+from app.ingest import IMPORT_FORMATS
+from app.ingest.image_sources import ImageSourceInvalid, is_archive
+from app.ingest.records import MalformedFile
+from app.ingest.tabular import FieldMapping, MappingInvalid
+from app.storage import MediaStore, PathOutsideRoot, confined
+
+Progress = Callable[[int], None]  # records read so far
+
+
+@dataclass(frozen=True)
+class Located:
+    """A request's paths on this machine."""
+
+    file: Path
+    image_root: Path | None = None
+
+
+class ImportRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    format: str
+    file: str = Field(min_length=1, max_length=1000, description="The file (a folder for a saved dataset).")
+    folder_ok: ClassVar[bool] = False  # may `file` be a folder?
+
+    def locate(self, root: Path | None) -> Located:
+        """The paths, confined to `root` when there is one; Invalid names each field that does not resolve."""
+        errors: dict[str, str] = {}
+        file = _resolve(root, self.file, "file", errors)
+        if file is not None and not (file.is_file() or (self.folder_ok and file.is_dir())):
+            errors["file"] = "no such file" + (" under the import root" if root else "")
+        image_root = None
+        if getattr(self, "image_root", None):
+            image_root = _resolve(root, self.image_root, "image_root", errors)
+            archive = image_root is not None and image_root.is_file() and is_archive(image_root)
+            if image_root is not None and not (image_root.is_dir() or archive):
+                errors["image_root"] = "no such folder, .zip or .tar" + (" under the import root" if root else "")
+        if errors:
+            raise Invalid("Some fields need attention.", fields=errors)
+        return Located(file, image_root)
+
+    def run(self, *, engine: Engine, media: MediaStore, located: Located, actor_id: int | None,
+            on_progress: Progress | None = None):
+        """Imports; returns the report (its `summary()` says what happened)."""
+        raise NotImplementedError
+
+
+class InstanceImport(ImportRequest):
+    format: Literal["unified", "llava"]
+    image_root: str | None = Field(None, max_length=1000)
+    max_per_task: int | None = Field(None, ge=1, description="A seeded sample of at most this many per task.")
+    seed: int | None = Field(None, ge=0, le=2**31 - 1, description="Seed of the per-task sample (none: 0).")
+    chunk_size: int | None = Field(None, ge=1, le=1_000_000)
+
+    def source(self) -> dict[str, Any]:
+        """How records are read and parsed, when not by the format's own parser."""
+        return {}
+
+    def run(self, *, engine, media, located, actor_id, on_progress=None):
+        from app.ingest.importer import ImportOptions, InstanceImporter
+
+        options = ImportOptions(image_root=located.image_root, max_per_task=self.max_per_task, seed=self.seed or 0,
+                                **({"chunk_size": self.chunk_size} if self.chunk_size else {}))
+        return InstanceImporter(engine, media, options, file_format=self.format, actor_id=actor_id,
+                                on_progress=on_progress, **self.source()).run(located.file)
+
+
+class TableImport(InstanceImport):
+    format: Literal["table"]
+    dataset: str | None = Field(None, max_length=200, description="dataset_name for every row.")
+    task: str | None = Field(None, max_length=200, description="task_name for every row.")
+    # After `dataset` and `task`: its check needs them (fields are validated in the order they are declared).
+    map: list[str] = Field(default_factory=list, description="'source column->field' pairs.")
+    folder_ok: ClassVar[bool] = True
+
+    @field_validator("map", mode="before")
+    @classmethod
+    def _one_pair_a_line(cls, value):
+        """A form's textarea: one pair per line."""
+        if isinstance(value, str):
+            return [line.strip() for line in value.splitlines() if line.strip()]
+        return value
+
+    @field_validator("map")
+    @classmethod
+    def _fills_every_needed_field(cls, pairs: list[str], info: ValidationInfo) -> list[str]:
+        try:
+            FieldMapping.parse(pairs, {"dataset_name": info.data.get("dataset"), "task_name": info.data.get("task")})
+        except MappingInvalid as error:
+            raise ValueError(str(error)) from None
+        return pairs
+
+    def source(self):
+        from app.ingest.tabular import read_rows
+
+        mapping = FieldMapping.parse(self.map, {"dataset_name": self.dataset, "task_name": self.task})
+        return {"parse": mapping.parser(), "read": read_rows}
+
+
+class ConversationImport(ImportRequest):
+    format: Literal["conversations"]
+    image_root: str | None = Field(None, max_length=1000)
+    pool: str = Field(min_length=1, max_length=120, description="The stage-2 pool to add to (created if new).")
+
+    def run(self, *, engine, media, located, actor_id, on_progress=None):
+        from app.ingest.conversations import ConversationImporter, PoolOptions
+
+        options = PoolOptions(pool=self.pool, image_root=located.image_root)
+        return ConversationImporter(engine, media, options, actor_id=actor_id,
+                                    on_progress=on_progress).run(located.file)
+
+
+class MetadataImport(ImportRequest):
+    format: Literal["metadata"]
+
+    def run(self, *, engine, media, located, actor_id, on_progress=None):
+        from sqlmodel import Session
+
+        from app.ingest.metadata import apply_metadata
+
+        with Session(engine) as session:
+            return apply_metadata(session, path=located.file, actor_id=actor_id)
+
+
+REQUESTS: dict[str, type[ImportRequest]] = {"unified": InstanceImport, "llava": InstanceImport, "table": TableImport,
+                                            "conversations": ConversationImport, "metadata": MetadataImport}
+assert set(REQUESTS) == set(IMPORT_FORMATS)
+WITH_IMAGES = frozenset(name for name, model in REQUESTS.items() if "image_root" in model.model_fields)
+SAMPLED = frozenset(name for name, model in REQUESTS.items() if "max_per_task" in model.model_fields)
+
+
+def request_model(file_format: str) -> type[ImportRequest]:
+    if file_format not in REQUESTS:
+        raise Invalid("Choose a format.", fields={"format": f"one of {', '.join(REQUESTS)}"})
+    return REQUESTS[file_format]
+
+
+def failure(error: Exception) -> str | None:
+    """What to tell the user of an import that stopped on its input, or None for any other error."""
+    from app.ingest.metadata import MetadataInvalid
+
+    if isinstance(error, MalformedFile):
+        return (f"{error.path.name}:{error.line}: {error.message} (whole chunks before it were imported; fix the "
+                "file and import again)")
+    if isinstance(error, MetadataInvalid):
+        return "nothing was imported:\n" + "\n".join(f"  {problem}" for problem in error.problems)
+    if isinstance(error, ImageSourceInvalid | Invalid):
+        return getattr(error, "message", None) or str(error)
+    return None
+
+
+def _resolve(root: Path | None, relative: str, field: str, errors: dict[str, str]) -> Path | None:
+    if root is None:
+        return Path(relative)
+    try:
+        return confined(root, relative)
+    except PathOutsideRoot:
+        errors[field] = "must be under the import root"
+        return None
