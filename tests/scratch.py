@@ -17,7 +17,9 @@ from sqlalchemy.engine import make_url
 
 @contextmanager
 def scratch_database(database_url: str | None, folder: Path, *, prefix: str = "scratch") -> Iterator[str]:
-    """Yields a URL to an empty database; a PostgreSQL schema made for it is dropped afterwards."""
+    """Yields a URL to an empty database; a PostgreSQL schema made for it is dropped afterwards. Its connections
+    carry the schema's name as their application name, so a test can find its own in pg_stat_activity (and
+    never disturb another test running beside it)."""
     if not database_url or not database_url.startswith("postgresql"):
         yield database_url or f"sqlite:///{folder / 'studio.db'}"
         return
@@ -26,8 +28,8 @@ def scratch_database(database_url: str | None, folder: Path, *, prefix: str = "s
     with admin.connect() as connection:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
     try:
-        yield make_url(database_url).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-            hide_password=False)
+        own = {"options": f"-csearch_path={schema}", "application_name": schema}
+        yield make_url(database_url).update_query_dict(own).render_as_string(hide_password=False)
     finally:
         with admin.connect() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))

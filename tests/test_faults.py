@@ -16,9 +16,9 @@ from pathlib import Path
 import httpx2
 import pytest
 from sqlalchemy import create_engine, func, text
+from sqlalchemy.engine import make_url
 from sqlmodel import select
 
-from app.db import APPLICATION_NAME
 from app.ingest import CHUNK_SIZE
 from app.models import Instance, Job, JobStatus, Role
 from app.services import jobs as job_service
@@ -131,7 +131,7 @@ def test_the_app_recovers_by_itself_when_postgresql_drops_every_connection(app, 
         with killer.connect() as connection:  # what a restart does to every connection the app holds
             dropped = connection.execute(text(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND application_name = :name"), {"name": APPLICATION_NAME}).scalar()
+                "AND application_name = :name"), {"name": make_url(database_url).query["application_name"]}).scalar()
         killer.dispose()
         time.sleep(1.5)
         stop.set()
