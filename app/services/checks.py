@@ -57,7 +57,7 @@ SOLVE = CheckKind(SolveTest, SolveTestItem, "solve test", "solve")
 SPOT = CheckKind(SpotCheck, SpotCheckItem, "spot check", "check")
 
 
-def checkable_task(session: Session, *, task_id: int) -> Task:
+def _checkable_task(session: Session, *, task_id: int) -> Task:
     task = session.get(Task, task_id)
     if task is None:
         raise NotFound(f"There is no task with id {task_id}.")
@@ -73,7 +73,7 @@ def open_check(session: Session, kind: CheckKind, *, task_id: int, actor_id: int
     asked for (else the task's newest approved). `settings(drawn)` gives the kind's own columns once it is
     known how many instances were drawn (a small task has fewer than asked). An open check of the same kind
     on the task is cancelled: one runs at a time."""
-    checkable_task(session, task_id=task_id)
+    _checkable_task(session, task_id=task_id)
     version = newest_version(session, task_id=task_id, version_id=version_id)
     seed = random.SystemRandom().getrandbits(31) if seed is None else seed
     drawn = draw(session, task_id=task_id, seed=seed, size=size)

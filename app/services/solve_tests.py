@@ -32,7 +32,6 @@ def create(session: Session, *, task_id: int, actor_id: int | None, size: int, p
            seed: int | None = None, version_id: int | None = None) -> SolveTest:
     """A solve test on `size` seeded instances (all of them if the task has fewer, the threshold scaled to
     match), in the caller's transaction. An open test of the task is cancelled: one runs at a time."""
-    checks.checkable_task(session, task_id=task_id)
     if not 1 <= pass_threshold <= size:
         raise Invalid("The pass threshold must be between 1 and the number of instances.",
                       fields={"pass_threshold": f"between 1 and {size}"})
@@ -48,8 +47,8 @@ def open_for_approved(session: Session, *, version: InstructionVersion, task_id:
                       defaults: QcDefaults) -> None:
     """After an approval, in the caller's transaction: a solve test if the task needs one and has none passed
     or running."""
-    if not session.get(Task, task_id).solve_test_required or checks.running_or_passed(session, checks.SOLVE,
-                                                                                     task_id=task_id):
+    needed = session.get(Task, task_id).solve_test_required
+    if not needed or checks.running_or_passed(session, checks.SOLVE, task_id=task_id):
         return
     create(session, task_id=task_id, actor_id=actor_id, size=defaults.solve_test_size,
            pass_threshold=defaults.solve_test_pass, version_id=version.id)

@@ -40,7 +40,6 @@ def create(session: Session, *, task_id: int, actor_id: int | None, max_error_ra
     """A spot check of `size` seeded instances — or as many as needed to pass at `confidence` if the task's
     error rate is `expected_error_rate` — in the caller's transaction. An open spot check of the task is
     cancelled."""
-    checks.checkable_task(session, task_id=task_id)
     if not 0 < max_error_rate < 1:
         raise Invalid("The maximum error rate must be between 0 and 1.", fields={"max_error_rate": "0 < rate < 1"})
     if size is None:

@@ -91,6 +91,14 @@ def instance_with_image(session: Session, instance_id: int) -> tuple[Instance, I
     return instance, session.get(Image, instance.image_id) if instance.image_id else None
 
 
+def checked_instance(session: Session, *, check, instance_id: int) -> Sample:
+    """An item's instance and image, rendered with its check's instruction version: (instance, image,
+    rendered or None, the template's problem or None)."""
+    instance, image = instance_with_image(session, instance_id)
+    version = session.get(InstructionVersion, check.instruction_version_id)
+    return instance, image, *render_instance(spec_of_version(version), instance, has_image=image is not None)
+
+
 def instance_fields(instance: Instance, image: Image | None) -> dict[str, Any]:
     return {"instance_id": instance.id, "options": instance.options,
             "image_url": f"/media/{image.sha256}" if image else None}

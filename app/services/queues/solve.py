@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from app.models import Image, Instance, InstructionVersion, QcStatus, SolveTest, SolveTestItem, Task
+from app.models import Image, Instance, QcStatus, SolveTest, SolveTestItem, Task
 from app.services import solve_tests
-from app.services.queues.base import ReviewItem, ReviewQueue, instance_fields, instance_with_image
-from app.specs import render_instance, spec_of_version
+from app.services.queues.base import ReviewItem, ReviewQueue, checked_instance, instance_fields
 
 
 @dataclass(frozen=True)
@@ -52,9 +51,7 @@ class BlindSolveTests(ReviewQueue):
 
     def context(self, session: Session, item: SolveTestItem, user_id: int):
         test = session.get(SolveTest, item.solve_test_id)
-        instance, image = instance_with_image(session, item.instance_id)
-        version = session.get(InstructionVersion, test.instruction_version_id)
-        rendered, problem = render_instance(spec_of_version(version), instance, has_image=image is not None)
+        instance, image, rendered, problem = checked_instance(session, check=test, instance_id=item.instance_id)
         awaiting_judgement = item.answered_at is not None and item.judged_at is None
         return session.get(Task, test.task_id), SolveContext(
             test=test, instance=instance, image=image, prompt=rendered.prompt if rendered else None,

@@ -8,11 +8,10 @@ from dataclasses import dataclass
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from app.models import Image, Instance, InstructionVersion, QcStatus, SpotCheck, SpotCheckItem, SpotVerdict, Task
+from app.models import Image, Instance, QcStatus, SpotCheck, SpotCheckItem, SpotVerdict, Task
 from app.rendering import Rendered
 from app.services import spot_checks
-from app.services.queues.base import ReviewItem, ReviewQueue, instance_fields, instance_with_image
-from app.specs import render_instance, spec_of_version
+from app.services.queues.base import ReviewItem, ReviewQueue, checked_instance, instance_fields
 
 VERDICT_KEYS = {SpotVerdict.correct: "c", SpotVerdict.wrong_target: "w", SpotVerdict.bad_image: "b",
                 SpotVerdict.instruction_mismatch: "i", SpotVerdict.ambiguous: "u"}
@@ -55,9 +54,7 @@ class SpotChecks(ReviewQueue):
 
     def context(self, session: Session, item: SpotCheckItem, user_id: int):
         check = session.get(SpotCheck, item.spot_check_id)
-        instance, image = instance_with_image(session, item.instance_id)
-        version = session.get(InstructionVersion, check.instruction_version_id)
-        rendered, problem = render_instance(spec_of_version(version), instance, has_image=image is not None)
+        instance, image, rendered, problem = checked_instance(session, check=check, instance_id=item.instance_id)
         return session.get(Task, check.task_id), SpotContext(
             check=check, instance=instance, image=image, rendered=rendered, problem=problem,
             second_pass=spot_checks.is_second_pass(item, user_id), verdict_keys=VERDICT_KEYS)
