@@ -104,9 +104,10 @@ def record_verdict(session: Session, *, item_id: int, lock_version: int, user_id
         raise Invalid("Choose one of the verdicts.", fields={"verdict": "unknown"}) from None
     item, check = checks.open_item(session, checks.SPOT, item_id=item_id)
     note = (note or "").strip()[:2000] or None
-    prefix = "second_" if is_second_pass(item, user_id) else ""  # the pass's own columns
+    second = is_second_pass(item, user_id)
+    prefix = "second_" if second else ""  # each pass has its own columns: second_verdict, second_note, ...
     leases.decide_or_refuse(session, table=SpotCheckItem, item_id=item.id, lock_version=lock_version,
-                            claimant=getattr(SpotCheckItem, "second_reviewer_id" if prefix else "reviewer_id"),
+                            claimant=SpotCheckItem.second_reviewer_id if second else SpotCheckItem.reviewer_id,
                             user_id=user_id, still_open=getattr(SpotCheckItem, f"{prefix}decided_at").is_(None),
                             values={f"{prefix}verdict": verdict, f"{prefix}note": note,
                                     f"{prefix}decided_at": utcnow()})
