@@ -34,14 +34,19 @@ def wilson(errors: int, n: int, *, confidence: float = 0.95) -> Interval | None:
         return None
     if not 0 <= errors <= n:
         raise ValueError(f"errors ({errors}) must be between 0 and n ({n})")
+    low, high = wilson_bounds(errors / n, n, confidence=confidence)
+    return Interval(rate=errors / n, low=low, high=high)
+
+
+def wilson_bounds(rate: float, n: float, *, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson's bounds for a proportion `rate` seen in `n` verdicts (`n` may be an effective, fractional size)."""
     z = z_for(confidence)
-    p = errors / n
     denominator = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    low = 0.0 if errors == 0 else max(0.0, centre - half)  # exact at the ends, free of rounding dust
-    high = 1.0 if errors == n else min(1.0, centre + half)
-    return Interval(rate=p, low=low, high=high)
+    centre = (rate + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n)) / denominator
+    low = 0.0 if rate <= 0 else max(0.0, centre - half)  # exact at the ends, free of rounding dust
+    high = 1.0 if rate >= 1 else min(1.0, centre + half)
+    return low, high
 
 
 def sample_size_for(max_error_rate: float, *, expected_error_rate: float = 0.02, confidence: float = 0.95,
