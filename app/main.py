@@ -18,6 +18,7 @@ from app.routers import (
     account,
     api,
     api_review,
+    api_scores,
     api_versions,
     auth,
     dashboard,
@@ -75,7 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     for module in (auth, dashboard, tasks, instances, instructions, media, datasets, imports, jobs, users, account,
-                   review, quality, versions, models, api, api_review, api_versions, docs):
+                   review, quality, versions, models, api, api_review, api_scores, api_versions, docs):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

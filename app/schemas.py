@@ -306,6 +306,40 @@ class PreviewIn(BaseModel):
     max_new_tokens: int = Field(64, ge=1, le=2048)
 
 
+class ScoreIn(BaseModel):
+    """A score job: every active instance of the task under a model, for ranking them by its doubt."""
+
+    model_id: RowIdValue
+    instruction_version_id: RowIdValue | None = Field(None, description="Default: the task's newest approved version.")
+    batch_size: int = Field(8, ge=1, le=256)
+
+
+class JobStarted(BaseModel):
+    job_id: int
+    status: str
+    page: str = Field(description="The job's page, which shows its progress.")
+
+
+class DoubtOut(BaseModel):
+    instance_id: int
+    rank: int = Field(description="1: the most doubtful.")
+    risk: float = Field(description="Option tasks: the probability the model puts on other options; otherwise the "
+                                    "loss's percentile within the task.")
+    suspect: bool = Field(description="Confident learning: another option is as likely as its label usually is.")
+    loss: float = Field(description="Mean token loss of the rendered target.")
+
+
+class DoubtRanking(BaseModel):
+    """A task's active instances, most doubtful first, under one model's scores."""
+
+    model_id: int
+    model_name: str
+    instruction_version_id: int
+    scored: int
+    scored_at: datetime
+    items: list[DoubtOut]
+
+
 class FinetuneIn(BaseModel):
     """The two-stage recipe's knobs; the defaults are the paper's (worker/training/recipe.py says why)."""
 

@@ -13,12 +13,16 @@ def spec_of_version(version: InstructionVersion) -> InstructionSpec:
     return InstructionSpec(**{name: getattr(version, name) for name in SPEC_FIELDS})
 
 
+def template_fields(instance: Instance) -> dict:
+    """What a template sees of an instance."""
+    return {"input_text": instance.input_text, "options": instance.options, "raw_output": instance.raw_output,
+            "human_preferred_output": instance.human_preferred_output}
+
+
 def render_instance(spec: InstructionSpec, instance: Instance, *,
                     has_image: bool) -> tuple[Rendered, None] | tuple[None, str]:
     """(Rendered, None), or (None, the problem) when the template fails on this instance."""
-    fields = {"input_text": instance.input_text, "options": instance.options, "raw_output": instance.raw_output,
-              "human_preferred_output": instance.human_preferred_output}
     try:
-        return render(spec, fields, has_image=has_image), None
+        return render(spec, template_fields(instance), has_image=has_image), None
     except TemplateProblem as problem:
         return None, str(problem)

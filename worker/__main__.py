@@ -54,8 +54,14 @@ def _run_finetune(settings, context, payload):
     return run_finetune(settings, context, payload)
 
 
+def _run_score(settings, context, payload):
+    from worker.score import run_score
+
+    return run_score(settings, context, payload)
+
+
 HANDLERS = {"import": _run_import, "lint": _run_lint, "export": _run_export, "preview": _run_preview,
-            "finetune": _run_finetune}
+            "finetune": _run_finetune, "score": _run_score}
 
 
 class Worker:

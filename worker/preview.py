@@ -82,8 +82,7 @@ def run_preview(settings: Settings, context: JobContext, payload: dict[str, Any]
         registered = session.get(RegisteredModel, payload["model_id"])
         version = session.get(InstructionVersion, payload["instruction_version_id"])
         spec = spec_of_version(version)
-        picked = sample_instances(session, task_id=payload["task_id"], seed=payload["seed"],
-                                                      size=payload["size"])
+        picked = sample_instances(session, task_id=payload["task_id"], seed=payload["seed"], size=payload["size"])
         work = []
         for instance, image in picked:
             rendered, _ = render_instance(spec, instance, has_image=image is not None)

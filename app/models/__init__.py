@@ -33,6 +33,7 @@ from app.models.quality import (
     SpotCheckItem,
     SpotVerdict,
 )
+from app.models.scores import InstanceScore
 from app.models.types import utcnow
 from app.models.users import ApiToken, Role, User, UserRole
 
@@ -40,9 +41,9 @@ metadata = SQLModel.metadata
 
 __all__ = [
     "ApiToken", "AuditEvent", "ConversationItem", "ConversationPool", "DatasetVersion", "Decision", "Image",
-    "ImagePlacement", "Instance", "InstanceStatus", "Instruction", "InstructionStatus", "InstructionVersion",
-    "Job", "JobMetric", "JobStatus", "ModelOutput", "OptionsStyle", "QcStatus", "RegisteredModel", "Review",
-    "ReviewSubject", "Role",
-    "SolveTest", "SolveTestItem", "SourceDataset", "SpotCheck", "SpotCheckItem", "SpotVerdict", "Task",
-    "TaskGroup", "TaskStatus", "User", "UserRole", "VersionStatus", "metadata", "utcnow",
+    "ImagePlacement", "Instance", "InstanceScore", "InstanceStatus", "Instruction", "InstructionStatus",
+    "InstructionVersion", "Job", "JobMetric", "JobStatus", "ModelOutput", "OptionsStyle", "QcStatus",
+    "RegisteredModel", "Review", "ReviewSubject", "Role", "SolveTest", "SolveTestItem", "SourceDataset",
+    "SpotCheck", "SpotCheckItem", "SpotVerdict", "Task", "TaskGroup", "TaskStatus", "User", "UserRole",
+    "VersionStatus", "metadata", "utcnow",
 ]

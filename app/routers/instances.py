@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
@@ -17,8 +17,10 @@ router = APIRouter(tags=["pages"], include_in_schema=False, dependencies=[ANY_RO
 
 def instance_filters(split: Annotated[str | None, Query(max_length=20)] = None,
                      status: Annotated[str | None, Query(max_length=20)] = None,
-                     q: Annotated[str | None, Query(max_length=200)] = None) -> InstanceFilters:
-    return InstanceFilters(split=split or None, status=status or None, q=q or None)
+                     q: Annotated[str | None, Query(max_length=200)] = None,
+                     order: Annotated[Literal["id", "doubt"] | None, Query()] = None) -> InstanceFilters:
+    return InstanceFilters(split=split or None, status=status or None, q=q or None,
+                           order=order if order == "doubt" else None)
 
 
 @router.get("/tasks/{task_id}/instances")

@@ -1,4 +1,5 @@
-"""Models the worker can load, and previews: a model's answers on a task's instances beside the targets."""
+"""Models the worker can load; previews (a model's answers on a task's instances beside the targets) and score
+jobs (what a model makes of every instance, for ranking by doubt)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from app import access
 from app.deps import ANY_ROLE, CurrentUser, RowId, SessionDep, require
 from app.failures import Invalid
 from app.forms import FormDep, validate_form
-from app.schemas import PreviewIn
-from app.services import job_views, previews
+from app.schemas import PreviewIn, ScoreIn
+from app.services import job_views, previews, scores
 from app.services import jobs as job_service
 from app.services import models as model_service
 from app.services import tasks as task_service
@@ -52,6 +53,15 @@ def start_preview(request: Request, session: SessionDep, user: CurrentUser, form
     data = validate_form(PreviewIn, form, optional=("instruction_version_id",))
     job = previews.start(session, task_id=task.id, data=data, actor_id=user.id)
     return see_other(request, f"/previews/{job.id}")
+
+
+@router.post("/tasks/{task_id}/scores", dependencies=[PREVIEWERS])
+def start_score(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, task_id: RowId):
+    """Scores every active instance of the task with a model; its job page shows progress, and the instance
+    browser then ranks by the model's doubt."""
+    data = validate_form(ScoreIn, form, optional=("instruction_version_id",))
+    job = scores.start(session, task_id=task_id, data=data, actor_id=user.id)
+    return see_other(request, f"/jobs/{job.id}")
 
 
 @router.get("/previews/compare", dependencies=[ANY_ROLE])

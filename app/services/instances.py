@@ -1,14 +1,18 @@
-"""Browsing a task's instances: filtered keyset pages over the (task, id) index, and one instance."""
+"""Browsing a task's instances: filtered keyset pages over the (task, id) index, or pages of a model's doubt
+ranking, and one instance."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import or_
 from sqlmodel import Session, select
 
+from app.doubt import Doubt
 from app.failures import NotFound
 from app.models import Image, Instance
+from app.services import scores as score_service
+from app.services.scores import ScoreSet
 from app.services.tasks import escape_like
 
 
@@ -17,6 +21,7 @@ class InstanceFilters:
     split: str | None = None
     status: str | None = None
     q: str | None = None
+    order: str | None = None  # "doubt": the newest scores' ranking, most doubtful first; else by id
 
     def as_query(self) -> dict[str, str]:
         return {name: value for name, value in vars(self).items() if value}
@@ -26,12 +31,39 @@ class InstanceFilters:
 class InstancePage:
     instances: list[Instance]
     images: dict[int, Image]
-    next_after: int | None
+    next_after: int | None  # an id, or a rank when ordered by doubt
+    doubts: dict[int, Doubt] = field(default_factory=dict)  # by instance id, when ordered by doubt
+    scores: ScoreSet | None = None  # what the doubt comes from
 
 
 def list_instances(session: Session, *, task_id: int, filters: InstanceFilters, after: int | None = None,
                    limit: int = 50) -> InstancePage:
-    query = select(Instance).where(Instance.task_id == task_id)
+    if filters.order == "doubt":
+        return _by_doubt(session, task_id=task_id, filters=filters, after=after or 0, limit=limit)
+    rows = list(session.exec(_filtered(select(Instance), task_id, filters, after).order_by(Instance.id)
+                             .limit(limit + 1)))
+    instances = rows[:limit]
+    return InstancePage(instances, _images(session, instances), instances[-1].id if len(rows) > limit else None)
+
+
+def _by_doubt(session: Session, *, task_id: int, filters: InstanceFilters, after: int, limit: int) -> InstancePage:
+    """Ranked by the newest score set (app/doubt.py), paged by rank; `after` is the last rank shown."""
+    scores = score_service.chosen_set(session, task_id=task_id)
+    if scores is None:
+        return InstancePage([], {}, None)
+    ranked = score_service.ranking(session, task_id=task_id, scores=scores)
+    matching = set(session.exec(_filtered(select(Instance.id), task_id, filters, None)))
+    shown = [doubt for doubt in ranked[after:] if doubt.instance_id in matching][:limit + 1]
+    page = shown[:limit]
+    by_id = {instance.id: instance for instance in session.exec(
+        select(Instance).where(Instance.id.in_([doubt.instance_id for doubt in page])))} if page else {}
+    instances = [by_id[doubt.instance_id] for doubt in page]
+    return InstancePage(instances, _images(session, instances), page[-1].rank if len(shown) > limit else None,
+                        {doubt.instance_id: doubt for doubt in page}, scores)
+
+
+def _filtered(query, task_id: int, filters: InstanceFilters, after: int | None):
+    query = query.where(Instance.task_id == task_id)
     if filters.split:
         query = query.where(Instance.split == filters.split)
     if filters.status:
@@ -42,12 +74,14 @@ def list_instances(session: Session, *, task_id: int, filters: InstanceFilters, 
                                 Instance.raw_output.ilike(pattern, escape="\\")))
     if after is not None:
         query = query.where(Instance.id > after)
-    rows = list(session.exec(query.order_by(Instance.id).limit(limit + 1)))
-    instances = rows[:limit]
+    return query
+
+
+def _images(session: Session, instances: list[Instance]) -> dict[int, Image]:
     image_ids = {instance.image_id for instance in instances if instance.image_id}
-    images = {image.id: image for image in session.exec(select(Image).where(Image.id.in_(image_ids)))} \
-        if image_ids else {}
-    return InstancePage(instances, images, instances[-1].id if len(rows) > limit else None)
+    if not image_ids:
+        return {}
+    return {image.id: image for image in session.exec(select(Image).where(Image.id.in_(image_ids)))}
 
 
 def get_instance(session: Session, *, instance_id: int) -> tuple[Instance, Image | None]:

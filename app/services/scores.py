@@ -1,0 +1,76 @@
+"""Scoring a task with a model, and ranking its instances by the model's doubt: the worker computes the scores
+(worker/score.py), this side queues the job and reads them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from app import doubt
+from app.doubt import Doubt, ScoreRow
+from app.failures import NotFound
+from app.models import Instance, InstanceScore, InstanceStatus, Job, RegisteredModel
+from app.schemas import ScoreIn
+from app.services import jobs, models
+from app.services.sampling import newest_version
+from app.services.tasks import get_task
+
+
+def start(session: Session, *, task_id: int, data: ScoreIn, actor_id: int | None) -> Job:
+    """Queues a `score` job: every active instance of the task under the model, rendered with the version asked
+    for (else the task's newest approved)."""
+    get_task(session, task_id=task_id)
+    model = models.get(session, model_id=data.model_id)
+    version = newest_version(session, task_id=task_id, version_id=data.instruction_version_id)
+    return jobs.enqueue(session, kind="score", created_by_id=actor_id, payload={
+        "task_id": task_id, "model_id": model.id, "instruction_version_id": version.id,
+        "batch_size": data.batch_size})
+
+
+@dataclass(frozen=True)
+class ScoreSet:
+    """The scores one model gave a task's instances, rendered with one instruction version."""
+
+    model_id: int
+    model_name: str
+    instruction_version_id: int
+    scored: int
+    scored_at: datetime
+
+
+def score_sets(session: Session, *, task_id: int) -> list[ScoreSet]:
+    """The task's score sets, the newest first."""
+    rows = session.exec(
+        select(InstanceScore.model_id, RegisteredModel.name, InstanceScore.instruction_version_id, func.count(),
+               func.max(InstanceScore.created_at))
+        .join(RegisteredModel, RegisteredModel.id == InstanceScore.model_id)
+        .where(InstanceScore.task_id == task_id)
+        .group_by(InstanceScore.model_id, RegisteredModel.name, InstanceScore.instruction_version_id)
+        .order_by(func.max(InstanceScore.created_at).desc(), InstanceScore.model_id.desc()))
+    return [ScoreSet(*row) for row in rows]
+
+
+def chosen_set(session: Session, *, task_id: int, model_id: int | None = None,
+               version_id: int | None = None) -> ScoreSet | None:
+    """The score set asked for (by model, and version), else the newest; None when the task was never scored."""
+    for candidate in score_sets(session, task_id=task_id):
+        if model_id in (None, candidate.model_id) and version_id in (None, candidate.instruction_version_id):
+            return candidate
+    if model_id is not None or version_id is not None:
+        raise NotFound("The task has no scores by that model and instruction version: run a score job first.")
+    return None
+
+
+def ranking(session: Session, *, task_id: int, scores: ScoreSet) -> list[Doubt]:
+    """The task's active instances under `scores`, most doubtful first (app/doubt.py says how)."""
+    rows = session.exec(
+        select(InstanceScore.instance_id, InstanceScore.loss, Instance.raw_output, Instance.options,
+               InstanceScore.option_probabilities)
+        .join(Instance, Instance.id == InstanceScore.instance_id)
+        .where(InstanceScore.task_id == task_id, InstanceScore.model_id == scores.model_id,
+               InstanceScore.instruction_version_id == scores.instruction_version_id,
+               Instance.status == InstanceStatus.active))
+    return doubt.rank([ScoreRow(*row) for row in rows])

@@ -1,0 +1,128 @@
+"""Scoring a task with the tiny random LLaVA model on the CPU: the real worker and the real model code path."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from sqlmodel import select
+
+from app.models import Instance, InstanceScore, InstanceStatus, Job, Role, Task
+from app.schemas import ScoreIn
+from app.services import models as model_service
+from app.services import scores
+from app.services.demo import load_demo
+from tests.factories import bearer, make_user, soup
+from tests.review_helpers import signed_in
+
+torch = pytest.importorskip("torch", reason="the worker's dependencies (requirements-worker.txt) are not installed")
+
+
+def _scored_task(db, settings, tiny_model):
+    from worker.__main__ import Worker
+
+    load_demo(db, data_dir=settings.data_dir)
+    admin = make_user(db, Role.admin)
+    model = model_service.register(db, name="tiny", path=str(tiny_model), dtype="float32", device="cpu",
+                                   actor_id=admin.id)
+    task = db.exec(select(Task).where(Task.name == "SHAPES+shape_classification")).one()  # options and images
+    job = scores.start(db, task_id=task.id, data=ScoreIn(model_id=model.id, batch_size=4), actor_id=admin.id)
+    assert Worker(settings).run_once() is True
+    db.refresh(job)
+    return task, model, job
+
+
+def test_a_score_job_scores_every_active_instance_and_scoring_again_replaces(db, settings, tiny_model):
+    from worker.__main__ import Worker
+
+    task, model, job = _scored_task(db, settings, tiny_model)
+    assert job.status == "succeeded", job.error
+    active = db.exec(select(Instance).where(Instance.task_id == task.id,
+                                            Instance.status == InstanceStatus.active)).all()
+    rows = {row.instance_id: row for row in db.exec(select(InstanceScore).where(InstanceScore.task_id == task.id))}
+    assert set(rows) == {instance.id for instance in active} and job.result["scored"] == len(active)
+    assert job.result["scored_per_s"] > 0
+    for instance in active:
+        row = rows[instance.id]
+        assert math.isfinite(row.loss) and row.loss > 0 and row.model_id == model.id
+        assert len(row.option_probabilities) == len(instance.options)
+        assert sum(row.option_probabilities) == pytest.approx(1.0)
+        target = row.option_probabilities[instance.options.index(instance.raw_output)]
+        best_other = max(p for k, p in enumerate(row.option_probabilities)
+                         if instance.options[k] != instance.raw_output)
+        assert row.margin == pytest.approx(target - best_other)
+
+    again = scores.start(db, task_id=task.id, data=ScoreIn(model_id=model.id, batch_size=3), actor_id=None)
+    assert Worker(settings).run_once() is True
+    db.expire_all()
+    assert db.get(Job, again.id).status == "succeeded"
+    rescored = {row.instance_id: row for row in db.exec(select(InstanceScore).where(InstanceScore.task_id == task.id))}
+    assert set(rescored) == set(rows) and all(row.job_id == again.id for row in rescored.values())
+    assert all(rescored[k].loss == pytest.approx(rows[k].loss, rel=1e-4) for k in rows)  # batching changes nothing
+
+
+def test_the_loss_is_the_models_own_and_greedy_matched_means_greedy_decoding_gives_the_target(tiny_model):
+    from PIL import Image as PILImage
+
+    from worker.loading import load
+    from worker.score import Question, _teacher_forced, score
+    from worker.training.batching import PaddingCollator
+    from worker.training.encoding import encode
+
+    torch.manual_seed(0)
+    loaded = load(str(tiny_model), "float32", "cpu")
+    image = PILImage.new("RGB", (32, 32), "red")
+    question = Question("<image>\nWhat colour is it?", "red", image, None)
+    [result] = score(loaded, [question])
+    encoded = encode(loaded.processor, [{"from": "human", "value": question.prompt},
+                                        {"from": "gpt", "value": "red"}], image, max_length=2048)
+    batch = PaddingCollator(loaded.processor.tokenizer.pad_token_id or 0)(
+        [{"input_ids": encoded.input_ids, "labels": encoded.labels, "pixel_values": encoded.pixel_values}])
+    with torch.inference_mode():
+        reference = loaded.model(**batch).loss.item()  # transformers' own mean token loss over the labels
+    assert result.loss == pytest.approx(reference, rel=1e-4)
+
+    # The model's own greedy continuation, token by token: every label is then the argmax.
+    prompt_ids = encoded.input_ids[:encoded.labels.index(next(label for label in encoded.labels if label != -100))]
+    ids = list(prompt_ids)
+    for _ in range(3):
+        with torch.inference_mode():
+            logits = loaded.model(input_ids=torch.tensor([ids]), pixel_values=encoded.pixel_values).logits
+        ids.append(int(logits[0, -1].argmax()))
+    own = {"input_ids": ids, "labels": [-100] * len(prompt_ids) + ids[len(prompt_ids):],
+           "pixel_values": encoded.pixel_values}
+    changed = {**own, "labels": own["labels"][:-1] + [(ids[-1] + 1) % loaded.model.config.text_config.vocab_size]}
+    changed["input_ids"] = ids[:-1] + [changed["labels"][-1]]
+    _, _, greedy = _teacher_forced(loaded, [own, changed])
+    assert greedy == [True, False]
+
+
+def test_a_task_is_scored_from_its_page_and_read_most_doubtful_first_in_the_browser_and_the_api(
+        app, db, settings, tiny_model):
+    from worker.__main__ import Worker
+
+    load_demo(db, data_dir=settings.data_dir)
+    author = make_user(db, Role.author)
+    client, csrf = signed_in(app, author)
+    model_service.register(db, name="tiny", path=str(tiny_model), dtype="float32", device="cpu", actor_id=None)
+    task = db.exec(select(Task).where(Task.name == "SHAPES+shape_classification")).one()
+    unranked = soup(client.get(f"/tasks/{task.id}/instances?order=doubt"))
+    assert "has not been scored yet" in unranked.select_one("#doubt-source").text
+    form = soup(client.get(f"/tasks/{task.id}")).select_one("#score-form")
+    started = client.post(form["action"], data={"csrf_token": csrf, "batch_size": "4",
+                                                "model_id": form.select_one("option")["value"]})
+    assert started.status_code == 303 and started.headers["location"].startswith("/jobs/")
+    assert Worker(settings).run_once() is True
+
+    token = bearer(db, author)
+    api = client.get(f"/api/v1/tasks/{task.id}/doubt?limit=5", headers=token).json()
+    assert api["model_name"] == "tiny" and api["scored"] == task.instance_count
+    assert [item["rank"] for item in api["items"]] == [1, 2, 3, 4, 5]
+    page = soup(client.get(f"/tasks/{task.id}/instances?order=doubt"))
+    cards = page.select(".instance-card")
+    assert [int(card["data-instance-id"]) for card in cards] == [item["instance_id"] for item in api["items"]][:3]
+    assert [int(card.select_one(".doubt")["data-rank"]) for card in cards] == [1, 2, 3]  # page_size is 3 in tests
+    assert "Ranked by the doubt of tiny" in page.select_one("#doubt-source").text
+    following = soup(client.get(page.select_one("a[rel=next]")["href"]))
+    assert [int(card.select_one(".doubt")["data-rank"]) for card in following.select(".instance-card")] == [4, 5, 6]
+    assert client.get(f"/api/v1/tasks/{task.id}/doubt?model_id=999", headers=token).status_code == 404

@@ -1,0 +1,177 @@
+"""The `score` job: what a registered model makes of each active instance of a task, for ranking by doubt.
+
+Each instance is rendered as the export renders it and encoded as training encodes it (the prompt through the
+model's chat template, masked; the answer and the end-of-sequence token, scored), then teacher-forced once:
+- `loss`: the mean token loss of the target;
+- `greedy_matched`: whether every target token is the model's argmax given the target so far, which holds
+  exactly when greedy decoding would answer the target;
+- for option tasks, every option's rendered answer is scored the same way: `option_probabilities` are the
+  softmax of their total log-likelihoods, and `margin` is the target's probability minus the best other's.
+
+Payload: `task_id`, `model_id`, `instruction_version_id`, `batch_size`. Scores are written per chunk of
+instances, replacing any earlier scores by the same model and version: a retried or repeated job rewrites."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, insert
+from sqlmodel import Session, select
+
+from app.config import Settings
+from app.models import (
+    Image,
+    Instance,
+    InstanceScore,
+    InstanceStatus,
+    InstructionVersion,
+    RegisteredModel,
+    utcnow,
+)
+from app.rendering import InstructionSpec, TemplateProblem, render
+from app.specs import spec_of_version, template_fields
+from app.storage import MediaStore
+from worker.context import JobContext
+from worker.loading import load
+from worker.preview import open_rgb
+
+CHUNK = 256  # instances read, scored and written together
+
+
+@dataclass(frozen=True)
+class Scored:
+    loss: float
+    greedy_matched: bool
+    option_probabilities: list[float] | None
+    margin: float | None
+
+
+@dataclass(frozen=True)
+class Question:
+    """One instance to score: its rendered prompt and target, its image, and each option's rendered answer."""
+
+    prompt: str
+    target: str
+    image: Any | None  # PIL
+    answers: list[str] | None  # option tasks: the rendered answer of each option, in order
+
+
+def score(loaded, questions: list[Question], *, max_length: int = 2048) -> list[Scored]:
+    """Scores questions of one modality (all with an image, or none) in one forward pass."""
+    from worker.training.encoding import answer_prefix, encode
+
+    prefix = answer_prefix(loaded.processor.tokenizer)
+    rows, owners = [], []  # every answer scored: the target first, then each option's
+    for index, question in enumerate(questions):
+        for answer in [question.target, *(question.answers or [])]:
+            turns = [{"from": "human", "value": question.prompt}, {"from": "gpt", "value": answer}]
+            encoded = encode(loaded.processor, turns, question.image, max_length=max_length, prefix=prefix)
+            rows.append({"input_ids": encoded.input_ids, "labels": encoded.labels,
+                         **({"pixel_values": encoded.pixel_values} if encoded.pixel_values is not None else {})})
+            owners.append(index)
+    totals, counts, greedy = _teacher_forced(loaded, rows)
+    results, row = [], 0
+    for question in questions:
+        loss = -totals[row] / max(counts[row], 1)
+        matched = greedy[row]
+        probabilities = margin = None
+        if question.answers:
+            likelihoods = totals[row + 1: row + 1 + len(question.answers)]
+            top = max(likelihoods)
+            weights = [math.exp(value - top) for value in likelihoods]
+            probabilities = [weight / sum(weights) for weight in weights]
+            mine = [p for answer, p in zip(question.answers, probabilities, strict=True) if answer == question.target]
+            others = [p for answer, p in zip(question.answers, probabilities, strict=True) if answer != question.target]
+            margin = (max(mine) if mine else 0.0) - (max(others) if others else 0.0)
+        results.append(Scored(loss, matched, probabilities, margin))
+        row += 1 + len(question.answers or [])
+    return results
+
+
+def _teacher_forced(loaded, rows: list[dict]) -> tuple[list[float], list[int], list[bool]]:
+    """Per row: the summed log-likelihood of its labelled tokens, how many there are, and whether each is the
+    argmax."""
+    import torch
+
+    from worker.training.batching import PaddingCollator
+
+    tokenizer = loaded.processor.tokenizer
+    batch = PaddingCollator(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)(rows)
+    labels = batch.pop("labels")
+    with torch.inference_mode():
+        logits = loaded.model(**{key: value.to(loaded.device) for key, value in batch.items()}).logits.float()
+    logits, labels = logits[:, :-1].cpu(), labels[:, 1:]
+    scored = labels != -100
+    log_probabilities = torch.log_softmax(logits, dim=-1)
+    picked = log_probabilities.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    totals = (picked * scored).sum(dim=1)
+    counts = scored.sum(dim=1)
+    greedy = ((logits.argmax(dim=-1) == labels) | ~scored).all(dim=1)
+    return totals.tolist(), counts.tolist(), greedy.tolist()
+
+
+def _question(spec: InstructionSpec, instance: Instance, image) -> Question | None:
+    fields = template_fields(instance)
+    try:
+        rendered = render(spec, fields, has_image=image is not None)
+        answers = ([render(spec, {**fields, "raw_output": option}, has_image=image is not None).target
+                    for option in instance.options] if instance.options else None)
+    except TemplateProblem:
+        return None  # the instance cannot be rendered: nothing to score (the editor's lint says why)
+    return Question(rendered.prompt, rendered.target, image, answers)
+
+
+def run_score(settings: Settings, context: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
+    media, started = MediaStore(settings.media_dir), time.perf_counter()
+    task_id, batch_size = payload["task_id"], payload.get("batch_size", 8)
+    with Session(context.engine) as session:
+        registered = session.get(RegisteredModel, payload["model_id"])
+        version = session.get(InstructionVersion, payload["instruction_version_id"])
+        spec = spec_of_version(version)
+        active = (Instance.task_id == task_id) & (Instance.status == InstanceStatus.active)
+        total = session.exec(select(func.count()).select_from(Instance).where(active)).one()
+    context.progress(0.01, f"loading {registered.name}", force=True)
+    loaded = load(registered.path, registered.dtype, registered.device)
+    scored = skipped = 0
+    last_id = 0
+    while True:
+        with Session(context.engine) as session:
+            chunk = session.exec(select(Instance, Image).outerjoin(Image, Image.id == Instance.image_id)
+                                 .where(active, Instance.id > last_id).order_by(Instance.id).limit(CHUNK)).all()
+        if not chunk:
+            break
+        last_id = chunk[-1][0].id
+        work = []
+        for instance, image in chunk:
+            question = _question(spec, instance, open_rgb(media.path_for(image.sha256)) if image else None)
+            if question is None:
+                skipped += 1
+            else:
+                work.append((instance.id, question))
+        rows = []
+        for with_image in (True, False):  # one modality per forward pass, as training batches them
+            group = [(instance_id, question) for instance_id, question in work
+                     if (question.image is not None) == with_image]
+            for start in range(0, len(group), batch_size):
+                part = group[start:start + batch_size]
+                for (instance_id, _), result in zip(part, score(loaded, [q for _, q in part]), strict=True):
+                    rows.append({"instance_id": instance_id, "task_id": task_id, "model_id": registered.id,
+                                 "instruction_version_id": version.id, "job_id": context.job_id,
+                                 "loss": result.loss, "greedy_matched": result.greedy_matched,
+                                 "option_probabilities": result.option_probabilities, "margin": result.margin,
+                                 "created_at": utcnow()})
+        with context.engine.begin() as connection:  # this chunk's earlier scores by this model and version go
+            connection.execute(delete(InstanceScore).where(
+                InstanceScore.instance_id.in_([instance.id for instance, _ in chunk]),
+                InstanceScore.model_id == registered.id, InstanceScore.instruction_version_id == version.id))
+            if rows:
+                connection.execute(insert(InstanceScore), rows)
+        scored += len(rows)
+        context.progress(min(0.99, (scored + skipped) / max(total, 1)), f"{scored + skipped:,} of {total:,} instances")
+    seconds = time.perf_counter() - started
+    return {"scored": scored, "skipped": skipped, "seconds": round(seconds, 2),
+            "scored_per_s": round(scored / seconds, 2) if seconds else None, "model": registered.name,
+            "instruction_version_id": version.id}
