@@ -242,6 +242,11 @@ class SpotCheckIn(BaseModel):
     expected_error_rate: float | None = Field(None, ge=0, lt=1)
     double_review: bool = False
     seed: int | None = Field(None, ge=0, le=MAX_DB_INT)
+    targeted_by_model_id: RowIdValue | None = Field(
+        None, description="Admins: draw by this model's doubt (the task must be scored by it); the error rate is "
+                          "then weighted by each item's inclusion probability. Empty: a uniform draw.")
+    uniform_share: float | None = Field(None, gt=0, le=1, description="Targeted checks: the share of the draw "
+                                        "spread evenly over every instance (default 0.2).")
 
 
 class CheckOut(BaseModel):
@@ -262,6 +267,10 @@ class CheckOut(BaseModel):
     interval_high: float | None = None
     max_error_rate: float | None = None
     kappa: float | None = None
+    method: str = Field("uniform", description="Spot checks: uniform (Wilson interval), or targeted (drawn by a "
+                                               "model's doubt; Hájek-weighted rate, Wilson interval at its "
+                                               "effective sample size).")
+    effective_size: float | None = None
 
 
 class VersionIn(BaseModel):

@@ -10,7 +10,7 @@ from sqlmodel import select
 from app.models import Instance, InstanceScore, InstanceStatus, Job, Role, Task
 from app.schemas import ScoreIn
 from app.services import models as model_service
-from app.services import scores
+from app.services import quality, scores
 from app.services.demo import load_demo
 from tests.factories import bearer, make_user, soup
 from tests.review_helpers import signed_in
@@ -126,3 +126,51 @@ def test_a_task_is_scored_from_its_page_and_read_most_doubtful_first_in_the_brow
     following = soup(client.get(page.select_one("a[rel=next]")["href"]))
     assert [int(card.select_one(".doubt")["data-rank"]) for card in following.select(".instance-card")] == [4, 5, 6]
     assert client.get(f"/api/v1/tasks/{task.id}/doubt?model_id=999", headers=token).status_code == 404
+
+
+def test_an_admin_opens_a_targeted_spot_check_whose_rate_is_weighted_and_whose_reviewers_see_no_doubt(
+        app, db, settings, tiny_model):
+    from app.models import SpotCheck, SpotCheckItem
+    from app.targeted import error_rate
+    from tests.review_helpers import htmx
+
+    task, model, _ = _scored_task(db, settings, tiny_model)
+    admin, reviewer = make_user(db, Role.admin), make_user(db, Role.reviewer)
+    admin_client, admin_csrf = signed_in(app, admin)
+    form = soup(admin_client.get(f"/tasks/{task.id}")).select_one("#new-spot-check")
+    assert [option.text for option in form.select("select[name=targeted_by_model_id] option")][1:] == [
+        "by the doubt of tiny (targeted, weighted)"]
+    wanted = {"csrf_token": admin_csrf, "max_error_rate": "0.5", "size": "10", "seed": "3",
+              "targeted_by_model_id": str(model.id), "uniform_share": "0.3"}
+    reviewer_client, reviewer_csrf = signed_in(app, reviewer)
+    assert soup(reviewer_client.get(f"/tasks/{task.id}")).select_one("select[name=targeted_by_model_id]") is None
+    refused = reviewer_client.post(f"/tasks/{task.id}/spot-checks", data={**wanted, "csrf_token": reviewer_csrf})
+    assert refused.status_code == 403  # a targeted check is an admin's choice
+    opened = admin_client.post(f"/tasks/{task.id}/spot-checks", data=wanted)
+    assert opened.status_code == 303
+    check = db.get(SpotCheck, int(opened.headers["location"].rsplit("/", 1)[1]))
+    assert check.targeted and check.targeted_by_model_id == model.id and check.uniform_share == 0.3
+    items = db.exec(select(SpotCheckItem).where(SpotCheckItem.spot_check_id == check.id)).all()
+    assert len(items) == check.size > 0
+    floor = 0.3 * 10 / task.instance_count
+    assert all(floor - 1e-9 <= item.inclusion_probability <= 1 for item in items)
+
+    verdicts = {}
+    while (item := soup(reviewer_client.post("/review/spot/next", headers=htmx(reviewer_csrf))).select_one("#item")):
+        assert "risk" not in item.text.lower() and "doubt" not in item.text.lower()  # nothing to bias the verdict
+        item_id = int(item["data-item-id"])
+        verdicts[item_id] = "correct" if len(verdicts) % 3 else "wrong_target"
+        reviewer_client.post(f"/review/spot/{item_id}", headers=htmx(reviewer_csrf),
+                             data={"verdict": verdicts[item_id], "lock_version": item["data-lock-version"]})
+    db.expire_all()
+    check = db.get(SpotCheck, check.id)
+    assert check.status in ("passed", "failed") and len(verdicts) == check.size
+    expected = error_rate([(verdicts[item.id] != "correct", item.inclusion_probability) for item in items])
+    api = admin_client.get(f"/api/v1/spot-checks/{check.id}", headers=bearer(db, admin)).json()
+    assert api["method"] == "targeted" and api["error_rate"] == pytest.approx(expected.interval.rate)
+    assert api["interval_high"] == pytest.approx(expected.interval.high)
+    assert check.status == ("passed" if expected.interval.high < 0.5 else "failed")
+    page = soup(admin_client.get(f"/spot-checks/{check.id}"))
+    assert "targeted" in page.select_one("#spot-method").text
+    [row] = quality.per_task(db, task_ids=[task.id])  # what the dashboard and the dataset card report
+    assert row.spot_method == "targeted, weighted" and row.interval.high == pytest.approx(expected.interval.high)

@@ -28,7 +28,7 @@ def dataset_card(*, name: str, spec: ExportSpec, plans, tally, quality: dict[int
         "instance, the instruction version it was rendered with, and that version's reviews.", "",
         "## Tasks", "",
         "| Task | Group | Category | Train | Validation | Review rounds | Solve test "
-        "| Spot-check error rate (95% CI) |",
+        "| Spot-check error rate (95% CI; how it was estimated) |",
         "|---|---|---|---:|---:|---:|---|---|",
     ]
     for item in plans:
@@ -43,10 +43,13 @@ def dataset_card(*, name: str, spec: ExportSpec, plans, tally, quality: dict[int
             if figures.interval is not None:
                 interval = figures.interval
                 spot = (f"{100 * interval.rate:.1f}% [{100 * interval.low:.1f}, {100 * interval.high:.1f}] "
-                        f"of {figures.spot_decided}")
+                        f"of {figures.spot_decided} ({figures.spot_method})")
         lines.append(f"| {_cell(item.task.name)} | {_cell(item.task.task_group)} | {_cell(item.task.category)} | "
                      f"{counts.get('train', 0):,} | {counts.get('validation', 0):,} | {rounds} | {solve} | {spot} |")
-    lines += ["", "## Source datasets", ""]
+    lines += ["", "A uniform spot check's interval is Wilson's. A targeted one drew instances by a model's doubt "
+              "(every instance had at least a stated chance of being drawn) and weights each verdict by the inverse "
+              "of that chance: Hájek's estimate, with Wilson's interval at the effective sample size.",
+              "", "## Source datasets", ""]
     seen = set()
     for item in plans:
         dataset = item.dataset

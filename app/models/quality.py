@@ -117,10 +117,19 @@ class SpotCheck(SQLModel, table=True):
     confidence: float = Field(default=0.95, description="Of the Wilson interval.")
     double_review: bool = Field(default=False)
     census: bool = Field(default=False, description="The sample is the whole task: its error rate is exact.")
+    # Targeted checks (app/targeted.py) draw by a model's doubt and weight each verdict by 1 / its item's
+    # inclusion probability; uniform ones (the default) have none of these.
+    targeted_by_model_id: int | None = Field(default=None, foreign_key="registered_model.id", ondelete="SET NULL")
+    uniform_share: float | None = None
     status: str = Field(default=QcStatus.open, max_length=20)
     created_by_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
     created_at: datetime = created_at_field()
     completed_at: datetime | None = optional_time_field()
+
+    @property
+    def targeted(self) -> bool:
+        """Drawn by a model's doubt, its error rate weighted (a targeted check always records its uniform share)."""
+        return self.uniform_share is not None
 
 
 class SpotCheckItem(SQLModel, table=True):
@@ -139,6 +148,7 @@ class SpotCheckItem(SQLModel, table=True):
     spot_check_id: int = Field(foreign_key="spot_check.id", ondelete="CASCADE")
     instance_id: int = Field(foreign_key="instance.id", index=True, ondelete="CASCADE")
     position: int
+    inclusion_probability: float | None = None  # targeted checks: the chance this instance had of being drawn
     reviewer_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
     verdict: str | None = Field(default=None, max_length=30)
     note: str | None = Field(default=None, sa_type=Text)

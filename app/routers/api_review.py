@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from app import access
-from app.deps import ANY_ROLE, STRICT_QUERY, CurrentUser, RowId, SessionDep, require
+from app.deps import ANY_ROLE, STRICT_QUERY, CurrentPrincipal, CurrentUser, RowId, SessionDep, require
 from app.schemas import (
     API_ERRORS,
     AnswerIn,
@@ -101,7 +101,9 @@ def spot_out(session, check) -> CheckOut:
                     instruction_version_id=check.instruction_version_id, decided=figures.decided,
                     errors=figures.errors, error_rate=interval.rate if interval else None,
                     interval_low=interval.low if interval else None, interval_high=interval.high if interval else None,
-                    max_error_rate=check.max_error_rate, kappa=figures.kappa)
+                    max_error_rate=check.max_error_rate, kappa=figures.kappa,
+                    method="targeted" if check.targeted else "uniform",
+                    effective_size=figures.weighted.effective_size if figures.weighted else None)
 
 
 @router.post("/tasks/{task_id}/solve-tests", dependencies=[QC_OPENERS], response_model=CheckOut, status_code=201)
@@ -112,9 +114,11 @@ def open_solve_test(request: Request, session: SessionDep, user: CurrentUser, ta
 
 
 @router.post("/tasks/{task_id}/spot-checks", dependencies=[QC_OPENERS], response_model=CheckOut, status_code=201)
-def open_spot_check(request: Request, session: SessionDep, user: CurrentUser, task_id: RowId, data: SpotCheckIn):
-    check = spot_checks.open_requested(session, task_id=task_id, data=data, actor_id=user.id,
-                                       defaults=QcDefaults.from_settings(request.app.state.settings))
+def open_spot_check(request: Request, session: SessionDep, principal: CurrentPrincipal, task_id: RowId,
+                    data: SpotCheckIn):
+    check = spot_checks.open_requested(session, task_id=task_id, data=data, actor_id=principal.user.id,
+                                       defaults=QcDefaults.from_settings(request.app.state.settings),
+                                       may_target=principal.may(access.ADMINS))
     return spot_out(session, check)
 
 

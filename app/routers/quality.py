@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from app import access
-from app.deps import ANY_ROLE, CurrentUser, RowId, SessionDep, require
+from app.deps import ANY_ROLE, CurrentPrincipal, CurrentUser, RowId, SessionDep, require
 from app.forms import FormDep, validate_form
 from app.models import QcStatus
 from app.schemas import SolveTestIn, SpotCheckIn
@@ -32,11 +32,14 @@ def open_solve_test(request: Request, session: SessionDep, user: CurrentUser, fo
 
 
 @router.post("/tasks/{task_id}/spot-checks", dependencies=[QC_OPENERS])
-def open_spot_check(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, task_id: RowId):
+def open_spot_check(request: Request, session: SessionDep, principal: CurrentPrincipal, form: FormDep,
+                    task_id: RowId):
     data = validate_form(SpotCheckIn, form, checkboxes=("double_review",),
-                         optional=("size", "max_error_rate", "expected_error_rate", "seed"))
-    check = spot_checks.open_requested(session, task_id=task_id, data=data, actor_id=user.id,
-                                       defaults=QcDefaults.from_settings(request.app.state.settings))
+                         optional=("size", "max_error_rate", "expected_error_rate", "seed", "targeted_by_model_id",
+                                   "uniform_share"))
+    check = spot_checks.open_requested(session, task_id=task_id, data=data, actor_id=principal.user.id,
+                                       defaults=QcDefaults.from_settings(request.app.state.settings),
+                                       may_target=principal.may(access.ADMINS))
     return see_other(request, f"/spot-checks/{check.id}")
 
 

@@ -15,6 +15,7 @@ from app.schemas import TaskMetadataIn
 from app.services import audit, quality
 from app.services import datasets as dataset_service
 from app.services import models as model_service
+from app.services import scores as score_service
 from app.services import tasks as task_service
 from app.services.qc import QcDefaults
 from app.services.tasks import TaskFilters
@@ -84,5 +85,6 @@ def task_detail(request: Request, session: SessionDep, task_id: RowId):
                   instructions=task_service.instructions_of(session, task_id=task.id),
                   quality=quality.per_task(session, task_ids=[task.id])[0],
                   models=model_service.list_models(session),
+                  scored_by=score_service.score_sets(session, task_id=task.id),
                   defaults=QcDefaults.from_settings(settings),
                   events=audit.recent(session, task_id=task.id, limit=10))

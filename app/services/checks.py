@@ -68,11 +68,11 @@ def _checkable_task(session: Session, *, task_id: int) -> Task:
 
 def open_check(session: Session, kind: CheckKind, *, task_id: int, actor_id: int | None, size: int,
                seed: int | None, version_id: int | None, settings: Callable[[int], dict[str, Any]],
-               draw: Draw = sample_instances):
+               draw: Draw = sample_instances, item_fields: Callable[[Instance], dict[str, Any]] | None = None):
     """Opens a check of `size` instances drawn with `seed` (a random one when None), rendered with the version
     asked for (else the task's newest approved). `settings(drawn)` gives the kind's own columns once it is
-    known how many instances were drawn (a small task has fewer than asked). An open check of the same kind
-    on the task is cancelled: one runs at a time."""
+    known how many instances were drawn (a small task has fewer than asked), `item_fields` an item's own. An
+    open check of the same kind on the task is cancelled: one runs at a time."""
     _checkable_task(session, task_id=task_id)
     version = newest_version(session, task_id=task_id, version_id=version_id)
     seed = random.SystemRandom().getrandbits(31) if seed is None else seed
@@ -85,7 +85,8 @@ def open_check(session: Session, kind: CheckKind, *, task_id: int, actor_id: int
                        created_by_id=actor_id, **own)
     session.add(check)
     session.flush()
-    session.add_all(kind.items(**{kind.parent.key: check.id}, instance_id=instance.id, position=k)
+    session.add_all(kind.items(**{kind.parent.key: check.id}, instance_id=instance.id, position=k,
+                               **(item_fields(instance) if item_fields else {}))
                     for k, (instance, _) in enumerate(drawn))
     audit.record(session, actor_id=actor_id, action=f"{kind.name}.open", entity_type=kind.name, entity_id=check.id,
                  task_id=task_id, after={"size": check.size, "seed": seed, "version_id": version.id, **own})

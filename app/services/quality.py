@@ -25,6 +25,7 @@ from app.models import (
     User,
     utcnow,
 )
+from app.services import spot_checks
 from app.stats import Interval, wilson
 
 
@@ -46,6 +47,11 @@ class TaskQuality:
     spot_errors: int
     spot_decided: int
     interval: Interval | None
+
+    @property
+    def spot_method(self) -> str:
+        """How the spot-check interval was estimated: uniform (Wilson) or targeted (weighted)."""
+        return "targeted, weighted" if self.spot_check is not None and self.spot_check.targeted else "uniform"
 
     @property
     def solve_rate(self) -> float | None:
@@ -95,10 +101,13 @@ def per_task(session: Session, *, filters: QualityFilters = QualityFilters(),
         test, check = tests.get(task.id), checks.get(task.id)
         matched, judged = solved.get(test.id, (0, 0)) if test else (0, 0)
         errors, decided = spotted.get(check.id, (0, 0)) if check else (0, 0)
+        if check is not None and check.targeted:  # weighted by each verdict's inclusion probability
+            interval = spot_checks.figures(session, check=check).interval
+        else:
+            interval = wilson(errors, decided, confidence=check.confidence) if check else None
         rows.append(TaskQuality(task=task, review_rounds=rounds.get(task.id, 0), solve_test=test,
                                 solve_matched=matched, solve_judged=judged, spot_check=check, spot_errors=errors,
-                                spot_decided=decided,
-                                interval=wilson(errors, decided, confidence=check.confidence) if check else None))
+                                spot_decided=decided, interval=interval))
     return rows
 
 

@@ -15,7 +15,7 @@ from functools import cache
 from sqlalchemy import func, update
 from sqlmodel import Session, select
 
-from app.failures import Invalid
+from app.failures import Forbidden, Invalid
 from app.models import (
     Instance,
     InstanceStatus,
@@ -28,18 +28,23 @@ from app.models import (
 )
 from app.services import audit, checks, leases
 from app.services.qc import QcDefaults
+from app.services.targeted_checks import DEFAULT_UNIFORM_SHARE, TargetedDraw
 from app.services.tasks import refresh_instance_counts
 from app.stats import Interval, cohens_kappa, sample_size_for, wilson
+from app.targeted import WeightedEstimate
+from app.targeted import error_rate as weighted_error_rate
 
 MAX_SIZE = 10_000
 
 
 def create(session: Session, *, task_id: int, actor_id: int | None, max_error_rate: float, size: int | None = None,
            expected_error_rate: float = 0.02, confidence: float = 0.95, double_review: bool = False,
-           seed: int | None = None, version_id: int | None = None) -> SpotCheck:
+           seed: int | None = None, version_id: int | None = None, targeted_by_model_id: int | None = None,
+           uniform_share: float = DEFAULT_UNIFORM_SHARE) -> SpotCheck:
     """A spot check of `size` seeded instances — or as many as needed to pass at `confidence` if the task's
     error rate is `expected_error_rate` — in the caller's transaction. An open spot check of the task is
-    cancelled."""
+    cancelled. `targeted_by_model_id`: drawn by that model's doubt with a `uniform_share` (about `size`
+    instances: each is drawn independently, see services/targeted_checks.py), its error rate weighted."""
     if not 0 < max_error_rate < 1:
         raise Invalid("The maximum error rate must be between 0 and 1.", fields={"max_error_rate": "0 < rate < 1"})
     if size is None:
@@ -50,12 +55,24 @@ def create(session: Session, *, task_id: int, actor_id: int | None, max_error_ra
     if not 1 <= size <= MAX_SIZE:
         raise Invalid(f"A spot check has between 1 and {MAX_SIZE:,} items.", fields={"size": f"1 to {MAX_SIZE}"})
 
-    def settings(drawn: int) -> dict:
+    if targeted_by_model_id is None:
+        def settings(drawn: int) -> dict:
+            return {"max_error_rate": max_error_rate, "confidence": confidence, "double_review": double_review,
+                    "census": drawn < size}
+
+        return checks.open_check(session, checks.SPOT, task_id=task_id, actor_id=actor_id, size=size, seed=seed,
+                                 version_id=version_id, settings=settings)
+    if not 0 < uniform_share <= 1:
+        raise Invalid("The uniform share must be more than 0 and at most 1.", fields={"uniform_share": "0 < u <= 1"})
+    draw = TargetedDraw(model_id=targeted_by_model_id, uniform_share=uniform_share)
+
+    def targeted_settings(drawn: int) -> dict:
         return {"max_error_rate": max_error_rate, "confidence": confidence, "double_review": double_review,
-                "census": drawn < size}
+                "census": draw.census, "targeted_by_model_id": targeted_by_model_id, "uniform_share": uniform_share}
 
     return checks.open_check(session, checks.SPOT, task_id=task_id, actor_id=actor_id, size=size, seed=seed,
-                             version_id=version_id, settings=settings)
+                             version_id=version_id, settings=targeted_settings, draw=draw,
+                             item_fields=lambda instance: {"inclusion_probability": draw.chances[instance.id]})
 
 
 def open_for_approved(session: Session, *, version: InstructionVersion, task_id: int, actor_id: int,
@@ -137,6 +154,7 @@ class SpotFigures:
     max_error_rate: float
     double_review: bool
     census: bool
+    weighted: WeightedEstimate | None = None  # targeted checks: the interval is this, weighted by 1 / π
 
     @property
     def complete(self) -> bool:
@@ -152,7 +170,8 @@ class SpotFigures:
 
 
 def figures(session: Session, *, check: SpotCheck) -> SpotFigures:
-    """One grouped query (at most 6 x 6 rows, whatever the size): verdict counts and agreement pairs."""
+    """One grouped query (at most 6 x 6 rows, whatever the size): verdict counts and agreement pairs; for a
+    targeted check, each verdict with its inclusion probability too (app/targeted.py weighs them)."""
     rows = session.exec(select(SpotCheckItem.verdict, SpotCheckItem.second_verdict, func.count())
                         .where(SpotCheckItem.spot_check_id == check.id)
                         .group_by(SpotCheckItem.verdict, SpotCheckItem.second_verdict)).all()
@@ -165,11 +184,18 @@ def figures(session: Session, *, check: SpotCheck) -> SpotFigures:
                 pairs[(first, second)] += count
     decided = sum(firsts.values())
     errors = decided - firsts.get(SpotVerdict.correct, 0)
+    weighted = None
+    if check.targeted:
+        weighted = weighted_error_rate([
+            (verdict != SpotVerdict.correct, probability) for verdict, probability in session.exec(
+                select(SpotCheckItem.verdict, SpotCheckItem.inclusion_probability)
+                .where(SpotCheckItem.spot_check_id == check.id, SpotCheckItem.verdict.is_not(None)))],
+            confidence=check.confidence)
     return SpotFigures(size=check.size, decided=decided, errors=errors, verdicts=dict(firsts),
                        second_decided=sum(pairs.values()),
-                       interval=wilson(errors, decided, confidence=check.confidence),
+                       interval=weighted.interval if weighted else wilson(errors, decided, confidence=check.confidence),
                        kappa=cohens_kappa(pairs), max_error_rate=check.max_error_rate,
-                       double_review=check.double_review, census=check.census)
+                       double_review=check.double_review, census=check.census, weighted=weighted)
 
 
 def _settle(session: Session, *, check: SpotCheck, actor_id: int) -> None:
@@ -188,12 +214,16 @@ def _settle(session: Session, *, check: SpotCheck, actor_id: int) -> None:
                  reason=f"spot check {outcome}: {result.errors}/{result.size} errors")
 
 
-def open_requested(session: Session, *, task_id: int, data, defaults: QcDefaults, actor_id: int) -> SpotCheck:
+def open_requested(session: Session, *, task_id: int, data, defaults: QcDefaults, actor_id: int,
+                   may_target: bool) -> SpotCheck:
     """A spot check as a person asked for it (page or API, `SpotCheckIn`), the settings filling the gaps;
-    committed."""
+    committed. Uniform checks are the default; a targeted one is an admin's choice (`may_target`)."""
+    if data.targeted_by_model_id is not None and not may_target:
+        raise Forbidden("Only an admin chooses a targeted spot check.", fields={"targeted_by_model_id": "admins"})
     expected = defaults.expected_error_rate if data.expected_error_rate is None else data.expected_error_rate
     check = create(session, task_id=task_id, actor_id=actor_id, size=data.size,
                    max_error_rate=data.max_error_rate or defaults.max_error_rate, expected_error_rate=expected,
-                   double_review=data.double_review, seed=data.seed)
+                   double_review=data.double_review, seed=data.seed, targeted_by_model_id=data.targeted_by_model_id,
+                   uniform_share=data.uniform_share or DEFAULT_UNIFORM_SHARE)
     session.commit()
     return check

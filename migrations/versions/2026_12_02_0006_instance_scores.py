@@ -1,4 +1,4 @@
-"""instance scores: what a model makes of each instance, for ranking by doubt
+"""instance scores (what a model makes of each instance, for ranking by doubt) and targeted spot checks
 
 Revision ID: 0006
 Revises: 0005
@@ -43,10 +43,23 @@ def upgrade() -> None:
     with op.batch_alter_table('instance_score', schema=None) as batch_op:
         batch_op.create_index('ix_instance_score_model_id_instruction_version_id_loss', ['model_id', 'instruction_version_id', 'loss'], unique=False)
         batch_op.create_index(batch_op.f('ix_instance_score_task_id'), ['task_id'], unique=False)
+    with op.batch_alter_table('spot_check', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('targeted_by_model_id', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('uniform_share', sa.Float(), nullable=True))
+        batch_op.create_foreign_key(batch_op.f('fk_spot_check_targeted_by_model_id_registered_model'),
+                                    'registered_model', ['targeted_by_model_id'], ['id'], ondelete='SET NULL')
+    with op.batch_alter_table('spot_check_item', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('inclusion_probability', sa.Float(), nullable=True))
 
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('spot_check_item', schema=None) as batch_op:
+        batch_op.drop_column('inclusion_probability')
+    with op.batch_alter_table('spot_check', schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f('fk_spot_check_targeted_by_model_id_registered_model'), type_='foreignkey')
+        batch_op.drop_column('uniform_share')
+        batch_op.drop_column('targeted_by_model_id')
     with op.batch_alter_table('instance_score', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_instance_score_task_id'))
         batch_op.drop_index('ix_instance_score_model_id_instruction_version_id_loss')
