@@ -63,3 +63,30 @@ def write_version(folder: Path, *, records: int = 40, stage2: int = 12, text_eve
             writer.add(stage2_record(k, names[k][0] if k % 4 else None))
         writer.close()
     return folder
+
+
+QUESTION = f"<image>\nWhat colour fills the picture?\n{OPTIONS}"
+ANSWERS = {colour: f"({'abc'[k]}) {colour}" for k, colour in enumerate(COLOURS)}
+
+
+def write_planted_version(folder: Path, *, records: int, error_rate: float = 0.05,
+                          seed: int = 0) -> tuple[Path, list[tuple[int, str, str]], set[int]]:
+    """A learnable task with wrong targets planted in it: solid-colour pictures named by their colour, a share
+    `error_rate` of them given another colour's name. Returns the folder (stage1.json and images/, as the export
+    writes them), (k, true colour, given colour) per record, and the planted records' k."""
+    rng = random.Random(seed)
+    images = folder / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    planted = set(rng.sample(range(records), round(records * error_rate)))
+    rows = []
+    writer = JsonArrayWriter(folder / "stage1.json")
+    for k in range(records):
+        colour = rng.choice(list(COLOURS))
+        given = rng.choice([other for other in COLOURS if other != colour]) if k in planted else colour
+        Image.new("RGB", (32, 32), COLOURS[colour]).save(images / f"img{k}.png")
+        writer.add({"id": f"COLOURS+name/{k}/v1", "image": f"img{k}.png", "task_name": "COLOURS+name",
+                    "conversations": [{"from": "human", "value": QUESTION},
+                                      {"from": "gpt", "value": ANSWERS[given]}]})
+        rows.append((k, colour, given))
+    writer.close()
+    return folder, rows, planted

@@ -153,8 +153,9 @@ def run_score(settings: Settings, context: JobContext, payload: dict[str, Any]) 
                 work.append((instance.id, question))
         rows = []
         for with_image in (True, False):  # one modality per forward pass, as training batches them
-            group = [(instance_id, question) for instance_id, question in work
-                     if (question.image is not None) == with_image]
+            group = sorted(((instance_id, question) for instance_id, question in work
+                            if (question.image is not None) == with_image),
+                           key=lambda pair: len(pair[1].prompt) + len(pair[1].target))  # less padding a batch
             for start in range(0, len(group), batch_size):
                 part = group[start:start + batch_size]
                 for (instance_id, _), result in zip(part, score(loaded, [q for _, q in part]), strict=True):
