@@ -113,6 +113,9 @@ def test_a_task_is_scored_from_its_page_and_read_most_doubtful_first_in_the_brow
                                                 "model_id": form.select_one("option")["value"]})
     assert started.status_code == 303 and started.headers["location"].startswith("/jobs/")
     assert Worker(settings).run_once() is True
+    done = soup(client.get(started.headers["location"] + "/status")).select_one("#score-done")
+    assert f"{task.instance_count} instances scored by tiny" in done.text
+    assert done.select_one("a")["href"] == f"/tasks/{task.id}/instances?order=doubt"
 
     token = bearer(db, author)
     api = client.get(f"/api/v1/tasks/{task.id}/doubt?limit=5", headers=token).json()

@@ -16,7 +16,7 @@ from app.services import users as user_service
 from app.templating import render
 
 router = APIRouter(prefix="/jobs", tags=["pages"], include_in_schema=False)
-KINDS = ("import", "lint", "export", "preview", "finetune")
+KINDS = ("import", "lint", "export", "preview", "finetune", "score")
 
 
 def job_filters(kind: Annotated[str | None, Query(max_length=40)] = None,
