@@ -323,6 +323,13 @@ class ScoreIn(BaseModel):
     batch_size: int = Field(8, ge=1, le=256)
 
 
+class VersionScoreIn(BaseModel):
+    """Score jobs for every task of a dataset version, each with the instruction versions its records used."""
+
+    model_id: RowIdValue
+    batch_size: int = Field(8, ge=1, le=256)
+
+
 class JobStarted(BaseModel):
     job_id: int
     status: str

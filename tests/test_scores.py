@@ -52,13 +52,14 @@ def test_a_score_job_scores_every_active_instance_and_scoring_again_replaces(db,
                          if instance.options[k] != instance.raw_output)
         assert row.margin == pytest.approx(target - best_other)
 
+    losses = {instance_id: row.loss for instance_id, row in rows.items()}  # the rows themselves are replaced
     again = scores.start(db, task_id=task.id, data=ScoreIn(model_id=model.id, batch_size=3), actor_id=None)
     assert Worker(settings).run_once() is True
     db.expire_all()
     assert db.get(Job, again.id).status == "succeeded"
     rescored = {row.instance_id: row for row in db.exec(select(InstanceScore).where(InstanceScore.task_id == task.id))}
-    assert set(rescored) == set(rows) and all(row.job_id == again.id for row in rescored.values())
-    assert all(rescored[k].loss == pytest.approx(rows[k].loss, rel=1e-4) for k in rows)  # batching changes nothing
+    assert set(rescored) == set(losses) and all(row.job_id == again.id for row in rescored.values())
+    assert all(rescored[k].loss == pytest.approx(losses[k], rel=1e-4) for k in losses)  # batching changes nothing
 
 
 def test_the_loss_is_the_models_own_and_greedy_matched_means_greedy_decoding_gives_the_target(tiny_model):
@@ -177,3 +178,40 @@ def test_an_admin_opens_a_targeted_spot_check_whose_rate_is_weighted_and_whose_r
     assert "targeted" in page.select_one("#spot-method").text
     [row] = quality.per_task(db, task_ids=[task.id])  # what the dashboard and the dataset card report
     assert row.spot_method == "targeted, weighted" and row.interval.high == pytest.approx(expected.interval.high)
+
+
+def test_a_versions_tasks_are_scored_with_the_instruction_versions_its_records_used(app, db, settings, tiny_model):
+    from app.exports.spec import ExportSpec
+    from app.services import versions as version_service
+    from worker.__main__ import Worker
+
+    load_demo(db, data_dir=settings.data_dir)
+    author = make_user(db, Role.author)
+    model = model_service.register(db, name="tiny", path=str(tiny_model), dtype="float32", device="cpu",
+                                   actor_id=None)
+    task = db.exec(select(Task).where(Task.name == "SHAPES+shape_classification")).one()
+    version = version_service.create(db, spec=ExportSpec(task_ids=[task.id], per_task_cap=10, seed=0), name="v-s",
+                                     actor_id=author.id, enqueue=False)
+    version = version_service.run_build(settings, version_id=version.id)
+    [used] = version.manifest["instruction_versions"][task.name]
+    client, csrf = signed_in(app, author)
+    form = soup(client.get(f"/versions/{version.id}")).select_one("#version-score-form")
+    started = client.post(form["action"], data={"csrf_token": csrf, "model_id": str(model.id), "batch_size": "8"})
+    assert started.status_code == 303 and started.headers["location"] == "/jobs?kind=score"
+    assert Worker(settings).run_once() is True
+    job = db.exec(select(Job).where(Job.kind == "score")).one()
+    assert job.status == "succeeded" and job.payload["instruction_version_id"] == int(used)
+    assert db.exec(select(InstanceScore).where(InstanceScore.instruction_version_id == int(used))).first()
+    listed = soup(client.get("/jobs?kind=score")).select("#jobs tbody tr")
+    assert [row["data-kind"] for row in listed] == ["score"]
+
+    # An admin audits the version: a targeted spot check of each of its tasks, drawn by the model's doubt.
+    assert soup(client.get(f"/versions/{version.id}")).select_one("#version-audit-form") is None  # authors: no
+    admin_client, admin_csrf = signed_in(app, make_user(db, Role.admin))
+    audit = soup(admin_client.get(f"/versions/{version.id}")).select_one("#version-audit-form")
+    opened = admin_client.post(audit["action"], data={"csrf_token": admin_csrf, "model_id": str(model.id)})
+    assert opened.status_code == 303
+    from app.models import SpotCheck
+
+    [check] = db.exec(select(SpotCheck).where(SpotCheck.task_id == task.id, SpotCheck.status == "open")).all()
+    assert check.targeted and check.targeted_by_model_id == model.id

@@ -35,6 +35,7 @@ from app.rendering import InstructionSpec, TemplateProblem, render
 from app.specs import spec_of_version, template_fields
 from app.storage import MediaStore
 from worker.context import JobContext
+from worker.evaluate import inference_dtype
 from worker.loading import load
 from worker.preview import open_rgb
 
@@ -134,7 +135,9 @@ def run_score(settings: Settings, context: JobContext, payload: dict[str, Any]) 
         active = (Instance.task_id == task_id) & (Instance.status == InstanceStatus.active)
         total = session.exec(select(func.count()).select_from(Instance).where(active)).one()
     context.progress(0.01, f"loading {registered.name}", force=True)
-    loaded = load(registered.path, registered.dtype, registered.device)
+    # On a GPU a model registered in float32 scores in bf16 (or fp16), as the fine-tune's evaluation does.
+    dtype = registered.dtype if registered.dtype != "float32" else inference_dtype(registered.device)
+    loaded = load(registered.path, dtype, registered.device)
     scored = skipped = 0
     last_id = 0
     while True:

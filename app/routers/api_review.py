@@ -16,6 +16,7 @@ from app.schemas import (
     SolveTestIn,
     SpotCheckIn,
     VerdictIn,
+    VersionScoreIn,
 )
 from app.services import checks, queues, reviews, solve_tests, spot_checks, verifications
 from app.services.qc import QcDefaults
@@ -120,6 +121,17 @@ def open_spot_check(request: Request, session: SessionDep, principal: CurrentPri
                                        defaults=QcDefaults.from_settings(request.app.state.settings),
                                        may_target=principal.may(access.ADMINS))
     return spot_out(session, check)
+
+
+@router.post("/versions/{version_id}/targeted-spot-checks", dependencies=[require(access.ADMINS)],
+             response_model=list[CheckOut], status_code=201)
+def audit_version(request: Request, session: SessionDep, user: CurrentUser, version_id: RowId, data: VersionScoreIn):
+    """Admins: a targeted spot check of every task of a ready version, drawn by the model's doubt (each task must
+    be scored by it); all or none."""
+    opened = spot_checks.open_targeted_for_version(session, version_id=version_id, model_id=data.model_id,
+                                                   defaults=QcDefaults.from_settings(request.app.state.settings),
+                                                   actor_id=user.id)
+    return [spot_out(session, check) for check in opened]
 
 
 @router.get("/solve-tests/{test_id}", dependencies=[ANY_ROLE], response_model=CheckOut)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from app import access
 from app.deps import ANY_ROLE, STRICT_QUERY, CurrentUser, RowId, SessionDep, require
 from app.failures import NotFound
-from app.schemas import API_ERRORS, DoubtOut, DoubtRanking, JobStarted, ScoreIn
+from app.schemas import API_ERRORS, DoubtOut, DoubtRanking, JobStarted, ScoreIn, VersionScoreIn
 from app.services import scores
 from app.services import tasks as task_service
 
@@ -22,6 +22,15 @@ def start_score(session: SessionDep, user: CurrentUser, task_id: RowId, data: Sc
     """Queues a score job: every active instance of the task under the model."""
     job = scores.start(session, task_id=task_id, data=data, actor_id=user.id)
     return JobStarted(job_id=job.id, status=job.status, page=f"/jobs/{job.id}")
+
+
+@router.post("/versions/{version_id}/scores", dependencies=[require(access.PREVIEWERS)],
+             response_model=list[JobStarted], status_code=202)
+def score_version(session: SessionDep, user: CurrentUser, version_id: RowId, data: VersionScoreIn):
+    """Queues a score job per task of a ready version (and per instruction version its records used)."""
+    jobs = scores.start_for_version(session, version_id=version_id, model_id=data.model_id,
+                                    batch_size=data.batch_size, actor_id=user.id)
+    return [JobStarted(job_id=job.id, status=job.status, page=f"/jobs/{job.id}") for job in jobs]
 
 
 @router.get("/tasks/{task_id}/doubt", dependencies=[ANY_ROLE], response_model=DoubtRanking)

@@ -12,10 +12,13 @@ from app.deps import ANY_ROLE, CurrentUser, RowId, SessionDep, require
 from app.exports.spec import ExportSpec
 from app.failures import Conflict, Invalid
 from app.forms import FormDep, form_feedback, validate_form
-from app.schemas import FinetuneIn
+from app.schemas import FinetuneIn, VersionScoreIn
 from app.services import jobs as job_service
 from app.services import models as model_service
+from app.services import scores as score_service
+from app.services import spot_checks
 from app.services import versions as version_service
+from app.services.qc import QcDefaults
 from app.templating import render, see_other
 
 router = APIRouter(prefix="/versions", tags=["pages"], include_in_schema=False)
@@ -99,6 +102,26 @@ def finetune(request: Request, session: SessionDep, user: CurrentUser, form: For
     except (Invalid, Conflict) as error:
         return _detail_page(request, session, version, values=form, error=error)
     return see_other(request, f"/jobs/{job.id}")
+
+
+@router.post("/{version_id}/scores", dependencies=[require(access.PREVIEWERS)])
+def score(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, version_id: RowId):
+    """Scores every task of the version with a model, each with the instruction versions its records used; the
+    Jobs page lists the score jobs."""
+    data = validate_form(VersionScoreIn, form)
+    score_service.start_for_version(session, version_id=version_id, model_id=data.model_id,
+                                    batch_size=data.batch_size, actor_id=user.id)
+    return see_other(request, "/jobs?kind=score")
+
+
+@router.post("/{version_id}/targeted-spot-checks", dependencies=[ADMIN])
+def audit(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, version_id: RowId):
+    """An admin's audit: a targeted spot check of every task of the version, drawn by a model's doubt."""
+    data = validate_form(VersionScoreIn, form)
+    spot_checks.open_targeted_for_version(session, version_id=version_id, model_id=data.model_id,
+                                          defaults=QcDefaults.from_settings(request.app.state.settings),
+                                          actor_id=user.id)
+    return see_other(request, "/review/spot")
 
 
 @router.post("/{version_id}/delete", dependencies=[ADMIN])

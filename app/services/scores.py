@@ -11,8 +11,17 @@ from sqlmodel import Session, select
 
 from app import doubt
 from app.doubt import Doubt, ScoreRow
-from app.failures import NotFound
-from app.models import Instance, InstanceScore, InstanceStatus, Job, RegisteredModel
+from app.failures import Conflict, NotFound
+from app.models import (
+    DatasetVersion,
+    Instance,
+    InstanceScore,
+    InstanceStatus,
+    Job,
+    RegisteredModel,
+    Task,
+    VersionStatus,
+)
 from app.schemas import ScoreIn
 from app.services import jobs, models
 from app.services.sampling import newest_version
@@ -28,6 +37,34 @@ def start(session: Session, *, task_id: int, data: ScoreIn, actor_id: int | None
     return jobs.enqueue(session, kind="score", created_by_id=actor_id, payload={
         "task_id": task_id, "model_id": model.id, "instruction_version_id": version.id,
         "batch_size": data.batch_size})
+
+
+def start_for_version(session: Session, *, version_id: int, model_id: int, batch_size: int,
+                      actor_id: int | None) -> list[Job]:
+    """A score job per task of a ready dataset version and per instruction version its records were rendered
+    with (the manifest says which): every active instance of those tasks, the version's records among them,
+    scored as the trainer will see them."""
+    used = _ready(session, version_id).manifest.get("instruction_versions", {})
+    task_ids = dict(session.exec(select(Task.name, Task.id).where(Task.name.in_(list(used)))).all())
+    return [start(session, task_id=task_ids[name], actor_id=actor_id,
+                  data=ScoreIn(model_id=model_id, instruction_version_id=int(instruction_version_id),
+                               batch_size=batch_size))
+            for name, versions in sorted(used.items()) if name in task_ids for instruction_version_id in versions]
+
+
+def version_task_ids(session: Session, *, version_id: int) -> list[int]:
+    """The tasks a ready dataset version holds (those not deleted since), by name."""
+    names = list(_ready(session, version_id).manifest.get("counts", {}))
+    return list(session.exec(select(Task.id).where(Task.name.in_(names)).order_by(Task.name)))
+
+
+def _ready(session: Session, version_id: int) -> DatasetVersion:
+    version = session.get(DatasetVersion, version_id)
+    if version is None:
+        raise NotFound(f"There is no dataset version with id {version_id}.")
+    if version.status != VersionStatus.ready:
+        raise Conflict(f"Version {version.name} is {version.status}: only a ready version's tasks can be checked.")
+    return version
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from app.models import (
     utcnow,
 )
 from app.services import audit, checks, leases
+from app.services import scores as score_service
 from app.services.qc import QcDefaults
 from app.services.targeted_checks import DEFAULT_UNIFORM_SHARE, TargetedDraw
 from app.services.tasks import refresh_instance_counts
@@ -212,6 +213,18 @@ def _settle(session: Session, *, check: SpotCheck, actor_id: int) -> None:
                  figures={"errors": result.errors, "size": result.size, "upper": round(result.interval.high, 4),
                           "kappa": None if result.kappa is None else round(result.kappa, 3)},
                  reason=f"spot check {outcome}: {result.errors}/{result.size} errors")
+
+
+def open_targeted_for_version(session: Session, *, version_id: int, model_id: int, defaults: QcDefaults,
+                              actor_id: int) -> list[SpotCheck]:
+    """An admin's audit of a dataset version: a targeted spot check of each of its tasks, drawn by the model's
+    doubt (every task must have been scored by it), all or none; committed."""
+    task_ids = score_service.version_task_ids(session, version_id=version_id)
+    opened = [create(session, task_id=task_id, actor_id=actor_id, max_error_rate=defaults.max_error_rate,
+                     expected_error_rate=defaults.expected_error_rate, confidence=defaults.confidence,
+                     targeted_by_model_id=model_id) for task_id in task_ids]
+    session.commit()
+    return opened
 
 
 def open_requested(session: Session, *, task_id: int, data, defaults: QcDefaults, actor_id: int,
