@@ -130,6 +130,10 @@ def test_a_task_is_scored_from_its_page_and_read_most_doubtful_first_in_the_brow
     following = soup(client.get(page.select_one("a[rel=next]")["href"]))
     assert [int(card.select_one(".doubt")["data-rank"]) for card in following.select(".instance-card")] == [4, 5, 6]
     assert client.get(f"/api/v1/tasks/{task.id}/doubt?model_id=999", headers=token).status_code == 404
+    suspects = soup(client.get(f"/tasks/{task.id}/instances?order=suspects")).select(".instance-card .doubt")
+    assert all(card.select_one("mark.suspect") for card in suspects)
+    assert len(suspects) == min(3, sum(item["suspect"] for item in client.get(
+        f"/api/v1/tasks/{task.id}/doubt?limit=10000", headers=token).json()["items"]))
 
 
 def test_an_admin_opens_a_targeted_spot_check_whose_rate_is_weighted_and_whose_reviewers_see_no_doubt(

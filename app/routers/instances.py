@@ -18,9 +18,9 @@ router = APIRouter(tags=["pages"], include_in_schema=False, dependencies=[ANY_RO
 def instance_filters(split: Annotated[str | None, Query(max_length=20)] = None,
                      status: Annotated[str | None, Query(max_length=20)] = None,
                      q: Annotated[str | None, Query(max_length=200)] = None,
-                     order: Annotated[Literal["id", "doubt"] | None, Query()] = None) -> InstanceFilters:
+                     order: Annotated[Literal["id", "doubt", "suspects"] | None, Query()] = None) -> InstanceFilters:
     return InstanceFilters(split=split or None, status=status or None, q=q or None,
-                           order=order if order == "doubt" else None)
+                           order=None if order == "id" else order)
 
 
 @router.get("/tasks/{task_id}/instances")

@@ -21,7 +21,8 @@ class InstanceFilters:
     split: str | None = None
     status: str | None = None
     q: str | None = None
-    order: str | None = None  # "doubt": the newest scores' ranking, most doubtful first; else by id
+    order: str | None = None  # "doubt": the newest scores' ranking, most doubtful first; "suspects": only
+    # confident learning's suspects, in that order; else by id
 
     def as_query(self) -> dict[str, str]:
         return {name: value for name, value in vars(self).items() if value}
@@ -38,7 +39,7 @@ class InstancePage:
 
 def list_instances(session: Session, *, task_id: int, filters: InstanceFilters, after: int | None = None,
                    limit: int = 50) -> InstancePage:
-    if filters.order == "doubt":
+    if filters.order in ("doubt", "suspects"):
         return _by_doubt(session, task_id=task_id, filters=filters, after=after or 0, limit=limit)
     rows = list(session.exec(_filtered(select(Instance), task_id, filters, after).order_by(Instance.id)
                              .limit(limit + 1)))
@@ -53,7 +54,8 @@ def _by_doubt(session: Session, *, task_id: int, filters: InstanceFilters, after
         return InstancePage([], {}, None)
     ranked = score_service.ranking(session, task_id=task_id, scores=scores)
     matching = set(session.exec(_filtered(select(Instance.id), task_id, filters, None)))
-    shown = [doubt for doubt in ranked[after:] if doubt.instance_id in matching][:limit + 1]
+    shown = [doubt for doubt in ranked[after:] if doubt.instance_id in matching
+             and (doubt.suspect or filters.order != "suspects")][:limit + 1]
     page = shown[:limit]
     by_id = {instance.id: instance for instance in session.exec(
         select(Instance).where(Instance.id.in_([doubt.instance_id for doubt in page])))} if page else {}
