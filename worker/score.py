@@ -65,30 +65,31 @@ def score(loaded, questions: list[Question], *, max_length: int = 2048) -> list[
     from worker.training.encoding import answer_prefix, encode
 
     prefix = answer_prefix(loaded.processor.tokenizer)
-    rows, owners = [], []  # every answer scored: the target first, then each option's
-    for index, question in enumerate(questions):
-        for answer in [question.target, *(question.answers or [])]:
+    rows, spans = [], []  # every answer scored; per question, its answers and where the target is among them
+    for question in questions:
+        answers = question.answers or [question.target]
+        if question.target not in answers:  # a target that is none of the options is scored on its own
+            answers = [question.target, *answers]
+        spans.append((len(rows), answers, answers.index(question.target)))
+        for answer in answers:
             turns = [{"from": "human", "value": question.prompt}, {"from": "gpt", "value": answer}]
             encoded = encode(loaded.processor, turns, question.image, max_length=max_length, prefix=prefix)
             rows.append({"input_ids": encoded.input_ids, "labels": encoded.labels,
                          **({"pixel_values": encoded.pixel_values} if encoded.pixel_values is not None else {})})
-            owners.append(index)
     totals, counts, greedy = _teacher_forced(loaded, rows)
-    results, row = [], 0
-    for question in questions:
-        loss = -totals[row] / max(counts[row], 1)
-        matched = greedy[row]
+    results = []
+    for question, (first, answers, target) in zip(questions, spans, strict=True):
+        row = first + target
         probabilities = margin = None
         if question.answers:
-            likelihoods = totals[row + 1: row + 1 + len(question.answers)]
-            top = max(likelihoods)
-            weights = [math.exp(value - top) for value in likelihoods]
+            options = range(first + len(answers) - len(question.answers), first + len(answers))
+            top = max(totals[k] for k in options)
+            weights = [math.exp(totals[k] - top) for k in options]
             probabilities = [weight / sum(weights) for weight in weights]
-            mine = [p for answer, p in zip(question.answers, probabilities, strict=True) if answer == question.target]
-            others = [p for answer, p in zip(question.answers, probabilities, strict=True) if answer != question.target]
-            margin = (max(mine) if mine else 0.0) - (max(others) if others else 0.0)
-        results.append(Scored(loss, matched, probabilities, margin))
-        row += 1 + len(question.answers or [])
+            chance = dict(zip(question.answers, probabilities, strict=True))
+            others = [p for answer, p in chance.items() if answer != question.target]
+            margin = chance.get(question.target, 0.0) - (max(others) if others else 0.0)
+        results.append(Scored(-totals[row] / max(counts[row], 1), greedy[row], probabilities, margin))
     return results
 
 
