@@ -149,7 +149,8 @@ def test_import_prints_a_report_and_can_save_it(cli_env, tmp_path):
     source.write_text("\n".join(json.dumps(row) for row in rows) + "\n{oops\n")
     result = run(["import", "unified", str(source), "--image-root", str(tmp_path / "imgs"),
                   "--report", str(tmp_path / "report.json")], cli_env)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # a record was refused: the report says which, exit 1
+    assert "1 records were refused" in result.stderr
     assert "imported 3, skipped 0 duplicates, rejected 1" in result.stdout
     assert "new tasks: COLORS+name_it" in result.stdout
     assert "rejected in.jsonl:4: record: not valid JSON" in result.stdout
@@ -157,11 +158,19 @@ def test_import_prints_a_report_and_can_save_it(cli_env, tmp_path):
     assert saved["imported"] == 3 and saved["rejected"][0]["line"] == 4
     again = run(["import", "unified", str(source), "--image-root", str(tmp_path / "imgs")], cli_env)
     assert "imported 0, skipped 3 duplicates" in again.stdout
+    clean = tmp_path / "clean.jsonl"
+    clean.write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+    assert run(["import", "unified", str(clean), "--image-root", str(tmp_path / "imgs")], cli_env).returncode == 0
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n\n")
+    nothing = run(["import", "unified", str(empty)], cli_env)
+    assert nothing.returncode == 2 and "empty.jsonl holds no records" in nothing.stderr
+    assert "Exit status: 0" in run(["import", "--help"], cli_env).stdout
 
     broken = tmp_path / "broken.json"
     broken.write_text('[{"instance_id": 1},\n{oops')
     failed = run(["import", "unified", str(broken)], cli_env)
-    assert failed.returncode == 1 and "broken.json:2: not valid JSON" in failed.stderr
+    assert failed.returncode == 2 and "broken.json:2: not valid JSON" in failed.stderr  # unreadable: exit 2
 
 
 def test_import_table_maps_columns_and_refuses_unusable_mappings(cli_env, tmp_path):
@@ -173,4 +182,4 @@ def test_import_table_maps_columns_and_refuses_unusable_mappings(cli_env, tmp_pa
     assert result.returncode == 0, result.stderr
     assert "imported 2" in result.stdout and "new tasks: DOCS+qa" in result.stdout
     refused = run(["import", "table", str(source), "--map", "q=input_text"], cli_env)
-    assert refused.returncode == 1 and "write it as 'source column->field'" in refused.stderr
+    assert refused.returncode == 2 and "write it as 'source column->field'" in refused.stderr

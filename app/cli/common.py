@@ -18,9 +18,9 @@ def open_session(settings: Settings | None = None):
     return Session(make_engine(settings.resolved_database_url), expire_on_commit=False)
 
 
-def fail(message: str) -> NoReturn:
+def fail(message: str, *, code: int = 1) -> NoReturn:
     typer.secho(message, fg=typer.colors.RED, err=True)
-    raise typer.Exit(1)
+    raise typer.Exit(code)
 
 
 def redacted(url: str) -> str:

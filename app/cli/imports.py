@@ -1,5 +1,9 @@
 """`import`: instances (unified, LLaVA, any table), stage-2 conversations and dataset metadata, with progress
-bars. Every import can be run again: what is already there is skipped."""
+bars. Every import can be run again: what is already there is skipped.
+
+Exit status, for scripts: 0 when every record was imported or was already there; 1 when some records were
+refused (the report says which, and is still written); 2 when the file could not be read at all, held no
+records, or the options were unusable."""
 
 from __future__ import annotations
 
@@ -12,7 +16,10 @@ from app.cli.common import fail
 from app.config import Settings
 from app.ingest import CHUNK_SIZE
 
-import_cli = typer.Typer(help="Bring datasets into the studio.", no_args_is_help=True)
+EXIT_CODES = ("Exit status: 0 every record imported or already there; 1 some records refused (the report says "
+              "which); 2 the file could not be read, held no records, or the options were unusable.")
+import_cli = typer.Typer(help=f"Bring datasets into the studio. {EXIT_CODES}", no_args_is_help=True,
+                         epilog=EXIT_CODES)
 
 ImageRoot = Annotated[Path | None, typer.Option(help="Folder (or .zip / .tar archive) that image paths are "
                                                      "relative to.", exists=True)]
@@ -100,7 +107,9 @@ def _run(fields: dict, report_file: Path | None = None) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from app.db import make_engine
+    from app.ingest.metadata import MetadataInvalid
     from app.ingest.records import estimate_records
+    from app.ingest.report import ImportReport
     from app.ingest.requests import failure, request_model
     from app.storage import MediaStore
 
@@ -110,7 +119,7 @@ def _run(fields: dict, report_file: Path | None = None) -> None:
         wanted = request_model(given["format"])(**given)
     except ValidationError as error:
         fail("; ".join(f"--{str(problem['loc'][0]).replace('_', '-')}: {problem['msg'].removeprefix('Value error, ')}"
-                       for problem in error.errors()))
+                       for problem in error.errors()), code=2)
     located = wanted.locate(None)  # the command line's paths are the user's own
     settings = Settings()
     columns = [TextColumn("importing {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
@@ -124,8 +133,13 @@ def _run(fields: dict, report_file: Path | None = None) -> None:
             message = failure(error)
             if message is None:
                 raise
-            fail(message)
+            fail(message, code=1 if isinstance(error, MetadataInvalid) else 2)  # metadata: its entries refused
     _print_report(report, report_file)
+    if isinstance(report, ImportReport):
+        if not (report.imported or report.duplicates or report.not_sampled or report.rejected_count):
+            fail(f"{located.file.name} holds no records.", code=2)
+        if report.rejected_count:
+            fail(f"{report.rejected_count:,} records were refused (listed above).", code=1)
 
 
 def _print_report(report, report_file: Path | None) -> None:
