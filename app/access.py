@@ -34,7 +34,9 @@ SIGNED_IN = Rule("signed in", frozenset())
 ANY_ROLE = any_of(*Role)
 ADMINS = any_of(Role.admin)
 EDITORS = any_of(Role.admin, Role.author)  # datasets, tasks, instructions, imports, versions, fine-tunes
-REVIEWERS = any_of(Role.reviewer)  # the review queues
+# The review queues. Admins work them too (the README says they can do what reviewers do); they are still
+# never drawn to review an instruction (only reviewers are), and like anyone never judge their own work.
+REVIEWERS = any_of(Role.admin, Role.reviewer)
 QC_OPENERS = any_of(Role.admin, Role.reviewer)  # open solve tests and spot checks by hand
 PREVIEWERS = any_of(Role.admin, Role.author, Role.reviewer)  # model previews
 

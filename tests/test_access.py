@@ -140,3 +140,16 @@ def test_templates_ask_the_routes_rules_instead_of_naming_roles():
              for number, line in enumerate(path.read_text().splitlines(), start=1)
              if re.search(r"""["'](admin|author|reviewer)["']\s+(not\s+)?in\b""", line)]
     assert not named, f"role names tested in templates: {named}"
+
+
+def test_an_admin_works_the_review_queues_like_a_reviewer(app, client, db):
+    """The README says admins can do what reviewers do: the queues' pages and API let them in."""
+    from tests.factories import bearer
+
+    admin = make_user(db, Role.admin)
+    csrf = login(client, admin.email, PASSWORD)
+    assert client.get("/review").status_code == 200
+    assert client.post("/review/spot/next", headers={"X-CSRF-Token": csrf}).status_code == 303
+    counts = client.get("/api/v1/review/queues", headers=bearer(db, admin))
+    assert counts.status_code == 200 and set(counts.json()) == {"instructions", "solve", "spot", "verify"}
+    assert client.post("/api/v1/review/spot/next", headers=bearer(db, admin)).status_code == 204
