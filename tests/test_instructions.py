@@ -187,3 +187,17 @@ def test_the_most_similar_instructions_of_other_tasks_are_shown(client, db):
     shown = soup(_preview(client, url, csrf, text="Count the shapes in the image."))
     first = shown.select_one("#overlap li")
     assert first.text.startswith("OTHER+counting / main") and float(first["data-score"]) > 0.5
+
+
+def test_a_version_whose_templates_fail_cannot_be_submitted(client, db):
+    """Refused with the lint's message: a syntax error, an unknown field, or a failure on the preview sample."""
+    _, csrf, url = _editor(client, db)
+    form = {"csrf_token": csrf, "options_style": "paren_letters", "image_placement": "before"}
+    for lock, (fields, said) in enumerate([
+            ({"text": "Answer {{ question"}, "cannot be used (line 1)"),
+            ({"text": "Answer {{ nope }}"}, "unknown field(s): nope"),
+            ({"text": "Answer.", "output_template": "{{ raw_output[99] }}"}, "fail on instance")], start=1):
+        assert client.post(url + "/draft", data={**form, **fields, "lock_version": str(lock)}).status_code in (200, 303)
+        refused = client.post(url + "/submit", data={"csrf_token": csrf})
+        assert refused.status_code == 422 and said in refused.text, (fields, refused.text[:300])
+    assert db.exec(select(InstructionVersion)).all() == []  # nothing was frozen

@@ -25,7 +25,6 @@ from app.templating import see_other
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 AUTHORS = require(access.EDITORS)
-PREVIEW_SIZE = 8
 
 
 @router.post("/tasks/{task_id}/instructions", dependencies=[AUTHORS])
@@ -115,10 +114,11 @@ def preview(request: Request, session: SessionDep, form: FormDep, instruction_id
     instruction = instruction_service.get_instruction(session, instruction_id=instruction_id)
     spec = _spec(validate_form(DraftIn, form) if "lock_version" in form else DraftIn(lock_version=0))
     seed = int(form.get("seed", 0)) if str(form.get("seed", "0")).isdigit() else 0
-    pinned = [int(part) for part in str(form.get("pinned", "")).split(",") if part.strip().isdigit()][:PREVIEW_SIZE]
+    size = instruction_service.PREVIEW_SIZE
+    pinned = [int(part) for part in str(form.get("pinned", "")).split(",") if part.strip().isdigit()][:size]
     samples = []
     for instance, image in sampling.preview_instances(session, task_id=instruction.task_id, seed=seed,
-                                                      size=PREVIEW_SIZE, pinned=pinned):
+                                                      size=size, pinned=pinned):
         samples.append((instance, image, *render_instance(spec, instance, has_image=image is not None)))
     others = instruction_service.other_tasks_instructions(session, task_id=instruction.task_id)
     similar = most_similar(spec.text, others)

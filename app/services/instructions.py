@@ -19,11 +19,14 @@ from app.models import (
     User,
     utcnow,
 )
-from app.rendering import MAX_TEMPLATE_CHARS, InstructionSpec, lint_on_instances
+from app.rendering import MAX_TEMPLATE_CHARS, InstructionSpec, lint_on_instances, lint_templates
 from app.schemas import DraftIn
 from app.services import audit, reviews, task_states
-from app.specs import SPEC_FIELDS
+from app.services.sampling import sample_instances
+from app.specs import SPEC_FIELDS, render_instance
 from app.tokens import token_counter
+
+PREVIEW_SIZE = 8  # the editor's preview sample: what the author saw render
 
 
 def get_instruction(session: Session, *, instruction_id: int) -> Instruction:
@@ -83,6 +86,7 @@ def submit(session: Session, *, instruction_id: int, actor_id: int, is_admin: bo
     ensure_may_edit(instruction, user_id=actor_id, is_admin=is_admin)
     if not instruction.draft_text.strip():
         raise Invalid("Write the instruction before submitting it.", fields={"text": "empty"})
+    _refuse_broken_templates(session, instruction)
     number = (session.exec(select(func.max(InstructionVersion.number))
                            .where(InstructionVersion.instruction_id == instruction.id)).one() or 0) + 1
     version = InstructionVersion(instruction_id=instruction.id, number=number, author_id=actor_id,
@@ -98,6 +102,23 @@ def submit(session: Session, *, instruction_id: int, actor_id: int, is_admin: bo
     task_states.advance(session, task_id=instruction.task_id, actor_id=actor_id, reason=f"version {number} submitted")
     session.commit()
     return version
+
+
+def _refuse_broken_templates(session: Session, instruction: Instruction) -> None:
+    """A version whose templates do not compile, name unknown fields, or fail on the editor's preview sample
+    (seed 0) would fail its reviewers and the export: it is refused with the lint's message."""
+    spec = InstructionSpec(**{name: getattr(instruction, f"draft_{name}") for name in SPEC_FIELDS})
+    errors = [issue for issue in lint_templates(spec) if issue.severity == "error"]
+    if errors:
+        first = errors[0]
+        where = f" (line {first.line})" if first.line else ""
+        raise Invalid(f"The {first.field.replace('_', ' ')} cannot be used{where}: {first.message}. Fix it in the "
+                      "editor before submitting.", fields={issue.field: issue.message for issue in errors})
+    for instance, image in sample_instances(session, task_id=instruction.task_id, seed=0, size=PREVIEW_SIZE):
+        _, problem = render_instance(spec, instance, has_image=image is not None)
+        if problem:
+            raise Invalid(f"The templates fail on instance {instance.source_id} of the preview: {problem}. Fix it "
+                          "in the editor before submitting.", fields={"template": problem})
 
 
 def review_comments(session: Session, *, instruction_id: int) -> dict[int, list[tuple[Review, str]]]:
