@@ -410,3 +410,35 @@ def test_a_version_created_in_the_browser_is_built_by_the_worker(app, db, settin
     assert list(validate_version(settings.export_dir / str(version_id))) == []
     page = soup(client.get(f"/versions/{version_id}"))
     assert page.select_one("#files") is not None and page.select_one('#per-task tr[data-task="WORKER+built"]')
+
+
+@pytest.mark.parametrize("as_tar", [False, True], ids=["folder", "tar"])
+def test_validate_checks_every_exported_image_against_its_name_and_the_set_against_the_manifest(
+        app, db, settings, as_tar):
+    import io
+    import tarfile
+
+    load_demo(db, data_dir=settings.data_dir)
+    shapes = db.exec(select(Task).where(Task.name == "SHAPES+shape_classification")).one()
+    manifest = _build(app, settings, ExportSpec(task_ids=[shapes.id], seed=1, images_as_tar=as_tar))
+    out = settings.data_dir / "exports" / "out"
+    assert manifest["images"] > 1 and len(manifest["images_digest"]) == 64
+    assert list(validate_version(out)) == []
+    if as_tar:  # one image's bytes swapped inside the archive
+        with tarfile.open(out / "images.tar") as archive:
+            members = [(member, archive.extractfile(member).read()) for member in archive if member.isfile()]
+        (out / "images.tar").unlink()
+        with tarfile.open(out / "images.tar", "w") as archive:
+            for k, (member, data) in enumerate(members):
+                data = data[::-1] if k == 0 else data
+                archive.addfile(member, io.BytesIO(data))
+        problems = {(violation.rule, violation.detail.split(" ")[0]) for violation in validate_version(out)}
+        assert ("changed image", "its") in problems
+        return
+    images = sorted((out / "images").iterdir())
+    first = images[0].read_bytes()
+    images[0].unlink()  # a hard link into the media store: replaced, not written through
+    images[0].write_bytes(first[::-1])
+    images[1].unlink()
+    rules = sorted(violation.rule for violation in validate_version(out) if violation.record.startswith("images"))
+    assert rules == ["changed image", "image set differs"]

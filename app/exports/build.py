@@ -22,7 +22,7 @@ from sqlmodel import Session, select
 from app import __version__
 from app.exports.card import dataset_card, train_scripts
 from app.exports.contract import check_record
-from app.exports.files import HashingFile, JsonArrayWriter, ascii_json, tar_folder
+from app.exports.files import HashingFile, JsonArrayWriter, ascii_json, images_digest, tar_folder
 from app.exports.parallel import build_records
 from app.exports.records import IMAGE_DIR, ImageFolder, Tally, TaskPlan
 from app.exports.sampling import draw_conversations
@@ -103,7 +103,7 @@ def _build_into(engine: Engine, spec: ExportSpec, work: Path, media: MediaStore,
         stage2 = _stage2(session, spec, work, images, rules, tally) if spec.conversation_pool_id else None
         if stage2 is not None:
             files["stage2.json"] = stage2
-        image_count = sum(1 for entry in os.scandir(images.root) if entry.is_file())
+        image_sizes = [(entry.name, entry.stat().st_size) for entry in os.scandir(images.root) if entry.is_file()]
         if spec.images_as_tar:
             on_progress(0.98, "packing the images")
             files["images.tar"] = tar_folder(images.root, work / "images.tar")
@@ -120,7 +120,8 @@ def _build_into(engine: Engine, spec: ExportSpec, work: Path, media: MediaStore,
         (work / script).chmod(0o755)
     manifest = {
         "name": name, "software": f"flan-studio {__version__}", "spec": spec.model_dump(mode="json"),
-        "spec_sha256": spec.digest(), "files": dict(sorted(files.items())), "images": image_count,
+        "spec_sha256": spec.digest(), "files": dict(sorted(files.items())), "images": len(image_sizes),
+        "images_digest": images_digest(image_sizes),
         "counts": {task: dict(counts) for task, counts in sorted(tally.per_task.items())},
         "instruction_versions": {task: {str(version_id): count for version_id, count in sorted(used.items())}
                                  for task, used in sorted(tally.versions_used.items())},

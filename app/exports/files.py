@@ -110,6 +110,15 @@ def hash_file(path: Path) -> dict[str, Any]:
     return {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
 
 
+def images_digest(entries) -> str:
+    """One sha256 over a version's images: their names and sizes, sorted by name (a missing, extra or
+    truncated image changes it; each image's own bytes are checked against its name, which is their sha256)."""
+    digest = hashlib.sha256()
+    for name, size in sorted(entries):
+        digest.update(f"{name}\t{size}\n".encode())
+    return digest.hexdigest()
+
+
 PARQUET_ROWS_PER_GROUP = 100_000
 
 

@@ -3,13 +3,14 @@ against the manifest. Used by `python -m app validate` and the tests; reads the 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from app.exports.contract import Violation, check_file
-from app.exports.files import hash_file
+from app.exports.files import hash_file, images_digest
 
 RECORD_FILES = ("stage1.json", "val.json", "stage2.json")
 
@@ -46,6 +47,36 @@ def _lines(path: Path) -> Iterator[dict]:
             yield json.loads(line[:-1] if line.endswith(b",") else line)
 
 
+def _images(folder: Path) -> Iterator[tuple[str, int, str]]:
+    """(name, size, sha256 of the bytes) of each image of a version, from images/ or images.tar."""
+    if (folder / "images.tar").is_file():
+        with tarfile.open(folder / "images.tar") as archive:
+            for member in archive:
+                if member.isfile() and "/" in member.name:
+                    digest = hashlib.sha256(archive.extractfile(member).read()).hexdigest()
+                    yield member.name.split("/", 1)[1], member.size, digest
+    elif (folder / "images").is_dir():
+        for path in sorted((folder / "images").iterdir()):
+            if path.is_file():
+                entry = hash_file(path)
+                yield path.name, entry["bytes"], entry["sha256"]
+
+
+def _image_problems(folder: Path, manifest: dict) -> Iterator[Violation]:
+    """Each image's bytes against its content name, and the set of images against the manifest's count and
+    digest (versions built before the digest was recorded are checked image by image only)."""
+    seen = []
+    for name, size, digest in _images(folder):
+        seen.append((name, size))
+        if name.split(".", 1)[0] != digest:
+            yield Violation(f"images/{name}", "changed image", "its bytes no longer hash to its name")
+    if "images_digest" in manifest and (len(seen) != manifest.get("images")
+                                        or images_digest(seen) != manifest["images_digest"]):
+        yield Violation("images", "image set differs",
+                        f"{len(seen):,} images where the manifest lists {manifest.get('images', 0):,}, or their "
+                        "names or sizes differ from the manifest's digest")
+
+
 def validate_version(folder: Path, *, count_tokens: Callable[[str], int] | None = None, max_tokens: int = 2048,
                      image_tokens: int = 576) -> Iterator[Violation]:
     """Every problem in the version at `folder` (nothing: a trainer can use it as it is)."""
@@ -64,6 +95,7 @@ def validate_version(folder: Path, *, count_tokens: Callable[[str], int] | None 
     if (folder / "images.tar").is_file():
         with tarfile.open(folder / "images.tar") as archive:
             image_names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
+    yield from _image_problems(folder, manifest)
     for name in RECORD_FILES:
         path = folder / name
         if not path.is_file():
