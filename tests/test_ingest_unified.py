@@ -193,3 +193,41 @@ def test_images_are_refused_without_an_image_root(app, db, settings, tmp_path):
     report = importer(app, settings, None).run(write_jsonl(tmp_path / "in.jsonl", [record(1), record(2, img_path=None)]))
     assert report.imported == 1
     assert report.rejected[0].field == "img_path" and "no image root" in report.rejected[0].reason
+
+
+def test_nul_characters_and_deep_nesting_are_refused_by_record_alike_on_both_databases(app, db, settings, images,
+                                                                                     tmp_path):
+    """PostgreSQL cannot store NUL (SQLite can): refused by record everywhere, by field, never a traceback."""
+    deep: object = "bottom"
+    for _ in range(40):
+        deep = {"down": deep}
+    very_deep = "[" * 3000 + "]" * 3000  # past orjson's nesting limit: the line is refused as not JSON
+    rows = [record(0),
+            record(1, input_text="What\u0000colour?"),
+            record(2, img_path="red.jpg\u0000.png"),
+            record(3, raw_output="re\u0000d"),
+            record(4, options=["red", "bl\u0000ue"]),
+            record(5, instance_id="i\u00005"),
+            record(6, source_note="kept\u0000as provenance"),
+            record(7, **{"key\u0000": "value"}),
+            record(8, extra=deep),
+            '{"instance_id": "i9", "nested": ' + very_deep + "}",
+            record(10)]
+    report = importer(app, settings, images).run(write_jsonl(tmp_path / "nul.jsonl", rows))
+    refused = {(rejection.line, rejection.field): rejection.reason for rejection in report.rejected}
+    assert report.imported == 2 and report.rejected_count == 9, refused
+    for line, field in [(2, "input_text"), (3, "img_path"), (4, "raw_output"), (5, "options"), (6, "instance_id"),
+                        (7, "source_note"), (8, "record")]:
+        assert "NUL character" in refused[(line, field)], (line, field, refused)
+    assert "nested deeper than 32 levels" in next(reason for (line, _), reason in refused.items() if line == 9)
+    assert "not valid JSON" in next(reason for (line, _), reason in refused.items() if line == 10)
+    assert sorted(db.exec(select(Instance.source_id)).all()) == ["i0", "i10"]
+
+
+def test_a_json_array_with_a_record_nested_thousands_deep_stops_with_where_not_a_traceback(app, settings, images,
+                                                                                          tmp_path):
+    source = tmp_path / "deep.json"
+    source.write_text("[" + json.dumps(record(0)) + ',\n{"instance_id": "i1", "x": ' + "[" * 100_000
+                      + "]" * 100_000 + "}]")
+    with pytest.raises(MalformedFile, match="deep.json:2: a record nested deeper than the reader can follow"):
+        importer(app, settings, images).run(source)

@@ -198,6 +198,8 @@ class _ArrayReader:
                     continue
                 where = self.current_line() + self.buffer.count("\n", self.position, error.pos)
                 raise MalformedFile(self.path, where, f"not valid JSON ({error.msg}, column {error.colno})") from None
+            except RecursionError:  # the array cannot be resynchronised after it: the file stops here
+                self.fail("a record nested deeper than the reader can follow (thousands of levels) starts here")
             self.position = end
             return Record(line, data)
 

@@ -15,6 +15,7 @@ KNOWN_FIELDS = frozenset({"instance_id", "img_path", "options", "input_text", "r
                           "human_preferred_output", "dataset_name", "task_name"})
 MAX_ID_CHARS = 200
 MAX_TEXT_CHARS = 1 << 20  # an instance's input or target; Vision-Flan's longest are a few thousand
+MAX_DEPTH = 32  # levels of nesting in fields kept as provenance
 
 
 class FieldProblem(ValueError):
@@ -42,6 +43,8 @@ def parse_unified(data: Any, line: int) -> InstanceDraft:
         raise FieldProblem("record", f"must be a JSON object, not {type(data).__name__}")
     task, dataset = task_and_dataset(data.get("dataset_name"), data.get("task_name"))
     extra = None if data.keys() <= KNOWN_FIELDS else {k: v for k, v in data.items() if k not in KNOWN_FIELDS}
+    if extra:
+        storable(extra, "record")
     return InstanceDraft(
         line=line,
         dataset_name=dataset,
@@ -77,7 +80,7 @@ def _task_and_dataset(dataset: Any, task: Any) -> tuple[str, str]:
 def _name(value: Any, field: str, *, allow_plus: bool = False) -> str:
     if not isinstance(value, str) or not value.strip():
         raise FieldProblem(field, "is required (a non-empty string)")
-    value = value.strip()
+    value = no_nul(value.strip(), field)
     if "/" in value or (not allow_plus and "+" in value) or len(value) > 200:
         forbidden = "/" if allow_plus else "+ or /"
         raise FieldProblem(field, f"must be at most 200 characters without {forbidden}")
@@ -87,7 +90,7 @@ def _name(value: Any, field: str, *, allow_plus: bool = False) -> str:
 def source_id(value: Any, *, field: str) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise FieldProblem(field, "is required (a string or an integer)")
-    text = str(value).strip()
+    text = no_nul(str(value).strip(), field)
     if not text or len(text) > MAX_ID_CHARS:
         raise FieldProblem(field, f"must be 1 to {MAX_ID_CHARS} characters")
     return text
@@ -115,7 +118,32 @@ def _optional_text(data: dict, field: str) -> str | None:
 def within_limit(text: str, field: str) -> str:
     if len(text) > MAX_TEXT_CHARS:
         raise FieldProblem(field, f"{len(text):,} characters, more than the {MAX_TEXT_CHARS:,} allowed")
+    return no_nul(text, field)
+
+
+def no_nul(text: str, field: str) -> str:
+    """PostgreSQL cannot store a NUL character (SQLite can): refused on every database alike, by record."""
+    if "\x00" in text:
+        raise FieldProblem(field, "contains a NUL character (\\u0000), which the database cannot store")
     return text
+
+
+def storable(value: Any, field: str) -> None:
+    """Fields kept as they are (provenance): no NUL in any key or string, and at most MAX_DEPTH levels deep.
+    Walked with a stack, not recursion: a hostile record cannot exhaust Python's."""
+    waiting = [(value, field, 1)]
+    while waiting:
+        item, where, depth = waiting.pop()
+        if depth > MAX_DEPTH:
+            raise FieldProblem(where, f"is nested deeper than {MAX_DEPTH} levels")
+        if isinstance(item, str):
+            no_nul(item, where)
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                no_nul(str(key), where)
+                waiting.append((inner, f"{where}.{key}" if where != "record" else str(key), depth + 1))
+        elif isinstance(item, list):
+            waiting.extend((inner, where, depth + 1) for inner in item)
 
 
 def _options(value: Any) -> list[str] | None:
@@ -123,6 +151,8 @@ def _options(value: Any) -> list[str] | None:
         return None
     if not isinstance(value, list) or not all(isinstance(option, str) and option.strip() for option in value):
         raise FieldProblem("options", "must be a list of non-empty strings, or null")
+    for option in value:
+        no_nul(option, "options")
     if len(value) < 2:
         raise FieldProblem("options", "must offer at least two options")
     if len(set(value)) != len(value):
