@@ -164,7 +164,7 @@ def test_import_prints_a_report_and_can_save_it(cli_env, tmp_path):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n\n")
     nothing = run(["import", "unified", str(empty)], cli_env)
-    assert nothing.returncode == 2 and "empty.jsonl holds no records" in nothing.stderr
+    assert nothing.returncode == 2 and "empty.jsonl:1: holds no records" in nothing.stderr
     assert "Exit status: 0" in run(["import", "--help"], cli_env).stdout
 
     broken = tmp_path / "broken.json"

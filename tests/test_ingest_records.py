@@ -50,5 +50,10 @@ def test_records_spanning_read_windows_and_empty_arrays(tmp_path, monkeypatch):
     assert [r.data for r in records] == rows
     lines = path.read_text().splitlines()
     assert all(lines[r.line - 1].strip() == "{" for r in records)
-    (tmp_path / "empty.json").write_text(" [ ] ")
-    assert list(read_records(tmp_path / "empty.json")) == []
+    for name, text in [("empty.json", " [ ] "), ("empty.jsonl", "\n  \n"), ("nothing.json", "")]:
+        (tmp_path / name).write_text(text)
+        with pytest.raises(MalformedFile, match=f"{name}:1: holds no records"):
+            list(read_records(tmp_path / name))
+    (tmp_path / "object.json").write_text(json.dumps({"instance_id": 1, "raw_output": "x"}, indent=2))
+    with pytest.raises(MalformedFile, match="object.json:1: is one JSON object spread over several lines"):
+        list(read_records(tmp_path / "object.json"))

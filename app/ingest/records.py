@@ -45,17 +45,33 @@ class BadLine:
 
 
 def read_records(path: Path) -> Iterator[Record | BadLine]:
-    """Records of a JSON array (first non-blank character `[`) or of a JSONL file, in file order."""
+    """Records of a JSON array (first non-blank character `[`) or of a JSONL file, in file order. A file that
+    holds no records at all, or one JSON object spread over several lines, is one clear MalformedFile."""
     with path.open("rb") as stream:
         head = stream.read(4096)
     if head.startswith(WIDE_BOMS):
         raise MalformedFile(path, 1, "the file is UTF-16 or UTF-32 (it starts with a byte-order mark); "
                                      "save it as UTF-8")
     start = head[len(BOM):] if head.startswith(BOM) else head
-    if start.lstrip()[:1] == b"[":
-        yield from _json_array(path)
-    else:
-        yield from _json_lines(path)
+    items = _json_array(path) if start.lstrip()[:1] == b"[" else _json_lines(path)
+    first = next(items, None)
+    if first is None:
+        raise MalformedFile(path, 1, "holds no records (an empty file, or an empty JSON array)")
+    if isinstance(first, BadLine) and start.lstrip()[:1] == b"{" and _one_object(path):
+        raise MalformedFile(path, first.line, "is one JSON object spread over several lines, not records: give a "
+                                              "JSON array of objects, or one object per line (JSONL)")
+    yield first
+    yield from items
+
+
+def _one_object(path: Path) -> bool:
+    """Whether the whole file (within the size of one record) is a single JSON object."""
+    if path.stat().st_size > MAX_RECORD_CHARS:
+        return False
+    try:
+        return isinstance(orjson.loads(path.read_bytes().removeprefix(BOM)), dict)
+    except orjson.JSONDecodeError:
+        return False
 
 
 def estimate_records(path: Path) -> int | None:

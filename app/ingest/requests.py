@@ -157,8 +157,8 @@ def failure(error: Exception) -> str | None:
     from app.ingest.metadata import MetadataInvalid
 
     if isinstance(error, MalformedFile):
-        return (f"{error.path.name}:{error.line}: {error.message} (whole chunks before it were imported; fix the "
-                "file and import again)")
+        after = " (whole chunks before it were imported; fix the file and import again)" if error.line > 1 else ""
+        return f"{error.path.name}:{error.line}: {error.message}{after}"
     if isinstance(error, MetadataInvalid):
         return "nothing was imported:\n" + "\n".join(f"  {problem}" for problem in error.problems)
     if isinstance(error, ImageSourceInvalid | Invalid):
