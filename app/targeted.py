@@ -9,7 +9,7 @@ The design is Poisson sampling. Each instance is drawn independently with probab
     π_i = min(1, c · q_i),    q_i = (1 − u) · r_i / Σ r + u / N
 
 where r_i is its risk, u the uniform share and c is chosen so that Σ π_i is the wanted sample size n. Every
-instance can be drawn: π_i ≥ u · n / N (the floor the check states).
+instance can be drawn: π_i ≥ u · n / N (`floor_probability`).
 
 The estimate is Hájek's ratio, p̂ = Σ y_i / π_i ÷ Σ 1 / π_i over the drawn instances (y_i = 1 for a wrong
 target), with the linearised variance v = Σ (1 − π_i) (y_i − p̂)² / π_i² ÷ (Σ 1 / π_i)². The interval is

@@ -146,12 +146,13 @@ def queue_candidates(kind: CheckKind):
             .order_by(kind.parent, items.position))
 
 
-def close(session: Session, *, check, outcome: QcStatus, actor_id: int, figures: dict[str, Any], reason: str) -> None:
+def close(session: Session, kind: CheckKind, *, check, outcome: QcStatus, actor_id: int, figures: dict[str, Any],
+          reason: str) -> None:
     """Ends an open check with `outcome`; a second closer (a concurrent last decision) changes nothing."""
-    model, kind = type(check), type(check).__tablename__
-    closed = session.execute(update(model).where(model.id == check.id, model.status == QcStatus.open)
+    table = kind.table
+    closed = session.execute(update(table).where(table.id == check.id, table.status == QcStatus.open)
                              .values(status=outcome, completed_at=utcnow())).rowcount
     if closed:
-        audit.record(session, actor_id=actor_id, action=f"{kind}.{outcome}", entity_type=kind, entity_id=check.id,
-                     task_id=check.task_id, after=figures)
+        audit.record(session, actor_id=actor_id, action=f"{kind.name}.{outcome}", entity_type=kind.name,
+                     entity_id=check.id, task_id=check.task_id, after=figures)
         task_states.advance(session, task_id=check.task_id, actor_id=actor_id, reason=reason)

@@ -159,7 +159,7 @@ def _settle(session: Session, *, test: SolveTest, actor_id: int) -> None:
     result = figures(session, test=test)
     if result.outcome == QcStatus.open:
         return
-    checks.close(session, check=test, outcome=result.outcome, actor_id=actor_id,
+    checks.close(session, checks.SOLVE, check=test, outcome=result.outcome, actor_id=actor_id,
                  figures={"matched": result.matched, "judged": result.judged, "size": result.size,
                           "pass_threshold": result.pass_threshold},
                  reason=f"solve test {result.outcome}: {result.matched}/{result.size}")

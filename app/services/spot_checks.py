@@ -29,6 +29,7 @@ from app.models import (
 from app.services import audit, checks, leases
 from app.services import scores as score_service
 from app.services.qc import QcDefaults
+from app.services.sampling import sample_instances
 from app.services.targeted_checks import DEFAULT_UNIFORM_SHARE, TargetedDraw
 from app.services.tasks import refresh_instance_counts
 from app.stats import Interval, cohens_kappa, sample_size_for, wilson
@@ -56,24 +57,24 @@ def create(session: Session, *, task_id: int, actor_id: int | None, max_error_ra
     if not 1 <= size <= MAX_SIZE:
         raise Invalid(f"A spot check has between 1 and {MAX_SIZE:,} items.", fields={"size": f"1 to {MAX_SIZE}"})
 
-    if targeted_by_model_id is None:
-        def settings(drawn: int) -> dict:
-            return {"max_error_rate": max_error_rate, "confidence": confidence, "double_review": double_review,
-                    "census": drawn < size}
+    targeted = None
+    if targeted_by_model_id is not None:
+        if not 0 < uniform_share <= 1:
+            raise Invalid("The uniform share must be more than 0 and at most 1.",
+                          fields={"uniform_share": "0 < u <= 1"})
+        targeted = TargetedDraw(model_id=targeted_by_model_id, uniform_share=uniform_share)
 
-        return checks.open_check(session, checks.SPOT, task_id=task_id, actor_id=actor_id, size=size, seed=seed,
-                                 version_id=version_id, settings=settings)
-    if not 0 < uniform_share <= 1:
-        raise Invalid("The uniform share must be more than 0 and at most 1.", fields={"uniform_share": "0 < u <= 1"})
-    draw = TargetedDraw(model_id=targeted_by_model_id, uniform_share=uniform_share)
-
-    def targeted_settings(drawn: int) -> dict:
-        return {"max_error_rate": max_error_rate, "confidence": confidence, "double_review": double_review,
-                "census": draw.census, "targeted_by_model_id": targeted_by_model_id, "uniform_share": uniform_share}
+    def settings(drawn: int) -> dict:
+        own = {"max_error_rate": max_error_rate, "confidence": confidence, "double_review": double_review}
+        if targeted is None:
+            return {**own, "census": drawn < size}
+        return {**own, "census": targeted.census, "targeted_by_model_id": targeted_by_model_id,
+                "uniform_share": uniform_share}
 
     return checks.open_check(session, checks.SPOT, task_id=task_id, actor_id=actor_id, size=size, seed=seed,
-                             version_id=version_id, settings=targeted_settings, draw=draw,
-                             item_fields=lambda instance: {"inclusion_probability": draw.chances[instance.id]})
+                             version_id=version_id, settings=settings, draw=targeted or sample_instances,
+                             item_fields=None if targeted is None else (lambda instance: {
+                                 "inclusion_probability": targeted.chances[instance.id]}))
 
 
 def open_for_approved(session: Session, *, version: InstructionVersion, task_id: int, actor_id: int,
@@ -209,7 +210,7 @@ def _settle(session: Session, *, check: SpotCheck, actor_id: int) -> None:
             return
     result = figures(session, check=check)
     outcome = QcStatus.passed if result.passes else QcStatus.failed
-    checks.close(session, check=check, outcome=outcome, actor_id=actor_id,
+    checks.close(session, checks.SPOT, check=check, outcome=outcome, actor_id=actor_id,
                  figures={"errors": result.errors, "size": result.size, "upper": round(result.interval.high, 4),
                           "kappa": None if result.kappa is None else round(result.kappa, 3)},
                  reason=f"spot check {outcome}: {result.errors}/{result.size} errors")

@@ -26,13 +26,11 @@ class TargetedDraw:
         self.census = False
 
     def __call__(self, session: Session, *, task_id: int, seed: int, size: int) -> list[InstanceRow]:
-        try:
+        try:  # asked for by model, a score set is there or NotFound
             scores = score_service.chosen_set(session, task_id=task_id, model_id=self.model_id)
         except NotFound:
-            scores = None
-        if scores is None:
             raise Conflict("A targeted check draws by a model's doubt: score the task with that model first.",
-                           fields={"targeted_by_model_id": "no scores by this model"})
+                           fields={"targeted_by_model_id": "no scores by this model"}) from None
         weights = {doubt.instance_id: doubt.draw_weight
                    for doubt in score_service.ranking(session, task_id=task_id, scores=scores)}
         ids = list(session.exec(select(Instance.id).where(Instance.task_id == task_id,
