@@ -231,3 +231,27 @@ def test_a_json_array_with_a_record_nested_thousands_deep_stops_with_where_not_a
                       + "]" * 100_000 + "}]")
     with pytest.raises(MalformedFile, match="deep.json:2: a record nested deeper than the reader can follow"):
         importer(app, settings, images).run(source)
+
+
+def test_a_key_taken_with_different_content_is_a_conflict_named_by_line_and_fields_exact_copies_are_counted(
+        app, db, settings, images, tmp_path):
+    rows = [record(k) for k in range(4)]
+    rows += [record(1),  # line 5: an exact copy, in the same chunk as the first
+             record(2, raw_output="blue", options=["red", "blue"]),  # line 6: same key, other answer and options
+             record(3, img_path="blue.png"),  # line 7: same key and text, another image
+             record(0, input_text="What shape?")]  # line 8: in a later chunk than its first
+    path = write_jsonl(tmp_path / "in.jsonl", rows)
+    report = importer(app, settings, images, chunk_size=6).run(path)
+    assert (report.imported, report.duplicates, report.rejected_count) == (4, 1, 3)
+    assert {(r.line, r.field) for r in report.rejected} == {(6, "options,raw_output"), (7, "image"),
+                                                           (8, "input_text")}
+    assert all("instance 'i" in r.reason and "SHAPES+shape_qa" in r.reason and "stored record was kept" in r.reason
+               for r in report.rejected)
+    assert sorted(db.exec(select(Instance.raw_output)).all()) == ["red"] * 4  # the first of each key was kept
+
+    # Against what an earlier import stored: the text fields are compared; the image is not read again.
+    later = write_jsonl(tmp_path / "later.jsonl", [record(1), record(2, raw_output="green"),
+                                                   record(3, img_path="blue.png"), record(9)])
+    again = importer(app, settings, images).run(later)
+    assert (again.imported, again.duplicates, again.rejected_count) == (1, 2, 1)
+    assert [(r.line, r.field) for r in again.rejected] == [(2, "raw_output")]

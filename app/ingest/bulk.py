@@ -14,8 +14,6 @@ from datetime import UTC, datetime
 import orjson
 from sqlalchemy import Connection, select
 
-from app.models import Instance
-
 COLUMNS = ("task_id", "source_id", "image_id", "input_text", "options", "raw_output", "human_preferred_output",
            "split", "status", "rkey", "provenance")  # and created_at, the same for every row of a call
 
@@ -29,26 +27,6 @@ def stable_rkey(*identity: object) -> int:
 
 def as_json(value) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
-
-
-IN_CLAUSE = 500  # keys per IN (...) lookup on SQLite
-
-
-def existing_source_ids(connection: Connection, task_id: int, source_ids: list[str]) -> set[str]:
-    """Which of `source_ids` the task already has. On PostgreSQL one array parameter, planned afresh
-    each time (prepare=False): a generic plan cached while the table was small would scan the whole
-    table for every lookup once it is large, which made resuming a big import crawl."""
-    if connection.dialect.name == "postgresql":
-        cursor = connection.connection.driver_connection.cursor()
-        cursor.execute("SELECT source_id FROM instance WHERE task_id = %s AND source_id = ANY(%s)",
-                       (task_id, source_ids), prepare=False)
-        return {row[0] for row in cursor.fetchall()}
-    found: set[str] = set()
-    for start in range(0, len(source_ids), IN_CLAUSE):
-        batch = source_ids[start:start + IN_CLAUSE]
-        found.update(connection.execute(select(Instance.source_id).where(
-            Instance.task_id == task_id, Instance.source_id.in_(batch))).scalars())
-    return found
 
 
 def insert_instances(connection: Connection, rows: list[tuple], created_at: datetime) -> int:

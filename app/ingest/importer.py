@@ -9,7 +9,8 @@ before the import began (with its own connection, before touching their images),
 images of the rest (app/ingest/intake.py). The writing side makes a chunk one transaction: its tasks (created
 on first sight, with their source dataset), its images' rows, and its instances. A killed import leaves
 whole chunks only; running it again skips what is there and finishes the rest. A duplicate within the file
-is left out by the insert itself (ON CONFLICT DO NOTHING) and counted from what it inserted."""
+is left out by the insert itself (ON CONFLICT DO NOTHING) and counted from what it inserted; a record whose key
+is taken but whose content differs is refused as a conflict (app/ingest/duplicates.py)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ from sqlalchemy import Connection, Engine, select
 from app.db import make_engine
 from app.ingest import CHUNK_SIZE
 from app.ingest.background import iterate_in_background
-from app.ingest.bulk import as_json, existing_source_ids, get_or_create, insert_instances, stable_rkey
+from app.ingest import duplicates
+from app.ingest.bulk import as_json, get_or_create, insert_instances, stable_rkey
 from app.ingest.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageRejected
 from app.ingest.intake import ImageIntake, StoredImage
 from app.ingest.llava import parse_llava
@@ -109,9 +111,17 @@ class InstanceImporter:
                 touched.add(task_id)
                 values.append((task_id, source_id, image_ids[image] if image is not None else None, input_text,
                                options, raw, preferred, "train", "active", rkey, provenance))
+            last_id = duplicates.last_instance_id(connection)
             inserted = insert_instances(connection, values, utcnow())
             report.imported += inserted
-            report.duplicates += len(values) - inserted
+            skipped = len(values) - inserted
+            if skipped:  # taken earlier in this import, or twice in the chunk: exact duplicates, or conflicts
+                for index, fields in duplicates.skipped_conflicts(connection, values, last_id):
+                    task_name, source_id = chunk.rows[index][:2]
+                    report.reject(chunk.file, chunk.lines[index], ",".join(fields),
+                                  duplicates.conflict_reason(task_name, source_id, fields))
+                    skipped -= 1
+            report.duplicates += skipped
             refresh_instance_counts(connection, task_ids=sorted(touched))
 
     def _task_id(self, connection: Connection, name: str, dataset_name: str, report: ImportReport) -> int:
@@ -151,6 +161,7 @@ class Chunk:
 
     file: str
     rows: list[tuple] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)  # each row's line, once the rows have lost theirs
     datasets: dict[str, str] = field(default_factory=dict)  # task name -> its dataset's name
     rejections: list[Rejection] = field(default_factory=list)
     not_sampled: int = 0
@@ -217,21 +228,30 @@ def _without_present(chunk: Chunk, engine: Engine, existing_tasks: dict[str, int
     if not wanted:
         return chunk
     with engine.connect() as connection:  # a short read: a long-lived snapshot would hold SQLite's WAL back
-        present = {(task_id, source_id) for task_id, source_ids in wanted.items()
-                   for source_id in existing_source_ids(connection, task_id, source_ids)}
+        present = {(task_id, source_id): stored for task_id, source_ids in wanted.items()
+                   for source_id, stored in duplicates.stored_texts(connection, task_id, source_ids).items()}
     if present:
-        kept = [row for row in chunk.rows if (existing_tasks.get(row[TASK]), row[SOURCE_ID]) not in present]
-        chunk.duplicates += len(chunk.rows) - len(kept)
+        kept = []
+        for row in chunk.rows:
+            stored = present.get((existing_tasks.get(row[TASK]), row[SOURCE_ID]))
+            if stored is None:
+                kept.append(row)
+            elif fields := duplicates.differing(duplicates.texts(*row[IMAGE + 1:IMAGE + 5]), stored):
+                chunk.rejections.append(Rejection(chunk.file, row[LINE], ",".join(fields),
+                                                  duplicates.conflict_reason(row[TASK], row[SOURCE_ID], fields)))
+            else:
+                chunk.duplicates += 1
         chunk.rows = kept
     return chunk
 
 
 def _take_images(chunk: Chunk, images: ImageIntake) -> None:
     """Checks and stores the rows' images, and makes each row what the writing side wants."""
-    stored_before, rows = images.stored, []
+    stored_before, rows, lines = images.stored, [], []
     for row in chunk.rows:
         if row[IMAGE] is None:
             rows.append(row[1:])
+            lines.append(row[LINE])
             continue
         image = images.take(row[IMAGE])
         if isinstance(image, ImageRejected):
@@ -239,7 +259,8 @@ def _take_images(chunk: Chunk, images: ImageIntake) -> None:
             continue
         chunk.images[image.sha256] = image
         rows.append((row[TASK], row[SOURCE_ID], image.sha256, *row[IMAGE + 1:]))
-    chunk.rows = rows
+        lines.append(row[LINE])
+    chunk.rows, chunk.lines = rows, lines
     chunk.images_stored = images.stored - stored_before
 
 
