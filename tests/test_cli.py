@@ -183,3 +183,24 @@ def test_import_table_maps_columns_and_refuses_unusable_mappings(cli_env, tmp_pa
     assert "imported 2" in result.stdout and "new tasks: DOCS+qa" in result.stdout
     refused = run(["import", "table", str(source), "--map", "q=input_text"], cli_env)
     assert refused.returncode == 2 and "write it as 'source column->field'" in refused.stderr
+
+
+def test_import_table_joins_a_second_file_from_the_command_line(cli_env, tmp_path):
+    import json
+
+    assert run(["migrate"], cli_env).returncode == 0
+    (tmp_path / "questions.json").write_text(json.dumps({"info": {}, "questions": [
+        {"question_id": 1, "image_id": 7, "question": "What?"},
+        {"question_id": 2, "image_id": 7, "question": "Who?"}]}))
+    (tmp_path / "annotations.json").write_text(json.dumps({"annotations": [
+        {"question_id": 1, "multiple_choice_answer": "that"}, {"question_id": 2, "multiple_choice_answer": "them"}]}))
+    args = ["import", "table", str(tmp_path / "questions.json"), "--records", "questions",
+            "--join", str(tmp_path / "annotations.json"), "--join-records", "annotations", "--on", "question_id",
+            "--map", "question_id->instance_id", "--map", "question->input_text",
+            "--map", "multiple_choice_answer->raw_output", "--dataset", "VQAv2", "--task", "vqa"]
+    result = run(args, cli_env)
+    assert result.returncode == 0, result.stderr
+    assert "imported 2" in result.stdout
+    missing = run([*args[:3], "--records", "answers", *args[5:]], cli_env)
+    assert missing.returncode == 2
+    assert "questions.json:1: the top-level object has no key 'answers' (its keys: info, questions)" in missing.stderr

@@ -74,7 +74,9 @@ def test_jsonl_with_a_mapping_file(app, db, settings, image_root, tmp_path):
     spec = tmp_path / "map.yaml"
     spec.write_text("fields:\n  input_text: question\n  raw_output: answer\n  options: choices\n"
                     "  img_path: file_name\n  instance_id: id\ndataset_name: ChartQA\ntask_name: chart_qa\n")
-    report = run(app, settings, image_root, path, FieldMapping.parse(*FieldMapping.read_file(spec)))
+    fields = FieldMapping.read_file(spec)
+    report = run(app, settings, image_root, path, FieldMapping.parse(
+        fields["map"], {"dataset_name": fields["dataset"], "task_name": fields["task"]}))
     assert report.imported == 3
     check_imported(db)
 

@@ -166,3 +166,31 @@ def test_the_worker_refuses_what_the_form_refuses_with_the_same_words(app, clien
     assert refused in jobs[0].error  # "--map 'q=input': write it as 'source column->field'"
     assert "file: must be under the import root" in jobs[1].error
     assert "pool" in jobs[2].error and "at least 1 character" in jobs[2].error
+
+
+def test_a_two_file_layout_is_joined_from_the_browser_with_the_joined_file_confined_to_the_import_root(
+        app, client, db, settings):
+    root = settings.resolved_import_root
+    root.mkdir(parents=True)
+    (root / "questions.json").write_text(json.dumps({"questions": [
+        {"question_id": 1, "question": "What?"}, {"question_id": 2, "question": "Who?"}]}))
+    (root / "answers.csv").write_text("question_id,answer\n1,That\n3,Nobody\n")
+    csrf = login(client, make_user(db, Role.author).email)
+    form = soup(client.get("/imports/form?format=table", headers={"HX-Request": "true"}))
+    assert {field["name"] for field in form.select("details input")} == {"records", "join", "join_records", "on",
+                                                                        "image_pattern"}
+    fields = {"csrf_token": csrf, "format": "table", "file": "questions.json", "records": "questions",
+              "map": "question_id->instance_id\nquestion->input_text\nanswer->raw_output", "dataset": "QA",
+              "task": "qa", "join_records": "", "image_pattern": "", "image_root": ""}
+    outside = client.post("/imports", data={**fields, "join": "../secret_key", "on": "question_id"})
+    assert outside.status_code == 422
+    assert soup(outside).select_one("#join-error").text == "must be under the import root"
+    no_key = client.post("/imports", data={**fields, "join": "answers.csv", "on": ""})
+    assert no_key.status_code == 422 and "needs both the file" in soup(no_key).select_one("#on-error").text
+    assert client.post("/imports", data={**fields, "join": "answers.csv", "on": "question_id"}).status_code == 303
+    assert Worker(settings).run_once() is True
+    job = db.exec(select(Job)).one()
+    assert job.status == JobStatus.succeeded, job.error
+    assert (job.result["imported"], job.result["rejected_count"]) == (1, 2)
+    assert {(r["file"], r["line"]) for r in job.result["rejected"]} == {("questions.json", 1), ("answers.csv", 3)}
+    assert db.exec(select(Instance.raw_output)).all() == ["That"]

@@ -61,24 +61,36 @@ def import_table(
     map_: Annotated[list[str], typer.Option("--map", help="'source column->field', e.g. 'question->input_text'; "
                                                           "repeat for each field.")] = [],  # noqa: B006
     mapping: Annotated[Path | None, typer.Option(help="YAML with `fields: {field: column}` (and dataset_name, "
-                                                      "task_name).", exists=True, dir_okay=False)] = None,
+                                                      "task_name, records, join, image_pattern: see README).",
+                                                 exists=True, dir_okay=False)] = None,
     dataset: Annotated[str | None, typer.Option(help="dataset_name for every row.")] = None,
     task: Annotated[str | None, typer.Option(help="task_name for every row.")] = None,
+    records: Annotated[str | None, typer.Option(help="The key of the file's JSON object that holds the records "
+                                                     "(COCO: annotations; VQA: questions).")] = None,
+    join: Annotated[Path | None, typer.Option(help="A second file joined to each record on --on (orphans on "
+                                                   "either side are reported).", exists=True, dir_okay=False)] = None,
+    on: Annotated[str | None, typer.Option(help="The join key: a column of both files, or "
+                                                "'main column=joined column' (COCO: image_id=id).")] = None,
+    join_records: Annotated[str | None, typer.Option(help="The key holding the joined file's records.")] = None,
+    image_pattern: Annotated[str | None, typer.Option(help="img_path made from columns, e.g. "
+                                                           "'COCO_train2014_{image_id:012d}.jpg'.")] = None,
     image_root: ImageRoot = None, max_per_task: MaxPerTask = None, seed: Seed = 0,
     chunk_size: ChunkSize = CHUNK_SIZE, report_file: ReportFile = None,
 ) -> None:
     """Import any table of instances by naming which column fills which field (unmapped columns are kept
-    as provenance). Safe to run again, like `import unified`."""
+    as provenance), optionally joined with a second file. Safe to run again, like `import unified`."""
     from app.ingest.tabular import FieldMapping, MappingInvalid
 
-    pairs, names = [], {}
-    if mapping is not None:  # the file first: --map, --dataset and --task say more precisely what is wanted
+    from_file: dict = {}
+    if mapping is not None:  # the file first: the options say more precisely what is wanted
         try:
-            pairs, names = FieldMapping.read_file(mapping)
+            from_file = FieldMapping.read_file(mapping)
         except MappingInvalid as error:
-            fail(str(error))
-    _run({"format": "table", "file": file, "map": pairs + map_, "dataset": dataset or names.get("dataset_name"),
-          "task": task or names.get("task_name"), "image_root": image_root, "max_per_task": max_per_task,
+            fail(str(error), code=2)
+    given = {"dataset": dataset, "task": task, "records": records, "join": join, "on": on,
+             "join_records": join_records, "image_pattern": image_pattern}
+    _run({"format": "table", "file": file, **from_file, **{k: v for k, v in given.items() if v is not None},
+          "map": from_file.get("map", []) + map_, "image_root": image_root, "max_per_task": max_per_task,
           "seed": seed, "chunk_size": chunk_size}, report_file)
 
 

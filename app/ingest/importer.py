@@ -25,9 +25,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, select
 
 from app.db import make_engine
-from app.ingest import CHUNK_SIZE
+from app.ingest import CHUNK_SIZE, duplicates
 from app.ingest.background import iterate_in_background
-from app.ingest import duplicates
 from app.ingest.bulk import as_json, get_or_create, insert_instances, stable_rkey
 from app.ingest.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageRejected
 from app.ingest.intake import ImageIntake, StoredImage
@@ -181,7 +180,7 @@ def read_chunks(path: Path, options: ImportOptions, parse: Parser, read: Reader 
     for seen, item in enumerate(read(path), start=1):
         chunk.seen, since_last = seen, since_last + 1
         if isinstance(item, BadLine):
-            chunk.rejections.append(Rejection(path.name, item.line, "record", item.reason))
+            chunk.rejections.append(Rejection(item.file or path.name, item.line, item.field, item.reason))
         else:
             try:
                 draft = parse(item.data, item.line)

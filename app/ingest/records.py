@@ -42,24 +42,30 @@ class Record:
 class BadLine:
     line: int
     reason: str
+    field: str = "record"
+    file: str | None = None  # when not the file being imported (a joined one)
 
 
-def read_records(path: Path) -> Iterator[Record | BadLine]:
-    """Records of a JSON array (first non-blank character `[`) or of a JSONL file, in file order. A file that
-    holds no records at all, or one JSON object spread over several lines, is one clear MalformedFile."""
+def read_records(path: Path, under: str | None = None) -> Iterator[Record | BadLine]:
+    """Records of a JSON array (first non-blank character `[`) or of a JSONL file, in file order; with `under`,
+    the array that key of the file's top-level JSON object holds (COCO's `annotations`, VQA's `questions`),
+    streamed as well. A file that holds no records at all, or one JSON object spread over several lines, is
+    one clear MalformedFile."""
     with path.open("rb") as stream:
         head = stream.read(4096)
     if head.startswith(WIDE_BOMS):
         raise MalformedFile(path, 1, "the file is UTF-16 or UTF-32 (it starts with a byte-order mark); "
                                      "save it as UTF-8")
-    start = head[len(BOM):] if head.startswith(BOM) else head
-    items = _json_array(path) if start.lstrip()[:1] == b"[" else _json_lines(path)
+    start = (head[len(BOM):] if head.startswith(BOM) else head).lstrip()[:1]
+    items = _json_array(path, under) if under is not None or start == b"[" else _json_lines(path)
     first = next(items, None)
     if first is None:
-        raise MalformedFile(path, 1, "holds no records (an empty file, or an empty JSON array)")
-    if isinstance(first, BadLine) and start.lstrip()[:1] == b"{" and _one_object(path):
+        where = f"its {under!r} list is empty" if under else "an empty file, or an empty JSON array"
+        raise MalformedFile(path, 1, f"holds no records ({where})")
+    if isinstance(first, BadLine) and start == b"{" and _one_object(path):
         raise MalformedFile(path, first.line, "is one JSON object spread over several lines, not records: give a "
-                                              "JSON array of objects, or one object per line (JSONL)")
+                                              "JSON array of objects, or one object per line (JSONL), or name "
+                                              "the key that holds the records")
     yield first
     yield from items
 
@@ -135,20 +141,15 @@ def _not_utf8(raw: bytes) -> bool:
     return False
 
 
-def _json_array(path: Path) -> Iterator[Record]:
+def _json_array(path: Path, under: str | None = None) -> Iterator[Record]:
     decoder = json.JSONDecoder()
     with path.open("r", encoding="utf-8-sig", newline="") as stream:
         reader = _ArrayReader(path, stream)
-        reader.expect("[")
-        if reader.peek() == "]":
-            return
-        while True:
-            yield reader.value(decoder)
-            separator = reader.next_char()
-            if separator == "]":
-                break
-            if separator != ",":
-                reader.fail(f"expected ',' or ']' after a record, found {separator!r}")
+        if under is None:
+            yield from reader.array(decoder)
+        else:
+            yield from reader.array_under(under, decoder)
+            return  # what follows the records' list is not read: it is not wanted
         if reader.peek() != "":
             reader.fail("unexpected content after the closing ']'")
 
@@ -218,6 +219,46 @@ class _ArrayReader:
                 self.fail("a record nested deeper than the reader can follow (thousands of levels) starts here")
             self.position = end
             return Record(line, data)
+
+    def array(self, decoder: json.JSONDecoder) -> Iterator[Record]:
+        """The records of the array that starts here."""
+        self.expect("[")
+        if self.peek() == "]":
+            self.next_char()
+            return
+        while True:
+            yield self.value(decoder)
+            separator = self.next_char()
+            if separator == "]":
+                return
+            if separator != ",":
+                self.fail(f"expected ',' or ']' after a record, found {separator!r}")
+
+    def array_under(self, key: str, decoder: json.JSONDecoder) -> Iterator[Record]:
+        """The records of the array under `key` in the object that starts here; other keys' values are
+        passed over (a list record by record, so that a long one is never held whole)."""
+        if self.peek() != "{":
+            self.fail(f"expected a JSON object with the records under {key!r}, found {self.peek() or 'nothing'!r}")
+        self.next_char()
+        seen: list[str] = []
+        while self.peek() not in ("}", ""):
+            name = self.value(decoder).data
+            if not isinstance(name, str):
+                self.fail("expected a key (a string) in the top-level object")
+            self.expect(":")
+            if name == key:
+                if self.peek() != "[":
+                    self.fail(f"{key!r} holds {self.peek()!r}..., not a list of records")
+                yield from self.array(decoder)
+                return
+            seen.append(name)
+            for _ in self.array(decoder) if self.peek() == "[" else [self.value(decoder)]:
+                pass
+            if self.peek() not in (",", "}"):
+                self.fail(f"expected ',' or '}}' after the value of {name!r}, found {self.peek() or 'nothing'!r}")
+            if self.peek() == ",":
+                self.next_char()
+        self.fail(f"the top-level object has no key {key!r} (its keys: {', '.join(seen) or 'none'})")
 
     def fail(self, message: str) -> None:
         raise MalformedFile(self.path, self.current_line(), message)

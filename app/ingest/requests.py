@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from app.failures import Invalid
 from app.ingest import IMPORT_FORMATS
 from app.ingest.image_sources import ImageSourceInvalid, is_archive
+from app.ingest.joins import JoinInvalid, split_on
 from app.ingest.records import MalformedFile
 from app.ingest.tabular import FieldMapping, MappingInvalid
 from app.storage import MediaStore, PathOutsideRoot, confined
@@ -31,6 +32,7 @@ class Located:
 
     file: Path
     image_root: Path | None = None
+    join: Path | None = None  # a second file, joined on a key (`import table`)
 
 
 class ImportRequest(BaseModel):
@@ -52,9 +54,14 @@ class ImportRequest(BaseModel):
             archive = image_root is not None and image_root.is_file() and is_archive(image_root)
             if image_root is not None and not (image_root.is_dir() or archive):
                 errors["image_root"] = "no such folder, .zip or .tar" + (" under the import root" if root else "")
+        join = None
+        if getattr(self, "join", None):
+            join = _resolve(root, self.join, "join", errors)
+            if join is not None and not join.is_file():
+                errors["join"] = "no such file" + (" under the import root" if root else "")
         if errors:
             raise Invalid("Some fields need attention.", fields=errors)
-        return Located(file, image_root)
+        return Located(file, image_root, join)
 
     def run(self, *, engine: Engine, media: MediaStore, located: Located, actor_id: int | None,
             on_progress: Progress | None = None):
@@ -69,7 +76,7 @@ class InstanceImport(ImportRequest):
     seed: int | None = Field(None, ge=0, le=2**31 - 1, description="Seed of the per-task sample (none: 0).")
     chunk_size: int | None = Field(None, ge=1, le=1_000_000)
 
-    def source(self) -> dict[str, Any]:
+    def source(self, located: Located) -> dict[str, Any]:
         """How records are read and parsed, when not by the format's own parser."""
         return {}
 
@@ -79,14 +86,22 @@ class InstanceImport(ImportRequest):
         options = ImportOptions(image_root=located.image_root, max_per_task=self.max_per_task, seed=self.seed or 0,
                                 **({"chunk_size": self.chunk_size} if self.chunk_size else {}))
         return InstanceImporter(engine, media, options, file_format=self.format, actor_id=actor_id,
-                                on_progress=on_progress, **self.source()).run(located.file)
+                                on_progress=on_progress, **self.source(located)).run(located.file)
 
 
 class TableImport(InstanceImport):
     format: Literal["table"]
     dataset: str | None = Field(None, max_length=200, description="dataset_name for every row.")
     task: str | None = Field(None, max_length=200, description="task_name for every row.")
-    # After `dataset` and `task`: its check needs them (fields are validated in the order they are declared).
+    records: str | None = Field(None, max_length=200, description="The key of a JSON object that holds the records "
+                                                                   "(COCO: annotations, VQA: questions).")
+    join: str | None = Field(None, max_length=1000, description="A second file, joined to each record on --on.")
+    join_records: str | None = Field(None, max_length=200, description="The key holding the joined file's records.")
+    on: str | None = Field(None, max_length=200, validate_default=True,
+                           description="The join key: a column of both files, or 'main column=joined column'.")
+    image_pattern: str | None = Field(None, max_length=500, description="img_path made from columns, e.g. "
+                                                                        "'COCO_train2014_{image_id:012d}.jpg'.")
+    # After the fields above: its check needs them (fields are validated in the order they are declared).
     map: list[str] = Field(default_factory=list, description="'source column->field' pairs.")
     folder_ok: ClassVar[bool] = True
 
@@ -98,20 +113,38 @@ class TableImport(InstanceImport):
             return [line.strip() for line in value.splitlines() if line.strip()]
         return value
 
+    @field_validator("on")
+    @classmethod
+    def _a_key_to_join_on(cls, on: str | None, info: ValidationInfo) -> str | None:
+        if bool(on) != bool(info.data.get("join")):
+            raise ValueError("a join needs both the file (--join) and the key (--on)")
+        if on:
+            try:
+                split_on(on)
+            except JoinInvalid as error:
+                raise ValueError(str(error)) from None
+        return on
+
     @field_validator("map")
     @classmethod
     def _fills_every_needed_field(cls, pairs: list[str], info: ValidationInfo) -> list[str]:
         try:
-            FieldMapping.parse(pairs, {"dataset_name": info.data.get("dataset"), "task_name": info.data.get("task")})
+            FieldMapping.parse(pairs, {"dataset_name": info.data.get("dataset"), "task_name": info.data.get("task")},
+                               info.data.get("image_pattern"))
         except MappingInvalid as error:
             raise ValueError(str(error)) from None
         return pairs
 
-    def source(self):
+    def source(self, located: Located):
+        from app.ingest.joins import Join
         from app.ingest.tabular import read_rows
 
-        mapping = FieldMapping.parse(self.map, {"dataset_name": self.dataset, "task_name": self.task})
-        return {"parse": mapping.parser(), "read": read_rows}
+        mapping = FieldMapping.parse(self.map, {"dataset_name": self.dataset, "task_name": self.task},
+                                     self.image_pattern)
+        if located.join is None:
+            return {"parse": mapping.parser(), "read": lambda path: read_rows(path, self.records)}
+        join = Join(located.join, self.on, self.join_records, keep=mapping.source_columns())
+        return {"parse": mapping.parser(), "read": lambda path: join.rows(read_rows, path, self.records)}
 
 
 class ConversationImport(ImportRequest):
@@ -161,7 +194,7 @@ def failure(error: Exception) -> str | None:
         return f"{error.path.name}:{error.line}: {error.message}{after}"
     if isinstance(error, MetadataInvalid):
         return "nothing was imported:\n" + "\n".join(f"  {problem}" for problem in error.problems)
-    if isinstance(error, ImageSourceInvalid | Invalid):
+    if isinstance(error, ImageSourceInvalid | Invalid | MappingInvalid | JoinInvalid):
         return getattr(error, "message", None) or str(error)
     return None
 

@@ -4,12 +4,18 @@
         --map "choices->options" --map "file_name->img_path" --map "id->instance_id" --dataset ChartQA --task chart_qa
 
 Each row is renamed into the unified format and validated as such. Rows are numbered by their line in
-JSONL/CSV files and by their position (1-based) in Parquet and Arrow files."""
+JSONL/CSV files and by their position (1-based) in Parquet and Arrow files. A JSON file whose records sit
+under a key of one object (COCO, VQA) is read with `--records KEY`; a second file is joined on a key with
+`--join FILE --on KEY` (app/ingest/joins.py); an image path can be made from columns with `--image-pattern`,
+such as `COCO_train2014_{image_id:012d}.jpg`."""
 
 from __future__ import annotations
 
 import csv
+import functools
 import json
+import re
+import string
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from app.ingest.records import BadLine, Record, read_records
+from app.ingest.records import BadLine, MalformedFile, Record, read_records
 from app.ingest.unified import FieldProblem, InstanceDraft, parse_unified
 
 TARGETS = ("instance_id", "img_path", "options", "input_text", "raw_output", "human_preferred_output",
@@ -34,12 +40,16 @@ class FieldMapping:
 
     columns: dict[str, str] = field(default_factory=dict)  # target -> source column
     constants: dict[str, str] = field(default_factory=dict)  # target -> value
+    image_pattern: str | None = None  # img_path made from columns, e.g. "COCO_{image_id:012d}.jpg"
 
     @classmethod
-    def parse(cls, pairs: list[str], constants: dict[str, str | None]) -> FieldMapping:
-        """From `source->target` pairs, and names given for the whole file."""
+    def parse(cls, pairs: list[str], constants: dict[str, str | None],
+              image_pattern: str | None = None) -> FieldMapping:
+        """From `source->target` pairs, names given for the whole file, and an image pattern."""
         columns: dict[str, str] = {}
         fixed = {key: value for key, value in constants.items() if value}
+        if image_pattern:
+            pattern_columns(image_pattern)
         for pair in pairs:
             source, arrow, target = pair.partition("->")
             if not arrow or not source.strip() or not target.strip():
@@ -53,17 +63,45 @@ class FieldMapping:
         if missing:
             raise MappingInvalid(f"nothing fills {', '.join(missing)}: map a column to it or give it "
                                  "(--dataset / --task for the names)")
-        return cls(columns, fixed)
+        if image_pattern and "img_path" in columns:
+            raise MappingInvalid("img_path is filled twice: by a column and by the image pattern")
+        return cls(columns, fixed, image_pattern or None)
 
     @staticmethod
-    def read_file(path: Path) -> tuple[list[str], dict[str, str]]:
-        """A YAML mapping file `{fields: {target: source column}, dataset_name: ..., task_name: ...}` as
-        `source->target` pairs and the names it gives."""
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    def read_file(path: Path) -> dict[str, Any]:
+        """A YAML mapping file as an import request's fields:
+
+            fields: {target: source column}     # -> map, as 'source->target' pairs
+            dataset_name: ..., task_name: ...   # -> dataset, task
+            records: questions                  # the key holding a JSON object's records
+            join: {file: annotations.json, on: question_id, records: annotations}  # file: beside this one
+            image_pattern: "COCO_train2014_{image_id:012d}.jpg"
+        """
+        try:
+            document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as error:
+            raise MappingInvalid(f"{path.name}: not valid YAML ({error})") from None
         if not isinstance(document, dict) or not isinstance(document.get("fields", {}), dict):
             raise MappingInvalid(f"{path.name}: expected `fields: {{target: source column}}`")
-        pairs = [f"{source}->{target}" for target, source in document.get("fields", {}).items()]
-        return pairs, {key: str(document[key]) for key in ("dataset_name", "task_name") if document.get(key)}
+        join = document.get("join") or {}
+        if isinstance(join, dict):  # YAML 1.1 reads the key `on` as the boolean true
+            join = {"on" if key is True else key: value for key, value in join.items()}
+        if not isinstance(join, dict) or (join and not {"file", "on"} <= join.keys()):
+            raise MappingInvalid(f"{path.name}: expected `join: {{file: ..., on: key, records: key (optional)}}`")
+        wanted = {
+            "map": [f"{source}->{target}" for target, source in document.get("fields", {}).items()],
+            "dataset": document.get("dataset_name"), "task": document.get("task_name"),
+            "records": document.get("records"), "image_pattern": document.get("image_pattern"),
+            "join": str(path.parent / str(join["file"])) if join else None,
+            "on": join.get("on"), "join_records": join.get("records"),
+        }
+        return {key: (value if isinstance(value, list) else str(value)) for key, value in wanted.items()
+                if value is not None}
+
+    def source_columns(self) -> frozenset[str]:
+        """The columns this mapping reads."""
+        in_pattern = (name for name, _ in pattern_columns(self.image_pattern)) if self.image_pattern else ()
+        return frozenset([*self.columns.values(), *in_pattern])
 
     def parser(self):
         def parse(row: Any, line: int) -> InstanceDraft:
@@ -74,6 +112,8 @@ class FieldMapping:
                 if source not in row:
                     raise FieldProblem(source, f"column missing (mapped to {target})")
                 unified[target] = row[source]
+            if self.image_pattern:
+                unified["img_path"] = fill_pattern(self.image_pattern, row)
             if isinstance(unified.get("options"), str):
                 unified["options"] = _options_from_text(unified["options"])
             if unified.get("instance_id") is not None and not isinstance(unified["instance_id"], (str, int)):
@@ -82,6 +122,38 @@ class FieldMapping:
             unified.update({f"source.{key}": value for key, value in unmapped.items()})  # kept as provenance
             return parse_unified(unified, line)
         return parse
+
+
+@functools.lru_cache(maxsize=16)
+def pattern_columns(pattern: str) -> tuple[tuple[str, str], ...]:
+    """The (column, format spec) pairs a pattern names. Only plain column names: `{a.b}` and `{a[0]}` would
+    reach into Python objects."""
+    try:
+        fields = tuple((name, spec or "") for _, name, spec, _ in string.Formatter().parse(pattern)
+                       if name is not None)
+    except ValueError as error:
+        raise MappingInvalid(f"image pattern {pattern!r}: {error}") from None
+    for name, _ in fields:
+        if not re.fullmatch(r"[\w\- ]+", name):
+            raise MappingInvalid(f"image pattern {pattern!r}: {{{name}}} must name a column, as in {{image_id}}")
+    if not fields:
+        raise MappingInvalid(f"image pattern {pattern!r} names no column, e.g. {{file_name}}")
+    return fields
+
+
+def fill_pattern(pattern: str, row: dict[str, Any]) -> str:
+    values: dict[str, Any] = {}
+    for name, spec in pattern_columns(pattern):
+        if row.get(name) is None:
+            raise FieldProblem(name, "column missing (used by the image pattern)")
+        value = row[name]
+        if spec[-1:] in ("d", "x") and isinstance(value, str) and value.strip().isdigit():
+            value = int(value)  # a CSV's "42" into {image_id:012d}
+        values[name] = value
+    try:
+        return pattern.format_map(values)
+    except (ValueError, TypeError) as error:
+        raise FieldProblem("img_path", f"the image pattern does not fit this row ({error})") from None
 
 
 def _options_from_text(text: str) -> list[str] | None:
@@ -97,7 +169,11 @@ def _options_from_text(text: str) -> list[str] | None:
     return [part.strip() for part in text.split("|")]
 
 
-def read_rows(path: Path) -> Iterator[Record | BadLine]:
+def read_rows(path: Path, under: str | None = None) -> Iterator[Record | BadLine]:
+    """The rows of any file `import table` reads; `under`: the key holding a JSON object's records."""
+    tabular = path.is_dir() or path.suffix.lower() in (".csv", ".parquet")
+    if under is not None and tabular:
+        raise MappingInvalid(f"{path.name}: records under a key ({under!r}) are for a JSON file")
     if path.is_dir():
         yield from _arrow_folder(path)
     elif path.suffix.lower() == ".csv":
@@ -105,21 +181,29 @@ def read_rows(path: Path) -> Iterator[Record | BadLine]:
     elif path.suffix.lower() == ".parquet":
         yield from _parquet(path)
     else:
-        yield from read_records(path)
+        yield from read_records(path, under)
 
 
 def _csv(path: Path) -> Iterator[Record | BadLine]:
     with path.open(encoding="utf-8-sig", newline="") as stream:
         reader = csv.DictReader(stream)
         try:
-            reader.fieldnames  # noqa: B018 - reads the header now, so that line numbers start after it
+            if not reader.fieldnames:  # reads the header now, so that line numbers start after it
+                raise MalformedFile(path, 1, "holds no records (an empty CSV file: it needs a header line and rows)")
             line = reader.line_num  # the last line read; a row starts on the next one
+            if len(set(reader.fieldnames)) != len(reader.fieldnames):
+                repeated = sorted({name for name in reader.fieldnames if reader.fieldnames.count(name) > 1})
+                raise MalformedFile(path, line, f"the header repeats the column(s) {', '.join(repeated)}")
+            rows = 0
             for row in reader:
+                rows += 1
                 if None in row:
                     yield BadLine(line + 1, f"{len(row[None])} more value(s) than the header has columns")
                 else:
                     yield Record(line + 1, {key: (None if value == "" else value) for key, value in row.items()})
                 line = reader.line_num
+            if not rows:
+                raise MalformedFile(path, line, "holds no records (a header line and no rows)")
         except UnicodeDecodeError as error:
             yield BadLine(reader.line_num + 1, f"not valid UTF-8 ({error.reason}); the rest of the file was not read")
         except csv.Error as error:
@@ -127,13 +211,20 @@ def _csv(path: Path) -> Iterator[Record | BadLine]:
 
 
 def _parquet(path: Path) -> Iterator[Record]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     position = 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=10_000):
-        for row in batch.to_pylist():
-            position += 1
-            yield Record(position, row)
+    try:
+        parquet = pq.ParquetFile(path)
+        for batch in parquet.iter_batches(batch_size=10_000):
+            for row in batch.to_pylist():
+                position += 1
+                yield Record(position, row)
+    except (pa.ArrowException, OSError) as error:
+        raise MalformedFile(path, position + 1, f"not a readable Parquet file ({error})") from None
+    if not position:
+        raise MalformedFile(path, 1, "holds no records (a Parquet file with no rows)")
 
 
 def _arrow_folder(path: Path) -> Iterator[Record]:
@@ -145,8 +236,13 @@ def _arrow_folder(path: Path) -> Iterator[Record]:
         raise MappingInvalid(f"{path} holds no .arrow files (expected a datasets save_to_disk folder)")
     position = 0
     for file in files:
-        with pa.memory_map(str(file)) as source:
-            for batch in pa.ipc.open_stream(source):
-                for row in batch.to_pylist():
-                    position += 1
-                    yield Record(position, row)
+        try:
+            with pa.memory_map(str(file)) as source:
+                for batch in pa.ipc.open_stream(source):
+                    for row in batch.to_pylist():
+                        position += 1
+                        yield Record(position, row)
+        except (pa.ArrowException, OSError) as error:
+            raise MalformedFile(file, position + 1, f"not a readable Arrow stream ({error})") from None
+    if not position:
+        raise MalformedFile(path, 1, "holds no records (its .arrow files have no rows)")

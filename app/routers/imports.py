@@ -15,7 +15,9 @@ from app.templating import render, see_other
 
 router = APIRouter(prefix="/imports", tags=["pages"], include_in_schema=False,
                    dependencies=[require(access.EDITORS)])
-OPTIONAL = ("image_root", "max_per_task", "seed", "dataset", "task")  # an empty field is "not given"
+# An empty field is "not given".
+OPTIONAL = ("image_root", "max_per_task", "seed", "dataset", "task", "records", "join", "join_records", "on",
+            "image_pattern")
 
 
 @router.get("")
