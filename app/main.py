@@ -17,6 +17,7 @@ from app.headers import SecurityHeaders, ServerTiming
 from app.routers import (
     account,
     api,
+    api_instructions,
     api_review,
     api_scores,
     api_versions,
@@ -76,7 +77,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     for module in (auth, dashboard, tasks, instances, instructions, media, datasets, imports, jobs, users, account,
-                   review, quality, versions, models, api, api_review, api_scores, api_versions, docs):
+                   review, quality, versions, models, api, api_review, api_scores, api_versions, api_instructions,
+                   docs):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

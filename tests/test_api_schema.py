@@ -18,7 +18,7 @@ from schemathesis.checks import positive_data_acceptance
 
 from app.config import Settings
 from app.main import create_app
-from app.models import Role
+from app.models import Instruction, Role
 from tests.factories import bearer, make_dataset, make_task, make_user
 
 
@@ -36,7 +36,9 @@ def admin_headers(db) -> dict[str, str]:
     """An admin's bearer token, and a little of everything for ids in generated URLs to find."""
     admin = make_user(db, Role.admin, Role.author, Role.reviewer)
     make_user(db, Role.reviewer)
-    make_task(db, "SHAPES+shape_qa", dataset=make_dataset(db, "SHAPES"), instances=5)
+    task = make_task(db, "SHAPES+shape_qa", dataset=make_dataset(db, "SHAPES"), instances=5)
+    db.add(Instruction(task_id=task.id, author_id=admin.id, draft_text="Answer the question."))
+    db.commit()
     return bearer(db, admin)
 
 
@@ -50,6 +52,8 @@ UNSTATABLE_RULES = {
     ("POST", "/api/v1/tasks/{task_id}/solve-tests"): "pass_threshold at most size",
     ("POST", "/api/v1/tasks/{task_id}/spot-checks"): "expected_error_rate below max_error_rate",
     ("POST", "/api/v1/versions"): "instruction versions must belong to their tasks",
+    ("PUT", "/api/v1/instructions/{instruction_id}/draft"): "lock_version is the current one",
+    ("POST", "/api/v1/instructions/{instruction_id}/submit"): "the draft is written and renders its preview",
 }
 
 

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Request
 
 from app import access
 from app.deps import ANY_ROLE, CurrentPrincipal, CurrentUser, RowId, SessionDep, require
-from app.diffing import word_diff
 from app.failures import Conflict, Invalid, NotFound
 from app.forms import FormDep, validate_form
 from app.models import ImagePlacement, OptionsStyle
@@ -58,10 +57,7 @@ def history(request: Request, session: SessionDep, instruction_id: RowId, a: int
     old = by_number.get(a) if a else (versions[1] if len(versions) > 1 else None)
     if (a and a not in by_number) or (b and b not in by_number):
         raise NotFound("There is no such version of this instruction.")
-    diffs = {}
-    if old and new:
-        diffs = {field: word_diff(getattr(old, field), getattr(new, field))
-                 for field in ("text", "input_template", "output_template")}
+    diffs = instruction_service.word_diffs(old, new) if old and new else {}
     return render_page(request, "instructions/history.html", instruction=instruction, versions=versions,
                        old=old, new=new, diffs=diffs,
                        task=task_service.get_task(session, task_id=instruction.task_id))

@@ -7,6 +7,7 @@ from dataclasses import asdict
 from sqlalchemy import func, update
 from sqlmodel import Session, select
 
+from app.diffing import word_diff
 from app.failures import Conflict, Forbidden, Invalid, NotFound
 from app.models import (
     Instance,
@@ -56,7 +57,6 @@ def create_instruction(session: Session, *, task_id: int, label: str, author_id:
                  entity_id=instruction.id, task_id=task_id, after={"task_id": task_id, "label": instruction.label})
     session.commit()
     return instruction
-
 
 
 def save_draft(session: Session, *, instruction_id: int, data: DraftIn, actor_id: int,
@@ -140,6 +140,21 @@ def versions_of(session: Session, *, instruction_id: int) -> list[InstructionVer
                              .order_by(InstructionVersion.number.desc())))
 
 
+def version_numbered(session: Session, *, instruction_id: int, number: int) -> InstructionVersion:
+    version = session.exec(select(InstructionVersion).where(InstructionVersion.instruction_id == instruction_id,
+                                                            InstructionVersion.number == number)).first()
+    if version is None:
+        raise NotFound(f"Instruction {instruction_id} has no version {number}.")
+    return version
+
+
+DIFFED_FIELDS = ("text", "input_template", "output_template")
+
+
+def word_diffs(old: InstructionVersion, new: InstructionVersion) -> dict[str, list[tuple[str, str]]]:
+    """Word-level differences of each text field, for the history page and the API."""
+    return {field: word_diff(getattr(old, field), getattr(new, field)) for field in DIFFED_FIELDS}
+
 
 def other_tasks_instructions(session: Session, *, task_id: int) -> list[tuple[str, str]]:
     """(task name / label, text) of every other task's instructions: the latest version, else the draft."""
@@ -175,6 +190,3 @@ def lint_all(session: Session, *, task_id: int, spec: InstructionSpec, token_bud
     issues = lint_on_instances(spec, instances(), token_budget=token_budget, count_tokens=count_tokens,
                                counted_by=counted_by)
     return [asdict(issue) for issue in issues]
-
-
-

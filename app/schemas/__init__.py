@@ -1,4 +1,4 @@
-"""Input and output shapes shared by the HTML forms, the JSON API and the CLI."""
+"""Input and output shapes shared by the HTML forms, the JSON API and the CLI (instructions: .instructions)."""
 
 from __future__ import annotations
 
