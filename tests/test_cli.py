@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = [[], ["migrate"], ["demo"], ["serve"], ["users"], ["users", "create"], ["users", "list"],
             ["users", "reset-password"], ["tokens"], ["tokens", "create"], ["import"], ["import", "unified"],
             ["import", "llava"], ["import", "conversations"],
-            ["import", "metadata"], ["import", "table"], ["export"], ["validate"], ["models"],
+            ["import", "metadata"], ["import", "table"], ["import", "instructions"], ["export"], ["validate"],
+            ["models"],
             ["models", "add"], ["models", "list"]]
 
 
@@ -204,3 +205,27 @@ def test_import_table_joins_a_second_file_from_the_command_line(cli_env, tmp_pat
     missing = run([*args[:3], "--records", "answers", *args[5:]], cli_env)
     assert missing.returncode == 2
     assert "questions.json:1: the top-level object has no key 'answers' (its keys: info, questions)" in missing.stderr
+
+
+def test_import_instructions_from_the_command_line_exits_by_what_happened(cli_env, tmp_path):
+    assert run(["migrate"], cli_env).returncode == 0
+    (tmp_path / "qa.csv").write_text("id,q,a\n1,What?,That\n")
+    assert run(["import", "table", str(tmp_path / "qa.csv"), "--map", "q->input_text", "--map", "a->raw_output",
+                "--map", "id->instance_id", "--dataset", "DOCS", "--task", "qa"], cli_env).returncode == 0
+    assert run(["users", "create", "--email", "ada@lab.org", "--role", "author"], cli_env).returncode == 0
+    good = tmp_path / "good.yaml"
+    good.write_text("- task: DOCS+qa\n  instruction: Answer the question.\n")
+    done = run(["import", "instructions", str(good), "--author", "ada@lab.org", "--submit"], cli_env)
+    assert done.returncode == 0, done.stderr
+    assert "instructions: 1 created, 0 updated, 0 unchanged, 1 submitted for review" in done.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- task: DOCS+qa\n  instruction: Fine.\n  label: two\n- task: DOCS+nope\n  instruction: x\n")
+    refused = run(["import", "instructions", str(bad), "--author", "ada@lab.org"], cli_env)
+    assert refused.returncode == 1
+    assert "nothing was imported" in refused.stderr
+    assert "bad.yaml:4: task: there is no task named DOCS+nope" in refused.stderr
+    nobody = run(["import", "instructions", str(good), "--author", "who@lab.org"], cli_env)
+    assert nobody.returncode == 2 and "no user with email who@lab.org" in nobody.stderr
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("- task: [\n")
+    assert run(["import", "instructions", str(broken), "--author", "ada@lab.org"], cli_env).returncode == 2

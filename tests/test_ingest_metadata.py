@@ -8,6 +8,7 @@ import pytest
 from sqlmodel import select
 
 from app.ingest.metadata import MetadataInvalid, apply_metadata
+from app.ingest.records import MalformedFile
 from app.models import AuditEvent, Role, SourceDataset, Task
 from tests.factories import make_task, make_user
 
@@ -114,7 +115,8 @@ datasets:
 
 
 def test_unreadable_files_say_where(db, tmp_path):
-    with pytest.raises(MetadataInvalid, match=r"meta.yaml:3: not valid YAML"):
+    """A file that cannot be read at all is a MalformedFile (the CLI's exit 2), not refused entries (exit 1)."""
+    with pytest.raises(MalformedFile, match=r"meta.yaml:3: not valid YAML"):
         apply_metadata(db, path=write(tmp_path, "datasets:\n  - name: A\n   bad: [unclosed\n"), actor_id=None)
-    with pytest.raises(MetadataInvalid, match="must hold a `datasets:` list"):
+    with pytest.raises(MalformedFile, match="must hold a `datasets:` list"):
         apply_metadata(db, path=write(tmp_path, "- just a list\n"), actor_id=None)

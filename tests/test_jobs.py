@@ -194,3 +194,27 @@ def test_a_two_file_layout_is_joined_from_the_browser_with_the_joined_file_confi
     assert (job.result["imported"], job.result["rejected_count"]) == (1, 2)
     assert {(r["file"], r["line"]) for r in job.result["rejected"]} == {("questions.json", 1), ("answers.csv", 3)}
     assert db.exec(select(Instance.raw_output)).all() == ["That"]
+
+
+def test_instructions_imported_from_the_browser_belong_to_who_started_it(app, client, db, settings):
+    from app.models import Instruction, InstructionVersion
+    from tests.factories import make_task
+
+    make_task(db, "DOCS+qa", instances=2)
+    root = settings.resolved_import_root
+    root.mkdir(parents=True)
+    (root / "instructions.yaml").write_text("- task: DOCS+qa\n  instruction: Answer the question.\n")
+    author = make_user(db, Role.author)
+    csrf = login(client, author.email)
+    form = soup(client.get("/imports/form?format=instructions", headers={"HX-Request": "true"}))
+    assert form.select_one("input[name=submit][type=checkbox]") is not None
+    assert form.select_one("input[name=image_root]") is None
+    started = client.post("/imports", data={"csrf_token": csrf, "format": "instructions", "file": "instructions.yaml",
+                                            "submit": "1"})
+    assert started.status_code == 303
+    assert Worker(settings).run_once() is True
+    job = db.exec(select(Job)).one()
+    assert job.status == JobStatus.succeeded, job.error
+    assert job.result["submitted"] == ["DOCS+qa / main v1"]
+    assert db.exec(select(Instruction.author_id)).one() == author.id
+    assert db.exec(select(InstructionVersion.author_id)).one() == author.id

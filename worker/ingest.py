@@ -40,7 +40,7 @@ def run_import(settings: Settings, context: JobContext, payload: dict[str, Any])
         report = wanted.run(engine=engine, media=MediaStore(settings.media_dir), located=located,
                             actor_id=payload.get("actor_id"), on_progress=on_progress)
     except Exception as error:
-        message = failure(error)
+        message = failure(error, wanted)
         if message is None:
             raise
         raise ImportFailed(message + "".join(f" ({field}: {problem})"

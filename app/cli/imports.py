@@ -112,13 +112,39 @@ def import_metadata(file: _source_file("YAML or JSON with a `datasets:` list (se
     _run({"format": "metadata", "file": file})
 
 
-def _run(fields: dict, report_file: Path | None = None) -> None:
+@import_cli.command("instructions")
+def import_instructions(
+    file: _source_file("YAML or JSON list of {task, label, instruction, input_template, output_template, "
+                       "option_style, image_position} (see README)."),
+    author: Annotated[str, typer.Option(help="Email of the author (or admin) the drafts belong to.")],
+    submit: Annotated[bool, typer.Option("--submit", help="Also submit each for review (not one whose latest "
+                                                          "version already says the same).")] = False,
+) -> None:
+    """Create or update instruction drafts for existing tasks, and with --submit submit them. All or nothing:
+    every problem is listed with its line, and then nothing is written. Running it again changes nothing."""
+    from app import access
+    from app.cli.common import open_session
+    from app.failures import NotFound
+    from app.services import users as user_service
+
+    with open_session() as session:
+        try:
+            user = user_service.get_by_email(session, email=author)
+        except NotFound as error:
+            fail(error.message, code=2)
+        if not access.EDITORS.allows(user_service.roles_of(session, user.id)):
+            fail(f"--author: {author} is neither an author nor an admin", code=2)
+    _run({"format": "instructions", "file": file, "submit": submit}, actor_id=user.id)
+
+
+def _run(fields: dict, report_file: Path | None = None, actor_id: int | None = None) -> None:
     """Validates the request as the browser's form is validated (`app.ingest.requests`), then imports it with
     a progress bar."""
     from pydantic import ValidationError
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from app.db import make_engine
+    from app.ingest.instructions import InstructionsInvalid
     from app.ingest.metadata import MetadataInvalid
     from app.ingest.records import estimate_records
     from app.ingest.report import ImportReport
@@ -139,13 +165,14 @@ def _run(fields: dict, report_file: Path | None = None) -> None:
         bar = progress.add_task(located.file.name, total=estimate_records(located.file))
         try:
             report = wanted.run(engine=make_engine(settings.resolved_database_url),
-                                media=MediaStore(settings.media_dir), located=located, actor_id=None,
+                                media=MediaStore(settings.media_dir), located=located, actor_id=actor_id,
                                 on_progress=lambda seen: progress.update(bar, completed=seen))
         except Exception as error:
-            message = failure(error)
+            message = failure(error, wanted)
             if message is None:
                 raise
-            fail(message, code=1 if isinstance(error, MetadataInvalid) else 2)  # metadata: its entries refused
+            refused = isinstance(error, MetadataInvalid | InstructionsInvalid)  # its entries, each with its line
+            fail(message, code=1 if refused else 2)
     _print_report(report, report_file)
     if isinstance(report, ImportReport):
         if not (report.imported or report.duplicates or report.not_sampled or report.rejected_count):

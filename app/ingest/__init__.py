@@ -7,6 +7,7 @@ IMPORT_FORMATS = {
     "table": "Any table (JSONL, CSV, Parquet, save_to_disk folder) with a field mapping",
     "conversations": "Stage-2 conversations (LLaVA-Instruct style) into a pool",
     "metadata": "Source datasets and task metadata (YAML/JSON)",
+    "instructions": "Instructions for existing tasks (YAML/JSON), as drafts or submitted for review",
 }
 
 # Instances per transaction: what a killed import can lose, and what each commit amortises (SQLite commits

@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 from sqlmodel import Session, select
 
+from app.ingest.records import MalformedFile
+from app.ingest.yaml_lines import line_of, load_with_lines
 from app.models import SourceDataset, Task, TaskGroup, User, utcnow
 from app.schemas import DatasetIn
 from app.services import audit
@@ -52,33 +53,10 @@ class MetadataReport:
         return {"summary": self.summary(), **vars(self)}
 
 
-class _LineLoader(yaml.SafeLoader):
-    """Keeps where each mapping and each of its keys is (1-based lines under `__line__` and `__lines__`),
-    for messages that say where."""
-
-    def construct_mapping(self, node, deep=False):
-        mapping = super().construct_mapping(node, deep=deep)
-        mapping["__line__"] = node.start_mark.line + 1
-        mapping["__lines__"] = {key.value: key.start_mark.line + 1 for key, _ in node.value
-                                if isinstance(key, yaml.ScalarNode)}
-        return mapping
-
-
-def _line(mapping: dict, key: str | None = None) -> int:
-    return mapping.get("__lines__", {}).get(key, mapping.get("__line__", 0))
-
-
 def load_metadata(path: Path) -> list[dict[str, Any]]:
-    try:
-        document = yaml.load(path.read_text(encoding="utf-8-sig"), Loader=_LineLoader)  # noqa: S506 - safe subclass
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"{path.name}:{mark.line + 1}" if mark else path.name
-        raise MetadataInvalid([f"{where}: not valid YAML/JSON ({getattr(error, 'problem', error)})"]) from None
-    except UnicodeDecodeError:
-        raise MetadataInvalid([f"{path.name}: not UTF-8 text"]) from None
+    document = load_with_lines(path)
     if not isinstance(document, dict) or not isinstance(document.get("datasets"), list):
-        raise MetadataInvalid([f"{path.name}:1: datasets: the file must hold a `datasets:` list"])
+        raise MalformedFile(path, 1, "the file must hold a `datasets:` list")
     return document["datasets"]
 
 
@@ -118,30 +96,30 @@ def _plan(file: str, entry: Any, users: dict[str, int], problems: list[str]):
         return None
     annotator = entry.get("annotator")
     if annotator is not None and annotator not in users:
-        problems.append(f"{file}:{_line(entry, 'annotator')}: annotator: no user with the email {annotator}")
+        problems.append(f"{file}:{line_of(entry, 'annotator')}: annotator: no user with the email {annotator}")
     fields = {key: entry.get(key) for key in ("name", "url", "citation", "licence", "notes")}
     try:
         dataset = DatasetIn(**fields, annotator_id=users.get(annotator))
     except ValidationError as error:
         for problem in error.errors():
             key = str(problem["loc"][0])
-            problems.append(f"{file}:{_line(entry, key)}: {key}: {problem['msg'].removeprefix('Value error, ')}")
+            problems.append(f"{file}:{line_of(entry, key)}: {key}: {problem['msg'].removeprefix('Value error, ')}")
         return None
     tasks = []
     for task in entry.get("tasks") or []:
         if not isinstance(task, dict) or not isinstance(task.get("name"), str):
-            where = _line(task) if isinstance(task, dict) else _line(entry, "tasks")
+            where = line_of(task) if isinstance(task, dict) else line_of(entry, "tasks")
             problems.append(f"{file}:{where}: tasks: each task needs a name")
             continue
         name = task["name"] if "+" in task["name"] else f"{dataset.name}+{task['name']}"
         if not name.startswith(dataset.name + "+"):
-            problems.append(f"{file}:{_line(task, 'name')}: name: {name} does not belong to {dataset.name}")
+            problems.append(f"{file}:{line_of(task, 'name')}: name: {name} does not belong to {dataset.name}")
         group = task.get("group", TaskGroup.question_answering)
         if group not in set(TaskGroup):
-            problems.append(f"{file}:{_line(task, 'group')}: group: must be one of {', '.join(TaskGroup)}")
+            problems.append(f"{file}:{line_of(task, 'group')}: group: must be one of {', '.join(TaskGroup)}")
         category = task.get("category")
         if category is not None and (not isinstance(category, str) or len(category) > 80):
-            problems.append(f"{file}:{_line(task, 'category')}: category: must be text of at most 80 characters")
+            problems.append(f"{file}:{line_of(task, 'category')}: category: must be text of at most 80 characters")
         tasks.append({"name": name, "task_group": group, "category": category,
                       "description": task.get("description")})
     return dataset, tasks

@@ -41,6 +41,7 @@ class ImportRequest(BaseModel):
     format: str
     file: str = Field(min_length=1, max_length=1000, description="The file (a folder for a saved dataset).")
     folder_ok: ClassVar[bool] = False  # may `file` be a folder?
+    all_or_nothing: ClassVar[bool] = False  # or imported in chunks that each commit whole
 
     def locate(self, root: Path | None) -> Located:
         """The paths, confined to `root` when there is one; Invalid names each field that does not resolve."""
@@ -162,6 +163,7 @@ class ConversationImport(ImportRequest):
 
 class MetadataImport(ImportRequest):
     format: Literal["metadata"]
+    all_or_nothing: ClassVar[bool] = True
 
     def run(self, *, engine, media, located, actor_id, on_progress=None):
         from sqlmodel import Session
@@ -172,8 +174,23 @@ class MetadataImport(ImportRequest):
             return apply_metadata(session, path=located.file, actor_id=actor_id)
 
 
+class InstructionImport(ImportRequest):
+    format: Literal["instructions"]
+    submit: bool = Field(False, description="Submit each instruction for review (unless that version is there).")
+    all_or_nothing: ClassVar[bool] = True
+
+    def run(self, *, engine, media, located, actor_id, on_progress=None):
+        from sqlmodel import Session
+
+        from app.ingest.instructions import import_instructions
+
+        with Session(engine) as session:
+            return import_instructions(session, path=located.file, actor_id=actor_id, submit=self.submit)
+
+
 REQUESTS: dict[str, type[ImportRequest]] = {"unified": InstanceImport, "llava": InstanceImport, "table": TableImport,
-                                            "conversations": ConversationImport, "metadata": MetadataImport}
+                                            "conversations": ConversationImport, "metadata": MetadataImport,
+                                            "instructions": InstructionImport}
 assert set(REQUESTS) == set(IMPORT_FORMATS)
 WITH_IMAGES = frozenset(name for name, model in REQUESTS.items() if "image_root" in model.model_fields)
 SAMPLED = frozenset(name for name, model in REQUESTS.items() if "max_per_task" in model.model_fields)
@@ -185,14 +202,16 @@ def request_model(file_format: str) -> type[ImportRequest]:
     return REQUESTS[file_format]
 
 
-def failure(error: Exception) -> str | None:
+def failure(error: Exception, wanted: ImportRequest | None = None) -> str | None:
     """What to tell the user of an import that stopped on its input, or None for any other error."""
+    from app.ingest.instructions import InstructionsInvalid
     from app.ingest.metadata import MetadataInvalid
 
     if isinstance(error, MalformedFile):
-        after = " (whole chunks before it were imported; fix the file and import again)" if error.line > 1 else ""
+        chunked = error.line > 1 and not (wanted and wanted.all_or_nothing)
+        after = " (whole chunks before it were imported; fix the file and import again)" if chunked else ""
         return f"{error.path.name}:{error.line}: {error.message}{after}"
-    if isinstance(error, MetadataInvalid):
+    if isinstance(error, MetadataInvalid | InstructionsInvalid):
         return "nothing was imported:\n" + "\n".join(f"  {problem}" for problem in error.problems)
     if isinstance(error, ImageSourceInvalid | Invalid | MappingInvalid | JoinInvalid):
         return getattr(error, "message", None) or str(error)

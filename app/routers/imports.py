@@ -36,7 +36,8 @@ def start_import(request: Request, session: SessionDep, user: CurrentUser, form:
     """Validated as the worker will run it (`app.ingest.requests`), every path confined to the import root."""
     try:
         model = request_model(str(form.get("format", "")))
-        wanted = validate_form(model, form, optional=tuple(name for name in OPTIONAL if name in model.model_fields))
+        wanted = validate_form(model, form, optional=tuple(name for name in OPTIONAL if name in model.model_fields),
+                               checkboxes=("submit",) if "submit" in model.model_fields else ())
         wanted.locate(request.app.state.settings.resolved_import_root)
     except Invalid as error:
         return _page(request, session, values=form, error=error)

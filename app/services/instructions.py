@@ -49,14 +49,33 @@ def ensure_may_edit(instruction: Instruction, *, user_id: int, is_admin: bool) -
 
 
 def create_instruction(session: Session, *, task_id: int, label: str, author_id: int) -> Instruction:
+    instruction = add_instruction(session, task_id=task_id, label=label, author_id=author_id)
+    session.commit()
+    return instruction
+
+
+def add_instruction(session: Session, *, task_id: int, label: str, author_id: int | None) -> Instruction:
+    """A new, empty draft, in the caller's transaction."""
     label = label.strip() or "main"
     instruction = Instruction(task_id=task_id, label=label[:80], author_id=author_id, draft_saved_at=utcnow())
     session.add(instruction)
     session.flush()
     audit.record(session, actor_id=author_id, action="instruction.create", entity_type="instruction",
                  entity_id=instruction.id, task_id=task_id, after={"task_id": task_id, "label": instruction.label})
-    session.commit()
     return instruction
+
+
+def replace_draft(session: Session, instruction: Instruction, spec: InstructionSpec, *, actor_id: int | None) -> None:
+    """The draft becomes `spec` (a bulk import's), in the caller's transaction; an editor open on the old
+    draft gets a conflict on its next save, as with any other save."""
+    before = {name: getattr(instruction, f"draft_{name}") for name in SPEC_FIELDS}
+    for name in SPEC_FIELDS:
+        setattr(instruction, f"draft_{name}", getattr(spec, name))
+    instruction.lock_version += 1
+    instruction.draft_saved_at = utcnow()
+    session.add(instruction)
+    audit.record(session, actor_id=actor_id, action="instruction.draft_import", entity_type="instruction",
+                 entity_id=instruction.id, task_id=instruction.task_id, before=before, after=asdict(spec))
 
 
 def save_draft(session: Session, *, instruction_id: int, data: DraftIn, actor_id: int,
@@ -86,7 +105,18 @@ def submit(session: Session, *, instruction_id: int, actor_id: int, is_admin: bo
     ensure_may_edit(instruction, user_id=actor_id, is_admin=is_admin)
     if not instruction.draft_text.strip():
         raise Invalid("Write the instruction before submitting it.", fields={"text": "empty"})
-    _refuse_broken_templates(session, instruction)
+    refuse_broken_templates(session, task_id=instruction.task_id, spec=draft_spec(instruction))
+    version = freeze_draft(session, instruction, actor_id=actor_id)
+    session.commit()
+    return version
+
+
+def draft_spec(instruction: Instruction) -> InstructionSpec:
+    return InstructionSpec(**{name: getattr(instruction, f"draft_{name}") for name in SPEC_FIELDS})
+
+
+def freeze_draft(session: Session, instruction: Instruction, *, actor_id: int | None) -> InstructionVersion:
+    """The draft as the next numbered version, in review, in the caller's transaction (checked beforehand)."""
     number = (session.exec(select(func.max(InstructionVersion.number))
                            .where(InstructionVersion.instruction_id == instruction.id)).one() or 0) + 1
     version = InstructionVersion(instruction_id=instruction.id, number=number, author_id=actor_id,
@@ -100,21 +130,19 @@ def submit(session: Session, *, instruction_id: int, actor_id: int, is_admin: bo
                  after={"instruction_id": instruction.id, "number": number})
     reviews.open_review(session, version=version, task_id=instruction.task_id, author_id=actor_id)
     task_states.advance(session, task_id=instruction.task_id, actor_id=actor_id, reason=f"version {number} submitted")
-    session.commit()
     return version
 
 
-def _refuse_broken_templates(session: Session, instruction: Instruction) -> None:
+def refuse_broken_templates(session: Session, *, task_id: int, spec: InstructionSpec) -> None:
     """A version whose templates do not compile, name unknown fields, or fail on the editor's preview sample
     (seed 0) would fail its reviewers and the export: it is refused with the lint's message."""
-    spec = InstructionSpec(**{name: getattr(instruction, f"draft_{name}") for name in SPEC_FIELDS})
     errors = [issue for issue in lint_templates(spec) if issue.severity == "error"]
     if errors:
         first = errors[0]
         where = f" (line {first.line})" if first.line else ""
         raise Invalid(f"The {first.field.replace('_', ' ')} cannot be used{where}: {first.message}. Fix it in the "
                       "editor before submitting.", fields={issue.field: issue.message for issue in errors})
-    for instance, image in sample_instances(session, task_id=instruction.task_id, seed=0, size=PREVIEW_SIZE):
+    for instance, image in sample_instances(session, task_id=task_id, seed=0, size=PREVIEW_SIZE):
         _, problem = render_instance(spec, instance, has_image=image is not None)
         if problem:
             raise Invalid(f"The templates fail on instance {instance.source_id} of the preview: {problem}. Fix it "
