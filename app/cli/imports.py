@@ -47,11 +47,16 @@ def import_unified(file: _source_file("JSON array or JSONL in the Vision-Flan un
 @import_cli.command("llava")
 def import_llava(file: _source_file("JSON array or JSONL of {id, image, task_name, conversations} records."),
                  image_root: ImageRoot = None, max_per_task: MaxPerTask = None, seed: Seed = 0,
+                 instruction_file: Annotated[Path | None, typer.Option(
+                     help="The tasks' instructions to cut from the human turns: the `import instructions` list, or "
+                          "a mapping of task to instruction. Without it each task's shared leading text is used.",
+                     exists=True, dir_okay=False)] = None,
                  chunk_size: ChunkSize = CHUNK_SIZE, report_file: ReportFile = None) -> None:
-    """Import released Vision-Flan / LLaVA training data: the human turn (without <image>) becomes the
-    input, the gpt turn the target. Safe to run again, like `import unified`."""
+    """Import released Vision-Flan / LLaVA training data: each task's instruction is taken out of the human
+    turn (and becomes the task's `imported` draft), the rest (without <image>) is the input, the gpt turn
+    the target. Safe to run again, like `import unified`."""
     _run({"format": "llava", "file": file, "image_root": image_root, "max_per_task": max_per_task, "seed": seed,
-          "chunk_size": chunk_size}, report_file)
+          "instruction_file": instruction_file, "chunk_size": chunk_size}, report_file)
 
 
 @import_cli.command("table")
@@ -190,6 +195,8 @@ def _print_report(report, report_file: Path | None) -> None:
     if isinstance(report, ImportReport):  # dataset metadata is written whole or not at all: nothing to list
         if report.tasks_created:
             typer.echo(f"new tasks: {', '.join(report.tasks_created)}")
+        for task, instruction in report.instructions_separated.items():
+            typer.echo(f"  instruction of {task}: {instruction[:100]!r}{'...' if len(instruction) > 100 else ''}")
         for rejection in report.rejected[:50]:
             typer.echo(f"  rejected {rejection}")
         if report.rejected_count > 50:

@@ -31,6 +31,8 @@ class ImportReport:
     max_per_task: int | None = None
     seed: int | None = None  # of the --max-per-task sample, so that it can be drawn again
     seconds: float = 0.0
+    instructions_separated: dict[str, str] = field(default_factory=dict)  # import llava: task -> its instruction
+    tasks_given_instructions: list[str] = field(default_factory=list)  # ... stored as the task's `imported` draft
 
     def reject(self, file: str, line: int, field_name: str, reason: str) -> None:
         self.rejected_count += 1
@@ -50,4 +52,6 @@ class ImportReport:
                  f"rejected {self.rejected_count:,}"]
         if self.not_sampled:
             parts.append(f"left out {self.not_sampled:,} by --max-per-task")
+        if self.instructions_separated:
+            parts.append(f"took the instruction out of the input for {len(self.instructions_separated):,} tasks")
         return f"{self.source}: " + ", ".join(parts) + f" in {self.seconds:.1f} s{rate}"

@@ -8,7 +8,7 @@ the CLI's user has the file system, and gives paths as they are (`locate(None)`)
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -32,7 +32,7 @@ class Located:
 
     file: Path
     image_root: Path | None = None
-    join: Path | None = None  # a second file, joined on a key (`import table`)
+    others: dict[str, Path] = field(default_factory=dict)  # by field: a joined file, an instruction file
 
 
 class ImportRequest(BaseModel):
@@ -41,6 +41,7 @@ class ImportRequest(BaseModel):
     format: str
     file: str = Field(min_length=1, max_length=1000, description="The file (a folder for a saved dataset).")
     folder_ok: ClassVar[bool] = False  # may `file` be a folder?
+    other_files: ClassVar[tuple[str, ...]] = ()  # fields naming more files to read
     all_or_nothing: ClassVar[bool] = False  # or imported in chunks that each commit whole
 
     def locate(self, root: Path | None) -> Located:
@@ -55,14 +56,15 @@ class ImportRequest(BaseModel):
             archive = image_root is not None and image_root.is_file() and is_archive(image_root)
             if image_root is not None and not (image_root.is_dir() or archive):
                 errors["image_root"] = "no such folder, .zip or .tar" + (" under the import root" if root else "")
-        join = None
-        if getattr(self, "join", None):
-            join = _resolve(root, self.join, "join", errors)
-            if join is not None and not join.is_file():
-                errors["join"] = "no such file" + (" under the import root" if root else "")
+        others = {}
+        for name in self.other_files:
+            if getattr(self, name):
+                others[name] = _resolve(root, getattr(self, name), name, errors)
+                if others[name] is not None and not others[name].is_file():
+                    errors[name] = "no such file" + (" under the import root" if root else "")
         if errors:
             raise Invalid("Some fields need attention.", fields=errors)
-        return Located(file, image_root, join)
+        return Located(file, image_root, others)
 
     def run(self, *, engine: Engine, media: MediaStore, located: Located, actor_id: int | None,
             on_progress: Progress | None = None):
@@ -71,7 +73,7 @@ class ImportRequest(BaseModel):
 
 
 class InstanceImport(ImportRequest):
-    format: Literal["unified", "llava"]
+    format: Literal["unified"]
     image_root: str | None = Field(None, max_length=1000)
     max_per_task: int | None = Field(None, ge=1, description="A seeded sample of at most this many per task.")
     seed: int | None = Field(None, ge=0, le=2**31 - 1, description="Seed of the per-task sample (none: 0).")
@@ -82,12 +84,37 @@ class InstanceImport(ImportRequest):
         return {}
 
     def run(self, *, engine, media, located, actor_id, on_progress=None):
+        return self._import(engine, media, located, actor_id, on_progress, **self.source(located))
+
+    def _import(self, engine, media, located, actor_id, on_progress, **source):
         from app.ingest.importer import ImportOptions, InstanceImporter
 
         options = ImportOptions(image_root=located.image_root, max_per_task=self.max_per_task, seed=self.seed or 0,
                                 **({"chunk_size": self.chunk_size} if self.chunk_size else {}))
         return InstanceImporter(engine, media, options, file_format=self.format, actor_id=actor_id,
-                                on_progress=on_progress, **self.source(located)).run(located.file)
+                                on_progress=on_progress, **source).run(located.file)
+
+
+class LlavaImport(InstanceImport):
+    format: Literal["llava"]
+    instruction_file: str | None = Field(None, max_length=1000, description=(
+        "The tasks' instructions, to cut from the human turns (the `import instructions` list, or a mapping "
+        "of task to instruction); without it, each task's shared leading text is recognised."))
+    other_files: ClassVar[tuple[str, ...]] = ("instruction_file",)
+
+    def run(self, *, engine, media, located, actor_id, on_progress=None):
+        """Finds the instructions first (a pass over the file, unless they are given), imports the rest of
+        each human turn as the input, then gives each task its instruction as a draft."""
+        from app.ingest import llava_instructions
+
+        given = located.others.get("instruction_file")
+        instructions = (llava_instructions.read_instruction_file(given) if given
+                        else llava_instructions.shared_instructions(located.file))
+        report = self._import(engine, media, located, actor_id, on_progress,
+                              parse=llava_instructions.separating(instructions))
+        report.instructions_separated = instructions
+        report.tasks_given_instructions = llava_instructions.store_imported(engine, instructions, actor_id=actor_id)
+        return report
 
 
 class TableImport(InstanceImport):
@@ -98,6 +125,7 @@ class TableImport(InstanceImport):
                                                                    "(COCO: annotations, VQA: questions).")
     join: str | None = Field(None, max_length=1000, description="A second file, joined to each record on --on.")
     join_records: str | None = Field(None, max_length=200, description="The key holding the joined file's records.")
+    other_files: ClassVar[tuple[str, ...]] = ("join",)
     on: str | None = Field(None, max_length=200, validate_default=True,
                            description="The join key: a column of both files, or 'main column=joined column'.")
     image_pattern: str | None = Field(None, max_length=500, description="img_path made from columns, e.g. "
@@ -142,9 +170,9 @@ class TableImport(InstanceImport):
 
         mapping = FieldMapping.parse(self.map, {"dataset_name": self.dataset, "task_name": self.task},
                                      self.image_pattern)
-        if located.join is None:
+        if "join" not in located.others:
             return {"parse": mapping.parser(), "read": lambda path: read_rows(path, self.records)}
-        join = Join(located.join, self.on, self.join_records, keep=mapping.source_columns())
+        join = Join(located.others["join"], self.on, self.join_records, keep=mapping.source_columns())
         return {"parse": mapping.parser(), "read": lambda path: join.rows(read_rows, path, self.records)}
 
 
@@ -188,7 +216,7 @@ class InstructionImport(ImportRequest):
             return import_instructions(session, path=located.file, actor_id=actor_id, submit=self.submit)
 
 
-REQUESTS: dict[str, type[ImportRequest]] = {"unified": InstanceImport, "llava": InstanceImport, "table": TableImport,
+REQUESTS: dict[str, type[ImportRequest]] = {"unified": InstanceImport, "llava": LlavaImport, "table": TableImport,
                                             "conversations": ConversationImport, "metadata": MetadataImport,
                                             "instructions": InstructionImport}
 assert set(REQUESTS) == set(IMPORT_FORMATS)
