@@ -124,6 +124,8 @@ def compile_template(source: str, field: str):
     except TemplateSyntaxError as error:
         message = error.message or "syntax error"
         raise TemplateProblem(field, message, error.lineno, _column(source, error.lineno, message)) from None
+    except RecursionError:  # Jinja's lexer and parser recurse once per bracket or block
+        raise TemplateProblem(field, "nested too deeply to read (brackets or blocks thousands deep)") from None
 
 
 # Jinja reports a line but no column; the token it names usually pins the column down.

@@ -122,6 +122,7 @@ def test_with_submit_a_template_that_fails_on_the_preview_sample_refuses_the_who
     ("- task: [unclosed\n", "instructions.yaml:2: not valid YAML/JSON"),
     ("task: VQA+vqa\ninstruction: x\n", "instructions.yaml:1: the file must hold a list of instructions"),
     ("[]", "instructions.yaml:1: the file must hold a list of instructions"),
+    ("- task: x\n  instruction: " + "[" * 3000, "instructions.yaml:2: nested deeper than 64 levels"),  # fuzzing
 ])
 def test_a_file_that_cannot_be_read_is_one_clear_error(db, tasks, tmp_path, text, message):
     with pytest.raises(MalformedFile, match=message):

@@ -109,7 +109,7 @@ datasets:
         apply_metadata(db, path=write(tmp_path, bad), actor_id=None)
     assert error.value.problems == [
         "meta.yaml:4: name: OTHER+chart_qa does not belong to CHARTS",
-        "meta.yaml:6: group: must be one of question answering, classification, generation",
+        "meta.yaml:6: group: Input should be 'question answering', 'classification' or 'generation'",
         "meta.yaml:7: tasks: each task needs a name",  # the task's mapping starts there
     ]
 
@@ -120,3 +120,29 @@ def test_unreadable_files_say_where(db, tmp_path):
         apply_metadata(db, path=write(tmp_path, "datasets:\n  - name: A\n   bad: [unclosed\n"), actor_id=None)
     with pytest.raises(MalformedFile, match="must hold a `datasets:` list"):
         apply_metadata(db, path=write(tmp_path, "- just a list\n"), actor_id=None)
+
+
+def test_values_of_the_wrong_shape_are_refused_by_line_not_a_traceback(db, tmp_path):
+    """Found by fuzzing (tests/test_fuzz_importers.py): each of these was a TypeError or a database error."""
+    bad = """\
+datasets:
+  - name: A
+    annotator: [ada@lab.org]
+    tasks:
+      - name: t
+        group: [classification]
+      - name: u
+        description: {long: text}
+      - name: "v\\0w"
+  - name: B
+    tasks: 5
+"""
+    with pytest.raises(MetadataInvalid) as error:
+        apply_metadata(db, path=write(tmp_path, bad), actor_id=None)
+    problems = error.value.problems
+    assert problems[0] == "meta.yaml:3: annotator: no user with the email ['ada@lab.org']"
+    assert problems[1].startswith("meta.yaml:6: group: Input should be")
+    assert problems[2] == "meta.yaml:8: description: Input should be a valid string"
+    assert problems[3].startswith("meta.yaml:9: name: contains a NUL character")
+    assert problems[4] == "meta.yaml:11: tasks: must be a list of tasks"
+    assert db.exec(select(SourceDataset)).all() == []

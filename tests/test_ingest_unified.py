@@ -255,3 +255,20 @@ def test_a_key_taken_with_different_content_is_a_conflict_named_by_line_and_fiel
     again = importer(app, settings, images).run(later)
     assert (again.imported, again.duplicates, again.rejected_count) == (1, 2, 1)
     assert [(r.line, r.field) for r in again.rejected] == [(2, "raw_output")]
+
+
+def test_what_fuzzing_found_in_json_arrays_is_refused_by_record(app, db, settings, images, tmp_path):
+    """tests/test_fuzz_importers.py found these: Python's json module (which reads JSON arrays) accepts a lone
+    surrogate escape, integers of any size and NaN, and each then failed on the way into the database."""
+    lines = [json.dumps(record(0)),
+             json.dumps(record(1)).replace('"What colour?"', '"What \\ud800 colour?"'),
+             json.dumps(record(2, note=2**70)),
+             json.dumps(record(3, score=0)).replace('"score": 0', '"score": NaN'),
+             json.dumps(record(4, note=-2**63))]
+    path = tmp_path / "in.json"
+    path.write_text("[\n" + ",\n".join(lines) + "\n]")
+    report = importer(app, settings, images).run(path)
+    assert report.imported == 2
+    assert [(r.line, r.field) for r in report.rejected] == [(3, "record"), (4, "note"), (5, "score")]
+    assert "surrogate" in report.rejected[0].reason and "64 bits" in report.rejected[1].reason
+    assert "NaN" in report.rejected[2].reason

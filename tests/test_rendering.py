@@ -52,6 +52,8 @@ def test_option_styles_image_placement_and_input_templates():
     "{{ 9 ** 99999999 }}",
     "{{ undefined_field }}",
     "{% if %}",
+    "{{ " + "(" * 3000 + "1" + ")" * 3000 + " }}",  # found by fuzzing: a RecursionError in Jinja's parser
+    "{{ " + "[" * 3000 + " }}",
 ])
 def test_hostile_templates_are_refused_quickly_and_never_run(payload):
     started = time.perf_counter()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.ingest.unified import FieldProblem, InstanceDraft, source_id, task_and_dataset, within_limit
+from app.ingest.unified import FieldProblem, InstanceDraft, source_id, storable, task_and_dataset, within_limit
 
 IMAGE_TOKEN = "<image>"
 KNOWN_FIELDS = frozenset({"id", "image", "task_name", "conversations"})
@@ -29,6 +29,7 @@ def parse_llava(data: Any, line: int) -> InstanceDraft:
     human, gpt = _exchange(data.get("conversations"))
     prompt = human.replace(IMAGE_TOKEN, "").strip()
     extra = {key: value for key, value in data.items() if key not in KNOWN_FIELDS}
+    storable(extra, "record")
     return InstanceDraft(
         line=line, dataset_name=dataset, task_name=task, source_id=source_id(data.get("id"), field="id"),
         image_path=image, input_text=prompt or None, options=None, raw_output=gpt, human_preferred_output=None,

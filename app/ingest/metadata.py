@@ -26,9 +26,10 @@ from pydantic import ValidationError
 from sqlmodel import Session, select
 
 from app.ingest.records import MalformedFile
+from app.ingest.unified import FieldProblem, task_and_dataset
 from app.ingest.yaml_lines import line_of, load_with_lines
 from app.models import SourceDataset, Task, TaskGroup, User, utcnow
-from app.schemas import DatasetIn
+from app.schemas import DatasetIn, TaskMetadataIn
 from app.services import audit
 
 
@@ -95,34 +96,48 @@ def _plan(file: str, entry: Any, users: dict[str, int], problems: list[str]):
         problems.append(f"{file}: datasets: each entry must be a mapping")
         return None
     annotator = entry.get("annotator")
-    if annotator is not None and annotator not in users:
+    if annotator is not None and (not isinstance(annotator, str) or annotator not in users):
         problems.append(f"{file}:{line_of(entry, 'annotator')}: annotator: no user with the email {annotator}")
     fields = {key: entry.get(key) for key in ("name", "url", "citation", "licence", "notes")}
     try:
-        dataset = DatasetIn(**fields, annotator_id=users.get(annotator))
+        dataset = DatasetIn(**fields, annotator_id=users.get(annotator) if isinstance(annotator, str) else None)
     except ValidationError as error:
-        for problem in error.errors():
-            key = str(problem["loc"][0])
-            problems.append(f"{file}:{line_of(entry, key)}: {key}: {problem['msg'].removeprefix('Value error, ')}")
+        _report(file, entry, error, problems)
+        return None
+    listed = entry.get("tasks") or []
+    if not isinstance(listed, list):
+        problems.append(f"{file}:{line_of(entry, 'tasks')}: tasks: must be a list of tasks")
         return None
     tasks = []
-    for task in entry.get("tasks") or []:
+    for task in listed:
         if not isinstance(task, dict) or not isinstance(task.get("name"), str):
             where = line_of(task) if isinstance(task, dict) else line_of(entry, "tasks")
             problems.append(f"{file}:{where}: tasks: each task needs a name")
             continue
-        name = task["name"] if "+" in task["name"] else f"{dataset.name}+{task['name']}"
+        try:
+            name, _ = task_and_dataset(dataset.name, task["name"])
+        except FieldProblem as problem:
+            problems.append(f"{file}:{line_of(task, 'name')}: name: {problem.reason}")
+            continue
         if not name.startswith(dataset.name + "+"):
             problems.append(f"{file}:{line_of(task, 'name')}: name: {name} does not belong to {dataset.name}")
-        group = task.get("group", TaskGroup.question_answering)
-        if group not in set(TaskGroup):
-            problems.append(f"{file}:{line_of(task, 'group')}: group: must be one of {', '.join(TaskGroup)}")
-        category = task.get("category")
-        if category is not None and (not isinstance(category, str) or len(category) > 80):
-            problems.append(f"{file}:{line_of(task, 'category')}: category: must be text of at most 80 characters")
-        tasks.append({"name": name, "task_group": group, "category": category,
-                      "description": task.get("description")})
+        try:
+            values = TaskMetadataIn(task_group=task.get("group", TaskGroup.question_answering),
+                                    category=task.get("category"), description=task.get("description"),
+                                    lock_version=0)
+        except ValidationError as error:
+            _report(file, task, error, problems, names={"task_group": "group"})
+            continue
+        tasks.append({"name": name, **values.model_dump(include={"task_group", "category", "description"})})
     return dataset, tasks
+
+
+def _report(file: str, entry: dict, error: ValidationError, problems: list[str],
+            names: dict[str, str] | None = None) -> None:
+    for problem in error.errors():
+        key = str(problem["loc"][0]) if problem["loc"] else "entry"
+        key = (names or {}).get(key, key)
+        problems.append(f"{file}:{line_of(entry, key)}: {key}: {problem['msg'].removeprefix('Value error, ')}")
 
 
 def _upsert_task(session: Session, dataset: SourceDataset, values: dict, report: MetadataReport,

@@ -8,6 +8,7 @@ line and column at fault."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,28 @@ def read_records(path: Path, under: str | None = None) -> Iterator[Record | BadL
                                               "the key that holds the records")
     yield first
     yield from items
+
+
+# A \\uD800-\\uDFFF escape: Python's json module turns a lone one into a string no database or encoder takes.
+SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def encodable(value: Any) -> bool:
+    """Whether every string in `value` (keys included) is valid Unicode, so that it can be stored."""
+    waiting = [value]
+    while waiting:
+        item = waiting.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+        elif isinstance(item, dict):
+            waiting.extend(item.keys())
+            waiting.extend(item.values())
+        elif isinstance(item, list):
+            waiting.extend(item)
+    return True
 
 
 def _one_object(path: Path) -> bool:
@@ -201,7 +224,7 @@ class _ArrayReader:
         self.counted_to = self.position
         return self.line
 
-    def value(self, decoder: json.JSONDecoder) -> Record:
+    def value(self, decoder: json.JSONDecoder) -> Record | BadLine:
         self._skip_blanks()
         line = self.current_line()
         while True:
@@ -217,7 +240,9 @@ class _ArrayReader:
                 raise MalformedFile(self.path, where, f"not valid JSON ({error.msg}, column {error.colno})") from None
             except RecursionError:  # the array cannot be resynchronised after it: the file stops here
                 self.fail("a record nested deeper than the reader can follow (thousands of levels) starts here")
-            self.position = end
+            start, self.position = self.position, end
+            if SURROGATE_ESCAPE.search(self.buffer, start, end) and not encodable(data):
+                return BadLine(line, "holds half of a UTF-16 surrogate pair (such as \\ud800), which is not text")
             return Record(line, data)
 
     def array(self, decoder: json.JSONDecoder) -> Iterator[Record]:

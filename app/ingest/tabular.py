@@ -79,8 +79,8 @@ class FieldMapping:
         """
         try:
             document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (yaml.YAMLError, UnicodeDecodeError) as error:
-            raise MappingInvalid(f"{path.name}: not valid YAML ({error})") from None
+        except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as error:
+            raise MappingInvalid(f"{path.name}: not valid YAML ({type(error).__name__}: {error})") from None
         if not isinstance(document, dict) or not isinstance(document.get("fields", {}), dict):
             raise MappingInvalid(f"{path.name}: expected `fields: {{target: source column}}`")
         join = document.get("join") or {}

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,8 +130,9 @@ def no_nul(text: str, field: str) -> str:
 
 
 def storable(value: Any, field: str) -> None:
-    """Fields kept as they are (provenance): no NUL in any key or string, and at most MAX_DEPTH levels deep.
-    Walked with a stack, not recursion: a hostile record cannot exhaust Python's."""
+    """Fields kept as they are (provenance): no NUL in any key or string, numbers JSON can carry (finite, and
+    integers within 64 bits), and at most MAX_DEPTH levels deep. Walked with a stack, not recursion: a hostile
+    record cannot exhaust Python's."""
     waiting = [(value, field, 1)]
     while waiting:
         item, where, depth = waiting.pop()
@@ -138,6 +140,12 @@ def storable(value: Any, field: str) -> None:
             raise FieldProblem(where, f"is nested deeper than {MAX_DEPTH} levels")
         if isinstance(item, str):
             no_nul(item, where)
+        elif isinstance(item, bool):
+            continue
+        elif isinstance(item, int) and not -2**63 <= item < 2**64:
+            raise FieldProblem(where, "holds an integer larger than 64 bits")
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise FieldProblem(where, "holds NaN or Infinity, which JSON does not have")
         elif isinstance(item, dict):
             for key, inner in item.items():
                 no_nul(str(key), where)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from app.ingest.records import MalformedFile
+from app.ingest.records import SURROGATE_ESCAPE, MalformedFile, encodable
 
 
 class LineLoader(yaml.SafeLoader):
@@ -34,10 +35,34 @@ def keys_of(mapping: dict) -> set[str]:
 def load_with_lines(path: Path) -> Any:
     """The document; a file that is not UTF-8 YAML/JSON is a MalformedFile at the line at fault."""
     try:
-        return yaml.load(path.read_text(encoding="utf-8-sig"), Loader=LineLoader)  # noqa: S506 - a SafeLoader
+        text = path.read_text(encoding="utf-8-sig")
+        _refuse_deep_brackets(path, text)
+        document = yaml.load(text, Loader=LineLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         raise MalformedFile(path, mark.line + 1 if mark else 1,
                             f"not valid YAML/JSON ({getattr(error, 'problem', None) or error})") from None
     except UnicodeDecodeError:
         raise MalformedFile(path, 1, "not UTF-8 text") from None
+    except RecursionError:  # the YAML parser recurses once per level
+        raise MalformedFile(path, 1, "nested too deeply to read (brackets or indentation thousands deep)") from None
+    if not encodable(document):  # YAML turns "\ud800" into a string that nothing can store
+        escape = SURROGATE_ESCAPE.search(text)
+        raise MalformedFile(path, text.count("\n", 0, escape.start()) + 1 if escape else 1,
+                            "holds half of a UTF-16 surrogate pair (such as \\ud800), which is not text")
+    return document
+
+
+MAX_BRACKET_DEPTH = 64
+_BRACKETS = re.compile(r"[\[\]{}]")
+
+
+def _refuse_deep_brackets(path: Path, text: str) -> None:
+    """Flow-style nesting thousands deep ("[[[[...") takes the YAML parser seconds to give up on: refused at
+    once, by line. (Nesting by indentation needs megabytes to go as deep, and is caught by RecursionError.)"""
+    depth = 0
+    for bracket in _BRACKETS.finditer(text):
+        depth += 1 if bracket.group() in "[{" else -1
+        if depth > MAX_BRACKET_DEPTH:
+            line = text.count("\n", 0, bracket.start()) + 1
+            raise MalformedFile(path, line, f"nested deeper than {MAX_BRACKET_DEPTH} levels of brackets")
