@@ -151,3 +151,12 @@ def test_a_table_that_holds_no_records_or_cannot_be_read_is_one_clear_error(app,
                      **({"records": "annotations"} if name.endswith(".json") else {}))
     assert failure(error.value).startswith(expected)
     assert db.exec(select(Instance)).all() == []
+
+
+def test_a_top_level_key_that_is_not_text_stops_the_file_with_where(tmp_path):
+    from app.ingest.records import read_records
+
+    path = tmp_path / "odd.json"
+    path.write_text('{"\\ud800": 1, "questions": [{"a": 1}]}')
+    with pytest.raises(MalformedFile, match="odd.json:1: expected a key"):
+        list(read_records(path, "questions"))

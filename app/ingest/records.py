@@ -267,9 +267,10 @@ class _ArrayReader:
         self.next_char()
         seen: list[str] = []
         while self.peek() not in ("}", ""):
-            name = self.value(decoder).data
-            if not isinstance(name, str):
+            parsed = self.value(decoder)
+            if not isinstance(parsed, Record) or not isinstance(parsed.data, str):
                 self.fail("expected a key (a string) in the top-level object")
+            name = parsed.data
             self.expect(":")
             if name == key:
                 if self.peek() != "[":
