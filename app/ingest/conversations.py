@@ -151,5 +151,6 @@ class ConversationImporter:
                              "image_id": image_id, "conversations": draft.conversations,
                              "rkey": stable_rkey(self.options.pool, draft.position)})
             if rows:
+                self.images.make_durable()  # before the rows that point at the images commit
                 connection.execute(insert_ignoring_conflicts(connection, ConversationItem), rows)
             report.imported += len(rows)

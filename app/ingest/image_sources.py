@@ -4,13 +4,14 @@ cannot write anywhere; such entries, links and special files are simply never se
 
 from __future__ import annotations
 
+import os
+import stat
 import tarfile
 import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 from app.ingest.images import ImageRejected
-from app.storage import PathOutsideRoot, confined
 
 ARCHIVE_SUFFIXES = (".zip", ".tar")
 
@@ -70,21 +71,32 @@ def _too_large(size: int, max_bytes: int) -> ImageRejected:
 
 
 class FolderSource:
+    """Files under a folder. Read with plain os calls on strings (one realpath, one open, one fstat): at
+    200,000 distinct images, pathlib's resolve() and three stats per image were a third of an import."""
+
     def __init__(self, root: Path):
-        self.root = root
+        self.prefix = os.path.realpath(root).rstrip(os.sep) + os.sep
 
     def read(self, relative: str, max_bytes: int) -> bytes:
+        path = os.path.realpath(os.path.join(self.prefix, relative))
+        if not path.startswith(self.prefix):
+            raise ImageRejected(f"{relative} is outside the image root")
         try:
-            path = confined(self.root, relative)
-        except PathOutsideRoot:
-            raise ImageRejected(f"{relative} is outside the image root") from None
-        if not path.is_file():
-            raise ImageRejected(f"{relative} does not exist under the image root" if not path.exists()
-                                else f"{relative} is not a file")
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise _too_large(size, max_bytes)
-        return path.read_bytes()
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            raise ImageRejected(f"{relative} does not exist under the image root") from None
+        except OSError as error:
+            raise ImageRejected(f"{relative} cannot be read ({error.strerror})") from None
+        try:
+            status = os.fstat(fd)
+            if not stat.S_ISREG(status.st_mode):
+                raise ImageRejected(f"{relative} is not a file")
+            if status.st_size > max_bytes:
+                raise _too_large(status.st_size, max_bytes)
+            with os.fdopen(fd, "rb", closefd=False) as stream:
+                return stream.read()
+        finally:
+            os.close(fd)
 
     def close(self) -> None:
         pass

@@ -99,11 +99,13 @@ class InstanceImporter:
         return report
 
     def _write_chunk(self, chunk: Chunk, report: ImportReport) -> None:
+        if chunk.images_stored:  # written by the reading process, not yet synced: before any row points at them
+            self.media.make_durable()
         with self.engine.begin() as connection:
             for name, dataset in chunk.datasets.items():
                 if name not in self._task_ids:
                     self._task_ids[name] = self._task_id(connection, name, dataset, report)
-            image_ids = {sha256: self.images.image_id(connection, image) for sha256, image in chunk.images.items()}
+            image_ids = self.images.image_ids(connection, chunk.images.values())
             task_ids, touched, values = self._task_ids, set(), []
             for task_name, source_id, image, input_text, options, raw, preferred, rkey, provenance in chunk.rows:
                 task_id = task_ids[task_name]

@@ -2,24 +2,28 @@
 
 Two halves, which may run in two processes: `take` reads, checks and stores the file (no database; an
 import's reading side), `image_id` finds or makes its row (the writing side). The file is in the media store
-before any row can point at it, so a crash leaves at most an unreferenced file, never a row without its file.
-Nothing caches image bytes: a cached answer is the image's metadata."""
+before any row can point at it, so a crash leaves at most an unreferenced file, never a row without its file:
+files are written without an fsync each, and the writing side makes them durable with one `make_durable()`
+(a syncfs) before it commits rows that point at them. Nothing caches image bytes: a cached answer is the
+image's metadata."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
-from app.ingest.bulk import get_or_create
+from app.ingest.bulk import insert_ignoring_conflicts
 from app.ingest.image_sources import ImageSource, open_image_source
 from app.ingest.images import ImageRejected, check_image
 from app.models import Image, utcnow
 from app.storage import MediaStore
 
 PATH_CACHE = 50_000  # recently seen paths: datasets reuse images across instances and tasks
+IN_CLAUSE = 500  # sha256s per lookup
 ID_CACHE = 200_000  # image ids by sha256 (a million distinct images would otherwise be ~150 MB of keys)
 
 
@@ -44,6 +48,7 @@ class ImageIntake:
         self._open()
         self.max_bytes, self.max_pixels = max_bytes, max_pixels
         self.stored = 0  # new files written to the media store by this run
+        self._durable = 0  # ... of which made durable
         self._checked: OrderedDict[str, StoredImage | ImageRejected] = OrderedDict()
         self._ids: dict[str, int] = {}
 
@@ -61,7 +66,7 @@ class ImageIntake:
             result: StoredImage | ImageRejected = rejection
         else:
             if not self.media.exists(checked.sha256):
-                self.media.put(checked.data)
+                self.media.put(checked.data, durable=False)
                 self.stored += 1
             result = StoredImage(checked.sha256, checked.width, checked.height, checked.format, checked.bytes)
         self._checked[relative] = result
@@ -69,18 +74,38 @@ class ImageIntake:
             self._checked.popitem(last=False)
         return result
 
+    def make_durable(self) -> None:
+        """What `take` stored since the last call survives a crash (before rows pointing at it commit)."""
+        if self.stored != self._durable:
+            self.media.make_durable()
+            self._durable = self.stored
+
     def image_id(self, connection: Connection, image: StoredImage) -> int:
         """The image's row id, made on first sight."""
-        found = self._ids.get(image.sha256)
-        if found is not None:
-            return found
-        image_id = get_or_create(connection, Image, "sha256", image.sha256, {
-            "width": image.width, "height": image.height, "format": image.format, "bytes": image.bytes,
-            "created_at": utcnow()})
-        if len(self._ids) >= ID_CACHE:
-            self._ids.clear()  # rows found again cost one lookup each
-        self._ids[image.sha256] = image_id
-        return image_id
+        return self.image_ids(connection, [image])[image.sha256]
+
+    def image_ids(self, connection: Connection, images: Iterable[StoredImage]) -> dict[str, int]:
+        """Each image's row id by sha256, made on first sight: a few statements per IN_CLAUSE images, not
+        three per image (which made an import of 200,000 distinct images spend most of its time here)."""
+        wanted = {image.sha256: image for image in images}
+        ids = {sha256: self._ids[sha256] for sha256 in wanted if sha256 in self._ids}
+        missing = [sha256 for sha256 in wanted if sha256 not in ids]
+        for start in range(0, len(missing), IN_CLAUSE):
+            batch = missing[start:start + IN_CLAUSE]
+            found = dict(connection.execute(select(Image.sha256, Image.id).where(Image.sha256.in_(batch))).all())
+            new = [sha256 for sha256 in batch if sha256 not in found]
+            if new:
+                now = utcnow()
+                connection.execute(insert_ignoring_conflicts(connection, Image), [
+                    {"sha256": sha256, "width": wanted[sha256].width, "height": wanted[sha256].height,
+                     "format": wanted[sha256].format, "bytes": wanted[sha256].bytes, "created_at": now}
+                    for sha256 in new])
+                found.update(connection.execute(select(Image.sha256, Image.id).where(Image.sha256.in_(new))).all())
+            ids.update(found)
+        if len(self._ids) + len(missing) > ID_CACHE:
+            self._ids.clear()  # rows found again cost a lookup per batch
+        self._ids.update((sha256, ids[sha256]) for sha256 in missing)
+        return ids
 
     def _open(self) -> ImageSource | None:
         if self._source is None and self.root is not None:
