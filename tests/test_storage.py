@@ -35,3 +35,33 @@ def test_confined_refuses_paths_that_leave_the_root(tmp_path):
     for hostile in ("../secret.txt", "/etc/passwd", "sub/../../secret.txt", "escape"):
         with pytest.raises(PathOutsideRoot):
             confined(root, hostile)
+
+
+def test_files_stored_without_an_fsync_each_are_whole_and_made_durable_at_once(tmp_path):
+    store = MediaStore(tmp_path / "media")
+    digests = [store.put(f"image {k}".encode(), durable=False) for k in range(3)]
+    store.make_durable()  # one syncfs for the three; raises if the kernel refuses
+    assert [store.path_for(d).read_bytes() for d in digests] == [f"image {k}".encode() for k in range(3)]
+    assert not list((tmp_path / "media").rglob(".incoming-*"))  # no temporary file left behind
+
+
+def test_a_folder_image_source_refuses_what_is_not_a_regular_file_inside_its_root(tmp_path):
+    import os
+
+    from app.ingest.image_sources import FolderSource
+    from app.ingest.images import ImageRejected
+
+    root = tmp_path / "images"
+    (root / "sub").mkdir(parents=True)
+    (root / "a.jpg").write_bytes(b"jpeg bytes")
+    os.mkfifo(root / "pipe.jpg")  # opening it for reading would wait for a writer for ever
+    (tmp_path / "secret.jpg").write_bytes(b"outside")
+    (root / "link.jpg").symlink_to(tmp_path / "secret.jpg")
+    source = FolderSource(root)
+    assert source.read("a.jpg", 100) == b"jpeg bytes"
+    for name, reason in [("pipe.jpg", "is not a file"), ("sub", "is not a file"), ("nope.jpg", "does not exist"),
+                         ("link.jpg", "outside the image root"), ("../secret.jpg", "outside the image root")]:
+        with pytest.raises(ImageRejected, match=reason):
+            source.read(name, 100)
+    with pytest.raises(ImageRejected, match="more than the 4 allowed"):
+        source.read("a.jpg", 4)

@@ -82,7 +82,7 @@ class FolderSource:
         if not path.startswith(self.prefix):
             raise ImageRejected(f"{relative} is outside the image root")
         try:
-            fd = os.open(path, os.O_RDONLY)
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO would block the import for good
         except FileNotFoundError:
             raise ImageRejected(f"{relative} does not exist under the image root") from None
         except OSError as error:
