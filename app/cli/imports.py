@@ -149,11 +149,10 @@ def _run(fields: dict, report_file: Path | None = None, actor_id: int | None = N
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from app.db import make_engine
-    from app.ingest.instructions import InstructionsInvalid
-    from app.ingest.metadata import MetadataInvalid
     from app.ingest.records import estimate_records
     from app.ingest.report import ImportReport
     from app.ingest.requests import failure, request_model
+    from app.ingest.yaml_lines import EntriesRefused
     from app.storage import MediaStore
 
     given = {name: str(value) if isinstance(value, Path) else value for name, value in fields.items()
@@ -176,8 +175,7 @@ def _run(fields: dict, report_file: Path | None = None, actor_id: int | None = N
             message = failure(error, wanted)
             if message is None:
                 raise
-            refused = isinstance(error, MetadataInvalid | InstructionsInvalid)  # its entries, each with its line
-            fail(message, code=1 if refused else 2)
+            fail(message, code=1 if isinstance(error, EntriesRefused) else 2)  # refused entries, or the file
     _print_report(report, report_file)
     if isinstance(report, ImportReport):
         if not (report.imported or report.duplicates or report.not_sampled or report.rejected_count):

@@ -24,7 +24,7 @@ from sqlmodel import Session, select
 
 from app.failures import Invalid
 from app.ingest.records import MalformedFile
-from app.ingest.yaml_lines import keys_of, line_of, load_with_lines
+from app.ingest.yaml_lines import EntriesRefused, keys_of, line_of, load_with_lines
 from app.models import ImagePlacement, Instruction, OptionsStyle, Task
 from app.rendering import MAX_TEMPLATE_CHARS, InstructionSpec, lint_templates
 from app.services import instructions as instruction_service
@@ -37,10 +37,8 @@ CHOICES = {"option_style": [str(style) for style in OptionsStyle],
            "image_position": [str(placement) for placement in ImagePlacement]}
 
 
-class InstructionsInvalid(ValueError):
-    def __init__(self, problems: list[str]):
-        super().__init__("\n".join(problems))
-        self.problems = problems
+class InstructionsInvalid(EntriesRefused):
+    pass
 
 
 @dataclass

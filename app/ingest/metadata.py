@@ -27,16 +27,14 @@ from sqlmodel import Session, select
 
 from app.ingest.records import MalformedFile
 from app.ingest.unified import FieldProblem, task_and_dataset
-from app.ingest.yaml_lines import line_of, load_with_lines
+from app.ingest.yaml_lines import EntriesRefused, line_of, load_with_lines
 from app.models import SourceDataset, Task, TaskGroup, User, utcnow
 from app.schemas import DatasetIn, TaskMetadataIn
 from app.services import audit
 
 
-class MetadataInvalid(ValueError):
-    def __init__(self, problems: list[str]):
-        super().__init__("\n".join(problems))
-        self.problems = problems
+class MetadataInvalid(EntriesRefused):
+    pass
 
 
 @dataclass

@@ -21,6 +21,7 @@ from app.ingest.image_sources import ImageSourceInvalid, is_archive
 from app.ingest.joins import JoinInvalid, split_on
 from app.ingest.records import MalformedFile
 from app.ingest.tabular import FieldMapping, MappingInvalid
+from app.ingest.yaml_lines import EntriesRefused
 from app.storage import MediaStore, PathOutsideRoot, confined
 
 Progress = Callable[[int], None]  # records read so far
@@ -232,14 +233,11 @@ def request_model(file_format: str) -> type[ImportRequest]:
 
 def failure(error: Exception, wanted: ImportRequest | None = None) -> str | None:
     """What to tell the user of an import that stopped on its input, or None for any other error."""
-    from app.ingest.instructions import InstructionsInvalid
-    from app.ingest.metadata import MetadataInvalid
-
     if isinstance(error, MalformedFile):
         chunked = error.line > 1 and not (wanted and wanted.all_or_nothing)
         after = " (whole chunks before it were imported; fix the file and import again)" if chunked else ""
         return f"{error.path.name}:{error.line}: {error.message}{after}"
-    if isinstance(error, MetadataInvalid | InstructionsInvalid):
+    if isinstance(error, EntriesRefused):
         return "nothing was imported:\n" + "\n".join(f"  {problem}" for problem in error.problems)
     if isinstance(error, ImageSourceInvalid | Invalid | MappingInvalid | JoinInvalid):
         return getattr(error, "message", None) or str(error)

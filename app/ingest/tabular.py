@@ -211,20 +211,10 @@ def _csv(path: Path) -> Iterator[Record | BadLine]:
 
 
 def _parquet(path: Path) -> Iterator[Record]:
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    position = 0
-    try:
-        parquet = pq.ParquetFile(path)
-        for batch in parquet.iter_batches(batch_size=10_000):
-            for row in batch.to_pylist():
-                position += 1
-                yield Record(position, row)
-    except (pa.ArrowException, OSError) as error:
-        raise MalformedFile(path, position + 1, f"not a readable Parquet file ({error})") from None
-    if not position:
-        raise MalformedFile(path, 1, "holds no records (a Parquet file with no rows)")
+    yield from _arrow_rows([path], lambda file: pq.ParquetFile(file).iter_batches(batch_size=10_000),
+                           "a readable Parquet file", "a Parquet file with no rows")
 
 
 def _arrow_folder(path: Path) -> Iterator[Record]:
@@ -234,15 +224,28 @@ def _arrow_folder(path: Path) -> Iterator[Record]:
     files = sorted(path.glob("data-*.arrow")) or sorted(path.glob("*.arrow"))
     if not files:
         raise MappingInvalid(f"{path} holds no .arrow files (expected a datasets save_to_disk folder)")
+    def batches(file: Path):
+        with pa.memory_map(str(file)) as source:
+            yield from pa.ipc.open_stream(source)
+
+    yield from _arrow_rows(files, batches, "a readable Arrow stream", "its .arrow files have no rows",
+                           empty_path=path)
+
+
+def _arrow_rows(files: list[Path], batches, kind: str, empty: str, empty_path: Path | None = None
+                ) -> Iterator[Record]:
+    """The rows of each file's record batches, numbered by position (1-based) across the files; a file Arrow
+    cannot read, or no rows at all, is a MalformedFile."""
+    import pyarrow as pa
+
     position = 0
     for file in files:
         try:
-            with pa.memory_map(str(file)) as source:
-                for batch in pa.ipc.open_stream(source):
-                    for row in batch.to_pylist():
-                        position += 1
-                        yield Record(position, row)
+            for batch in batches(file):
+                for row in batch.to_pylist():
+                    position += 1
+                    yield Record(position, row)
         except (pa.ArrowException, OSError) as error:
-            raise MalformedFile(file, position + 1, f"not a readable Arrow stream ({error})") from None
+            raise MalformedFile(file, position + 1, f"not {kind} ({error})") from None
     if not position:
-        raise MalformedFile(path, 1, "holds no records (its .arrow files have no rows)")
+        raise MalformedFile(empty_path or files[0], 1, f"holds no records ({empty})")

@@ -11,6 +11,14 @@ import yaml
 from app.ingest.records import SURROGATE_ESCAPE, MalformedFile, encodable
 
 
+class EntriesRefused(ValueError):
+    """An all-or-nothing import's file read, and refused: every problem, each with its line."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
 class LineLoader(yaml.SafeLoader):
     """Keeps where each mapping and each of its keys is (1-based lines under `__line__` and `__lines__`)."""
 
