@@ -32,8 +32,9 @@ def iterate_in_background(produce: Callable[[], Iterator[T]]) -> Iterator[T]:
         return
     context = multiprocessing.get_context("fork")
     channel = context.Queue(maxsize=AHEAD)
-    producer = context.Process(target=_produce, args=(produce, channel, os.getpid()), daemon=True,
-                               name="import-reader")
+    # Not a daemon, so that it may start processes of its own (an import's image checkers); it is ended below
+    # however this ends, and by the kernel if this process dies (app/forked.py).
+    producer = context.Process(target=_produce, args=(produce, channel, os.getpid()), name="import-reader")
     producer.start()
     try:
         while True:

@@ -58,6 +58,36 @@ def insert_instances(connection: Connection, rows: list[tuple], created_at: date
     return driver.total_changes - before
 
 
+def image_ids(connection: Connection, sha256s: list[str]) -> dict[str, int]:
+    """The ids of the image rows among `sha256s`, by sha256: one statement however many (a JSON array on
+    SQLite, an array on PostgreSQL), where an IN list per few hundred cost more compiling than looking up."""
+    if not sha256s:
+        return {}
+    if connection.dialect.name == "postgresql":
+        sql, parameter = "SELECT sha256, id FROM image WHERE sha256 = ANY(%s)", sha256s
+    else:
+        sql, parameter = "SELECT sha256, id FROM image WHERE sha256 IN (SELECT value FROM json_each(?))", \
+            orjson.dumps(sha256s).decode()
+    return dict(connection.exec_driver_sql(sql, (parameter,)).all())
+
+
+def insert_images(connection: Connection, images: list[tuple], created_at: datetime) -> None:
+    """Inserts image rows, tuples of (sha256, width, height, format, bytes), skipping those whose sha256 is
+    already there (another import may have stored it a moment ago): one statement however many."""
+    if not images:
+        return
+    columns = "sha256, width, height, format, bytes, created_at"
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(
+            f"INSERT INTO image ({columns}) SELECT *, %s FROM unnest(%s::text[], %s::int[], %s::int[], %s::text[], "
+            "%s::bigint[]) ON CONFLICT DO NOTHING", (created_at, *map(list, zip(*images, strict=True))))
+        return
+    stamp = created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")  # as in insert_instances
+    fields = ", ".join(f"json_extract(value, '$[{k}]')" for k in range(5))
+    connection.exec_driver_sql(f"INSERT INTO image ({columns}) SELECT {fields}, ? FROM json_each(?) WHERE true "
+                               "ON CONFLICT DO NOTHING", (stamp, orjson.dumps(images).decode()))
+
+
 def insert_ignoring_conflicts(connection: Connection, model):
     """INSERT ... ON CONFLICT DO NOTHING for `model`, in the connection's dialect."""
     if connection.dialect.name == "postgresql":

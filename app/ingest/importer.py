@@ -29,7 +29,7 @@ from app.ingest import CHUNK_SIZE, duplicates
 from app.ingest.background import iterate_in_background
 from app.ingest.bulk import as_json, get_or_create, insert_instances, stable_rkey
 from app.ingest.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageRejected
-from app.ingest.intake import ImageIntake, StoredImage
+from app.ingest.intake import ImageIntake, StoredImage, default_workers
 from app.ingest.llava import parse_llava
 from app.ingest.records import BadLine, Record, read_records
 from app.ingest.report import ImportReport, Rejection
@@ -50,6 +50,7 @@ class ImportOptions:
     seed: int = 0
     max_image_bytes: int = DEFAULT_MAX_BYTES
     max_image_pixels: int = DEFAULT_MAX_PIXELS
+    image_workers: int | None = None  # processes checking images; one per core when None
 
 
 Parser = Callable[[Any, int], InstanceDraft]  # (record, line) -> draft, or FieldProblem
@@ -68,7 +69,8 @@ class InstanceImporter:
         self.on_progress = on_progress or (lambda seen: None)
         self._task_ids: dict[str, int] = {}
         self.images = ImageIntake(media, options.image_root, max_bytes=options.max_image_bytes,
-                                  max_pixels=options.max_image_pixels)
+                                  max_pixels=options.max_image_pixels,
+                                  workers=options.image_workers or default_workers())
 
     def run(self, path: Path) -> ImportReport:
         try:
@@ -206,7 +208,8 @@ def read_chunks(path: Path, options: ImportOptions, parse: Parser, read: Reader 
 def prepared_chunks(chunks: Iterator[Chunk], database_url: str, images: ImageIntake) -> Iterator[Chunk]:
     """The chunks without the rows the database already held when this began (looked up on a connection of
     its own, so it can run in another process), and with their images checked and stored: a row whose image
-    is refused is a rejection, the others name their image by sha256."""
+    is refused is a rejection, the others name their image by sha256. Closes `images`' pool and source when
+    done (in the reading process, its own copy of them)."""
     engine = make_engine(database_url)
     try:
         with engine.connect() as connection:
@@ -217,6 +220,7 @@ def prepared_chunks(chunks: Iterator[Chunk], database_url: str, images: ImageInt
             _take_images(chunk, images)
             yield chunk
     finally:
+        images.close()
         engine.dispose()
 
 
@@ -249,12 +253,13 @@ def _without_present(chunk: Chunk, engine: Engine, existing_tasks: dict[str, int
 def _take_images(chunk: Chunk, images: ImageIntake) -> None:
     """Checks and stores the rows' images, and makes each row what the writing side wants."""
     stored_before, rows, lines = images.stored, [], []
+    taken = images.take_many(row[IMAGE] for row in chunk.rows if row[IMAGE] is not None)
     for row in chunk.rows:
         if row[IMAGE] is None:
             rows.append(row[1:])
             lines.append(row[LINE])
             continue
-        image = images.take(row[IMAGE])
+        image = taken[row[IMAGE]]
         if isinstance(image, ImageRejected):
             chunk.rejections.append(Rejection(chunk.file, row[LINE], "img_path", str(image)))
             continue
