@@ -4,7 +4,8 @@
 
 Preview: POSTs to the editor's preview endpoint through the real app (in-process ASGI, real database),
 p50/p95 over --repeat requests; the floor measured in the same run is /healthz. Lint: every instance of the
-task rendered and checked by `rendering.lint_on_instances`, rows read from the database. Targets: preview p95
+task rendered and checked by `rendering.lint_on_instances`, rows read from the database. Records are
+realistic (bench/filling.py), or the old thin ones with --thin. Targets: preview p95
 < 100 ms, lint of 10k < 2 s. The last line is one JSON object with every figure.
 """
 
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import sys
 import time
 from pathlib import Path
@@ -21,37 +21,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fastapi.testclient import TestClient  # noqa: E402
-from sqlalchemy import insert  # noqa: E402
 from sqlmodel import Session, select  # noqa: E402
 from task_pages import measure  # noqa: E402
 
 from app.config import Settings  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
-from app.models import Instance, Role, Task, utcnow  # noqa: E402
+from app.models import Instance, Role, Task  # noqa: E402
 from app.rendering import InstructionSpec, lint_on_instances  # noqa: E402
 from app.schemas import UserCreate  # noqa: E402
 from app.services import instructions as instruction_service  # noqa: E402
 from app.services import users as user_service  # noqa: E402
-from app.services.tasks import refresh_instance_counts  # noqa: E402
+from bench.filling import fill  # noqa: E402
 from tests.scratch import scratch_database, throwaway_folder  # noqa: E402
 
 SPEC = InstructionSpec(text="Answer the question about the chart. {% if options %}Choose one option.{% endif %}",
                        output_template="The answer is {{ raw_output }}.")
-
-
-def fill(session: Session, size: int) -> Task:
-    task = Task(name="CHARTQA+chart_question_answer")
-    session.add(task)
-    session.flush()
-    rng, colours = random.Random(0), ["red", "green", "blue", "yellow"]
-    session.execute(insert(Instance), [
-        {"task_id": task.id, "source_id": str(k), "input_text": f"Which bar is highest in chart {k}?",
-         "options": colours if k % 2 else None, "raw_output": rng.choice(colours), "split": "train",
-         "status": "active", "rkey": rng.getrandbits(31), "created_at": utcnow()} for k in range(size)])
-    refresh_instance_counts(session, task_ids=[task.id])
-    session.commit()
-    return task
 
 
 def main() -> None:
@@ -59,14 +44,16 @@ def main() -> None:
     parser.add_argument("--database-url")
     parser.add_argument("--instances", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=40)
+    parser.add_argument("--thin", action="store_true", help="the old, thin records (bench/filling.py)")
     args = parser.parse_args()
     workdir = throwaway_folder("studio-authoring-bench-")
     with scratch_database(args.database_url, workdir) as url:
         upgrade(url)
+        fill(url, 1, args.instances, seed=0, media=workdir / "media", thin=args.thin)  # one task, with options
         app = create_app(Settings(mode="test", data_dir=workdir, database_url=url, log_level="warning",
                                   _env_file=None))
         with Session(app.state.engine, expire_on_commit=False) as session:
-            task = fill(session, args.instances)
+            task = session.exec(select(Task)).one()
             author, _ = user_service.create_user(session, data=UserCreate(
                 email="a@example.org", display_name="a", roles=[Role.author], password="bench password"), actor_id=None)
             instruction = instruction_service.create_instruction(session, task_id=task.id, label="main",
@@ -95,7 +82,8 @@ def main() -> None:
             issues = lint_on_instances(SPEC, instances, token_budget=2048)
         lint_s = time.perf_counter() - started
         app.state.engine.dispose()
-    figures = {"database": url.split(":")[0].split("+")[0], "instances": args.instances,
+    figures = {"database": url.split(":")[0].split("+")[0], "records": "thin" if args.thin else "realistic",
+               "instances": args.instances,
                "baseline_healthz": floor, "preview_p50_ms": round(timings[len(timings) // 2], 2),
                "preview_p95_ms": round(timings[int(0.95 * (len(timings) - 1))], 2),
                "lint_10k_s": round(lint_s * 10_000 / args.instances, 3), "lint_issues": len(issues)}

@@ -225,8 +225,8 @@ def main() -> None:
     per_s = round(studio["imported"] / studio["seconds"])
     figures = {
         "database": url.split(":")[0].split("+")[0], "records": "thin" if args.thin else "realistic",
-        "instances": studio["imported"],
-        "instances_per_s": per_s, "baseline": floor["kind"], "baseline_per_s": floor["per_s"], "ratio": round(per_s / floor["per_s"], 2),
+        "instances": studio["imported"], "instances_per_s": per_s, "baseline": floor["kind"],
+        "baseline_per_s": floor["per_s"], "ratio": round(per_s / floor["per_s"], 2),
         "peak_rss_mb": studio["peak_rss_mb"], "import_seconds": studio["seconds"],
         "baseline_seconds": floor["seconds"], "browse_p95_ms": browse["p95_ms"], "browse": browse,
     }

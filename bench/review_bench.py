@@ -42,7 +42,7 @@ from app.services import instructions as instruction_service  # noqa: E402
 from app.services import spot_checks  # noqa: E402
 from app.services.sampling import sample_instances  # noqa: E402
 from app.services.tasks import refresh_instance_counts  # noqa: E402
-from bench.task_pages import fill  # noqa: E402
+from bench.filling import fill  # noqa: E402
 from tests.factories import login, make_user  # noqa: E402
 from tests.scratch import scratch_database, throwaway_folder  # noqa: E402
 from tests.swarm import run_swarm  # noqa: E402
@@ -166,6 +166,7 @@ def main() -> None:
     parser.add_argument("--swarm-seconds", type=float, default=30.0)
     parser.add_argument("--web-workers", type=int, default=1, help="server processes for the crowds "
                         "(STUDIO_WEB_WORKERS)")
+    parser.add_argument("--thin", action="store_true", help="the old, thin records (bench/filling.py)")
     args = parser.parse_args()
 
     workdir = throwaway_folder("studio-review-bench-")
@@ -174,7 +175,7 @@ def main() -> None:
 
         command.upgrade(alembic_config(url, configure_logging=False), "head")
         print(f"filling {args.tasks} tasks with {args.instances:,} instances", file=sys.stderr)
-        fill(url, args.tasks, args.instances, seed=1)
+        fill(url, args.tasks, args.instances, seed=1, media=workdir / "media", thin=args.thin)
         app = create_app(Settings(mode="test", data_dir=workdir, database_url=url, log_level="warning",
                                   _env_file=None))
         with Session(app.state.engine, expire_on_commit=False) as session:
@@ -206,7 +207,8 @@ def main() -> None:
             lost = lost_decisions(session, crowds[16].pop("_decided") + crowds[8].pop("_decided"))
         engine.dispose()
         figures = {
-            "database": make_url(url).get_backend_name(), "tasks": args.tasks + 1,
+            "database": make_url(url).get_backend_name(), "records": "thin" if args.thin else "realistic",
+            "tasks": args.tasks + 1,
             "instances": args.instances + 10_000,
             "baseline_healthz_p95_ms": percentile(floor, 0.95),
             "next_item_p50_ms": round(statistics.median(timings["next"]), 2),

@@ -3,7 +3,8 @@
     .venv/bin/python bench/task_pages.py                       # SQLite file in a temp dir
     .venv/bin/python bench/task_pages.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-Builds the database through the real migration, fills it with Core bulk inserts, then requests each page
+Builds the database through the real migration, fills it with Core bulk inserts (bench/filling.py;
+realistic records, or the old thin ones with --thin), then requests each page
 through the real app (in-process ASGI client, real database) and prints p50/p95 per page. The baseline,
 measured in the same run, is /healthz: the framework, session and database round trip with no work, so
 `over_floor_ms` is what each page itself costs. The last line is one JSON object with every figure.
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import statistics
 import sys
 import time
@@ -22,72 +22,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fastapi.testclient import TestClient  # noqa: E402
-from sqlalchemy import create_engine, insert, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlmodel import Session  # noqa: E402
 
 from app.config import Settings  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.migrate import alembic_config  # noqa: E402
-from app.models import Instance, Role, Task, TaskStatus  # noqa: E402
+from app.models import Role  # noqa: E402
 from app.schemas import UserCreate  # noqa: E402
 from app.services import users as user_service  # noqa: E402
-from app.services.tasks import refresh_instance_counts  # noqa: E402
+from bench.filling import fill  # noqa: E402
 from tests.scratch import scratch_database, throwaway_folder  # noqa: E402
-
-CATEGORIES = ["Perception", "OCR", "Counting", "Reasoning", "Science", "Charts", "Captioning"]
-GROUPS = ["question answering", "classification", "generation"]
-
-
-def fill(url: str, tasks: int, instances: int, seed: int) -> None:
-    engine = create_engine(url)
-    rng = random.Random(seed)
-    per_task = instances // tasks
-    statuses = list(TaskStatus)
-    started = time.perf_counter()
-    with engine.begin() as connection:
-        connection.execute(insert(Task.__table__), [
-            {"name": f"DATASET{k // 2:03d}+task_{k:03d}", "task_group": GROUPS[k % 3], "category": CATEGORIES[k % 7],
-             "status": statuses[k % len(statuses)], "lock_version": 1,
-             "created_at": _now(), "updated_at": _now()} for k in range(tasks)])
-        task_ids = [row[0] for row in connection.execute(text("select id from task order by id"))]
-    batch, done = [], 0
-    for task_id in task_ids:
-        for k in range(per_task):
-            batch.append({"task_id": task_id, "source_id": str(k), "raw_output": "a", "split": "train",
-                          "status": "active" if k % 50 else "flagged", "rkey": rng.getrandbits(31),
-                          "created_at": _now()})
-            if len(batch) == 50_000:
-                done += _flush(engine, batch)
-                print(f"\r  inserted {done:,} / {per_task * tasks:,} instances", end="", file=sys.stderr)
-    done += _flush(engine, batch)
-    with Session(engine) as session:
-        refresh_instance_counts(session, task_ids=task_ids)
-        session.commit()
-    elapsed = time.perf_counter() - started
-    print(f"\r  inserted {done:,} instances in {elapsed:.1f} s ({done / elapsed:,.0f}/s)", file=sys.stderr)
-    engine.dispose()
-
-
-_NOW = None
-
-
-def _now():
-    global _NOW
-    if _NOW is None:
-        from app.models import utcnow
-        _NOW = utcnow()
-    return _NOW
-
-
-def _flush(engine, batch: list[dict]) -> int:
-    if not batch:
-        return 0
-    with engine.begin() as connection:
-        connection.execute(insert(Instance.__table__), batch)
-    count = len(batch)
-    batch.clear()
-    return count
 
 
 def measure(client: TestClient, path: str, repeat: int, headers: dict | None = None) -> dict[str, float]:
@@ -109,6 +54,7 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=187)
     parser.add_argument("--instances", type=int, default=1_664_261)
     parser.add_argument("--repeat", type=int, default=60, help="requests per page")
+    parser.add_argument("--thin", action="store_true", help="the old, thin records (bench/filling.py)")
     args = parser.parse_args()
 
     workdir = throwaway_folder("studio-bench-")
@@ -117,7 +63,7 @@ def main() -> None:
 
         command.upgrade(alembic_config(url, configure_logging=False), "head")
         print(f"filling {args.tasks} tasks with {args.instances:,} instances", file=sys.stderr)
-        fill(url, args.tasks, args.instances, seed=1)
+        fill(url, args.tasks, args.instances, seed=1, media=workdir / "media", thin=args.thin)
         app = create_app(Settings(mode="test", data_dir=workdir, database_url=url, log_level="warning",
                                   _env_file=None))
         with Session(app.state.engine) as session:
@@ -137,7 +83,8 @@ def main() -> None:
             "api_tasks": "/api/v1/tasks?limit=50",
             "task_detail": "/tasks/94",
         }
-        figures = {"database": make_url(url).get_backend_name(), "tasks": args.tasks,
+        figures = {"database": make_url(url).get_backend_name(), "records": "thin" if args.thin else "realistic",
+                   "tasks": args.tasks,
                    "instances": args.instances, "baseline_healthz": floor}
         for name, path in pages.items():
             headers = dict(auth)

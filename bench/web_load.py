@@ -40,8 +40,8 @@ from app.config import Settings  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.migrate import alembic_config  # noqa: E402
 from app.models import Instance, Role, Task  # noqa: E402
+from bench.filling import fill  # noqa: E402
 from bench.review_bench import add_big_task, free_port, open_work, percentile  # noqa: E402
-from bench.task_pages import fill  # noqa: E402
 from tests.factories import PASSWORD, csrf_from, make_user  # noqa: E402
 from tests.scratch import scratch_database, throwaway_folder  # noqa: E402
 from tests.swarm import ITEM  # noqa: E402
@@ -187,6 +187,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--baseline-seconds", type=float, default=15.0)
     parser.add_argument("--web-workers", type=int, default=1, help="server processes (STUDIO_WEB_WORKERS)")
+    parser.add_argument("--thin", action="store_true", help="the old, thin records (bench/filling.py)")
     args = parser.parse_args()
     logging.getLogger("httpx2").setLevel(logging.WARNING)  # one line per request would drown the figures
 
@@ -196,7 +197,7 @@ def main() -> None:
 
         command.upgrade(alembic_config(url, configure_logging=False), "head")
         print(f"filling {args.tasks} tasks with {args.instances:,} instances", file=sys.stderr)
-        fill(url, args.tasks, args.instances, seed=1)
+        fill(url, args.tasks, args.instances, seed=1, media=workdir / "media", thin=args.thin)
         app = create_app(Settings(mode="test", data_dir=workdir, database_url=url, _env_file=None))
         with Session(app.state.engine, expire_on_commit=False) as session:
             session.execute(text("UPDATE task SET status = 'draft'"))
@@ -220,7 +221,8 @@ def main() -> None:
             server.terminate()
             server.wait(timeout=30)
         figures = {
-            "database": make_url(url).get_backend_name(), "tasks": args.tasks + 1,
+            "database": make_url(url).get_backend_name(), "records": "thin" if args.thin else "realistic",
+            "tasks": args.tasks + 1,
             "instances": args.instances + 10_000, "clients": args.clients, "web_workers": args.web_workers,
             "p50_ms": pages["p50_ms"], "p95_ms": pages["p95_ms"], "p99_ms": pages["p99_ms"],
             "requests": pages["requests"], "requests_per_s": pages["requests_per_s"], "errors": pages["errors"],
