@@ -29,6 +29,26 @@ def test_dashboard_counts_tasks_by_status(client, db):
     assert [row["data-task"] for row in page.select("#task-quality tbody tr")] == ["A+one", "A+three", "A+two"]
 
 
+def test_the_dashboards_quality_table_pages_by_keyset_and_keeps_its_filters(client, db):
+    for k in range(5):
+        make_task(db, f"GEO+count_{k}", category="Counting")
+    make_task(db, "GEO+ocr_sign", category="OCR")
+    login(client, make_user(db, Role.reviewer).email)
+
+    def quality_rows(response) -> list[str]:
+        return [row["data-task"] for row in soup(response).select("#task-quality tbody tr")]
+
+    first = client.get("/?category=Counting")
+    assert quality_rows(first) == ["GEO+count_0", "GEO+count_1", "GEO+count_2"]  # page size 3 in tests
+    following = soup(first).select_one("nav[aria-label='Pages of tasks'] a[rel=next]")["href"]
+    assert "category=Counting" in following and soup(first).select_one("a[rel=prev]") is None
+    second = client.get(following)
+    assert quality_rows(second) == ["GEO+count_3", "GEO+count_4"] and soup(second).select_one("a[rel=next]") is None
+    back = client.get(soup(second).select_one("a[rel=prev]")["href"])
+    assert quality_rows(back) == ["GEO+count_0", "GEO+count_1", "GEO+count_2"]
+    assert client.get("/?after=" + "x" * 201).status_code == 422
+
+
 def _names(response) -> list[str]:
     return [row.select_one("td a").text for row in soup(response).select("table.tasks tbody tr")]
 

@@ -3,7 +3,9 @@ waits for me."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
 
 from app import access
 from app.db import ping
@@ -19,7 +21,9 @@ router = APIRouter(tags=["pages"], include_in_schema=False)
 
 @router.get("/", dependencies=[ANY_ROLE])
 def dashboard(request: Request, session: SessionDep, principal: CurrentPrincipal, group: str | None = None,
-              category: str | None = None, annotator: str | None = None):
+              category: str | None = None, annotator: str | None = None,
+              after: Annotated[str | None, Query(max_length=200)] = None,
+              before: Annotated[str | None, Query(max_length=200)] = None):
     if annotator and not annotator.isdigit():
         raise Invalid("The annotator filter must be a user id.", fields={"annotator": "must be a number"})
     filters = quality.QualityFilters(task_group=group or None, category=category or None,
@@ -31,7 +35,8 @@ def dashboard(request: Request, session: SessionDep, principal: CurrentPrincipal
         by_status=by_status,
         total_tasks=sum(by_status.values()),
         queues=queues.overview(session, reviewer=principal.user if principal.may(access.REVIEWERS) else None),
-        rows=quality.per_task(session, filters=filters),
+        quality=quality.page(session, filters=filters, after=after, before=before,
+                             limit=request.app.state.settings.page_size),
         filters=filters,
         facets=task_service.facet_values(session),
         annotators=quality.annotators(session),

@@ -1,7 +1,9 @@
 """Quality figures for the dashboard and the task page: per task its review rounds, latest solve test, latest
 spot check (error rate with its Wilson interval) and flagged count; per reviewer the decisions made.
 
-A handful of grouped queries whatever the number of tasks: nothing here is per task."""
+A handful of grouped queries for a page of tasks (the dashboard's table is keyset-paged like the task list):
+what a request costs does not grow with the number of tasks, only a targeted check's weighted interval is
+computed per task on the page."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from app.models import (
     utcnow,
 )
 from app.services import spot_checks
+from app.services import tasks as task_service
 from app.stats import Interval, wilson
 
 
@@ -34,6 +37,11 @@ class QualityFilters:
     task_group: str | None = None
     category: str | None = None
     annotator_id: int | None = None
+
+    def as_query(self) -> dict[str, str]:
+        """The filters as the dashboard's query parameters, for links that keep them."""
+        names = {"group": self.task_group, "category": self.category, "annotator": self.annotator_id}
+        return {name: str(value) for name, value in names.items() if value not in (None, "")}
 
 
 @dataclass(frozen=True)
@@ -65,11 +73,17 @@ def _latest(session: Session, model, task_ids: list[int]) -> dict[int, object]:
     return {row.task_id: row for row in session.exec(select(model).where(model.id.in_(newest)))}
 
 
-def per_task(session: Session, *, filters: QualityFilters = QualityFilters(),
-             task_ids: list[int] | None = None) -> list[TaskQuality]:
-    query = select(Task).order_by(Task.name)
-    if task_ids is not None:
-        query = query.where(Task.id.in_(task_ids))
+@dataclass(frozen=True)
+class QualityPage:
+    rows: list[TaskQuality]
+    next_after: str | None  # the last task's name when more follow
+    prev_before: str | None  # the first task's name when more come before
+
+
+def page(session: Session, *, filters: QualityFilters = QualityFilters(), after: str | None = None,
+         before: str | None = None, limit: int = 50) -> QualityPage:
+    """The dashboard's table: the filtered tasks by name, `limit` at a time after (or before) a name."""
+    query = select(Task)
     if filters.task_group:
         query = query.where(Task.task_group == filters.task_group)
     if filters.category:
@@ -77,7 +91,16 @@ def per_task(session: Session, *, filters: QualityFilters = QualityFilters(),
     if filters.annotator_id:
         query = query.join(SourceDataset, SourceDataset.id == Task.source_dataset_id).where(
             SourceDataset.annotator_id == filters.annotator_id)
-    tasks = list(session.exec(query))
+    tasks = task_service.page_by_name(session, query, after=after, before=before, limit=limit)
+    return QualityPage(_rows(session, tasks.tasks), tasks.next_after, tasks.prev_before)
+
+
+def per_task(session: Session, *, task_ids: list[int]) -> list[TaskQuality]:
+    """The figures of these tasks, by name."""
+    return _rows(session, list(session.exec(select(Task).where(Task.id.in_(task_ids)).order_by(Task.name))))
+
+
+def _rows(session: Session, tasks: list[Task]) -> list[TaskQuality]:
     ids = [task.id for task in tasks]
     if not ids:
         return []

@@ -47,6 +47,12 @@ def list_tasks(session: Session, *, filters: TaskFilters, after: str | None = No
                           (Task.status, filters.status), (Task.source_dataset_id, filters.source_dataset_id)):
         if value not in (None, ""):
             query = query.where(column == value)
+    return page_by_name(session, query, after=after, before=before, limit=limit)
+
+
+def page_by_name(session: Session, query, *, after: str | None, before: str | None, limit: int) -> TaskPage:
+    """`query`'s tasks ordered by name, `limit` at a time, after (or before) a name: a keyset page, as fast on
+    page 100 as on page 1 (the task list's, and the dashboard's quality table)."""
     if before is not None:
         rows = list(session.exec(query.where(Task.name < before).order_by(Task.name.desc()).limit(limit + 1)))
         has_more_before = len(rows) > limit
