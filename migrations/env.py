@@ -45,6 +45,12 @@ def run_migrations_online() -> None:
     engine = make_engine(_database_url())
     try:
         with engine.connect() as connection:
+            if connection.dialect.name == "sqlite":
+                # Batch mode copies a table and drops the old one: with foreign keys enforced, that drop would
+                # cascade to every row pointing at it (a spot check's items, a task's instances). SQLite only
+                # changes this outside a transaction, so before the migration's begins.
+                connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+                connection.commit()
             _configure(connection=connection)
             with context.begin_transaction():
                 context.run_migrations()

@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from alembic import command
+from sqlalchemy import update
 from sqlmodel import select
 
 from app.failures import Conflict, Invalid
+from app.migrate import alembic_config
 from app.models import Instance, InstructionVersion, QcStatus, Role, SolveTest, SpotCheck, Task, TaskStatus, User
 from app.services import checks, solve_tests, spot_checks, task_states
 from app.stats import sample_size_for, wilson
@@ -192,6 +195,20 @@ def test_spot_check_size_can_come_from_a_wanted_confidence_and_double_review_giv
     check = db.get(SpotCheck, check.id)
     figures = spot_checks.figures(db, check=check)
     assert figures.second_decided == check.size and check.status != QcStatus.open
+    # the counts each first verdict kept (the dashboard reads them) agree with the items; second verdicts not in them
+    assert (check.decided_count, check.error_count) == (figures.decided, figures.errors)
+    assert figures.decided == check.size and 0 < figures.errors < check.size
+    # checks made before the counts existed get them from their items when the migration runs
+    db.execute(update(SpotCheck).where(SpotCheck.id == check.id).values(decided_count=0, error_count=0))
+    db.commit()
+    config = alembic_config(app.state.engine.url.render_as_string(hide_password=False), configure_logging=False)
+    command.stamp(config, "head")  # the test database is made from the models, which are the head's schema
+    command.downgrade(config, "0006")
+    command.upgrade(config, "head")
+    db.expire_all()
+    assert (db.get(SpotCheck, check.id).decided_count, db.get(SpotCheck, check.id).error_count) == \
+        (figures.decided, figures.errors)
+    assert spot_checks.figures(db, check=db.get(SpotCheck, check.id)).second_decided == check.size  # items kept
     # Cohen's kappa from the 2 x 2 table of the scripted verdicts, worked out here by hand.
     table = Counter((first_verdict(item_id) == "correct", second_verdict(item_id) == "correct") for item_id in decided)
     both_bad, first_only, second_only = table[(False, False)], table[(False, True)], table[(True, False)]

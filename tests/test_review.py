@@ -191,3 +191,21 @@ def test_a_reviewer_who_leaves_hands_back_what_they_held(app, db):
     other, csrf2 = signed_in(app, staying)
     assert soup(other.post("/review/spot/next", headers=htmx(csrf2))).select_one("#item")["data-item-id"] == held
     assert "review.reassign" in db.exec(select(AuditEvent.action)).all()
+
+
+def test_queue_counts_stop_at_a_cap_where_a_page_asks_for_one_and_say_so(app, db):
+    from app.services import queues
+
+    people = team(db)
+    task = make_qc_task(db, "VQA+capped", instances=12)
+    _, version, _ = submit_instruction(db, task, people["author"])
+    spot_checks.create(db, task_id=task.id, actor_id=people["admin"].id, max_error_rate=0.5, size=6,
+                       version_id=version.id)
+    db.commit()
+    exact = {row.queue.name: row for row in queues.overview(db, reviewer=people["r1"])}
+    capped = {row.queue.name: row for row in queues.overview(db, reviewer=people["r1"], cap=4)}
+    assert (exact["spot"].undecided, exact["spot"].for_me) == (6, 6)
+    assert (capped["spot"].undecided, capped["spot"].for_me) == (5, 5)  # counted to cap + 1, no further
+    assert (capped["spot"].shown(capped["spot"].undecided), exact["spot"].shown(6)) == ("4+", "6")
+    assert capped["instructions"].undecided == exact["instructions"].undecided == 1  # under the cap: exact
+    assert capped["instructions"].shown(1) == "1"

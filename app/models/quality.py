@@ -122,6 +122,10 @@ class SpotCheck(SQLModel, table=True):
     targeted_by_model_id: int | None = Field(default=None, foreign_key="registered_model.id", ondelete="SET NULL")
     uniform_share: float | None = None
     status: str = Field(default=QcStatus.open, max_length=20)
+    # First verdicts so far, and how many of them found a problem: kept by `record_verdict` as verdicts come in,
+    # so the dashboard reads a check's error rate without counting its items on every view.
+    decided_count: int = Field(default=0)
+    error_count: int = Field(default=0)
     created_by_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
     created_at: datetime = created_at_field()
     completed_at: datetime | None = optional_time_field()

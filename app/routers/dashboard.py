@@ -17,6 +17,7 @@ from app.services.qc import QcDefaults
 from app.templating import render
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
+QUEUE_COUNT_CAP = 99  # the dashboard says "99+" rather than count an open spot check of 10,000 on every view
 
 
 @router.get("/", dependencies=[ANY_ROLE])
@@ -34,7 +35,8 @@ def dashboard(request: Request, session: SessionDep, principal: CurrentPrincipal
         "dashboard/page.html",
         by_status=by_status,
         total_tasks=sum(by_status.values()),
-        queues=queues.overview(session, reviewer=principal.user if principal.may(access.REVIEWERS) else None),
+        queues=queues.overview(session, reviewer=principal.user if principal.may(access.REVIEWERS) else None,
+                               cap=QUEUE_COUNT_CAP),
         quality=quality.page(session, filters=filters, after=after, before=before,
                              limit=request.app.state.settings.page_size),
         filters=filters,

@@ -22,7 +22,6 @@ from app.models import (
     SourceDataset,
     SpotCheck,
     SpotCheckItem,
-    SpotVerdict,
     Task,
     User,
     utcnow,
@@ -113,17 +112,11 @@ def _rows(session: Session, tasks: list[Task]) -> list[TaskQuality]:
                func.count(SolveTestItem.judged_at))
         .where(SolveTestItem.solve_test_id.in_([t.id for t in tests.values()]))
         .group_by(SolveTestItem.solve_test_id))}
-    spotted = {check_id: (errors, decided) for check_id, errors, decided in session.exec(
-        select(SpotCheckItem.spot_check_id,
-               func.count().filter(SpotCheckItem.verdict.is_not(None), SpotCheckItem.verdict != SpotVerdict.correct),
-               func.count(SpotCheckItem.verdict))
-        .where(SpotCheckItem.spot_check_id.in_([c.id for c in checks.values()]))
-        .group_by(SpotCheckItem.spot_check_id))}
     rows = []
     for task in tasks:
         test, check = tests.get(task.id), checks.get(task.id)
         matched, judged = solved.get(test.id, (0, 0)) if test else (0, 0)
-        errors, decided = spotted.get(check.id, (0, 0)) if check else (0, 0)
+        errors, decided = (check.error_count, check.decided_count) if check else (0, 0)  # kept by each verdict
         if check is not None and check.targeted:  # weighted by each verdict's inclusion probability
             interval = spot_checks.figures(session, check=check).interval
         else:

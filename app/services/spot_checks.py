@@ -130,6 +130,10 @@ def record_verdict(session: Session, *, item_id: int, lock_version: int, user_id
                             user_id=user_id, still_open=getattr(SpotCheckItem, f"{prefix}decided_at").is_(None),
                             values={f"{prefix}verdict": verdict, f"{prefix}note": note,
                                     f"{prefix}decided_at": utcnow()})
+    if not second:  # the check's error rate is of first verdicts: counted here, in the verdict's transaction
+        session.execute(update(SpotCheck).where(SpotCheck.id == check.id).values(
+            decided_count=SpotCheck.decided_count + 1,
+            error_count=SpotCheck.error_count + (0 if verdict == SpotVerdict.correct else 1)))
     if verdict != SpotVerdict.correct:
         flagged = session.execute(update(Instance).where(Instance.id == item.instance_id,
                                                          Instance.status == InstanceStatus.active)

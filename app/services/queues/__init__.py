@@ -23,9 +23,10 @@ __all__ = ["ALL", "INSTRUCTIONS", "SOLVE", "SPOT", "VERIFY", "QueueCounts", "Rev
            "current", "get_queue", "next_item", "overview", "undecided"]
 
 
-def overview(session, *, reviewer) -> list[QueueCounts]:
-    """Every queue's undecided items, and (for a reviewer) how many are theirs to take."""
-    return claims.overview(session, queues=ALL, reviewer=reviewer)
+def overview(session, *, reviewer, cap: int | None = None) -> list[QueueCounts]:
+    """Every queue's undecided items, and (for a reviewer) how many are theirs to take; counted no further than
+    `cap` + 1 when given."""
+    return claims.overview(session, queues=ALL, reviewer=reviewer, cap=cap)
 
 
 def get_queue(name: str) -> ReviewQueue:

@@ -45,20 +45,28 @@ def next_item(session: Session, *, queue: ReviewQueue, user: User, lease_s: int,
     return claimed
 
 
-def count_for(session: Session, *, queue: ReviewQueue, user: User) -> int:
-    """How many items the queue holds for this user: theirs and those they could take."""
+def count_for(session: Session, *, queue: ReviewQueue, user: User, cap: int | None = None) -> int:
+    """How many items the queue holds for this user: theirs and those they could take; counted no further
+    than `cap` + 1 when given (a page that only says "more than `cap`" need not count a big queue whole)."""
     values = leases.params(user_id=user.id)
-    total = sum(session.execute(select(func.count()).select_from(candidates.order_by(None).subquery()),
-                                values).scalar() for candidates, _ in queue.sources(user))
+    total = sum(_count(session, candidates.order_by(None), values, cap) for candidates, _ in queue.sources(user))
     if queue.held_in_candidates:
         return total
-    return total + session.execute(select(func.count()).select_from(queue.held_by().order_by(None).subquery()),
-                                   values).scalar()
+    return total + _count(session, queue.held_by().order_by(None), values, cap)
 
 
-def undecided(session: Session, *, queue: ReviewQueue) -> int:
-    """Undecided items in the queue, whoever may take them."""
-    return session.execute(queue.undecided()).scalar()
+def undecided(session: Session, *, queue: ReviewQueue, cap: int | None = None) -> int:
+    """Undecided items in the queue, whoever may take them; no further than `cap` + 1 when given."""
+    if cap is None:
+        return session.execute(queue.undecided()).scalar()
+    items = queue.undecided().with_only_columns(queue.table.id, maintain_column_froms=False)
+    return _count(session, items, {}, cap)
+
+
+def _count(session: Session, items, values: dict, cap: int | None) -> int:
+    if cap is not None:
+        items = items.limit(cap + 1)
+    return session.execute(select(func.count()).select_from(items.subquery()), values).scalar()
 
 
 @dataclass(frozen=True)
@@ -66,8 +74,14 @@ class QueueCounts:
     queue: ReviewQueue
     undecided: int
     for_me: int | None  # None when the counts are not for a reviewer
+    cap: int | None = None  # counted no further than this + 1: more than `cap` is shown as "cap+"
+
+    def shown(self, count: int) -> str:
+        return f"{self.cap:,}+" if self.cap is not None and count > self.cap else f"{count:,}"
 
 
-def overview(session: Session, *, queues: tuple[ReviewQueue, ...], reviewer: User | None) -> list[QueueCounts]:
-    return [QueueCounts(queue, undecided(session, queue=queue),
-                        count_for(session, queue=queue, user=reviewer) if reviewer else None) for queue in queues]
+def overview(session: Session, *, queues: tuple[ReviewQueue, ...], reviewer: User | None,
+             cap: int | None = None) -> list[QueueCounts]:
+    return [QueueCounts(queue, undecided(session, queue=queue, cap=cap),
+                        count_for(session, queue=queue, user=reviewer, cap=cap) if reviewer else None, cap)
+            for queue in queues]

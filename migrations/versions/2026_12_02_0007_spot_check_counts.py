@@ -1,0 +1,36 @@
+"""spot check verdict counts, kept as verdicts come in (the dashboard reads them instead of counting items)
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-12-02 14:50:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = '0007'
+down_revision: str | None = '0006'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('spot_check', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('decided_count', sa.Integer(), nullable=False, server_default='0'))
+        batch_op.add_column(sa.Column('error_count', sa.Integer(), nullable=False, server_default='0'))
+    # The checks made before: counted once from their items.
+    op.execute("""
+        UPDATE spot_check SET
+          decided_count = (SELECT count(*) FROM spot_check_item i
+                           WHERE i.spot_check_id = spot_check.id AND i.verdict IS NOT NULL),
+          error_count = (SELECT count(*) FROM spot_check_item i
+                         WHERE i.spot_check_id = spot_check.id AND i.verdict IS NOT NULL AND i.verdict <> 'correct')
+    """)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('spot_check', schema=None) as batch_op:
+        batch_op.drop_column('error_count')
+        batch_op.drop_column('decided_count')
