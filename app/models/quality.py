@@ -144,6 +144,10 @@ class SpotCheckItem(SQLModel, table=True):
         # Is anything left to decide in this check? (asked after every verdict)
         Index("ix_spot_check_item_spot_check_id_decided_at", "spot_check_id", "decided_at"),
         Index("ix_spot_check_item_spot_check_id_second_decided_at", "spot_check_id", "second_decided_at"),
+        # What a reviewer holds (asked by every "next item" and the dashboard): without these, a scan of every
+        # item of the open checks.
+        Index("ix_spot_check_item_reviewer_id_decided_at", "reviewer_id", "decided_at"),
+        Index("ix_spot_check_item_second_reviewer_id_second_decided_at", "second_reviewer_id", "second_decided_at"),
         one_of("verdict", SpotVerdict),
         one_of("second_verdict", SpotVerdict, name="second_verdict"),
     )

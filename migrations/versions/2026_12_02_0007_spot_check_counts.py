@@ -1,4 +1,5 @@
-"""spot check verdict counts, kept as verdicts come in (the dashboard reads them instead of counting items)
+"""spot check verdict counts, kept as verdicts come in (the dashboard reads them instead of counting items), and
+indexes on what a reviewer holds
 
 Revision ID: 0007
 Revises: 0006
@@ -20,6 +21,10 @@ def upgrade() -> None:
     with op.batch_alter_table('spot_check', schema=None) as batch_op:
         batch_op.add_column(sa.Column('decided_count', sa.Integer(), nullable=False, server_default='0'))
         batch_op.add_column(sa.Column('error_count', sa.Integer(), nullable=False, server_default='0'))
+    with op.batch_alter_table('spot_check_item', schema=None) as batch_op:
+        batch_op.create_index('ix_spot_check_item_reviewer_id_decided_at', ['reviewer_id', 'decided_at'])
+        batch_op.create_index('ix_spot_check_item_second_reviewer_id_second_decided_at',
+                              ['second_reviewer_id', 'second_decided_at'])
     # The checks made before: counted once from their items.
     op.execute("""
         UPDATE spot_check SET
@@ -31,6 +36,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('spot_check_item', schema=None) as batch_op:
+        batch_op.drop_index('ix_spot_check_item_second_reviewer_id_second_decided_at')
+        batch_op.drop_index('ix_spot_check_item_reviewer_id_decided_at')
     with op.batch_alter_table('spot_check', schema=None) as batch_op:
         batch_op.drop_column('error_count')
         batch_op.drop_column('decided_count')
