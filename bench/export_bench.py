@@ -37,7 +37,7 @@ from app.exports.validate import validate_version  # noqa: E402
 from app.migrate import alembic_config  # noqa: E402
 from app.models import Instruction, InstructionVersion, utcnow  # noqa: E402
 from bench.filling import fill  # noqa: E402
-from tests.scratch import scratch_database, throwaway_folder  # noqa: E402
+from tests.scratch import bare_postgres, scratch_database, throwaway_folder  # noqa: E402
 
 INSTRUCTION = "Look at the image and answer the question. Choose the best option if options are given."
 
@@ -69,12 +69,7 @@ def baseline(url: str, media: Path, out: Path, cap: int) -> tuple[int, float]:
     """Streams each task's active instances with the bare driver, formats, links images, writes orjson lines."""
     started = time.perf_counter()
     if url.startswith("postgresql"):
-        import psycopg
-
-        parsed = make_url(url)
-        connection = psycopg.connect(host=parsed.host, port=parsed.port, user=parsed.username,
-                                     password=parsed.password, dbname=parsed.database,
-                                     options=parsed.query.get("options", ""))
+        connection = bare_postgres(url)
         cursor = connection.cursor(name="rows")  # server-side: streamed, not fetched whole
         query, decode = BASELINE_ROWS.format(p="%s"), lambda options: options
     else:

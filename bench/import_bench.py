@@ -26,7 +26,7 @@ from pathlib import Path
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.scratch import scratch_database, throwaway_folder  # noqa: E402
+from tests.scratch import bare_postgres, scratch_database, throwaway_folder  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -138,13 +138,7 @@ class _SqliteInsert:
 
 class _PostgresCopy:
     def __init__(self, url: str):
-        import psycopg
-        from sqlalchemy.engine import make_url
-
-        parsed = make_url(url)
-        self.connection = psycopg.connect(host=parsed.host, port=parsed.port, user=parsed.username,
-                                          password=parsed.password, dbname=parsed.database,
-                                          options=parsed.query["options"])
+        self.connection = bare_postgres(url)
         self.connection.execute(POSTGRES_DDL)
         self.connection.commit()
 

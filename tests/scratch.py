@@ -43,3 +43,12 @@ def throwaway_folder(prefix: str) -> Path:
     if os.environ.get("STUDIO_KEEP_SCRATCH") != "1":
         atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return folder
+
+
+def bare_postgres(url: str):
+    """A plain psycopg connection to the database (and schema) a SQLAlchemy URL names: a bench's baseline."""
+    import psycopg
+
+    parsed = make_url(url)
+    return psycopg.connect(host=parsed.host, port=parsed.port, user=parsed.username, password=parsed.password,
+                           dbname=parsed.database, options=parsed.query.get("options", ""))
