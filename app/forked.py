@@ -31,3 +31,9 @@ def start_as_helper(parent: int) -> None:
 
 def parent_gone(parent: int) -> bool:
     return os.getppid() != parent
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the platform says, else all of them): how
+    many helpers to fork."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -93,15 +93,16 @@ class MediaStore:
         the bytes go to a temporary file in the same folder, renamed into place when complete. With
         `durable=False` the caller calls `make_durable()` before committing any row that points at it."""
         digest = hashlib.sha256(data).hexdigest()
-        target = self.path_for(digest)
-        if not target.exists():
-            write_atomically(target, data, durable=durable)
+        self._store(digest, data, durable=durable)
         return digest
 
     def put_new(self, sha256: str, data: bytes) -> bool:
-        """Stores `data`, whose sha256 the caller has just computed, unless it is there already; True when
-        this call wrote it. Not durable: the caller calls `make_durable()` before committing any row that
-        points at it. For an import's many files: no second hash, one stat, and each folder made once."""
+        """`put(data, durable=False)` for bytes whose sha256 the caller has just computed (an import's many
+        files: no second hash); True when this call wrote the file, False when it was there already."""
+        return self._store(sha256, data, durable=False)
+
+    def _store(self, sha256: str, data: bytes, *, durable: bool) -> bool:
+        """One stat, and each of the 256 folders made once: os calls on strings, as cheap as they get."""
         if not _SHA256.match(sha256):
             raise ValueError(f"not a sha256 hex digest: {sha256!r}")
         folder = self._folders.get(sha256[:2])
@@ -111,11 +112,11 @@ class MediaStore:
         target = os.path.join(folder, sha256)
         if os.path.exists(target):
             return False
-        write_atomically(target, data, durable=False, folder_exists=True)
+        write_atomically(target, data, durable=durable, folder_exists=True)
         return True
 
     def make_durable(self) -> None:
-        """Everything `put(durable=False)` wrote so far survives a crash once this returns."""
+        """Everything `put(durable=False)` and `put_new` wrote so far survives a crash once this returns."""
         if self.root.exists():
             sync_filesystem(self.root)
 

@@ -70,7 +70,7 @@ def baseline(url: str, media: Path, out: Path, cap: int) -> tuple[int, float]:
     started = time.perf_counter()
     if url.startswith("postgresql"):
         connection = bare_postgres(url)
-        cursor = connection.cursor(name="rows")  # server-side: streamed, not fetched whole
+        cursor = connection.cursor(name="rows")  # server-side: streamed, not fetched whole; declared anew each task
         query, decode = BASELINE_ROWS.format(p="%s"), lambda options: options
     else:
         connection = sqlite3.connect(make_url(url).database)
@@ -95,9 +95,6 @@ def baseline(url: str, media: Path, out: Path, cap: int) -> tuple[int, float]:
                         linked.add(name)
                 sink.write(orjson.dumps(record) + b"\n")
                 count += 1
-            if url.startswith("postgresql"):
-                cursor.close()
-                cursor = connection.cursor(name="rows")
     connection.close()
     return count, time.perf_counter() - started
 

@@ -47,25 +47,16 @@ print(json.dumps({"imported": report.imported, "rejected": report.rejected_count
 """
 
 BASELINE_DDL = """
-CREATE TABLE instance (id INTEGER PRIMARY KEY, task_id INTEGER NOT NULL, source_id VARCHAR(200) NOT NULL,
-  image_id INTEGER, input_text TEXT, options JSON, raw_output TEXT NOT NULL, human_preferred_output TEXT,
-  split VARCHAR(20) NOT NULL, status VARCHAR(20) NOT NULL, rkey INTEGER NOT NULL, provenance JSON,
-  created_at DATETIME NOT NULL, UNIQUE (task_id, source_id));
+CREATE TABLE instance (id {id} PRIMARY KEY, task_id INTEGER NOT NULL, source_id VARCHAR(200) NOT NULL,
+  image_id INTEGER, input_text TEXT, options {json}, raw_output TEXT NOT NULL, human_preferred_output TEXT,
+  split VARCHAR(20) NOT NULL, status VARCHAR(20) NOT NULL, rkey INTEGER NOT NULL, provenance {json},
+  created_at {time} NOT NULL, UNIQUE (task_id, source_id));
 CREATE INDEX ix_instance_task_id_status_rkey ON instance (task_id, status, rkey);
 CREATE INDEX ix_instance_task_id_id ON instance (task_id, id);
 CREATE INDEX ix_instance_image_id ON instance (image_id);
-"""
-
-
-POSTGRES_DDL = """
-CREATE TABLE instance (id BIGSERIAL PRIMARY KEY, task_id INTEGER NOT NULL, source_id VARCHAR(200) NOT NULL,
-  image_id INTEGER, input_text TEXT, options JSONB, raw_output TEXT NOT NULL, human_preferred_output TEXT,
-  split VARCHAR(20) NOT NULL, status VARCHAR(20) NOT NULL, rkey INTEGER NOT NULL, provenance JSONB,
-  created_at TIMESTAMP NOT NULL, UNIQUE (task_id, source_id));
-CREATE INDEX ix_instance_task_id_status_rkey ON instance (task_id, status, rkey);
-CREATE INDEX ix_instance_task_id_id ON instance (task_id, id);
-CREATE INDEX ix_instance_image_id ON instance (image_id);
-"""
+"""  # the studio's instance table and indexes, in each database's types
+SQLITE_DDL = BASELINE_DDL.format(id="INTEGER", json="JSON", time="DATETIME")
+POSTGRES_DDL = BASELINE_DDL.format(id="BIGSERIAL", json="JSONB", time="TIMESTAMP")
 COLUMNS = "task_id, source_id, image_id, input_text, options, raw_output, split, status, rkey, created_at"
 
 
@@ -121,7 +112,7 @@ class _SqliteInsert:
     def __init__(self, path: Path):
         self.connection = sqlite3.connect(path, isolation_level=None)
         self.connection.execute("PRAGMA journal_mode=WAL")
-        self.connection.executescript(BASELINE_DDL)
+        self.connection.executescript(SQLITE_DDL)
 
     def __enter__(self):
         self.connection.execute("BEGIN")

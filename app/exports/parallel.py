@@ -26,7 +26,7 @@ from app.db import make_engine
 from app.exports.files import HashingFile, JsonArrayWriter, arrow_to_parquet
 from app.exports.records import Tally, TaskPlan, write_part
 from app.exports.spec import ExportSpec
-from app.forked import parent_gone, start_as_helper
+from app.forked import available_cores, parent_gone, start_as_helper
 from app.storage import MediaStore
 
 PARALLEL_FROM = 100_000  # expected records: below this, forking costs more than it saves
@@ -41,7 +41,7 @@ def processes_for(plans: list[TaskPlan], cap: int, wanted: int | None = None) ->
     if wanted is None:
         if sum(min(plan.expected, cap) for plan in plans) < PARALLEL_FROM:
             return 1
-        wanted = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        wanted = available_cores()
     if "fork" not in multiprocessing.get_all_start_methods():
         return 1  # a spawned process would import the app again, which costs more than a build part
     return max(1, min(wanted, len(plans)))

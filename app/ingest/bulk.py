@@ -48,9 +48,8 @@ def insert_instances(connection: Connection, rows: list[tuple], created_at: date
         inserted = cursor.rowcount
         cursor.execute("TRUNCATE incoming_instance")  # the next chunk may share this transaction
         return inserted
-    # SQLite keeps timestamps as UTC text in SQLAlchemy's format ("2026-01-02 03:04:05.000006"); the
-    # stamp is ours, not user input, so it is written into the statement once instead of into every row.
-    stamp = created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    # The stamp is ours, not user input, so it is written into the statement once instead of into every row.
+    stamp = _sqlite_time(created_at)
     placeholders = ", ".join("?" for _ in COLUMNS)
     before = driver.total_changes
     driver.executemany(f"INSERT INTO instance ({columns}) VALUES ({placeholders}, '{stamp}') ON CONFLICT DO NOTHING",
@@ -82,10 +81,14 @@ def insert_images(connection: Connection, images: list[tuple], created_at: datet
             f"INSERT INTO image ({columns}) SELECT *, %s FROM unnest(%s::text[], %s::int[], %s::int[], %s::text[], "
             "%s::bigint[]) ON CONFLICT DO NOTHING", (created_at, *map(list, zip(*images, strict=True))))
         return
-    stamp = created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")  # as in insert_instances
     fields = ", ".join(f"json_extract(value, '$[{k}]')" for k in range(5))
     connection.exec_driver_sql(f"INSERT INTO image ({columns}) SELECT {fields}, ? FROM json_each(?) WHERE true "
-                               "ON CONFLICT DO NOTHING", (stamp, orjson.dumps(images).decode()))
+                               "ON CONFLICT DO NOTHING", (_sqlite_time(created_at), orjson.dumps(images).decode()))
+
+
+def _sqlite_time(moment: datetime) -> str:
+    """A timestamp as SQLAlchemy keeps it in SQLite: UTC text, "2026-01-02 03:04:05.000006"."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def insert_ignoring_conflicts(connection: Connection, model):

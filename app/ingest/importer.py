@@ -25,11 +25,12 @@ from typing import Any
 from sqlalchemy import Connection, Engine, select
 
 from app.db import make_engine
+from app.forked import available_cores
 from app.ingest import CHUNK_SIZE, duplicates
 from app.ingest.background import iterate_in_background
 from app.ingest.bulk import as_json, get_or_create, insert_instances, stable_rkey
 from app.ingest.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageRejected
-from app.ingest.intake import ImageIntake, StoredImage, default_workers
+from app.ingest.intake import ImageIntake, StoredImage
 from app.ingest.llava import parse_llava
 from app.ingest.records import BadLine, Record, read_records
 from app.ingest.report import ImportReport, Rejection
@@ -70,7 +71,7 @@ class InstanceImporter:
         self._task_ids: dict[str, int] = {}
         self.images = ImageIntake(media, options.image_root, max_bytes=options.max_image_bytes,
                                   max_pixels=options.max_image_pixels,
-                                  workers=options.image_workers or default_workers())
+                                  workers=options.image_workers or available_cores())
 
     def run(self, path: Path) -> ImportReport:
         try:

@@ -49,11 +49,6 @@ class StoredImage(NamedTuple):
 Taken = StoredImage | ImageRejected
 
 
-def default_workers() -> int:
-    """Processes checking images: one per core (the reading and writing processes mostly wait on them)."""
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-
-
 class ImageIntake:
     """Opens `root` (a folder or an archive, see image_sources) on construction, so that a root that
     cannot be used fails the import before anything is written. `close()` after each run."""

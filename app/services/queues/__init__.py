@@ -7,7 +7,7 @@ from __future__ import annotations
 from app.failures import NotFound
 from app.services.queues import claims
 from app.services.queues.base import ReviewItem, ReviewQueue
-from app.services.queues.claims import QueueCounts, count_for, current, next_item, undecided
+from app.services.queues.claims import QueueCounts, current, next_item
 from app.services.queues.instructions import InstructionReviews
 from app.services.queues.solve import BlindSolveTests
 from app.services.queues.spot import SpotChecks
@@ -19,8 +19,8 @@ SPOT = SpotChecks()
 VERIFY = FinalVerifications()
 ALL: tuple[ReviewQueue, ...] = (INSTRUCTIONS, SOLVE, SPOT, VERIFY)  # in the order pages list them
 
-__all__ = ["ALL", "INSTRUCTIONS", "SOLVE", "SPOT", "VERIFY", "QueueCounts", "ReviewItem", "ReviewQueue", "count_for",
-           "current", "get_queue", "next_item", "overview", "undecided"]
+__all__ = ["ALL", "INSTRUCTIONS", "SOLVE", "SPOT", "VERIFY", "QueueCounts", "ReviewItem", "ReviewQueue", "current",
+           "get_queue", "next_item", "overview"]
 
 
 def overview(session, *, reviewer, cap: int | None = None) -> list[QueueCounts]:

@@ -45,17 +45,6 @@ def next_item(session: Session, *, queue: ReviewQueue, user: User, lease_s: int,
     return claimed
 
 
-def count_for(session: Session, *, queue: ReviewQueue, user: User, cap: int | None = None) -> int:
-    """How many items the queue holds for this user: theirs and those they could take; counted no further
-    than `cap` + 1 when given (a page that only says "more than `cap`" need not count a big queue whole)."""
-    return sum(session.execute(select(*_for_me(queue, user, cap)), leases.params(user_id=user.id)).one())
-
-
-def undecided(session: Session, *, queue: ReviewQueue, cap: int | None = None) -> int:
-    """Undecided items in the queue, whoever may take them; no further than `cap` + 1 when given."""
-    return session.execute(select(_undecided(queue, cap))).scalar()
-
-
 def _for_me(queue: ReviewQueue, user: User, cap: int | None) -> list:
     """Counts whose sum is what the queue holds for the user: each source of candidates, and what they hold."""
     counts = [_counted(candidates.order_by(None), cap) for candidates, _ in queue.sources(user)]
@@ -85,7 +74,8 @@ class QueueCounts:
 
 def overview(session: Session, *, queues: tuple[ReviewQueue, ...], reviewer: User | None,
              cap: int | None = None) -> list[QueueCounts]:
-    """Every queue's counts in one statement (a dozen round trips made the dashboard wait on each under load)."""
+    """Every queue's undecided items, and (for a reviewer) how many are theirs to take: one statement, counted no
+    further than `cap` + 1 when given (a page that only says "more than `cap`" need not count a big queue whole)."""
     columns, mine = [], []
     for queue in queues:
         for_me = _for_me(queue, reviewer, cap) if reviewer else []
