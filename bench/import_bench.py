@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -200,12 +201,14 @@ def main() -> None:
 
     with scratch_database(args.database_url, workdir) as url:
         print("importing through the studio's importer", file=sys.stderr)
+        os.sync()  # neither side pays for writes still in flight from before (an earlier run's files, a cleanup)
         child = subprocess.run([sys.executable, "-c", CHILD, url, str(dataset), str(workdir / "media")],
                                cwd=ROOT, check=True, capture_output=True, text=True)
         studio = json.loads(child.stdout.strip().splitlines()[-1])
         print("browsing the imported instances", file=sys.stderr)
         browse = browse_p95(url, workdir)
         print("baseline: orjson + the database's bare bulk path", file=sys.stderr)
+        os.sync()
         floor = baseline(dataset, workdir, args.database_url)
     per_s = round(studio["imported"] / studio["seconds"])
     figures = {
