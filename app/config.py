@@ -68,6 +68,13 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address the web server binds to.")
     port: int = Field(8000, description="Port the web server listens on.")
     web_workers: int = Field(1, ge=1, description="Number of web server processes (`serve`).")
+    web_threads: int = Field(
+        8, ge=1, le=256, description="Requests one web process works on at once; the others wait their turn. "
+        "Python runs one thread at a time: with more threads than this, every request is sliced finer among the "
+        "others and a cheap page waits behind the expensive ones; with fewer, a slow database call holds up the rest.")
+    reload_templates: bool = Field(
+        False, description="Re-read a page template when its file changes (development: `serve --reload` sets it). "
+        "Off, a template is read once per process, which saves a file check per template per request.")
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log level: debug, info, warning or error.")
     session_max_age_s: int = Field(

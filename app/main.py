@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
@@ -38,6 +41,7 @@ from app.routers import (
     versions,
 )
 from app.security import LoginThrottle
+from app.templating import templates
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 SESSION_COOKIE = "studio_session"
@@ -55,7 +59,16 @@ class Studio(FastAPI):
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    @asynccontextmanager
+    async def lifespan(_app) -> AsyncIterator[None]:
+        # Sync routes and dependencies run on anyio's worker threads: as many at once as web_threads allows.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.web_threads
+        yield
+
+    templates.env.auto_reload = settings.reload_templates
     app = Studio(
+        lifespan=lifespan,
         title="Flan Studio",
         version=__version__,
         description="Build Vision-Flan-style visual instruction-tuning datasets. The JSON API lives under "

@@ -47,3 +47,20 @@ def test_settings_come_from_the_environment(monkeypatch, tmp_path):
     settings = Settings(_env_file=None)
     assert settings.page_size == 7
     assert settings.resolved_database_url == f"sqlite:///{tmp_path.resolve() / 'studio.db'}"
+
+
+def test_web_threads_bounds_the_requests_a_process_works_on_and_templates_are_read_once(tmp_path):
+    import anyio.to_thread
+    from starlette.testclient import TestClient
+
+    from app.main import create_app
+    from app.templating import templates
+
+    app = create_app(Settings(mode="test", data_dir=tmp_path, web_threads=3, _env_file=None))
+    with TestClient(app) as client:
+        assert client.portal.call(lambda: anyio.to_thread.current_default_thread_limiter().total_tokens) == 3
+    assert templates.env.auto_reload is False  # no file check per template per request
+
+    create_app(Settings(mode="test", data_dir=tmp_path, reload_templates=True, _env_file=None))
+    assert templates.env.auto_reload is True
+    create_app(Settings(mode="test", data_dir=tmp_path, _env_file=None))

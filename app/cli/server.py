@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -51,6 +52,8 @@ def serve(reload: Annotated[bool, typer.Option(help="Restart on code changes (de
     """Serve the studio (host, port and processes from the settings)."""
     import uvicorn
 
+    if reload:  # the server's process (a child of uvicorn's reloader) reads its settings from the environment
+        os.environ["STUDIO_RELOAD_TEMPLATES"] = "true"
     settings = Settings()
     settings.signing_key  # noqa: B018 - made once here, not raced by several worker processes
     if not _port_is_free(settings.host, settings.port):

@@ -85,7 +85,8 @@ class SolveTestItem(SQLModel, table=True):
     __tablename__ = "solve_test_item"
     __table_args__ = (
         UniqueConstraint("solve_test_id", "instance_id"),
-        Index("ix_solve_test_item_answered_at_lease_expires_at", "answered_at", "lease_expires_at"),  # the queue
+        # The queue: a test's unanswered items in order, read from the index, not sorted on every claim.
+        Index("ix_solve_test_item_solve_test_id_answered_at_position", "solve_test_id", "answered_at", "position"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -140,10 +141,12 @@ class SpotCheckItem(SQLModel, table=True):
     __tablename__ = "spot_check_item"
     __table_args__ = (
         UniqueConstraint("spot_check_id", "instance_id"),
-        Index("ix_spot_check_item_decided_at_lease_expires_at", "decided_at", "lease_expires_at"),  # the queue
-        # Is anything left to decide in this check? (asked after every verdict)
-        Index("ix_spot_check_item_spot_check_id_decided_at", "spot_check_id", "decided_at"),
-        Index("ix_spot_check_item_spot_check_id_second_decided_at", "spot_check_id", "second_decided_at"),
+        # The queue (a check's undecided items in order: the first candidates are read from the index, not sorted
+        # on every claim), and whether anything is left to decide in a check (asked after every verdict). No index
+        # may lead with decided_at: without statistics SQLite prefers it, and then sorts every open item per claim.
+        Index("ix_spot_check_item_spot_check_id_decided_at_position", "spot_check_id", "decided_at", "position"),
+        Index("ix_spot_check_item_spot_check_id_second_decided_at_position", "spot_check_id", "second_decided_at",
+              "position"),
         # What a reviewer holds (asked by every "next item" and the dashboard): without these, a scan of every
         # item of the open checks.
         Index("ix_spot_check_item_reviewer_id_decided_at", "reviewer_id", "decided_at"),

@@ -12,7 +12,7 @@ from datetime import timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Integer, Select, bindparam, or_, update
+from sqlalchemy import Integer, Select, bindparam, literal_column, or_, update
 from sqlmodel import Session
 
 from app.failures import Conflict
@@ -37,17 +37,20 @@ def lease_free(table):
 
 
 @cache
-def _claim_query(candidates: Select, table, postgres: bool) -> Select:
+def claim_query(candidates: Select, table, postgres: bool) -> Select:
+    # The limit is written into the SQL, not bound: told only "LIMIT ?", SQLite's planner walks the whole table in
+    # its unique index and sorts (15 ms with 10,000 items open); told "LIMIT 8", it reads the first items of each
+    # open check from the queue-order index and stops (0.2 ms).
     if postgres:
-        return candidates.limit(1).with_for_update(skip_locked=True, of=table)
-    return candidates.limit(CANDIDATES_PER_TRY)
+        return candidates.limit(literal_column("1")).with_for_update(skip_locked=True, of=table)
+    return candidates.limit(literal_column(str(CANDIDATES_PER_TRY)))
 
 
 def claim(session: Session, *, table, candidates: Select, values: dict[str, Any], claimant, user_id: int,
           lease_s: int) -> int | None:
     """Claims the first candidate nobody else won; `candidates` selects (id, lock_version) in queue order,
     with `values` for its parameters. Commits; returns the claimed id, or None when nothing is left."""
-    query = _claim_query(candidates, table, session.get_bind().dialect.name == "postgresql")
+    query = claim_query(candidates, table, session.get_bind().dialect.name == "postgresql")
     for _ in range(4):
         rows = session.execute(query, values).all()
         if not rows:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cache
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
 from sqlmodel import Session, select
 
 from app.models import (
@@ -26,6 +27,7 @@ from app.models import (
     User,
     utcnow,
 )
+from app.models.types import UTCDateTime
 from app.services import spot_checks
 from app.services import tasks as task_service
 from app.stats import Interval, wilson
@@ -65,11 +67,33 @@ class TaskQuality:
         return self.solve_matched / self.solve_judged if self.solve_judged else None
 
 
-def _latest(session: Session, model, task_ids: list[int]) -> dict[int, object]:
-    """The newest not-cancelled check of each task."""
-    newest = (select(func.max(model.id)).where(model.task_id.in_(task_ids), model.status != QcStatus.cancelled)
+# The page's statements are built once, with its task ids (and the throughput's start) as parameters: building and
+# keying a statement, with an IN list of 50 ids coerced one by one, cost SQLAlchemy more than running it.
+TASK_IDS = bindparam("task_ids", expanding=True)
+TEST_IDS = bindparam("test_ids", expanding=True)
+SINCE = bindparam("since", type_=UTCDateTime)
+
+
+@cache
+def _latest(model):
+    """The newest not-cancelled check of each of :task_ids."""
+    newest = (select(func.max(model.id)).where(model.task_id.in_(TASK_IDS), model.status != QcStatus.cancelled)
               .group_by(model.task_id))
-    return {row.task_id: row for row in session.exec(select(model).where(model.id.in_(newest)))}
+    return select(model).where(model.id.in_(newest))
+
+
+@cache
+def _review_rounds():
+    return select(Review.task_id, func.max(Review.round)).where(
+        Review.task_id.in_(TASK_IDS), Review.subject == ReviewSubject.instruction_version,
+        Review.decided_at.is_not(None)).group_by(Review.task_id)
+
+
+@cache
+def _solve_counts():
+    return (select(SolveTestItem.solve_test_id, func.count().filter(SolveTestItem.matched.is_(True)),
+                   func.count(SolveTestItem.judged_at))
+            .where(SolveTestItem.solve_test_id.in_(TEST_IDS)).group_by(SolveTestItem.solve_test_id))
 
 
 @dataclass(frozen=True)
@@ -100,18 +124,14 @@ def per_task(session: Session, *, task_ids: list[int]) -> list[TaskQuality]:
 
 
 def _rows(session: Session, tasks: list[Task]) -> list[TaskQuality]:
-    ids = [task.id for task in tasks]
-    if not ids:
+    if not tasks:
         return []
-    rounds = dict(session.exec(select(Review.task_id, func.max(Review.round)).where(
-        Review.task_id.in_(ids), Review.subject == ReviewSubject.instruction_version,
-        Review.decided_at.is_not(None)).group_by(Review.task_id)).all())
-    tests, checks = _latest(session, SolveTest, ids), _latest(session, SpotCheck, ids)
+    ids = {"task_ids": [task.id for task in tasks]}
+    rounds = dict(session.exec(_review_rounds(), params=ids).all())
+    tests = {test.task_id: test for test in session.exec(_latest(SolveTest), params=ids)}
+    checks = {check.task_id: check for check in session.exec(_latest(SpotCheck), params=ids)}
     solved = {test_id: (matched, judged) for test_id, matched, judged in session.exec(
-        select(SolveTestItem.solve_test_id, func.count().filter(SolveTestItem.matched.is_(True)),
-               func.count(SolveTestItem.judged_at))
-        .where(SolveTestItem.solve_test_id.in_([t.id for t in tests.values()]))
-        .group_by(SolveTestItem.solve_test_id))}
+        _solve_counts(), params={"test_ids": [test.id for test in tests.values()]})}
     rows = []
     for task in tasks:
         test, check = tests.get(task.id), checks.get(task.id)
@@ -147,18 +167,23 @@ class ReviewerThroughput:
 
 def throughput(session: Session, *, days: int = 7) -> list[ReviewerThroughput]:
     """Decisions per reviewer over the last `days` days, busiest first."""
-    since = utcnow() - timedelta(days=days)
-
-    def by_user(user_column, time_column, model) -> dict[int, int]:
-        return dict(session.exec(select(user_column, func.count()).select_from(model).where(
-            time_column >= since, user_column.is_not(None)).group_by(user_column)).all())
-
-    reviews = by_user(Review.reviewer_id, Review.decided_at, Review)
-    solved = by_user(SolveTestItem.solver_id, SolveTestItem.answered_at, SolveTestItem)
-    firsts = by_user(SpotCheckItem.reviewer_id, SpotCheckItem.decided_at, SpotCheckItem)
-    seconds = by_user(SpotCheckItem.second_reviewer_id, SpotCheckItem.second_decided_at, SpotCheckItem)
+    since = {"since": utcnow() - timedelta(days=days)}
+    reviews, solved, firsts, seconds = (dict(session.exec(query, params=since).all()) for query in _decisions_since())
     people = reviews.keys() | solved.keys() | firsts.keys() | seconds.keys()
     names = dict(session.exec(select(User.id, User.display_name).where(User.id.in_(people))).all()) if people else {}
     rows = [ReviewerThroughput(names.get(user_id, "?"), reviews.get(user_id, 0), solved.get(user_id, 0),
                                firsts.get(user_id, 0) + seconds.get(user_id, 0)) for user_id in people]
     return sorted(rows, key=lambda row: (-row.total, row.name))
+
+
+@cache
+def _decisions_since() -> tuple:
+    """Per user, the instruction reviews, solve answers, first and second spot verdicts since :since."""
+    def by_user(user_column, time_column, model):
+        return select(user_column, func.count()).select_from(model).where(
+            time_column >= SINCE, user_column.is_not(None)).group_by(user_column)
+
+    return (by_user(Review.reviewer_id, Review.decided_at, Review),
+            by_user(SolveTestItem.solver_id, SolveTestItem.answered_at, SolveTestItem),
+            by_user(SpotCheckItem.reviewer_id, SpotCheckItem.decided_at, SpotCheckItem),
+            by_user(SpotCheckItem.second_reviewer_id, SpotCheckItem.second_decided_at, SpotCheckItem))
