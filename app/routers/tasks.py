@@ -44,7 +44,7 @@ def task_list(request: Request, session: SessionDep, filters: FiltersDep,
     page = task_service.list_tasks(session, filters=filters, after=after, before=before,
                                    limit=request.app.state.settings.page_size)
     return render(request, "tasks/page.html", "tasks/_table.html", page=page, filters=filters,
-                  facets=task_service.facet_values(session), datasets=dataset_service.list_datasets(session))
+                  facets=task_service.facet_values(session), datasets=dataset_service.dataset_names(session))
 
 
 @router.get("/{task_id}/edit", dependencies=[EDITORS])

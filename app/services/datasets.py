@@ -24,6 +24,15 @@ def list_datasets(session: Session) -> list[tuple[SourceDataset, int]]:
     return [(dataset, count) for dataset, count in rows]
 
 
+# The task list's dataset menu: names only, not every dataset's task count.
+_NAMES = select(SourceDataset.id, SourceDataset.name).order_by(SourceDataset.name)
+
+
+def dataset_names(session: Session) -> list[tuple[int, str]]:
+    """(id, name) of every dataset, by name."""
+    return list(session.exec(_NAMES).all())
+
+
 def get_dataset(session: Session, *, dataset_id: int) -> SourceDataset:
     dataset = session.get(SourceDataset, dataset_id)
     if dataset is None:

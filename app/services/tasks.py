@@ -133,11 +133,13 @@ def counts_by_status(session: Session) -> dict[str, int]:
     return counts
 
 
+_CATEGORIES = select(Task.category).where(Task.category.is_not(None)).distinct()
+_GROUPS = select(Task.task_group).distinct()
+
+
 def facet_values(session: Session) -> dict[str, list[str]]:
     """The groups and categories in use, for the filter menus."""
-    categories = session.exec(select(Task.category).where(Task.category.is_not(None)).distinct())
-    groups = session.exec(select(Task.task_group).distinct())
-    return {"categories": sorted(categories), "groups": sorted(groups)}
+    return {"categories": sorted(session.exec(_CATEGORIES)), "groups": sorted(session.exec(_GROUPS))}
 
 
 def escape_like(text: str) -> str:
