@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     port: int = Field(8000, description="Port the web server listens on.")
     web_workers: int = Field(1, ge=1, description="Number of web server processes (`serve`).")
     web_threads: int = Field(
-        8, ge=1, le=256, description="Requests one web process works on at once; the others wait their turn. "
+        4, ge=1, le=256, description="Requests one web process works on at once; the others wait their turn. "
         "Python runs one thread at a time: with more threads than this, every request is sliced finer among the "
         "others and a cheap page waits behind the expensive ones; with fewer, a slow database call holds up the rest.")
     reload_templates: bool = Field(
