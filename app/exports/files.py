@@ -131,18 +131,24 @@ def stage1_schema():
                       ("conversations", pa.list_(turn))])
 
 
+def stage1_parquet_writer(target: Path):
+    """A Parquet writer of stage-1 records, as a version's stage1.parquet is written."""
+    import pyarrow.parquet as pq
+
+    # Dictionaries only where values repeat (task names, roles), statistics only where a reader filters (by
+    # task): the rest costs a third of the writing and saves nothing on unique ids and texts.
+    return pq.ParquetWriter(target, stage1_schema(), compression="zstd", write_statistics=["task_name"],
+                            use_dictionary=["task_name", "conversations.list.element.from"])
+
+
 def arrow_to_parquet(sources: list[Path], target: Path) -> dict[str, Any]:
     """Stage-1 records as Parquet for Hugging Face `datasets` users, from Arrow IPC streams taken in order.
     Row groups are cut at fixed row counts, so the bytes depend on the records alone, not on how they were
     split into streams and batches; a group at a time is held in memory."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     schema, count, pending = stage1_schema(), 0, []
-    # Dictionaries only where values repeat (task names, roles), statistics only where a reader filters (by
-    # task): the rest costs a third of the writing and saves nothing on unique ids and texts.
-    with pq.ParquetWriter(target, schema, compression="zstd", write_statistics=["task_name"],
-                          use_dictionary=["task_name", "conversations.list.element.from"]) as writer:
+    with stage1_parquet_writer(target) as writer:
         def write(rows: pa.Table) -> None:
             writer.write_table(rows.combine_chunks(), row_group_size=PARQUET_ROWS_PER_GROUP)
 
