@@ -69,15 +69,15 @@ class TaskQuality:
 
 # The page's statements are built once, with its task ids (and the throughput's start) as parameters: building and
 # keying a statement, with an IN list of 50 ids coerced one by one, cost SQLAlchemy more than running it.
-TASK_IDS = bindparam("task_ids", expanding=True)
-TEST_IDS = bindparam("test_ids", expanding=True)
-SINCE = bindparam("since", type_=UTCDateTime)
+_TASK_IDS = bindparam("task_ids", expanding=True)
+_TEST_IDS = bindparam("test_ids", expanding=True)
+_SINCE = bindparam("since", type_=UTCDateTime)
 
 
 @cache
 def _latest(model):
     """The newest not-cancelled check of each of :task_ids."""
-    newest = (select(func.max(model.id)).where(model.task_id.in_(TASK_IDS), model.status != QcStatus.cancelled)
+    newest = (select(func.max(model.id)).where(model.task_id.in_(_TASK_IDS), model.status != QcStatus.cancelled)
               .group_by(model.task_id))
     return select(model).where(model.id.in_(newest))
 
@@ -85,7 +85,7 @@ def _latest(model):
 @cache
 def _review_rounds():
     return select(Review.task_id, func.max(Review.round)).where(
-        Review.task_id.in_(TASK_IDS), Review.subject == ReviewSubject.instruction_version,
+        Review.task_id.in_(_TASK_IDS), Review.subject == ReviewSubject.instruction_version,
         Review.decided_at.is_not(None)).group_by(Review.task_id)
 
 
@@ -93,7 +93,7 @@ def _review_rounds():
 def _solve_counts():
     return (select(SolveTestItem.solve_test_id, func.count().filter(SolveTestItem.matched.is_(True)),
                    func.count(SolveTestItem.judged_at))
-            .where(SolveTestItem.solve_test_id.in_(TEST_IDS)).group_by(SolveTestItem.solve_test_id))
+            .where(SolveTestItem.solve_test_id.in_(_TEST_IDS)).group_by(SolveTestItem.solve_test_id))
 
 
 @dataclass(frozen=True)
@@ -181,7 +181,7 @@ def _decisions_since() -> tuple:
     """Per user, the instruction reviews, solve answers, first and second spot verdicts since :since."""
     def by_user(user_column, time_column, model):
         return select(user_column, func.count()).select_from(model).where(
-            time_column >= SINCE, user_column.is_not(None)).group_by(user_column)
+            time_column >= _SINCE, user_column.is_not(None)).group_by(user_column)
 
     return (by_user(Review.reviewer_id, Review.decided_at, Review),
             by_user(SolveTestItem.solver_id, SolveTestItem.answered_at, SolveTestItem),
