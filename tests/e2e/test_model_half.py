@@ -85,7 +85,13 @@ def test_the_model_half_from_a_fresh_demo(page: Page, app, db, settings):
     expect(page.locator("#finetune-done")).to_be_visible(timeout=240_000)
     expect(page.locator("#loss-chart polyline.loss-stage2")).to_have_count(1)
     # The scores come with the job's end, a poll or two after training: on a busy machine, several seconds.
-    expect(page.locator("#evaluation tbody tr")).to_have_count(1, timeout=60_000)
+    try:
+        expect(page.locator("#evaluation tbody tr")).to_have_count(1, timeout=60_000)
+    except AssertionError as failure:  # seen twice under heavy load: say what the job was doing
+        db.expire_all()
+        job = db.get(Job, job_id)
+        raise AssertionError(f"no evaluation shown; the job is {job.status} (attempt {job.attempts}, progress "
+                             f"{job.progress_message!r}, error {job.error!r})") from failure
     db.expire_all()
     assert db.get(Job, job_id).status == "succeeded"
 
