@@ -155,7 +155,9 @@ def arrow_to_parquet(sources: list[Path], target: Path) -> dict[str, Any]:
             writer.write_table(rows.combine_chunks(), row_group_size=PARQUET_ROWS_PER_GROUP)
 
         for source in sources:
-            with pa.ipc.open_stream(source) as stream:
+            # Read through a plain file: given a path, pyarrow maps the stream into memory, and every page read
+            # counts as the build's memory (757 MB at 1.66M instances; 298 MB this way).
+            with pa.OSFile(str(source)) as file, pa.ipc.open_stream(file) as stream:
                 for batch in stream:
                     count += batch.num_rows
                     pending.append(batch)
