@@ -5,6 +5,7 @@ open item (it did, at 15 ms a claim with 10,000 items open, until the limit was 
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import event
 from sqlmodel import Session
 
 from app.models import Role, SpotCheckItem
@@ -13,15 +14,25 @@ from tests.factories import make_user
 from tests.review_helpers import make_qc_task, submit_instruction
 
 
-def query_plan(session: Session, statement, values) -> str:
-    """SQLite's EXPLAIN QUERY PLAN of `statement` with `values`, one step per line."""
-    compiled = statement.compile(session.get_bind())
-    parameters = compiled.construct_params(values)
-    processors = compiled._bind_processors
-    args = [processors[name](parameters[name]) if name in processors else parameters[name]
-            for name in compiled.positiontup]
-    cursor = session.connection().connection.driver_connection.execute(f"EXPLAIN QUERY PLAN {compiled}", args)
-    return "\n".join(row[-1] for row in cursor)
+def executed_sql(session: Session, statement, values) -> tuple[str, tuple]:
+    """The SQL and parameters the driver got when `statement` ran with `values`."""
+    seen = {}
+
+    def capture(connection, cursor, sql, parameters, context, executemany) -> None:
+        seen.update(sql=sql, parameters=parameters)
+
+    engine = session.get_bind()
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        session.execute(statement, values).all()
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    return seen["sql"], seen["parameters"]
+
+
+def query_plan(session: Session, sql: str, parameters: tuple) -> str:
+    """SQLite's EXPLAIN QUERY PLAN of `sql`, one step per line."""
+    return "\n".join(row[-1] for row in session.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", parameters))
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -34,11 +45,12 @@ def test_a_spot_check_claim_reads_the_queue_order_index_and_stops(db):
     db.commit()
 
     claim = leases.claim_query(spot_checks.first_pass_candidates(), SpotCheckItem, postgres=False)
-    plan = query_plan(db, claim, leases.params(user_id=reviewer.id))
+    sql, parameters = executed_sql(db, claim, leases.params(user_id=reviewer.id))
+    plan = query_plan(db, sql, parameters)
 
     assert "ix_spot_check_item_spot_check_id_decided_at_position" in plan, plan
     assert "SCAN spot_check_item" not in plan, plan  # no walk over every item of every check
-    assert "LIMIT ?" not in str(claim.compile(db.get_bind()))  # the planner is told how few rows are wanted
+    assert "LIMIT ?" not in sql  # the planner is told how few rows are wanted
     # and the claim still hands out the first undecided item in queue order
     first = db.exec(claim, params=leases.params(user_id=reviewer.id)).first()
     assert db.get(SpotCheckItem, first[0]).position == 0

@@ -61,6 +61,8 @@ def test_web_threads_bounds_the_requests_a_process_works_on_and_templates_are_re
         assert client.portal.call(lambda: anyio.to_thread.current_default_thread_limiter().total_tokens) == 3
     assert templates.env.auto_reload is False  # no file check per template per request
 
-    create_app(Settings(mode="test", data_dir=tmp_path, reload_templates=True, _env_file=None))
-    assert templates.env.auto_reload is True
-    create_app(Settings(mode="test", data_dir=tmp_path, _env_file=None))
+    try:
+        create_app(Settings(mode="test", data_dir=tmp_path, reload_templates=True, _env_file=None))
+        assert templates.env.auto_reload is True
+    finally:
+        templates.env.auto_reload = False  # the environment is the process's: leave it as the other tests expect

@@ -87,11 +87,6 @@ def review_holder(item: Review, user_id: int):
     return Review.reviewer_id if item.reviewer_id == user_id and item.decided_at is None else None
 
 
-def instance_with_image(session: Session, instance_id: int) -> tuple[Instance, Image | None]:
-    instance = session.get(Instance, instance_id)
-    return instance, session.get(Image, instance.image_id) if instance.image_id else None
-
-
 def checked_instance(session: Session, *, check, instance_id: int) -> Sample:
     """An item's instance and image, rendered with its check's instruction version: (instance, image,
     rendered or None, the template's problem or None)."""
@@ -102,8 +97,8 @@ def checked_instance(session: Session, *, check, instance_id: int) -> Sample:
 
 @cache
 def _checked_rows():
-    """The instance, its image and the version it is rendered with, in one statement (built once): every "next
-    item" and every decision shows one, and three lookups cost the ORM three times what the database takes."""
+    """The instance, its image and the version it is rendered with, in one statement built once (every "next
+    item" and every decision shows one): not three ORM lookups."""
     return (select(Instance, Image, InstructionVersion)
             .outerjoin(Image, Image.id == Instance.image_id)
             .outerjoin(InstructionVersion, InstructionVersion.id == bindparam("version_id"))
