@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     import_root: Path | None = Field(
         None, description="Folder on the server that browser-started imports may read files and images from "
         "(nothing outside it). Default: `incoming` in the data dir.")
+    media_url: str | None = Field(
+        None, description="Where images and their thumbnails live: a folder, or `s3://bucket/prefix` on "
+        "S3-compatible object storage (endpoint and credentials from `AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, "
+        "`AWS_SECRET_ACCESS_KEY`, `AWS_REGION`). Default: `media` in the data dir.")
     job_lease_s: int = Field(60, ge=5, description="How long a worker holds a job without a heartbeat before "
                              "another worker may take it over.")
     worker_poll_s: float = Field(0.25, gt=0, le=60, description="How often an idle worker looks for a job.")
@@ -105,6 +109,15 @@ class Settings(BaseSettings):
             raise ValueError("STUDIO_SPOT_CHECK_EXPECTED_ERROR_RATE must be under STUDIO_SPOT_CHECK_MAX_ERROR_RATE")
         return self
 
+    @field_validator("media_url")
+    @classmethod
+    def _check_location(cls, value: str | None) -> str | None:
+        if value and value.startswith("s3://") and not value[len("s3://"):].split("/")[0]:
+            raise ValueError("an s3:// URL needs a bucket: s3://bucket or s3://bucket/prefix")
+        if value and "://" in value and not value.startswith("s3://"):
+            raise ValueError("write a folder or an s3://bucket/prefix URL")
+        return (value.rstrip("/") or None) if value else None
+
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Settings:
         if self.mode == Mode.production:
@@ -122,6 +135,11 @@ class Settings(BaseSettings):
     @property
     def media_dir(self) -> Path:
         return self.data_dir / "media"
+
+    @property
+    def media_location(self) -> str:
+        """The media store, for `storage.open_media`: a folder or an s3:// URL."""
+        return self.media_url or str(self.media_dir)
 
     @property
     def resolved_import_root(self) -> Path:

@@ -14,6 +14,7 @@ from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.failures import AppError
+from app.objectstore import ObjectMissing, StorageUnavailable
 from app.templating import is_htmx, render
 
 log = logging.getLogger("studio.errors")
@@ -87,6 +88,18 @@ def install_error_handlers(app: FastAPI) -> None:
                     str(exc.orig).splitlines()[0] if exc.orig else type(exc).__name__)
         return error_response(request, 503, "database_unavailable",
                               "The database is not reachable right now: try again in a moment.",
+                              headers={"Retry-After": "2"})
+
+    @app.exception_handler(ObjectMissing)
+    async def _object_missing(request: Request, exc: ObjectMissing) -> Response:
+        log.error("missing from object storage on %s %s: %s", request.method, request.url.path, exc)
+        return error_response(request, 404, "object_missing", f"The stored file is missing: {exc}.")
+
+    @app.exception_handler(StorageUnavailable)
+    async def _storage_unreachable(request: Request, exc: StorageUnavailable) -> Response:
+        log.warning("object storage unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return error_response(request, 503, "storage_unavailable",
+                              "The object storage is not reachable right now: try again in a moment.",
                               headers={"Retry-After": "2"})
 
     @app.exception_handler(Exception)

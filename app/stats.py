@@ -84,7 +84,7 @@ ARTICLES = re.compile(r"\b(a|an|the)\b")
 NOT_WORD = re.compile(r"[^\w\s]")
 SPACES = re.compile(r"\s+")
 NUMBER_WORDS = {word: str(k) for k, word in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve".split())}
+    ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"])}
 
 
 def normalise_answer(text: str) -> str:

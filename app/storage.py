@@ -1,15 +1,23 @@
-"""The media store: image files addressed by their sha256, written atomically, confined to one root."""
+"""The media store: image files addressed by their sha256, written once and whole. A folder by default
+(`MediaStore`, confined to its root), or a bucket on S3-compatible object storage (`ObjectMediaStore`) when
+the studio spans machines; `open_media` picks by location."""
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
 import hashlib
+import io
 import itertools
 import os
 import re
+import shutil
 import sys
+import tempfile
 from pathlib import Path
+from typing import BinaryIO
+
+from app.objectstore import Bucket, is_object_url
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _TEMPORARY_NUMBERS = itertools.count()
@@ -78,15 +86,59 @@ def sync_filesystem(path: Path) -> None:
         os.close(fd)
 
 
+def _checked(sha256: str) -> str:
+    if not _SHA256.match(sha256):
+        raise ValueError(f"not a sha256 hex digest: {sha256!r}")
+    return sha256
+
+
+def relative_key(sha256: str) -> str:
+    """Where an image lives under the store's root or prefix: `ab/abcd...` (256 folders of a manageable size)."""
+    return f"{sha256[:2]}/{_checked(sha256)}"
+
+
+def thumbnail_key(sha256: str) -> str:
+    return f"thumbs/{sha256[:2]}/{_checked(sha256)}.jpg"
+
+
+def open_media(location: str | Path) -> MediaStore | ObjectMediaStore:
+    """The media store at a folder, or at `s3://bucket/prefix`."""
+    return ObjectMediaStore(str(location)) if is_object_url(location) else MediaStore(Path(location))
+
+
 class MediaStore:
+    """A folder of images named by their sha256: the embedded default."""
+
     def __init__(self, root: Path):
         self.root = Path(root)
         self._folders: dict[str, str] = {}  # the sha256[:2] folders made so far: at most 256
 
+    @property
+    def location(self) -> str:
+        """What `open_media` takes to open this store again (in another process)."""
+        return str(self.root)
+
     def path_for(self, sha256: str) -> Path:
-        if not _SHA256.match(sha256):
-            raise ValueError(f"not a sha256 hex digest: {sha256!r}")
-        return self.root / sha256[:2] / sha256
+        return self.root / relative_key(sha256)
+
+    def open(self, sha256: str) -> BinaryIO:
+        return open(self.path_for(sha256), "rb")
+
+    def read(self, sha256: str) -> bytes:
+        return self.path_for(sha256).read_bytes()
+
+    def copy_to(self, sha256: str, target: Path) -> None:
+        """Puts the image at `target`: a hard link where it can (same file system), else a copy that appears
+        whole under its name. A target that exists already is that image (names are content)."""
+        try:
+            os.link(self.path_for(sha256), target)
+        except FileExistsError:
+            pass
+        except OSError:  # another file system: copy beside it, then rename into place
+            handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".copy-")
+            os.close(handle)
+            shutil.copyfile(self.path_for(sha256), temporary)
+            os.replace(temporary, target)
 
     def put(self, data: bytes, *, durable: bool = True) -> str:
         """Stores `data` once under its sha256 and returns the digest. A crash leaves no partial file:
@@ -122,3 +174,43 @@ class MediaStore:
 
     def exists(self, sha256: str) -> bool:
         return self.path_for(sha256).exists()
+
+
+class ObjectMediaStore:
+    """The media store in a bucket: `s3://bucket/prefix/ab/abcd...`, each image written once by a conditional
+    put, its thumbnail beside it under `thumbs/`. A put that returned is durable: nothing to sync."""
+
+    def __init__(self, url: str):
+        self.bucket = Bucket(url)
+
+    @property
+    def location(self) -> str:
+        return self.bucket.url
+
+    def put(self, data: bytes, *, durable: bool = True) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        self.put_new(digest, data)
+        return digest
+
+    def put_new(self, sha256: str, data: bytes) -> bool:
+        return self.bucket.put_once(relative_key(sha256), data)
+
+    def make_durable(self) -> None:
+        """Nothing to do: the store acknowledged each put once it held the object."""
+
+    def exists(self, sha256: str) -> bool:
+        return self.bucket.size(relative_key(sha256)) is not None
+
+    def open(self, sha256: str) -> BinaryIO:
+        """The image's bytes as a seekable file (Pillow seeks; an import caps an image's size)."""
+        return io.BytesIO(self.read(sha256))
+
+    def read(self, sha256: str) -> bytes:
+        return self.bucket.get(relative_key(sha256))
+
+    def copy_to(self, sha256: str, target: Path) -> None:
+        if not target.exists():
+            self.bucket.download(relative_key(sha256), target)
+
+
+Media = MediaStore | ObjectMediaStore  # what importers, exports and the worker are given

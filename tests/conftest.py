@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +28,7 @@ from app.main import create_app
 from app.models import metadata
 from tests.scratch import scratch_database
 
+ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 ON_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -111,3 +115,51 @@ def tiny_model(tmp_path_factory):
 
     torch.set_num_threads(1)
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-llava")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """An S3-compatible server for this test process (moto, tests/s3server.py), and the AWS variables that point
+    the studio's client at it, set as a deployment sets them (subprocesses the tests start inherit them)."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "tests.s3server", str(port)], cwd=ROOT,
+                              stdout=subprocess.PIPE, text=True)
+    endpoint = f"http://127.0.0.1:{port}"
+    variables = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "studio-test",
+                 "AWS_SECRET_ACCESS_KEY": "studio-test-secret", "AWS_REGION": "us-east-1"}
+    saved = {name: os.environ.get(name) for name in variables}
+    try:
+        assert server.stdout.readline().strip() == "ready", "the S3 test server did not start"
+        os.environ.update(variables)
+        yield endpoint
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@pytest.fixture
+def bucket(s3_endpoint) -> str:
+    """A new, empty bucket of the test's own: `s3://studio-<random>`."""
+    from app.objectstore import Bucket
+
+    name = f"studio-{uuid.uuid4().hex[:16]}"
+    Bucket(f"s3://{name}").client.create_bucket(Bucket=name)
+    return f"s3://{name}"
+
+
+@pytest.fixture
+def s3_settings(database_url: str, tmp_path: Path, bucket: str) -> Settings:
+    """The test settings with the media in the test's bucket."""
+    return Settings(mode="test", data_dir=tmp_path / "data", database_url=database_url, page_size=3,
+                    login_max_failures=3, media_url=f"{bucket}/media", _env_file=None)

@@ -14,7 +14,7 @@ from app.config import Settings
 from app.db import make_engine
 from app.ingest.records import estimate_records
 from app.ingest.requests import failure, request_model
-from app.storage import MediaStore
+from app.storage import open_media
 from worker.context import JobContext
 
 
@@ -37,7 +37,7 @@ def run_import(settings: Settings, context: JobContext, payload: dict[str, Any])
             fraction = min(seen / total, 0.99) if total else 0.0
             context.progress(fraction, f"{seen:,} records read" + (f" of {total:,}" if total else ""))
 
-        report = wanted.run(engine=engine, media=MediaStore(settings.media_dir), located=located,
+        report = wanted.run(engine=engine, media=open_media(settings.media_location), located=located,
                             actor_id=payload.get("actor_id"), on_progress=on_progress)
     except Exception as error:
         message = failure(error, wanted)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from PIL import Image as PILImage
@@ -21,13 +22,17 @@ from app.models import InstructionVersion, ModelOutput, RegisteredModel, utcnow
 from app.rendering import IMAGE_TOKEN
 from app.services.sampling import sample_instances
 from app.specs import render_instance, spec_of_version
-from app.storage import MediaStore
+from app.storage import open_media
 from worker.context import JobContext
 from worker.loading import is_loaded, load
 
 
-def open_rgb(path) -> PILImage.Image:
-    with PILImage.open(path) as image:  # closed now, not whenever the garbage collector gets to it
+def open_rgb(source) -> PILImage.Image:
+    """The image in `source` (a path, or a file this call closes) as RGB."""
+    if not isinstance(source, (str, Path)):
+        with source, PILImage.open(source) as image:  # closed now, not whenever the collector gets to it
+            return image.convert("RGB")
+    with PILImage.open(source) as image:
         return image.convert("RGB")
 
 
@@ -77,7 +82,7 @@ class Stopwatch(Counter):
 
 
 def run_preview(settings: Settings, context: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
-    media, clock = MediaStore(settings.media_dir), Stopwatch()
+    media, clock = open_media(settings.media_location), Stopwatch()
     with clock.phase("sample"), Session(context.engine) as session:
         registered = session.get(RegisteredModel, payload["model_id"])
         version = session.get(InstructionVersion, payload["instruction_version_id"])
@@ -98,7 +103,7 @@ def run_preview(settings: Settings, context: JobContext, payload: dict[str, Any]
         for start in range(0, len(group), batch_size):
             batch = group[start:start + batch_size]
             with clock.phase("prepare"):
-                images = [open_rgb(media.path_for(sha)) for _, _, sha in batch] if has_image else None
+                images = [open_rgb(media.open(sha)) for _, _, sha in batch] if has_image else None
                 inputs = prepare(loaded, [prompt for _, prompt, _ in batch], images)
             started = time.perf_counter()
             answers = answer(loaded, inputs, max_new_tokens=payload["max_new_tokens"])

@@ -33,7 +33,7 @@ from app.models import (
 )
 from app.rendering import InstructionSpec, TemplateProblem, render
 from app.specs import spec_of_version, template_fields
-from app.storage import MediaStore
+from app.storage import open_media
 from worker.context import JobContext
 from worker.evaluate import inference_dtype
 from worker.loading import load
@@ -127,7 +127,7 @@ def _question(spec: InstructionSpec, instance: Instance, image) -> Question | No
 
 
 def run_score(settings: Settings, context: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
-    media, started = MediaStore(settings.media_dir), time.perf_counter()
+    media, started = open_media(settings.media_location), time.perf_counter()
     task_id, batch_size = payload["task_id"], payload.get("batch_size", 8)
     with Session(context.engine) as session:
         registered = session.get(RegisteredModel, payload["model_id"])
@@ -150,7 +150,7 @@ def run_score(settings: Settings, context: JobContext, payload: dict[str, Any]) 
         last_id = chunk[-1][0].id
         work = []
         for instance, image in chunk:
-            question = _question(spec, instance, open_rgb(media.path_for(image.sha256)) if image else None)
+            question = _question(spec, instance, open_rgb(media.open(image.sha256)) if image else None)
             if question is None:
                 skipped += 1
             else:

@@ -153,7 +153,7 @@ def _run(fields: dict, report_file: Path | None = None, actor_id: int | None = N
     from app.ingest.report import ImportReport
     from app.ingest.requests import failure, request_model
     from app.ingest.yaml_lines import EntriesRefused
-    from app.storage import MediaStore
+    from app.storage import open_media
 
     given = {name: str(value) if isinstance(value, Path) else value for name, value in fields.items()
              if value is not None}
@@ -169,7 +169,7 @@ def _run(fields: dict, report_file: Path | None = None, actor_id: int | None = N
         bar = progress.add_task(located.file.name, total=estimate_records(located.file))
         try:
             report = wanted.run(engine=make_engine(settings.resolved_database_url),
-                                media=MediaStore(settings.media_dir), located=located, actor_id=actor_id,
+                                media=open_media(settings.media_location), located=located, actor_id=actor_id,
                                 on_progress=lambda seen: progress.update(bar, completed=seen))
         except Exception as error:
             message = failure(error, wanted)

@@ -24,10 +24,11 @@ def demo() -> None:
     """Load the demo workspace into an empty database, and print where and how to sign in."""
     from app.services.demo import load_demo
     from app.services.demo_models import load_model_half
+    from app.storage import open_media
 
     settings = Settings()
     with open_session(settings) as session:
-        result = load_demo(session, data_dir=settings.data_dir)
+        result = load_demo(session, data_dir=settings.data_dir, media=open_media(settings.media_location))
         if result.created:
             typer.echo("Demo workspace loaded: 4 tasks, 96 instances, 4 users, a pool of 16 conversations.")
         half = load_model_half(settings, session)

@@ -29,7 +29,7 @@ from app.exports.sampling import draw_conversations
 from app.exports.spec import ExportSpec
 from app.models import Instruction, InstructionStatus, InstructionVersion, SourceDataset, Task
 from app.services.quality import per_task
-from app.storage import MediaStore
+from app.storage import Media
 
 ABANDONED_AFTER_S = 3600
 
@@ -60,7 +60,7 @@ def plan(session: Session, spec: ExportSpec) -> list[TaskPlan]:
     return sorted(plans, key=lambda item: item.task.name)
 
 
-def build(engine: Engine, *, spec: ExportSpec, destination: Path, media: MediaStore,
+def build(engine: Engine, *, spec: ExportSpec, destination: Path, media: Media,
           count_tokens: Callable[[str], int], on_progress: Callable[[float, str], None] = lambda *_: None,
           name: str = "", processes: int | None = None) -> dict[str, Any]:
     """Builds the version into `destination` (which must not exist yet) and returns its manifest. `processes`
@@ -92,7 +92,7 @@ def _sweep_abandoned(parent: Path, *, prefix: str) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _build_into(engine: Engine, spec: ExportSpec, work: Path, media: MediaStore,
+def _build_into(engine: Engine, spec: ExportSpec, work: Path, media: Media,
                 count_tokens: Callable[[str], int], on_progress, name: str, processes: int | None) -> dict[str, Any]:
     with Session(engine) as session:
         plans = plan(session, spec)

@@ -27,7 +27,7 @@ from app.exports.files import HashingFile, JsonArrayWriter, arrow_to_parquet
 from app.exports.records import Tally, TaskPlan, write_part
 from app.exports.spec import ExportSpec
 from app.forked import available_cores, parent_gone, start_as_helper
-from app.storage import MediaStore
+from app.storage import Media
 
 PARALLEL_FROM = 100_000  # expected records: below this, forking costs more than it saves
 
@@ -58,7 +58,7 @@ def split(plans: list[TaskPlan], cap: int, parts: int) -> list[list[TaskPlan]]:
     return [run for run in runs if run]
 
 
-def build_records(engine: Engine, plans: list[TaskPlan], spec: ExportSpec, media: MediaStore,
+def build_records(engine: Engine, plans: list[TaskPlan], spec: ExportSpec, media: Media,
                   count_tokens: Callable[[str], int], work: Path, images_root: Path,
                   on_progress: Callable[[float, str], None], processes: int | None = None,
                   ) -> tuple[Tally, dict[str, dict[str, Any]]]:
@@ -171,7 +171,7 @@ class _NoPandas:
     def find_spec(name: str, path=None, target=None):
         if name == "pandas":
             raise ModuleNotFoundError("pandas is skipped in export parts", name=name)
-        return None
+        return
 
 
 def _stitch(work: Path, folders: list[Path], tally: Tally) -> dict[str, dict[str, Any]]:

@@ -9,9 +9,6 @@ everything it decides is the same whichever process runs it."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,7 +26,7 @@ from app.exports.spec import ExportSpec
 from app.models import InstructionVersion, SourceDataset, Task
 from app.rendering import TemplateProblem, renderer_for
 from app.specs import spec_of_version
-from app.storage import MediaStore
+from app.storage import Media
 
 VIOLATIONS_KEPT = 200
 IMAGE_DIR = "images"
@@ -73,29 +70,20 @@ class Tally:
 
 
 class ImageFolder:
-    """The version's images: hard links to the media store where it can (same file system), copies otherwise;
-    named by content, so an image shared by several tasks is there once. Several processes may add the same
-    image at once: a link that exists already is that image, and a copy appears under its name only whole."""
+    """The version's images, named by content, so an image shared by several tasks is there once: hard links to
+    a media folder on the same file system, copies otherwise (from a bucket, a download each). Several processes
+    may add the same image at once: a file that exists already is that image, and a copy appears only whole."""
 
     RECENT = 100_000  # names added lately, to skip their link call; bounded: a version may hold millions
 
-    def __init__(self, root: Path, media: MediaStore):
+    def __init__(self, root: Path, media: Media):
         self.root, self.media, self.recent = root, media, set()
         root.mkdir(exist_ok=True)
 
     def add(self, sha256: str, image_format: str) -> str:
         name = f"{sha256}.{image_format.lower()}"
         if name not in self.recent:
-            source, target = self.media.path_for(sha256), self.root / name
-            try:
-                os.link(source, target)
-            except FileExistsError:
-                pass
-            except OSError:  # another file system: copy beside it, then rename into place
-                handle, temporary = tempfile.mkstemp(dir=self.root, prefix=".copy-")
-                os.close(handle)
-                shutil.copyfile(source, temporary)
-                os.replace(temporary, target)
+            self.media.copy_to(sha256, self.root / name)
             if len(self.recent) >= self.RECENT:
                 self.recent.clear()
             self.recent.add(name)
@@ -169,7 +157,7 @@ class _Columns:
         self._stream.close()
 
 
-def write_part(engine: Engine, plans: list[TaskPlan], spec: ExportSpec, media: MediaStore,
+def write_part(engine: Engine, plans: list[TaskPlan], spec: ExportSpec, media: Media,
                count_tokens: Callable[[str], int], folder: Path, images_root: Path,
                report: Callable[[int, str], None], *, first: bool = True) -> Tally:
     """Writes the plans' records into `folder` (train.jsonl, train.body, val.body) and returns the tally. The

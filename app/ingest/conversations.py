@@ -25,7 +25,7 @@ from app.ingest.report import ImportReport
 from app.ingest.unified import FieldProblem, source_id, within_limit
 from app.models import ConversationItem, ConversationPool, utcnow
 from app.services import audit
-from app.storage import MediaStore
+from app.storage import Media
 
 IMAGE_TOKEN = "<image>"
 # The conversation template's own markers: a value holding one makes LLaVA's trainer mask the record.
@@ -84,7 +84,7 @@ class PoolOptions:
 
 
 class ConversationImporter:
-    def __init__(self, engine: Engine, media: MediaStore, options: PoolOptions, *, actor_id: int | None = None,
+    def __init__(self, engine: Engine, media: Media, options: PoolOptions, *, actor_id: int | None = None,
                  on_progress: Callable[[int], None] | None = None):
         self.engine, self.options, self.actor_id = engine, options, actor_id
         self.on_progress = on_progress or (lambda seen: None)

@@ -38,7 +38,7 @@ from app.ingest.unified import FieldProblem, InstanceDraft, parse_unified
 from app.models import SourceDataset, Task, utcnow
 from app.services import audit
 from app.services.tasks import refresh_instance_counts
-from app.storage import MediaStore
+from app.storage import Media
 
 PROGRESS_EVERY = 20_000  # records between progress reports at the latest
 
@@ -60,7 +60,7 @@ FORMATS: dict[str, Parser] = {"unified": parse_unified, "llava": parse_llava}
 
 
 class InstanceImporter:
-    def __init__(self, engine: Engine, media: MediaStore, options: ImportOptions, *, file_format: str = "unified",
+    def __init__(self, engine: Engine, media: Media, options: ImportOptions, *, file_format: str = "unified",
                  parse: Parser | None = None, read: Reader = read_records, actor_id: int | None = None,
                  on_progress: Callable[[int], None] | None = None):
         """`file_format` names a known parser; `parse` (with `read`) brings another, e.g. a field mapping."""

@@ -27,7 +27,7 @@ from app.ingest import bulk
 from app.ingest.image_sources import ImageSource, open_image_source
 from app.ingest.images import ImageRejected, check_image
 from app.models import utcnow
-from app.storage import MediaStore
+from app.storage import Media, open_media
 
 PATH_CACHE = 50_000  # recently seen paths: datasets reuse images across instances and tasks
 ID_CACHE = 200_000  # image ids by sha256 (a million distinct images would otherwise be ~150 MB of keys)
@@ -53,7 +53,7 @@ class ImageIntake:
     """Opens `root` (a folder or an archive, see image_sources) on construction, so that a root that
     cannot be used fails the import before anything is written. `close()` after each run."""
 
-    def __init__(self, media: MediaStore, root: Path | None, *, max_bytes: int, max_pixels: int, workers: int = 1):
+    def __init__(self, media: Media, root: Path | None, *, max_bytes: int, max_pixels: int, workers: int = 1):
         self.media, self.root = media, root
         self._source: ImageSource | None = None
         self._open()
@@ -135,7 +135,7 @@ class ImageIntake:
         if self._pool is None:
             context = multiprocessing.get_context("fork")
             self._pool = context.Pool(self.workers, initializer=_start_worker, initargs=(
-                os.getpid(), self.root, self.media.root, self.max_bytes, self.max_pixels))
+                os.getpid(), self.root, self.media.location, self.max_bytes, self.max_pixels))
         return self._pool
 
     def close(self) -> None:
@@ -148,7 +148,7 @@ class ImageIntake:
             self._source = None
 
 
-def _take(source: ImageSource | None, media: MediaStore, relative: str, max_bytes: int,
+def _take(source: ImageSource | None, media: Media, relative: str, max_bytes: int,
           max_pixels: int) -> tuple[Taken, bool]:
     """The image at `relative` checked and stored, or why not; and whether this call wrote the file."""
     try:
@@ -164,11 +164,11 @@ def _take(source: ImageSource | None, media: MediaStore, relative: str, max_byte
 _worker: tuple | None = None  # in a pool process: (source, media, max_bytes, max_pixels)
 
 
-def _start_worker(parent: int, root: Path | None, media_root: Path, max_bytes: int, max_pixels: int) -> None:
+def _start_worker(parent: int, root: Path | None, media: str, max_bytes: int, max_pixels: int) -> None:
     global _worker
     start_as_helper(parent)
     # A handle of its own: an archive's file position shared with other processes would interleave reads.
-    _worker = (open_image_source(root) if root is not None else None, MediaStore(media_root), max_bytes, max_pixels)
+    _worker = (open_image_source(root) if root is not None else None, open_media(media), max_bytes, max_pixels)
 
 
 def _take_in_worker(relatives: list[str]) -> list[tuple[Taken, bool]]:

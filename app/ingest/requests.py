@@ -22,7 +22,7 @@ from app.ingest.joins import JoinInvalid, split_on
 from app.ingest.records import MalformedFile
 from app.ingest.tabular import FieldMapping, MappingInvalid
 from app.ingest.yaml_lines import EntriesRefused
-from app.storage import MediaStore, PathOutsideRoot, confined
+from app.storage import Media, PathOutsideRoot, confined
 
 Progress = Callable[[int], None]  # records read so far
 
@@ -67,7 +67,7 @@ class ImportRequest(BaseModel):
             raise Invalid("Some fields need attention.", fields=errors)
         return Located(file, image_root, others)
 
-    def run(self, *, engine: Engine, media: MediaStore, located: Located, actor_id: int | None,
+    def run(self, *, engine: Engine, media: Media, located: Located, actor_id: int | None,
             on_progress: Progress | None = None):
         """Imports; returns the report (its `summary()` says what happened)."""
         raise NotImplementedError

@@ -43,7 +43,7 @@ from app.services import users as user_service
 from app.services.images import add_image
 from app.services.qc import QcDefaults
 from app.services.tasks import refresh_instance_counts
-from app.storage import MediaStore
+from app.storage import Media, MediaStore
 
 INSTANCES_PER_TASK = 24
 SHAPES = ("circle", "square", "triangle")
@@ -63,12 +63,14 @@ class DemoResult:
     credentials: list[tuple[str, str]]
 
 
-def load_demo(session: Session, *, data_dir: Path, seed: int = 7) -> DemoResult:
+def load_demo(session: Session, *, data_dir: Path, media: Media | None = None,
+              seed: int = 7) -> DemoResult:
+    """Demo users, tasks and instances, once; the images go to `media` (default: `media` in the data dir)."""
     credentials_file = data_dir / "demo-credentials.txt"
     if session.exec(select(User.id)).first() is not None:
         return DemoResult(False, credentials_file, _read_credentials(credentials_file))
     rng = random.Random(seed)
-    store = MediaStore(data_dir / "media")
+    store = media or MediaStore(data_dir / "media")
     people = {}
     credentials = []
     for email, name, roles, native in DEMO_USERS:
@@ -152,7 +154,7 @@ def _task(session, dataset, name, group, category, status, actor_id) -> Task:
     return task
 
 
-def _instances(session: Session, store: MediaStore, task: Task, rng: random.Random) -> None:
+def _instances(session: Session, store: Media, task: Task, rng: random.Random) -> None:
     kind = task.name.split("+")[1]
     for k in range(INSTANCES_PER_TASK):
         shape, colour, count = rng.choice(SHAPES), rng.choice(list(COLOURS)), rng.randint(1, 4)

@@ -8,10 +8,10 @@ from PIL import Image as PILImage
 from sqlmodel import Session, select
 
 from app.models import Image
-from app.storage import MediaStore
+from app.storage import Media
 
 
-def add_image(session: Session, store: MediaStore, data: bytes) -> Image:
+def add_image(session: Session, store: Media, data: bytes) -> Image:
     """The Image row for these bytes, stored once however often they are added. Flushes, does not commit."""
     with PILImage.open(io.BytesIO(data)) as picture:  # header only: no full decode
         width, height, fmt = picture.width, picture.height, (picture.format or "unknown").lower()

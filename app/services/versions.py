@@ -33,7 +33,7 @@ from app.models import (
 from app.schemas import FinetuneIn
 from app.services import audit, instructions, jobs
 from app.services import models as model_service
-from app.storage import MediaStore, PathOutsideRoot, confined
+from app.storage import PathOutsideRoot, confined, open_media
 from app.tokens import token_counter
 
 
@@ -106,7 +106,7 @@ def run_build(settings: Settings, *, version_id: int,
             count, _ = token_counter(settings.tokenizer_path)
             try:
                 manifest = build(engine, spec=spec, destination=folder_of(settings, version),
-                                 media=MediaStore(settings.media_dir), count_tokens=count, on_progress=on_progress,
+                                 media=open_media(settings.media_location), count_tokens=count, on_progress=on_progress,
                                  name=version.name)
             except BuildError as error:
                 _finish(session, version, status=VersionStatus.failed, error=str(error))
