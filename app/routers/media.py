@@ -52,5 +52,6 @@ def image(request: Request, session: SessionDep, sha256: str):
 async def image_thumbnail(request: Request, session: SessionDep, sha256: str):
     stored = await run_in_threadpool(_known_image, session, sha256)
     settings = request.app.state.settings
-    path = await run_in_threadpool(thumbnail, open_media(settings.media_location), settings.thumbnail_dir, stored.sha256)
+    media = open_media(settings.media_location)
+    path = await run_in_threadpool(thumbnail, media, settings.thumbnail_dir, stored.sha256)
     return FileResponse(path, media_type="image/jpeg", headers={**CACHE_FOREVER, "ETag": f'"{stored.sha256}-t"'})
