@@ -15,6 +15,8 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.objectstore import is_object_url
+
 
 class Mode(StrEnum):
     dev = "dev"
@@ -59,6 +61,12 @@ class Settings(BaseSettings):
         None, description="Where images and their thumbnails live: a folder, or `s3://bucket/prefix` on "
         "S3-compatible object storage (endpoint and credentials from `AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, "
         "`AWS_SECRET_ACCESS_KEY`, `AWS_REGION`). Default: `media` in the data dir.")
+    exports_url: str | None = Field(
+        None, description="Where dataset versions are published: a folder, or `s3://bucket/prefix` (same "
+        "credentials as the media). Default: `exports` in the data dir.")
+    version_cache_gb: float = Field(
+        50, gt=0, description="Most disk, in GB, that a worker's copies of versions from object storage may use "
+        "(`cache` in the data dir); the least recently used go first.")
     job_lease_s: int = Field(60, ge=5, description="How long a worker holds a job without a heartbeat before "
                              "another worker may take it over.")
     worker_poll_s: float = Field(0.25, gt=0, le=60, description="How often an idle worker looks for a job.")
@@ -109,7 +117,7 @@ class Settings(BaseSettings):
             raise ValueError("STUDIO_SPOT_CHECK_EXPECTED_ERROR_RATE must be under STUDIO_SPOT_CHECK_MAX_ERROR_RATE")
         return self
 
-    @field_validator("media_url")
+    @field_validator("media_url", "exports_url")
     @classmethod
     def _check_location(cls, value: str | None) -> str | None:
         if value and value.startswith("s3://") and not value[len("s3://"):].split("/")[0]:
@@ -117,6 +125,13 @@ class Settings(BaseSettings):
         if value and "://" in value and not value.startswith("s3://"):
             raise ValueError("write a folder or an s3://bucket/prefix URL")
         return (value.rstrip("/") or None) if value else None
+
+    @model_validator(mode="after")
+    def _versions_name_images_in_a_bucket(self) -> Settings:
+        if is_object_url(self.exports_url) and not is_object_url(self.media_url):
+            raise ValueError("STUDIO_EXPORTS_URL is on object storage but STUDIO_MEDIA_URL is not: a version on "
+                             "object storage names its images in the media bucket, so put the media there too")
+        return self
 
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Settings:
@@ -140,6 +155,14 @@ class Settings(BaseSettings):
     def media_location(self) -> str:
         """The media store, for `storage.open_media`: a folder or an s3:// URL."""
         return self.media_url or str(self.media_dir)
+
+    @property
+    def exports_location(self) -> str:
+        return self.exports_url or str(self.export_dir)
+
+    @property
+    def version_cache_dir(self) -> Path:
+        return self.data_dir / "cache" / "versions"
 
     @property
     def resolved_import_root(self) -> Path:

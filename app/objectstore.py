@@ -148,19 +148,19 @@ class Bucket:
         return len(keys)
 
 
-_clients: dict[int, Any] = {}
+_clients: dict[tuple[int, str | None], Any] = {}
 _clients_lock = threading.Lock()
 
 
 def _client():
-    """This process's client (boto3 clients are thread-safe, but a forked child must not reuse its parent's
-    connections). Retries follow AWS_RETRY_MODE and AWS_MAX_ATTEMPTS. Checksums only where S3 requires them:
+    """This process's client for the endpoint the environment names (boto3 clients are thread-safe, but a forked
+    child must not reuse its parent's connections). Retries follow AWS_RETRY_MODE and AWS_MAX_ATTEMPTS. Checksums only where S3 requires them:
     the SDK's default CRC of every body cost as much CPU as the rest of a small put."""
-    pid = os.getpid()
-    client = _clients.get(pid)
+    key = (os.getpid(), os.environ.get("AWS_ENDPOINT_URL"))
+    client = _clients.get(key)
     if client is None:
         with _clients_lock:
-            client = _clients.get(pid)
+            client = _clients.get(key)
             if client is None:
                 import boto3
                 from botocore.config import Config
@@ -168,7 +168,7 @@ def _client():
                 config = Config(request_checksum_calculation="when_required",
                                 response_checksum_validation="when_required",
                                 max_pool_connections=32, s3={"addressing_style": "path"})
-                client = _clients[pid] = boto3.session.Session().client("s3", config=config)
+                client = _clients[key] = boto3.session.Session().client("s3", config=config)
     return client
 
 

@@ -160,6 +160,7 @@ def bucket(s3_endpoint) -> str:
 
 @pytest.fixture
 def s3_settings(database_url: str, tmp_path: Path, bucket: str) -> Settings:
-    """The test settings with the media in the test's bucket."""
+    """The test settings with media and versions in the test's bucket."""
     return Settings(mode="test", data_dir=tmp_path / "data", database_url=database_url, page_size=3,
-                    login_max_failures=3, media_url=f"{bucket}/media", _env_file=None)
+                    login_max_failures=3, media_url=f"{bucket}/media", exports_url=f"{bucket}/versions",
+                    _env_file=None)

@@ -20,7 +20,7 @@ from sqlmodel import Session, select
 from app.config import Settings
 from app.models import DatasetVersion, Job, JobMetric, RegisteredModel, VersionStatus, utcnow
 from app.services import models as model_service
-from app.services.versions import folder_of
+from app.services.version_files import local_copy
 from worker import launch
 from worker.context import JobContext
 from worker.evaluate import compare, evaluate
@@ -137,8 +137,10 @@ def run_finetune(settings: Settings, context: JobContext, payload: dict[str, Any
         base = session.get(RegisteredModel, payload["base_model_id"])
         if version is None or version.status != VersionStatus.ready or base is None:
             raise ValueError("the dataset version must be ready and the base model registered")
-        version_folder, version_name, version_id = folder_of(settings, version), version.name, version.id
+        version_name, version_id = version.name, version.id
         base_path, base_name, base_id, device = Path(base.path), base.name, base.id, base.device
+    context.progress(0.01, "fetching the version")
+    version_folder = local_copy(settings, version)  # the folder itself, or a copy pulled from object storage
     out = settings.data_dir / "finetunes" / f"job-{context.job_id}"
     out.mkdir(parents=True, exist_ok=True)
     config = FinetuneConfig(version=version_folder, base=base_path, out=out, device=device,

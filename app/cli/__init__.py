@@ -11,7 +11,7 @@ from app.cli import imports, models, server, users, versions
 # No locals in tracebacks: they would print passwords and tokens.
 cli = typer.Typer(help="Flan Studio: build visual instruction-tuning datasets.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_show_locals=False)
-for command in (server.migrate, server.demo, versions.export, versions.validate, server.serve):
+for command in (server.migrate, server.demo, versions.export, versions.pull, versions.validate, server.serve):
     cli.command()(command)
 cli.add_typer(users.users_cli, name="users")
 cli.add_typer(users.tokens_cli, name="tokens")

@@ -1,5 +1,5 @@
-"""`export` and `validate`: build a dataset version without a worker, and check a built one as the trainer
-will meet it."""
+"""`export`, `pull` and `validate`: build a dataset version without a worker, copy one into a local folder, and
+check a built one as the trainer will meet it."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ def export(
     from app.exports.build import BuildError
     from app.exports.spec import ExportSpec
     from app.failures import AppError
+    from app.services import version_files
     from app.services import versions as version_service
 
     settings = Settings()
@@ -54,28 +55,81 @@ def export(
     typer.echo(f"version {version.name}: {files['stage1.json']['records']:,} training and "
                f"{files['val.json']['records']:,} validation records, "
                f"{version.manifest['excluded']['records']:,} left out; content {version.content_hash[:16]}")
-    typer.echo(f"files: {version_service.folder_of(settings, version)}")
+    typer.echo(f"files: {version_files.where(settings, version)}")
+
+
+def pull(
+    version: Annotated[str, typer.Argument(help="The version's name or id.")],
+    to: Annotated[Path, typer.Option(help="A folder to make (it must not exist yet).")],
+) -> None:
+    """Copy a ready version into a local folder as a trainer reads it (files and images), from wherever the
+    studio keeps versions: the exports folder, or object storage (STUDIO_EXPORTS_URL)."""
+    import shutil
+
+    from app.exports.remote import NotPublished, pull_url
+    from app.failures import AppError
+    from app.objectstore import StorageUnavailable
+    from app.services import version_files
+    from app.services import versions as version_service
+    from app.storage import open_media
+
+    settings = Settings()
+    if to.exists():
+        fail(f"{to} exists already: name a new folder.")
+    with open_session(settings) as session:
+        try:
+            found = version_service.named(session, version)
+        except AppError as error:
+            fail(error.message)
+    try:
+        if version_files.on_object_storage(settings):
+            pull_url(version_files.where(settings, found), open_media(settings.media_location), to)
+        else:
+            shutil.copytree(version_files.folder_of(settings, found), to)
+    except (NotPublished, StorageUnavailable, FileNotFoundError) as error:
+        fail(str(error))
+    typer.echo(f"version {found.name} is in {to}")
 
 
 def validate(
-    folder: Annotated[Path, typer.Argument(help="A version's folder (with manifest.json).", exists=True,
-                                           file_okay=False)],
+    location: Annotated[str, typer.Argument(help="A version: its folder (with manifest.json), or its URL on object "
+                                             "storage, s3://bucket/prefix/<version id>.")],
     tokenizer: Annotated[Path | None, typer.Option(help="A local tokenizer.json to count tokens with "
                                                    "(default: an estimate).")] = None,
     max_tokens: Annotated[int, typer.Option(help="The trainer's max length.")] = 2048,
 ) -> None:
     """Check a built version as the trainer will meet it: files against the manifest, records against the
-    contract. Names every problem; exits 1 if there is any."""
+    contract. Names every problem; exits 1 if there is any. A version on object storage is pulled first, with
+    its images from the media bucket (STUDIO_MEDIA_URL), into a temporary folder."""
+    import tempfile
+
+    from app.exports.remote import NotPublished, pull_url
     from app.exports.validate import validate_version
+    from app.objectstore import StorageUnavailable, is_object_url
+    from app.storage import open_media
     from app.tokens import token_counter
 
     count, how = token_counter(tokenizer)
-    problems = 0
-    for problem in validate_version(folder, count_tokens=count, max_tokens=max_tokens):
-        problems += 1
-        if problems <= 200:
-            typer.echo(str(problem))
+    with tempfile.TemporaryDirectory(prefix="studio-validate-") as scratch:
+        folder = Path(location)
+        if is_object_url(location):
+            settings = Settings()
+            if not is_object_url(settings.media_location):
+                fail("STUDIO_MEDIA_URL must name the media bucket the version's images are in.")
+            typer.echo(f"pulling {location} ...")
+            try:
+                folder = Path(scratch) / "version"
+                pull_url(location, open_media(settings.media_location), folder)
+            except (NotPublished, StorageUnavailable, ValueError, FileNotFoundError) as error:
+                fail(str(error))
+        elif not folder.is_dir():
+            fail(f"{location} is not a folder, nor an s3:// URL")
+        problems = 0
+        for problem in validate_version(folder, count_tokens=count, max_tokens=max_tokens):
+            problems += 1
+            if problems <= 200:
+                typer.echo(str(problem))
     if problems:
-        fail(f"{problems:,} problems in {folder}")
-    typer.echo(f"{folder}: every file matches the manifest and every record the trainer's contract "
+        fail(f"{problems:,} problems in {location}")
+    typer.echo(f"{location}: every file matches the manifest and every record the trainer's contract "
                f"(tokens {how}).")

@@ -24,10 +24,10 @@ from app.exports.card import dataset_card, train_scripts
 from app.exports.contract import check_record
 from app.exports.files import HashingFile, JsonArrayWriter, ascii_json, images_digest, tar_folder
 from app.exports.parallel import build_records
-from app.exports.records import IMAGE_DIR, ImageFolder, Tally, TaskPlan
+from app.exports.records import IMAGE_DIR, IMAGE_LIST, ImageFolder, Tally, TaskPlan, referenced_names
 from app.exports.sampling import draw_conversations
 from app.exports.spec import ExportSpec
-from app.models import Instruction, InstructionStatus, InstructionVersion, SourceDataset, Task
+from app.models import Image, Instruction, InstructionStatus, InstructionVersion, SourceDataset, Task
 from app.services.quality import per_task
 from app.storage import Media
 
@@ -60,11 +60,13 @@ def plan(session: Session, spec: ExportSpec) -> list[TaskPlan]:
     return sorted(plans, key=lambda item: item.task.name)
 
 
-def build(engine: Engine, *, spec: ExportSpec, destination: Path, media: Media,
+def build(engine: Engine, *, spec: ExportSpec, destination: Path, media: Media | None,
           count_tokens: Callable[[str], int], on_progress: Callable[[float, str], None] = lambda *_: None,
           name: str = "", processes: int | None = None) -> dict[str, Any]:
     """Builds the version into `destination` (which must not exist yet) and returns its manifest. `processes`
-    writes the records with that many processes (default: one per core on big builds; the bytes are the same)."""
+    writes the records with that many processes (default: one per core on big builds; the bytes are the same).
+    Without a media store (`media=None`, a version for object storage) the images are not copied: `images.tsv`
+    names them (and their sizes) in the media bucket, and `versions.pull` fetches them from there."""
     destination.parent.mkdir(parents=True, exist_ok=True)
     _sweep_abandoned(destination.parent, prefix=f".building-{destination.name}-")
     work = Path(tempfile.mkdtemp(prefix=f".building-{destination.name}-", dir=destination.parent))
@@ -92,7 +94,7 @@ def _sweep_abandoned(parent: Path, *, prefix: str) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _build_into(engine: Engine, spec: ExportSpec, work: Path, media: Media,
+def _build_into(engine: Engine, spec: ExportSpec, work: Path, media: Media | None,
                 count_tokens: Callable[[str], int], on_progress, name: str, processes: int | None) -> dict[str, Any]:
     with Session(engine) as session:
         plans = plan(session, spec)
@@ -101,10 +103,16 @@ def _build_into(engine: Engine, spec: ExportSpec, work: Path, media: Media,
         images = ImageFolder(work / IMAGE_DIR, media)
         rules = (count_tokens, spec.max_tokens, spec.image_tokens)
         stage2 = _stage2(session, spec, work, images, rules, tally) if spec.conversation_pool_id else None
+        images.close()
         if stage2 is not None:
             files["stage2.json"] = stage2
-        image_sizes = [(entry.name, entry.stat().st_size) for entry in os.scandir(images.root) if entry.is_file()]
-        if spec.images_as_tar:
+        if media is None:
+            image_sizes = _referenced_sizes(session, referenced_names(images.root))
+            shutil.rmtree(images.root)
+            files[IMAGE_LIST] = _image_list(work / IMAGE_LIST, image_sizes)
+        else:
+            image_sizes = [(entry.name, entry.stat().st_size) for entry in os.scandir(images.root) if entry.is_file()]
+        if spec.images_as_tar and media is not None:
             on_progress(0.98, "packing the images")
             files["images.tar"] = tar_folder(images.root, work / "images.tar")
             shutil.rmtree(images.root)
@@ -129,6 +137,24 @@ def _build_into(engine: Engine, spec: ExportSpec, work: Path, media: Media,
     }
     (work / "manifest.json").write_bytes(ascii_json(manifest) + b"\n")
     return manifest
+
+
+def _referenced_sizes(session: Session, names: set[str]) -> list[tuple[str, int]]:
+    """(name, bytes) of each image a version names by reference, sizes from the image rows."""
+    by_digest = {name.split(".", 1)[0]: name for name in names}
+    digests, sizes = sorted(by_digest), []
+    for start in range(0, len(digests), 5000):
+        chunk = digests[start:start + 5000]
+        sizes += [(by_digest[sha256], size) for sha256, size in
+                  session.exec(select(Image.sha256, Image.bytes).where(Image.sha256.in_(chunk)))]
+    return sizes
+
+
+def _image_list(path: Path, sizes: list[tuple[str, int]]) -> dict[str, Any]:
+    """`images.tsv`: a line `name<TAB>bytes` per image, sorted by name."""
+    writer = HashingFile(path)
+    writer.write("".join(f"{name}\t{size}\n" for name, size in sorted(sizes)).encode("ascii"))
+    return {**writer.close(), "images": len(sizes)}
 
 
 def _stage2(session: Session, spec: ExportSpec, work: Path, images: ImageFolder, rules: tuple,

@@ -58,7 +58,7 @@ def split(plans: list[TaskPlan], cap: int, parts: int) -> list[list[TaskPlan]]:
     return [run for run in runs if run]
 
 
-def build_records(engine: Engine, plans: list[TaskPlan], spec: ExportSpec, media: Media,
+def build_records(engine: Engine, plans: list[TaskPlan], spec: ExportSpec, media: Media | None,
                   count_tokens: Callable[[str], int], work: Path, images_root: Path,
                   on_progress: Callable[[float, str], None], processes: int | None = None,
                   ) -> tuple[Tally, dict[str, dict[str, Any]]]:

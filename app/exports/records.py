@@ -9,6 +9,7 @@ everything it decides is the same whichever process runs it."""
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from app.specs import spec_of_version
 from app.storage import Media
 
 VIOLATIONS_KEPT = 200
+IMAGE_LIST = "images.tsv"  # a version on object storage: its images, named in the media bucket
 IMAGE_DIR = "images"
 
 # A record's JSON is assembled around its orjson-encoded strings: the bytes of orjson.dumps({"id", ["image",]
@@ -72,22 +74,43 @@ class Tally:
 class ImageFolder:
     """The version's images, named by content, so an image shared by several tasks is there once: hard links to
     a media folder on the same file system, copies otherwise (from a bucket, a download each). Several processes
-    may add the same image at once: a file that exists already is that image, and a copy appears only whole."""
+    may add the same image at once: a file that exists already is that image, and a copy appears only whole.
+
+    Without a media store (`media=None`) the version names its images in the media bucket instead (a version on
+    object storage): nothing is copied, and each process lists the names it added in a file of its own
+    (`NAMES`), read back by `referenced_names`."""
 
     RECENT = 100_000  # names added lately, to skip their link call; bounded: a version may hold millions
+    NAMES = ".referenced-"
 
-    def __init__(self, root: Path, media: Media):
+    def __init__(self, root: Path, media: Media | None):
         self.root, self.media, self.recent = root, media, set()
         root.mkdir(exist_ok=True)
+        self._names = open(root / f"{self.NAMES}{os.getpid()}", "a") if media is None else None  # noqa: SIM115
 
     def add(self, sha256: str, image_format: str) -> str:
         name = f"{sha256}.{image_format.lower()}"
         if name not in self.recent:
-            self.media.copy_to(sha256, self.root / name)
+            if self.media is not None:
+                self.media.copy_to(sha256, self.root / name)
+            else:
+                self._names.write(name + "\n")
             if len(self.recent) >= self.RECENT:
                 self.recent.clear()
             self.recent.add(name)
         return name
+
+    def close(self) -> None:
+        if self._names is not None:
+            self._names.close()
+
+
+def referenced_names(root: Path) -> set[str]:
+    """The names every process's `ImageFolder(by_reference=True)` added under `root`."""
+    names: set[str] = set()
+    for listing in root.glob(f"{ImageFolder.NAMES}*"):
+        names.update(listing.read_text().split())
+    return names
 
 
 class _Sink:
@@ -157,7 +180,7 @@ class _Columns:
         self._stream.close()
 
 
-def write_part(engine: Engine, plans: list[TaskPlan], spec: ExportSpec, media: Media,
+def write_part(engine: Engine, plans: list[TaskPlan], spec: ExportSpec, media: Media | None,
                count_tokens: Callable[[str], int], folder: Path, images_root: Path,
                report: Callable[[int, str], None], *, first: bool = True) -> Tally:
     """Writes the plans' records into `folder` (train.jsonl, train.body, val.body) and returns the tally. The
@@ -226,4 +249,5 @@ def write_part(engine: Engine, plans: list[TaskPlan], spec: ExportSpec, media: M
             report(0, f"{task_name} done")
     train.close()
     val.close()
+    images.close()
     return tally

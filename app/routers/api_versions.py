@@ -7,6 +7,7 @@ from fastapi.responses import FileResponse
 
 from app import access
 from app.deps import ANY_ROLE, STRICT_QUERY, CurrentUser, RowId, SessionDep, require
+from app.routers.sending import send_file
 from app.schemas import API_ERRORS, TaskChangeOut, VersionIn, VersionOut
 from app.services import versions as version_service
 
@@ -44,7 +45,7 @@ def diff_versions(session: SessionDep, older_id: RowId, newer_id: RowId):
             responses={200: {"description": "The file, streamed."}})
 def version_file(request: Request, session: SessionDep, version_id: RowId, name: str):
     version = version_service.get(session, version_id=version_id)
-    return FileResponse(version_service.file_of(request.app.state.settings, version, name))
+    return send_file(version_service.file_of(request.app.state.settings, version, name))
 
 
 @router.delete("/{version_id}", dependencies=[ADMIN], status_code=204)

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse
 
 from app import access
 from app.deps import ANY_ROLE, CurrentUser, RowId, SessionDep, require
 from app.exports.spec import ExportSpec
 from app.failures import Conflict, Invalid
 from app.forms import FormDep, form_feedback, validate_form
+from app.routers.sending import send_file
 from app.schemas import FinetuneIn, VersionScoreIn
 from app.services import jobs as job_service
 from app.services import models as model_service
@@ -88,8 +88,8 @@ def _detail_page(request: Request, session, version, *, values=None, error: Inva
 @router.get("/{version_id}/files/{name:path}", dependencies=[ANY_ROLE])
 def version_file(request: Request, session: SessionDep, version_id: RowId, name: str):
     version = version_service.get(session, version_id=version_id)
-    path = version_service.file_of(request.app.state.settings, version, name)
-    return FileResponse(path, filename=path.name, headers={"Cache-Control": "private, max-age=31536000, immutable"})
+    file = version_service.file_of(request.app.state.settings, version, name)
+    return send_file(file, headers={"Cache-Control": "private, max-age=31536000, immutable"})
 
 
 @router.post("/{version_id}/finetune", dependencies=[BUILDERS])

@@ -4,18 +4,16 @@ once ready, identified by their spec's hash and their files' hash, deleted files
 from __future__ import annotations
 
 import hashlib
-import shutil
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy import update
 from sqlmodel import Session, or_, select
 
 from app.config import Settings
 from app.db import make_engine
-from app.exports.build import BuildError, build, plan
+from app.exports.build import BuildError, plan
 from app.exports.spec import ExportSpec
 from app.failures import Conflict, Invalid, NotFound
 from app.models import (
@@ -31,9 +29,8 @@ from app.models import (
     utcnow,
 )
 from app.schemas import FinetuneIn
-from app.services import audit, instructions, jobs
+from app.services import audit, instructions, jobs, version_files
 from app.services import models as model_service
-from app.storage import PathOutsideRoot, confined, open_media
 from app.tokens import token_counter
 
 
@@ -86,10 +83,6 @@ def create(session: Session, *, spec: ExportSpec, name: str | None, actor_id: in
     return version
 
 
-def folder_of(settings: Settings, version: DatasetVersion) -> Path:
-    return settings.export_dir / str(version.id)
-
-
 def run_build(settings: Settings, *, version_id: int,
               on_progress: Callable[[float, str], None] = lambda *_: None) -> DatasetVersion:
     """Builds the version's files and marks it ready; a build that fails marks it failed with the reason.
@@ -105,9 +98,7 @@ def run_build(settings: Settings, *, version_id: int,
             spec = ExportSpec.model_validate(version.spec)
             count, _ = token_counter(settings.tokenizer_path)
             try:
-                manifest = build(engine, spec=spec, destination=folder_of(settings, version),
-                                 media=open_media(settings.media_location), count_tokens=count, on_progress=on_progress,
-                                 name=version.name)
+                manifest = version_files.build_files(engine, settings, version, spec, count, on_progress)
             except BuildError as error:
                 _finish(session, version, status=VersionStatus.failed, error=str(error))
                 raise
@@ -138,6 +129,16 @@ def get(session: Session, *, version_id: int) -> DatasetVersion:
     return version
 
 
+def named(session: Session, name_or_id: str) -> DatasetVersion:
+    """The version called `name_or_id`, or with that id."""
+    found = session.exec(select(DatasetVersion).where(DatasetVersion.name == name_or_id)).first()
+    if found is None and name_or_id.isdigit():
+        found = session.get(DatasetVersion, int(name_or_id))
+    if found is None:
+        raise NotFound(f"There is no dataset version called {name_or_id!r}.")
+    return found
+
+
 def list_versions(session: Session) -> list[DatasetVersion]:
     return list(session.exec(select(DatasetVersion).order_by(DatasetVersion.id.desc())))
 
@@ -160,17 +161,11 @@ def instances_by_category(session: Session, version: DatasetVersion) -> tuple[di
     return per_task, dict(categories.most_common())
 
 
-def file_of(settings: Settings, version: DatasetVersion, relative: str) -> Path:
-    """A file of a ready version, confined to its folder."""
+def file_of(settings: Settings, version: DatasetVersion, relative: str) -> version_files.VersionFile:
+    """A file of a ready version (listed in its manifest, or one of its images), to send."""
     if version.status != VersionStatus.ready:
         raise Conflict(f"Version {version.name} is {version.status}: its files are not there.")
-    try:
-        path = confined(folder_of(settings, version), relative)
-    except PathOutsideRoot:
-        raise NotFound(f"Version {version.name} has no file {relative!r}.") from None
-    if not path.is_file():
-        raise NotFound(f"Version {version.name} has no file {relative!r}.")
-    return path
+    return version_files.open_file(settings, version, relative)
 
 
 def delete(session: Session, settings: Settings, *, version_id: int, actor_id: int) -> None:
@@ -181,8 +176,8 @@ def delete(session: Session, settings: Settings, *, version_id: int, actor_id: i
                  entity_id=version.id, before={"name": version.name, "content_hash": version.content_hash})
     session.delete(version)
     session.commit()
-    # The row first: it never points at missing files; a crash here leaves a folder nothing refers to.
-    shutil.rmtree(folder_of(settings, version), ignore_errors=True)
+    # The row first: it never points at missing files; a crash here leaves files nothing refers to.
+    version_files.delete_files(settings, version)
 
 
 @dataclass(frozen=True)
