@@ -21,8 +21,8 @@ EXIT_CODES = ("Exit status: 0 every record imported or already there; 1 some rec
 import_cli = typer.Typer(help=f"Bring datasets into the studio. {EXIT_CODES}", no_args_is_help=True,
                          epilog=EXIT_CODES)
 
-ImageRoot = Annotated[Path | None, typer.Option(help="Folder (or .zip / .tar archive) that image paths are "
-                                                     "relative to.", exists=True)]
+ImageRoot = Annotated[str | None, typer.Option(help="Folder (or .zip / .tar archive) that image paths are "
+                                                    "relative to, or s3://bucket/prefix.")]
 MaxPerTask = Annotated[int | None, typer.Option(min=1, help="Keep a seeded sample of at most N instances per task "
                                                             "(Vision-Flan: 10000).")]
 Seed = Annotated[int, typer.Option(help="Seed of the --max-per-task sample (recorded in the report).")]
@@ -31,7 +31,8 @@ ReportFile = Annotated[Path | None, typer.Option("--report", help="Also write th
 
 
 def _source_file(help_text: str):
-    return Annotated[Path, typer.Argument(help=help_text, exists=True, dir_okay=False, readable=True)]
+    """A local file, or `s3://bucket/key` (read as a stream); checked when the import is located."""
+    return Annotated[str, typer.Argument(help=f"{help_text} A local path or s3://bucket/key.")]
 
 
 @import_cli.command("unified")
@@ -162,7 +163,13 @@ def _run(fields: dict, report_file: Path | None = None, actor_id: int | None = N
     except ValidationError as error:
         fail("; ".join(f"--{str(problem['loc'][0]).replace('_', '-')}: {problem['msg'].removeprefix('Value error, ')}"
                        for problem in error.errors()), code=2)
-    located = wanted.locate(None)  # the command line's paths are the user's own
+    try:
+        located = wanted.locate(None)  # the command line's paths are the user's own
+    except Exception as error:
+        message = failure(error, wanted)
+        if message is None:
+            raise
+        fail(message, code=2)
     settings = Settings()
     columns = [TextColumn("importing {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(*columns, transient=True) as progress:

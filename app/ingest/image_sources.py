@@ -13,6 +13,8 @@ from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 from app.ingest.images import ImageRejected
+from app.ingest.object_files import ObjectPath
+from app.objectstore import Bucket
 
 ARCHIVE_SUFFIXES = (".zip", ".tar")
 
@@ -32,7 +34,12 @@ def is_archive(path: Path) -> bool:
     return path.suffix.lower() in ARCHIVE_SUFFIXES
 
 
-def open_image_source(root: Path) -> ImageSource:
+def open_image_source(root: Path | ObjectPath) -> ImageSource:
+    if isinstance(root, ObjectPath):
+        if is_archive(root):
+            raise ImageSourceInvalid(f"image root {root} is an archive on object storage: unpack it under a "
+                                     "prefix, or download it and import from the local file")
+        return ObjectFolderSource(root)
     if root.is_dir():
         return FolderSource(root)
     if not root.is_file():
@@ -185,3 +192,26 @@ class TarSource:
 
     def close(self) -> None:
         self.archive.close()
+
+
+class ObjectFolderSource:
+    """The images under an `s3://bucket/prefix` image root; each read is one request, sized before it is read."""
+
+    def __init__(self, root: ObjectPath):
+        self.bucket = Bucket(root.url)
+
+    def read(self, relative: str, max_bytes: int) -> bytes:
+        key = archive_key(relative)
+        try:
+            response = self.bucket.client.get_object(Bucket=self.bucket.name, Key=self.bucket.key(key))
+        except Exception as error:  # noqa: BLE001 - told apart below, by the SDK's error code
+            if getattr(error, "response", {}).get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                raise ImageRejected(f"{relative} does not exist under the image root") from None
+            raise
+        with response["Body"] as body:
+            if response["ContentLength"] > max_bytes:
+                raise _too_large(response["ContentLength"], max_bytes)
+            return body.read()
+
+    def close(self) -> None:
+        pass

@@ -105,8 +105,9 @@ def _one_object(path: Path) -> bool:
 
 def estimate_records(path: Path) -> int | None:
     """How many records a JSONL or CSV file holds (its lines, counted at disk speed, less a CSV's header);
-    None when that cannot be known cheaply (a JSON array, Parquet, a folder)."""
-    if not path.is_file() or path.suffix.lower() == ".parquet":
+    None when that cannot be known cheaply (a JSON array, Parquet, a folder, a file on object storage, which
+    would be downloaded twice)."""
+    if not isinstance(path, Path) or not path.is_file() or path.suffix.lower() == ".parquet":
         return None
     with path.open("rb") as stream:
         head = stream.read(4096).removeprefix(BOM)

@@ -19,9 +19,11 @@ from app.failures import Invalid
 from app.ingest import IMPORT_FORMATS
 from app.ingest.image_sources import ImageSourceInvalid, is_archive
 from app.ingest.joins import JoinInvalid, split_on
+from app.ingest.object_files import ObjectPath
 from app.ingest.records import MalformedFile
 from app.ingest.tabular import FieldMapping, MappingInvalid
 from app.ingest.yaml_lines import EntriesRefused
+from app.objectstore import ObjectMissing, StorageUnavailable, is_object_url
 from app.storage import Media, PathOutsideRoot, confined
 
 Progress = Callable[[int], None]  # records read so far
@@ -239,13 +241,23 @@ def failure(error: Exception, wanted: ImportRequest | None = None) -> str | None
         return f"{error.path.name}:{error.line}: {error.message}{after}"
     if isinstance(error, EntriesRefused):
         return "nothing was imported:\n" + "\n".join(f"  {problem}" for problem in error.problems)
+    if isinstance(error, Invalid) and error.fields:
+        return "; ".join(f"{name.replace('_', '-')}: {problem}" for name, problem in error.fields.items())
     if isinstance(error, ImageSourceInvalid | Invalid | MappingInvalid | JoinInvalid):
         return getattr(error, "message", None) or str(error)
+    if isinstance(error, ObjectMissing | StorageUnavailable):  # the file or its store, on object storage
+        return str(error)
     return None
 
 
-def _resolve(root: Path | None, relative: str, field: str, errors: dict[str, str]) -> Path | None:
-    if root is None:
+def _resolve(root: Path | None, relative: str, field: str, errors: dict[str, str]) -> Path | ObjectPath | None:
+    if root is None:  # the command line's own paths, or files on object storage
+        if is_object_url(relative):
+            try:
+                return ObjectPath(relative)
+            except ValueError as error:
+                errors[field] = str(error)
+                return None
         return Path(relative)
     try:
         return confined(root, relative)

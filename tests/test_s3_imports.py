@@ -1,0 +1,88 @@
+"""Imports that read their file and images from object storage (moto's server on 127.0.0.1): streamed records,
+images under an s3:// prefix, stored in the media bucket; missing objects are named, nothing half-stored."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import func
+from sqlmodel import select
+from typer.testing import CliRunner
+
+from app.cli import cli
+from app.ingest.object_files import READ_BUFFER, ObjectPath
+from app.models import Image, Instance
+from app.objectstore import Bucket
+from app.storage import open_media
+from tests.test_image_pool import jpeg
+
+
+@pytest.fixture
+def settings(s3_settings):
+    return s3_settings
+
+
+@pytest.fixture
+def environment(settings, monkeypatch):
+    """The CLI reads its settings from the environment, as on a worker machine."""
+    for name, value in (("STUDIO_MEDIA_URL", settings.media_url), ("STUDIO_DATA_DIR", str(settings.data_dir)),
+                        ("STUDIO_DATABASE_URL", settings.database_url)):
+        monkeypatch.setenv(name, value)
+
+
+def upload_dataset(bucket: str, rows: list[dict], *, as_array: bool = False) -> str:
+    """The rows as s3://…/incoming/in.jsonl (or a JSON array), each row's image under incoming/images/."""
+    incoming = Bucket(f"{bucket}/incoming")
+    for row in rows:
+        if row.get("img_path", "").startswith("images/k"):
+            incoming.put(row["img_path"], jpeg(int(row["img_path"][8:-4])))
+    name = "in.json" if as_array else "in.jsonl"
+    body = json.dumps(rows, indent=1) if as_array else "".join(json.dumps(row) + "\n" for row in rows)
+    incoming.put(name, ("\ufeff" + body).encode("utf-8"))  # a BOM, as some exporters write
+    return f"{bucket}/incoming/{name}"
+
+
+def rows(count: int) -> list[dict]:
+    return [{"instance_id": f"i{k}", "img_path": f"images/k{k % 7}.jpg", "options": None, "raw_output": "red",
+             "input_text": f"Question {k}: what colour is it?", "dataset_name": "SHAPES", "task_name": "colour"}
+            for k in range(count)]
+
+
+@pytest.mark.parametrize("as_array", [False, True], ids=["jsonl", "json-array"])
+def test_a_file_and_its_images_on_object_storage_are_imported_into_the_media_bucket(app, db, settings, bucket,
+                                                                                    environment, as_array):
+    given = rows(30) + [{**rows(1)[0], "instance_id": "gone", "img_path": "images/missing.jpg"}]
+    url = upload_dataset(bucket, given, as_array=as_array)
+    result = CliRunner().invoke(cli, ["import", "unified", url, "--image-root", f"{bucket}/incoming"])
+    assert result.exit_code == 1, result.output  # one record refused, named by its line
+    assert "missing.jpg does not exist under the image root" in result.output, result.output
+    assert db.exec(select(func.count()).select_from(Instance)).one() == 30, result.output
+    assert db.exec(select(func.count()).select_from(Image)).one() == 7
+    assert len(list(open_media(settings.media_location).bucket.list())) == 7
+
+    again = CliRunner().invoke(cli, ["import", "unified", url, "--image-root", f"{bucket}/incoming"])
+    assert again.exit_code == 1 and db.exec(select(func.count()).select_from(Instance)).one() == 30
+
+
+def test_a_file_that_is_not_there_is_named_and_nothing_is_imported(app, db, bucket, environment):
+    result = CliRunner().invoke(cli, ["import", "unified", f"{bucket}/incoming/nothing.jsonl"])
+    assert result.exit_code == 2 and "file: no such file" in result.output
+    result = CliRunner().invoke(cli, ["import", "unified", upload_dataset(bucket, rows(3)),
+                                      "--image-root", f"{bucket}/incoming/images.zip"])
+    assert result.exit_code == 2 and "image-root: no such folder" in result.output
+    assert db.exec(select(func.count()).select_from(Instance)).one() == 0
+
+
+def test_an_object_is_read_as_a_stream_a_buffer_at_a_time(bucket):
+    data = b"".join(b'{"n": %d}\n' % k for k in range(300_000))  # 3 MB: three buffers' worth
+    Bucket(bucket).put("big.jsonl", data)
+    path = ObjectPath(f"{bucket}/big.jsonl")
+    assert (path.name, path.suffix, path.stat().st_size, path.is_file()) == ("big.jsonl", ".jsonl", len(data), True)
+    with path.open("rb") as stream:
+        assert stream.readline() == b'{"n": 0}\n'
+        assert stream.raw.read_so_far <= READ_BUFFER  # one buffer fetched, not the file
+        assert sum(1 for _ in stream) == 300_000 - 1
+        assert stream.raw.read_so_far == len(data)
+    with path.open("r", encoding="utf-8") as text:
+        assert text.read(8) == '{"n": 0}'
