@@ -20,11 +20,22 @@ def _compose() -> dict:
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
-def test_compose_starts_the_database_then_the_migration_then_web_and_worker():
+def test_compose_starts_the_database_and_object_storage_then_the_migration_then_web_and_worker():
     services = _compose()["services"]
-    assert set(services) == {"db", "migrate", "web", "worker"}
+    assert set(services) == {"db", "minio", "bucket", "migrate", "web", "worker"}
     assert services["db"]["healthcheck"]["test"] and services["db"]["volumes"]
-    assert services["migrate"]["depends_on"] == {"db": {"condition": "service_healthy"}}
+    assert services["minio"]["image"].startswith("minio/minio:RELEASE.")  # pinned, never :latest
+    assert services["bucket"]["image"].startswith("minio/mc:RELEASE.")
+    assert services["minio"]["healthcheck"]["test"] and services["minio"]["volumes"]
+    assert services["bucket"]["depends_on"] == {"minio": {"condition": "service_healthy"}}
+    assert "mc mb --ignore-existing studio/studio" in services["bucket"]["command"][0]
+    assert services["migrate"]["depends_on"] == {"db": {"condition": "service_healthy"},
+                                                 "bucket": {"condition": "service_completed_successfully"}}
+    environment = _compose()["x-studio-env"]
+    assert environment["STUDIO_MEDIA_URL"].endswith(":-s3://studio/media}")
+    assert environment["STUDIO_EXPORTS_URL"].endswith(":-s3://studio/versions}")
+    assert "http://minio:9000" in environment["AWS_ENDPOINT_URL"]
+    assert "MINIO_ROOT_PASSWORD:?" in services["minio"]["environment"]["MINIO_ROOT_PASSWORD"]  # no default
     assert services["migrate"]["command"] == ["python", "-m", "app", "migrate"]
     for name in ("web", "worker"):
         assert services[name]["depends_on"] == {"migrate": {"condition": "service_completed_successfully"}}
