@@ -11,7 +11,6 @@ from sqlmodel import select
 from typer.testing import CliRunner
 
 from app.cli import cli
-from app.exports.spec import ExportSpec
 from app.models import Job, RegisteredModel, Role, Task, VersionStatus
 from app.objectstore import Bucket
 from app.services import version_files
