@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
-from app.objectstore import Bucket, is_object_url
+from app.objectstore import Bucket, in_flight, is_object_url
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _TEMPORARY_NUMBERS = itertools.count()
@@ -167,6 +167,10 @@ class MediaStore:
         write_atomically(target, data, durable=durable, folder_exists=True)
         return True
 
+    def put_all(self, images: list[tuple[str, bytes]]) -> list[bool]:
+        """`put_new` of each (sha256, bytes)."""
+        return [self.put_new(sha256, data) for sha256, data in images]
+
     def make_durable(self) -> None:
         """Everything `put(durable=False)` and `put_new` wrote so far survives a crash once this returns."""
         if self.root.exists():
@@ -194,6 +198,10 @@ class ObjectMediaStore:
 
     def put_new(self, sha256: str, data: bytes) -> bool:
         return self.bucket.put_once(relative_key(sha256), data)
+
+    def put_all(self, images: list[tuple[str, bytes]]) -> list[bool]:
+        """`put_new` of each (sha256, bytes), several requests in flight."""
+        return in_flight(lambda image: self.put_new(*image), images)
 
     def make_durable(self) -> None:
         """Nothing to do: the store acknowledged each put once it held the object."""

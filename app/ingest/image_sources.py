@@ -14,7 +14,7 @@ from typing import Protocol
 
 from app.ingest.images import ImageRejected
 from app.ingest.object_files import ObjectPath
-from app.objectstore import Bucket
+from app.objectstore import Bucket, in_flight
 
 ARCHIVE_SUFFIXES = (".zip", ".tar")
 
@@ -51,6 +51,20 @@ def open_image_source(root: Path | ObjectPath) -> ImageSource:
         return TarSource(root)
     raise ImageSourceInvalid(f"image root {root.name} is neither a folder nor a .zip or .tar archive "
                              "(compressed tars cannot be read in place: unpack them or repack as .zip)")
+
+
+def read_all(source: ImageSource, relatives: list[str], max_bytes: int) -> list[bytes | ImageRejected]:
+    """`source.read` of each path, or why not; an object store's several at once (each read waits on a round
+    trip, not on the machine)."""
+    def read(relative: str) -> bytes | ImageRejected:
+        try:
+            return source.read(relative, max_bytes)
+        except ImageRejected as rejection:
+            return rejection
+
+    if isinstance(source, ObjectFolderSource):
+        return in_flight(read, relatives)
+    return [read(relative) for relative in relatives]
 
 
 def archive_key(relative: str) -> str:

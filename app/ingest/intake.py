@@ -24,8 +24,8 @@ from sqlalchemy import Connection
 
 from app.forked import start_as_helper
 from app.ingest import bulk
-from app.ingest.image_sources import ImageSource, open_image_source
-from app.ingest.images import ImageRejected, check_image
+from app.ingest.image_sources import ImageSource, open_image_source, read_all
+from app.ingest.images import CheckedImage, ImageRejected, check_image
 from app.models import utcnow
 from app.storage import Media, open_media
 
@@ -33,6 +33,7 @@ PATH_CACHE = 50_000  # recently seen paths: datasets reuse images across instanc
 ID_CACHE = 200_000  # image ids by sha256 (a million distinct images would otherwise be ~150 MB of keys)
 PARALLEL_FROM = 64  # new paths in a batch below which the pool is not worth a round trip
 SLICE = 256  # paths per task sent to a pool process
+BATCH = 32  # images read, checked and stored together (several requests in flight on object storage)
 
 
 class StoredImage(NamedTuple):
@@ -87,7 +88,7 @@ class ImageIntake:
             slices = [new[start:start + SLICE] for start in range(0, len(new), SLICE)]
             results = [result for part in self._workers().imap(_take_in_worker, slices) for result in part]
         else:
-            results = [_take(self._open(), self.media, relative, self.max_bytes, self.max_pixels) for relative in new]
+            results = _take_all(self._open(), self.media, new, self.max_bytes, self.max_pixels)
         written: set[str] = set()  # by sha256: two pool processes may both store one image given two paths
         for relative, (result, wrote) in zip(new, results, strict=True):
             answers[relative] = self._checked[relative] = result
@@ -148,17 +149,30 @@ class ImageIntake:
             self._source = None
 
 
-def _take(source: ImageSource | None, media: Media, relative: str, max_bytes: int,
-          max_pixels: int) -> tuple[Taken, bool]:
-    """The image at `relative` checked and stored, or why not; and whether this call wrote the file."""
-    try:
-        if source is None:
-            raise ImageRejected("no image root was given for this import")
-        checked = check_image(source.read(relative, max_bytes), max_pixels=max_pixels)
-    except ImageRejected as rejection:
-        return rejection, False
-    wrote = media.put_new(checked.sha256, checked.data)
-    return StoredImage(checked.sha256, checked.width, checked.height, checked.format, checked.bytes), wrote
+def _take_all(source: ImageSource | None, media: Media, relatives: list[str], max_bytes: int,
+              max_pixels: int) -> list[tuple[Taken, bool]]:
+    """Each image at `relatives` checked and stored, or why not; and whether this call wrote its file. Reads
+    and writes go a batch at a time through `read_all` and `put_all`: on object storage, a request each, several
+    in flight; a batch's bytes are all that is held."""
+    if source is None:
+        return [(ImageRejected("no image root was given for this import"), False)] * len(relatives)
+    if len(relatives) > BATCH:
+        return [result for start in range(0, len(relatives), BATCH)
+                for result in _take_all(source, media, relatives[start:start + BATCH], max_bytes, max_pixels)]
+    taken: list[Taken | CheckedImage] = []
+    for data in read_all(source, relatives, max_bytes):
+        try:
+            if isinstance(data, ImageRejected):
+                raise data
+            checked = check_image(data, max_pixels=max_pixels)
+        except ImageRejected as rejection:
+            taken.append(rejection)
+            continue
+        taken.append(checked)
+    wrote = iter(media.put_all([(item.sha256, item.data) for item in taken if not isinstance(item, ImageRejected)]))
+    return [(item, False) if isinstance(item, ImageRejected) else
+            (StoredImage(item.sha256, item.width, item.height, item.format, item.bytes), next(wrote))
+            for item in taken]
 
 
 _worker: tuple | None = None  # in a pool process: (source, media, max_bytes, max_pixels)
@@ -173,4 +187,4 @@ def _start_worker(parent: int, root: Path | None, media: str, max_bytes: int, ma
 
 def _take_in_worker(relatives: list[str]) -> list[tuple[Taken, bool]]:
     source, media, max_bytes, max_pixels = _worker
-    return [_take(source, media, relative, max_bytes, max_pixels) for relative in relatives]
+    return _take_all(source, media, relatives, max_bytes, max_pixels)
