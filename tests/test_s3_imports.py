@@ -86,3 +86,13 @@ def test_an_object_is_read_as_a_stream_a_buffer_at_a_time(bucket):
         assert stream.raw.read_so_far == len(data)
     with path.open("r", encoding="utf-8") as text:
         assert text.read(8) == '{"n": 0}'
+
+
+def test_an_import_started_in_the_browser_cannot_name_a_bucket_outside_its_import_root(tmp_path):
+    from app.failures import Invalid
+    from app.ingest.requests import request_model
+
+    wanted = request_model("unified")(format="unified", file="s3://studio/secret.jsonl", image_root="s3://studio")
+    with pytest.raises(Invalid) as refused:
+        wanted.locate(tmp_path)  # the browser's and the worker's imports are confined to the import root
+    assert set(refused.value.fields) == {"file", "image_root"}
