@@ -3,8 +3,8 @@
 One client, boto3: the AWS SDK reads the endpoint and credentials the AWS way (`AWS_ENDPOINT_URL`,
 `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, profiles, instance roles), so MinIO, Ceph, R2 and
 AWS S3 all work, and its transfer manager uploads big files as multipart uploads with retries. Its clients
-are fork-safe when each process makes its own, which this module does (the studio forks readers, image
-pools and export parts); clients built on a tokio runtime are not.
+are fork-safe when each process makes its own, which this module does: the studio forks readers, image pools
+and export parts (obstore, faster per request, hung in a child forked after its first request here).
 
 Keys are relative to the URL's prefix: `Bucket("s3://studio/media").key("ab/abcd")` is `media/ab/abcd`."""
 
@@ -75,7 +75,7 @@ class Bucket:
             self.client.put_object(Bucket=self.name, Key=self.key(relative), Body=data, IfNoneMatch="*",
                                    ContentType=content_type)
             return True
-        except Exception as error:
+        except _sdk_errors() as error:
             if _code(error) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
                 return False
             raise _translated(error, self.describe(relative)) from error
@@ -83,7 +83,7 @@ class Bucket:
     def put(self, relative: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         try:
             self.client.put_object(Bucket=self.name, Key=self.key(relative), Body=data, ContentType=content_type)
-        except Exception as error:
+        except _sdk_errors() as error:
             raise _translated(error, self.describe(relative)) from error
 
     def upload_file(self, relative: str, path: Path) -> None:
@@ -95,21 +95,26 @@ class Bucket:
                                 max_concurrency=UPLOAD_THREADS)
         try:
             self.client.upload_file(str(path), self.name, self.key(relative), Config=config)
-        except Exception as error:
+        except _sdk_errors() as error:
             raise _translated(error, self.describe(relative)) from error
 
     def get(self, relative: str) -> bytes:
         try:
             return self.client.get_object(Bucket=self.name, Key=self.key(relative))["Body"].read()
-        except Exception as error:
+        except _sdk_errors() as error:
             raise _translated(error, self.describe(relative)) from error
 
     def open(self, relative: str) -> BinaryIO:
         """A stream of the object's bytes, read as they arrive (a big file never sits in memory whole)."""
+        return self.open_sized(relative)[1]
+
+    def open_sized(self, relative: str) -> tuple[int, BinaryIO]:
+        """The object's size, and a stream of its bytes that has not read them yet."""
         try:
-            return self.client.get_object(Bucket=self.name, Key=self.key(relative))["Body"]
-        except Exception as error:
+            response = self.client.get_object(Bucket=self.name, Key=self.key(relative))
+        except _sdk_errors() as error:
             raise _translated(error, self.describe(relative)) from error
+        return response["ContentLength"], response["Body"]
 
     def download(self, relative: str, target: Path) -> None:
         """Copies the object into `target`, which appears whole or not at all."""
@@ -117,15 +122,16 @@ class Bucket:
         try:
             self.client.download_file(self.name, self.key(relative), str(temporary))
             os.replace(temporary, target)
-        except Exception as error:
-            temporary.unlink(missing_ok=True)
+        except _sdk_errors() as error:
             raise _translated(error, self.describe(relative)) from error
+        finally:
+            temporary.unlink(missing_ok=True)
 
     def size(self, relative: str) -> int | None:
         """The object's size in bytes, or None when there is no such object."""
         try:
             return self.client.head_object(Bucket=self.name, Key=self.key(relative))["ContentLength"]
-        except Exception as error:
+        except _sdk_errors() as error:
             if _code(error) in ("404", "NoSuchKey", "NotFound"):
                 return None
             raise _translated(error, self.describe(relative)) from error
@@ -138,7 +144,7 @@ class Bucket:
             for page in pages:
                 for item in page.get("Contents", []):
                     yield item["Key"][len(self.prefix):], item["Size"]
-        except Exception as error:
+        except _sdk_errors() as error:
             raise _translated(error, self.describe(relative_prefix)) from error
 
     def delete_under(self, relative_prefix: str) -> int:
@@ -185,6 +191,14 @@ def _client():
                                 max_pool_connections=32, s3={"addressing_style": "path"})
                 client = _clients[key] = boto3.session.Session().client("s3", config=config)
     return client
+
+
+def _sdk_errors() -> tuple[type[Exception], ...]:
+    """What the SDK raises for a request that failed (imported on first failure, like the SDK itself)."""
+    from boto3.exceptions import Boto3Error
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return ClientError, BotoCoreError, Boto3Error
 
 
 def _code(error: Exception) -> str:

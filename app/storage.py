@@ -101,7 +101,7 @@ def thumbnail_key(sha256: str) -> str:
     return f"thumbs/{sha256[:2]}/{_checked(sha256)}.jpg"
 
 
-def open_media(location: str | Path) -> MediaStore | ObjectMediaStore:
+def open_media(location: str | Path) -> Media:
     """The media store at a folder, or at `s3://bucket/prefix`."""
     return ObjectMediaStore(str(location)) if is_object_url(location) else MediaStore(Path(location))
 

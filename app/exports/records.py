@@ -106,7 +106,7 @@ class ImageFolder:
 
 
 def referenced_names(root: Path) -> set[str]:
-    """The names every process's `ImageFolder(by_reference=True)` added under `root`."""
+    """The names every process's `ImageFolder(root, media=None)` added under `root`."""
     names: set[str] = set()
     for listing in root.glob(f"{ImageFolder.NAMES}*"):
         names.update(listing.read_text().split())

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from app.ingest.images import ImageRejected
 from app.ingest.object_files import ObjectPath
-from app.objectstore import Bucket, in_flight
+from app.objectstore import Bucket, ObjectMissing, in_flight
 
 ARCHIVE_SUFFIXES = (".zip", ".tar")
 
@@ -215,16 +215,13 @@ class ObjectFolderSource:
         self.bucket = Bucket(root.url)
 
     def read(self, relative: str, max_bytes: int) -> bytes:
-        key = archive_key(relative)
         try:
-            response = self.bucket.client.get_object(Bucket=self.bucket.name, Key=self.bucket.key(key))
-        except Exception as error:  # noqa: BLE001 - told apart below, by the SDK's error code
-            if getattr(error, "response", {}).get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-                raise ImageRejected(f"{relative} does not exist under the image root") from None
-            raise
-        with response["Body"] as body:
-            if response["ContentLength"] > max_bytes:
-                raise _too_large(response["ContentLength"], max_bytes)
+            size, body = self.bucket.open_sized(archive_key(relative))
+        except ObjectMissing:
+            raise ImageRejected(f"{relative} does not exist under the image root") from None
+        with body:
+            if size > max_bytes:
+                raise _too_large(size, max_bytes)
             return body.read()
 
     def close(self) -> None:
