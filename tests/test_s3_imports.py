@@ -96,3 +96,30 @@ def test_an_import_started_in_the_browser_cannot_name_a_bucket_outside_its_impor
     with pytest.raises(Invalid) as refused:
         wanted.locate(tmp_path)  # the browser's and the worker's imports are confined to the import root
     assert set(refused.value.fields) == {"file", "image_root"}
+
+
+def test_tables_on_object_storage_csv_streamed_parquet_through_a_local_copy_and_joined(app, db, bucket, environment,
+                                                                                       tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    incoming = Bucket(f"{bucket}/incoming")
+    incoming.put("questions.csv", b"qid,question,image\nq1,What colour?,images/k1.jpg\nq2,What shape?,images/k2.jpg\n")
+    incoming.put("answers.csv", b"qid,answer\nq1,red\nq2,round\n")
+    for k in (1, 2):
+        incoming.put(f"images/k{k}.jpg", jpeg(k))
+    pq.write_table(pa.table({"qid": ["p1", "p2", "p3"], "question": ["a?", "b?", "c?"], "answer": ["x", "y", "z"]}),
+                   tmp_path / "more.parquet")
+    incoming.upload_file("more.parquet", tmp_path / "more.parquet")
+
+    joined = CliRunner().invoke(cli, [
+        "import", "table", f"{bucket}/incoming/questions.csv", "--join", f"{bucket}/incoming/answers.csv",
+        "--on", "qid", "--map", "qid->instance_id", "--map", "question->input_text", "--map", "image->img_path",
+        "--map", "answer->raw_output", "--dataset", "VQA", "--task", "joined", "--image-root", f"{bucket}/incoming"])
+    assert joined.exit_code == 0, joined.output
+    parquet = CliRunner().invoke(cli, [
+        "import", "table", f"{bucket}/incoming/more.parquet", "--map", "qid->instance_id",
+        "--map", "question->input_text", "--map", "answer->raw_output", "--dataset", "VQA", "--task", "parquet"])
+    assert parquet.exit_code == 0, parquet.output
+    assert db.exec(select(func.count()).select_from(Instance)).one() == 5
+    assert db.exec(select(func.count()).select_from(Image)).one() == 2

@@ -62,8 +62,8 @@ def import_llava(file: _source_file("JSON array or JSONL of {id, image, task_nam
 
 @import_cli.command("table")
 def import_table(
-    file: Annotated[Path, typer.Argument(help="JSONL, JSON, CSV or Parquet file, or a datasets save_to_disk folder.",
-                                         exists=True, readable=True)],
+    file: Annotated[str, typer.Argument(help="JSONL, JSON, CSV or Parquet file, or a datasets save_to_disk folder; a "
+                                        "local path or s3://bucket/key.")],
     map_: Annotated[list[str], typer.Option("--map", help="'source column->field', e.g. 'question->input_text'; "
                                                           "repeat for each field.")] = [],  # noqa: B006
     mapping: Annotated[Path | None, typer.Option(help="YAML with `fields: {field: column}` (and dataset_name, "
@@ -73,8 +73,9 @@ def import_table(
     task: Annotated[str | None, typer.Option(help="task_name for every row.")] = None,
     records: Annotated[str | None, typer.Option(help="The key of the file's JSON object that holds the records "
                                                      "(COCO: annotations; VQA: questions).")] = None,
-    join: Annotated[Path | None, typer.Option(help="A second file joined to each record on --on (orphans on "
-                                                   "either side are reported).", exists=True, dir_okay=False)] = None,
+    join: Annotated[str | None, typer.Option(help="A second file joined to each record on --on (orphans on "
+                                                  "either side are reported); a local path or s3://bucket/key.")
+                    ] = None,
     on: Annotated[str | None, typer.Option(help="The join key: a column of both files, or "
                                                 "'main column=joined column' (COCO: image_id=id).")] = None,
     join_records: Annotated[str | None, typer.Option(help="The key holding the joined file's records.")] = None,

@@ -6,7 +6,7 @@ the images under an `s3://bucket/prefix` image root)."""
 from __future__ import annotations
 
 import io
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from types import SimpleNamespace
 
 from app.objectstore import Bucket, ObjectMissing, is_object_url
@@ -67,6 +67,9 @@ class ObjectPath:
             raise ValueError(f"{self.url} can only be read (mode {mode!r})")
         binary = io.BufferedReader(_Body(self._bucket.open(self.name)), buffer_size=READ_BUFFER)
         return binary if mode == "rb" else io.TextIOWrapper(binary, encoding=encoding or "utf-8", newline=newline)
+
+    def download(self, target: Path) -> None:
+        self._bucket.download(self.name, target)
 
     def read_bytes(self) -> bytes:
         return self._bucket.get(self.name)

@@ -16,6 +16,7 @@ import functools
 import json
 import re
 import string
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from app.ingest.object_files import ObjectPath
 from app.ingest.records import BadLine, MalformedFile, Record, read_records
 from app.ingest.unified import FieldProblem, InstanceDraft, parse_unified
 
@@ -169,8 +171,14 @@ def _options_from_text(text: str) -> list[str] | None:
     return [part.strip() for part in text.split("|")]
 
 
-def read_rows(path: Path, under: str | None = None) -> Iterator[Record | BadLine]:
+def read_rows(path: Path | ObjectPath, under: str | None = None) -> Iterator[Record | BadLine]:
     """The rows of any file `import table` reads; `under`: the key holding a JSON object's records."""
+    if isinstance(path, ObjectPath) and path.suffix.lower() == ".parquet":
+        yield from _downloaded_parquet(path)
+        return
+    if isinstance(path, ObjectPath) and path.is_dir():
+        raise MappingInvalid(f"{path} is a folder on object storage: a datasets save_to_disk folder is read from "
+                             "local disk (download it first)")
     tabular = path.is_dir() or path.suffix.lower() in (".csv", ".parquet")
     if under is not None and tabular:
         raise MappingInvalid(f"{path.name}: records under a key ({under!r}) are for a JSON file")
@@ -215,6 +223,15 @@ def _parquet(path: Path) -> Iterator[Record]:
 
     yield from _arrow_rows([path], lambda file: pq.ParquetFile(file).iter_batches(batch_size=10_000),
                            "a readable Parquet file", "a Parquet file with no rows")
+
+
+def _downloaded_parquet(path: ObjectPath) -> Iterator[Record]:
+    """A Parquet file on object storage, read from a local copy: Parquet is read by seeking (its footer first),
+    which a stream cannot do. The copy is on disk, never in memory, and removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="studio-parquet-") as scratch:
+        local = Path(scratch) / path.name
+        path.download(local)
+        yield from _parquet(local)
 
 
 def _arrow_folder(path: Path) -> Iterator[Record]:
