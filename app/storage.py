@@ -217,8 +217,10 @@ class ObjectMediaStore:
         return self.bucket.get(relative_key(sha256))
 
     def copy_to(self, sha256: str, target: Path) -> None:
+        """The image at `target`, whole or not at all; one request (the transfer manager's download costs two and
+        a thread pool, which pays only for big files). Without an fsync each: `sync_filesystem` after many."""
         if not target.exists():
-            self.bucket.download(relative_key(sha256), target)
+            write_atomically(target, self.read(sha256), durable=False, folder_exists=True)
 
 
 Media = MediaStore | ObjectMediaStore  # what importers, exports and the worker are given

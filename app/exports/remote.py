@@ -19,7 +19,7 @@ from typing import Any
 
 from app.exports.records import IMAGE_DIR, IMAGE_LIST
 from app.objectstore import Bucket, ObjectMissing
-from app.storage import ObjectMediaStore
+from app.storage import ObjectMediaStore, sync_filesystem
 
 MANIFEST = "manifest.json"
 PULL_THREADS = 16  # images are small: their downloads wait on round trips, not on bandwidth
@@ -73,6 +73,7 @@ def pull(bucket: Bucket, key: str, media: ObjectMediaStore, target: Path, *, ima
                 for _ in threads.map(lambda name: media.copy_to(name.split(".", 1)[0], folder / name), names):
                     pass
         (work / MANIFEST).write_bytes(raw)
+        sync_filesystem(work)  # the images were written without an fsync each
         os.rename(work, target)
     finally:
         if work.exists():
