@@ -14,7 +14,9 @@ user runs it, through the command line, into a fresh SQLite database:
 - export, local: `python -m app export` of every task (an approved instruction each) into the exports folder,
   images hard-linked from the media folder;
 - export, S3: the same with STUDIO_EXPORTS_URL on S3: built on local disk, then published (images named in
-  the media bucket, not copied).
+  the media bucket, not copied);
+- pull (reported, no ratio): `python -m app pull` of that version into a local folder, images included, as a
+  worker's cache or a trainer gets it.
 
 Ratios are S3 rate / local rate (instances or records per second); targets: both >= 0.5. The last line is one
 JSON object with every figure.
@@ -133,18 +135,22 @@ def main() -> None:
             approve_every_task(environment["STUDIO_DATABASE_URL"])
             os.sync()
             seconds[name] = studio(["export", "--cap", "10000000"], environment)
+        print("pull", file=sys.stderr)
+        seconds["pull"] = studio(["pull", "v1", "--to", str(workdir / "pulled")], on_s3)
     finally:
         server.terminate()
     records = records_of(Path(local["STUDIO_DATA_DIR"]))
     assert records == records_of(Path(on_s3["STUDIO_DATA_DIR"])), "the two exports hold different records"
     rate = {name: round((args.instances if name.startswith("import") else records) / value)
             for name, value in seconds.items()}
+    pulled_images = sum(1 for _ in (workdir / "pulled" / "images").iterdir())
     print(json.dumps({
         "server": "moto (tests/s3server.py)", "instances": args.instances, "tasks": args.tasks,
         "distinct_images": made["images"], "records": records, "cores": os.cpu_count(),
         "import_ratio": round(rate["import_s3"] / rate["import_local"], 2),
         "import_media_only_ratio": round(rate["import_media_only"] / rate["import_local"], 2),
         "export_ratio": round(rate["export_s3"] / rate["export_local"], 2),
+        "pulled_images": pulled_images, "pull_images_per_s": round(pulled_images / seconds["pull"]),
         "rates_per_s": rate, "seconds": {name: round(value, 2) for name, value in seconds.items()},
     }))
 
