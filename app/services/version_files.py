@@ -89,23 +89,18 @@ def open_file(settings: Settings, version: DatasetVersion, relative: str) -> Ver
         if not path.is_file():
             raise missing
         return VersionFile(relative, path=path)
-    files = (version.manifest or {}).get("files", {})
     name = relative.rsplit("/", 1)[-1]
-    if relative in files or relative == MANIFEST:
+    if relative in (version.manifest or {}).get("files", {}) or relative == MANIFEST:
         bucket, key = Bucket(settings.exports_location), f"{version.id}/{relative}"
-        size = files[relative]["bytes"] if relative in files else bucket.size(key) or 0
-    elif relative == f"{IMAGE_DIR}/{name}" and "." in name:
+    elif relative == f"{IMAGE_DIR}/{name}" and "." in name:  # an image it names, from the media bucket
         try:
-            key = relative_key(name.split(".", 1)[0])
+            bucket, key = open_media(settings.media_location).bucket, relative_key(name.split(".", 1)[0])
         except ValueError:
             raise missing from None
-        bucket = open_media(settings.media_location).bucket
-        size = bucket.size(key)
-        if size is None:
-            raise missing
     else:
         raise missing
-    return VersionFile(relative, chunks=bucket.open(key).iter_chunks(STREAM_CHUNK), size=size)
+    size, body = bucket.open_sized(key)  # an object that is gone: ObjectMissing, a 404 naming it
+    return VersionFile(relative, chunks=body.iter_chunks(STREAM_CHUNK), size=size)
 
 
 def local_copy(settings: Settings, version: DatasetVersion) -> Path:
