@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -22,6 +22,7 @@ S3_SCHEME = "s3://"
 MULTIPART_FROM = 16 * 1024 * 1024  # bytes; the transfer manager's parts are this big too
 UPLOAD_THREADS = 8
 REQUESTS_IN_FLIGHT = 8  # small objects per process at once: each waits on a round trip, not on this machine
+IN_FLIGHT_WINDOW = 1024  # calls queued at once (a pull of 200,000 images is not 200,000 futures)
 
 
 class ObjectMissing(FileNotFoundError):
@@ -158,13 +159,20 @@ class Bucket:
 
 def in_flight(function, items: list) -> list:
     """`function` of each item, REQUESTS_IN_FLIGHT at a time, in order: for many small requests, each of which
-    waits on a round trip rather than on this machine. The threads are this process's own."""
+    waits on a round trip rather than on this machine. The threads are this process's own. Every call has ended
+    when this returns or raises (the first error, once the rest are done), so a caller's clean-up never races
+    a request still writing."""
     if len(items) < 2:
         return [function(item) for item in items]
     pid = os.getpid()
     if pid not in _executors:
         _executors[pid] = ThreadPoolExecutor(REQUESTS_IN_FLIGHT, thread_name_prefix="object-requests")
-    return list(_executors[pid].map(function, items))
+    results = []
+    for start in range(0, len(items), IN_FLIGHT_WINDOW):
+        futures = [_executors[pid].submit(function, item) for item in items[start:start + IN_FLIGHT_WINDOW]]
+        wait(futures)
+        results += [future.result() for future in futures]
+    return results
 
 
 _executors: dict[int, ThreadPoolExecutor] = {}

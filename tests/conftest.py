@@ -164,3 +164,14 @@ def s3_settings(database_url: str, tmp_path: Path, bucket: str) -> Settings:
     return Settings(mode="test", data_dir=tmp_path / "data", database_url=database_url, page_size=3,
                     login_max_failures=3, media_url=f"{bucket}/media", exports_url=f"{bucket}/versions",
                     _env_file=None)
+
+
+@pytest.fixture
+def s3_environment(s3_settings, monkeypatch) -> Settings:
+    """`s3_settings` in the environment too, as a worker machine has them: for the command line and the
+    processes the tests start."""
+    for name, value in (("STUDIO_MEDIA_URL", s3_settings.media_url), ("STUDIO_EXPORTS_URL", s3_settings.exports_url),
+                        ("STUDIO_DATA_DIR", str(s3_settings.data_dir)),
+                        ("STUDIO_DATABASE_URL", s3_settings.database_url)):
+        monkeypatch.setenv(name, value)
+    return s3_settings

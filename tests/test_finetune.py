@@ -48,6 +48,18 @@ def two_stage_version(app, db, settings, tmp_path):
     return version_service.run_build(settings, version_id=version.id)
 
 
+def finetune_job(client, csrf: str, db, settings, version_id: int, form: dict[str, str]) -> Job:
+    """Starts a fine-tune of the version from its page's form, runs it as the worker does, and returns the job."""
+    from worker.__main__ import Worker
+
+    started = client.post(f"/versions/{version_id}/finetune", data={"csrf_token": csrf, **form})
+    assert started.status_code == 303, started.text
+    job_id = int(started.headers["location"].rsplit("/", 1)[1])
+    assert Worker(settings).run_once() is True
+    db.expire_all()
+    return db.get(Job, job_id)
+
+
 def _digest(folder) -> str:
     return hashlib.sha256(b"".join(path.read_bytes() for path in sorted(folder.iterdir()))).hexdigest()
 
@@ -64,15 +76,10 @@ def test_a_fine_tune_job_trains_both_stages_shows_them_and_registers_a_model_pre
     base_id = db.exec(select(RegisteredModel.id).where(RegisteredModel.name == "tiny")).one()
     form = soup(client.get(f"/versions/{two_stage_version.id}")).select_one("#finetune-form")
     assert form.select_one("[name=stage2_steps]") is not None  # the version has a stage 2
-    started = client.post(f"/versions/{two_stage_version.id}/finetune", data={
-        "csrf_token": csrf, "base_model_id": str(base_id), "stage1_lr": "2e-3", "stage2_lr": "2e-3",
-        "stage2_steps": "3", "global_batch_size": "2", "per_device_batch_size": "2", "save_steps": "4",
-        "eval_per_task": "6"})
-    assert started.status_code == 303
-    job_id = int(started.headers["location"].rsplit("/", 1)[1])
-    assert Worker(settings).run_once() is True
-    db.expire_all()
-    job = db.get(Job, job_id)
+    job = finetune_job(client, csrf, db, settings, two_stage_version.id, {
+        "base_model_id": str(base_id), "stage1_lr": "2e-3", "stage2_lr": "2e-3", "stage2_steps": "3",
+        "global_batch_size": "2", "per_device_batch_size": "2", "save_steps": "4", "eval_per_task": "6"})
+    job_id = job.id
     assert job.status == "succeeded", job.error
     trained = two_stage_version.manifest["counts"]["SHAPES+shape_classification"]["train"]
     plan = {stage["stage"]: stage for stage in job.result["plan"]}

@@ -24,11 +24,9 @@ def settings(s3_settings):
 
 
 @pytest.fixture
-def environment(settings, monkeypatch):
-    """The CLI reads its settings from the environment, as on a worker machine."""
-    for name, value in (("STUDIO_MEDIA_URL", settings.media_url), ("STUDIO_DATA_DIR", str(settings.data_dir)),
-                        ("STUDIO_DATABASE_URL", settings.database_url)):
-        monkeypatch.setenv(name, value)
+def environment(s3_environment):
+    """The command line reads its settings from the environment, as on a worker machine."""
+    return s3_environment
 
 
 def upload_dataset(bucket: str, rows: list[dict], *, as_array: bool = False) -> str:

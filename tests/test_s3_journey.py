@@ -11,12 +11,13 @@ from sqlmodel import select
 from typer.testing import CliRunner
 
 from app.cli import cli
-from app.models import Job, RegisteredModel, Role, Task, VersionStatus
+from app.models import RegisteredModel, Role, Task, VersionStatus
 from app.objectstore import Bucket
 from app.services import version_files
 from app.services import versions as version_service
 from tests.factories import make_user
 from tests.review_helpers import approve, signed_in, submit_instruction, team
+from tests.test_finetune import finetune_job
 from tests.test_s3_imports import upload_dataset
 
 torch = pytest.importorskip("torch", reason="the worker's dependencies (requirements-worker.txt) are not installed")
@@ -28,12 +29,9 @@ def settings(s3_settings):
 
 
 def test_import_review_export_validate_and_fine_tune_with_everything_on_object_storage(
-        app, db, settings, bucket, tiny_model, monkeypatch):
+        app, db, settings, bucket, tiny_model, s3_environment):
     from worker.__main__ import Worker
 
-    for name, value in (("STUDIO_MEDIA_URL", settings.media_url), ("STUDIO_EXPORTS_URL", settings.exports_url),
-                        ("STUDIO_DATA_DIR", str(settings.data_dir)), ("STUDIO_DATABASE_URL", settings.database_url)):
-        monkeypatch.setenv(name, value)
     colours = ["red", "green", "blue"]
     rows = [{"instance_id": f"i{k}", "img_path": f"images/k{k % 5}.jpg", "options": colours, "raw_output":
              colours[k % 3], "input_text": f"Which colour is shape {k}?", "dataset_name": "SHAPES",
@@ -68,14 +66,9 @@ def test_import_review_export_validate_and_fine_tune_with_everything_on_object_s
     admin_client.post("/models", data={"csrf_token": admin_csrf, "name": "tiny", "path": str(tiny_model),
                                        "device": "cpu"})
     base_id = db.exec(select(RegisteredModel.id).where(RegisteredModel.name == "tiny")).one()
-    started = admin_client.post(f"/versions/{version_id}/finetune", data={
-        "csrf_token": admin_csrf, "base_model_id": str(base_id), "stage1_lr": "2e-3", "global_batch_size": "2",
-        "per_device_batch_size": "2", "save_steps": "50", "eval_per_task": "4"})
-    assert started.status_code == 303, started.text
-    job_id = int(started.headers["location"].rsplit("/", 1)[1])
-    assert Worker(settings).run_once() is True
-    db.expire_all()
-    job = db.get(Job, job_id)
+    job = finetune_job(admin_client, admin_csrf, db, settings, version_id, {
+        "base_model_id": str(base_id), "stage1_lr": "2e-3", "global_batch_size": "2", "per_device_batch_size": "2",
+        "save_steps": "50", "eval_per_task": "4"})
     assert job.status == "succeeded", job.error
     trained = version.manifest["counts"]["SHAPES+colour"]["train"]
     assert {stage["stage"]: stage["steps"] for stage in job.result["plan"]}["stage1"] == -(-trained // 2)

@@ -13,16 +13,14 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from app.exports.records import IMAGE_DIR, IMAGE_LIST
-from app.objectstore import Bucket, ObjectMissing
+from app.objectstore import Bucket, ObjectMissing, in_flight
 from app.storage import ObjectMediaStore, sync_filesystem
 
 MANIFEST = "manifest.json"
-PULL_THREADS = 16  # images are small: their downloads wait on round trips, not on bandwidth
 
 
 class NotPublished(LookupError):
@@ -41,10 +39,6 @@ def publish(folder: Path, bucket: Bucket, key: str, manifest: dict[str, Any],
     bucket.upload_file(f"{key}/{MANIFEST}", folder / MANIFEST)
 
 
-def read_manifest(bucket: Bucket, key: str) -> dict[str, Any]:
-    return json.loads(_manifest_bytes(bucket, key))
-
-
 def _manifest_bytes(bucket: Bucket, key: str) -> bytes:
     try:
         return bucket.get(f"{key}/{MANIFEST}")
@@ -53,10 +47,10 @@ def _manifest_bytes(bucket: Bucket, key: str) -> bytes:
                            "published, or still being published)") from None
 
 
-def pull(bucket: Bucket, key: str, media: ObjectMediaStore, target: Path, *, images: bool = True) -> dict[str, Any]:
+def pull(bucket: Bucket, key: str, media: ObjectMediaStore, target: Path) -> dict[str, Any]:
     """Downloads the version into `target` (which must not exist yet) and returns its manifest: the folder a
-    trainer reads, images included (fetched from `media` in parallel) unless `images=False`. It is filled
-    beside `target` and renamed into place whole."""
+    trainer reads, images included (fetched from `media`, several requests in flight). It is filled beside
+    `target` and renamed into place whole."""
     raw = _manifest_bytes(bucket, key)
     manifest = json.loads(raw)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -65,13 +59,11 @@ def pull(bucket: Bucket, key: str, media: ObjectMediaStore, target: Path, *, ima
         for name in manifest["files"]:
             (work / name).parent.mkdir(parents=True, exist_ok=True)
             bucket.download(f"{key}/{name}", work / name)
-        if images and IMAGE_LIST in manifest["files"]:
+        if IMAGE_LIST in manifest["files"]:
             folder = work / IMAGE_DIR
             folder.mkdir()
             names = [line.split("\t", 1)[0] for line in (work / IMAGE_LIST).read_text("ascii").splitlines()]
-            with ThreadPoolExecutor(PULL_THREADS) as threads:
-                for _ in threads.map(lambda name: media.copy_to(name.split(".", 1)[0], folder / name), names):
-                    pass
+            in_flight(lambda name: media.copy_to(name.split(".", 1)[0], folder / name), names)
         (work / MANIFEST).write_bytes(raw)
         sync_filesystem(work)  # the images were written without an fsync each
         os.rename(work, target)

@@ -55,7 +55,7 @@ def build_files(engine: Engine, settings: Settings, version: DatasetVersion, spe
                      count_tokens=count_tokens, on_progress=on_progress, name=version.name)
     if spec.images_as_tar:
         raise BuildError("A version on object storage names its images in the media bucket; it has no images.tar "
-                         "(`python -m app versions pull` makes a folder of it).")
+                         "(`python -m app pull` makes a folder of it).")
     if (folder / MANIFEST).is_file():
         manifest = json.loads((folder / MANIFEST).read_bytes())
     else:
