@@ -87,6 +87,36 @@ def test_submitting_freezes_numbered_versions(client, db):
     assert sorted(actions) == ["instruction.create", "instruction.submit", "instruction.submit"]
 
 
+def test_the_editor_submits_what_it_shows_even_before_the_autosave(client, db):
+    """htmx sends the draft's fields with the submission: text typed since the last save is what gets frozen,
+    in one transaction with the save; a refusal is the draft's status line, and saves nothing."""
+    _, csrf, url = _editor(client, db)
+    htmx = {"HX-Request": "true"}
+    draft = {"csrf_token": csrf, "text": "", "input_template": "", "output_template": "",
+             "options_style": "paren_letters", "image_placement": "before", "lock_version": "1"}
+    refused = client.post(url + "/submit", data={**draft, "text": "  "}, headers=htmx)
+    assert refused.status_code == 422
+    assert "Write the instruction" in soup(refused).select_one("#draft-status").text
+    broken = client.post(url + "/submit", data={**draft, "text": "Name {{ nothing }}."}, headers=htmx)
+    assert broken.status_code == 422 and "nothing" in soup(broken).select_one("#draft-status").text
+    instruction = instruction_service.get_instruction(db, instruction_id=int(url.rsplit("/", 1)[1]))
+    db.refresh(instruction)
+    assert (instruction.draft_text, instruction.lock_version) == ("", 1)  # a refused submission saved nothing
+
+    submitted = client.post(url + "/submit", data={**draft, "text": "Typed just now."}, headers=htmx)
+    assert submitted.status_code == 204 and submitted.headers["HX-Redirect"] == url
+    db.refresh(instruction)
+    assert (instruction.draft_text, instruction.lock_version) == ("Typed just now.", 2)
+    # The autosave that was in flight with the same text lands first: the submission has nothing to save.
+    again = client.post(url + "/submit", data={**draft, "text": "Typed just now."}, headers=htmx)
+    assert again.status_code == 204
+    # Text that differs from a draft saved since is a conflict, as a save would be; nothing is frozen.
+    stale = client.post(url + "/submit", data={**draft, "text": "Older tab."}, headers=htmx)
+    assert stale.status_code == 409 and "Someone else saved" in soup(stale).select_one("#draft-status").text
+    versions = db.exec(select(InstructionVersion.text).order_by(InstructionVersion.number)).all()
+    assert versions == ["Typed just now.", "Typed just now."]
+
+
 def test_history_shows_word_level_differences_between_any_two_versions(client, db):
     import copy
 

@@ -12,15 +12,15 @@ from app.failures import Conflict, Invalid, NotFound
 from app.forms import FormDep, validate_form
 from app.models import ImagePlacement, OptionsStyle
 from app.overlap import most_similar
-from app.rendering import InstructionSpec, lint_templates
+from app.rendering import lint_templates
 from app.schemas import DraftIn
 from app.services import instructions as instruction_service
 from app.services import jobs as job_service
 from app.services import sampling
 from app.services import tasks as task_service
 from app.specs import render_instance
+from app.templating import is_htmx, see_other
 from app.templating import render as render_page
-from app.templating import see_other
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 AUTHORS = require(access.EDITORS)
@@ -79,9 +79,18 @@ def save_draft(request: Request, session: SessionDep, principal: CurrentPrincipa
 
 
 @router.post("/instructions/{instruction_id}/submit", dependencies=[AUTHORS])
-def submit(request: Request, session: SessionDep, principal: CurrentPrincipal, instruction_id: RowId):
-    instruction_service.submit(session, instruction_id=instruction_id, actor_id=principal.user.id,
-                               is_admin=principal.may(access.ADMINS))
+def submit(request: Request, session: SessionDep, principal: CurrentPrincipal, form: FormDep, instruction_id: RowId):
+    """Freezes the draft the editor shows (htmx sends its fields; without script, the saved draft). A refusal
+    comes back as the draft's status line, beside the text to fix."""
+    try:
+        draft = validate_form(DraftIn, form) if "lock_version" in form else None
+        instruction_service.submit(session, instruction_id=instruction_id, actor_id=principal.user.id,
+                                   is_admin=principal.may(access.ADMINS), draft=draft)
+    except (Invalid, Conflict) as error:
+        if not is_htmx(request):
+            raise
+        return render_page(request, "instructions/_draft_status.html", status_code=error.status_code,
+                           instruction=None, message=error.message, oob=False)
     return see_other(request, f"/instructions/{instruction_id}")
 
 
@@ -92,7 +101,7 @@ def lint_everything(request: Request, session: SessionDep, user: CurrentUser, fo
     instruction = instruction_service.get_instruction(session, instruction_id=instruction_id)
     task = task_service.get_task(session, task_id=instruction.task_id)
     settings = request.app.state.settings
-    spec = _spec(validate_form(DraftIn, form))
+    spec = instruction_service.spec_of(validate_form(DraftIn, form))
     if task.instance_count > settings.inline_lint_limit:
         job = job_service.enqueue(session, kind="lint", created_by_id=user.id, payload={
             "task_id": task.id, "spec": asdict(spec), "token_budget": settings.prompt_token_budget,
@@ -108,7 +117,8 @@ def lint_everything(request: Request, session: SessionDep, user: CurrentUser, fo
 def preview(request: Request, session: SessionDep, form: FormDep, instruction_id: RowId):
     """The unsaved fields rendered on seeded instances, exactly as the export will render them."""
     instruction = instruction_service.get_instruction(session, instruction_id=instruction_id)
-    spec = _spec(validate_form(DraftIn, form) if "lock_version" in form else DraftIn(lock_version=0))
+    draft = validate_form(DraftIn, form) if "lock_version" in form else DraftIn(lock_version=0)
+    spec = instruction_service.spec_of(draft)
     seed = int(form.get("seed", 0)) if str(form.get("seed", "0")).isdigit() else 0
     size = instruction_service.PREVIEW_SIZE
     pinned = [int(part) for part in str(form.get("pinned", "")).split(",") if part.strip().isdigit()][:size]
@@ -123,6 +133,3 @@ def preview(request: Request, session: SessionDep, form: FormDep, instruction_id
                        pinned=[instance.id for instance, *_ in samples if instance.id in pinned])
 
 
-def _spec(data: DraftIn) -> InstructionSpec:
-    return InstructionSpec(text=data.text, input_template=data.input_template, output_template=data.output_template,
-                           options_style=data.options_style, image_placement=data.image_placement)

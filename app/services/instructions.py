@@ -82,6 +82,15 @@ def save_draft(session: Session, *, instruction_id: int, data: DraftIn, actor_id
                is_admin: bool = False) -> Instruction:
     """Saves the draft if nobody saved it since `data.lock_version`; otherwise a Conflict, nothing lost."""
     ensure_may_edit(get_instruction(session, instruction_id=instruction_id), user_id=actor_id, is_admin=is_admin)
+    _write_draft(session, instruction_id=instruction_id, data=data)
+    session.commit()
+    instruction = get_instruction(session, instruction_id=instruction_id)
+    session.refresh(instruction)
+    return instruction
+
+
+def _write_draft(session: Session, *, instruction_id: int, data: DraftIn) -> None:
+    """The draft becomes `data` in the caller's transaction, if nobody saved it since `data.lock_version`."""
     for name in ("text", "input_template", "output_template"):
         if len(getattr(data, name)) > MAX_TEMPLATE_CHARS:
             raise Invalid("A template is too long.", fields={name: f"at most {MAX_TEMPLATE_CHARS // 1024} KB"})
@@ -93,16 +102,18 @@ def save_draft(session: Session, *, instruction_id: int, data: DraftIn, actor_id
         session.rollback()
         raise Conflict("Someone else saved this draft while you were editing it: copy your text, reload, "
                        "and merge.", fields={"lock_version": "stale"})
-    session.commit()
-    instruction = get_instruction(session, instruction_id=instruction_id)
-    session.refresh(instruction)
-    return instruction
 
 
-def submit(session: Session, *, instruction_id: int, actor_id: int, is_admin: bool = False) -> InstructionVersion:
-    """Freezes the draft as the next numbered, immutable version, to be reviewed."""
+def submit(session: Session, *, instruction_id: int, actor_id: int, is_admin: bool = False,
+           draft: DraftIn | None = None) -> InstructionVersion:
+    """Freezes the draft as the next numbered, immutable version, to be reviewed. `draft` is what the editor
+    shows: saved first when it differs from the stored draft (an author who submits before the autosave has
+    run submits what they see), in the same transaction, so a refused submission saves nothing."""
     instruction = get_instruction(session, instruction_id=instruction_id)
     ensure_may_edit(instruction, user_id=actor_id, is_admin=is_admin)
+    if draft is not None and draft_spec(instruction) != spec_of(draft):
+        _write_draft(session, instruction_id=instruction_id, data=draft)
+        session.refresh(instruction)
     if not instruction.draft_text.strip():
         raise Invalid("Write the instruction before submitting it.", fields={"text": "empty"})
     refuse_broken_templates(session, task_id=instruction.task_id, spec=draft_spec(instruction))
@@ -113,6 +124,11 @@ def submit(session: Session, *, instruction_id: int, actor_id: int, is_admin: bo
 
 def draft_spec(instruction: Instruction) -> InstructionSpec:
     return InstructionSpec(**{name: getattr(instruction, f"draft_{name}") for name in SPEC_FIELDS})
+
+
+def spec_of(draft: DraftIn) -> InstructionSpec:
+    """What the editor shows, as the renderer takes it."""
+    return InstructionSpec(**{name: getattr(draft, name) for name in SPEC_FIELDS})
 
 
 def freeze_draft(session: Session, instruction: Instruction, *, actor_id: int | None) -> InstructionVersion:
