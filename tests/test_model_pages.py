@@ -97,6 +97,8 @@ def test_a_models_page_says_where_it_comes_from(app, db, settings):
     assert {a["href"] for a in provenance.select("a")} == {f"/jobs/{job.id}", f"/models/{base.id}",
                                                            f"/versions/{version.id}"}
     assert "10.0% → 50.0%" in page.select_one("#model-evaluation").text
+    job_page = soup(client.get(f"/jobs/{job.id}"))  # no task was scored: the page says why, not nothing
+    assert job_page.select_one("#evaluation") is None and job_page.select_one("#evaluation-none") is not None
     base_page = soup(client.get(f"/models/{base.id}"))
     assert base_page.select_one(f"#model-finetunes a[href='/models/{tuned.id}']") is not None
     assert base_page.select_one("#model-provenance") is None  # registered by hand
@@ -113,6 +115,7 @@ def test_the_fine_tune_form_offers_stage2_only_with_a_stage2_and_keeps_its_value
     client, csrf = signed_in(app, admin)
     form = soup(client.get(f"/versions/{version.id}")).select_one("#finetune-form")
     assert form.select_one("[name=stage2_steps]") is not None and form.select_one("#no-stage2") is None
+    assert form.select_one("#no-validation") is None  # the demo version has a validation split
     refused = client.post(f"/versions/{version.id}/finetune", headers=htmx(csrf), data={
         "base_model_id": str(base.id), "stage1_lr": "fast", "global_batch_size": "64", "stage2_steps": "-3"})
     assert refused.status_code == 422
@@ -121,16 +124,18 @@ def test_the_fine_tune_form_offers_stage2_only_with_a_stage2_and_keeps_its_value
     assert form.select_one("[name=global_batch_size]")["value"] == "64"  # kept
     assert form.select_one("#stage2_steps-error") is not None
     assert db.exec(select(Job).where(Job.kind == "finetune")).first() is None
-    # A version without stage 2 offers no stage-2 settings, and says so.
+    # A version without stage 2 offers no stage-2 settings, and says so; one without validation records says
+    # that nothing can be scored before and after.
     shapes = db.exec(select(Task).where(Task.name == demo_models.VERSION_TASK)).one()
     created = client.post("/versions", data={"csrf_token": csrf, "task_ids": str(shapes.id), "name": "no-chat",
-                                             "validation_ratio": "0.2", "per_task_cap": "100", "seed": "0"})
+                                             "validation_ratio": "0", "per_task_cap": "100", "seed": "0"})
     version_id = int(created.headers["location"].rsplit("/", 1)[1])
     from app.services import versions as version_service
 
     version_service.run_build(settings, version_id=version_id)
     form = soup(client.get(f"/versions/{version_id}")).select_one("#finetune-form")
     assert form.select_one("[name=stage2_steps]") is None and form.select_one("#no-stage2") is not None
+    assert form.select_one("#no-validation") is not None
 
 
 def test_a_new_version_form_sent_without_a_task_comes_back_with_its_values_and_a_message(app, db, settings):

@@ -247,8 +247,16 @@ def trace(session: Session, *, record_id: str) -> Origin:
 
 def has_stage2(version: DatasetVersion) -> bool:
     """Whether the version holds stage-2 conversations (a pool was sampled)."""
-    files = (version.manifest or {}).get("files", {})
-    return bool(files.get("stage2.json", {}).get("records"))
+    return _records_in(version, "stage2.json") > 0
+
+
+def has_validation(version: DatasetVersion) -> bool:
+    """Whether the version holds validation records, which a fine-tune scores before and after."""
+    return _records_in(version, "val.json") > 0
+
+
+def _records_in(version: DatasetVersion, name: str) -> int:
+    return (version.manifest or {}).get("files", {}).get(name, {}).get("records") or 0
 
 
 def model_work(session: Session, *, version_id: int) -> dict:
