@@ -10,7 +10,6 @@ import sys
 import threading
 from pathlib import Path
 
-import pytest
 from playwright.sync_api import Page, expect
 from sqlmodel import select
 
