@@ -81,8 +81,9 @@ def _detail_page(request: Request, session, version, *, values=None, error: Inva
     return render(request, "versions/detail.html", "versions/_finetune_form.html", version=version, job=job,
                   others=others, models=models, terminal=job is None or job.status in job_service.TERMINAL,
                   per_task=per_task, categories=categories, has_stage2=version_service.has_stage2(version),
-                  has_validation=version_service.has_validation(version), names={model.id: model.name for model in models},
-                  values=values, **form_feedback(error), **version_service.model_work(session, version_id=version.id))
+                  has_validation=version_service.has_validation(version),
+                  names={model.id: model.name for model in models}, values=values, **form_feedback(error),
+                  **version_service.model_work(session, version_id=version.id))
 
 
 @router.get("/{version_id}/files/{name:path}", dependencies=[ANY_ROLE])
