@@ -14,6 +14,7 @@ import re
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -215,6 +216,11 @@ class ObjectMediaStore:
 
     def read(self, sha256: str) -> bytes:
         return self.bucket.get(relative_key(sha256))
+
+    def chunks(self, sha256: str, size: int) -> Iterator[bytes]:
+        """The image's bytes as they arrive, `size` at a time. The object is opened now: a missing one is an
+        error before a response starts, not half-way through it."""
+        return self.bucket.open(relative_key(sha256)).iter_chunks(size)
 
     def copy_to(self, sha256: str, target: Path) -> None:
         """The image at `target`, whole or not at all; one request (the transfer manager's download costs two and

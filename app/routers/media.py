@@ -16,7 +16,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 from app.deps import ANY_ROLE, SessionDep
 from app.failures import NotFound
 from app.services.instances import get_image
-from app.storage import MediaStore, open_media, relative_key
+from app.storage import MediaStore, open_media
 from app.thumbnails import thumbnail
 
 router = APIRouter(prefix="/media", tags=["pages"], include_in_schema=False, dependencies=[ANY_ROLE])
@@ -43,8 +43,7 @@ def image(request: Request, session: SessionDep, sha256: str):
     headers = {**CACHE_FOREVER, "ETag": f'"{stored.sha256}"'}
     if isinstance(media, MediaStore):
         return FileResponse(media.path_for(stored.sha256), media_type=media_type, headers=headers)
-    body = media.bucket.open(relative_key(stored.sha256))  # opened here, so a missing object is a clear error
-    return StreamingResponse(body.iter_chunks(STREAM_CHUNK), media_type=media_type,
+    return StreamingResponse(media.chunks(stored.sha256, STREAM_CHUNK), media_type=media_type,
                              headers={**headers, "Content-Length": str(stored.bytes)})
 
 
