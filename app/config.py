@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from app.objectstore import is_object_url
+from app.objectstore import Bucket, is_object_url
 
 
 class Mode(StrEnum):
@@ -120,9 +120,9 @@ class Settings(BaseSettings):
     @field_validator("media_url", "exports_url")
     @classmethod
     def _check_location(cls, value: str | None) -> str | None:
-        if value and value.startswith("s3://") and not value[len("s3://"):].split("/")[0]:
-            raise ValueError("an s3:// URL needs a bucket: s3://bucket or s3://bucket/prefix")
-        if value and "://" in value and not value.startswith("s3://"):
+        if is_object_url(value):
+            return Bucket(value).url  # refuses one that names no bucket, as every reader of it would
+        if value and "://" in value:
             raise ValueError("write a folder or an s3://bucket/prefix URL")
         return (value.rstrip("/") or None) if value else None
 

@@ -49,7 +49,7 @@ def test_a_bucket_that_does_not_exist_is_named(s3_endpoint):
 
 
 def test_urls_that_are_not_a_folder_or_a_bucket_are_refused(tmp_path):
-    for url, message in (("s3://", "needs a bucket"), ("s3:///media", "needs a bucket"),
+    for url, message in (("s3://", "names no bucket"), ("s3:///media", "names no bucket"),
                          ("gs://bucket/media", "s3://bucket/prefix")):
         with pytest.raises(ValueError, match=message):
             Settings(mode="test", data_dir=tmp_path, media_url=url, _env_file=None)
