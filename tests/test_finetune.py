@@ -109,6 +109,7 @@ def test_a_fine_tune_job_trains_both_stages_shows_them_and_registers_a_model_pre
     row = page.select_one('#evaluation tr[data-task="SHAPES+shape_classification"]')
     assert row is not None and row.select_one("[data-field=total]").text.strip() == str(min(validation, 6))
     assert page.select_one('#evaluation-chart [data-task="SHAPES+shape_classification"]') is not None
+    assert job.result["evaluation"]["unscored"] == [] and page.select_one("#evaluation-unscored") is None
     assert [item.text for item in page.select("#finetune-plan li")][0].startswith("stage1:")
 
     preview = previews.start(db, task_id=two_stage_version.spec["task_ids"][0], actor_id=admin.id,

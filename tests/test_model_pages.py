@@ -99,6 +99,16 @@ def test_a_models_page_says_where_it_comes_from(app, db, settings):
     assert "10.0% → 50.0%" in page.select_one("#model-evaluation").text
     job_page = soup(client.get(f"/jobs/{job.id}"))  # no task was scored: the page says why, not nothing
     assert job_page.select_one("#evaluation") is None and job_page.select_one("#evaluation-none") is not None
+    job.result = {**job.result, "evaluation": {
+        "tasks": {"A+one": {"total": 4, "before": 1, "after": 3, "change": 0.5}}, "unscored": ["B+two", "C+three"],
+        "mean_before": 0.25, "mean_after": 0.75}}
+    db.add(job)
+    db.commit()
+    job_page = soup(client.get(f"/jobs/{job.id}"))
+    assert job_page.select_one("#evaluation-none") is None
+    assert [row["data-task"] for row in job_page.select("#evaluation tbody tr")] == ["A+one"]
+    assert "2 tasks of the version with no validation record to score (B+two, C+three)" in \
+        job_page.select_one("#evaluation-unscored").text
     base_page = soup(client.get(f"/models/{base.id}"))
     assert base_page.select_one(f"#model-finetunes a[href='/models/{tuned.id}']") is not None
     assert base_page.select_one("#model-provenance") is None  # registered by hand

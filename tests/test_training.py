@@ -313,9 +313,11 @@ def test_the_evaluation_samples_every_task_with_its_seed(tmp_path):
     assert per_task == {"A+first": 5, "B+second": 3, "C+third": 5}  # every task, small ones whole
     assert chosen == stratified_sample(index, per_task=5, seed=1) != stratified_sample(index, per_task=5, seed=2)
     report = compare({"A+first": {"matched": 1, "total": 5}, "B+second": {"matched": 0, "total": 3}},
-                     {"A+first": {"matched": 4, "total": 5}, "B+second": {"matched": 3, "total": 3}})
+                     {"A+first": {"matched": 4, "total": 5}, "B+second": {"matched": 3, "total": 3}},
+                     version_tasks=["A+first", "B+second", "D+no-validation"])
     assert report["tasks"]["A+first"]["change"] == 0.6 and report["tasks"]["B+second"]["change"] == 1.0
     assert report["mean_before"] == 0.1 and report["mean_after"] == 0.9
+    assert report["unscored"] == ["D+no-validation"]  # in the version, but no validation record to score
 
 
 def test_a_job_launches_ddp_when_a_copy_fits_each_gpu_and_fsdp_when_not(tiny_model):

@@ -91,8 +91,11 @@ def evaluate(session: Session, *, model_path: str, device: str, version_folder: 
     return dict(sorted(scores.items()))
 
 
-def compare(before: dict[str, dict[str, int]], after: dict[str, dict[str, int]]) -> dict:
-    """Per task: records, matched before and after, and the change in accuracy; and the means over tasks."""
+def compare(before: dict[str, dict[str, int]], after: dict[str, dict[str, int]], *,
+            version_tasks: list[str] = ()) -> dict:
+    """Per task: records, matched before and after, and the change in accuracy; the means over tasks; and the
+    version's tasks that had no validation record to score (`unscored`), so a mean is never read as covering
+    tasks it does not."""
     tasks = {}
     for task, score in before.items():
         total = score["total"]
@@ -100,6 +103,6 @@ def compare(before: dict[str, dict[str, int]], after: dict[str, dict[str, int]])
         tasks[task] = {"total": total, "before": score["matched"], "after": matched_after,
                        "change": round((matched_after - score["matched"]) / total, 4) if total else 0.0}
     count = len(tasks) or 1
-    return {"tasks": tasks,
+    return {"tasks": tasks, "unscored": sorted(set(version_tasks) - set(tasks)),
             "mean_before": round(sum(t["before"] / t["total"] for t in tasks.values() if t["total"]) / count, 4),
             "mean_after": round(sum(t["after"] / t["total"] for t in tasks.values() if t["total"]) / count, 4)}

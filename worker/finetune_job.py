@@ -138,6 +138,7 @@ def run_finetune(settings: Settings, context: JobContext, payload: dict[str, Any
         if version is None or version.status != VersionStatus.ready or base is None:
             raise ValueError("the dataset version must be ready and the base model registered")
         version_name, version_id = version.name, version.id
+        version_tasks = list((version.manifest or {}).get("counts", {}))
         base_path, base_name, base_id, device = Path(base.path), base.name, base.id, base.device
     context.progress(0.01, "fetching the version")
     version_folder = local_copy(settings, version)  # the folder itself, or a copy pulled from object storage
@@ -174,4 +175,5 @@ def run_finetune(settings: Settings, context: JobContext, payload: dict[str, Any
                                       base_model_id=base_id)
         model_id, model_name = model.id, model.name
     return {**follower.result, "model_id": model_id, "model": model_name, "path": str(final),
-            "version_id": version_id, "base_model_id": base_id, "evaluation": compare(before, after)}
+            "version_id": version_id, "base_model_id": base_id,
+            "evaluation": compare(before, after, version_tasks=version_tasks)}
