@@ -87,8 +87,10 @@ def test_a_models_page_says_where_it_comes_from(app, db, settings):
     job = _finetune_job(db, version_id=version.id, base_id=base.id, user_id=admin.id)
     tuned = model_service.register(db, name="tuned", path="/runs/1/stage2/model", actor_id=None,
                                    source_job_id=job.id, version_id=version.id, base_model_id=base.id)
+    scored = {"tasks": {"A+one": {"total": 4, "before": 1, "after": 3, "change": 0.5}},
+              "unscored": ["B+two", "C+three"], "mean_before": 0.25, "mean_after": 0.75}
     job.status, job.result = JobStatus.succeeded, {**job.result, "model_id": tuned.id, "model": tuned.name,
-                                                   "evaluation": {"tasks": {}, "mean_before": 0.1, "mean_after": 0.5}}
+                                                   "evaluation": scored}
     db.add(job)
     db.commit()
     client, _ = signed_in(app, make_user(db, Role.reviewer))
@@ -96,19 +98,24 @@ def test_a_models_page_says_where_it_comes_from(app, db, settings):
     provenance = page.select_one("#model-provenance")
     assert {a["href"] for a in provenance.select("a")} == {f"/jobs/{job.id}", f"/models/{base.id}",
                                                            f"/versions/{version.id}"}
-    assert "10.0% → 50.0%" in page.select_one("#model-evaluation").text
-    job_page = soup(client.get(f"/jobs/{job.id}"))  # no task was scored: the page says why, not nothing
-    assert job_page.select_one("#evaluation") is None and job_page.select_one("#evaluation-none") is not None
-    job.result = {**job.result, "evaluation": {
-        "tasks": {"A+one": {"total": 4, "before": 1, "after": 3, "change": 0.5}}, "unscored": ["B+two", "C+three"],
-        "mean_before": 0.25, "mean_after": 0.75}}
-    db.add(job)
-    db.commit()
+    assert "25.0% → 75.0%" in page.select_one("#model-evaluation").text
     job_page = soup(client.get(f"/jobs/{job.id}"))
     assert job_page.select_one("#evaluation-none") is None
     assert [row["data-task"] for row in job_page.select("#evaluation tbody tr")] == ["A+one"]
     assert "2 tasks of the version with no validation record to score (B+two, C+three)" in \
         job_page.select_one("#evaluation-unscored").text
+    assert "25.0% → 75.0%" in soup(client.get(f"/versions/{version.id}")).select_one(
+        f"#version-finetunes tr[data-job='{job.id}']").text
+
+    # Nothing scored (a version without validation records): the pages say so, and show no 0% means.
+    job.result = {**job.result, "evaluation": {**scored, "tasks": {}, "mean_before": 0.0, "mean_after": 0.0}}
+    db.add(job)
+    db.commit()
+    job_page = soup(client.get(f"/jobs/{job.id}"))
+    assert job_page.select_one("#evaluation") is None and job_page.select_one("#evaluation-none") is not None
+    assert soup(client.get(f"/models/{tuned.id}")).select_one("#model-evaluation") is None
+    assert "%" not in soup(client.get(f"/versions/{version.id}")).select_one(
+        f"#version-finetunes tr[data-job='{job.id}']").text
     base_page = soup(client.get(f"/models/{base.id}"))
     assert base_page.select_one(f"#model-finetunes a[href='/models/{tuned.id}']") is not None
     assert base_page.select_one("#model-provenance") is None  # registered by hand
