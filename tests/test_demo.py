@@ -23,6 +23,9 @@ def test_demo_builds_a_workspace_once(db, settings):
     # One task went through review, a passed solve test and a spot check that found one bad target.
     shapes = tasks["SHAPES+shape_classification"]
     assert shapes.status == "accepted" and shapes.flagged_count == 1
+    # the same instance on every run (the check's queue order is drawn afresh): versions of it are the same too
+    first = db.exec(select(func.min(Instance.id)).where(Instance.task_id == shapes.id)).one()
+    assert db.exec(select(Instance.id).where(Instance.status == "flagged")).all() == [first]
     assert db.exec(select(SolveTest.status)).all() == ["passed"]
     assert db.exec(select(SpotCheck.status)).all() == ["passed"]
     pending = db.exec(select(Review.subject).where(Review.decision.is_(None))).all()

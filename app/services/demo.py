@@ -30,6 +30,7 @@ from app.models import (
     Role,
     SolveTestItem,
     SourceDataset,
+    SpotCheck,
     SpotCheckItem,
     Task,
     TaskGroup,
@@ -127,13 +128,16 @@ def _quality_work(session: Session, task: Task, reviewer: User, solver: User) ->
         item = session.get(SolveTestItem, item_id, populate_existing=True)
         target = session.get(Instance, item.instance_id).raw_output
         solve_tests.answer(session, item_id=item_id, lock_version=item.lock_version, user_id=solver.id, text=target)
-    first = True
+    # The bad target is the check's lowest instance, not its first in queue order (drawn afresh on each run),
+    # so every demo flags the same instance and builds the same versions.
+    flagged = session.exec(select(SpotCheckItem.id).join(SpotCheck).where(SpotCheck.task_id == task.id)
+                           .order_by(SpotCheckItem.instance_id)).first()
     while (item_id := next_item(queues.SPOT, solver)) is not None:
         item = session.get(SpotCheckItem, item_id, populate_existing=True)
+        wrong = item_id == flagged
         spot_checks.record_verdict(session, item_id=item_id, lock_version=item.lock_version, user_id=solver.id,
-                                   verdict="wrong_target" if first else "correct",
-                                   note="The drawing is a square, not a circle." if first else None)
-        first = False
+                                   verdict="wrong_target" if wrong else "correct",
+                                   note="The drawing is a square, not a circle." if wrong else None)
 
 
 def _dataset(session: Session, name: str, notes: str, actor_id: int) -> SourceDataset:
