@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from sqlmodel import Session, select
@@ -92,7 +92,7 @@ def evaluate(session: Session, *, model_path: str, device: str, version_folder: 
 
 
 def compare(before: dict[str, dict[str, int]], after: dict[str, dict[str, int]], *,
-            version_tasks: list[str] = ()) -> dict:
+            version_tasks: Iterable[str] = ()) -> dict:
     """Per task: records, matched before and after, and the change in accuracy; the means over tasks; and the
     version's tasks that had no validation record to score (`unscored`), so a mean is never read as covering
     tasks it does not."""

@@ -62,8 +62,8 @@ def test_the_model_half_from_a_fresh_demo(page: Page, app, db, settings):
     page.goto("/versions")
     page.get_by_label(VERSION_TASK).check()
     page.get_by_label("Name").fill("e2e")
-    # Half of 24 instances to validation: the default share (2%) often draws none of them, and then nothing is
-    # scored before and after (the job page says so; #evaluation-none).
+    # Half of the task to validation: the default share (2%) of 24 instances leaves one record or none, and with
+    # none nothing is scored before and after (the job page then says so: #evaluation-none).
     page.get_by_label("Validation share").fill("0.5")
     page.get_by_label("Stage 2 pool").select_option(label="demo-conversations")
     page.get_by_label("Stage 2 conversations").fill("8")
