@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     login_failure_window_s: int = Field(
         900, ge=1, description="Window, in seconds, over which failed logins from one address are counted."
     )
+    trusted_proxies: str = Field(
+        "127.0.0.1", description="Comma-separated addresses (or networks) of reverse proxies whose X-Forwarded-For "
+        "and X-Forwarded-Proto are believed; empty: none, `*`: any (only behind a proxy that overwrites them).")
     page_size: int = Field(50, ge=1, le=500, description="Rows per page in lists (tasks, datasets, users).")
     review_lease_s: int = Field(600, ge=10, description="How long a reviewer holds a queue item before an "
                                 "abandoned claim returns to the queue.")
@@ -108,6 +111,9 @@ class Settings(BaseSettings):
                                              "bound of its error rate's Wilson interval is below this.")
     spot_check_expected_error_rate: float = Field(0.02, ge=0, lt=1, description="The error rate a spot check's "
                                                   "default size is planned for: big enough to pass at this rate.")
+    verifier_may_be_reviewer: bool = Field(
+        False, description="Whether the reviewer who approved a task's instruction may also be one of its two final "
+        "verifiers. Off, the verification is independent of the review it checks.")
 
     @model_validator(mode="after")
     def _check_quality_defaults(self) -> Settings:

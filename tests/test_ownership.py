@@ -7,7 +7,6 @@ from __future__ import annotations
 from sqlmodel import select
 
 from app.models import Instruction, InstructionVersion, Review, Role, SolveTestItem, SpotCheckItem, User
-from app.services import solve_tests, spot_checks
 from app.services import users as user_service
 from tests.factories import bearer, login, make_user, soup
 from tests.review_helpers import approve, htmx, make_qc_task, signed_in, submit_instruction, team
@@ -31,13 +30,7 @@ def test_nobody_decides_an_item_another_reviewer_holds(app, db):
     assert db.get(Review, review.id).decision is None and db.get(Review, review.id).reviewer_id == holder.id
 
     # Solve-test and spot-check items claimed by the holder: the intruder's answers change nothing.
-    approve(db, db.get(Review, review.id))
-    solve_tests.create(db, task_id=task.id, actor_id=people["admin"].id, size=4, pass_threshold=3,
-                       version_id=version.id)
-    db.commit()
-    spot_checks.create(db, task_id=task.id, actor_id=people["admin"].id, max_error_rate=0.5, size=4,
-                       version_id=version.id)
-    db.commit()
+    approve(db, db.get(Review, review.id))  # opens a solve test of 4 and a spot check of 4 beside it
     solve = client.post("/api/v1/review/solve/next", headers=as_holder).json()
     spot = client.post("/api/v1/review/spot/next", headers=as_holder).json()
     intruder_client, intruder_csrf = signed_in(app, intruder)

@@ -11,10 +11,21 @@ from sqlmodel import select
 
 from app.failures import Conflict, Invalid
 from app.migrate import alembic_config
-from app.models import Instance, InstructionVersion, QcStatus, Role, SolveTest, SpotCheck, Task, TaskStatus, User
+from app.models import (
+    Instance,
+    InstructionVersion,
+    QcStatus,
+    Review,
+    Role,
+    SolveTest,
+    SpotCheck,
+    Task,
+    TaskStatus,
+    User,
+)
 from app.services import checks, solve_tests, spot_checks, task_states
 from app.stats import sample_size_for, wilson
-from tests.factories import make_user, soup
+from tests.factories import bearer, make_user, soup
 from tests.review_helpers import approve, htmx, make_qc_task, signed_in, submit_instruction, team
 
 
@@ -122,16 +133,24 @@ def test_free_text_is_judged_by_the_solver_after_answering(app, db):
 def test_spot_check_verdicts_flag_instances_and_give_a_wilson_interval(app, db):
     people = team(db)
     task, version = _approved_task(db, people, "SHAPES+spot", instances=30)
+    opened_on_approval = checks.open_check_of(db, checks.SPOT, task_id=task.id)
+    with pytest.raises(Conflict, match="never replaced silently"):
+        spot_checks.create(db, task_id=task.id, actor_id=people["admin"].id, size=10, max_error_rate=0.3,
+                           version_id=version.id, seed=5)
     first = spot_checks.create(db, task_id=task.id, actor_id=people["admin"].id, size=10, max_error_rate=0.3,
-                               version_id=version.id, seed=5)
+                               version_id=version.id, seed=5,
+                               permission=checks.Permission(reason="a smaller check", replaces=opened_on_approval))
     db.commit()
     check = spot_checks.create(db, task_id=task.id, actor_id=people["admin"].id, size=10, max_error_rate=0.3,
-                               version_id=version.id, seed=5)
+                               version_id=version.id, seed=5,
+                               permission=checks.Permission(reason="the same seed again", replaces=first.id))
     db.commit()
     sampled = [item.instance_id for item, _ in checks.items_of(db, checks.SPOT, check_id=check.id)]
     assert sampled == [item.instance_id for item, _ in checks.items_of(db, checks.SPOT, check_id=first.id)]  # same seed
     db.refresh(first)
     assert first.status == QcStatus.cancelled  # one spot check of a task runs at a time
+    assert first.cancel_reason == "replaced by a new spot check: the same seed again"
+    assert check.override_reason == "the same seed again"
     client, csrf = signed_in(app, people["r1"])
     page = soup(client.post("/review/spot/next", headers=htmx(csrf)))
     count = 0
@@ -164,7 +183,9 @@ def test_spot_check_size_can_come_from_a_wanted_confidence_and_double_review_giv
     people = team(db)
     task, version = _approved_task(db, people, "SHAPES+kappa", instances=80)
     check = spot_checks.create(db, task_id=task.id, actor_id=people["admin"].id, max_error_rate=0.25,
-                               expected_error_rate=0.02, double_review=True, version_id=version.id)
+                               expected_error_rate=0.02, double_review=True, version_id=version.id,
+                               permission=checks.Permission(reason="double review", replaces=checks.open_check_of(
+                                   db, checks.SPOT, task_id=task.id)))
     db.commit()
     assert check.size == sample_size_for(0.25, expected_error_rate=0.02) == check.size
     one, csrf1 = signed_in(app, people["r1"])
@@ -254,8 +275,13 @@ def test_two_verifications_one_native_verify_an_accepted_task(app, db):
     other = make_qc_task(db, "VQA+other", instances=2)
     submit_instruction(db, other, people["author"], text="Answer the question about the picture.")
     task, _ = _accepted_task(app, db, people, "VQA+verified", instances=4)
+    # whoever approved the instruction does not verify it (STUDIO_VERIFIER_MAY_BE_REVIEWER is off)
+    approver = _approver(db, task)
+    other = people["r2"] if approver.id == people["r1"].id else people["r1"]
+    refused, csrf_a = signed_in(app, approver)
+    assert soup(refused.post("/review/verify/next", headers=htmx(csrf_a))).select_one("#item") is None
 
-    r2, csrf2 = signed_in(app, people["r2"])
+    r2, csrf2 = signed_in(app, other)
     slot = soup(r2.post("/review/verify/next", headers=htmx(csrf2))).select_one("#item")
     assert slot is not None and "native" not in soup(r2.get("/review/verify")).select_one("h2").text
     assert soup(r2.post("/review/verify/next", headers=htmx(csrf2))).select_one("#item")["data-item-id"] == \
@@ -278,10 +304,17 @@ def test_two_verifications_one_native_verify_an_accepted_task(app, db):
     assert "verified" in row.text and row.select_one("svg.interval") is not None
 
 
+def _approver(db, task) -> User:
+    """The reviewer who approved the task's instruction (drawn at random among the reviewers)."""
+    approver = select(Review.reviewer_id).where(Review.task_id == task.id, Review.decision == "approve",
+                                                Review.subject == "instruction_version")
+    return db.get(User, db.exec(approver).one())
+
+
 def test_a_verification_asking_for_changes_sends_the_instruction_back(app, db):
     people = team(db)
     task, version = _accepted_task(app, db, people, "VQA+sent_back", instances=2)
-    client, csrf = signed_in(app, people["r2"])
+    client, csrf = signed_in(app, people["r2"] if _approver(db, task).id == people["r1"].id else people["r1"])
     slot = soup(client.post("/review/verify/next", headers=htmx(csrf))).select_one("#item")
     refused = client.post(f"/review/verify/{slot['data-item-id']}", headers=htmx(csrf),
                           data={"decision": "request_changes", "lock_version": slot["data-lock-version"]})
@@ -319,7 +352,7 @@ def test_illegal_transitions_are_refused_with_the_rules(app, db):
 
 def test_the_review_api_claims_decides_and_reports(app, db):
     people = team(db)
-    task = make_qc_task(db, "API+review", instances=6)
+    task = make_qc_task(db, "API+review", instances=30)
     _, _, review = submit_instruction(db, task, people["author"])
     reviewer: User = db.get(User, review.reviewer_id)
     client, csrf = signed_in(app, reviewer)
@@ -341,8 +374,15 @@ def test_the_review_api_claims_decides_and_reports(app, db):
     answered = client.post(f"/api/v1/review/solve/{solve['id']}/answer", headers=api,
                            json={"answer": "bird", "lock_version": solve["lock_version"]})
     assert answered.status_code == 200 and isinstance(answered.json()["matched"], bool)
-    opened = client.post(f"/api/v1/tasks/{task.id}/spot-checks", headers=api,
-                         json={"size": 3, "max_error_rate": 0.5, "seed": 1})
+    weaker = {"size": 3, "max_error_rate": 0.5, "seed": 1}
+    refused = client.post(f"/api/v1/tasks/{task.id}/spot-checks", headers=api, json=weaker)
+    assert refused.status_code == 403, refused.text  # the people a check judges never weaken it
+    message = refused.json()["error"]["message"]
+    assert "3 instances, fewer than the default" in message and "a chosen seed" in message
+    admin_api = bearer(db, people["admin"])
+    assert client.post(f"/api/v1/tasks/{task.id}/spot-checks", headers=admin_api, json=weaker).status_code == 422
+    opened = client.post(f"/api/v1/tasks/{task.id}/spot-checks", headers=admin_api,
+                         json={**weaker, "reason": "a quick look before the full check"})
     assert opened.status_code == 201 and opened.json()["size"] == 3
     spot = client.post("/api/v1/review/spot/next", headers=api).json()
     client.post(f"/api/v1/review/spot/{spot['id']}/verdict", headers=api,

@@ -154,7 +154,9 @@ def test_an_admin_opens_a_targeted_spot_check_whose_rate_is_weighted_and_whose_r
     assert soup(reviewer_client.get(f"/tasks/{task.id}")).select_one("select[name=targeted_by_model_id]") is None
     refused = reviewer_client.post(f"/tasks/{task.id}/spot-checks", data={**wanted, "csrf_token": reviewer_csrf})
     assert refused.status_code == 403  # a targeted check is an admin's choice
-    opened = admin_client.post(f"/tasks/{task.id}/spot-checks", data=wanted)
+    unexplained = admin_client.post(f"/tasks/{task.id}/spot-checks", data=wanted)
+    assert unexplained.status_code == 422  # smaller and laxer than the defaults, with a chosen seed: say why
+    opened = admin_client.post(f"/tasks/{task.id}/spot-checks", data={**wanted, "reason": "a targeted look"})
     assert opened.status_code == 303
     check = db.get(SpotCheck, int(opened.headers["location"].rsplit("/", 1)[1]))
     assert check.targeted and check.targeted_by_model_id == model.id and check.uniform_share == 0.3

@@ -21,6 +21,9 @@ def export(
     validation: Annotated[float, typer.Option(help="Share of records in val.json.")] = 0.0,
     pool: Annotated[str | None, typer.Option(help="Conversation pool (name) for stage 2.")] = None,
     stage2_size: Annotated[int, typer.Option(help="Conversations drawn for stage 2.")] = 1_000,
+    qc_override_reason: Annotated[str | None, typer.Option(
+        help="Why tasks whose latest quality check failed go in anyway (the dataset card states it); without it "
+             "such a version is refused.")] = None,
 ) -> None:
     """Build a dataset version now (no worker needed), with a progress bar; prints where its files are."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -40,7 +43,9 @@ def export(
             spec = ExportSpec(task_ids=ids, per_task_cap=cap, seed=seed, validation_ratio=validation,
                               conversation_pool_id=version_service.pool_named(session, pool) if pool else None,
                               stage2_size=stage2_size)
-            version = version_service.create(session, spec=spec, name=name, actor_id=None, enqueue=False)
+            # Whoever runs the command line runs the studio: an admin, who may override with a reason.
+            version = version_service.create(session, spec=spec, name=name, actor_id=None, enqueue=False,
+                                             qc_override_reason=qc_override_reason, may_override=True)
         except (AppError, ValueError) as error:
             fail(getattr(error, "message", str(error)))
     columns = [TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn()]

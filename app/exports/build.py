@@ -28,7 +28,7 @@ from app.exports.records import IMAGE_DIR, IMAGE_LIST, ImageFolder, Tally, TaskP
 from app.exports.sampling import draw_conversations
 from app.exports.spec import ExportSpec
 from app.models import Image, Instruction, InstructionStatus, InstructionVersion, SourceDataset, Task
-from app.services.quality import per_task
+from app.services.quality import check_history, per_task
 from app.storage import Media
 
 ABANDONED_AFTER_S = 3600
@@ -62,7 +62,7 @@ def plan(session: Session, spec: ExportSpec) -> list[TaskPlan]:
 
 def build(engine: Engine, *, spec: ExportSpec, destination: Path, media: Media | None,
           count_tokens: Callable[[str], int], on_progress: Callable[[float, str], None] = lambda *_: None,
-          name: str = "", processes: int | None = None) -> dict[str, Any]:
+          name: str = "", processes: int | None = None, qc_override: str | None = None) -> dict[str, Any]:
     """Builds the version into `destination` (which must not exist yet) and returns its manifest. `processes`
     writes the records with that many processes (default: one per core on big builds; the bytes are the same).
     Without a media store (`media=None`, a version for object storage) the images are not copied: `images.tsv`
@@ -71,7 +71,7 @@ def build(engine: Engine, *, spec: ExportSpec, destination: Path, media: Media |
     _sweep_abandoned(destination.parent, prefix=f".building-{destination.name}-")
     work = Path(tempfile.mkdtemp(prefix=f".building-{destination.name}-", dir=destination.parent))
     try:
-        manifest = _build_into(engine, spec, work, media, count_tokens, on_progress, name, processes)
+        manifest = _build_into(engine, spec, work, media, count_tokens, on_progress, name, processes, qc_override)
         try:
             work.rename(destination)  # the version appears whole, or not at all
         except OSError:
@@ -95,7 +95,8 @@ def _sweep_abandoned(parent: Path, *, prefix: str) -> None:
 
 
 def _build_into(engine: Engine, spec: ExportSpec, work: Path, media: Media | None,
-                count_tokens: Callable[[str], int], on_progress, name: str, processes: int | None) -> dict[str, Any]:
+                count_tokens: Callable[[str], int], on_progress, name: str, processes: int | None,
+                qc_override: str | None) -> dict[str, Any]:
     with Session(engine) as session:
         plans = plan(session, spec)
         tally, files = build_records(engine, plans, spec, media, count_tokens, work, work / IMAGE_DIR,
@@ -118,8 +119,11 @@ def _build_into(engine: Engine, spec: ExportSpec, work: Path, media: Media | Non
             shutil.rmtree(images.root)
         on_progress(0.99, "writing the manifest and the dataset card")
         # What review measured, for the card: only the version's tasks.
-        quality = {row.task.id: row for row in per_task(session, task_ids=[item.task.id for item in plans])}
-    card = dataset_card(name=name, spec=spec, plans=plans, tally=tally, quality=quality)
+        task_ids = [item.task.id for item in plans]
+        quality = {row.task.id: row for row in per_task(session, task_ids=task_ids)}
+        history = check_history(session, task_ids=task_ids)
+    card = dataset_card(name=name, spec=spec, plans=plans, tally=tally, quality=quality, check_history=history,
+                        qc_override=qc_override)
     for filename, text in {"README.md": card, **train_scripts(spec, stage2 is not None)}.items():
         writer = HashingFile(work / filename)
         writer.write(text.encode("utf-8"))

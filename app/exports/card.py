@@ -16,7 +16,15 @@ def _cell(text: Any) -> str:
     return str(text if text is not None else "").replace("|", "\\|").replace("\n", " ")
 
 
-def dataset_card(*, name: str, spec: ExportSpec, plans, tally, quality: dict[int, Any]) -> str:
+def _line(text: str) -> str:
+    """People's words on one line of the card (a reason may hold newlines)."""
+    return " ".join(text.split())
+
+
+def dataset_card(*, name: str, spec: ExportSpec, plans, tally, quality: dict[int, Any],
+                 check_history: dict[int, list[str]] | None = None, qc_override: str | None = None) -> str:
+    """`check_history`: per task, the checks besides the latest that a reader should know of (failed, cancelled,
+    opened against the defaults); `qc_override`: an admin's reason for building over failed checks."""
     train = sum(counts.get("train", 0) for counts in tally.per_task.values())
     val = sum(counts.get("validation", 0) for counts in tally.per_task.values())
     lines = [
@@ -48,8 +56,18 @@ def dataset_card(*, name: str, spec: ExportSpec, plans, tally, quality: dict[int
                      f"{counts.get('train', 0):,} | {counts.get('validation', 0):,} | {rounds} | {solve} | {spot} |")
     lines += ["", "A uniform spot check's interval is Wilson's. A targeted one drew instances by a model's doubt "
               "(every instance had at least a stated chance of being drawn) and weights each verdict by the inverse "
-              "of that chance: Hájek's estimate, with Wilson's interval at the effective sample size.",
-              "", "## Source datasets", ""]
+              "of that chance: Hájek's estimate, with Wilson's interval at the effective sample size.", ""]
+    if qc_override:
+        lines += ["## Built over failed quality checks", "",
+                  f"An admin built this version with tasks whose latest quality check had failed: {_line(qc_override)}",
+                  ""]
+    record = [(item.task.name, said) for item in plans for said in (check_history or {}).get(item.task.id, [])]
+    if record:
+        lines += ["## Check history", "", "Checks of these tasks that failed, were cancelled or were opened by an "
+                  "admin against the studio's defaults (the table shows each task's latest):", ""]
+        lines += [f"- {task}: {_line(said)}" for task, said in record]
+        lines.append("")
+    lines += ["## Source datasets", ""]
     seen = set()
     for item in plans:
         dataset = item.dataset

@@ -24,6 +24,7 @@ class TaskStatus(StrEnum):
     changes_requested = "changes_requested"
     accepted = "accepted"
     verified = "verified"
+    checks_failed = "checks_failed"  # its latest solve test or spot check failed: held back until a new one passes
     retired = "retired"
 
 

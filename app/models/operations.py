@@ -174,3 +174,6 @@ class DatasetVersion(SQLModel, table=True):
     created_by_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
     created_at: datetime = created_at_field()
     finished_at: datetime | None = optional_time_field()
+    qc_override_reason: str | None = Field(
+        default=None, sa_type=Text, description="An admin's reason for including tasks whose latest check failed "
+        "(the dataset card states it); None when every task's checks stand.")

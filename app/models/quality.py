@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Index, Text, UniqueConstraint
+from sqlalchemy import Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from app.models.base import created_at_field, one_of, optional_time_field
@@ -37,10 +37,19 @@ class SpotVerdict(StrEnum):
     ambiguous = "ambiguous"
 
 
+OVERRIDE_REASON = "Why an admin opened it weaker than the defaults, or in place of a running check."
+CANCEL_REASON = "Why it ended without an outcome (an admin replaced it, or its task was retired)."
+
+
 class Review(SQLModel, table=True):
     __table_args__ = (
         one_of("subject", ReviewSubject),
         one_of("decision", Decision),
+        # One person, one vote: nobody holds or decides two slots of a task's verification round. A constraint,
+        # not a filter read before the write, so that it holds under concurrent claims on either database.
+        Index("uq_review_verifier_per_round", "task_id", "round", "reviewer_id", unique=True,
+              sqlite_where=text("subject = 'task_verification' AND reviewer_id IS NOT NULL"),
+              postgresql_where=text("subject = 'task_verification' AND reviewer_id IS NOT NULL")),
         # The reviewer's queue: my undecided items; and the open queue by lease.
         Index("ix_review_reviewer_id_decided_at", "reviewer_id", "decided_at"),
         Index("ix_review_decided_at_lease_expires_at", "decided_at", "lease_expires_at"),
@@ -63,9 +72,15 @@ class Review(SQLModel, table=True):
     decided_at: datetime | None = optional_time_field()
 
 
+def one_open_per_task(table: str) -> Index:
+    """One check of a kind runs per task: a second one opened at the same moment is refused by the database."""
+    return Index(f"uq_{table}_open_per_task", "task_id", unique=True, sqlite_where=text("status = 'open'"),
+                 postgresql_where=text("status = 'open'"))
+
+
 class SolveTest(SQLModel, table=True):
     __tablename__ = "solve_test"
-    __table_args__ = (one_of("status", QcStatus),)
+    __table_args__ = (one_of("status", QcStatus), one_open_per_task("solve_test"))
 
     id: int | None = Field(default=None, primary_key=True)
     task_id: int = Field(foreign_key="task.id", index=True, ondelete="CASCADE")
@@ -79,6 +94,8 @@ class SolveTest(SQLModel, table=True):
     created_by_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
     created_at: datetime = created_at_field()
     completed_at: datetime | None = optional_time_field()
+    override_reason: str | None = Field(default=None, sa_type=Text, description=OVERRIDE_REASON)
+    cancel_reason: str | None = Field(default=None, sa_type=Text, description=CANCEL_REASON)
 
 
 class SolveTestItem(SQLModel, table=True):
@@ -105,7 +122,7 @@ class SolveTestItem(SQLModel, table=True):
 
 class SpotCheck(SQLModel, table=True):
     __tablename__ = "spot_check"
-    __table_args__ = (one_of("status", QcStatus),)
+    __table_args__ = (one_of("status", QcStatus), one_open_per_task("spot_check"))
 
     id: int | None = Field(default=None, primary_key=True)
     task_id: int = Field(foreign_key="task.id", index=True, ondelete="CASCADE")
@@ -130,6 +147,8 @@ class SpotCheck(SQLModel, table=True):
     created_by_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
     created_at: datetime = created_at_field()
     completed_at: datetime | None = optional_time_field()
+    override_reason: str | None = Field(default=None, sa_type=Text, description=OVERRIDE_REASON)
+    cancel_reason: str | None = Field(default=None, sa_type=Text, description=CANCEL_REASON)
 
     @property
     def targeted(self) -> bool:

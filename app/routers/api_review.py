@@ -35,17 +35,19 @@ def item_out(item: queues.ReviewItem) -> ReviewItemOut:
 
 
 @router.get("/review/queues", dependencies=[REVIEWERS])
-def queue_counts(session: SessionDep, user: CurrentUser) -> dict[str, dict[str, int]]:
+def queue_counts(request: Request, session: SessionDep, user: CurrentUser) -> dict[str, dict[str, int]]:
     """Per queue: items for you, and undecided items for anyone."""
     return {row.queue.name: {"for_me": row.for_me, "undecided": row.undecided}
-            for row in queues.overview(session, reviewer=user)}
+            for row in queues.overview(session, reviewer=user,
+                                       reviewer_may_verify=request.app.state.settings.verifier_may_be_reviewer)}
 
 
 @router.post("/review/{queue_name}/next", dependencies=[REVIEWERS], response_model=ReviewItemOut, responses=NEXT)
 def next_item(request: Request, session: SessionDep, user: CurrentUser, queue_name: str, skip: int | None = None):
     queue = queues.get_queue(queue_name)
-    item_id = queues.next_item(session, queue=queue, user=user, lease_s=request.app.state.settings.review_lease_s,
-                               skip=skip)
+    settings = request.app.state.settings
+    item_id = queues.next_item(session, queue=queue, user=user, lease_s=settings.review_lease_s, skip=skip,
+                               reviewer_may_verify=settings.verifier_may_be_reviewer)
     if item_id is None:
         return Response(status_code=204)
     return item_out(queue.load(session, item_id=item_id, user_id=user.id))
@@ -61,23 +63,27 @@ def decide_instruction(request: Request, session: SessionDep, user: CurrentUser,
 
 
 @router.post("/review/verify/{review_id}/decision", dependencies=[REVIEWERS])
-def decide_verification(session: SessionDep, user: CurrentUser, review_id: RowId, data: DecisionIn) -> dict[str, str]:
+def decide_verification(request: Request, session: SessionDep, user: CurrentUser, review_id: RowId,
+                        data: DecisionIn) -> dict[str, str]:
     review = verifications.decide(session, review_id=review_id, lock_version=data.lock_version, user_id=user.id,
-                                  decision=data.decision, comment=data.comment)
+                                  decision=data.decision, comment=data.comment,
+                                  reviewer_may_verify=request.app.state.settings.verifier_may_be_reviewer)
     return {"decision": review.decision}
 
 
 @router.post("/review/solve/{item_id}/answer", dependencies=[REVIEWERS])
-def answer(session: SessionDep, user: CurrentUser, item_id: RowId, data: AnswerIn) -> dict[str, bool | None]:
+def answer(request: Request, session: SessionDep, user: CurrentUser, item_id: RowId,
+           data: AnswerIn) -> dict[str, bool | None]:
     item = solve_tests.answer(session, item_id=item_id, lock_version=data.lock_version, user_id=user.id,
-                              text=data.answer)
+                              text=data.answer, defaults=QcDefaults.from_settings(request.app.state.settings))
     return {"matched": item.matched}
 
 
 @router.post("/review/solve/{item_id}/judgement", dependencies=[REVIEWERS])
-def judge(session: SessionDep, user: CurrentUser, item_id: RowId, data: JudgementIn) -> dict[str, bool | None]:
+def judge(request: Request, session: SessionDep, user: CurrentUser, item_id: RowId,
+          data: JudgementIn) -> dict[str, bool | None]:
     item = solve_tests.judge(session, item_id=item_id, lock_version=data.lock_version, user_id=user.id,
-                             matched=data.matched)
+                             matched=data.matched, defaults=QcDefaults.from_settings(request.app.state.settings))
     return {"matched": item.matched}
 
 
@@ -108,18 +114,24 @@ def spot_out(session, check) -> CheckOut:
 
 
 @router.post("/tasks/{task_id}/solve-tests", dependencies=[QC_OPENERS], response_model=CheckOut, status_code=201)
-def open_solve_test(request: Request, session: SessionDep, user: CurrentUser, task_id: RowId, data: SolveTestIn):
-    test = solve_tests.open_requested(session, task_id=task_id, data=data, actor_id=user.id,
-                                      defaults=QcDefaults.from_settings(request.app.state.settings))
+def open_solve_test(request: Request, session: SessionDep, principal: CurrentPrincipal, task_id: RowId,
+                    data: SolveTestIn):
+    """Settings weaker than the defaults, replacing a running test or following a failed one unchanged: admins,
+    with a `reason`."""
+    test = solve_tests.open_requested(session, task_id=task_id, data=data, actor_id=principal.user.id,
+                                      defaults=QcDefaults.from_settings(request.app.state.settings),
+                                      is_admin=principal.may(access.ADMINS))
     return solve_out(session, test)
 
 
 @router.post("/tasks/{task_id}/spot-checks", dependencies=[QC_OPENERS], response_model=CheckOut, status_code=201)
 def open_spot_check(request: Request, session: SessionDep, principal: CurrentPrincipal, task_id: RowId,
                     data: SpotCheckIn):
+    """Settings weaker than the defaults, replacing a running check or following a failed one unchanged, and
+    targeted draws: admins (all but the last with a `reason`)."""
     check = spot_checks.open_requested(session, task_id=task_id, data=data, actor_id=principal.user.id,
                                        defaults=QcDefaults.from_settings(request.app.state.settings),
-                                       may_target=principal.may(access.ADMINS))
+                                       is_admin=principal.may(access.ADMINS))
     return spot_out(session, check)
 
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
 
 from app import access
-from app.deps import ANY_ROLE, STRICT_QUERY, CurrentUser, RowId, SessionDep, require
+from app.deps import ANY_ROLE, STRICT_QUERY, CurrentPrincipal, CurrentUser, RowId, SessionDep, require
 from app.routers.sending import send_file
 from app.schemas import API_ERRORS, TaskChangeOut, VersionIn, VersionOut
 from app.services import versions as version_service
@@ -24,9 +24,12 @@ def list_versions(session: SessionDep):
 
 
 @router.post("", dependencies=[BUILDERS], response_model=VersionOut, status_code=201)
-def create_version(session: SessionDep, user: CurrentUser, data: VersionIn):
-    """Queues the build; poll the version (or its job) until `status` is `ready` or `failed`."""
-    return version_service.create(session, spec=data.spec, name=data.name, actor_id=user.id)
+def create_version(session: SessionDep, principal: CurrentPrincipal, data: VersionIn):
+    """Queues the build; poll the version (or its job) until `status` is `ready` or `failed`. A task whose latest
+    quality check failed is refused (409), unless an admin gives `qc_override_reason`."""
+    return version_service.create(session, spec=data.spec, name=data.name, actor_id=principal.user.id,
+                                  qc_override_reason=data.qc_override_reason,
+                                  may_override=principal.may(access.ADMINS))
 
 
 @router.get("/{version_id}", dependencies=[ANY_ROLE], response_model=VersionOut)

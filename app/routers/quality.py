@@ -24,10 +24,12 @@ HISTORY_PAGE = 50
 
 
 @router.post("/tasks/{task_id}/solve-tests", dependencies=[QC_OPENERS])
-def open_solve_test(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, task_id: RowId):
+def open_solve_test(request: Request, session: SessionDep, principal: CurrentPrincipal, form: FormDep,
+                    task_id: RowId):
     test = solve_tests.open_requested(
-        session, task_id=task_id, actor_id=user.id, defaults=QcDefaults.from_settings(request.app.state.settings),
-        data=validate_form(SolveTestIn, form, optional=("size", "pass_threshold", "seed")))
+        session, task_id=task_id, actor_id=principal.user.id, is_admin=principal.may(access.ADMINS),
+        defaults=QcDefaults.from_settings(request.app.state.settings),
+        data=validate_form(SolveTestIn, form, optional=("size", "pass_threshold", "seed", "reason")))
     return see_other(request, f"/solve-tests/{test.id}")
 
 
@@ -36,10 +38,10 @@ def open_spot_check(request: Request, session: SessionDep, principal: CurrentPri
                     task_id: RowId):
     data = validate_form(SpotCheckIn, form, checkboxes=("double_review",),
                          optional=("size", "max_error_rate", "expected_error_rate", "seed", "targeted_by_model_id",
-                                   "uniform_share"))
+                                   "uniform_share", "reason"))
     check = spot_checks.open_requested(session, task_id=task_id, data=data, actor_id=principal.user.id,
                                        defaults=QcDefaults.from_settings(request.app.state.settings),
-                                       may_target=principal.may(access.ADMINS))
+                                       is_admin=principal.may(access.ADMINS))
     return see_other(request, f"/spot-checks/{check.id}")
 
 

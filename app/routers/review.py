@@ -31,7 +31,9 @@ def lock_version_of(form) -> int:
 
 @router.get("", dependencies=[REVIEWERS])
 def overview(request: Request, session: SessionDep, user: CurrentUser):
-    return render(request, "review/page.html", counts=queues.overview(session, reviewer=user, cap=REVIEW_COUNT_CAP))
+    return render(request, "review/page.html", counts=queues.overview(
+        session, reviewer=user, cap=REVIEW_COUNT_CAP,
+        reviewer_may_verify=request.app.state.settings.verifier_may_be_reviewer))
 
 
 @router.get("/{queue_name}", dependencies=[REVIEWERS])
@@ -50,8 +52,9 @@ def next_item(request: Request, session: SessionDep, user: CurrentUser, form: Fo
 
 
 def _next(request: Request, session, user, queue, *, skip: int | None = None, message: str | None = None):
-    item_id = queues.next_item(session, queue=queue, user=user, lease_s=request.app.state.settings.review_lease_s,
-                               skip=skip)
+    settings = request.app.state.settings
+    item_id = queues.next_item(session, queue=queue, user=user, lease_s=settings.review_lease_s, skip=skip,
+                               reviewer_may_verify=settings.verifier_may_be_reviewer)
     if not is_htmx(request):  # a plain form post: the queue page shows the item now held
         return see_other(request, f"/review/{queue.name}")
     item = queue.load(session, item_id=item_id, user_id=user.id) if item_id else None
@@ -69,14 +72,16 @@ def decide_instruction(request: Request, session: SessionDep, user: CurrentUser,
 @router.post("/verify/{review_id}", dependencies=[REVIEWERS])
 def decide_verification(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, review_id: RowId):
     verifications.decide(session, review_id=review_id, lock_version=lock_version_of(form), user_id=user.id,
-                         decision=str(form.get("decision", "")), comment=str(form.get("comment", "")))
+                         decision=str(form.get("decision", "")), comment=str(form.get("comment", "")),
+                         reviewer_may_verify=request.app.state.settings.verifier_may_be_reviewer)
     return _next(request, session, user, queues.VERIFY, message="Verification recorded.")
 
 
 @router.post("/solve/{item_id}/answer", dependencies=[REVIEWERS])
 def answer(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, item_id: RowId):
     item = solve_tests.answer(session, item_id=item_id, lock_version=lock_version_of(form), user_id=user.id,
-                              text=str(form.get("answer", "")))
+                              text=str(form.get("answer", "")),
+                              defaults=QcDefaults.from_settings(request.app.state.settings))
     queue = queues.SOLVE
     if item.judged_at is None:  # free text: the solver now sees the target and judges their answer
         return _next(request, session, user, queue)
@@ -89,7 +94,7 @@ def judge(request: Request, session: SessionDep, user: CurrentUser, form: FormDe
     if matched not in ("yes", "no"):
         raise Invalid("Say whether your answer matches the target.", fields={"matched": "yes or no"})
     solve_tests.judge(session, item_id=item_id, lock_version=lock_version_of(form), user_id=user.id,
-                      matched=matched == "yes")
+                      matched=matched == "yes", defaults=QcDefaults.from_settings(request.app.state.settings))
     return _next(request, session, user, queues.SOLVE, message="Judgement recorded.")
 
 

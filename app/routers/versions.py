@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from app import access
-from app.deps import ANY_ROLE, CurrentUser, RowId, SessionDep, require
+from app.deps import ANY_ROLE, CurrentPrincipal, CurrentUser, RowId, SessionDep, require
 from app.exports.spec import ExportSpec
 from app.failures import Conflict, Invalid
 from app.forms import FormDep, form_feedback, validate_form
@@ -35,15 +35,19 @@ def _list_page(request: Request, session, *, values=None, error: Invalid | Confl
     """The list with the new-version form; after a refused form, a 422 (or 409) that keeps what was sent and
     says what is wrong beside each field."""
     return render(request, "versions/page.html", "versions/_form.html", versions=version_service.list_versions(session),
-                  values=values, **version_service.form_choices(session), **form_feedback(error))
+                  values=values, **form_feedback(error),
+                  **version_service.form_choices(session, with_failed=request.state.principal.may(access.ADMINS)))
 
 
 @router.post("", dependencies=[BUILDERS])
-def create_version(request: Request, session: SessionDep, user: CurrentUser, form: FormDep):
+def create_version(request: Request, session: SessionDep, principal: CurrentPrincipal, form: FormDep):
     try:
         spec = validate_form(ExportSpec, form, lists=("task_ids",), optional=("conversation_pool_id",),
                              checkboxes=("images_as_tar",))
-        version = version_service.create(session, spec=spec, name=str(form.get("name", "")), actor_id=user.id)
+        version = version_service.create(session, spec=spec, name=str(form.get("name", "")),
+                                         actor_id=principal.user.id,
+                                         qc_override_reason=str(form.get("qc_override_reason", "")),
+                                         may_override=principal.may(access.ADMINS))
     except (Invalid, Conflict) as error:
         return _list_page(request, session, values=form, error=error)
     return see_other(request, f"/versions/{version.id}")

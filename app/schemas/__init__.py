@@ -7,9 +7,11 @@ from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app import limits
 from app.exports.spec import ExportSpec
 from app.models import Decision, ImagePlacement, OptionsStyle, Role, SpotVerdict, TaskGroup
 from app.models.types import MAX_DB_INT, LockVersion, RowIdValue
+from app.rendering import MAX_TEMPLATE_CHARS
 from app.security import MIN_PASSWORD_LENGTH
 
 T = TypeVar("T")
@@ -89,9 +91,9 @@ class DatasetIn(BaseModel):
     name: str = Field(min_length=1, max_length=120, description="Short name, as in task names (GEOMETRY3K).",
                       json_schema_extra={"pattern": r"^[^+/]*[^+/\s][^+/]*$"})
     url: str | None = Field(None, max_length=500, json_schema_extra={"pattern": r"^\s*(https?://[\s\S]*)?$"})
-    citation: str | None = Field(None, description="BibTeX.")
+    citation: str | None = Field(None, max_length=limits.LONG_TEXT, description="BibTeX.")
     licence: str | None = Field(None, max_length=120)
-    notes: str | None = None
+    notes: str | None = Field(None, max_length=limits.LONG_TEXT)
     annotator_id: RowIdValue | None = None
 
     @field_validator("name")
@@ -132,7 +134,7 @@ class DatasetOut(BaseModel):
 class TaskMetadataIn(BaseModel):
     task_group: TaskGroup
     category: str | None = Field(None, max_length=80, description="Perception, OCR, ... (free taxonomy).")
-    description: str | None = None
+    description: str | None = Field(None, max_length=limits.LONG_TEXT)
     solve_test_required: bool | None = Field(None, description="Admins only; empty leaves it as it is.")
     lock_version: LockVersion
 
@@ -145,9 +147,9 @@ class TaskMetadataIn(BaseModel):
 class DraftIn(BaseModel):
     """An instruction draft as the editor sends it."""
 
-    text: str = ""
-    input_template: str = ""
-    output_template: str = ""
+    text: str = Field("", max_length=MAX_TEMPLATE_CHARS)
+    input_template: str = Field("", max_length=MAX_TEMPLATE_CHARS)
+    output_template: str = Field("", max_length=MAX_TEMPLATE_CHARS)
     options_style: OptionsStyle = OptionsStyle.paren_letters
     image_placement: ImagePlacement = ImagePlacement.before
     lock_version: LockVersion
@@ -179,22 +181,25 @@ class Page(BaseModel, Generic[T]):
 class TokenCreate(BaseModel):
     name: str = Field(min_length=1, max_length=120, description="What will use it, e.g. the nightly export.",
                       json_schema_extra={"pattern": NOT_BLANK})
+    expires_in_days: int | None = Field(None, ge=1, le=3650, description="Stops working after this many days "
+                                        "(default: when revoked, or when your password changes).")
 
 
 class TokenCreated(BaseModel):
     id: int
     name: str
     token: str = Field(description="Shown once; only its hash is kept.")
+    expires_at: datetime | None = None
 
 
 class DecisionIn(BaseModel):
     decision: Decision
-    comment: str | None = Field(None, max_length=10_000, description="Required to request changes or reject.")
+    comment: str | None = Field(None, max_length=limits.COMMENT, description="Required to request changes or reject.")
     lock_version: LockVersion
 
 
 class AnswerIn(BaseModel):
-    answer: str = Field(min_length=1, max_length=10_000, description="For option tasks, one of the options.")
+    answer: str = Field(min_length=1, max_length=limits.COMMENT, description="For option tasks, one of the options.")
     lock_version: LockVersion
 
 
@@ -205,7 +210,7 @@ class JudgementIn(BaseModel):
 
 class VerdictIn(BaseModel):
     verdict: SpotVerdict
-    note: str | None = Field(None, max_length=2_000)
+    note: str | None = Field(None, max_length=limits.NOTE)
     lock_version: int
 
 
@@ -230,10 +235,15 @@ class ReviewItemOut(BaseModel):
     second_pass: bool = False
 
 
+OVERRIDE_REASON = ("Admins: why this check may be weaker than the defaults, replace a running one, or follow a failed "
+                   "one with the instruction unchanged. Kept on the check; the dataset card shows it.")
+
+
 class SolveTestIn(BaseModel):
     size: int | None = Field(None, ge=1, le=1000)
     pass_threshold: int | None = Field(None, ge=1, le=1000)
-    seed: int | None = Field(None, ge=0, le=MAX_DB_INT)
+    seed: int | None = Field(None, ge=0, le=MAX_DB_INT, description="Chooses the sample: admins, with a reason.")
+    reason: str | None = Field(None, max_length=2000, description=OVERRIDE_REASON)
 
 
 class SpotCheckIn(BaseModel):
@@ -241,7 +251,8 @@ class SpotCheckIn(BaseModel):
     max_error_rate: float | None = Field(None, gt=0, lt=1)
     expected_error_rate: float | None = Field(None, ge=0, lt=1)
     double_review: bool = False
-    seed: int | None = Field(None, ge=0, le=MAX_DB_INT)
+    seed: int | None = Field(None, ge=0, le=MAX_DB_INT, description="Chooses the sample: admins, with a reason.")
+    reason: str | None = Field(None, max_length=2000, description=OVERRIDE_REASON)
     targeted_by_model_id: RowIdValue | None = Field(
         None, description="Admins: draw by this model's doubt (the task must be scored by it); the error rate is "
                           "then weighted by each item's inclusion probability. Empty: a uniform draw.")
@@ -276,6 +287,9 @@ class CheckOut(BaseModel):
 class VersionIn(BaseModel):
     name: str | None = Field(None, max_length=120, description="Default: v<n>.")
     spec: ExportSpec
+    qc_override_reason: str | None = Field(
+        None, max_length=2000, description="Admins: why tasks whose latest quality check failed go in anyway; the "
+        "dataset card states it. Without it such a version is refused.")
 
 
 class VersionOut(BaseModel):

@@ -12,12 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import Select, func, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, select
 
 from app.failures import Conflict, Invalid, NotFound
 from app.models import (
     Instance,
+    InstanceStatus,
     InstructionVersion,
     QcStatus,
     SolveTest,
@@ -31,7 +33,10 @@ from app.models import (
 from app.services import audit, leases, task_states
 from app.services.sampling import InstanceRow, newest_version, sample_instances
 
-Draw = Callable[..., list[InstanceRow]]  # (session, *, task_id, seed, size) -> the instances to check
+Draw = Callable[..., list[InstanceRow]]  # (session, *, task_id, seed, size, avoid) -> the instances to check
+# (drawn, whole) -> a kind's own columns, once it is known how many instances were drawn and whether that is every
+# active instance of the task
+Settings = Callable[[int, bool], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,18 @@ class CheckKind:
         return getattr(self.items, f"{self.name}_id")
 
 
+@dataclass(frozen=True)
+class Permission:
+    """What lets a check be opened other than as the defaults say (`check_rules.authorise` grants it): an
+    admin's reason, what it overrides in words, and the running check it may replace."""
+
+    reason: str | None = None
+    overrides: tuple[str, ...] = ()
+    replaces: int | None = None
+
+
+AS_DEFAULT = Permission()
+
 SOLVE = CheckKind(SolveTest, SolveTestItem, "solve test", "solve")
 SPOT = CheckKind(SpotCheck, SpotCheckItem, "spot check", "check")
 
@@ -67,47 +84,110 @@ def _checkable_task(session: Session, *, task_id: int) -> Task:
 
 
 def open_check(session: Session, kind: CheckKind, *, task_id: int, actor_id: int | None, size: int,
-               seed: int | None, version_id: int | None, settings: Callable[[int], dict[str, Any]],
-               draw: Draw = sample_instances, item_fields: Callable[[Instance], dict[str, Any]] | None = None):
+               seed: int | None, version_id: int | None, settings: Settings,
+               draw: Draw = sample_instances, item_fields: Callable[[Instance], dict[str, Any]] | None = None,
+               permission: Permission = AS_DEFAULT):
     """Opens a check of `size` instances drawn with `seed` (a random one when None), rendered with the version
-    asked for (else the task's newest approved). `settings(drawn)` gives the kind's own columns once it is
-    known how many instances were drawn (a small task has fewer than asked), `item_fields` an item's own. An
-    open check of the same kind on the task is cancelled: one runs at a time."""
+    asked for (else the task's newest approved), none of them in a running check of the other kind (see
+    `blinded_elsewhere`). `settings` gives the kind's own columns, `item_fields` an item's own. One
+    check of a kind runs at a time and is never replaced silently: a running one is cancelled only when the
+    `permission` names it (its reason is kept on both), else the new check is refused."""
     _checkable_task(session, task_id=task_id)
+    running = open_check_of(session, kind, task_id=task_id)
+    if running is not None and permission.replaces != running:
+        raise Conflict(f"A {kind.noun} of this task is running (#{running}): it is never replaced silently. Let it "
+                       f"finish, or have an admin replace it with a reason.", fields={"reason": "a check is running"})
     version = newest_version(session, task_id=task_id, version_id=version_id)
     seed = random.SystemRandom().getrandbits(31) if seed is None else seed
-    drawn = draw(session, task_id=task_id, seed=seed, size=size)
+    drawn = draw(session, task_id=task_id, seed=seed, size=size, avoid=blinded_elsewhere(kind, task_id))
     if not drawn:
+        if _active_count(session, task_id):
+            other = SPOT if kind is SOLVE else SOLVE
+            raise Conflict(f"Every active instance of the task is in its running {other.noun}, which a {kind.noun} "
+                           f"must not share (the same reviewers work both): open it once that one has ended.",
+                           fields={"task": f"in a running {other.noun}"})
         raise Invalid(f"The task has no active instances to {kind.verb}.", fields={"task": "empty"})
-    cancel_open(session, kind, task_id=task_id, actor_id=actor_id)
-    own = settings(len(drawn))
+    if running is not None:
+        cancel(session, kind, check_id=running, task_id=task_id, actor_id=actor_id,
+               reason=f"replaced by a new {kind.noun}: {permission.reason}")
+    own = settings(len(drawn), len(drawn) == _active_count(session, task_id))
     check = kind.table(task_id=task_id, instruction_version_id=version.id, seed=seed, size=len(drawn),
-                       created_by_id=actor_id, **own)
+                       created_by_id=actor_id, override_reason=permission.reason, **own)
     session.add(check)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:  # the one-open-check-per-task index: someone opened one at the same moment
+        session.rollback()
+        raise Conflict(f"Another {kind.noun} of this task was opened at the same moment: nothing was recorded. "
+                       "Reload to see it.") from None
     session.add_all(kind.items(**{kind.parent.key: check.id}, instance_id=instance.id, position=k,
                                **(item_fields(instance) if item_fields else {}))
                     for k, (instance, _) in enumerate(drawn))
     audit.record(session, actor_id=actor_id, action=f"{kind.name}.open", entity_type=kind.name, entity_id=check.id,
-                 task_id=task_id, after={"size": check.size, "seed": seed, "version_id": version.id, **own})
+                 task_id=task_id, after={"size": check.size, "seed": seed, "version_id": version.id, **own,
+                                         **({"overrides": list(permission.overrides), "reason": permission.reason}
+                                            if permission.reason else {})})
     return check
 
 
-def running_or_passed(session: Session, kind: CheckKind, *, task_id: int) -> bool:
-    """Whether the task has a check of this kind running or passed (an approval then opens no other)."""
-    return session.exec(select(kind.table.id).where(kind.table.task_id == task_id, kind.table.status.in_(
-        [QcStatus.open, QcStatus.passed]))).first() is not None
+def _active_count(session: Session, task_id: int) -> int:
+    return session.exec(select(func.count()).select_from(Instance).where(
+        Instance.task_id == task_id, Instance.status == InstanceStatus.active)).one()
 
 
-def cancel_open(session: Session, kind: CheckKind, *, task_id: int, actor_id: int | None) -> None:
-    """Cancels the task's running check of this kind: a new one replaces it."""
-    table = kind.table
-    for check_id in session.exec(select(table.id).where(table.task_id == task_id,
-                                                        table.status == QcStatus.open)).all():
-        session.execute(update(table).where(table.id == check_id)
-                        .values(status=QcStatus.cancelled, completed_at=utcnow()))
-        audit.record(session, actor_id=actor_id, action=f"{kind.name}.cancel", entity_type=kind.name,
-                     entity_id=check_id, task_id=task_id, after={"reason": f"a new {kind.noun} was opened"})
+def drawable(session: Session, kind: CheckKind, *, task_id: int) -> int:
+    """How many of the task's active instances a new check of `kind` may draw (those outside `blinded_elsewhere`)."""
+    return session.exec(select(func.count()).select_from(Instance).where(
+        Instance.task_id == task_id, Instance.status == InstanceStatus.active,
+        Instance.id.not_in(blinded_elsewhere(kind, task_id)))).one()
+
+
+def blinded_elsewhere(kind: CheckKind, task_id: int) -> Select:
+    """The instances a new check of `kind` must not share with the task's running check of the other kind: the
+    same reviewers work both, and a spot check shows the targets a running solve test must keep unseen."""
+    other = SPOT if kind is SOLVE else SOLVE
+    return (select(other.items.instance_id).join(other.table, other.table.id == other.parent)
+            .where(other.table.task_id == task_id, other.table.status == QcStatus.open))
+
+
+def open_check_of(session: Session, kind: CheckKind, *, task_id: int) -> int | None:
+    """The id of the task's running check of this kind, if one runs."""
+    return session.exec(select(kind.table.id).where(kind.table.task_id == task_id,
+                                                    kind.table.status == QcStatus.open)).first()
+
+
+def latest_concluded(session: Session, kind: CheckKind, *, task_id: int):
+    """The task's check of this kind that decides where it stands (`task_states.latest_concluded`)."""
+    return task_states.latest_concluded(session, kind.table, task_id=task_id)
+
+
+def standing(session: Session, kind: CheckKind, *, task_id: int) -> QcStatus | None:
+    """passed, failed, or None before any check of this kind concluded."""
+    latest = latest_concluded(session, kind, task_id=task_id)
+    return None if latest is None else QcStatus(latest.status)
+
+
+def failing(session: Session, *, task_ids: list[int]) -> dict[str, str]:
+    """Of these tasks, those whose latest concluded check of a kind failed (a solve test where one is required),
+    by name, with which check: what keeps a task out of verification and out of versions."""
+    held = {}
+    for task in session.exec(select(Task).where(Task.id.in_(task_ids)).order_by(Task.name)):
+        kinds = (SOLVE, SPOT) if task.solve_test_required else (SPOT,)
+        failed = [f"{kind.noun} #{latest.id} failed" for kind in kinds
+                  if (latest := latest_concluded(session, kind, task_id=task.id)) is not None
+                  and latest.status == QcStatus.failed]
+        if failed:
+            held[task.name] = ", ".join(failed)
+    return held
+
+
+def cancel(session: Session, kind: CheckKind, *, check_id: int, task_id: int, actor_id: int | None,
+           reason: str) -> None:
+    """Ends a running check without an outcome; it stays on the record with the reason."""
+    session.execute(update(kind.table).where(kind.table.id == check_id, kind.table.status == QcStatus.open)
+                    .values(status=QcStatus.cancelled, completed_at=utcnow(), cancel_reason=reason))
+    audit.record(session, actor_id=actor_id, action=f"{kind.name}.cancel", entity_type=kind.name,
+                 entity_id=check_id, task_id=task_id, after={"reason": reason})
 
 
 def get(session: Session, kind: CheckKind, *, check_id: int):

@@ -97,7 +97,9 @@ def load_demo(session: Session, *, data_dir: Path, media: Media | None = None,
         _instances(session, store, task, rng)
     refresh_instance_counts(session, task_ids=[task.id for task in tasks.values()])
 
-    _instruction(session, tasks["SHAPES+shape_classification"], author, people["reviewer"],
+    # Ravi reviews the shapes task and Rita, the native speaker, solves it: she (and the admin) can then verify
+    # it, since whoever approves an instruction does not verify it.
+    _instruction(session, tasks["SHAPES+shape_classification"], author, people["reviewer2"],
                  "Identify the shape shown in the image. Choose one of the options.", "",
                  InstructionStatus.in_review, None, None)
     _instruction(session, tasks["SHAPES+shape_counting"], author, people["reviewer2"],
@@ -109,7 +111,7 @@ def load_demo(session: Session, *, data_dir: Path, media: Media | None = None,
                  "Describe the picture.", "", InstructionStatus.changes_requested, Decision.request_changes,
                  "Too vague: say what to describe (shapes, colours, their number) and how long the answer is.")
     session.commit()
-    _quality_work(session, tasks["SHAPES+shape_classification"], people["reviewer"], people["reviewer2"])
+    _quality_work(session, tasks["SHAPES+shape_classification"], people["reviewer2"], people["reviewer"])
     demo_models.add_pool(session, rng=rng)
     return DemoResult(True, credentials_file, credentials)
 
@@ -120,14 +122,15 @@ def _quality_work(session: Session, task: Task, reviewer: User, solver: User) ->
     def next_item(queue: queues.ReviewQueue, user: User) -> int | None:
         return queues.next_item(session, queue=queue, user=user, lease_s=600)
 
+    defaults = QcDefaults(solve_test_size=10, solve_test_pass=9)
     review_id = next_item(queues.INSTRUCTIONS, reviewer)
     reviews.decide(session, review_id=review_id, lock_version=session.get(Review, review_id).lock_version,
-                   user_id=reviewer.id, decision=Decision.approve, comment=None,
-                   defaults=QcDefaults(solve_test_size=10, solve_test_pass=9))
+                   user_id=reviewer.id, decision=Decision.approve, comment=None, defaults=defaults)
     while (item_id := next_item(queues.SOLVE, solver)) is not None:
         item = session.get(SolveTestItem, item_id, populate_existing=True)
         target = session.get(Instance, item.instance_id).raw_output
-        solve_tests.answer(session, item_id=item_id, lock_version=item.lock_version, user_id=solver.id, text=target)
+        solve_tests.answer(session, item_id=item_id, lock_version=item.lock_version, user_id=solver.id, text=target,
+                           defaults=defaults)
     # The bad target is the check's lowest instance, not its first in queue order (drawn afresh on each run),
     # so every demo flags the same instance and builds the same versions.
     flagged = session.exec(select(SpotCheckItem.id).join(SpotCheck).where(SpotCheck.task_id == task.id)

@@ -12,7 +12,8 @@ from datetime import timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Integer, Select, bindparam, literal_column, or_, update
+from sqlalchemy import Boolean, Integer, Select, bindparam, literal_column, or_, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from app.failures import Conflict
@@ -25,10 +26,11 @@ CANDIDATES_PER_TRY = 8
 USER = bindparam("user_id", type_=Integer)
 NOW = bindparam("now", type_=UTCDateTime)
 SKIP = bindparam("skip", type_=Integer)
+REVIEWER_MAY_VERIFY = bindparam("reviewer_may_verify", type_=Boolean)  # STUDIO_VERIFIER_MAY_BE_REVIEWER
 
 
-def params(*, user_id: int, skip: int | None = None) -> dict[str, Any]:
-    return {"user_id": user_id, "now": utcnow(), "skip": skip or 0}
+def params(*, user_id: int, skip: int | None = None, reviewer_may_verify: bool = False) -> dict[str, Any]:
+    return {"user_id": user_id, "now": utcnow(), "skip": skip or 0, "reviewer_may_verify": reviewer_may_verify}
 
 
 def lease_free(table):
@@ -57,11 +59,15 @@ def claim(session: Session, *, table, candidates: Select, values: dict[str, Any]
             session.commit()
             return None
         for item_id, version in rows:
-            won = session.execute(
-                update(table).where(table.id == item_id, table.lock_version == version)
-                .values(lock_version=version + 1, lease_expires_at=utcnow() + timedelta(seconds=lease_s),
-                        **{claimant.key: user_id})).rowcount
-            session.commit()
+            try:
+                won = session.execute(
+                    update(table).where(table.id == item_id, table.lock_version == version)
+                    .values(lock_version=version + 1, lease_expires_at=utcnow() + timedelta(seconds=lease_s),
+                            **{claimant.key: user_id})).rowcount
+                session.commit()
+            except IntegrityError:  # a rule the table keeps as a constraint (one verifier per round's slots)
+                session.rollback()
+                continue
             if won == 1:
                 return item_id
     return None

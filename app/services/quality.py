@@ -8,7 +8,7 @@ computed per task on the page."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cache
 
 from sqlalchemy import bindparam, func
@@ -145,6 +145,24 @@ def _rows(session: Session, tasks: list[Task]) -> list[TaskQuality]:
                                 solve_matched=matched, solve_judged=judged, spot_check=check, spot_errors=errors,
                                 spot_decided=decided, interval=interval))
     return rows
+
+
+def check_history(session: Session, *, task_ids: list[int]) -> dict[int, list[str]]:
+    """Per task, in words and in order, the checks a reader of its figures should know of besides the latest: those
+    that failed or were cancelled, and those an admin opened against the defaults (with the reasons given)."""
+    record: dict[int, list[tuple[datetime, str]]] = {}
+    for noun, model in (("solve test", SolveTest), ("spot check", SpotCheck)):
+        notable = (model.status.in_([QcStatus.failed, QcStatus.cancelled]) | model.override_reason.is_not(None))
+        for check in session.exec(select(model).where(model.task_id.in_(task_ids), notable)):
+            said = f"{noun} #{check.id} {check.status}"
+            if model is SpotCheck and check.status == QcStatus.failed:
+                said += f" ({check.error_count} problems in {check.decided_count} checked)"
+            if check.override_reason:
+                said += f"; opened by an admin against the defaults: {check.override_reason}"
+            if check.cancel_reason:
+                said += f"; {check.cancel_reason}"
+            record.setdefault(check.task_id, []).append((check.created_at, said))
+    return {task_id: [said for _, said in sorted(lines)] for task_id, lines in record.items()}
 
 
 def annotators(session: Session) -> list[User]:

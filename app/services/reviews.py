@@ -10,6 +10,7 @@ from functools import cache
 from sqlalchemy import delete, func, or_, update
 from sqlmodel import Session, select
 
+from app import limits
 from app.failures import Forbidden, Invalid, NotFound
 from app.models import (
     Decision,
@@ -100,7 +101,7 @@ def decide(session: Session, *, review_id: int, lock_version: int, user_id: int,
         decision = Decision(decision)
     except ValueError:
         raise Invalid("Choose approve, request changes or reject.", fields={"decision": "unknown"}) from None
-    comment = (comment or "").strip() or None
+    comment = limits.at_most((comment or "").strip(), limits.COMMENT, field="comment") or None
     if decision != Decision.approve and not comment:
         raise Invalid("Say what should change: a comment is required to request changes or reject.",
                       fields={"comment": "required"})

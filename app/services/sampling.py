@@ -4,7 +4,9 @@ instruction version they are rendered with."""
 from __future__ import annotations
 
 import random
+from collections.abc import Collection
 
+from sqlalchemy import Select
 from sqlmodel import Session, select
 
 from app.failures import Conflict, NotFound
@@ -13,26 +15,33 @@ from app.models import Image, Instance, InstanceStatus, Instruction, Instruction
 InstanceRow = tuple[Instance, Image | None]
 
 
-def sample_instances(session: Session, *, task_id: int, seed: int, size: int) -> list[InstanceRow]:
+def sample_instances(session: Session, *, task_id: int, seed: int, size: int,
+                     avoid: Select | Collection[int] | None = None) -> list[InstanceRow]:
     """`size` active instances drawn with `seed`: a window of the (task, status, rkey) index starting at a
-    seeded point, wrapping around — the same instances for the same seed, without ORDER BY RANDOM()."""
+    seeded point, wrapping around — the same instances for the same seed, without ORDER BY RANDOM().
+    `avoid` selects instance ids left out of the draw."""
     start = random.Random(seed).getrandbits(31)
     base = select(Instance, Image).outerjoin(Image, Image.id == Instance.image_id).where(
         Instance.task_id == task_id, Instance.status == InstanceStatus.active)
+    if avoid is not None:
+        base = base.where(Instance.id.not_in(avoid))
     rows = list(session.exec(base.where(Instance.rkey >= start).order_by(Instance.rkey).limit(size)))
     if len(rows) < size:
         rows += list(session.exec(base.where(Instance.rkey < start).order_by(Instance.rkey).limit(size - len(rows))))
     return rows
 
 
-def preview_instances(session: Session, *, task_id: int, seed: int, size: int, pinned: list[int]) -> list[InstanceRow]:
-    """The pinned instances of this task first (kept across shuffles), then a seeded sample for the rest."""
+def preview_instances(session: Session, *, task_id: int, seed: int, size: int, pinned: list[int],
+                      avoid: list[int] | None = None) -> list[InstanceRow]:
+    """The pinned instances of this task first (kept across shuffles), then a seeded sample for the rest; none of
+    `avoid`."""
+    pinned = [instance_id for instance_id in pinned if instance_id not in set(avoid or ())]
     chosen = list(session.exec(select(Instance, Image).outerjoin(Image, Image.id == Instance.image_id)
                                .where(Instance.task_id == task_id, Instance.id.in_(pinned)))) if pinned else []
     chosen.sort(key=lambda row: pinned.index(row[0].id))
     taken = {row[0].id for row in chosen}
-    rest = [row for row in sample_instances(session, task_id=task_id, seed=seed, size=size + len(chosen))
-            if row[0].id not in taken]
+    rest = [row for row in sample_instances(session, task_id=task_id, seed=seed, size=size + len(chosen),
+                                            avoid=avoid or None) if row[0].id not in taken]
     return chosen + rest[:size - len(chosen)]
 
 

@@ -13,6 +13,7 @@ from functools import cache
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from app import limits
 from app.failures import Invalid
 from app.models import (
     Instance,
@@ -23,32 +24,34 @@ from app.models import (
     Task,
     utcnow,
 )
-from app.services import checks, leases
+from app.services import check_rules, checks, leases, spot_checks
 from app.services.qc import QcDefaults
 from app.stats import is_short_answer, normalise_answer
 
 
 def create(session: Session, *, task_id: int, actor_id: int | None, size: int, pass_threshold: int,
-           seed: int | None = None, version_id: int | None = None) -> SolveTest:
+           seed: int | None = None, version_id: int | None = None,
+           permission: checks.Permission = checks.AS_DEFAULT) -> SolveTest:
     """A solve test on `size` seeded instances (all of them if the task has fewer, the threshold scaled to
-    match), in the caller's transaction. An open test of the task is cancelled: one runs at a time."""
+    match), in the caller's transaction. One runs at a time: see `checks.open_check`."""
     if not 1 <= pass_threshold <= size:
         raise Invalid("The pass threshold must be between 1 and the number of instances.",
                       fields={"pass_threshold": f"between 1 and {size}"})
 
-    def settings(drawn: int) -> dict:
+    def settings(drawn: int, whole: bool) -> dict:
         return {"pass_threshold": pass_threshold if drawn == size else max(1, round(pass_threshold * drawn / size))}
 
     return checks.open_check(session, checks.SOLVE, task_id=task_id, actor_id=actor_id, size=size, seed=seed,
-                             version_id=version_id, settings=settings)
+                             version_id=version_id, settings=settings, permission=permission)
 
 
 def open_for_approved(session: Session, *, version: InstructionVersion, task_id: int, actor_id: int,
                       defaults: QcDefaults) -> None:
-    """After an approval, in the caller's transaction: a solve test if the task needs one and has none passed
-    or running."""
+    """After an approval, in the caller's transaction: a solve test if the task needs one and has none running
+    and none that stands passed (after a failure, the newly approved version is tested afresh)."""
     needed = session.get(Task, task_id).solve_test_required
-    if not needed or checks.running_or_passed(session, checks.SOLVE, task_id=task_id):
+    if not needed or checks.open_check_of(session, checks.SOLVE, task_id=task_id) is not None \
+            or checks.standing(session, checks.SOLVE, task_id=task_id) == QcStatus.passed:
         return
     create(session, task_id=task_id, actor_id=actor_id, size=defaults.solve_test_size,
            pass_threshold=defaults.solve_test_pass, version_id=version.id)
@@ -82,9 +85,10 @@ class AnswerKind:
         return AnswerKind("short" if is_short_answer(instance.raw_output) else "free")
 
 
-def answer(session: Session, *, item_id: int, lock_version: int, user_id: int, text: str) -> SolveTestItem:
+def answer(session: Session, *, item_id: int, lock_version: int, user_id: int, text: str,
+           defaults: QcDefaults) -> SolveTestItem:
     """Records the answer; option and short answers are matched at once, free text waits for the solver's
-    judgement (the item stays theirs)."""
+    judgement (the item stays theirs). `defaults`: for the spot check that waits for the test to pass."""
     item, test, instance = _load(session, item_id)
     text = (text or "").strip()
     if not text:
@@ -94,7 +98,7 @@ def answer(session: Session, *, item_id: int, lock_version: int, user_id: int, t
         raise Invalid("Pick one of the options.", fields={"answer": "not an option"})
     matched = None if kind.name == "free" else normalise_answer(text) == normalise_answer(instance.raw_output)
     now = utcnow()
-    values = {"answer": text[:10_000], "answered_at": now, "matched": matched,
+    values = {"answer": limits.at_most(text, limits.COMMENT, field="answer"), "answered_at": now, "matched": matched,
               "judged_at": None if matched is None else now}
     leases.decide_or_refuse(session, table=SolveTestItem, item_id=item.id, lock_version=lock_version,
                             claimant=SolveTestItem.solver_id, user_id=user_id,
@@ -102,19 +106,20 @@ def answer(session: Session, *, item_id: int, lock_version: int, user_id: int, t
     if matched is None:  # the solver judges next: keep the item theirs
         leases.renew(session, table=SolveTestItem, item_id=item.id, lease_s=3600)
     else:
-        _settle(session, test=test, actor_id=user_id)
+        _settle(session, test=test, actor_id=user_id, defaults=defaults)
         session.commit()
     return session.get(SolveTestItem, item.id)
 
 
-def judge(session: Session, *, item_id: int, lock_version: int, user_id: int, matched: bool) -> SolveTestItem:
+def judge(session: Session, *, item_id: int, lock_version: int, user_id: int, matched: bool,
+          defaults: QcDefaults) -> SolveTestItem:
     """The solver, now shown the target, says whether their free-text answer matches it."""
     item, test, _ = _load(session, item_id)
     leases.decide_or_refuse(session, table=SolveTestItem, item_id=item.id, lock_version=lock_version,
                             claimant=SolveTestItem.solver_id, user_id=user_id,
                             still_open=SolveTestItem.answered_at.is_not(None) & SolveTestItem.judged_at.is_(None),
                             values={"matched": matched, "judged_at": utcnow()})
-    _settle(session, test=test, actor_id=user_id)
+    _settle(session, test=test, actor_id=user_id, defaults=defaults)
     session.commit()
     return session.get(SolveTestItem, item.id)
 
@@ -155,7 +160,7 @@ def figures(session: Session, *, test: SolveTest) -> SolveFigures:
     return SolveFigures(size=test.size, judged=judged, matched=matched, pass_threshold=test.pass_threshold)
 
 
-def _settle(session: Session, *, test: SolveTest, actor_id: int) -> None:
+def _settle(session: Session, *, test: SolveTest, actor_id: int, defaults: QcDefaults) -> None:
     result = figures(session, test=test)
     if result.outcome == QcStatus.open:
         return
@@ -163,13 +168,21 @@ def _settle(session: Session, *, test: SolveTest, actor_id: int) -> None:
                  figures={"matched": result.matched, "judged": result.judged, "size": result.size,
                           "pass_threshold": result.pass_threshold},
                  reason=f"solve test {result.outcome}: {result.matched}/{result.size}")
+    if result.outcome == QcStatus.passed:
+        spot_checks.open_after_solve_test(session, task_id=test.task_id, actor_id=actor_id, defaults=defaults)
 
 
-def open_requested(session: Session, *, task_id: int, data, defaults: QcDefaults, actor_id: int) -> SolveTest:
+def open_requested(session: Session, *, task_id: int, data, defaults: QcDefaults, actor_id: int,
+                   is_admin: bool) -> SolveTest:
     """A solve test as a person asked for it (page or API, `SolveTestIn`), the settings filling the gaps (a
-    size without a threshold keeps at least the default pass rate, rounded up); committed."""
+    size without a threshold keeps at least the default pass rate, rounded up); weaker than the defaults, in
+    place of a running test or after a failed one, only as `check_rules` allows. Committed."""
     size = data.size or defaults.solve_test_size
     threshold = data.pass_threshold or min(size, math.ceil(defaults.solve_test_pass * size / defaults.solve_test_size))
-    test = create(session, task_id=task_id, actor_id=actor_id, size=size, pass_threshold=threshold, seed=data.seed)
+    permission = check_rules.authorise(
+        session, checks.SOLVE, task_id=task_id, version_id=None, is_admin=is_admin, reason=data.reason,
+        weaker=check_rules.weaker_solve_test(size=size, pass_threshold=threshold, seed=data.seed, defaults=defaults))
+    test = create(session, task_id=task_id, actor_id=actor_id, size=size, pass_threshold=threshold, seed=data.seed,
+                  permission=permission)
     session.commit()
     return test

@@ -15,10 +15,13 @@ from functools import cache
 from sqlalchemy import func, update
 from sqlmodel import Session, select
 
+from app import limits
 from app.failures import Forbidden, Invalid
 from app.models import (
     Instance,
     InstanceStatus,
+    Instruction,
+    InstructionStatus,
     InstructionVersion,
     QcStatus,
     SpotCheck,
@@ -26,7 +29,7 @@ from app.models import (
     SpotVerdict,
     utcnow,
 )
-from app.services import audit, checks, leases
+from app.services import audit, check_rules, checks, leases
 from app.services import scores as score_service
 from app.services.qc import QcDefaults
 from app.services.sampling import sample_instances
@@ -39,21 +42,29 @@ from app.targeted import error_rate as weighted_error_rate
 MAX_SIZE = 10_000
 
 
+def planned_size(max_error_rate: float, expected_error_rate: float, confidence: float) -> int:
+    """The smallest sample that passes at `confidence` when the task's error rate is `expected_error_rate`."""
+    if not 0 < max_error_rate < 1:
+        raise Invalid("The maximum error rate must be between 0 and 1.", fields={"max_error_rate": "0 < rate < 1"})
+    try:
+        return sample_size_for(max_error_rate, expected_error_rate=expected_error_rate, confidence=confidence)
+    except ValueError as error:
+        raise Invalid(str(error).capitalize() + ".", fields={"expected_error_rate": "under the maximum"}) from None
+
+
 def create(session: Session, *, task_id: int, actor_id: int | None, max_error_rate: float, size: int | None = None,
            expected_error_rate: float = 0.02, confidence: float = 0.95, double_review: bool = False,
            seed: int | None = None, version_id: int | None = None, targeted_by_model_id: int | None = None,
-           uniform_share: float = DEFAULT_UNIFORM_SHARE) -> SpotCheck:
+           uniform_share: float = DEFAULT_UNIFORM_SHARE, permission: checks.Permission = checks.AS_DEFAULT
+           ) -> SpotCheck:
     """A spot check of `size` seeded instances — or as many as needed to pass at `confidence` if the task's
-    error rate is `expected_error_rate` — in the caller's transaction. An open spot check of the task is
-    cancelled. `targeted_by_model_id`: drawn by that model's doubt with a `uniform_share` (about `size`
+    error rate is `expected_error_rate` — in the caller's transaction. One runs at a time: see
+    `checks.open_check`. `targeted_by_model_id`: drawn by that model's doubt with a `uniform_share` (about `size`
     instances: each is drawn independently, see services/targeted_checks.py), its error rate weighted."""
     if not 0 < max_error_rate < 1:
         raise Invalid("The maximum error rate must be between 0 and 1.", fields={"max_error_rate": "0 < rate < 1"})
     if size is None:
-        try:
-            size = sample_size_for(max_error_rate, expected_error_rate=expected_error_rate, confidence=confidence)
-        except ValueError as error:
-            raise Invalid(str(error).capitalize() + ".", fields={"expected_error_rate": "under the maximum"}) from None
+        size = planned_size(max_error_rate, expected_error_rate, confidence)
     if not 1 <= size <= MAX_SIZE:
         raise Invalid(f"A spot check has between 1 and {MAX_SIZE:,} items.", fields={"size": f"1 to {MAX_SIZE}"})
 
@@ -64,27 +75,43 @@ def create(session: Session, *, task_id: int, actor_id: int | None, max_error_ra
                           fields={"uniform_share": "0 < u <= 1"})
         targeted = TargetedDraw(model_id=targeted_by_model_id, uniform_share=uniform_share)
 
-    def settings(drawn: int) -> dict:
+    def settings(drawn: int, whole: bool) -> dict:
         own = {"max_error_rate": max_error_rate, "confidence": confidence, "double_review": double_review}
         if targeted is None:
-            return {**own, "census": drawn < size}
+            return {**own, "census": whole and drawn < size}
         return {**own, "census": targeted.census, "targeted_by_model_id": targeted_by_model_id,
                 "uniform_share": uniform_share}
 
     return checks.open_check(session, checks.SPOT, task_id=task_id, actor_id=actor_id, size=size, seed=seed,
                              version_id=version_id, settings=settings, draw=targeted or sample_instances,
                              item_fields=None if targeted is None else (lambda instance: {
-                                 "inclusion_probability": targeted.chances[instance.id]}))
+                                 "inclusion_probability": targeted.chances[instance.id]}), permission=permission)
 
 
 def open_for_approved(session: Session, *, version: InstructionVersion, task_id: int, actor_id: int,
                       defaults: QcDefaults) -> None:
     """After an approval, in the caller's transaction: a spot check of that version, unless one is running or
-    one already passed."""
-    if checks.running_or_passed(session, checks.SPOT, task_id=task_id):
+    one stands passed (after a failure, the newly approved version is checked afresh). It draws none of the
+    running solve test's instances; where the rest of the task is smaller than its sample (a small task, checked
+    whole), it waits for the solve test to pass (`open_after_solve_test`), so that its sample stays whole."""
+    if checks.open_check_of(session, checks.SPOT, task_id=task_id) is not None \
+            or checks.standing(session, checks.SPOT, task_id=task_id) == QcStatus.passed:
+        return
+    solving = checks.open_check_of(session, checks.SOLVE, task_id=task_id) is not None
+    if solving and checks.drawable(session, checks.SPOT, task_id=task_id) < defaults.spot_check_size:
         return
     create(session, task_id=task_id, actor_id=actor_id, max_error_rate=defaults.max_error_rate,
            expected_error_rate=defaults.expected_error_rate, confidence=defaults.confidence, version_id=version.id)
+
+
+def open_after_solve_test(session: Session, *, task_id: int, actor_id: int, defaults: QcDefaults) -> None:
+    """A solve test passed, in its transaction: the spot check that waited for it, if the task still has an
+    approved instruction and needs one."""
+    version = session.exec(select(InstructionVersion).join(Instruction).where(
+        Instruction.task_id == task_id, InstructionVersion.status == InstructionStatus.approved)
+        .order_by(InstructionVersion.id.desc())).first()
+    if version is not None:
+        open_for_approved(session, version=version, task_id=task_id, actor_id=actor_id, defaults=defaults)
 
 
 @cache
@@ -122,7 +149,7 @@ def record_verdict(session: Session, *, item_id: int, lock_version: int, user_id
     except ValueError:
         raise Invalid("Choose one of the verdicts.", fields={"verdict": "unknown"}) from None
     item, check = checks.open_item(session, checks.SPOT, item_id=item_id)
-    note = (note or "").strip()[:2000] or None
+    note = limits.at_most((note or "").strip(), limits.NOTE, field="note") or None
     second = is_second_pass(item, user_id)
     prefix = "second_" if second else ""  # each pass has its own columns: second_verdict, second_note, ...
     leases.decide_or_refuse(session, table=SpotCheckItem, item_id=item.id, lock_version=lock_version,
@@ -223,25 +250,39 @@ def _settle(session: Session, *, check: SpotCheck, actor_id: int) -> None:
 def open_targeted_for_version(session: Session, *, version_id: int, model_id: int, defaults: QcDefaults,
                               actor_id: int) -> list[SpotCheck]:
     """An admin's audit of a dataset version: a targeted spot check of each of its tasks, drawn by the model's
-    doubt (every task must have been scored by it), all or none; committed."""
+    doubt (every task must have been scored by it), all or none; committed. A spot check running on one of its
+    tasks is replaced, and says so."""
     task_ids = score_service.version_task_ids(session, version_id=version_id)
-    opened = [create(session, task_id=task_id, actor_id=actor_id, max_error_rate=defaults.max_error_rate,
-                     expected_error_rate=defaults.expected_error_rate, confidence=defaults.confidence,
-                     targeted_by_model_id=model_id) for task_id in task_ids]
+    reason = f"an admin's targeted audit of dataset version #{version_id}"
+    opened = []
+    for task_id in task_ids:
+        running = checks.open_check_of(session, checks.SPOT, task_id=task_id)
+        opened.append(create(session, task_id=task_id, actor_id=actor_id, max_error_rate=defaults.max_error_rate,
+                             expected_error_rate=defaults.expected_error_rate, confidence=defaults.confidence,
+                             targeted_by_model_id=model_id,
+                             permission=checks.Permission(reason=reason, replaces=running) if running else
+                             checks.AS_DEFAULT))
     session.commit()
     return opened
 
 
 def open_requested(session: Session, *, task_id: int, data, defaults: QcDefaults, actor_id: int,
-                   may_target: bool) -> SpotCheck:
+                   is_admin: bool) -> SpotCheck:
     """A spot check as a person asked for it (page or API, `SpotCheckIn`), the settings filling the gaps;
-    committed. Uniform checks are the default; a targeted one is an admin's choice (`may_target`)."""
-    if data.targeted_by_model_id is not None and not may_target:
+    weaker than the defaults, in place of a running check or after a failed one, only as `check_rules` allows.
+    Uniform checks are the default; a targeted one is an admin's choice. Committed."""
+    if data.targeted_by_model_id is not None and not is_admin:
         raise Forbidden("Only an admin chooses a targeted spot check.", fields={"targeted_by_model_id": "admins"})
     expected = defaults.expected_error_rate if data.expected_error_rate is None else data.expected_error_rate
-    check = create(session, task_id=task_id, actor_id=actor_id, size=data.size,
-                   max_error_rate=data.max_error_rate or defaults.max_error_rate, expected_error_rate=expected,
-                   double_review=data.double_review, seed=data.seed, targeted_by_model_id=data.targeted_by_model_id,
-                   uniform_share=data.uniform_share or DEFAULT_UNIFORM_SHARE)
+    max_error_rate = data.max_error_rate or defaults.max_error_rate
+    size = data.size or planned_size(max_error_rate, expected, defaults.confidence)
+    permission = check_rules.authorise(
+        session, checks.SPOT, task_id=task_id, version_id=None, is_admin=is_admin, reason=data.reason,
+        weaker=check_rules.weaker_spot_check(size=size, max_error_rate=max_error_rate, seed=data.seed,
+                                             defaults=defaults))
+    check = create(session, task_id=task_id, actor_id=actor_id, size=size, max_error_rate=max_error_rate,
+                   expected_error_rate=expected, double_review=data.double_review, seed=data.seed,
+                   targeted_by_model_id=data.targeted_by_model_id,
+                   uniform_share=data.uniform_share or DEFAULT_UNIFORM_SHARE, permission=permission)
     session.commit()
     return check

@@ -5,6 +5,7 @@ every instance can be drawn, which is what keeps the weighted error rate unbiase
 
 from __future__ import annotations
 
+from sqlalchemy import Select
 from sqlmodel import Session, select
 
 from app.failures import Conflict, NotFound
@@ -25,7 +26,10 @@ class TargetedDraw:
         self.chances: dict[int, float] = {}
         self.census = False
 
-    def __call__(self, session: Session, *, task_id: int, seed: int, size: int) -> list[InstanceRow]:
+    def __call__(self, session: Session, *, task_id: int, seed: int, size: int,
+                 avoid: Select | None = None) -> list[InstanceRow]:
+        """`avoid`: instances left out of the frame (a running solve test's, whose targets must stay unseen);
+        the estimate then covers the task without them."""
         try:  # asked for by model, a score set is there or NotFound
             scores = score_service.chosen_set(session, task_id=task_id, model_id=self.model_id)
         except NotFound:
@@ -33,9 +37,10 @@ class TargetedDraw:
                            fields={"targeted_by_model_id": "no scores by this model"}) from None
         weights = {doubt.instance_id: doubt.draw_weight
                    for doubt in score_service.ranking(session, task_id=task_id, scores=scores)}
-        ids = list(session.exec(select(Instance.id).where(Instance.task_id == task_id,
-                                                          Instance.status == InstanceStatus.active)
-                                .order_by(Instance.id)))
+        frame = select(Instance.id).where(Instance.task_id == task_id, Instance.status == InstanceStatus.active)
+        if avoid is not None:
+            frame = frame.where(Instance.id.not_in(avoid))
+        ids = list(session.exec(frame.order_by(Instance.id)))
         probabilities = inclusion_probabilities([weights.get(instance_id, 0.0) for instance_id in ids], size=size,
                                                 uniform_share=self.uniform_share)
         drawn = poisson_draw(probabilities, seed=seed)

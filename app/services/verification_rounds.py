@@ -4,7 +4,7 @@ round's decisions; verifications record them."""
 
 from __future__ import annotations
 
-from sqlalchemy import func
+from sqlalchemy import delete, func
 from sqlmodel import Session, select
 
 from app.models import Decision, Review, ReviewSubject
@@ -23,13 +23,29 @@ def latest_round(session: Session, *, task_id: int) -> tuple[int | None, tuple[s
 
 
 def open_round(session: Session, *, task_id: int) -> None:
-    """Two slots (one for a native speaker) unless the latest round is still running, in the caller's
-    transaction."""
+    """Two slots (one for a native speaker) unless the latest round is still running or verified the task, in
+    the caller's transaction. A round that asked for changes, or was withdrawn, is over: a new one opens."""
     number, decisions = latest_round(session, task_id=task_id)
-    if number is not None and Decision.request_changes not in decisions:
+    if number is not None and (None in decisions or _verifies(decisions)):
         return
     number = (number or 0) + 1
     session.add_all([Review(subject=VERIFY, task_id=task_id, round=number, needs_native_english=native)
                      for native in (True, False)])
     audit.record(session, actor_id=None, action="verification.open", entity_type="task", entity_id=task_id,
                  after={"round": number})
+
+
+def _verifies(decisions: tuple[str | None, ...]) -> bool:
+    return len(decisions) >= 2 and all(decision == Decision.approve for decision in decisions)
+
+
+def withdraw(session: Session, *, task_id: int, actor_id: int | None, reason: str) -> None:
+    """The latest round's undecided slots leave the queue (the task is no longer accepted); its decisions stay
+    on the record but no longer verify anything, since the round is not whole."""
+    number, decisions = latest_round(session, task_id=task_id)
+    if number is None or None not in decisions:
+        return
+    session.execute(delete(Review).where(Review.task_id == task_id, Review.subject == VERIFY,
+                                         Review.round == number, Review.decided_at.is_(None)))
+    audit.record(session, actor_id=actor_id, action="verification.withdraw", entity_type="task", entity_id=task_id,
+                 after={"round": number, "reason": reason})

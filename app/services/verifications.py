@@ -10,13 +10,17 @@ from sqlalchemy import delete, exists, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
-from app.failures import Forbidden, Invalid, NotFound
+from app import limits
+from app.failures import Conflict, Forbidden, Invalid, NotFound
 from app.models import (
     Decision,
     Instruction,
     InstructionStatus,
     InstructionVersion,
     Review,
+    ReviewSubject,
+    Task,
+    TaskStatus,
     utcnow,
 )
 from app.services import audit, leases, task_states
@@ -28,17 +32,33 @@ def _authors(task_id):
             .where(Instruction.task_id == task_id, InstructionVersion.author_id.is_not(None)))
 
 
+def _approvers(task_id):
+    """Who approved one of the task's instruction versions."""
+    return select(Review.reviewer_id).where(Review.task_id == task_id, Review.decision == Decision.approve,
+                                            Review.subject == ReviewSubject.instruction_version,
+                                            Review.reviewer_id.is_not(None))
+
+
 @cache
 def candidates(*, native_english: bool):
-    """Open slots nobody holds, that :user_id may take: a native-speaker slot only for native speakers (who
-    are offered those first), never both slots of a round, never a task whose instructions they wrote."""
+    """Open slots of accepted tasks nobody holds, that :user_id may take: a native-speaker slot only for native
+    speakers (who are offered those first), never both slots of a round (a unique index holds that under
+    concurrent claims too), never a task whose instructions they wrote, nor (unless :reviewer_may_verify) one
+    whose instruction they approved."""
     sibling = aliased(Review)
     took_other_slot = exists().where(sibling.task_id == Review.task_id, sibling.subject == VERIFY,
                                      sibling.round == Review.round, sibling.id != Review.id,
                                      sibling.reviewer_id == leases.USER)
+    approver = aliased(Review)
+    approved_it = exists().where(approver.task_id == Review.task_id, approver.decision == Decision.approve,
+                                 approver.subject == ReviewSubject.instruction_version,
+                                 approver.reviewer_id == leases.USER)
     query = (select(Review.id, Review.lock_version)
+             .join(Task, Task.id == Review.task_id)
              .where(Review.subject == VERIFY, Review.decided_at.is_(None), leases.lease_free(Review),
-                    Review.id != leases.SKIP, ~took_other_slot, Review.task_id.not_in(
+                    Task.status == TaskStatus.accepted, Review.id != leases.SKIP, ~took_other_slot,
+                    leases.REVIEWER_MAY_VERIFY | ~approved_it,
+                    Review.task_id.not_in(
                         select(Instruction.task_id).join(InstructionVersion,
                                                          InstructionVersion.instruction_id == Instruction.id)
                         .where(InstructionVersion.author_id == leases.USER))))
@@ -55,17 +75,25 @@ def held_by():
 
 
 def decide(session: Session, *, review_id: int, lock_version: int, user_id: int, decision: str,
-           comment: str | None) -> Review:
+           comment: str | None, reviewer_may_verify: bool = False) -> Review:
+    """The verifier's decision on their slot. The rules of `candidates` hold here again, at the decision."""
     review = session.get(Review, review_id)
     if review is None or review.subject != VERIFY:
         raise NotFound(f"There is no verification with id {review_id}.")
     if decision not in (Decision.approve, Decision.request_changes):
         raise Invalid("Verify (approve) or request changes.", fields={"decision": "approve or request_changes"})
-    comment = (comment or "").strip() or None
+    comment = limits.at_most((comment or "").strip(), limits.COMMENT, field="comment") or None
     if decision == Decision.request_changes and not comment:
         raise Invalid("Say what should change: fluency, overlap with which task, ...", fields={"comment": "required"})
     if user_id in set(session.exec(_authors(review.task_id))):
         raise Forbidden("Authors never verify their own tasks.")
+    if not reviewer_may_verify and user_id in set(session.exec(_approvers(review.task_id))):
+        raise Forbidden("You approved this task's instruction: its final verification is someone else's.")
+    task = session.get(Task, review.task_id, populate_existing=True)
+    if task.status != TaskStatus.accepted:
+        session.rollback()
+        raise Conflict(f"This task is {task.status.replace('_', ' ')}, not accepted: only an accepted task is "
+                       "verified, and nothing was recorded.")
     leases.decide_or_refuse(session, table=Review, item_id=review.id, lock_version=lock_version,
                             claimant=Review.reviewer_id, user_id=user_id, still_open=Review.decided_at.is_(None),
                             values={"decision": decision, "comment": comment, "decided_at": utcnow()})

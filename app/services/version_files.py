@@ -52,7 +52,8 @@ def build_files(engine: Engine, settings: Settings, version: DatasetVersion, spe
     folder = folder_of(settings, version)
     if not on_object_storage(settings):
         return build(engine, spec=spec, destination=folder, media=open_media(settings.media_location),
-                     count_tokens=count_tokens, on_progress=on_progress, name=version.name)
+                     count_tokens=count_tokens, on_progress=on_progress, name=version.name,
+                     qc_override=version.qc_override_reason)
     if spec.images_as_tar:
         raise BuildError("A version on object storage names its images in the media bucket; it has no images.tar "
                          "(`python -m app pull` makes a folder of it).")
@@ -61,7 +62,7 @@ def build_files(engine: Engine, settings: Settings, version: DatasetVersion, spe
     else:
         manifest = build(engine, spec=spec, destination=folder, media=None, count_tokens=count_tokens,
                          on_progress=lambda fraction, message: on_progress(0.9 * fraction, message),
-                         name=version.name)
+                         name=version.name, qc_override=version.qc_override_reason)
     publish(folder, Bucket(settings.exports_location), str(version.id), manifest,
             lambda fraction, message: on_progress(0.9 + 0.1 * fraction, message))
     shutil.rmtree(folder, ignore_errors=True)

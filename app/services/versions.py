@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import update
 from sqlmodel import Session, or_, select
 
+from app import limits
 from app.config import Settings
 from app.db import make_engine
 from app.exports.build import BuildError, plan
@@ -29,7 +30,7 @@ from app.models import (
     utcnow,
 )
 from app.schemas import FinetuneIn
-from app.services import audit, instructions, jobs, version_files
+from app.services import audit, checks, instructions, jobs, version_files
 from app.services import models as model_service
 from app.tokens import token_counter
 
@@ -56,24 +57,28 @@ def pool_named(session: Session, name: str) -> int:
 
 
 def create(session: Session, *, spec: ExportSpec, name: str | None, actor_id: int | None,
-           enqueue: bool = True) -> DatasetVersion:
-    """Records the version (building) and queues its build; refuses a spec that cannot be built."""
+           enqueue: bool = True, qc_override_reason: str | None = None, may_override: bool = False) -> DatasetVersion:
+    """Records the version (building) and queues its build; refuses a spec that cannot be built, and one with a
+    task whose latest quality check failed unless an admin (`may_override`) gives the reason the card will state."""
     try:
         plan(session, spec)
     except BuildError as error:
         raise Conflict(str(error), fields={"task_ids": "cannot be built"}) from None
+    qc_override_reason = _qc_override(session, spec, (qc_override_reason or "").strip() or None, may_override)
     if not (name or "").strip():
         newest = session.exec(select(DatasetVersion.id).order_by(DatasetVersion.id.desc())).first()
         name = f"v{(newest or 0) + 1}"
-    name = name.strip()
+    name = limits.at_most(name.strip(), limits.NAME, field="name")
     if session.exec(select(DatasetVersion.id).where(DatasetVersion.name == name)).first() is not None:
         raise Conflict(f"There is already a version called {name!r}.", fields={"name": "taken"})
-    version = DatasetVersion(name=name[:120], spec=spec.model_dump(mode="json"), spec_hash=spec.digest(),
-                             created_by_id=actor_id)
+    version = DatasetVersion(name=name, spec=spec.model_dump(mode="json"), spec_hash=spec.digest(),
+                             created_by_id=actor_id, qc_override_reason=qc_override_reason)
     session.add(version)
     session.flush()
     audit.record(session, actor_id=actor_id, action="version.create", entity_type="dataset_version",
-                 entity_id=version.id, after={"name": version.name, "spec_sha256": version.spec_hash})
+                 entity_id=version.id, after={"name": version.name, "spec_sha256": version.spec_hash,
+                                              **({"qc_override_reason": qc_override_reason}
+                                                 if qc_override_reason else {})})
     session.commit()
     if enqueue:
         job = jobs.enqueue(session, kind="export", payload={"version_id": version.id}, created_by_id=actor_id)
@@ -81,6 +86,23 @@ def create(session: Session, *, spec: ExportSpec, name: str | None, actor_id: in
         session.add(version)
         session.commit()
     return version
+
+
+def _qc_override(session: Session, spec: ExportSpec, reason: str | None, may_override: bool) -> str | None:
+    """The override reason to keep, or a refusal naming the tasks whose latest check failed."""
+    failing = checks.failing(session, task_ids=spec.task_ids)
+    if not failing:
+        return None
+    named = "; ".join(f"{task}: {why}" for task, why in failing.items())
+    if not may_override:
+        raise Conflict(f"These tasks' latest quality check failed: {named}. Leave them out, or check them again once "
+                       "fixed; an admin may build anyway with a reason, which the dataset card states.",
+                       fields={"task_ids": "a check failed"})
+    if reason is None:
+        raise Invalid(f"These tasks' latest quality check failed: {named}. Say why they go into this version "
+                      "anyway: the dataset card states it.", fields={"qc_override_reason": "required"})
+    limits.at_most(reason, limits.NOTE, field="qc_override_reason")
+    return f"{reason} (over failed checks: {named})"
 
 
 def run_build(settings: Settings, *, version_id: int,
@@ -143,10 +165,11 @@ def list_versions(session: Session) -> list[DatasetVersion]:
     return list(session.exec(select(DatasetVersion).order_by(DatasetVersion.id.desc())))
 
 
-def form_choices(session: Session) -> dict[str, list]:
-    """What a new version can be built from: the accepted or verified tasks, and the conversation pools."""
-    return {"tasks": list(session.exec(select(Task).where(Task.status.in_([TaskStatus.accepted, TaskStatus.verified]))
-                                       .order_by(Task.name))),
+def form_choices(session: Session, *, with_failed: bool = False) -> dict[str, list]:
+    """What a new version can be built from: the accepted or verified tasks (and, for an admin who may override,
+    those held back by a failed check), and the conversation pools."""
+    statuses = [TaskStatus.accepted, TaskStatus.verified] + ([TaskStatus.checks_failed] if with_failed else [])
+    return {"tasks": list(session.exec(select(Task).where(Task.status.in_(statuses)).order_by(Task.name))),
             "pools": list(session.exec(select(ConversationPool).order_by(ConversationPool.name)))}
 
 

@@ -23,10 +23,10 @@ __all__ = ["ALL", "INSTRUCTIONS", "SOLVE", "SPOT", "VERIFY", "QueueCounts", "Rev
            "get_queue", "next_item", "overview"]
 
 
-def overview(session, *, reviewer, cap: int | None = None) -> list[QueueCounts]:
+def overview(session, *, reviewer, cap: int | None = None, reviewer_may_verify: bool = False) -> list[QueueCounts]:
     """Every queue's undecided items, and (for a reviewer) how many are theirs to take; counted no further than
     `cap` + 1 when given."""
-    return claims.overview(session, queues=ALL, reviewer=reviewer, cap=cap)
+    return claims.overview(session, queues=ALL, reviewer=reviewer, cap=cap, reviewer_may_verify=reviewer_may_verify)
 
 
 def get_queue(name: str) -> ReviewQueue:

@@ -19,15 +19,17 @@ def current(session: Session, *, queue: ReviewQueue, user: User) -> int | None:
     return session.execute(queue.held_by(), {"user_id": user.id}).scalar()
 
 
-def next_item(session: Session, *, queue: ReviewQueue, user: User, lease_s: int, skip: int | None = None) -> int | None:
+def next_item(session: Session, *, queue: ReviewQueue, user: User, lease_s: int, skip: int | None = None,
+              reviewer_may_verify: bool = False) -> int | None:
     """The item the user holds, else a newly claimed one; None when the queue has nothing for them.
-    `skip`: claim another item first, then give that one back to the queue."""
+    `skip`: claim another item first, then give that one back to the queue. `reviewer_may_verify`: the setting
+    that lets whoever approved a task's instruction verify it too."""
     held = current(session, queue=queue, user=user)
     if held is not None and (held != skip or not queue.skippable(session.get(queue.table, held))):
         leases.renew(session, table=queue.table, item_id=held, lease_s=lease_s)
         return held
     claimed = None
-    values = leases.params(user_id=user.id, skip=skip)
+    values = leases.params(user_id=user.id, skip=skip, reviewer_may_verify=reviewer_may_verify)
     for candidates, claimant in queue.sources(user):
         claimed = leases.claim(session, table=queue.table, candidates=candidates, values=values, claimant=claimant,
                                user_id=user.id, lease_s=lease_s)
@@ -43,6 +45,8 @@ def next_item(session: Session, *, queue: ReviewQueue, user: User, lease_s: int,
                                reset=queue.release_reset(item))
     if skip is not None and claimed is None:
         return held  # nothing else to do: keep the current item
+    if claimed is None:  # the user's own request at the same moment may have won an item they may hold only alone
+        return current(session, queue=queue, user=user)
     return claimed
 
 
@@ -74,13 +78,14 @@ class QueueCounts:
 
 
 def overview(session: Session, *, queues: tuple[ReviewQueue, ...], reviewer: User | None,
-             cap: int | None = None) -> list[QueueCounts]:
+             cap: int | None = None, reviewer_may_verify: bool = False) -> list[QueueCounts]:
     """Every queue's undecided items, and (for a reviewer) how many are theirs to take: one statement, counted no
     further than `cap` + 1 when given (a page that only says "more than `cap`" need not count a big queue whole)."""
     sources = tuple(tuple(candidates for candidates, _ in queue.sources(reviewer)) for queue in queues) \
         if reviewer else None
     statement, mine = _overview_statement(queues, sources, cap)
-    values = iter(session.execute(statement, leases.params(user_id=reviewer.id) if reviewer else {}).one())
+    values = iter(session.execute(statement, leases.params(user_id=reviewer.id, reviewer_may_verify=reviewer_may_verify)
+                                  if reviewer else {}).one())
     return [QueueCounts(queue, next(values), sum(next(values) for _ in range(n)) if reviewer else None, cap)
             for queue, n in zip(queues, mine, strict=True)]
 

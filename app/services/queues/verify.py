@@ -10,7 +10,8 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from app.models import Instruction, InstructionStatus, InstructionVersion, Review, Task
-from app.services import verifications
+from app.services import quality, verifications
+from app.services.quality import TaskQuality
 from app.services.queues.base import ReviewQueue, Sample, overlap, rendered_samples, review_holder
 from app.services.verification_rounds import VERIFY
 
@@ -25,6 +26,7 @@ class VerifiedVersion(NamedTuple):  # a tuple: the template unpacks it
 @dataclass(frozen=True)
 class VerificationContext:
     versions: list[VerifiedVersion]
+    quality: TaskQuality  # what the checks found: a verifier judges the instructions knowing it
 
 
 class FinalVerifications(ReviewQueue):
@@ -54,5 +56,5 @@ class FinalVerifications(ReviewQueue):
             .order_by(InstructionVersion.id))
         return task, VerificationContext([
             VerifiedVersion(version, label, overlap(session, task.id, version.text),
-                            rendered_samples(session, version, task.id, seed=review.id))
-            for version, label in approved])
+                            rendered_samples(session, version, task.id, seed=review.id, user_id=user_id))
+            for version, label in approved], quality=quality.per_task(session, task_ids=[task.id])[0])
