@@ -21,6 +21,7 @@ def run_lint(settings: Settings, context: JobContext, payload: dict[str, Any]) -
             total = get_task(session, task_id=payload["task_id"]).instance_count
             issues = lint_all(session, task_id=payload["task_id"], spec=InstructionSpec(**payload["spec"]),
                               token_budget=payload["token_budget"], tokenizer_path=payload.get("tokenizer_path"),
+                              skip=payload.get("skip_instance_ids"),
                               on_progress=lambda done: context.progress(done / max(total, 1),
                                                                         f"{done:,} of {total:,} instances checked"))
         return {"issues": issues, "checked": total}

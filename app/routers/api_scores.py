@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from app import access
-from app.deps import ANY_ROLE, STRICT_QUERY, CurrentUser, RowId, SessionDep, require
+from app.deps import ANY_ROLE, STRICT_QUERY, BlindfoldDep, CurrentUser, RowId, SessionDep, require
 from app.failures import NotFound
 from app.schemas import API_ERRORS, DoubtOut, DoubtRanking, JobStarted, ScoreIn, VersionScoreIn
 from app.services import scores
@@ -34,15 +34,18 @@ def score_version(session: SessionDep, user: CurrentUser, version_id: RowId, dat
 
 
 @router.get("/tasks/{task_id}/doubt", dependencies=[ANY_ROLE], response_model=DoubtRanking)
-def doubt_ranking(session: SessionDep, task_id: RowId, model_id: Annotated[int | None, Query(ge=1)] = None,
+def doubt_ranking(session: SessionDep, blindfold: BlindfoldDep, task_id: RowId,
+                  model_id: Annotated[int | None, Query(ge=1)] = None,
                   instruction_version_id: Annotated[int | None, Query(ge=1)] = None,
                   limit: Annotated[int, Query(ge=1, le=10_000)] = 100):
-    """The most doubtful instances first, under the newest scores (or the model and version asked for)."""
+    """The most doubtful instances first, under the newest scores (or the model and version asked for); none
+    whose target you must not see (a blind solve test you may answer runs on it: its loss would say it)."""
     task = task_service.get_task(session, task_id=task_id)
     chosen = scores.chosen_set(session, task_id=task.id, model_id=model_id, version_id=instruction_version_id)
     if chosen is None:
         raise NotFound("This task has not been scored yet: POST to its scores first.")
-    ranked = scores.ranking(session, task_id=task.id, scores=chosen)[:limit]
+    ranked = [doubt for doubt in scores.ranking(session, task_id=task.id, scores=chosen)
+              if not blindfold.hides(doubt.instance_id)][:limit]
     return DoubtRanking(model_id=chosen.model_id, model_name=chosen.model_name,
                         instruction_version_id=chosen.instruction_version_id, scored=chosen.scored,
                         scored_at=chosen.scored_at,

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from app.deps import ANY_ROLE, RowId, SessionDep
+from app.deps import ANY_ROLE, BlindfoldDep, RowId, SessionDep
 from app.services import instances as instance_service
 from app.services import tasks as task_service
 from app.services.instances import InstanceFilters
@@ -24,17 +24,18 @@ def instance_filters(split: Annotated[str | None, Query(max_length=20)] = None,
 
 
 @router.get("/tasks/{task_id}/instances")
-def instance_grid(request: Request, session: SessionDep, task_id: RowId,
+def instance_grid(request: Request, session: SessionDep, blindfold: BlindfoldDep, task_id: RowId,
                   filters: Annotated[InstanceFilters, Depends(instance_filters)],
                   after: Annotated[int | None, Query(ge=0)] = None):
     task = task_service.get_task(session, task_id=task_id)
     page = instance_service.list_instances(session, task_id=task.id, filters=filters, after=after,
-                                           limit=request.app.state.settings.page_size)
-    return render(request, "instances/page.html", "instances/_grid.html", task=task, page=page, filters=filters)
+                                           limit=request.app.state.settings.page_size, blindfold=blindfold)
+    return render(request, "instances/page.html", "instances/_grid.html", task=task, page=page, filters=filters,
+                  blindfold=blindfold)
 
 
 @router.get("/instances/{instance_id}")
-def instance_detail(request: Request, session: SessionDep, instance_id: RowId):
+def instance_detail(request: Request, session: SessionDep, blindfold: BlindfoldDep, instance_id: RowId):
     instance, image = instance_service.get_instance(session, instance_id=instance_id)
     task = task_service.get_task(session, task_id=instance.task_id)
-    return render(request, "instances/detail.html", instance=instance, image=image, task=task)
+    return render(request, "instances/detail.html", instance=instance, image=image, task=task, blindfold=blindfold)

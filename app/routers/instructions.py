@@ -7,7 +7,7 @@ from dataclasses import asdict
 from fastapi import APIRouter, Request
 
 from app import access
-from app.deps import ANY_ROLE, CurrentPrincipal, CurrentUser, RowId, SessionDep, require
+from app.deps import ANY_ROLE, BlindfoldDep, CurrentPrincipal, CurrentUser, RowId, SessionDep, require
 from app.failures import Conflict, Invalid, NotFound
 from app.forms import FormDep, validate_form
 from app.models import ImagePlacement, OptionsStyle
@@ -22,6 +22,7 @@ from app.specs import render_instance
 from app.templating import is_htmx, see_other
 from app.templating import render as render_page
 
+INLINE_LINT_SECONDS = 3.0  # a lint inside a request stops here and carries on as a job
 router = APIRouter(tags=["pages"], include_in_schema=False)
 AUTHORS = require(access.EDITORS)
 
@@ -95,27 +96,34 @@ def submit(request: Request, session: SessionDep, principal: CurrentPrincipal, f
 
 
 @router.post("/instructions/{instruction_id}/lint", dependencies=[ANY_ROLE])
-def lint_everything(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, instruction_id: RowId):
-    """The unsaved fields checked on every instance of the task: now for a task up to the inline limit,
-    otherwise as a job whose status fragment polls itself until the result is there."""
+def lint_everything(request: Request, session: SessionDep, user: CurrentUser, blindfold: BlindfoldDep, form: FormDep,
+                    instruction_id: RowId):
+    """The unsaved fields checked on every instance of the task: now for a task up to the inline limit (and for
+    at most INLINE_LINT_SECONDS), otherwise as a job whose status fragment polls itself until the result is
+    there."""
     instruction = instruction_service.get_instruction(session, instruction_id=instruction_id)
     task = task_service.get_task(session, task_id=instruction.task_id)
     settings = request.app.state.settings
     spec = instruction_service.spec_of(validate_form(DraftIn, form))
-    if task.instance_count > settings.inline_lint_limit:
-        job = job_service.enqueue(session, kind="lint", created_by_id=user.id, payload={
-            "task_id": task.id, "spec": asdict(spec), "token_budget": settings.prompt_token_budget,
-            "tokenizer_path": str(settings.tokenizer_path) if settings.tokenizer_path else None})
-        return render_page(request, "jobs/_status.html", job=job, terminal=False)
-    issues = instruction_service.lint_all(session, task_id=task.id, spec=spec,
-                                          token_budget=settings.prompt_token_budget,
-                                          tokenizer_path=settings.tokenizer_path)
-    return render_page(request, "instructions/_lint_all.html", issues=issues, checked=task.instance_count)
+    if task.instance_count <= settings.inline_lint_limit:
+        try:
+            issues = instruction_service.lint_all(
+                session, task_id=task.id, spec=spec, token_budget=settings.prompt_token_budget,
+                tokenizer_path=settings.tokenizer_path, skip=sorted(blindfold.hidden), seconds=INLINE_LINT_SECONDS)
+            return render_page(request, "instructions/_lint_all.html", issues=issues, checked=task.instance_count)
+        except instruction_service.LintTooSlow:
+            pass  # the whole check, as a job
+    job = job_service.enqueue(session, kind="lint", created_by_id=user.id, payload={
+        "task_id": task.id, "spec": asdict(spec), "token_budget": settings.prompt_token_budget,
+        "skip_instance_ids": sorted(blindfold.hidden),
+        "tokenizer_path": str(settings.tokenizer_path) if settings.tokenizer_path else None})
+    return render_page(request, "jobs/_status.html", job=job, terminal=False)
 
 
 @router.post("/instructions/{instruction_id}/preview", dependencies=[ANY_ROLE])
-def preview(request: Request, session: SessionDep, form: FormDep, instruction_id: RowId):
-    """The unsaved fields rendered on seeded instances, exactly as the export will render them."""
+def preview(request: Request, session: SessionDep, blindfold: BlindfoldDep, form: FormDep, instruction_id: RowId):
+    """The unsaved fields rendered on seeded instances, exactly as the export will render them; never on an
+    instance whose target the viewer must not see (any template can print the target)."""
     instruction = instruction_service.get_instruction(session, instruction_id=instruction_id)
     draft = validate_form(DraftIn, form) if "lock_version" in form else DraftIn(lock_version=0)
     spec = instruction_service.spec_of(draft)
@@ -124,7 +132,7 @@ def preview(request: Request, session: SessionDep, form: FormDep, instruction_id
     pinned = [int(part) for part in str(form.get("pinned", "")).split(",") if part.strip().isdigit()][:size]
     samples = []
     for instance, image in sampling.preview_instances(session, task_id=instruction.task_id, seed=seed,
-                                                      size=size, pinned=pinned):
+                                                      size=size, pinned=pinned, avoid=sorted(blindfold.hidden)):
         samples.append((instance, image, *render_instance(spec, instance, has_image=image is not None)))
     others = instruction_service.other_tasks_instructions(session, task_id=instruction.task_id)
     similar = most_similar(spec.text, others)

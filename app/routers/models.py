@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from app import access
-from app.deps import ANY_ROLE, CurrentUser, RowId, SessionDep, require
+from app.deps import ANY_ROLE, BlindfoldDep, CurrentUser, RowId, SessionDep, require
 from app.failures import Invalid
 from app.forms import FormDep, validate_form
 from app.schemas import PreviewIn, ScoreIn
@@ -65,10 +65,10 @@ def start_score(request: Request, session: SessionDep, user: CurrentUser, form: 
 
 
 @router.get("/previews/compare", dependencies=[ANY_ROLE])
-def compare_previews(request: Request, session: SessionDep, a: int, b: int):
+def compare_previews(request: Request, session: SessionDep, blindfold: BlindfoldDep, a: int, b: int):
     """Two previews of a task side by side: two instruction versions, or two models, on the same instances."""
     left, right = _preview_job(session, a), _preview_job(session, b)
-    rows = previews.compare(session, left=left, right=right)
+    rows = previews.compare(session, left=left, right=right, blindfold=blindfold)
     names = {job.id: model_service.get(session, model_id=job.payload["model_id"]).name for job in (left, right)}
     return render(request, "models/compare.html", left=left, right=right, rows=rows, names=names,
                   task=task_service.get_task(session, task_id=left.payload["task_id"]),
@@ -83,7 +83,8 @@ def _preview_job(session, job_id: int):
 
 
 @router.get("/previews/{job_id}", dependencies=[ANY_ROLE])
-def preview_page(request: Request, session: SessionDep, job_id: RowId):
+def preview_page(request: Request, session: SessionDep, blindfold: BlindfoldDep, job_id: RowId):
     """The preview's job page: its status while it runs, then the outputs beside their targets, in place."""
     job = _preview_job(session, job_id)
-    return render(request, "models/preview.html", "jobs/_status.html", **job_views.job_context(session, job))
+    return render(request, "models/preview.html", "jobs/_status.html",
+                  **job_views.job_context(session, job, blindfold))

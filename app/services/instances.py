@@ -11,7 +11,9 @@ from sqlmodel import Session, select
 from app.doubt import Doubt
 from app.failures import NotFound
 from app.models import Image, Instance
+from app.services import blinding
 from app.services import scores as score_service
+from app.services.blinding import Blindfold
 from app.services.scores import ScoreSet
 from app.services.tasks import escape_like
 
@@ -38,22 +40,26 @@ class InstancePage:
 
 
 def list_instances(session: Session, *, task_id: int, filters: InstanceFilters, after: int | None = None,
-                   limit: int = 50) -> InstancePage:
+                   limit: int = 50, blindfold: Blindfold = blinding.NONE) -> InstancePage:
+    """`blindfold`: the instances whose targets the viewer must not see, which a search of targets then never
+    matches and a doubt ranking (a model's loss on the target) leaves out."""
     if filters.order in ("doubt", "suspects"):
-        return _by_doubt(session, task_id=task_id, filters=filters, after=after or 0, limit=limit)
-    rows = list(session.exec(_filtered(select(Instance), task_id, filters, after).order_by(Instance.id)
+        return _by_doubt(session, task_id=task_id, filters=filters, after=after or 0, limit=limit,
+                         blindfold=blindfold)
+    rows = list(session.exec(_filtered(select(Instance), task_id, filters, after, blindfold).order_by(Instance.id)
                              .limit(limit + 1)))
     instances = rows[:limit]
     return InstancePage(instances, _images(session, instances), instances[-1].id if len(rows) > limit else None)
 
 
-def _by_doubt(session: Session, *, task_id: int, filters: InstanceFilters, after: int, limit: int) -> InstancePage:
+def _by_doubt(session: Session, *, task_id: int, filters: InstanceFilters, after: int, limit: int,
+              blindfold: Blindfold) -> InstancePage:
     """Ranked by the newest score set (app/doubt.py), paged by rank; `after` is the last rank shown."""
     scores = score_service.chosen_set(session, task_id=task_id)
     if scores is None:
         return InstancePage([], {}, None)
     ranked = score_service.ranking(session, task_id=task_id, scores=scores)
-    matching = set(session.exec(_filtered(select(Instance.id), task_id, filters, None)))
+    matching = set(session.exec(_filtered(select(Instance.id), task_id, filters, None, blindfold))) - blindfold.hidden
     shown = [doubt for doubt in ranked[after:] if doubt.instance_id in matching
              and (doubt.suspect or filters.order != "suspects")][:limit + 1]
     page = shown[:limit]
@@ -64,7 +70,7 @@ def _by_doubt(session: Session, *, task_id: int, filters: InstanceFilters, after
                         {doubt.instance_id: doubt for doubt in page}, scores)
 
 
-def _filtered(query, task_id: int, filters: InstanceFilters, after: int | None):
+def _filtered(query, task_id: int, filters: InstanceFilters, after: int | None, blindfold: Blindfold):
     query = query.where(Instance.task_id == task_id)
     if filters.split:
         query = query.where(Instance.split == filters.split)
@@ -72,8 +78,10 @@ def _filtered(query, task_id: int, filters: InstanceFilters, after: int | None):
         query = query.where(Instance.status == filters.status)
     if filters.q:
         pattern = f"%{escape_like(filters.q.strip())}%"
-        query = query.where(or_(Instance.input_text.ilike(pattern, escape="\\"),
-                                Instance.raw_output.ilike(pattern, escape="\\")))
+        in_target = Instance.raw_output.ilike(pattern, escape="\\")
+        if blindfold:  # a search would otherwise tell a solver what a hidden target says
+            in_target = in_target & Instance.id.not_in(sorted(blindfold.hidden))
+        query = query.where(or_(Instance.input_text.ilike(pattern, escape="\\"), in_target))
     if after is not None:
         query = query.where(Instance.id > after)
     return query

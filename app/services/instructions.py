@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict
 
 from sqlalchemy import func, update
 from sqlmodel import Session, select
 
+from app import limits
 from app.diffing import word_diff
 from app.failures import Conflict, Forbidden, Invalid, NotFound
 from app.models import (
@@ -56,8 +58,8 @@ def create_instruction(session: Session, *, task_id: int, label: str, author_id:
 
 def add_instruction(session: Session, *, task_id: int, label: str, author_id: int | None) -> Instruction:
     """A new, empty draft, in the caller's transaction."""
-    label = label.strip() or "main"
-    instruction = Instruction(task_id=task_id, label=label[:80], author_id=author_id, draft_saved_at=utcnow())
+    label = limits.at_most(label.strip(), 80, field="label") or "main"
+    instruction = Instruction(task_id=task_id, label=label, author_id=author_id, draft_saved_at=utcnow())
     session.add(instruction)
     session.flush()
     audit.record(session, actor_id=author_id, action="instruction.create", entity_type="instruction",
@@ -215,18 +217,31 @@ def other_tasks_instructions(session: Session, *, task_id: int) -> list[tuple[st
             if (version_text or draft).strip()]
 
 
+class LintTooSlow(Exception):
+    """A lint ran past its time (`lint_all`'s `seconds`): what is left of it belongs in a job."""
+
+
 def lint_all(session: Session, *, task_id: int, spec: InstructionSpec, token_budget: int,
-             tokenizer_path=None, on_progress=None) -> list[dict]:
-    """Every active instance of the task rendered and checked; issues as plain dicts (kept as job results)."""
-    rows = session.exec(select(Instance.source_id, Instance.input_text, Instance.options, Instance.raw_output,
-                               Instance.human_preferred_output, Instance.image_id)
-                        .where(Instance.task_id == task_id, Instance.status == InstanceStatus.active)
-                        .execution_options(yield_per=5_000))
+             tokenizer_path=None, on_progress=None, skip: list[int] | None = None,
+             seconds: float | None = None) -> list[dict]:
+    """Every active instance of the task rendered and checked; issues as plain dicts (kept as job results).
+    `skip`: instances left out (a blind solve test's, for whoever may still answer it: a template that fails on
+    some targets and not others would tell them what the targets are). `seconds`: LintTooSlow past that long
+    (a request's lint; each render is bounded, but a task's worth of slow renders is not)."""
+    deadline = time.monotonic() + seconds if seconds is not None else None
+    query = (select(Instance.source_id, Instance.input_text, Instance.options, Instance.raw_output,
+                    Instance.human_preferred_output, Instance.image_id)
+             .where(Instance.task_id == task_id, Instance.status == InstanceStatus.active))
+    if skip:
+        query = query.where(Instance.id.not_in(skip))
+    rows = session.exec(query.execution_options(yield_per=5_000))
 
     def instances():
         for count, (source_id, text, options, raw, preferred, image_id) in enumerate(rows, start=1):
             if on_progress and count % 5_000 == 0:
                 on_progress(count)
+            if deadline is not None and count % 100 == 0 and time.monotonic() > deadline:
+                raise LintTooSlow(f"checked {count:,} instances in {seconds:g} s")
             yield source_id, {"input_text": text, "options": options, "raw_output": raw,
                               "human_preferred_output": preferred}, image_id is not None
 

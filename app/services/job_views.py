@@ -10,17 +10,19 @@ from sqlmodel import Session
 
 from app.charts import change_chart, loss_chart
 from app.models import DatasetVersion, Job, RegisteredModel
+from app.services import blinding, previews
 from app.services import jobs as job_service
-from app.services import previews
 from app.services import tasks as task_service
+from app.services.blinding import Blindfold
 
 
-def job_context(session: Session, job: Job) -> dict[str, Any]:
+def job_context(session: Session, job: Job, blindfold: Blindfold = blinding.NONE) -> dict[str, Any]:
+    """`blindfold`: a preview shows no output on an instance whose target the viewer must not see."""
     context: dict[str, Any] = {"job": job, "terminal": job.status in job_service.TERMINAL}
     if job.kind == "finetune":
         context.update(finetune_view(session, job))
     elif job.kind == "preview":
-        context.update(preview_view(session, job, terminal=context["terminal"]))
+        context.update(preview_view(session, job, terminal=context["terminal"], blindfold=blindfold))
     return context
 
 
@@ -43,11 +45,11 @@ def finetune_view(session: Session, job: Job) -> dict[str, Any]:
     }
 
 
-def preview_view(session: Session, job: Job, *, terminal: bool) -> dict[str, Any]:
+def preview_view(session: Session, job: Job, *, terminal: bool, blindfold: Blindfold) -> dict[str, Any]:
     """The outputs and the previews to compare with appear once the job has ended (not on every poll before)."""
     rows, others = [], []
     if terminal:
-        rows = previews.results(session, job=job)
+        rows = previews.results(session, job=job, blindfold=blindfold)
         same_task = job_service.JobFilters(kind="preview", status="succeeded", task_id=job.payload["task_id"])
         others = [other for other in job_service.list_jobs(session, filters=same_task) if other.id != job.id]
     return {"rows": rows, "others": others, "score": sum(row.matched for row in rows) / len(rows) if rows else None,

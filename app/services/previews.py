@@ -12,7 +12,8 @@ from app.answers import matches
 from app.failures import Invalid
 from app.models import Image, Instance, InstructionVersion, Job, ModelOutput
 from app.schemas import PreviewIn
-from app.services import jobs, models
+from app.services import blinding, jobs, models
+from app.services.blinding import Blindfold
 from app.services.sampling import newest_version
 from app.specs import render_instance, spec_of_version
 
@@ -36,7 +37,8 @@ class PreviewRow:
     matched: bool
 
 
-def results(session: Session, *, job: Job) -> list[PreviewRow]:
+def results(session: Session, *, job: Job, blindfold: Blindfold = blinding.NONE) -> list[PreviewRow]:
+    """The job's outputs beside their targets, but none on an instance whose target the viewer must not see."""
     version = session.get(InstructionVersion, job.payload["instruction_version_id"])
     spec = spec_of_version(version)
     rows = session.exec(select(ModelOutput, Instance, Image).join(Instance, Instance.id == ModelOutput.instance_id)
@@ -44,6 +46,8 @@ def results(session: Session, *, job: Job) -> list[PreviewRow]:
                         .order_by(ModelOutput.id))
     found = []
     for output, instance, image in rows:
+        if blindfold.hides(instance.id):
+            continue
         rendered, _ = render_instance(spec, instance, has_image=image is not None)
         prompt, target = (rendered.prompt, rendered.target) if rendered else ("", instance.raw_output)
         found.append(PreviewRow(instance, image, prompt, target, output.output, output.latency_ms,
@@ -59,11 +63,11 @@ class Comparison:
     right: PreviewRow
 
 
-def compare(session: Session, *, left: Job, right: Job) -> list[Comparison]:
+def compare(session: Session, *, left: Job, right: Job, blindfold: Blindfold = blinding.NONE) -> list[Comparison]:
     """Two previews (two instruction versions, or two models) on the instances both answered, side by side.
     Previews of one task with the same seed and size draw the same instances."""
     if left.payload["task_id"] != right.payload["task_id"]:
         raise Invalid("Compare two previews of the same task.", fields={"b": "another task"})
-    rights = {row.instance.id: row for row in results(session, job=right)}
+    rights = {row.instance.id: row for row in results(session, job=right, blindfold=blindfold)}
     return [Comparison(row.instance, row.image, row, rights[row.instance.id])
-            for row in results(session, job=left) if row.instance.id in rights]
+            for row in results(session, job=left, blindfold=blindfold) if row.instance.id in rights]

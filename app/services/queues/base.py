@@ -14,6 +14,7 @@ from sqlmodel import Session
 from app.models import Image, Instance, InstructionVersion, Review, Task, User
 from app.overlap import most_similar
 from app.rendering import Rendered
+from app.services import blinding
 from app.services.instructions import other_tasks_instructions
 from app.services.sampling import sample_instances
 from app.specs import render_instance, spec_of_version
@@ -110,10 +111,14 @@ def instance_fields(instance: Instance, image: Image | None) -> dict[str, Any]:
             "image_url": f"/media/{image.sha256}" if image else None}
 
 
-def rendered_samples(session: Session, version: InstructionVersion, task_id: int, seed: int) -> list[Sample]:
+def rendered_samples(session: Session, version: InstructionVersion, task_id: int, seed: int,
+                     user_id: int) -> list[Sample]:
+    """A few instances rendered with the version, none whose target the reviewer must not see (`blinding`)."""
     spec = spec_of_version(version)
+    hidden = sorted(blinding.for_user(session, user_id=user_id, may_solve=True).hidden)
     return [(instance, image, *render_instance(spec, instance, has_image=image is not None))
-            for instance, image in sample_instances(session, task_id=task_id, seed=seed, size=SAMPLES_SHOWN)]
+            for instance, image in sample_instances(session, task_id=task_id, seed=seed, size=SAMPLES_SHOWN,
+                                                    avoid=hidden or None)]
 
 
 def overlap(session: Session, task_id: int, text: str) -> list[tuple[str, float]]:

@@ -55,7 +55,7 @@ class InstructionReviews(ReviewQueue):
         return task, InstructionReviewContext(
             version=version, instruction=instruction, previous=previous, diffs=diffs,
             comments=review_comments(session, instruction_id=instruction.id),
-            samples=rendered_samples(session, version, task.id, seed=review.id),
+            samples=rendered_samples(session, version, task.id, seed=review.id, user_id=user_id),
             similar=overlap(session, task.id, version.text))
 
     def api_fields(self, item: ReviewItem[InstructionReviewContext]):

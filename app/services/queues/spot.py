@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 
 from app.models import Image, Instance, QcStatus, SpotCheck, SpotCheckItem, SpotVerdict, Task
 from app.rendering import Rendered
-from app.services import spot_checks
+from app.services import blinding, spot_checks
 from app.services.queues.base import ReviewItem, ReviewQueue, checked_instance, instance_fields
 
 VERDICT_KEYS = {SpotVerdict.correct: "c", SpotVerdict.wrong_target: "w", SpotVerdict.bad_image: "b",
@@ -24,6 +24,7 @@ class SpotContext:
     image: Image | None
     rendered: Rendered | None  # None when the template fails on the instance: then `problem` says why
     problem: str | None
+    target_hidden: bool  # the instance is in a blind solve test the reviewer may answer: its target stays unseen
     second_pass: bool
     verdict_keys: dict[SpotVerdict, str]
 
@@ -55,11 +56,13 @@ class SpotChecks(ReviewQueue):
     def context(self, session: Session, item: SpotCheckItem, user_id: int):
         check = session.get(SpotCheck, item.spot_check_id)
         instance, image, rendered, problem = checked_instance(session, check=check, instance_id=item.instance_id)
+        hidden = blinding.for_user(session, user_id=user_id, may_solve=True).hides(instance.id)
         return session.get(Task, check.task_id), SpotContext(
-            check=check, instance=instance, image=image, rendered=rendered, problem=problem,
+            check=check, instance=instance, image=image, rendered=rendered, problem=problem, target_hidden=hidden,
             second_pass=spot_checks.is_second_pass(item, user_id), verdict_keys=VERDICT_KEYS)
 
     def api_fields(self, item: ReviewItem[SpotContext]):
         c = item.context
         return {**instance_fields(c.instance, c.image), "prompt": c.rendered.prompt if c.rendered else None,
-                "target": c.rendered.target if c.rendered else None, "second_pass": c.second_pass}
+                "target": c.rendered.target if c.rendered and not c.target_hidden else None,
+                "second_pass": c.second_pass}
