@@ -3,8 +3,9 @@
 Templates are Jinja2 in an ImmutableSandboxedEnvironment with StrictUndefined. They see only the
 instance's fields (`input_text`, `options`, `raw_output`, `human_preferred_output`) and a few helpers
 (`options_text`, `letter(i)`). Time and memory are bounded too: loops may only go over `options` or
-`range(...)`, at most two deep; all `range()` calls of one render hand out at most MAX_RANGE items; `*`/`**`
-refuse huge results; and output stops at MAX_OUTPUT_CHARS while it is being produced.
+`range(...)`, at most two deep; all `range()` calls of one render hand out at most MAX_RANGE items; no value a
+template builds may exceed MAX_OUTPUT_CHARS, refused before it is built (app/bounded_templates.py); and output
+stops at MAX_OUTPUT_CHARS while it is being produced.
 
 The default composition reproduces Vision-Flan:
     prompt = instruction + "\\n\\n" + input + "\\nOptions: (a) … (b) …"     (parts that are empty are left out)
@@ -13,7 +14,6 @@ and `<image>` goes before (or after) the prompt when the instance has an image."
 
 from __future__ import annotations
 
-import operator
 import re
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -22,12 +22,12 @@ from typing import Any, NamedTuple
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta, nodes
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from app.bounded_templates import MAX_CONCAT_OPERANDS, MAX_VALUE_CHARS, BoundedEnvironment, check_concatenations
 from app.tokens import estimate
 
 MAX_TEMPLATE_CHARS = 64 * 1024
-MAX_OUTPUT_CHARS = 32 * 1024
+MAX_OUTPUT_CHARS = MAX_VALUE_CHARS
 MAX_RANGE = 1_000  # range() items per render, all calls together
 MAX_LOOP_DEPTH = 2
 IMAGE_TOKEN = "<image>"
@@ -62,22 +62,6 @@ class Rendered(NamedTuple):  # a tuple: an export makes 1.66M of them, and a fro
     target: str
 
 
-class _BoundedEnvironment(ImmutableSandboxedEnvironment):
-    """Refuses `*` and `**` whose result would be huge, before computing it."""
-
-    intercepted_binops = frozenset({"*", "**"})
-
-    def call_binop(self, context, operator_name, left, right):
-        if operator_name == "**" and (abs(right) if isinstance(right, (int, float)) else 0) > 64:
-            raise SecurityError("exponent too large")
-        if operator_name == "*":
-            for sequence, times in ((left, right), (right, left)):
-                if isinstance(sequence, (str, list, tuple)) and isinstance(times, int) \
-                        and len(sequence) * times > MAX_OUTPUT_CHARS:
-                    raise SecurityError("repetition too long")
-        return (operator.mul if operator_name == "*" else operator.pow)(left, right)
-
-
 _range_budget: ContextVar[int] = ContextVar("range_budget", default=MAX_RANGE)
 
 
@@ -108,7 +92,7 @@ def _check_loops(tree: nodes.Template, field: str) -> None:
     visit(tree, 0)
 
 
-_ENV = _BoundedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+_ENV = BoundedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
 _ENV.globals.clear()  # no cycler, joiner, namespace, lipsum: only what is documented below
 _ENV.globals["range"] = _bounded_range
 
@@ -119,7 +103,10 @@ def compile_template(source: str, field: str):
     if len(source) > MAX_TEMPLATE_CHARS:
         raise TemplateProblem(field, f"longer than {MAX_TEMPLATE_CHARS // 1024} KB")
     try:
-        _check_loops(_ENV.parse(source), field)
+        tree = _ENV.parse(source)
+        _check_loops(tree, field)
+        if not check_concatenations(tree):
+            raise TemplateProblem(field, f"more than {MAX_CONCAT_OPERANDS} operands of ~ in one template")
         return _ENV.from_string(source)
     except TemplateSyntaxError as error:
         message = error.message or "syntax error"

@@ -124,9 +124,9 @@ def test_a_local_tokenizer_counts_prompts_when_configured(tmp_path):
 
 
 def test_plain_text_renders_exactly_as_jinja_would():
-    from app.rendering import _BoundedEnvironment
+    from app.bounded_templates import BoundedEnvironment
 
-    jinja = _BoundedEnvironment()
+    jinja = BoundedEnvironment()
     for text in ("Name the shape.", "Two lines\nhere\n", "Windows\r\nline ends\r\n", "Old Mac\rends", "\n\n",
                  "trailing spaces  \n", "braces { } alone", "unicode é ✓ \U0001f600\n"):
         assert _render(text, "text", {}) == jinja.from_string(text).render(), repr(text)
