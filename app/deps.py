@@ -22,7 +22,9 @@ from app.failures import Forbidden, Invalid, NotAuthenticated
 from app.models import Role, User
 from app.models.types import MAX_DB_INT
 from app.security import csrf_matches
+from app.services import blinding
 from app.services import users as user_service
+from app.services.blinding import Blindfold
 from app.templating import is_htmx
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -100,9 +102,9 @@ def _authenticate(request: Request, session: Session, bearer: HTTPAuthorizationC
     user_id, epoch = request.session.get("uid"), request.session.get("epoch")
     if user_id is None:
         return None
-    user = session.get(User, user_id)
+    user = user_service.user_for_session(session, token=request.session.get("sid"), user_id=user_id)
     if user is None or not user.is_active or user.auth_epoch != epoch:
-        request.session.pop("uid", None)  # signed out elsewhere, deactivated or deleted
+        request.session.pop("uid", None)  # signed out (here or everywhere), deactivated or deleted
         return None
     return Principal(user, frozenset(user_service.roles_of(session, user.id)), via_token=False)
 
@@ -115,6 +117,11 @@ async def _check_csrf(request: Request) -> None:
         given = (await request.form()).get(CSRF_FIELD)
     if not csrf_matches(request.session.get("csrf"), given if isinstance(given, str) else None):
         raise Forbidden("The form has expired or did not come from this site: reload the page and try again.")
+
+
+def client_address(request: Request) -> str:
+    """Who is asking, by address: the peer, or what a trusted proxy says it is (`STUDIO_TRUSTED_PROXIES`)."""
+    return request.client.host if request.client else "unknown"
 
 
 def current_principal(request: Request) -> Principal:
@@ -133,6 +140,14 @@ CurrentUser = Annotated[User, Depends(current_user)]
 
 
 HxRequest = Annotated[bool, Depends(is_htmx)]
+
+
+def current_blindfold(session: SessionDep, principal: CurrentPrincipal) -> Blindfold:
+    """The targets the signed-in person must not see now: those of the blind solve tests they may still answer."""
+    return blinding.for_user(session, user_id=principal.user.id, may_solve=principal.may(access.REVIEWERS))
+
+
+BlindfoldDep = Annotated[Blindfold, Depends(current_blindfold)]
 
 
 def _declared_query(dependant) -> frozenset[str]:

@@ -19,11 +19,16 @@ HEADERS = [
 ]
 
 
-class SecurityHeaders:
-    """Pure ASGI (no BaseHTTPMiddleware): adds the headers without buffering the body."""
+# Production serves over HTTPS only (secure cookies): browsers are told to never try plain HTTP for a year.
+HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 
-    def __init__(self, app: ASGIApp):
+
+class SecurityHeaders:
+    """Pure ASGI (no BaseHTTPMiddleware): adds the headers without buffering the body; `hsts` in production."""
+
+    def __init__(self, app: ASGIApp, *, hsts: bool = False):
         self.app = app
+        self.headers = [*HEADERS, HSTS] if hsts else HEADERS
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -34,7 +39,7 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 present = {name for name, _ in message.get("headers", [])}
                 message["headers"] = list(message.get("headers", [])) + [
-                    (name, value) for name, value in HEADERS if name not in present]
+                    (name, value) for name, value in self.headers if name not in present]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -11,12 +11,15 @@ import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app import __version__
+from app.body_limit import BodyLimit
 from app.config import Settings
 from app.db import make_engine
 from app.errors import install_error_handlers
 from app.headers import SecurityHeaders, ServerTiming
+from app.logs import escape_control_characters
 from app.routers import (
     account,
     api,
@@ -40,7 +43,6 @@ from app.routers import (
     users,
     versions,
 )
-from app.security import LoginThrottle
 from app.templating import templates
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -53,12 +55,14 @@ class Studio(FastAPI):
     the security headers and Server-Timing."""
 
     def build_middleware_stack(self):
-        return ServerTiming(SecurityHeaders(super().build_middleware_stack()))  # timing outermost: times it all
+        return ServerTiming(SecurityHeaders(super().build_middleware_stack(),  # timing outermost: times it all
+                                            hsts=self.state.settings.mode == "production"))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    escape_control_characters()
 
     @asynccontextmanager
     async def lifespan(_app) -> AsyncIterator[None]:
@@ -79,7 +83,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = make_engine(settings.resolved_database_url)
-    app.state.login_throttle = LoginThrottle(settings.login_max_failures, settings.login_failure_window_s)
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.signing_key,
@@ -88,6 +91,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         same_site="lax",
         https_only=settings.secure_cookies,
     )
+    app.add_middleware(BodyLimit)
+    if settings.trusted_proxies.strip():  # who a request comes from, for the sign-in throttle and the logs
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     install_error_handlers(app)
     for module in (auth, dashboard, tasks, instances, instructions, media, datasets, imports, jobs, users, account,
                    review, quality, versions, models, api, api_review, api_scores, api_versions, api_instructions,

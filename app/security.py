@@ -1,12 +1,9 @@
-"""Secrets: password hashing, API tokens, CSRF tokens and the login throttle. No I/O but the clock."""
+"""Secrets: password hashing, API, session and CSRF tokens. No I/O."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-import threading
-import time
-from collections import defaultdict, deque
 from functools import lru_cache
 
 from argon2 import PasswordHasher
@@ -51,46 +48,14 @@ def hash_api_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def new_session_token() -> str:
+    """A sign-in's token, carried by its (signed) cookie; the server keeps its sha256."""
+    return secrets.token_urlsafe(32)
+
+
 def new_csrf_token() -> str:
     return secrets.token_urlsafe(32)
 
 
 def csrf_matches(expected: str | None, given: str | None) -> bool:
     return bool(expected and given) and secrets.compare_digest(expected, given)
-
-
-class LoginThrottle:
-    """Counts failed logins per client address; past `max_failures` in `window_s` it says how long to wait.
-
-    In memory, per web process: several processes each allow `max_failures`, which still slows a guesser
-    down by orders of magnitude without a table written on every failed login."""
-
-    def __init__(self, max_failures: int, window_s: float, clock=time.monotonic):
-        self.max_failures = max_failures
-        self.window_s = window_s
-        self._clock = clock
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
-        self._lock = threading.Lock()
-
-    def retry_after(self, address: str) -> int:
-        """Seconds this address must wait before trying again; 0 when it may try now."""
-        with self._lock:
-            failures = self._recent(address)
-            if len(failures) < self.max_failures:
-                return 0
-            return max(1, int(failures[0] + self.window_s - self._clock()) + 1)
-
-    def failed(self, address: str) -> None:
-        with self._lock:
-            self._recent(address).append(self._clock())
-
-    def succeeded(self, address: str) -> None:
-        with self._lock:
-            self._failures.pop(address, None)
-
-    def _recent(self, address: str) -> deque[float]:
-        failures = self._failures[address]
-        cutoff = self._clock() - self.window_s
-        while failures and failures[0] < cutoff:
-            failures.popleft()
-        return failures

@@ -29,7 +29,10 @@ class PathOutsideRoot(ValueError):
 
 
 def confined(root: Path, relative: str | Path) -> Path:
-    """`root / relative`, refusing anything that resolves outside `root` (.., absolute paths, symlinks out)."""
+    """`root / relative`, refusing anything that resolves outside `root` (.., absolute paths, symlinks out), and a
+    name with a NUL character, which no file can have (the operating system would refuse it with a ValueError)."""
+    if "\x00" in os.fspath(relative):
+        raise PathOutsideRoot("a path cannot contain a NUL character")
     root = root.resolve()
     candidate = (root / relative).resolve()
     if candidate != root and root not in candidate.parents:

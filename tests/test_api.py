@@ -6,7 +6,7 @@ import pytest
 from sqlmodel import select
 
 from app.models import AuditEvent, Role
-from tests.factories import bearer, make_task, make_user
+from tests.factories import bearer, login, make_task, make_user
 
 
 @pytest.fixture
@@ -74,10 +74,16 @@ def test_admins_manage_users_through_the_api(client, db, as_role):
     assert bad.status_code == 422 and "roles.0" in bad.json()["error"]["fields"]
 
 
-def test_a_token_can_make_another_token(client, db, as_role):
+def test_a_token_cannot_make_another_token_but_a_signed_in_session_can(client, db, as_role):
+    """A token minted by a token would outlive the revocation of the one that made it."""
     auth = as_role(Role.author)
-    made = client.post("/api/v1/me/tokens", json={"name": "second"}, headers=auth)
-    assert made.status_code == 201 and made.json()["token"].startswith("fst_")
+    refused = client.post("/api/v1/me/tokens", json={"name": "second"}, headers=auth)
+    assert refused.status_code == 403
+    user = make_user(db, Role.author)
+    csrf = login(client, user.email)
+    made = client.post("/api/v1/me/tokens", json={"name": "second", "expires_in_days": 30},
+                       headers={"X-CSRF-Token": csrf})
+    assert made.status_code == 201 and made.json()["token"].startswith("fst_") and made.json()["expires_at"]
     again = client.get("/api/v1/me", headers={"Authorization": f"Bearer {made.json()['token']}"})
     assert again.status_code == 200
 

@@ -57,10 +57,10 @@ def test_a_failure_with_attempts_left_is_queued_again(app, db):
 
 def test_cancelling(app, db):
     queued = job_service.enqueue(db, kind="import", payload={}, created_by_id=None)
-    assert job_service.cancel(db, job_id=queued.id, actor_id=None).status == JobStatus.cancelled
+    assert job_service.cancel(db, job_id=queued.id, actor_id=None, is_admin=True).status == JobStatus.cancelled
     running = job_service.enqueue(db, kind="import", payload={}, created_by_id=None)
     claim(app.state.engine, owner="w", kinds=["import"], lease=LEASE)
-    job_service.cancel(db, job_id=running.id, actor_id=None)
+    job_service.cancel(db, job_id=running.id, actor_id=None, is_admin=True)
     assert heartbeat(app.state.engine, job_id=running.id, owner="w", lease=LEASE, progress=0.1) is True
 
 

@@ -62,7 +62,7 @@ def serve(reload: Annotated[bool, typer.Option(help="Restart on code changes (de
               "Stop it, or choose another port with STUDIO_PORT=8001.")
     uvicorn.run("app.main:app", host=settings.host, port=settings.port, reload=reload,
                 workers=None if reload else settings.web_workers, log_level=settings.log_level.lower(),
-                proxy_headers=True)
+                proxy_headers=False)  # the app believes forwarded headers only from STUDIO_TRUSTED_PROXIES
 
 
 def _port_is_free(host: str, port: int) -> bool:

@@ -251,6 +251,9 @@ def failure(error: Exception, wanted: ImportRequest | None = None) -> str | None
 
 
 def _resolve(root: Path | None, relative: str, field: str, errors: dict[str, str]) -> Path | ObjectPath | None:
+    if "\x00" in relative:
+        errors[field] = "cannot contain a NUL character"
+        return None
     if root is None:  # the command line's own paths, or files on object storage
         if is_object_url(relative):
             try:

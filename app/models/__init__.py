@@ -35,7 +35,7 @@ from app.models.quality import (
 )
 from app.models.scores import InstanceScore
 from app.models.types import utcnow
-from app.models.users import ApiToken, Role, User, UserRole
+from app.models.users import ApiToken, Role, SignInCount, SignInSession, User, UserRole
 
 metadata = SQLModel.metadata
 
@@ -43,7 +43,8 @@ __all__ = [
     "ApiToken", "AuditEvent", "ConversationItem", "ConversationPool", "DatasetVersion", "Decision", "Image",
     "ImagePlacement", "Instance", "InstanceScore", "InstanceStatus", "Instruction", "InstructionStatus",
     "InstructionVersion", "Job", "JobMetric", "JobStatus", "ModelOutput", "OptionsStyle", "QcStatus",
-    "RegisteredModel", "Review", "ReviewSubject", "Role", "SolveTest", "SolveTestItem", "SourceDataset",
+    "RegisteredModel", "Review", "ReviewSubject", "Role", "SignInCount", "SignInSession", "SolveTest",
+    "SolveTestItem", "SourceDataset",
     "SpotCheck", "SpotCheckItem", "SpotVerdict", "Task", "TaskGroup", "TaskStatus", "User", "UserRole",
     "VersionStatus", "metadata", "utcnow",
 ]

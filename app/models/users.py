@@ -8,6 +8,7 @@ from enum import StrEnum
 from sqlmodel import Field, SQLModel
 
 from app.models.base import created_at_field, one_of, optional_time_field
+from app.models.types import UTCDateTime
 
 
 class Role(StrEnum):
@@ -47,3 +48,31 @@ class ApiToken(SQLModel, table=True):
     created_at: datetime = created_at_field()
     last_used_at: datetime | None = optional_time_field()
     revoked_at: datetime | None = optional_time_field()
+    expires_at: datetime | None = optional_time_field()
+
+
+class SignInCount(SQLModel, table=True):
+    """Failed sign-ins counted by where they came from or which account they tried, in the database so that every
+    web process shares them. An attempt is `pending` while its password is checked, and counts against the limit
+    meanwhile, so parallel attempts cannot slip past it."""
+
+    __tablename__ = "sign_in_count"
+
+    key: str = Field(primary_key=True, max_length=300, description="address:<ip> or account:<email>")
+    failures: int = Field(default=0)
+    pending: int = Field(default=0, description="Attempts whose password is being checked right now.")
+    window_start: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    wait_until: datetime | None = optional_time_field()
+
+
+class SignInSession(SQLModel, table=True):
+    """A browser's sign-in, kept on the server: the cookie carries a random token whose sha256 is here, so that
+    signing out ends the session even where its cookie was copied to."""
+
+    __tablename__ = "sign_in_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = created_at_field()
+    ended_at: datetime | None = optional_time_field()

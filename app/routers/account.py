@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from app.deps import SIGNED_IN, CurrentUser, RowId, SessionDep
+from app.deps import SIGNED_IN, CurrentUser, RowId, SessionDep, client_address
 from app.failures import Invalid
 from app.forms import FormDep
 from app.security import MIN_PASSWORD_LENGTH, verify_password
+from app.services import sign_in_throttle
 from app.services import users as user_service
 from app.templating import render, see_other
 
@@ -21,9 +22,12 @@ def account(request: Request, session: SessionDep, user: CurrentUser):
 
 @router.post("/tokens")
 def create_token(request: Request, session: SessionDep, user: CurrentUser, form: FormDep):
+    days = str(form.get("expires_in_days", ""))
     try:
+        if days and not days.isdigit():
+            raise Invalid("Choose when the token expires.", fields={"expires_in_days": "a number of days"})
         _, token = user_service.create_token(session, user_id=user.id, name=str(form.get("name", "")),
-                                             actor_id=user.id)
+                                             actor_id=user.id, expires_in_days=int(days) if days else None)
     except Invalid as error:
         return _page(request, session, user, error=error, status_code=422)
     return _page(request, session, user, new_token=token, status_code=201)
@@ -38,9 +42,14 @@ def revoke_token(request: Request, session: SessionDep, user: CurrentUser, token
 @router.post("/password")
 def change_password(request: Request, session: SessionDep, user: CurrentUser, form: FormDep):
     current, new = str(form.get("current_password", "")), str(form.get("new_password", ""))
+    # Guessing the current password here is guessing a password: counted like a sign-in.
+    attempt = sign_in_throttle.begin(session, address=client_address(request), email=user.email,
+                                     limits=sign_in_throttle.Limits.from_settings(request.app.state.settings))
     if not verify_password(user.password_hash, current):
+        sign_in_throttle.failed(session, attempt)
         error = Invalid("Your current password is not correct.", fields={"current_password": "not correct"})
         return _page(request, session, user, error=error, status_code=422)
+    sign_in_throttle.succeeded(session, attempt)
     if len(new) < MIN_PASSWORD_LENGTH:
         error = Invalid("Choose a longer password.",
                         fields={"new_password": f"at least {MIN_PASSWORD_LENGTH} characters"})

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 
 from app import access
 from app.deps import ANY_ROLE, SIGNED_IN, STRICT_QUERY, CurrentPrincipal, CurrentUser, RowId, SessionDep, require
+from app.failures import Forbidden
 from app.routers.tasks import FiltersDep
 from app.schemas import (
     API_ERRORS,
@@ -38,9 +39,13 @@ def me(session: SessionDep, principal: CurrentPrincipal):
 
 
 @router.post("/me/tokens", dependencies=[SIGNED_IN], response_model=TokenCreated, status_code=201)
-def create_my_token(session: SessionDep, user: CurrentUser, data: TokenCreate):
-    row, token = user_service.create_token(session, user_id=user.id, name=data.name, actor_id=user.id)
-    return TokenCreated(id=row.id, name=row.name, token=token)
+def create_my_token(session: SessionDep, principal: CurrentPrincipal, data: TokenCreate):
+    """From a signed-in browser session only: a token cannot mint tokens (they would outlive its revocation)."""
+    if principal.via_token:
+        raise Forbidden("An API token cannot make tokens: make one from your account page or a signed-in session.")
+    row, token = user_service.create_token(session, user_id=principal.user.id, name=data.name,
+                                           actor_id=principal.user.id, expires_in_days=data.expires_in_days)
+    return TokenCreated(id=row.id, name=row.name, token=token, expires_at=row.expires_at)
 
 
 @router.get("/tasks", dependencies=[ANY_ROLE], response_model=Page[TaskOut])

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from app import access
-from app.deps import ANY_ROLE, CurrentUser, RowId, SessionDep, require
+from app.deps import ANY_ROLE, BlindfoldDep, CurrentPrincipal, RowId, SessionDep
 from app.models import JobStatus
 from app.services import job_views
 from app.services import jobs as job_service
@@ -38,18 +38,20 @@ def job_list(request: Request, session: SessionDep, filters: Annotated[job_servi
 
 
 @router.get("/{job_id}", dependencies=[ANY_ROLE])
-def job_page(request: Request, session: SessionDep, job_id: RowId):
+def job_page(request: Request, session: SessionDep, blindfold: BlindfoldDep, job_id: RowId):
     job = job_service.get_job(session, job_id=job_id)
-    return render(request, "jobs/page.html", "jobs/_status.html", **job_views.job_context(session, job))
+    return render(request, "jobs/page.html", "jobs/_status.html", **job_views.job_context(session, job, blindfold))
 
 
 @router.get("/{job_id}/status", dependencies=[ANY_ROLE])
-def job_status(request: Request, session: SessionDep, job_id: RowId):
+def job_status(request: Request, session: SessionDep, blindfold: BlindfoldDep, job_id: RowId):
     job = job_service.get_job(session, job_id=job_id)
-    return render(request, "jobs/_status.html", **job_views.job_context(session, job))
+    return render(request, "jobs/_status.html", **job_views.job_context(session, job, blindfold))
 
 
-@router.post("/{job_id}/cancel", dependencies=[require(access.EDITORS)])
-def cancel_job(request: Request, session: SessionDep, user: CurrentUser, job_id: RowId):
-    job = job_service.cancel(session, job_id=job_id, actor_id=user.id)
-    return render(request, "jobs/_status.html", **job_views.job_context(session, job))
+@router.post("/{job_id}/cancel", dependencies=[ANY_ROLE])
+def cancel_job(request: Request, session: SessionDep, principal: CurrentPrincipal, blindfold: BlindfoldDep,
+               job_id: RowId):
+    """The job's owner or an admin, whatever else their roles."""
+    job = job_service.cancel(session, job_id=job_id, actor_id=principal.user.id, is_admin=principal.may(access.ADMINS))
+    return render(request, "jobs/_status.html", **job_views.job_context(session, job, blindfold))

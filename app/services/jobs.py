@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlmodel import Session, select
 
-from app.failures import Conflict, NotFound
+from app.failures import Conflict, Forbidden, NotFound
 from app.models import Job, JobMetric, JobStatus, utcnow
 from app.services import audit
 
@@ -70,10 +70,13 @@ def list_jobs(session: Session, *, filters: JobFilters, before_id: int | None = 
     return list(session.exec(query))
 
 
-def cancel(session: Session, *, job_id: int, actor_id: int | None) -> Job:
+def cancel(session: Session, *, job_id: int, actor_id: int | None, is_admin: bool) -> Job:
     """A queued job is cancelled at once; a running one is asked to stop at its next heartbeat. Both are
-    conditional updates, so a worker claiming the job at the same moment cannot be overwritten."""
-    get_job(session, job_id=job_id)
+    conditional updates, so a worker claiming the job at the same moment cannot be overwritten. Only the job's
+    owner or an admin cancels it (`actor_id` None: the command line, which is an admin's)."""
+    job = get_job(session, job_id=job_id)
+    if not (is_admin or (actor_id is not None and job.created_by_id == actor_id)):
+        raise Forbidden(f"Job {job_id} is someone else's: only whoever started it, or an admin, can cancel it.")
     stopped = session.execute(update(Job).where(Job.id == job_id, Job.status == JobStatus.queued).values(
         status=JobStatus.cancelled, cancel_requested=True, finished_at=utcnow())).rowcount
     asked = stopped or session.execute(update(Job).where(Job.id == job_id, Job.status == JobStatus.running)

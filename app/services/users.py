@@ -4,17 +4,25 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from app.failures import Conflict, Invalid, NotFound
-from app.models import ApiToken, Role, User, UserRole, utcnow
+from app.models import ApiToken, Role, SignInSession, User, UserRole, utcnow
 from app.schemas import UserCreate, UserOut, UserUpdate
-from app.security import generate_password, hash_api_token, hash_password, new_api_token, verify_password
+from app.security import (
+    generate_password,
+    hash_api_token,
+    hash_password,
+    new_api_token,
+    new_session_token,
+    verify_password,
+)
 from app.services import audit, reviews
 
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)  # last_used_at is a hint; not worth a write per request
+MAX_TOKEN_DAYS = 3650
 
 
 def roles_of(session: Session, user_id: int) -> list[Role]:
@@ -87,13 +95,17 @@ def _profile(session: Session, user: User) -> dict:
 
 
 def set_password(session: Session, *, user_id: int, password: str | None, actor_id: int | None) -> str | None:
-    """Sets (or generates, returned once) a password and signs the user out of every session."""
+    """Sets (or generates, returned once) a password, signs the user out of every session and revokes their API
+    tokens: whoever knew the old password may have made one."""
     generated = None if password else generate_password()
     user = get_user(session, user_id=user_id)
     user.password_hash = hash_password(password or generated)
     user.auth_epoch += 1
     session.add(user)
-    audit.record(session, actor_id=actor_id, action="user.password", entity_type="user", entity_id=user.id)
+    revoked = session.execute(update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+                              .values(revoked_at=utcnow())).rowcount
+    audit.record(session, actor_id=actor_id, action="user.password", entity_type="user", entity_id=user.id,
+                 after={"tokens_revoked": revoked})
     session.commit()
     return generated
 
@@ -127,16 +139,50 @@ def authenticate(session: Session, *, email: str, password: str) -> User | None:
     return user
 
 
-def create_token(session: Session, *, user_id: int, name: str, actor_id: int | None) -> tuple[ApiToken, str]:
+def start_session(session: Session, *, user_id: int) -> str:
+    """A new sign-in: its token for the cookie (only its hash is kept). Commits."""
+    token = new_session_token()
+    session.add(SignInSession(user_id=user_id, token_hash=hash_api_token(token)))
+    session.commit()
+    return token
+
+
+def end_session(session: Session, *, token: str | None) -> None:
+    """Signs this session out on the server: its cookie, wherever it was copied, no longer works."""
+    if token:
+        session.execute(update(SignInSession).where(SignInSession.token_hash == hash_api_token(token),
+                                                    SignInSession.ended_at.is_(None)).values(ended_at=utcnow()))
+        session.commit()
+
+
+def user_for_session(session: Session, *, token: str | None, user_id: int) -> User | None:
+    """The user of a live session (one statement: every request asks)."""
+    if not token:
+        return None
+    return session.exec(select(User).join(SignInSession, SignInSession.user_id == User.id).where(
+        SignInSession.token_hash == hash_api_token(token), SignInSession.ended_at.is_(None),
+        User.id == user_id)).first()
+
+
+def create_token(session: Session, *, user_id: int, name: str, actor_id: int | None,
+                 expires_in_days: int | None = None) -> tuple[ApiToken, str]:
+    """A new API token, shown once; it stops working after `expires_in_days` (None: when revoked)."""
     name = name.strip()
     if not name:
         raise Invalid("Give the token a name, such as the script that will use it.", fields={"name": "required"})
+    if len(name) > 120:
+        raise Invalid("Keep the token's name under 120 characters.", fields={"name": "at most 120 characters"})
+    if expires_in_days is not None and not 1 <= expires_in_days <= MAX_TOKEN_DAYS:
+        raise Invalid(f"A token expires within 1 to {MAX_TOKEN_DAYS} days, or never.",
+                      fields={"expires_in_days": f"1 to {MAX_TOKEN_DAYS}"})
     token, token_hash, prefix = new_api_token()
-    row = ApiToken(user_id=user_id, name=name[:120], prefix=prefix, token_hash=token_hash)
+    expires_at = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
+    row = ApiToken(user_id=user_id, name=name, prefix=prefix, token_hash=token_hash, expires_at=expires_at)
     session.add(row)
     session.flush()
     audit.record(session, actor_id=actor_id, action="token.create", entity_type="api_token", entity_id=row.id,
-                 after={"user_id": user_id, "name": row.name, "prefix": prefix})
+                 after={"user_id": user_id, "name": row.name, "prefix": prefix,
+                        "expires_at": expires_at.isoformat() if expires_at else None})
     session.commit()
     return row, token
 
@@ -158,12 +204,12 @@ def revoke_token(session: Session, *, token_id: int, user_id: int, actor_id: int
 
 def user_for_token(session: Session, *, token: str) -> User | None:
     row = session.exec(select(ApiToken).where(ApiToken.token_hash == hash_api_token(token))).first()
-    if row is None or row.revoked_at is not None:
+    now = utcnow()
+    if row is None or row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
         return None
     user = session.get(User, row.user_id)
     if user is None or not user.is_active:
         return None
-    now = utcnow()
     if row.last_used_at is None or now - row.last_used_at > TOKEN_TOUCH_INTERVAL:
         row.last_used_at = now
         session.add(row)
