@@ -141,7 +141,7 @@ def test_checks_cannot_be_weakened_replaced_or_rerolled_by_reviewers(app, db):
 
     weak = reviewer.post(url, data={"csrf_token": csrf, "size": "1", "pass_threshold": "1"})
     assert weak.status_code == 403
-    assert "1 instances, fewer than the default 20" in weak.text and "replaces the running solve test" in weak.text
+    assert "1 instance, fewer than the default 20" in weak.text and "replaces the running solve test" in weak.text
     same = reviewer.post(url, data={"csrf_token": csrf})  # the defaults, but in place of the running test
     assert same.status_code == 403
     api = bearer(db, people["r1"])

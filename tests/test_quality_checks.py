@@ -268,13 +268,13 @@ def _accepted_task(app, db, people, name: str, *, instances: int):
 
 def test_two_verifications_one_native_verify_an_accepted_task(app, db):
     people = team(db)
-    native = make_user(db, Role.reviewer)
-    native.native_english = True
-    db.add(native)
-    db.commit()
     other = make_qc_task(db, "VQA+other", instances=2)
     submit_instruction(db, other, people["author"], text="Answer the question about the picture.")
     task, _ = _accepted_task(app, db, people, "VQA+verified", instances=4)
+    native = make_user(db, Role.reviewer)  # after the approval: never drawn to review the instruction
+    native.native_english = True
+    db.add(native)
+    db.commit()
     # whoever approved the instruction does not verify it (STUDIO_VERIFIER_MAY_BE_REVIEWER is off)
     approver = _approver(db, task)
     other = people["r2"] if approver.id == people["r1"].id else people["r1"]

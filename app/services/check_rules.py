@@ -19,10 +19,14 @@ from app.services.qc import QcDefaults
 from app.services.sampling import newest_version
 
 
+def _instances(count: int) -> str:
+    return f"{count} instance{'' if count == 1 else 's'}"
+
+
 def weaker_solve_test(*, size: int, pass_threshold: int, seed: int | None, defaults: QcDefaults) -> list[str]:
     weaker = []
     if size < defaults.solve_test_size:
-        weaker.append(f"{size} instances, fewer than the default {defaults.solve_test_size}")
+        weaker.append(f"{_instances(size)}, fewer than the default {defaults.solve_test_size}")
     if pass_threshold * defaults.solve_test_size < defaults.solve_test_pass * size:
         weaker.append(f"passing at {pass_threshold} of {size}, below the default "
                       f"{defaults.solve_test_pass} of {defaults.solve_test_size}")
@@ -35,7 +39,7 @@ def weaker_spot_check(*, size: int, max_error_rate: float, seed: int | None, def
     """A lower expected error rate weakens a check only through the smaller sample it plans: the size covers it."""
     weaker = []
     if size < defaults.spot_check_size:
-        weaker.append(f"{size} instances, fewer than the default {defaults.spot_check_size}")
+        weaker.append(f"{_instances(size)}, fewer than the default {defaults.spot_check_size}")
     if max_error_rate > defaults.max_error_rate:
         weaker.append(f"a maximum error rate of {max_error_rate:g}, above the default {defaults.max_error_rate:g}")
     if seed is not None:
