@@ -18,6 +18,7 @@ from app.failures import Conflict, Forbidden, Invalid
 from app.migrate import alembic_config
 from app.models import (
     AuditEvent,
+    Instruction,
     QcStatus,
     Review,
     Role,
@@ -339,3 +340,16 @@ def test_the_migration_sends_back_what_the_old_rules_let_through(app, db):
     assert db.exec(select(AuditEvent).where(AuditEvent.task_id == over_id,
                                             AuditEvent.action == "task.transition")
                    .order_by(AuditEvent.id.desc())).first().after["status"] == "checks_failed"
+
+
+def test_a_failed_check_holds_a_verified_task_back_even_while_a_new_version_is_reviewed(app, db):
+    people = team(db)
+    task = _accepted(db, people, "GATES+pending")
+    task.status = "verified"  # as two verifiers would leave it
+    db.add(task)
+    db.commit()
+    instruction = db.exec(select(Instruction).where(Instruction.task_id == task.id)).one()
+    submit_instruction(db, task, people["author"], text="A clearer wording.", instruction=instruction)
+    assert db.get(Task, task.id).status == TaskStatus.verified  # a new version alone does not reopen it
+    _fail_a_spot_check(db, people, task)
+    assert db.get(Task, task.id).status == TaskStatus.checks_failed

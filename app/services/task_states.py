@@ -144,8 +144,11 @@ def advance(session: Session, *, task_id: int, actor_id: int | None, reason: str
     verification slots, and the next acceptance opens a new round."""
     task = session.get(Task, task_id)
     session.refresh(task)
-    wanted = gates(session, task=task).status()
-    if task.status == S.retired or (task.status == S.verified and wanted != S.checks_failed):
+    achieved = gates(session, task=task)
+    wanted = achieved.status()
+    if task.status == S.verified:  # held back by a failed check only, even while a new version is reviewed
+        wanted = S.checks_failed if achieved.check_failed else S.verified
+    if task.status == S.retired:
         return task
     was = task.status
     for step in path(TaskStatus(task.status), wanted):
