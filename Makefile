@@ -49,6 +49,7 @@ browser:
 	@scripts/ensure-chromium.sh
 
 test: $(DEV_STAMP) browser
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

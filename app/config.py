@@ -141,12 +141,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Settings:
-        if self.mode == Mode.production:
-            if not self.secret_key or len(self.secret_key) < MIN_SECRET_KEY_LENGTH:
-                raise InsecureSettings(
-                    f"STUDIO_SECRET_KEY must be set to at least {MIN_SECRET_KEY_LENGTH} random characters "
-                    "in production mode (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)."
-                )
+        if self.mode == Mode.production and (not self.secret_key or len(self.secret_key) < MIN_SECRET_KEY_LENGTH):
+            raise InsecureSettings(
+                f"STUDIO_SECRET_KEY must be set to at least {MIN_SECRET_KEY_LENGTH} random characters "
+                "in production mode (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)."
+            )
         return self
 
     @property

@@ -20,20 +20,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fastapi.testclient import TestClient  # noqa: E402
-from sqlmodel import Session, select  # noqa: E402
-from task_pages import measure  # noqa: E402
+from fastapi.testclient import TestClient
+from sqlmodel import Session, select
+from task_pages import measure
 
-from app.config import Settings  # noqa: E402
-from app.main import create_app  # noqa: E402
-from app.migrate import upgrade  # noqa: E402
-from app.models import Instance, Role, Task  # noqa: E402
-from app.rendering import InstructionSpec, lint_on_instances  # noqa: E402
-from app.schemas import UserCreate  # noqa: E402
-from app.services import instructions as instruction_service  # noqa: E402
-from app.services import users as user_service  # noqa: E402
-from bench.filling import fill  # noqa: E402
-from tests.scratch import scratch_database, throwaway_folder  # noqa: E402
+from app.config import Settings
+from app.main import create_app
+from app.migrate import upgrade
+from app.models import Instance, Role, Task
+from app.rendering import InstructionSpec, lint_on_instances
+from app.schemas import UserCreate
+from app.services import instructions as instruction_service
+from app.services import users as user_service
+from bench.filling import fill
+from tests.scratch import scratch_database, throwaway_folder
 
 SPEC = InstructionSpec(text="Answer the question about the chart. {% if options %}Choose one option.{% endif %}",
                        output_template="The answer is {{ raw_output }}.")

@@ -36,11 +36,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import orjson  # noqa: E402
-from sqlalchemy import create_engine, insert, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+import orjson
+from sqlalchemy import create_engine, insert, text
+from sqlalchemy.engine import make_url
 
-from app.exports.files import (  # noqa: E402
+from app.exports.files import (
     ARRAY_FIRST_LEAD,
     ARRAY_LEAD,
     ARRAY_OPENING,
@@ -51,11 +51,11 @@ from app.exports.files import (  # noqa: E402
     stage1_parquet_writer,
     stage1_schema,
 )
-from app.exports.validate import validate_version  # noqa: E402
-from app.migrate import alembic_config  # noqa: E402
-from app.models import Instruction, InstructionVersion, utcnow  # noqa: E402
-from bench.filling import fill  # noqa: E402
-from tests.scratch import bare_postgres, scratch_database, throwaway_folder  # noqa: E402
+from app.exports.validate import validate_version
+from app.migrate import alembic_config
+from app.models import Instruction, InstructionVersion, utcnow
+from bench.filling import fill
+from tests.scratch import bare_postgres, scratch_database, throwaway_folder
 
 INSTRUCTION = "Look at the image and answer the question. Choose the best option if options are given."
 

@@ -25,7 +25,7 @@ import yaml
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench import realistic  # noqa: E402
+from bench import realistic
 
 COLOURS = ["red", "green", "blue", "yellow", "purple", "orange", "black", "white"]
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.scratch import bare_postgres, scratch_database, throwaway_folder  # noqa: E402
+from tests.scratch import bare_postgres, scratch_database, throwaway_folder
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -35,8 +35,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.export_bench import approve_every_task  # noqa: E402
-from tests.scratch import throwaway_folder  # noqa: E402
+from bench.export_bench import approve_every_task
+from tests.scratch import throwaway_folder
 
 ROOT = Path(__file__).resolve().parent.parent
 BUCKET = "studio-bench"

@@ -29,23 +29,23 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fastapi.testclient import TestClient  # noqa: E402
-from sqlalchemy import func, insert, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
-from sqlmodel import Session, select  # noqa: E402
+from fastapi.testclient import TestClient
+from sqlalchemy import func, insert, text
+from sqlalchemy.engine import make_url
+from sqlmodel import Session, select
 
-from app.config import Settings  # noqa: E402
-from app.main import create_app  # noqa: E402
-from app.migrate import alembic_config  # noqa: E402
-from app.models import Instance, Role, SpotCheckItem, Task, User, utcnow  # noqa: E402
-from app.services import instructions as instruction_service  # noqa: E402
-from app.services import spot_checks  # noqa: E402
-from app.services.sampling import sample_instances  # noqa: E402
-from app.services.tasks import refresh_instance_counts  # noqa: E402
-from bench.filling import fill  # noqa: E402
-from tests.factories import login, make_user  # noqa: E402
-from tests.scratch import scratch_database, throwaway_folder  # noqa: E402
-from tests.swarm import run_swarm  # noqa: E402
+from app.config import Settings
+from app.main import create_app
+from app.migrate import alembic_config
+from app.models import Instance, Role, SpotCheckItem, Task, User, utcnow
+from app.services import instructions as instruction_service
+from app.services import spot_checks
+from app.services.sampling import sample_instances
+from app.services.tasks import refresh_instance_counts
+from bench.filling import fill
+from tests.factories import login, make_user
+from tests.scratch import scratch_database, throwaway_folder
+from tests.swarm import run_swarm
 
 ITEM_MARK = 'data-item-id="'
 

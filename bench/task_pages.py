@@ -21,18 +21,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fastapi.testclient import TestClient  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
-from sqlmodel import Session  # noqa: E402
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import make_url
+from sqlmodel import Session
 
-from app.config import Settings  # noqa: E402
-from app.main import create_app  # noqa: E402
-from app.migrate import alembic_config  # noqa: E402
-from app.models import Role  # noqa: E402
-from app.schemas import UserCreate  # noqa: E402
-from app.services import users as user_service  # noqa: E402
-from bench.filling import fill  # noqa: E402
-from tests.scratch import scratch_database, throwaway_folder  # noqa: E402
+from app.config import Settings
+from app.main import create_app
+from app.migrate import alembic_config
+from app.models import Role
+from app.schemas import UserCreate
+from app.services import users as user_service
+from bench.filling import fill
+from tests.scratch import scratch_database, throwaway_folder
 
 
 def measure(client: TestClient, path: str, repeat: int, headers: dict | None = None) -> dict[str, float]:

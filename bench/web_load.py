@@ -31,20 +31,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import httpx2  # noqa: E402
-from sqlalchemy import text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
-from sqlmodel import Session, select  # noqa: E402
+import httpx2
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlmodel import Session, select
 
-from app.config import Settings  # noqa: E402
-from app.main import create_app  # noqa: E402
-from app.migrate import alembic_config  # noqa: E402
-from app.models import Instance, Role, Task  # noqa: E402
-from bench.filling import fill  # noqa: E402
-from bench.review_bench import add_big_task, free_port, open_work, percentile  # noqa: E402
-from tests.factories import PASSWORD, csrf_from, make_user  # noqa: E402
-from tests.scratch import scratch_database, throwaway_folder  # noqa: E402
-from tests.swarm import ITEM  # noqa: E402
+from app.config import Settings
+from app.main import create_app
+from app.migrate import alembic_config
+from app.models import Instance, Role, Task
+from bench.filling import fill
+from bench.review_bench import add_big_task, free_port, open_work, percentile
+from tests.factories import PASSWORD, csrf_from, make_user
+from tests.scratch import scratch_database, throwaway_folder
+from tests.swarm import ITEM
 
 # (name, weight): what a team's day looks like, roughly; "next" is a next-item request plus its decision.
 MIX = [("dashboard", 1), ("tasks", 2), ("tasks_search", 1), ("task", 2), ("instances", 2), ("instance", 1),

@@ -32,25 +32,25 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlmodel import Session, select  # noqa: E402
+from sqlmodel import Session, select
 
-from app.config import Settings  # noqa: E402
-from app.main import create_app  # noqa: E402
-from app.migrate import upgrade  # noqa: E402
-from app.models import Instance, InstructionVersion, Job, Task  # noqa: E402
-from app.schemas import PreviewIn  # noqa: E402
-from app.services import models as model_service  # noqa: E402
-from app.services import previews  # noqa: E402
-from app.services.demo import load_demo  # noqa: E402
-from app.services.sampling import sample_instances  # noqa: E402
-from app.services.tasks import refresh_instance_counts  # noqa: E402
-from app.specs import render_instance, spec_of_version  # noqa: E402
-from app.storage import MediaStore  # noqa: E402
-from tests.scratch import throwaway_folder  # noqa: E402
-from worker.__main__ import Worker  # noqa: E402
-from worker.loading import load  # noqa: E402
-from worker.preview import answer, open_rgb, prepare  # noqa: E402
-from worker.tiny_model import build_tiny_model  # noqa: E402
+from app.config import Settings
+from app.main import create_app
+from app.migrate import upgrade
+from app.models import Instance, InstructionVersion, Job, Task
+from app.schemas import PreviewIn
+from app.services import models as model_service
+from app.services import previews
+from app.services.demo import load_demo
+from app.services.sampling import sample_instances
+from app.services.tasks import refresh_instance_counts
+from app.specs import render_instance, spec_of_version
+from app.storage import MediaStore
+from tests.scratch import throwaway_folder
+from worker.__main__ import Worker
+from worker.loading import load
+from worker.preview import answer, open_rgb, prepare
+from worker.tiny_model import build_tiny_model
 
 
 def wait_for(session: Session, job_id: int, timeout: float = 120, every_s: float = 0.1) -> Job:

@@ -6,6 +6,7 @@ caller can check that no item went to two reviewers and that every accepted deci
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
@@ -92,10 +93,8 @@ def run_swarm(base_url: str, emails: list[str], *, queue: str = "spot", seconds:
                                                         seconds, result, lock, start)) for email in emails]
     for thread in threads:
         thread.start()
-    try:
+    with contextlib.suppress(threading.BrokenBarrierError):  # someone could not sign in: recorded in problems
         start.wait(timeout=120)
-    except threading.BrokenBarrierError:
-        pass  # someone could not sign in: recorded in problems
     started = time.monotonic()
     for thread in threads:
         thread.join()

@@ -42,13 +42,15 @@ def test_datasets_create_update_and_their_errors(client, db, as_role):
     assert dataset["name"] == "ScienceQA" and dataset["citation"] is None
     conflict = client.post("/api/v1/datasets", headers=auth, json={"name": "ScienceQA"})
     assert conflict.status_code == 409
-    assert conflict.json()["error"] == {"code": "conflict", "message": "A source dataset named ScienceQA already exists.",
+    assert conflict.json()["error"] == {"code": "conflict",
+                                        "message": "A source dataset named ScienceQA already exists.",
                                         "fields": {"name": "already taken"}}
     invalid = client.post("/api/v1/datasets", headers=auth, json={"name": "A/B", "url": "nope"})
     assert invalid.status_code == 422
     fields = invalid.json()["error"]["fields"]
     assert set(fields) == {"name", "url"} and "neither '+' nor '/'" in fields["name"]
-    updated = client.put(f"/api/v1/datasets/{dataset['id']}", headers=auth, json={"name": "ScienceQA", "licence": "MIT"})
+    updated = client.put(f"/api/v1/datasets/{dataset['id']}", headers=auth,
+                         json={"name": "ScienceQA", "licence": "MIT"})
     assert updated.status_code == 200 and updated.json()["licence"] == "MIT" and updated.json()["url"] is None
     listed = client.get("/api/v1/datasets", headers=auth).json()
     assert [d["name"] for d in listed] == ["ScienceQA"]
@@ -70,7 +72,8 @@ def test_admins_manage_users_through_the_api(client, db, as_role):
     assert patched.json()["roles"] == ["author", "reviewer"] and patched.json()["native_english"] is True
     users = client.get("/api/v1/users", headers=auth).json()
     assert "rev@lab.org" in [u["email"] for u in users]
-    bad = client.post("/api/v1/users", headers=auth, json={"email": "x@lab.org", "display_name": "X", "roles": ["king"]})
+    bad = client.post("/api/v1/users", headers=auth,
+                      json={"email": "x@lab.org", "display_name": "X", "roles": ["king"]})
     assert bad.status_code == 422 and "roles.0" in bad.json()["error"]["fields"]
 
 

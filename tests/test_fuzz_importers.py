@@ -1,7 +1,8 @@
 """Every importer fuzzed with mutations of a valid file: bytes flipped, inserted, deleted and truncated,
 hostile tokens (NUL, lone surrogates, byte-order marks, NaN, deep nesting, U+2028), lines repeated, and
-any value of the document (a record's field, a task's group, a join key) replaced with arbitrary JSON. Each run must end in a report or in the one clear error an
-import gives for its input (`requests.failure` has words for it), never in another exception; and nothing
+any value of the document (a record's field, a task's group, a join key) replaced with arbitrary JSON. Each run
+must end in a report or in the one clear error an import gives for its input (`requests.failure` has words for
+it), never in another exception; and nothing
 may be half-stored: every stored instance has its task and its image (row and file), task counts are
 right, and an all-or-nothing import that refused its file changed nothing.
 
@@ -213,7 +214,7 @@ def test_a_mutated_file_gets_a_report_or_one_clear_error_and_nothing_half_stored
             before = [session.exec(select(func.count()).select_from(model)).one() for model in guarded]
         try:
             wanted.run(engine=engine, media=media, located=wanted.locate(incoming), actor_id=None)
-        except Exception as error:  # noqa: BLE001 - what matters is which: only the ones with words are fine
+        except Exception as error:  # what matters is which: only the ones with words are fine
             if failure(error, wanted) is None:
                 raise
             with Session(engine) as session:

@@ -19,7 +19,8 @@ from app.models import Instance, Task
 from app.storage import MediaStore
 
 ROWS = [
-    {"id": 1, "question": "Which bar is tallest?", "answer": "blue", "choices": '["red", "blue"]', "file_name": "c.png"},
+    {"id": 1, "question": "Which bar is tallest?", "answer": "blue", "choices": '["red", "blue"]',
+     "file_name": "c.png"},
     {"id": 2, "question": "How many bars?", "answer": "3", "choices": "", "file_name": "c.png"},
     {"id": 3, "question": "Title?", "answer": "Sales", "choices": "Sales|Costs|Both", "file_name": None},
 ]
@@ -88,7 +89,8 @@ def test_parquet_and_a_save_to_disk_folder(app, db, settings, image_root, tmp_pa
     check_imported(db)
     folder = tmp_path / "saved"
     folder.mkdir()
-    with pa.OSFile(str(folder / "data-00000-of-00001.arrow"), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as out:
+    with pa.OSFile(str(folder / "data-00000-of-00001.arrow"), "wb") as sink, \
+            pa.ipc.new_stream(sink, table.schema) as out:
         out.write_table(table)
     (folder / "dataset_info.json").write_text("{}")
     again = run(app, settings, image_root, folder, mapping())

@@ -77,7 +77,8 @@ def count(db, model) -> int:
 
 
 def test_a_clean_file_imports_tasks_datasets_images_and_instances(app, db, settings, images, tmp_path):
-    rows = [record(k) for k in range(5)] + [record(k, task="colour", dataset="OTHER", img_path="blue.png") for k in range(3)]
+    rows = [record(k) for k in range(5)] + [record(k, task="colour", dataset="OTHER", img_path="blue.png")
+                                            for k in range(3)]
     rows.append(record(9, img_path=None, input_text=None, raw_output=3))  # text-only, numeric answer
     report = importer(app, settings, images, chunk_size=4).run(write_jsonl(tmp_path / "in.jsonl", rows))
     assert (report.imported, report.duplicates, report.rejected_count) == (9, 0, 0)
@@ -184,13 +185,15 @@ def test_max_per_task_keeps_a_seeded_sample_and_takes_all_of_small_tasks(app, db
     InstanceImporter(engine, MediaStore(tmp_path / "media2"), ImportOptions(image_root=images, max_per_task=10,
                                                                            seed=3)).run(path)
     with engine.connect() as connection:
-        again = set(connection.execute(select(Instance.source_id).join(Task).where(Task.name == "SHAPES+big")).scalars())
+        again = set(connection.execute(select(Instance.source_id).join(Task)
+                                       .where(Task.name == "SHAPES+big")).scalars())
     engine.dispose()
     assert again == chosen
 
 
 def test_images_are_refused_without_an_image_root(app, db, settings, tmp_path):
-    report = importer(app, settings, None).run(write_jsonl(tmp_path / "in.jsonl", [record(1), record(2, img_path=None)]))
+    report = importer(app, settings, None).run(write_jsonl(tmp_path / "in.jsonl",
+                                                           [record(1), record(2, img_path=None)]))
     assert report.imported == 1
     assert report.rejected[0].field == "img_path" and "no image root" in report.rejected[0].reason
 

@@ -9,7 +9,6 @@ from sqlalchemy import update
 from sqlmodel import select
 
 from app.models import Instance, Job, ModelOutput, Role, utcnow
-from app.services import previews
 from app.services.demo import load_demo
 from tests.factories import make_user, soup
 from tests.review_helpers import signed_in

@@ -108,7 +108,7 @@ def test_a_local_tokenizer_counts_prompts_when_configured(tmp_path):
     from app.rendering import lint_on_instances
     from app.tokens import TokenizerUnavailable, token_counter
 
-    words = "a b c d e f g h".split()
+    words = ["a", "b", "c", "d", "e", "f", "g", "h"]
     tokenizer = Tokenizer(models.WordLevel({w: i for i, w in enumerate(["[UNK]", *words])}, unk_token="[UNK]"))
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
     tokenizer.save(str(tmp_path / "tokenizer.json"))

@@ -180,7 +180,8 @@ class ZipSource:
 class TarSource:
     def __init__(self, path: Path):
         try:
-            self.archive = tarfile.open(path, mode="r:")  # uncompressed: members are read by seeking
+            # Kept open for the source's life (closed by close()): members are read by seeking, uncompressed.
+            self.archive = tarfile.open(path, mode="r:")  # noqa: SIM115
             members = self.archive.getmembers()
         except (tarfile.TarError, OSError) as error:
             raise ImageSourceInvalid(f"image root {path.name} is not a readable uncompressed tar archive "

@@ -45,7 +45,7 @@ def load_with_lines(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8-sig")
         _refuse_deep_brackets(path, text)
-        document = yaml.load(text, Loader=LineLoader)  # noqa: S506 - a SafeLoader
+        document = yaml.load(text, Loader=LineLoader)  # LineLoader is a SafeLoader
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         raise MalformedFile(path, mark.line + 1 if mark else 1,
