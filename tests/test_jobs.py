@@ -218,3 +218,14 @@ def test_instructions_imported_from_the_browser_belong_to_who_started_it(app, cl
     assert job.result["submitted"] == ["DOCS+qa / main v1"]
     assert db.exec(select(Instruction.author_id)).one() == author.id
     assert db.exec(select(InstructionVersion.author_id)).one() == author.id
+
+
+def test_a_job_of_an_unknown_kind_is_refused_before_it_is_queued(app, db):
+    """Every kind has a worker handler; a typo would otherwise queue a job nobody ever claims."""
+    from app.models import JobKind
+    from worker.__main__ import HANDLERS
+
+    assert set(HANDLERS) == set(JobKind)
+    with pytest.raises(ValueError, match="'imprt' is not a valid JobKind"):
+        job_service.enqueue(db, kind="imprt", payload={}, created_by_id=None)
+    assert db.exec(select(Job)).all() == []

@@ -17,7 +17,7 @@ from datetime import timedelta
 
 from app.config import Settings
 from app.db import make_engine
-from app.models import JobStatus
+from app.models import JobKind, JobStatus
 from worker.context import JobCancelled, JobContext
 from worker.queue import LeaseLost, claim, finish, requeue_expired
 
@@ -60,8 +60,8 @@ def _run_score(settings, context, payload):
     return run_score(settings, context, payload)
 
 
-HANDLERS = {"import": _run_import, "lint": _run_lint, "export": _run_export, "preview": _run_preview,
-            "finetune": _run_finetune, "score": _run_score}
+HANDLERS = {JobKind.import_: _run_import, JobKind.lint: _run_lint, JobKind.export: _run_export,
+            JobKind.preview: _run_preview, JobKind.finetune: _run_finetune, JobKind.score: _run_score}
 
 
 class Worker:

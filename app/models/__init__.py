@@ -16,6 +16,7 @@ from app.models.operations import (
     ConversationPool,
     DatasetVersion,
     Job,
+    JobKind,
     JobMetric,
     JobStatus,
     ModelOutput,
@@ -42,7 +43,7 @@ metadata = SQLModel.metadata
 __all__ = [
     "ApiToken", "AuditEvent", "ConversationItem", "ConversationPool", "DatasetVersion", "Decision", "Image",
     "ImagePlacement", "Instance", "InstanceScore", "InstanceStatus", "Instruction", "InstructionStatus",
-    "InstructionVersion", "Job", "JobMetric", "JobStatus", "ModelOutput", "OptionsStyle", "QcStatus",
+    "InstructionVersion", "Job", "JobKind", "JobMetric", "JobStatus", "ModelOutput", "OptionsStyle", "QcStatus",
     "RegisteredModel", "Review", "ReviewSubject", "Role", "SignInCount", "SignInSession", "SolveTest",
     "SolveTestItem", "SourceDataset",
     "SpotCheck", "SpotCheckItem", "SpotVerdict", "Task", "TaskGroup", "TaskStatus", "User", "UserRole",

@@ -20,6 +20,17 @@ class JobStatus(StrEnum):
     cancelled = "cancelled"
 
 
+class JobKind(StrEnum):
+    """What a job does; the worker has one handler per kind (`worker/__main__.py`)."""
+
+    import_ = "import"  # a dataset into tasks and instances
+    lint = "lint"  # a draft instruction checked on every instance of a big task
+    export = "export"  # a dataset version's files
+    preview = "preview"  # a model's answers on a task's instances
+    finetune = "finetune"  # the two-stage recipe
+    score = "score"  # a model's loss on every instance of a task, for the doubt ranking
+
+
 class VersionStatus(StrEnum):
     building = "building"
     ready = "ready"
@@ -47,13 +58,14 @@ class AuditEvent(SQLModel, table=True):
 class Job(SQLModel, table=True):
     __table_args__ = (
         one_of("status", JobStatus),
+        one_of("kind", JobKind, name="kind"),
         Index("ix_job_status_lease_expires_at", "status", "lease_expires_at"),  # claim and requeue
         Index("ix_job_kind_id", "kind", "id"),  # the Jobs page, newest first, by kind
         Index("ix_job_created_by_id_id", "created_by_id", "id"),  # ... and by who started them
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    kind: str = Field(max_length=40, description="preview, finetune, export, import, ...")
+    kind: str = Field(max_length=40, description="A JobKind: preview, finetune, export, import, ...")
     payload: dict[str, Any] = json_field(nullable=False, default_factory=dict)
     status: str = Field(default=JobStatus.queued, max_length=20)
     priority: int = Field(default=0)

@@ -10,6 +10,7 @@ from app.failures import Invalid
 from app.forms import FormDep, validate_form
 from app.ingest import IMPORT_FORMATS
 from app.ingest.requests import SAMPLED, WITH_IMAGES, request_model
+from app.models import JobKind
 from app.services import jobs as job_service
 from app.templating import render, see_other
 
@@ -41,7 +42,7 @@ def start_import(request: Request, session: SessionDep, user: CurrentUser, form:
         wanted.locate(request.app.state.settings.resolved_import_root)
     except Invalid as error:
         return _page(request, session, values=form, error=error)
-    job = job_service.enqueue(session, kind="import", created_by_id=user.id,
+    job = job_service.enqueue(session, kind=JobKind.import_, created_by_id=user.id,
                               payload={**wanted.model_dump(exclude_none=True), "actor_id": user.id})
     return see_other(request, f"/jobs/{job.id}")
 
@@ -57,4 +58,4 @@ def _page(request: Request, session, *, values, error: Invalid | None = None):
                   values=values, formats=IMPORT_FORMATS, with_images=WITH_IMAGES, sampled=SAMPLED,
                   errors=error.fields if error else {}, message=error.message if error else None,
                   root=request.app.state.settings.resolved_import_root,
-                  jobs=job_service.recent_jobs(session, kind="import"))
+                  jobs=job_service.recent_jobs(session, kind=JobKind.import_))

@@ -10,7 +10,7 @@ from app import access
 from app.deps import ANY_ROLE, BlindfoldDep, CurrentPrincipal, CurrentUser, RowId, SessionDep, require
 from app.failures import Conflict, Invalid, NotFound
 from app.forms import FormDep, validate_form
-from app.models import ImagePlacement, OptionsStyle
+from app.models import ImagePlacement, JobKind, OptionsStyle
 from app.overlap import most_similar
 from app.rendering import lint_templates
 from app.schemas import DraftIn
@@ -113,7 +113,7 @@ def lint_everything(request: Request, session: SessionDep, user: CurrentUser, bl
             return render_page(request, "instructions/_lint_all.html", issues=issues, checked=task.instance_count)
         except instruction_service.LintTooSlow:
             pass  # the whole check, as a job
-    job = job_service.enqueue(session, kind="lint", created_by_id=user.id, payload={
+    job = job_service.enqueue(session, kind=JobKind.lint, created_by_id=user.id, payload={
         "task_id": task.id, "spec": asdict(spec), "token_budget": settings.prompt_token_budget,
         "skip_instance_ids": sorted(blindfold.hidden),
         "tokenizer_path": str(settings.tokenizer_path) if settings.tokenizer_path else None})

@@ -9,14 +9,13 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from app import access
 from app.deps import ANY_ROLE, BlindfoldDep, CurrentPrincipal, RowId, SessionDep
-from app.models import JobStatus
+from app.models import JobKind, JobStatus
 from app.services import job_views
 from app.services import jobs as job_service
 from app.services import users as user_service
 from app.templating import render
 
 router = APIRouter(prefix="/jobs", tags=["pages"], include_in_schema=False)
-KINDS = ("import", "lint", "export", "preview", "finetune", "score")
 
 
 def job_filters(kind: Annotated[str | None, Query(max_length=40)] = None,
@@ -33,7 +32,7 @@ def job_list(request: Request, session: SessionDep, filters: Annotated[job_servi
     size = request.app.state.settings.page_size
     jobs = job_service.list_jobs(session, filters=filters, before_id=int(before) if before else None, limit=size + 1)
     return render(request, "jobs/list.html", "jobs/_table.html", jobs=jobs[:size],
-                  older=jobs[size - 1].id if len(jobs) > size else None, filters=filters, kinds=KINDS,
+                  older=jobs[size - 1].id if len(jobs) > size else None, filters=filters, kinds=tuple(JobKind),
                   statuses=list(JobStatus), users=user_service.list_users(session))
 
 

@@ -9,6 +9,7 @@ from app import access
 from app.deps import ANY_ROLE, BlindfoldDep, CurrentUser, RowId, SessionDep, require
 from app.failures import Invalid
 from app.forms import FormDep, validate_form
+from app.models import JobKind
 from app.schemas import PreviewIn, ScoreIn
 from app.services import job_views, previews, scores
 from app.services import jobs as job_service
@@ -25,7 +26,7 @@ PREVIEWERS = require(access.PREVIEWERS)
 @router.get("/models", dependencies=[ANY_ROLE])
 def model_list(request: Request, session: SessionDep):
     return render(request, "models/page.html", models=model_service.list_models(session),
-                  previews=job_service.recent_jobs(session, kind="preview"))
+                  previews=job_service.recent_jobs(session, kind=JobKind.preview))
 
 
 @router.get("/models/{model_id}", dependencies=[ANY_ROLE])
@@ -34,8 +35,9 @@ def model_detail(request: Request, session: SessionDep, model_id: RowId):
     fine-tunes started from it."""
     model = model_service.get(session, model_id=model_id)
     return render(request, "models/detail.html", model=model, **model_service.provenance(session, model=model),
-                  previews=job_service.list_jobs(session, filters=JobFilters(kind="preview", model_ids=(model.id,))),
-                  finetunes=job_service.list_jobs(session, filters=JobFilters(kind="finetune",
+                  previews=job_service.list_jobs(session,
+                                                 filters=JobFilters(kind=JobKind.preview, model_ids=(model.id,))),
+                  finetunes=job_service.list_jobs(session, filters=JobFilters(kind=JobKind.finetune,
                                                                               base_model_id=model.id)))
 
 
@@ -77,7 +79,7 @@ def compare_previews(request: Request, session: SessionDep, blindfold: Blindfold
 
 def _preview_job(session, job_id: int):
     job = job_service.get_job(session, job_id=job_id)
-    if job.kind != "preview":
+    if job.kind != JobKind.preview:
         raise Invalid(f"Job {job_id} is not a preview.", fields={"job_id": "not a preview"})
     return job
 

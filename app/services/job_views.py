@@ -9,7 +9,7 @@ from typing import Any
 from sqlmodel import Session
 
 from app.charts import change_chart, loss_chart
-from app.models import DatasetVersion, Job, RegisteredModel
+from app.models import DatasetVersion, Job, JobKind, RegisteredModel
 from app.services import blinding, previews
 from app.services import jobs as job_service
 from app.services import tasks as task_service
@@ -19,9 +19,9 @@ from app.services.blinding import Blindfold
 def job_context(session: Session, job: Job, blindfold: Blindfold = blinding.NONE) -> dict[str, Any]:
     """`blindfold`: a preview shows no output on an instance whose target the viewer must not see."""
     context: dict[str, Any] = {"job": job, "terminal": job.status in job_service.TERMINAL}
-    if job.kind == "finetune":
+    if job.kind == JobKind.finetune:
         context.update(finetune_view(session, job))
-    elif job.kind == "preview":
+    elif job.kind == JobKind.preview:
         context.update(preview_view(session, job, terminal=context["terminal"], blindfold=blindfold))
     return context
 
@@ -50,7 +50,7 @@ def preview_view(session: Session, job: Job, *, terminal: bool, blindfold: Blind
     rows, others = [], []
     if terminal:
         rows = previews.results(session, job=job, blindfold=blindfold)
-        same_task = job_service.JobFilters(kind="preview", status="succeeded", task_id=job.payload["task_id"])
+        same_task = job_service.JobFilters(kind=JobKind.preview, status="succeeded", task_id=job.payload["task_id"])
         others = [other for other in job_service.list_jobs(session, filters=same_task) if other.id != job.id]
     return {"rows": rows, "others": others, "score": sum(row.matched for row in rows) / len(rows) if rows else None,
             "task": task_service.get_task(session, task_id=job.payload["task_id"]),

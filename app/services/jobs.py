@@ -9,14 +9,16 @@ from sqlalchemy import update
 from sqlmodel import Session, select
 
 from app.failures import Conflict, Forbidden, NotFound
-from app.models import Job, JobMetric, JobStatus, utcnow
+from app.models import Job, JobKind, JobMetric, JobStatus, utcnow
 from app.services import audit
 
 TERMINAL = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled})
 
 
-def enqueue(session: Session, *, kind: str, payload: dict[str, Any], created_by_id: int | None,
+def enqueue(session: Session, *, kind: JobKind, payload: dict[str, Any], created_by_id: int | None,
             max_attempts: int = 3) -> Job:
+    """A job of a kind the worker handles (an unknown kind is a ValueError here, not a job nobody claims)."""
+    kind = JobKind(kind)
     job = Job(kind=kind, payload=payload, created_by_id=created_by_id, max_attempts=max_attempts)
     session.add(job)
     session.flush()

@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 
 from app.answers import matches
 from app.failures import Invalid
-from app.models import Image, Instance, InstructionVersion, Job, ModelOutput
+from app.models import Image, Instance, InstructionVersion, Job, JobKind, ModelOutput
 from app.schemas import PreviewIn
 from app.services import blinding, jobs, models
 from app.services.blinding import Blindfold
@@ -22,7 +22,7 @@ def start(session: Session, *, task_id: int, data: PreviewIn, actor_id: int | No
     """Queues a preview of a registered model on the task (bounds are checked by `PreviewIn`)."""
     model = models.get(session, model_id=data.model_id)
     version = newest_version(session, task_id=task_id, version_id=data.instruction_version_id)
-    return jobs.enqueue(session, kind="preview", created_by_id=actor_id, payload={
+    return jobs.enqueue(session, kind=JobKind.preview, created_by_id=actor_id, payload={
         **data.model_dump(), "task_id": task_id, "instruction_version_id": version.id, "model_id": model.id})
 
 

@@ -18,6 +18,7 @@ from app.models import (
     InstanceScore,
     InstanceStatus,
     Job,
+    JobKind,
     RegisteredModel,
     Task,
     VersionStatus,
@@ -34,7 +35,7 @@ def start(session: Session, *, task_id: int, data: ScoreIn, actor_id: int | None
     get_task(session, task_id=task_id)
     model = models.get(session, model_id=data.model_id)
     version = newest_version(session, task_id=task_id, version_id=data.instruction_version_id)
-    return jobs.enqueue(session, kind="score", created_by_id=actor_id, payload={
+    return jobs.enqueue(session, kind=JobKind.score, created_by_id=actor_id, payload={
         "task_id": task_id, "model_id": model.id, "instruction_version_id": version.id,
         "batch_size": data.batch_size})
 

@@ -22,6 +22,7 @@ from app.models import (
     DatasetVersion,
     Instance,
     InstructionVersion,
+    JobKind,
     RegisteredModel,
     SpotCheckItem,
     Task,
@@ -81,7 +82,7 @@ def create(session: Session, *, spec: ExportSpec, name: str | None, actor_id: in
                                                  if qc_override_reason else {})})
     session.commit()
     if enqueue:
-        job = jobs.enqueue(session, kind="export", payload={"version_id": version.id}, created_by_id=actor_id)
+        job = jobs.enqueue(session, kind=JobKind.export, payload={"version_id": version.id}, created_by_id=actor_id)
         version.job_id = job.id
         session.add(version)
         session.commit()
@@ -285,8 +286,8 @@ def _records_in(version: DatasetVersion, name: str) -> int:
 def model_work(session: Session, *, version_id: int) -> dict:
     """The fine-tunes of a version, and the previews by the models they registered."""
     made = tuple(session.exec(select(RegisteredModel.id).where(RegisteredModel.version_id == version_id)))
-    return {"finetunes": jobs.list_jobs(session, filters=jobs.JobFilters(kind="finetune", version_id=version_id)),
-            "previews": jobs.list_jobs(session, filters=jobs.JobFilters(kind="preview", model_ids=made))
+    return {"finetunes": jobs.list_jobs(session, filters=jobs.JobFilters(kind=JobKind.finetune, version_id=version_id)),
+            "previews": jobs.list_jobs(session, filters=jobs.JobFilters(kind=JobKind.preview, model_ids=made))
             if made else []}
 
 
@@ -296,5 +297,5 @@ def start_finetune(session: Session, *, version_id: int, data: FinetuneIn, actor
     if version.status != VersionStatus.ready:
         raise Conflict(f"Version {version.name} is {version.status}: only a ready version can be trained on.")
     model_service.get(session, model_id=data.base_model_id)
-    return jobs.enqueue(session, kind="finetune", payload={"version_id": version.id, **data.model_dump()},
+    return jobs.enqueue(session, kind=JobKind.finetune, payload={"version_id": version.id, **data.model_dump()},
                         created_by_id=actor_id, max_attempts=3)
