@@ -43,6 +43,13 @@ def validate_form(model: type[M], form: FormData, *, lists: tuple[str, ...] = ()
         raise Invalid("Some fields need attention.", fields=fields) from error
 
 
+def defaults_of(model: type[BaseModel]) -> dict[str, object]:
+    """The values a fresh form shows: the schema's defaults (an unset optional field is an empty box), so a
+    template never keeps a copy of them."""
+    return {name: "" if field.default is None else field.default for name, field in model.model_fields.items()
+            if not field.is_required()}
+
+
 def form_feedback(error: Invalid | Conflict | None) -> dict[str, object]:
     """What a form's template needs to show a refusal (a message per field, one for the form) and the status
     to answer with; for a form shown fresh, nothing to show and 200."""

@@ -61,9 +61,9 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
+    from app.schemas.recipe import FinetuneConfig
     from worker.finetune import main as finetune
     from worker.tiny_model import build_tiny_model
-    from worker.training.recipe import FinetuneConfig
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     workdir = throwaway_folder("studio-discovery-bench-")

@@ -33,8 +33,8 @@ def score_planted(model, folder, rows, *, batch_size: int = 16) -> list[ScoreRow
 
 
 def test_planted_wrong_targets_rise_to_the_top_of_the_doubt_ranking(tiny_model, tmp_path):
+    from app.schemas.recipe import FinetuneConfig
     from worker.finetune import main
-    from worker.training.recipe import FinetuneConfig
 
     folder, rows, planted = write_planted_version(tmp_path / "version", records=RECORDS, error_rate=0.05)
     model = main(FinetuneConfig(version=folder, base=tiny_model, out=tmp_path / "run", global_batch_size=8,

@@ -21,6 +21,7 @@ from sqlmodel import select
 
 from app.ingest import CHUNK_SIZE
 from app.models import Instance, Job, JobStatus, Role
+from app.schemas.jobs import ImportPayload
 from app.services import jobs as job_service
 from tests.factories import PASSWORD, alive, csrf_from, make_task, make_user
 
@@ -56,8 +57,7 @@ def test_a_worker_killed_mid_import_loses_and_duplicates_nothing_and_the_retry_f
         for k in range(RECORDS):
             out.write(json.dumps({"instance_id": f"i{k}", "img_path": None, "options": None, "input_text": f"Q{k}?",
                                   "raw_output": f"a{k % 9}", "dataset_name": "BIG", "task_name": f"t{k % 3}"}) + "\n")
-    job = job_service.enqueue(db, kind="import", payload={"format": "unified", "file": "big.jsonl"},
-                              created_by_id=None)
+    job = job_service.enqueue(db, ImportPayload(format="unified", file="big.jsonl"), created_by_id=None)
 
     def instances() -> int:
         db.rollback()  # a fresh snapshot each time

@@ -10,16 +10,19 @@ from PIL import Image as PILImage
 from sqlmodel import select
 
 from app.models import Instance, Job, JobStatus, Role
+from app.schemas.jobs import ImportPayload
 from app.services import jobs as job_service
 from tests.factories import login, make_user, soup
 from worker.__main__ import Worker
 from worker.queue import LeaseLost, claim, finish, heartbeat, requeue_expired
 
 LEASE = timedelta(seconds=30)
+AN_IMPORT = ImportPayload(format="unified", file="in.jsonl")
 
 
 def test_two_workers_never_claim_the_same_job(app, db):
-    first, second = (job_service.enqueue(db, kind="import", payload={"n": n}, created_by_id=None) for n in (1, 2))
+    first, second = (job_service.enqueue(db, ImportPayload(format="unified", file=f"{n}.jsonl"), created_by_id=None)
+                     for n in (1, 2))
     engine = app.state.engine
     a = claim(engine, owner="a", kinds=["import"], lease=LEASE)
     b = claim(engine, owner="b", kinds=["import"], lease=LEASE)
@@ -32,7 +35,7 @@ def test_two_workers_never_claim_the_same_job(app, db):
 
 
 def test_an_expired_lease_is_retried_then_failed(app, db):
-    job = job_service.enqueue(db, kind="import", payload={}, created_by_id=None, max_attempts=2)
+    job = job_service.enqueue(db, AN_IMPORT, created_by_id=None, max_attempts=2)
     engine = app.state.engine
     for attempt in (1, 2):
         claimed = claim(engine, owner=f"w{attempt}", kinds=["import"], lease=timedelta(seconds=-1))  # dies at once
@@ -43,7 +46,7 @@ def test_an_expired_lease_is_retried_then_failed(app, db):
 
 
 def test_a_failure_with_attempts_left_is_queued_again(app, db):
-    job = job_service.enqueue(db, kind="import", payload={}, created_by_id=None, max_attempts=2)
+    job = job_service.enqueue(db, AN_IMPORT, created_by_id=None, max_attempts=2)
     engine = app.state.engine
     claim(engine, owner="w", kinds=["import"], lease=LEASE)
     finish(engine, job_id=job.id, owner="w", status=JobStatus.failed, error="boom")
@@ -56,9 +59,9 @@ def test_a_failure_with_attempts_left_is_queued_again(app, db):
 
 
 def test_cancelling(app, db):
-    queued = job_service.enqueue(db, kind="import", payload={}, created_by_id=None)
+    queued = job_service.enqueue(db, AN_IMPORT, created_by_id=None)
     assert job_service.cancel(db, job_id=queued.id, actor_id=None, is_admin=True).status == JobStatus.cancelled
-    running = job_service.enqueue(db, kind="import", payload={}, created_by_id=None)
+    running = job_service.enqueue(db, AN_IMPORT, created_by_id=None)
     claim(app.state.engine, owner="w", kinds=["import"], lease=LEASE)
     job_service.cancel(db, job_id=running.id, actor_id=None, is_admin=True)
     assert heartbeat(app.state.engine, job_id=running.id, owner="w", lease=LEASE, progress=0.1) is True
@@ -103,7 +106,7 @@ def test_an_import_started_in_the_browser_runs_in_the_worker(app, client, db, se
 def test_a_failing_import_job_says_why(app, client, db, settings):
     settings.resolved_import_root.mkdir(parents=True)
     (settings.resolved_import_root / "bad.json").write_text('[{"instance_id": 1},\n{oops')
-    job = job_service.enqueue(db, kind="import", payload={"format": "unified", "file": "bad.json"},
+    job = job_service.enqueue(db, ImportPayload(format="unified", file="bad.json"),
                               created_by_id=None, max_attempts=1)
     Worker(settings).run_once()
     db.refresh(job)
@@ -156,7 +159,7 @@ def test_the_worker_refuses_what_the_form_refuses_with_the_same_words(app, clien
     payloads = [{"format": "table", "file": "qa.csv", "map": ["q=input"]},
                 {"format": "unified", "file": "../../secret_key"},
                 {"format": "conversations", "file": "qa.csv", "pool": "", "actor_id": 1}]
-    jobs = [job_service.enqueue(db, kind="import", payload=payload, created_by_id=None, max_attempts=1)
+    jobs = [job_service.enqueue(db, ImportPayload(**payload), created_by_id=None, max_attempts=1)
             for payload in payloads]
     for _ in jobs:
         assert Worker(settings).run_once() is True
@@ -220,12 +223,42 @@ def test_instructions_imported_from_the_browser_belong_to_who_started_it(app, cl
     assert db.exec(select(InstructionVersion.author_id)).one() == author.id
 
 
-def test_a_job_of_an_unknown_kind_is_refused_before_it_is_queued(app, db):
-    """Every kind has a worker handler; a typo would otherwise queue a job nobody ever claims."""
+def test_every_kind_has_a_payload_and_a_handler_and_the_database_refuses_any_other(app, db):
+    """A typo in a kind would otherwise queue a job nobody ever claims."""
+    from sqlalchemy.exc import IntegrityError
+
     from app.models import JobKind
+    from app.schemas.jobs import PAYLOADS
     from worker.__main__ import HANDLERS
 
-    assert set(HANDLERS) == set(JobKind)
-    with pytest.raises(ValueError, match="'imprt' is not a valid JobKind"):
-        job_service.enqueue(db, kind="imprt", payload={}, created_by_id=None)
+    assert set(HANDLERS) == set(PAYLOADS) == set(JobKind)
+    db.add(Job(kind="imprt", payload={}))
+    with pytest.raises(IntegrityError):
+        db.commit()
+    db.rollback()
     assert db.exec(select(Job)).all() == []
+
+
+def test_payloads_queued_by_an_earlier_studio_still_read(app, db):
+    """Jobs wait in the queue across an upgrade: the payloads written before they were typed still parse, with
+    the defaults the handlers used to fill in."""
+    from app.schemas.jobs import read
+
+    finetune = read("finetune", {"version_id": 3, "base_model_id": 2, "stage1_lr": 1e-4, "max_steps": None,
+                                 "lora": True, "lora_rank": 4, "a_field_since_removed": 1})
+    assert (finetune.version_id, finetune.stage1_lr, finetune.seed, finetune.eval_per_task) == (3, 1e-4, 0, 20)
+    assert read("score", {"task_id": 1, "model_id": 2, "instruction_version_id": 3}).batch_size == 8
+    lint = read("lint", {"task_id": 1, "spec": {"text": "Answer."}, "token_budget": 2048, "tokenizer_path": None,
+                         "skip_instance_ids": [4]})
+    assert lint.spec.text == "Answer." and lint.skip_instance_ids == [4]
+    imported = read("import", {"format": "table", "file": "qa.csv", "map": ["q=input"], "actor_id": 5})
+    assert imported.actor_id == 5 and imported.request() == {"format": "table", "file": "qa.csv", "map": ["q=input"]}
+
+
+def test_a_payload_that_does_not_fit_its_kind_fails_the_job_saying_which_field(app, db, settings):
+    job = Job(kind="preview", payload={"model_id": 1}, max_attempts=1)
+    db.add(job)
+    db.commit()
+    assert Worker(settings).run_once() is True
+    db.refresh(job)
+    assert job.status == JobStatus.failed and "task_id" in job.error and "Field required" in job.error

@@ -8,6 +8,7 @@ from sqlmodel import select
 
 from app.charts import change_chart, loss_chart, nice_ticks
 from app.models import ConversationPool, Job, JobMetric, JobStatus, Role, Task, utcnow
+from app.schemas.jobs import ExportPayload, ImportPayload
 from app.services import demo_models
 from app.services import jobs as job_service
 from app.services import models as model_service
@@ -39,9 +40,9 @@ def _finetune_job(db, *, version_id: int, base_id: int, user_id: int, skipped: s
 
 def test_the_jobs_page_lists_every_job_filtered_by_kind_status_and_who_started_it(app, db):
     author, other = make_user(db, Role.author), make_user(db, Role.admin)
-    mine = [job_service.enqueue(db, kind="import", payload={"file": f"f{k}.jsonl"}, created_by_id=author.id)
+    mine = [job_service.enqueue(db, ImportPayload(format="unified", file=f"f{k}.jsonl"), created_by_id=author.id)
             for k in range(4)]
-    theirs = job_service.enqueue(db, kind="export", payload={"version_id": 7}, created_by_id=other.id)
+    theirs = job_service.enqueue(db, ExportPayload(version_id=7), created_by_id=other.id)
     client, _ = signed_in(app, author)
     page = soup(client.get("/jobs"))
     kinds = [row["data-kind"] for row in page.select("#jobs tbody tr")]

@@ -16,6 +16,7 @@ from app.config import Settings
 from app.logs import EscapeControlCharacters
 from app.main import create_app
 from app.models import ApiToken, DatasetVersion, Job, JobStatus, Role, VersionStatus, metadata
+from app.schemas.jobs import ExportPayload, ScorePayload
 from app.services import jobs as job_service
 from app.services import users as user_service
 from tests.factories import PASSWORD, bearer, csrf_from, login, make_user, soup
@@ -144,8 +145,9 @@ def test_a_token_may_expire(client, db):
 def test_only_a_jobs_owner_or_an_admin_cancels_it(app, db):
     author, other_author = make_user(db, Role.author), make_user(db, Role.author)
     reviewer, admin = make_user(db, Role.reviewer), make_user(db, Role.admin)
-    mine = job_service.enqueue(db, kind="score", payload={}, created_by_id=reviewer.id)
-    theirs = job_service.enqueue(db, kind="lint", payload={}, created_by_id=author.id)
+    mine = job_service.enqueue(db, ScorePayload(task_id=1, model_id=1, instruction_version_id=1),
+                               created_by_id=reviewer.id)
+    theirs = job_service.enqueue(db, ExportPayload(version_id=1), created_by_id=author.id)
     for who, job, expected in ((other_author, theirs, 403), (reviewer, theirs, 403), (reviewer, mine, 200),
                                (admin, theirs, 200)):
         with TestClient(app, follow_redirects=False) as client:

@@ -30,7 +30,7 @@ def version(tmp_path_factory) -> Path:
 
 
 def config_for(version: Path, base: Path, out: Path, **changes):
-    from worker.training.recipe import FinetuneConfig
+    from app.schemas.recipe import FinetuneConfig
 
     return FinetuneConfig(version=version, base=base, out=out, **{**QUICK, **changes})
 
@@ -124,8 +124,8 @@ def test_the_global_batch_is_split_over_devices_and_accumulation():
 
 
 def test_every_setting_is_documented_and_parsed_from_the_command_line():
+    from app.schemas.recipe import FinetuneConfig
     from worker.finetune import parse_config
-    from worker.training.recipe import FinetuneConfig
 
     assert all(option.metadata.get("help") for option in fields(FinetuneConfig))
     config = parse_config(["--version", "v", "--base", "b", "--out", "o", "--stage2-steps", "0",

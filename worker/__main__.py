@@ -18,6 +18,7 @@ from datetime import timedelta
 from app.config import Settings
 from app.db import make_engine
 from app.models import JobKind, JobStatus
+from app.schemas import jobs as job_payloads
 from worker.context import JobCancelled, JobContext
 from worker.queue import LeaseLost, claim, finish, requeue_expired
 
@@ -85,7 +86,7 @@ class Worker:
         log.info("job %s (%s) attempt %s", job.id, job.kind, job.attempts)
         context = JobContext(self.engine, job.id, self.owner, self.lease)
         try:
-            result = HANDLERS[job.kind](self.settings, context, job.payload)
+            result = HANDLERS[job.kind](self.settings, context, job_payloads.read(job.kind, job.payload))
         except JobCancelled:
             finish(self.engine, job_id=job.id, owner=self.owner, status=JobStatus.cancelled)
         except LeaseLost:

@@ -22,6 +22,7 @@ import shutil
 from dataclasses import asdict
 from pathlib import Path
 
+from app.schemas.recipe import FinetuneConfig
 from worker.training import lifeline
 from worker.training.checkpoints import (
     MARKER,
@@ -31,7 +32,7 @@ from worker.training.checkpoints import (
     remove_incomplete,
 )
 from worker.training.progress import EventLog, StepReporter
-from worker.training.recipe import STAGE_FILES, STAGES, FinetuneConfig, Hardware, StagePlan, plan_stage
+from worker.training.recipe import STAGE_FILES, STAGES, Hardware, StagePlan, plan_stage
 from worker.training.records import RecordIndex
 
 log = logging.getLogger("studio.finetune")

@@ -19,16 +19,16 @@ from sqlmodel import Session, select
 
 from app.config import Settings
 from app.models import DatasetVersion, Job, JobMetric, RegisteredModel, VersionStatus, utcnow
+from app.schemas import recipe
+from app.schemas.jobs import FinetunePayload
+from app.schemas.recipe import FinetuneConfig
 from app.services import models as model_service
 from app.services.version_files import local_copy
 from worker import launch
 from worker.context import JobContext
 from worker.evaluate import compare, evaluate
 from worker.training.progress import read_events
-from worker.training.recipe import FinetuneConfig
 
-RECIPE_FIELDS = ("stage1_lr", "stage2_lr", "stage2_steps", "global_batch_size", "per_device_batch_size",
-                 "max_steps", "save_steps", "seed", "lora", "lora_rank")
 TRAINING_SHARE = (0.05, 0.92)  # of the progress bar; scoring before and after takes the rest
 
 
@@ -131,10 +131,10 @@ def _scores(path: Path, score) -> dict:
     return scores
 
 
-def run_finetune(settings: Settings, context: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
+def run_finetune(settings: Settings, context: JobContext, payload: FinetunePayload) -> dict[str, Any]:
     with Session(context.engine) as session:
-        version = session.get(DatasetVersion, payload["version_id"])
-        base = session.get(RegisteredModel, payload["base_model_id"])
+        version = session.get(DatasetVersion, payload.version_id)
+        base = session.get(RegisteredModel, payload.base_model_id)
         if version is None or version.status != VersionStatus.ready or base is None:
             raise ValueError("the dataset version must be ready and the base model registered")
         version_name, version_id = version.name, version.id
@@ -145,10 +145,9 @@ def run_finetune(settings: Settings, context: JobContext, payload: dict[str, Any
     out = settings.data_dir / "finetunes" / f"job-{context.job_id}"
     out.mkdir(parents=True, exist_ok=True)
     config = FinetuneConfig(version=version_folder, base=base_path, out=out, device=device,
-                            **{name: payload[name] for name in RECIPE_FIELDS if payload.get(name) is not None})
+                            **recipe.chosen(payload))
     launched = launch.for_this_machine(base_path, device)
     follower = Follower(context, launched)
-    per_task = payload.get("eval_per_task", 20)
 
     def score(model: Path, which: str, low: float, high: float) -> dict:
         def report(done: int, total: int) -> None:
@@ -158,7 +157,7 @@ def run_finetune(settings: Settings, context: JobContext, payload: dict[str, Any
         context.progress(low, f"scoring {which} on the validation split", force=True)
         with Session(context.engine) as session:
             return evaluate(session, model_path=str(model), device=device, version_folder=version_folder,
-                            per_task=per_task, seed=payload.get("seed", 0), on_progress=report)
+                            per_task=payload.eval_per_task, seed=payload.seed, on_progress=report)
 
     before = _scores(out / "evaluation-base.json", lambda: score(base_path, "the base model", 0.0,
                                                                  TRAINING_SHARE[0]))

@@ -14,6 +14,7 @@ from app.config import Settings
 from app.db import make_engine
 from app.ingest.records import estimate_records
 from app.ingest.requests import failure, request_model
+from app.schemas.jobs import ImportPayload
 from app.storage import open_media
 from worker.context import JobContext
 
@@ -22,10 +23,9 @@ class ImportFailed(RuntimeError):
     """The import cannot go on; the message is shown on the job's page."""
 
 
-def run_import(settings: Settings, context: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
-    fields = {key: value for key, value in payload.items() if key != "actor_id"}
+def run_import(settings: Settings, context: JobContext, payload: ImportPayload) -> dict[str, Any]:
     try:
-        wanted = request_model(str(fields.get("format")))(**fields)
+        wanted = request_model(payload.format)(**payload.request())
     except ValidationError as error:
         raise ImportFailed(f"the job's request is not valid: {error}") from None
     engine = make_engine(settings.resolved_database_url)
@@ -38,7 +38,7 @@ def run_import(settings: Settings, context: JobContext, payload: dict[str, Any])
             context.progress(fraction, f"{seen:,} records read" + (f" of {total:,}" if total else ""))
 
         report = wanted.run(engine=engine, media=open_media(settings.media_location), located=located,
-                            actor_id=payload.get("actor_id"), on_progress=on_progress)
+                            actor_id=payload.actor_id, on_progress=on_progress)
     except Exception as error:
         message = failure(error, wanted)
         if message is None:

@@ -8,20 +8,19 @@ from sqlmodel import Session
 
 from app.config import Settings
 from app.db import make_engine
-from app.rendering import InstructionSpec
+from app.schemas.jobs import LintPayload
 from app.services.instructions import lint_all
 from app.services.tasks import get_task
 from worker.context import JobContext
 
 
-def run_lint(settings: Settings, context: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
+def run_lint(settings: Settings, context: JobContext, payload: LintPayload) -> dict[str, Any]:
     engine = make_engine(settings.resolved_database_url)
     try:
         with Session(engine) as session:
-            total = get_task(session, task_id=payload["task_id"]).instance_count
-            issues = lint_all(session, task_id=payload["task_id"], spec=InstructionSpec(**payload["spec"]),
-                              token_budget=payload["token_budget"], tokenizer_path=payload.get("tokenizer_path"),
-                              skip=payload.get("skip_instance_ids"),
+            total = get_task(session, task_id=payload.task_id).instance_count
+            issues = lint_all(session, task_id=payload.task_id, spec=payload.spec, token_budget=payload.token_budget,
+                              tokenizer_path=payload.tokenizer_path, skip=payload.skip_instance_ids,
                               on_progress=lambda done: context.progress(done / max(total, 1),
                                                                         f"{done:,} of {total:,} instances checked"))
         return {"issues": issues, "checked": total}

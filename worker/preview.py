@@ -20,6 +20,7 @@ from sqlmodel import Session
 from app.config import Settings
 from app.models import InstructionVersion, ModelOutput, RegisteredModel, utcnow
 from app.rendering import IMAGE_TOKEN
+from app.schemas.jobs import PreviewPayload
 from app.services.sampling import sample_instances
 from app.specs import render_instance, spec_of_version
 from app.storage import open_media
@@ -81,13 +82,13 @@ class Stopwatch(Counter):
         return {name: round(seconds, 4) for name, seconds in self.items()}
 
 
-def run_preview(settings: Settings, context: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
+def run_preview(settings: Settings, context: JobContext, payload: PreviewPayload) -> dict[str, Any]:
     media, clock = open_media(settings.media_location), Stopwatch()
     with clock.phase("sample"), Session(context.engine) as session:
-        registered = session.get(RegisteredModel, payload["model_id"])
-        version = session.get(InstructionVersion, payload["instruction_version_id"])
+        registered = session.get(RegisteredModel, payload.model_id)
+        version = session.get(InstructionVersion, payload.instruction_version_id)
         spec = spec_of_version(version)
-        picked = sample_instances(session, task_id=payload["task_id"], seed=payload["seed"], size=payload["size"])
+        picked = sample_instances(session, task_id=payload.task_id, seed=payload.seed, size=payload.size)
         work = []
         for instance, image in picked:
             rendered, _ = render_instance(spec, instance, has_image=image is not None)
@@ -97,7 +98,7 @@ def run_preview(settings: Settings, context: JobContext, payload: dict[str, Any]
         context.progress(0.02, f"loading {registered.name}", force=True)
     with clock.phase("load"):
         loaded = load(registered.path, registered.dtype, registered.device)
-    rows, done, batch_size = [], 0, payload["batch_size"]
+    rows, done, batch_size = [], 0, payload.batch_size
     for has_image in (True, False):
         group = [item for item in work if (item[2] is not None) == has_image]
         for start in range(0, len(group), batch_size):
@@ -106,7 +107,7 @@ def run_preview(settings: Settings, context: JobContext, payload: dict[str, Any]
                 images = [open_rgb(media.open(sha)) for _, _, sha in batch] if has_image else None
                 inputs = prepare(loaded, [prompt for _, prompt, _ in batch], images)
             started = time.perf_counter()
-            answers = answer(loaded, inputs, max_new_tokens=payload["max_new_tokens"])
+            answers = answer(loaded, inputs, max_new_tokens=payload.max_new_tokens)
             seconds = time.perf_counter() - started
             clock["generate"] += seconds
             rows += [{"job_id": context.job_id, "instance_id": instance_id,

@@ -32,6 +32,7 @@ from app.models import (
     utcnow,
 )
 from app.rendering import InstructionSpec, TemplateProblem, render
+from app.schemas.jobs import ScorePayload
 from app.specs import spec_of_version, template_fields
 from app.storage import open_media
 from worker.context import JobContext
@@ -126,12 +127,12 @@ def _question(spec: InstructionSpec, instance: Instance, image) -> Question | No
     return Question(rendered.prompt, rendered.target, image, answers)
 
 
-def run_score(settings: Settings, context: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
+def run_score(settings: Settings, context: JobContext, payload: ScorePayload) -> dict[str, Any]:
     media, started = open_media(settings.media_location), time.perf_counter()
-    task_id, batch_size = payload["task_id"], payload.get("batch_size", 8)
+    task_id, batch_size = payload.task_id, payload.batch_size
     with Session(context.engine) as session:
-        registered = session.get(RegisteredModel, payload["model_id"])
-        version = session.get(InstructionVersion, payload["instruction_version_id"])
+        registered = session.get(RegisteredModel, payload.model_id)
+        version = session.get(InstructionVersion, payload.instruction_version_id)
         spec = spec_of_version(version)
         active = (Instance.task_id == task_id) & (Instance.status == InstanceStatus.active)
         total = session.exec(select(func.count()).select_from(Instance).where(active)).one()

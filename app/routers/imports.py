@@ -11,6 +11,7 @@ from app.forms import FormDep, validate_form
 from app.ingest import IMPORT_FORMATS
 from app.ingest.requests import SAMPLED, WITH_IMAGES, request_model
 from app.models import JobKind
+from app.schemas.jobs import ImportPayload
 from app.services import jobs as job_service
 from app.templating import render, see_other
 
@@ -42,8 +43,8 @@ def start_import(request: Request, session: SessionDep, user: CurrentUser, form:
         wanted.locate(request.app.state.settings.resolved_import_root)
     except Invalid as error:
         return _page(request, session, values=form, error=error)
-    job = job_service.enqueue(session, kind=JobKind.import_, created_by_id=user.id,
-                              payload={**wanted.model_dump(exclude_none=True), "actor_id": user.id})
+    job = job_service.enqueue(session, ImportPayload(**wanted.model_dump(exclude_none=True), actor_id=user.id),
+                              created_by_id=user.id)
     return see_other(request, f"/jobs/{job.id}")
 
 

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from fastapi import APIRouter, Request
 
 from app import access
 from app.deps import ANY_ROLE, BlindfoldDep, CurrentPrincipal, CurrentUser, RowId, SessionDep, require
 from app.failures import Conflict, Invalid, NotFound
 from app.forms import FormDep, validate_form
-from app.models import ImagePlacement, JobKind, OptionsStyle
+from app.models import ImagePlacement, OptionsStyle
 from app.overlap import most_similar
 from app.rendering import lint_templates
 from app.schemas import DraftIn
+from app.schemas.jobs import LintPayload
 from app.services import instructions as instruction_service
 from app.services import jobs as job_service
 from app.services import sampling
@@ -113,10 +112,10 @@ def lint_everything(request: Request, session: SessionDep, user: CurrentUser, bl
             return render_page(request, "instructions/_lint_all.html", issues=issues, checked=task.instance_count)
         except instruction_service.LintTooSlow:
             pass  # the whole check, as a job
-    job = job_service.enqueue(session, kind=JobKind.lint, created_by_id=user.id, payload={
-        "task_id": task.id, "spec": asdict(spec), "token_budget": settings.prompt_token_budget,
-        "skip_instance_ids": sorted(blindfold.hidden),
-        "tokenizer_path": str(settings.tokenizer_path) if settings.tokenizer_path else None})
+    job = job_service.enqueue(session, LintPayload(
+        task_id=task.id, spec=spec, token_budget=settings.prompt_token_budget,
+        skip_instance_ids=sorted(blindfold.hidden),
+        tokenizer_path=str(settings.tokenizer_path) if settings.tokenizer_path else None), created_by_id=user.id)
     return render_page(request, "jobs/_status.html", job=job, terminal=False)
 
 

@@ -71,9 +71,10 @@ def compare_previews(request: Request, session: SessionDep, blindfold: Blindfold
     """Two previews of a task side by side: two instruction versions, or two models, on the same instances."""
     left, right = _preview_job(session, a), _preview_job(session, b)
     rows = previews.compare(session, left=left, right=right, blindfold=blindfold)
-    names = {job.id: model_service.get(session, model_id=job.payload["model_id"]).name for job in (left, right)}
+    names = {job.id: model_service.get(session, model_id=job_service.payload_of(job).model_id).name
+             for job in (left, right)}
     return render(request, "models/compare.html", left=left, right=right, rows=rows, names=names,
-                  task=task_service.get_task(session, task_id=left.payload["task_id"]),
+                  task=task_service.get_task(session, task_id=job_service.payload_of(left).task_id),
                   scores=[sum(getattr(row, side).matched for row in rows) for side in ("left", "right")])
 
 

@@ -10,7 +10,7 @@ from app import access
 from app.deps import ANY_ROLE, CurrentPrincipal, CurrentUser, RowId, SessionDep, require
 from app.exports.spec import ExportSpec
 from app.failures import Conflict, Invalid
-from app.forms import FormDep, form_feedback, validate_form
+from app.forms import FormDep, defaults_of, form_feedback, validate_form
 from app.routers.sending import send_file
 from app.schemas import FinetuneIn, VersionScoreIn
 from app.services import jobs as job_service
@@ -86,7 +86,8 @@ def _detail_page(request: Request, session, version, *, values=None, error: Inva
                   others=others, models=models, terminal=job is None or job.status in job_service.TERMINAL,
                   per_task=per_task, categories=categories, has_stage2=version_service.has_stage2(version),
                   has_validation=version_service.has_validation(version),
-                  names={model.id: model.name for model in models}, values=values, **form_feedback(error),
+                  names={model.id: model.name for model in models}, values=values, defaults=defaults_of(FinetuneIn),
+                  **form_feedback(error),
                   **version_service.model_work(session, version_id=version.id))
 
 

@@ -12,6 +12,7 @@ from app.exports.spec import ExportSpec
 from app.models import Decision, ImagePlacement, OptionsStyle, Role, SpotVerdict, TaskGroup
 from app.models.types import MAX_DB_INT, LockVersion, RowIdValue
 from app.rendering import MAX_TEMPLATE_CHARS
+from app.schemas import recipe
 from app.security import MIN_PASSWORD_LENGTH
 
 T = TypeVar("T")
@@ -371,19 +372,21 @@ class DoubtRanking(BaseModel):
 
 
 class FinetuneIn(BaseModel):
-    """The two-stage recipe's knobs; the defaults are the paper's (worker/training/recipe.py says why)."""
+    """The two-stage recipe's knobs the studio offers; defaults and help from the recipe itself
+    (app/schemas/recipe.py: the paper's, and why), bounds for the form."""
 
     base_model_id: RowIdValue
-    stage1_lr: float = Field(2e-5, gt=0, lt=1, description="Stage 1's peak learning rate.")
-    stage2_lr: float = Field(1e-5, gt=0, lt=1, description="Stage 2's peak learning rate.")
-    stage2_steps: int = Field(128, ge=0, le=1_000_000, description="Stage 2's optimizer steps; 0 skips it.")
-    global_batch_size: int = Field(128, ge=1, le=65_536, description="Stage 1's records per optimizer step.")
-    per_device_batch_size: int = Field(16, ge=1, le=1024, description="Records per GPU per micro-step at most.")
-    max_steps: int | None = Field(None, ge=1, le=1_000_000, description="At most this many steps a stage (quick runs).")
-    save_steps: int = Field(50, ge=1, le=1_000_000, description="Checkpoint every this many steps.")
     eval_per_task: int = Field(20, ge=1, le=10_000, description="Validation records scored per task, before and after.")
-    lora: bool = False
-    lora_rank: int = Field(8, ge=1, le=256)
+    stage1_lr: float = recipe.offered("stage1_lr", gt=0, lt=1)
+    stage2_lr: float = recipe.offered("stage2_lr", gt=0, lt=1)
+    stage2_steps: int = recipe.offered("stage2_steps", ge=0, le=1_000_000)
+    global_batch_size: int = recipe.offered("global_batch_size", ge=1, le=65_536)
+    per_device_batch_size: int = recipe.offered("per_device_batch_size", ge=1, le=1024)
+    max_steps: int | None = recipe.offered("max_steps", ge=1, le=1_000_000)
+    save_steps: int = recipe.offered("save_steps", ge=1, le=1_000_000)
+    seed: int = recipe.offered("seed", ge=0, le=MAX_DB_INT)
+    lora: bool = recipe.offered("lora")
+    lora_rank: int = recipe.offered("lora_rank", ge=1, le=256)
 
 
 class ErrorDetail(BaseModel):

@@ -27,7 +27,7 @@ def job_context(session: Session, job: Job, blindfold: Blindfold = blinding.NONE
 
 
 def finetune_view(session: Session, job: Job) -> dict[str, Any]:
-    result = job.result or {}
+    result, payload = job.result or {}, job_service.payload_of(job)
     metrics = job_service.metrics_of(session, job_id=job.id)
     plan = result.get("plan") or []
     evaluation = result.get("evaluation") or {}
@@ -37,8 +37,8 @@ def finetune_view(session: Session, job: Job) -> dict[str, Any]:
         "chart": loss_chart([(m.stage, m.step, m.loss) for m in metrics],
                             {stage["stage"]: stage["steps"] for stage in plan}),
         "latest": metrics[-1] if metrics else None,
-        "version": session.get(DatasetVersion, job.payload.get("version_id", 0)),
-        "base_model": session.get(RegisteredModel, job.payload.get("base_model_id", 0)),
+        "version": session.get(DatasetVersion, payload.version_id),
+        "base_model": session.get(RegisteredModel, payload.base_model_id),
         "registered": session.get(RegisteredModel, model_id) if model_id else None,
         "evaluation": evaluation,
         "change": change_chart(evaluation.get("tasks") or {}),
@@ -47,11 +47,11 @@ def finetune_view(session: Session, job: Job) -> dict[str, Any]:
 
 def preview_view(session: Session, job: Job, *, terminal: bool, blindfold: Blindfold) -> dict[str, Any]:
     """The outputs and the previews to compare with appear once the job has ended (not on every poll before)."""
-    rows, others = [], []
+    rows, others, payload = [], [], job_service.payload_of(job)
     if terminal:
         rows = previews.results(session, job=job, blindfold=blindfold)
-        same_task = job_service.JobFilters(kind=JobKind.preview, status="succeeded", task_id=job.payload["task_id"])
+        same_task = job_service.JobFilters(kind=JobKind.preview, status="succeeded", task_id=payload.task_id)
         others = [other for other in job_service.list_jobs(session, filters=same_task) if other.id != job.id]
     return {"rows": rows, "others": others, "score": sum(row.matched for row in rows) / len(rows) if rows else None,
-            "task": task_service.get_task(session, task_id=job.payload["task_id"]),
-            "model": session.get(RegisteredModel, job.payload["model_id"])}
+            "task": task_service.get_task(session, task_id=payload.task_id),
+            "model": session.get(RegisteredModel, payload.model_id)}

@@ -3,29 +3,34 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import update
 from sqlmodel import Session, select
 
 from app.failures import Conflict, Forbidden, NotFound
-from app.models import Job, JobKind, JobMetric, JobStatus, utcnow
+from app.models import Job, JobMetric, JobStatus, utcnow
+from app.schemas import jobs as job_payloads
+from app.schemas.jobs import JobPayload
 from app.services import audit
 
 TERMINAL = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled})
 
 
-def enqueue(session: Session, *, kind: JobKind, payload: dict[str, Any], created_by_id: int | None,
-            max_attempts: int = 3) -> Job:
-    """A job of a kind the worker handles (an unknown kind is a ValueError here, not a job nobody claims)."""
-    kind = JobKind(kind)
-    job = Job(kind=kind, payload=payload, created_by_id=created_by_id, max_attempts=max_attempts)
+def enqueue(session: Session, payload: JobPayload, *, created_by_id: int | None, max_attempts: int = 3) -> Job:
+    """A job of the payload's kind (one the worker has a handler for, by construction)."""
+    stored = payload.stored()
+    job = Job(kind=payload.kind, payload=stored, created_by_id=created_by_id, max_attempts=max_attempts)
     session.add(job)
     session.flush()
     audit.record(session, actor_id=created_by_id, action="job.enqueue", entity_type="job", entity_id=job.id,
-                 after={"kind": kind, "payload": payload})
+                 after={"kind": payload.kind, "payload": stored})
     session.commit()
     return job
+
+
+def payload_of(job: Job) -> JobPayload:
+    """The job's payload as its kind's model."""
+    return job_payloads.read(job.kind, job.payload)
 
 
 def get_job(session: Session, *, job_id: int) -> Job:

@@ -10,8 +10,9 @@ from sqlmodel import Session, select
 
 from app.answers import matches
 from app.failures import Invalid
-from app.models import Image, Instance, InstructionVersion, Job, JobKind, ModelOutput
+from app.models import Image, Instance, InstructionVersion, Job, ModelOutput
 from app.schemas import PreviewIn
+from app.schemas.jobs import PreviewPayload
 from app.services import blinding, jobs, models
 from app.services.blinding import Blindfold
 from app.services.sampling import newest_version
@@ -22,8 +23,9 @@ def start(session: Session, *, task_id: int, data: PreviewIn, actor_id: int | No
     """Queues a preview of a registered model on the task (bounds are checked by `PreviewIn`)."""
     model = models.get(session, model_id=data.model_id)
     version = newest_version(session, task_id=task_id, version_id=data.instruction_version_id)
-    return jobs.enqueue(session, kind=JobKind.preview, created_by_id=actor_id, payload={
-        **data.model_dump(), "task_id": task_id, "instruction_version_id": version.id, "model_id": model.id})
+    return jobs.enqueue(session, PreviewPayload(**{**data.model_dump(), "task_id": task_id,
+                                                   "instruction_version_id": version.id, "model_id": model.id}),
+                        created_by_id=actor_id)
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,7 @@ class PreviewRow:
 
 def results(session: Session, *, job: Job, blindfold: Blindfold = blinding.NONE) -> list[PreviewRow]:
     """The job's outputs beside their targets, but none on an instance whose target the viewer must not see."""
-    version = session.get(InstructionVersion, job.payload["instruction_version_id"])
+    version = session.get(InstructionVersion, jobs.payload_of(job).instruction_version_id)
     spec = spec_of_version(version)
     rows = session.exec(select(ModelOutput, Instance, Image).join(Instance, Instance.id == ModelOutput.instance_id)
                         .outerjoin(Image, Image.id == Instance.image_id).where(ModelOutput.job_id == job.id)
@@ -66,7 +68,7 @@ class Comparison:
 def compare(session: Session, *, left: Job, right: Job, blindfold: Blindfold = blinding.NONE) -> list[Comparison]:
     """Two previews (two instruction versions, or two models) on the instances both answered, side by side.
     Previews of one task with the same seed and size draw the same instances."""
-    if left.payload["task_id"] != right.payload["task_id"]:
+    if jobs.payload_of(left).task_id != jobs.payload_of(right).task_id:
         raise Invalid("Compare two previews of the same task.", fields={"b": "another task"})
     rights = {row.instance.id: row for row in results(session, job=right, blindfold=blindfold)}
     return [Comparison(row.instance, row.image, row, rights[row.instance.id])

@@ -18,12 +18,12 @@ from app.models import (
     InstanceScore,
     InstanceStatus,
     Job,
-    JobKind,
     RegisteredModel,
     Task,
     VersionStatus,
 )
 from app.schemas import ScoreIn
+from app.schemas.jobs import ScorePayload
 from app.services import jobs, models
 from app.services.sampling import newest_version
 from app.services.tasks import get_task
@@ -35,9 +35,8 @@ def start(session: Session, *, task_id: int, data: ScoreIn, actor_id: int | None
     get_task(session, task_id=task_id)
     model = models.get(session, model_id=data.model_id)
     version = newest_version(session, task_id=task_id, version_id=data.instruction_version_id)
-    return jobs.enqueue(session, kind=JobKind.score, created_by_id=actor_id, payload={
-        "task_id": task_id, "model_id": model.id, "instruction_version_id": version.id,
-        "batch_size": data.batch_size})
+    return jobs.enqueue(session, ScorePayload(task_id=task_id, model_id=model.id, instruction_version_id=version.id,
+                                              batch_size=data.batch_size), created_by_id=actor_id)
 
 
 def start_for_version(session: Session, *, version_id: int, model_id: int, batch_size: int,

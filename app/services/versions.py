@@ -31,6 +31,7 @@ from app.models import (
     utcnow,
 )
 from app.schemas import FinetuneIn
+from app.schemas.jobs import ExportPayload, FinetunePayload
 from app.services import audit, checks, instructions, jobs, version_files
 from app.services import models as model_service
 from app.tokens import token_counter
@@ -82,7 +83,7 @@ def create(session: Session, *, spec: ExportSpec, name: str | None, actor_id: in
                                                  if qc_override_reason else {})})
     session.commit()
     if enqueue:
-        job = jobs.enqueue(session, kind=JobKind.export, payload={"version_id": version.id}, created_by_id=actor_id)
+        job = jobs.enqueue(session, ExportPayload(version_id=version.id), created_by_id=actor_id)
         version.job_id = job.id
         session.add(version)
         session.commit()
@@ -297,5 +298,5 @@ def start_finetune(session: Session, *, version_id: int, data: FinetuneIn, actor
     if version.status != VersionStatus.ready:
         raise Conflict(f"Version {version.name} is {version.status}: only a ready version can be trained on.")
     model_service.get(session, model_id=data.base_model_id)
-    return jobs.enqueue(session, kind=JobKind.finetune, payload={"version_id": version.id, **data.model_dump()},
+    return jobs.enqueue(session, FinetunePayload(**data.model_dump(), version_id=version.id),
                         created_by_id=actor_id, max_attempts=3)

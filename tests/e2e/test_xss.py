@@ -12,6 +12,7 @@ from sqlmodel import select
 
 from app.exports.spec import ExportSpec
 from app.models import ConversationPool, Instance, JobStatus, Role, SolveTest, SpotCheck, utcnow
+from app.schemas.jobs import FinetunePayload, ImportPayload
 from app.services import jobs as job_service
 from app.services import models as model_service
 from app.services import users as user_service
@@ -54,14 +55,13 @@ def hostile_workspace(db) -> dict[str, int | str]:
     model = model_service.register(db, name=PAYLOAD, path=f"/models/{PAYLOAD}", actor_id=admin.id)
     built = version_service.create(db, spec=ExportSpec(task_ids=[task.id]), name=PAYLOAD, actor_id=admin.id,
                                    enqueue=False)
-    finetune = job_service.enqueue(db, kind="finetune", payload={"version_id": built.id, "base_model_id": model.id},
+    finetune = job_service.enqueue(db, FinetunePayload(version_id=built.id, base_model_id=model.id),
                                    created_by_id=admin.id)
     finetune.result = {"plan": [{"stage": "stage1", "steps": 1, "skipped": None, "description": PAYLOAD},
                                 {"stage": "stage2", "steps": 0, "skipped": PAYLOAD, "description": PAYLOAD}],
                        "launch": {"config": None, "processes": 1, "reason": PAYLOAD}}
     db.add(finetune)
-    job = job_service.enqueue(db, kind="import", payload={"format": "unified", "file": PAYLOAD},
-                              created_by_id=admin.id)
+    job = job_service.enqueue(db, ImportPayload(format="unified", file=PAYLOAD), created_by_id=admin.id)
     job.status, job.error, job.progress_message, job.finished_at = JobStatus.failed, PAYLOAD, PAYLOAD, utcnow()
     db.add(job)
     db.commit()

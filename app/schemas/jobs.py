@@ -1,0 +1,85 @@
+"""What each kind of job is asked to do: one payload model per `JobKind`, built by whoever enqueues (`jobs.enqueue`
+takes one, never a dict), read back by the worker's handler and by the pages that show the job (`read`).
+
+A payload is stored as JSON on the job row and may wait in the queue across an upgrade: a field added later has
+a default, and a field a newer studio no longer knows is ignored, so the jobs already queued still run."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.models import JobKind
+from app.models.types import RowIdValue
+from app.rendering import InstructionSpec
+from app.schemas import FinetuneIn, PreviewIn
+
+
+class JobPayload(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    kind: ClassVar[JobKind]
+
+    def stored(self) -> dict[str, Any]:
+        """As kept on the job row (an unset optional field is left out, as the queued jobs before it were)."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+class ImportPayload(JobPayload):
+    """An import request of its format, validated by `app.ingest.requests` (which owns the formats' fields) when
+    the page enqueues it and again when the worker runs it; and who asked."""
+
+    model_config = ConfigDict(extra="allow")
+    kind = JobKind.import_
+    format: str
+    actor_id: int | None = None
+
+    def request(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"actor_id"})
+
+
+class LintPayload(JobPayload):
+    """An instruction draft checked on every instance of a task too big to check during the request."""
+
+    kind = JobKind.lint
+    task_id: RowIdValue
+    spec: InstructionSpec
+    token_budget: int
+    tokenizer_path: str | None = None
+    skip_instance_ids: list[int] = Field(default_factory=list, description="Instances whose targets are hidden "
+                                                                             "from whoever asked.")
+
+
+class ExportPayload(JobPayload):
+    kind = JobKind.export
+    version_id: RowIdValue
+
+
+class PreviewPayload(PreviewIn, JobPayload):
+    """A preview as asked for, with the task and the instruction version it resolved to."""
+
+    kind = JobKind.preview
+    task_id: RowIdValue
+    instruction_version_id: RowIdValue  # resolved when queued: the newest approved, unless one was named
+
+
+class ScorePayload(JobPayload):
+    kind = JobKind.score
+    task_id: RowIdValue
+    model_id: RowIdValue
+    instruction_version_id: RowIdValue
+    batch_size: int = Field(8, ge=1, le=256)
+
+
+class FinetunePayload(FinetuneIn, JobPayload):
+    kind = JobKind.finetune
+    version_id: RowIdValue
+
+
+PAYLOADS: dict[JobKind, type[JobPayload]] = {payload.kind: payload for payload in (
+    ImportPayload, LintPayload, ExportPayload, PreviewPayload, ScorePayload, FinetunePayload)}
+
+
+def read(kind: str, stored: dict[str, Any]) -> JobPayload:
+    """A job's payload as its kind's model (pydantic's ValidationError when it is not one)."""
+    return PAYLOADS[JobKind(kind)].model_validate(stored)
