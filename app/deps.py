@@ -11,12 +11,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
 from app import access
+from app.config import Settings
 from app.db import session_scope
 from app.failures import Forbidden, Invalid, NotAuthenticated
 from app.models import Role, User
@@ -25,11 +26,23 @@ from app.security import csrf_matches
 from app.services import blinding
 from app.services import users as user_service
 from app.services.blinding import Blindfold
+from app.services.qc import QcDefaults
+from app.services.tasks import TaskFilters
 from app.templating import is_htmx
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
+
+
+def settings_of(request: Request) -> Settings:
+    """The studio's settings, made once when it starts (app.main)."""
+    return request.app.state.settings
+
+
+def qc_defaults_of(request: Request) -> QcDefaults:
+    """The sizes and thresholds a quality check opens with, unless an admin says otherwise."""
+    return QcDefaults.from_settings(settings_of(request))
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -87,9 +100,15 @@ def require(rule: access.Rule) -> Depends:
     return Depends(AccessRule(rule))
 
 
+# Every route declares one of these (tests/test_access.py): the rules of app/access.py as dependencies.
 PUBLIC = require(access.PUBLIC)
 SIGNED_IN = require(access.SIGNED_IN)
 ANY_ROLE = require(access.ANY_ROLE)
+ADMIN = require(access.ADMINS)
+EDITORS = require(access.EDITORS)
+REVIEWERS = require(access.REVIEWERS)
+QC_OPENERS = require(access.QC_OPENERS)
+PREVIEWERS = require(access.PREVIEWERS)
 
 
 def _authenticate(request: Request, session: Session, bearer: HTTPAuthorizationCredentials | None
@@ -173,3 +192,15 @@ def reject_unknown_query(request: Request) -> None:
 
 
 STRICT_QUERY = Depends(reject_unknown_query)
+
+
+def task_filters(q: str | None = None, group: str | None = None, category: str | None = None,
+                 status: str | None = None,
+                 dataset: Annotated[str | None, Query(pattern=r"^\d{0,9}$", description="A dataset id.")] = None,
+                 ) -> TaskFilters:
+    """Filters from the query; an empty value (a menu left at "any") means no filter."""
+    return TaskFilters(q=q or None, task_group=group or None, category=category or None, status=status or None,
+                       source_dataset_id=int(dataset) if dataset else None)
+
+
+TaskFiltersDep = Annotated[TaskFilters, Depends(task_filters)]

@@ -103,3 +103,107 @@ def test_routers_leave_the_database_to_the_services():
         for pattern in (r"^\s*(from|import) (sqlalchemy|sqlmodel)\b", r"\bsession\.(exec|execute|get|scalar|query)\("):
             querying += [f"{path.name}: {match.group(0).strip()}" for match in re.finditer(pattern, text, re.M)]
     assert not querying, querying
+
+
+# Layers, top to bottom, and what each may import besides itself (docs/ARCHITECTURE.md has the same table). A
+# module belongs to the first layer one of whose prefixes names it or a package above it.
+LAYERS: dict[str, tuple[str, ...]] = {
+    "assembly": ("app.main", "app.__main__"),
+    "training": ("worker.finetune", "worker.training"),
+    "worker": ("worker",),
+    "cli": ("app.cli",),
+    "routers": ("app.routers",),
+    "web": ("app.deps", "app.forms", "app.templating", "app.errors", "app.headers", "app.body_limit", "app.sending"),
+    "ingest": ("app.ingest",),
+    "services": ("app.services",),
+    "exports": ("app.exports",),
+    "schemas": ("app.schemas",),
+    "models": ("app.models",),
+    "foundation": ("app",),
+}
+BELOW_SERVICES = {"exports", "schemas", "models", "foundation"}
+MAY_IMPORT: dict[str, set[str]] = {
+    "assembly": {"cli", "routers", "web", "foundation", "models"},
+    "worker": {"training", "ingest", "services"} | BELOW_SERVICES,
+    "training": {"schemas"},  # the training script runs on GPU machines: no database, no studio
+    "cli": {"ingest", "services"} | BELOW_SERVICES,
+    "routers": {"web", "ingest", "services"} | BELOW_SERVICES,  # ingest: an import form validates as the job will
+    "web": {"services"} | BELOW_SERVICES,
+    "ingest": {"services"} | BELOW_SERVICES,
+    "services": BELOW_SERVICES,
+    "exports": {"schemas", "models", "foundation"},
+    "schemas": {"models", "foundation"},
+    "models": set(),
+    "foundation": {"models"},
+}
+
+
+def layer_of(module: str) -> str:
+    for layer, prefixes in LAYERS.items():
+        if any(module == prefix or module.startswith(prefix + ".") for prefix in prefixes):
+            return layer
+    raise AssertionError(f"{module} is in no layer: add it to LAYERS (and to docs/ARCHITECTURE.md)")
+
+
+def test_every_layer_imports_only_the_layers_it_may():
+    assert layer_of("app.services.jobs") == "services" and layer_of("app.stats") == "foundation"
+    assert layer_of("worker.training.recipe") == "training" and layer_of("worker.score") == "worker"
+    crossings = sorted(f"{module} ({layer_of(module)}) imports {imported} ({layer_of(imported)})"
+                       for module, imports in import_graph().items() for imported in imports
+                       if layer_of(imported) != layer_of(module)
+                       and layer_of(imported) not in MAY_IMPORT[layer_of(module)])
+    assert not crossings, "\n".join(crossings)
+
+
+def test_routers_do_not_import_each_other():
+    """A dependency or helper two routers share belongs in app/deps.py (or the web layer), not in one of them."""
+    shared = sorted(f"{module} imports {imported}" for module, imports in import_graph().items()
+                    if module.startswith("app.routers.") for imported in imports if imported.startswith("app.routers."))
+    assert not shared, shared
+
+
+ENTRY_POINTS = ("app/routers", "app/cli", "worker")
+DATA_LAYER = ("app/services", "app/ingest", "app/exports")
+QUERY_CALL = re.compile(r"(?<![\w.])(session|connection|db)\.(exec|execute|get|scalar|scalars|query|add|add_all|"
+                        r"delete|merge)\(")
+SQL_NAMES_AN_ENTRY_POINT_MAY_USE = {"Session", "Engine"}  # to open a session for a service: never to query
+
+
+def _sql_imports(path: Path) -> set[str]:
+    """The names a module imports from sqlalchemy or sqlmodel (anywhere in its body)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in ("sqlalchemy", "sqlmodel"):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names if alias.name.split(".")[0] in ("sqlalchemy", "sqlmodel"))
+    return names
+
+
+def _files_under(*folders: str) -> list[Path]:
+    return sorted(path for folder in folders for path in (ROOT / folder).rglob("*.py"))
+
+
+def test_the_worker_and_the_cli_leave_the_database_to_the_services():
+    """Like the routers: a job or a command opens a session and calls services; what it reads and writes is a
+    service another job, a page or the API can reuse."""
+    found = []
+    for path in _files_under("app/cli", "worker"):
+        text = path.read_text()
+        found += [f"{path.relative_to(ROOT)}: {match.group(0)}" for match in QUERY_CALL.finditer(text)]
+        found += [f"{path.relative_to(ROOT)}: imports {name}" for name in
+                  sorted(_sql_imports(path) - SQL_NAMES_AN_ENTRY_POINT_MAY_USE - {"make_url"})]
+    assert not found, found
+
+
+def test_no_table_is_written_outside_the_data_layer():
+    """Rows are written by services (and by the import and export pipelines, which stream millions of them
+    through SQLAlchemy Core): nowhere else adds, updates or deletes one."""
+    writing = {"insert", "update", "delete", "bulk_insert_mappings", "bulk_save_objects"}
+    found = []
+    for path in sorted(set(_files_under("app", "worker")) - set(_files_under(*DATA_LAYER, "app/models"))):
+        text = path.read_text()
+        found += [f"{path.relative_to(ROOT)}: imports {name}" for name in sorted(_sql_imports(path) & writing)]
+        found += [f"{path.relative_to(ROOT)}: {match.group(0)}" for match in QUERY_CALL.finditer(text)
+                  if match.group(2) in ("add", "add_all", "delete", "merge", "execute")]
+    assert not found, found

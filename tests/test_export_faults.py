@@ -14,9 +14,9 @@ from pathlib import Path
 from sqlalchemy import insert
 from sqlmodel import select
 
-from app.exports.spec import ExportSpec
 from app.exports.validate import validate_version
 from app.models import DatasetVersion, Instance, utcnow
+from app.schemas.export_spec import ExportSpec
 from app.services import versions as version_service
 from app.services.tasks import refresh_instance_counts
 from tests.review_helpers import approve, make_qc_task, submit_instruction, team

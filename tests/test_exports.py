@@ -10,9 +10,9 @@ from sqlmodel import select
 from app.exports.build import BuildError, build
 from app.exports.contract import check_file, check_record, pair_checker
 from app.exports.files import ascii_json, hash_file
-from app.exports.spec import ExportSpec
 from app.exports.validate import validate_version
 from app.models import Image, Instance, Task
+from app.schemas.export_spec import ExportSpec
 from app.services.demo import load_demo
 from app.storage import MediaStore
 from app.tokens import estimate

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import select
 
-from app.exports.spec import ExportSpec
 from app.ingest.conversations import ConversationImporter, PoolOptions
 from app.models import ConversationPool, Job, JobMetric, ModelOutput, RegisteredModel, Role, Task
 from app.schemas import PreviewIn
+from app.schemas.export_spec import ExportSpec
 from app.services import previews
 from app.services import versions as version_service
 from app.services.demo import load_demo

@@ -12,9 +12,9 @@ from sqlmodel import select
 from app.models import Instance, Job, JobStatus, Role
 from app.schemas.jobs import ImportPayload
 from app.services import jobs as job_service
+from app.services.job_queue import LeaseLost, claim, finish, heartbeat, requeue_expired
 from tests.factories import login, make_user, soup
 from worker.__main__ import Worker
-from worker.queue import LeaseLost, claim, finish, heartbeat, requeue_expired
 
 LEASE = timedelta(seconds=30)
 AN_IMPORT = ImportPayload(format="unified", file="in.jsonl")

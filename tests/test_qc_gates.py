@@ -13,7 +13,6 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from app.exports.spec import ExportSpec
 from app.failures import Conflict, Forbidden, Invalid
 from app.migrate import alembic_config
 from app.models import (
@@ -29,6 +28,7 @@ from app.models import (
     User,
     utcnow,
 )
+from app.schemas.export_spec import ExportSpec
 from app.services import checks, queues, spot_checks, verifications, version_files
 from app.services import versions as version_service
 from app.services.qc import QcDefaults

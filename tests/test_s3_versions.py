@@ -8,17 +8,17 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlmodel import select
+from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from app.cli import cli
 from app.exports.build import build
 from app.exports.remote import NotPublished, pull
-from app.exports.spec import ExportSpec
 from app.exports.validate import validate_version
 from app.models import Task, VersionStatus
 from app.objectstore import Bucket, ObjectMissing, StorageUnavailable
-from app.services import version_files
+from app.schemas.export_spec import ExportSpec
+from app.services import quality, version_files
 from app.services import versions as version_service
 from app.services.demo import load_demo
 from app.storage import open_media, relative_key
@@ -51,8 +51,11 @@ def test_a_version_is_published_with_the_same_files_as_a_local_build_and_names_i
     assert "images.tsv" in built.manifest["files"] and not any("/images/" in name for name in objects)
     assert not version_files.folder_of(settings, built).exists()  # the local build is gone once published
 
-    local = build(app.state.engine, spec=ExportSpec.model_validate(built.spec), destination=settings.data_dir / "l",
-                  media=open_media(settings.media_location), count_tokens=estimate, name=built.name)
+    spec = ExportSpec.model_validate(built.spec)
+    with Session(app.state.engine) as session:
+        review = quality.review_figures(session, task_ids=spec.task_ids)
+    local = build(app.state.engine, spec=spec, destination=settings.data_dir / "l",
+                  media=open_media(settings.media_location), count_tokens=estimate, name=built.name, review=review)
     published = {name: entry for name, entry in built.manifest["files"].items() if name != "images.tsv"}
     assert published == local["files"]  # the same bytes, images fetched from the bucket for the local one
     assert (built.manifest["images"], built.manifest["images_digest"]) == (local["images"], local["images_digest"])

@@ -187,7 +187,7 @@ def test_an_admin_opens_a_targeted_spot_check_whose_rate_is_weighted_and_whose_r
 
 
 def test_a_versions_tasks_are_scored_with_the_instruction_versions_its_records_used(app, db, settings, tiny_model):
-    from app.exports.spec import ExportSpec
+    from app.schemas.export_spec import ExportSpec
     from app.services import versions as version_service
     from worker.__main__ import Worker
 

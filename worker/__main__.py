@@ -19,8 +19,8 @@ from app.config import Settings
 from app.db import make_engine
 from app.models import JobKind, JobStatus
 from app.schemas import jobs as job_payloads
+from app.services.job_queue import LeaseLost, claim, finish, requeue_expired
 from worker.context import JobCancelled, JobContext
-from worker.queue import LeaseLost, claim, finish, requeue_expired
 
 log = logging.getLogger("studio.worker")
 

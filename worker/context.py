@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import Engine
 
-from worker.queue import heartbeat
+from app.services.job_queue import heartbeat
 
 
 class JobCancelled(RuntimeError):

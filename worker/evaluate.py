@@ -12,10 +12,10 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from app.answers import matches
-from app.models import Instance
+from app.services import instances
 from worker.training.records import RecordIndex, RecordReader
 
 
@@ -63,7 +63,7 @@ def evaluate(session: Session, *, model_path: str, device: str, version_folder: 
         return {}
     ids = {record["id"]: _instance_id(record["id"]) for record in records}
     wanted = [instance_id for instance_id in ids.values() if instance_id is not None]
-    options = dict(session.exec(select(Instance.id, Instance.options).where(Instance.id.in_(wanted))).all())
+    options = instances.options_of(session, instance_ids=wanted)
     loaded = load_private(model_path, inference_dtype(device), device)  # freed below: training needs the memory
     background = mean_colour(loaded.processor)
     scores: dict[str, dict[str, int]] = {record["task_name"]: {"matched": 0, "total": 0} for record in records}

@@ -14,15 +14,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, insert, update
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from app.config import Settings
-from app.models import DatasetVersion, Job, JobMetric, RegisteredModel, VersionStatus, utcnow
+from app.models import VersionStatus
 from app.schemas import recipe
 from app.schemas.jobs import FinetunePayload
 from app.schemas.recipe import FinetuneConfig
+from app.services import job_queue
 from app.services import models as model_service
+from app.services import versions as version_service
 from app.services.version_files import local_copy
 from worker import launch
 from worker.context import JobContext
@@ -57,31 +58,26 @@ class Follower:
         self._store_steps()
 
     def _store_steps(self) -> None:
-        if self._rows:
-            with self.engine.begin() as connection:
-                connection.execute(insert(JobMetric), self._rows)
-            self._rows = []
+        job_queue.record_metrics(self.engine, self._rows)
+        self._rows = []
 
     def _on_plan(self, event: dict) -> None:
         self.result.update(plan=event["stages"], precision=event["precision"], device=event["device"],
                            processes=event["processes"])
         self.planned = {stage["stage"]: stage["steps"] for stage in event["stages"]}
-        with self.engine.begin() as connection:
-            connection.execute(update(Job).where(Job.id == self.job_id).values(result=self.result))
+        job_queue.record_result(self.engine, job_id=self.job_id, result=self.result)
 
     def _on_stage_start(self, event: dict) -> None:
         self._store_steps()  # before the steps after the checkpoint it resumes from are dropped, to be redone
-        with self.engine.begin() as connection:
-            connection.execute(delete(JobMetric).where(JobMetric.job_id == self.job_id,
-                                                       JobMetric.stage == event["stage"],
-                                                       JobMetric.step > event["resumed_from"]))
+        job_queue.drop_metrics_after(self.engine, job_id=self.job_id, stage=event["stage"],
+                                     step=event["resumed_from"])
         self._progress(event["resumed_from"], f"{event['stage']}: starting" + (
             f" from the checkpoint at step {event['resumed_from']}" if event["resumed_from"] else ""))
 
     def _on_step(self, event: dict) -> None:
         self._rows.append({"job_id": self.job_id, "stage": event["stage"], "step": event["step"],
                            "loss": event["loss"], "lr": event["lr"], "samples_per_s": event["samples_per_s"],
-                           "tokens_per_s": event["tokens_per_s"], "created_at": utcnow()})
+                           "tokens_per_s": event["tokens_per_s"]})
         self._progress(event["step"], f"{event['stage']} step {event['step']} of {event['max_steps']}: "
                                       f"loss {event['loss']:.4f}, {event['samples_per_s']:.1f} samples/s")
 
@@ -133,10 +129,10 @@ def _scores(path: Path, score) -> dict:
 
 def run_finetune(settings: Settings, context: JobContext, payload: FinetunePayload) -> dict[str, Any]:
     with Session(context.engine) as session:
-        version = session.get(DatasetVersion, payload.version_id)
-        base = session.get(RegisteredModel, payload.base_model_id)
-        if version is None or version.status != VersionStatus.ready or base is None:
-            raise ValueError("the dataset version must be ready and the base model registered")
+        version = version_service.get(session, version_id=payload.version_id)
+        base = model_service.get(session, model_id=payload.base_model_id)
+        if version.status != VersionStatus.ready:
+            raise ValueError(f"version {version.name} is {version.status}: only a ready version can be trained on")
         version_name, version_id = version.name, version.id
         version_tasks = list((version.manifest or {}).get("counts", {}))
         base_path, base_name, base_id, device = Path(base.path), base.name, base.id, base.device
@@ -168,10 +164,9 @@ def run_finetune(settings: Settings, context: JobContext, payload: FinetunePaylo
     name = f"{base_name}+{version_name} (job {context.job_id})"[:120]
     dtype = "bfloat16" if follower.result.get("precision") == "bf16" else "float32"
     with Session(context.engine) as session:
-        model = session.exec(select(RegisteredModel).where(RegisteredModel.name == name)).first() \
-            or model_service.register(session, name=name, path=str(final), dtype=dtype, device=device,
-                                      actor_id=None, source_job_id=context.job_id, version_id=version_id,
-                                      base_model_id=base_id)
+        model = model_service.made_by_job(session, job_id=context.job_id) or model_service.register(
+            session, name=name, path=str(final), dtype=dtype, device=device, actor_id=None,
+            source_job_id=context.job_id, version_id=version_id, base_model_id=base_id)
         model_id, model_name = model.id, model.name
     return {**follower.result, "model_id": model_id, "model": model_name, "path": str(final),
             "version_id": version_id, "base_model_id": base_id,

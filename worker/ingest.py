@@ -11,7 +11,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from app.config import Settings
-from app.db import make_engine
 from app.ingest.records import estimate_records
 from app.ingest.requests import failure, request_model
 from app.schemas.jobs import ImportPayload
@@ -28,7 +27,6 @@ def run_import(settings: Settings, context: JobContext, payload: ImportPayload) 
         wanted = request_model(payload.format)(**payload.request())
     except ValidationError as error:
         raise ImportFailed(f"the job's request is not valid: {error}") from None
-    engine = make_engine(settings.resolved_database_url)
     try:
         located = wanted.locate(settings.resolved_import_root)  # again: the files may have moved since
         total = estimate_records(located.file)
@@ -37,7 +35,7 @@ def run_import(settings: Settings, context: JobContext, payload: ImportPayload) 
             fraction = min(seen / total, 0.99) if total else 0.0
             context.progress(fraction, f"{seen:,} records read" + (f" of {total:,}" if total else ""))
 
-        report = wanted.run(engine=engine, media=open_media(settings.media_location), located=located,
+        report = wanted.run(engine=context.engine, media=open_media(settings.media_location), located=located,
                             actor_id=payload.actor_id, on_progress=on_progress)
     except Exception as error:
         message = failure(error, wanted)
@@ -46,6 +44,4 @@ def run_import(settings: Settings, context: JobContext, payload: ImportPayload) 
         raise ImportFailed(message + "".join(f" ({field}: {problem})"
                                              for field, problem in (getattr(error, "fields", None) or {}).items())
                            ) from None
-    finally:
-        engine.dispose()
     return report.as_dict()

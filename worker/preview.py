@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image as PILImage
-from sqlalchemy import delete, insert
 from sqlmodel import Session
 
 from app.config import Settings
-from app.models import InstructionVersion, ModelOutput, RegisteredModel, utcnow
 from app.rendering import IMAGE_TOKEN
 from app.schemas.jobs import PreviewPayload
+from app.services import instructions as instruction_service
+from app.services import models as model_service
+from app.services import previews
 from app.services.sampling import sample_instances
 from app.specs import render_instance, spec_of_version
 from app.storage import open_media
@@ -85,8 +86,8 @@ class Stopwatch(Counter):
 def run_preview(settings: Settings, context: JobContext, payload: PreviewPayload) -> dict[str, Any]:
     media, clock = open_media(settings.media_location), Stopwatch()
     with clock.phase("sample"), Session(context.engine) as session:
-        registered = session.get(RegisteredModel, payload.model_id)
-        version = session.get(InstructionVersion, payload.instruction_version_id)
+        registered = model_service.get(session, model_id=payload.model_id)
+        version = instruction_service.get_version(session, version_id=payload.instruction_version_id)
         spec = spec_of_version(version)
         picked = sample_instances(session, task_id=payload.task_id, seed=payload.seed, size=payload.size)
         work = []
@@ -110,14 +111,11 @@ def run_preview(settings: Settings, context: JobContext, payload: PreviewPayload
             answers = answer(loaded, inputs, max_new_tokens=payload.max_new_tokens)
             seconds = time.perf_counter() - started
             clock["generate"] += seconds
-            rows += [{"job_id": context.job_id, "instance_id": instance_id,
-                      "instruction_version_id": version.id, "model_name": registered.name, "output": text,
-                      "latency_ms": 1000 * seconds / len(batch), "created_at": utcnow()}
+            rows += [{"instance_id": instance_id, "instruction_version_id": version.id,
+                      "model_name": registered.name, "output": text, "latency_ms": 1000 * seconds / len(batch)}
                      for (instance_id, _, _), text in zip(batch, answers, strict=True)]
             done += len(batch)
             context.progress(done / max(len(work), 1), f"{done} of {len(work)} instances")
-    with clock.phase("store"), context.engine.begin() as connection:  # a retry replaces an earlier attempt's rows
-        connection.execute(delete(ModelOutput).where(ModelOutput.job_id == context.job_id))
-        if rows:
-            connection.execute(insert(ModelOutput), rows)
+    with clock.phase("store"):  # a retry replaces an earlier attempt's rows
+        previews.store_outputs(context.engine, job_id=context.job_id, rows=rows)
     return {"outputs": len(rows), "model": registered.name, "device": loaded.device, "seconds": clock.rounded()}

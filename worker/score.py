@@ -18,21 +18,17 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, insert
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from app.config import Settings
 from app.models import (
-    Image,
     Instance,
-    InstanceScore,
-    InstanceStatus,
-    InstructionVersion,
-    RegisteredModel,
-    utcnow,
 )
 from app.rendering import InstructionSpec, TemplateProblem, render
 from app.schemas.jobs import ScorePayload
+from app.services import instructions as instruction_service
+from app.services import models as model_service
+from app.services import scores
 from app.specs import spec_of_version, template_fields
 from app.storage import open_media
 from worker.context import JobContext
@@ -131,11 +127,10 @@ def run_score(settings: Settings, context: JobContext, payload: ScorePayload) ->
     media, started = open_media(settings.media_location), time.perf_counter()
     task_id, batch_size = payload.task_id, payload.batch_size
     with Session(context.engine) as session:
-        registered = session.get(RegisteredModel, payload.model_id)
-        version = session.get(InstructionVersion, payload.instruction_version_id)
+        registered = model_service.get(session, model_id=payload.model_id)
+        version = instruction_service.get_version(session, version_id=payload.instruction_version_id)
         spec = spec_of_version(version)
-        active = (Instance.task_id == task_id) & (Instance.status == InstanceStatus.active)
-        total = session.exec(select(func.count()).select_from(Instance).where(active)).one()
+        total = scores.active_instance_count(session, task_id=task_id)
     context.progress(0.01, f"loading {registered.name}", force=True)
     # On a GPU a model registered in float32 scores in bf16 (or fp16), as the fine-tune's evaluation does.
     dtype = registered.dtype if registered.dtype != "float32" else inference_dtype(registered.device)
@@ -144,8 +139,7 @@ def run_score(settings: Settings, context: JobContext, payload: ScorePayload) ->
     last_id = 0
     while True:
         with Session(context.engine) as session:
-            chunk = session.exec(select(Instance, Image).outerjoin(Image, Image.id == Instance.image_id)
-                                 .where(active, Instance.id > last_id).order_by(Instance.id).limit(CHUNK)).all()
+            chunk = scores.active_instances_after(session, task_id=task_id, after_id=last_id, limit=CHUNK)
         if not chunk:
             break
         last_id = chunk[-1][0].id
@@ -164,17 +158,11 @@ def run_score(settings: Settings, context: JobContext, payload: ScorePayload) ->
             for start in range(0, len(group), batch_size):
                 part = group[start:start + batch_size]
                 for (instance_id, _), result in zip(part, score(loaded, [q for _, q in part]), strict=True):
-                    rows.append({"instance_id": instance_id, "task_id": task_id, "model_id": registered.id,
-                                 "instruction_version_id": version.id, "job_id": context.job_id,
+                    rows.append({"instance_id": instance_id, "task_id": task_id, "job_id": context.job_id,
                                  "loss": result.loss, "greedy_matched": result.greedy_matched,
-                                 "option_probabilities": result.option_probabilities, "margin": result.margin,
-                                 "created_at": utcnow()})
-        with context.engine.begin() as connection:  # this chunk's earlier scores by this model and version go
-            connection.execute(delete(InstanceScore).where(
-                InstanceScore.instance_id.in_([instance.id for instance, _ in chunk]),
-                InstanceScore.model_id == registered.id, InstanceScore.instruction_version_id == version.id))
-            if rows:
-                connection.execute(insert(InstanceScore), rows)
+                                 "option_probabilities": result.option_probabilities, "margin": result.margin})
+        scores.store(context.engine, instance_ids=[instance.id for instance, _ in chunk], model_id=registered.id,
+                     instruction_version_id=version.id, rows=rows)
         scored += len(rows)
         context.progress(min(0.99, (scored + skipped) / max(total, 1)), f"{scored + skipped:,} of {total:,} instances")
     seconds = time.perf_counter() - started

@@ -29,8 +29,8 @@ def export(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from app.exports.build import BuildError
-    from app.exports.spec import ExportSpec
     from app.failures import AppError
+    from app.schemas.export_spec import ExportSpec
     from app.services import version_files
     from app.services import versions as version_service
 

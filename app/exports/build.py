@@ -20,15 +20,14 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from app import __version__
-from app.exports.card import dataset_card, train_scripts
+from app.exports.card import ReviewFigures, dataset_card, train_scripts
 from app.exports.contract import check_record
 from app.exports.files import HashingFile, JsonArrayWriter, ascii_json, images_digest, tar_folder
 from app.exports.parallel import build_records
 from app.exports.records import IMAGE_DIR, IMAGE_LIST, ImageFolder, Tally, TaskPlan, referenced_names
 from app.exports.sampling import draw_conversations
-from app.exports.spec import ExportSpec
 from app.models import Image, Instruction, InstructionStatus, InstructionVersion, SourceDataset, Task
-from app.services.quality import check_history, per_task
+from app.schemas.export_spec import ExportSpec
 from app.storage import Media
 
 ABANDONED_AFTER_S = 3600
@@ -62,16 +61,19 @@ def plan(session: Session, spec: ExportSpec) -> list[TaskPlan]:
 
 def build(engine: Engine, *, spec: ExportSpec, destination: Path, media: Media | None,
           count_tokens: Callable[[str], int], on_progress: Callable[[float, str], None] = lambda *_: None,
-          name: str = "", processes: int | None = None, qc_override: str | None = None) -> dict[str, Any]:
+          name: str = "", processes: int | None = None, qc_override: str | None = None,
+          review: ReviewFigures | None = None) -> dict[str, Any]:
     """Builds the version into `destination` (which must not exist yet) and returns its manifest. `processes`
     writes the records with that many processes (default: one per core on big builds; the bytes are the same).
     Without a media store (`media=None`, a version for object storage) the images are not copied: `images.tsv`
-    names them (and their sizes) in the media bucket, and `versions.pull` fetches them from there."""
+    names them (and their sizes) in the media bucket, and `versions.pull` fetches them from there. `review`: what
+    review measured on the tasks, for the card (none: the card says nothing of review)."""
     destination.parent.mkdir(parents=True, exist_ok=True)
     _sweep_abandoned(destination.parent, prefix=f".building-{destination.name}-")
     work = Path(tempfile.mkdtemp(prefix=f".building-{destination.name}-", dir=destination.parent))
     try:
-        manifest = _build_into(engine, spec, work, media, count_tokens, on_progress, name, processes, qc_override)
+        manifest = _build_into(engine, spec, work, media, count_tokens, on_progress, name, processes, qc_override,
+                               review or ReviewFigures())
         try:
             work.rename(destination)  # the version appears whole, or not at all
         except OSError:
@@ -96,7 +98,7 @@ def _sweep_abandoned(parent: Path, *, prefix: str) -> None:
 
 def _build_into(engine: Engine, spec: ExportSpec, work: Path, media: Media | None,
                 count_tokens: Callable[[str], int], on_progress, name: str, processes: int | None,
-                qc_override: str | None) -> dict[str, Any]:
+                qc_override: str | None, review: ReviewFigures) -> dict[str, Any]:
     with Session(engine) as session:
         plans = plan(session, spec)
         tally, files = build_records(engine, plans, spec, media, count_tokens, work, work / IMAGE_DIR,
@@ -118,12 +120,7 @@ def _build_into(engine: Engine, spec: ExportSpec, work: Path, media: Media | Non
             files["images.tar"] = tar_folder(images.root, work / "images.tar")
             shutil.rmtree(images.root)
         on_progress(0.99, "writing the manifest and the dataset card")
-        # What review measured, for the card: only the version's tasks.
-        task_ids = [item.task.id for item in plans]
-        quality = {row.task.id: row for row in per_task(session, task_ids=task_ids)}
-        history = check_history(session, task_ids=task_ids)
-    card = dataset_card(name=name, spec=spec, plans=plans, tally=tally, quality=quality, check_history=history,
-                        qc_override=qc_override)
+    card = dataset_card(name=name, spec=spec, plans=plans, tally=tally, review=review, qc_override=qc_override)
     for filename, text in {"README.md": card, **train_scripts(spec, stage2 is not None)}.items():
         writer = HashingFile(work / filename)
         writer.write(text.encode("utf-8"))

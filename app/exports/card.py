@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
-from app.exports.spec import ExportSpec
+from app.schemas.export_spec import ExportSpec
 
 # The paper's recipe (Vision-Flan, two stages on LLaVA-1.5): stage 1 on the curated tasks, stage 2 on ~1,000
 # GPT-4-synthesized conversations starting from the stage-1 weights.
@@ -21,10 +22,20 @@ def _line(text: str) -> str:
     return " ".join(text.split())
 
 
-def dataset_card(*, name: str, spec: ExportSpec, plans, tally, quality: dict[int, Any],
-                 check_history: dict[int, list[str]] | None = None, qc_override: str | None = None) -> str:
-    """`check_history`: per task, the checks besides the latest that a reader should know of (failed, cancelled,
-    opened against the defaults); `qc_override`: an admin's reason for building over failed checks."""
+@dataclass(frozen=True)
+class ReviewFigures:
+    """What review measured on the version's tasks, for the card (app.services.quality reads it): `quality`, per
+    task id, its review rounds, solve test and spot check; `check_history`, per task id, the checks besides the
+    latest that a reader should know of (failed, cancelled, opened against the defaults)."""
+
+    quality: dict[int, Any] = field(default_factory=dict)
+    check_history: dict[int, list[str]] = field(default_factory=dict)
+
+
+def dataset_card(*, name: str, spec: ExportSpec, plans, tally, review: ReviewFigures,
+                 qc_override: str | None = None) -> str:
+    """`qc_override`: an admin's reason for building over failed checks."""
+    quality, check_history = review.quality, review.check_history
     train = sum(counts.get("train", 0) for counts in tally.per_task.values())
     val = sum(counts.get("validation", 0) for counts in tally.per_task.values())
     lines = [

@@ -25,8 +25,8 @@ from sqlalchemy import Engine
 from app.db import make_engine
 from app.exports.files import HashingFile, JsonArrayWriter, arrow_to_parquet
 from app.exports.records import Tally, TaskPlan, write_part
-from app.exports.spec import ExportSpec
 from app.forked import available_cores, parent_gone, start_as_helper
+from app.schemas.export_spec import ExportSpec
 from app.storage import Media
 
 PARALLEL_FROM = 100_000  # expected records: below this, forking costs more than it saves

@@ -23,9 +23,9 @@ from sqlmodel import Session
 from app.exports.contract import Violation, pair_checker
 from app.exports.files import ARRAY_FIRST_LEAD, ARRAY_LEAD, ARRAY_OPENING, escape_non_ascii, stage1_schema
 from app.exports.sampling import SPLIT_SALT, choose, draw_instance_batches, unit
-from app.exports.spec import ExportSpec
 from app.models import InstructionVersion, SourceDataset, Task
 from app.rendering import TemplateProblem, renderer_for
+from app.schemas.export_spec import ExportSpec
 from app.specs import spec_of_version
 from app.storage import Media
 

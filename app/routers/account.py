@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from app.deps import SIGNED_IN, CurrentUser, RowId, SessionDep, client_address
+from app.deps import SIGNED_IN, CurrentUser, RowId, SessionDep, client_address, settings_of
 from app.failures import Invalid
 from app.forms import FormDep
 from app.security import MIN_PASSWORD_LENGTH, verify_password
@@ -44,7 +44,7 @@ def change_password(request: Request, session: SessionDep, user: CurrentUser, fo
     current, new = str(form.get("current_password", "")), str(form.get("new_password", ""))
     # Guessing the current password here is guessing a password: counted like a sign-in.
     attempt = sign_in_throttle.begin(session, address=client_address(request), email=user.email,
-                                     limits=sign_in_throttle.Limits.from_settings(request.app.state.settings))
+                                     limits=sign_in_throttle.Limits.from_settings(settings_of(request)))
     if not verify_password(user.password_hash, current):
         sign_in_throttle.failed(session, attempt)
         error = Invalid("Your current password is not correct.", fields={"current_password": "not correct"})

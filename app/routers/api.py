@@ -6,10 +6,20 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from app import access
-from app.deps import ANY_ROLE, SIGNED_IN, STRICT_QUERY, CurrentPrincipal, CurrentUser, RowId, SessionDep, require
+from app.deps import (
+    ADMIN,
+    ANY_ROLE,
+    EDITORS,
+    SIGNED_IN,
+    STRICT_QUERY,
+    CurrentPrincipal,
+    CurrentUser,
+    RowId,
+    SessionDep,
+    TaskFiltersDep,
+    settings_of,
+)
 from app.failures import Forbidden
-from app.routers.tasks import FiltersDep
 from app.schemas import (
     API_ERRORS,
     DatasetIn,
@@ -29,8 +39,6 @@ from app.services import users as user_service
 router = APIRouter(prefix="/api/v1", tags=["api"], responses=API_ERRORS,
                    dependencies=[STRICT_QUERY])
 
-ADMIN = require(access.ADMINS)
-EDITORS = require(access.EDITORS)
 
 
 @router.get("/me", dependencies=[SIGNED_IN], response_model=UserOut)
@@ -49,11 +57,11 @@ def create_my_token(session: SessionDep, principal: CurrentPrincipal, data: Toke
 
 
 @router.get("/tasks", dependencies=[ANY_ROLE], response_model=Page[TaskOut])
-def list_tasks(request: Request, session: SessionDep, filters: FiltersDep,
+def list_tasks(request: Request, session: SessionDep, filters: TaskFiltersDep,
                after: Annotated[str | None, Query(max_length=200)] = None,
                limit: Annotated[int | None, Query(ge=1, le=500)] = None):
     page = task_service.list_tasks(session, filters=filters, after=after,
-                                   limit=limit or request.app.state.settings.page_size)
+                                   limit=limit or settings_of(request).page_size)
     return Page[TaskOut](items=[TaskOut.model_validate(task) for task in page.tasks], next_after=page.next_after)
 
 

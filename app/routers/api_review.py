@@ -5,7 +5,19 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from app import access
-from app.deps import ANY_ROLE, STRICT_QUERY, CurrentPrincipal, CurrentUser, RowId, SessionDep, require
+from app.deps import (
+    ADMIN,
+    ANY_ROLE,
+    QC_OPENERS,
+    REVIEWERS,
+    STRICT_QUERY,
+    CurrentPrincipal,
+    CurrentUser,
+    RowId,
+    SessionDep,
+    qc_defaults_of,
+    settings_of,
+)
 from app.schemas import (
     API_ERRORS,
     AnswerIn,
@@ -19,12 +31,9 @@ from app.schemas import (
     VersionScoreIn,
 )
 from app.services import checks, queues, reviews, solve_tests, spot_checks, verifications
-from app.services.qc import QcDefaults
 
 router = APIRouter(prefix="/api/v1", tags=["review"], responses=API_ERRORS,
                    dependencies=[STRICT_QUERY])
-REVIEWERS = require(access.REVIEWERS)
-QC_OPENERS = require(access.QC_OPENERS)
 NEXT = {200: {"description": "The item you hold, or the next one claimed for you."},
         204: {"description": "Nothing waits for you in this queue."}}
 
@@ -39,13 +48,13 @@ def queue_counts(request: Request, session: SessionDep, user: CurrentUser) -> di
     """Per queue: items for you, and undecided items for anyone."""
     return {row.queue.name: {"for_me": row.for_me, "undecided": row.undecided}
             for row in queues.overview(session, reviewer=user,
-                                       reviewer_may_verify=request.app.state.settings.verifier_may_be_reviewer)}
+                                       reviewer_may_verify=settings_of(request).verifier_may_be_reviewer)}
 
 
 @router.post("/review/{queue_name}/next", dependencies=[REVIEWERS], response_model=ReviewItemOut, responses=NEXT)
 def next_item(request: Request, session: SessionDep, user: CurrentUser, queue_name: str, skip: int | None = None):
     queue = queues.get_queue(queue_name)
-    settings = request.app.state.settings
+    settings = settings_of(request)
     item_id = queues.next_item(session, queue=queue, user=user, lease_s=settings.review_lease_s, skip=skip,
                                reviewer_may_verify=settings.verifier_may_be_reviewer)
     if item_id is None:
@@ -58,7 +67,7 @@ def decide_instruction(request: Request, session: SessionDep, user: CurrentUser,
                        data: DecisionIn) -> dict[str, str]:
     review = reviews.decide(session, review_id=review_id, lock_version=data.lock_version, user_id=user.id,
                             decision=data.decision, comment=data.comment,
-                            defaults=QcDefaults.from_settings(request.app.state.settings))
+                            defaults=qc_defaults_of(request))
     return {"decision": review.decision}
 
 
@@ -67,7 +76,7 @@ def decide_verification(request: Request, session: SessionDep, user: CurrentUser
                         data: DecisionIn) -> dict[str, str]:
     review = verifications.decide(session, review_id=review_id, lock_version=data.lock_version, user_id=user.id,
                                   decision=data.decision, comment=data.comment,
-                                  reviewer_may_verify=request.app.state.settings.verifier_may_be_reviewer)
+                                  reviewer_may_verify=settings_of(request).verifier_may_be_reviewer)
     return {"decision": review.decision}
 
 
@@ -75,7 +84,7 @@ def decide_verification(request: Request, session: SessionDep, user: CurrentUser
 def answer(request: Request, session: SessionDep, user: CurrentUser, item_id: RowId,
            data: AnswerIn) -> dict[str, bool | None]:
     item = solve_tests.answer(session, item_id=item_id, lock_version=data.lock_version, user_id=user.id,
-                              text=data.answer, defaults=QcDefaults.from_settings(request.app.state.settings))
+                              text=data.answer, defaults=qc_defaults_of(request))
     return {"matched": item.matched}
 
 
@@ -83,7 +92,7 @@ def answer(request: Request, session: SessionDep, user: CurrentUser, item_id: Ro
 def judge(request: Request, session: SessionDep, user: CurrentUser, item_id: RowId,
           data: JudgementIn) -> dict[str, bool | None]:
     item = solve_tests.judge(session, item_id=item_id, lock_version=data.lock_version, user_id=user.id,
-                             matched=data.matched, defaults=QcDefaults.from_settings(request.app.state.settings))
+                             matched=data.matched, defaults=qc_defaults_of(request))
     return {"matched": item.matched}
 
 
@@ -119,7 +128,7 @@ def open_solve_test(request: Request, session: SessionDep, principal: CurrentPri
     """Settings weaker than the defaults, replacing a running test or following a failed one unchanged: admins,
     with a `reason`."""
     test = solve_tests.open_requested(session, task_id=task_id, data=data, actor_id=principal.user.id,
-                                      defaults=QcDefaults.from_settings(request.app.state.settings),
+                                      defaults=qc_defaults_of(request),
                                       is_admin=principal.may(access.ADMINS))
     return solve_out(session, test)
 
@@ -130,18 +139,18 @@ def open_spot_check(request: Request, session: SessionDep, principal: CurrentPri
     """Settings weaker than the defaults, replacing a running check or following a failed one unchanged, and
     targeted draws: admins (all but the last with a `reason`)."""
     check = spot_checks.open_requested(session, task_id=task_id, data=data, actor_id=principal.user.id,
-                                       defaults=QcDefaults.from_settings(request.app.state.settings),
+                                       defaults=qc_defaults_of(request),
                                        is_admin=principal.may(access.ADMINS))
     return spot_out(session, check)
 
 
-@router.post("/versions/{version_id}/targeted-spot-checks", dependencies=[require(access.ADMINS)],
+@router.post("/versions/{version_id}/targeted-spot-checks", dependencies=[ADMIN],
              response_model=list[CheckOut], status_code=201)
 def audit_version(request: Request, session: SessionDep, user: CurrentUser, version_id: RowId, data: VersionScoreIn):
     """Admins: a targeted spot check of every task of a ready version, drawn by the model's doubt (each task must
     be scored by it); all or none."""
     opened = spot_checks.open_targeted_for_version(session, version_id=version_id, model_id=data.model_id,
-                                                   defaults=QcDefaults.from_settings(request.app.state.settings),
+                                                   defaults=qc_defaults_of(request),
                                                    actor_id=user.id)
     return [spot_out(session, check) for check in opened]
 

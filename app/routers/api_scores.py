@@ -6,8 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app import access
-from app.deps import ANY_ROLE, STRICT_QUERY, BlindfoldDep, CurrentUser, RowId, SessionDep, require
+from app.deps import ANY_ROLE, PREVIEWERS, STRICT_QUERY, BlindfoldDep, CurrentUser, RowId, SessionDep
 from app.failures import NotFound
 from app.schemas import API_ERRORS, DoubtOut, DoubtRanking, JobStarted, ScoreIn, VersionScoreIn
 from app.services import scores
@@ -16,7 +15,7 @@ from app.services import tasks as task_service
 router = APIRouter(prefix="/api/v1", tags=["review"], responses=API_ERRORS, dependencies=[STRICT_QUERY])
 
 
-@router.post("/tasks/{task_id}/scores", dependencies=[require(access.PREVIEWERS)], response_model=JobStarted,
+@router.post("/tasks/{task_id}/scores", dependencies=[PREVIEWERS], response_model=JobStarted,
              status_code=202)
 def start_score(session: SessionDep, user: CurrentUser, task_id: RowId, data: ScoreIn):
     """Queues a score job: every active instance of the task under the model."""
@@ -24,7 +23,7 @@ def start_score(session: SessionDep, user: CurrentUser, task_id: RowId, data: Sc
     return JobStarted(job_id=job.id, status=job.status, page=f"/jobs/{job.id}")
 
 
-@router.post("/versions/{version_id}/scores", dependencies=[require(access.PREVIEWERS)],
+@router.post("/versions/{version_id}/scores", dependencies=[PREVIEWERS],
              response_model=list[JobStarted], status_code=202)
 def score_version(session: SessionDep, user: CurrentUser, version_id: RowId, data: VersionScoreIn):
     """Queues a score job per task of a ready version (and per instruction version its records used)."""

@@ -6,15 +6,23 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
 
 from app import access
-from app.deps import ANY_ROLE, STRICT_QUERY, CurrentPrincipal, CurrentUser, RowId, SessionDep, require
-from app.routers.sending import send_file
+from app.deps import (
+    ADMIN,
+    ANY_ROLE,
+    EDITORS,
+    STRICT_QUERY,
+    CurrentPrincipal,
+    CurrentUser,
+    RowId,
+    SessionDep,
+    settings_of,
+)
 from app.schemas import API_ERRORS, TaskChangeOut, VersionIn, VersionOut
+from app.sending import send_file
 from app.services import versions as version_service
 
 router = APIRouter(prefix="/api/v1/versions", tags=["versions"], responses=API_ERRORS,
                    dependencies=[STRICT_QUERY])
-BUILDERS = require(access.EDITORS)
-ADMIN = require(access.ADMINS)
 
 
 @router.get("", dependencies=[ANY_ROLE], response_model=list[VersionOut])
@@ -23,7 +31,7 @@ def list_versions(session: SessionDep):
             for version in version_service.list_versions(session)]
 
 
-@router.post("", dependencies=[BUILDERS], response_model=VersionOut, status_code=201)
+@router.post("", dependencies=[EDITORS], response_model=VersionOut, status_code=201)
 def create_version(session: SessionDep, principal: CurrentPrincipal, data: VersionIn):
     """Queues the build; poll the version (or its job) until `status` is `ready` or `failed`. A task whose latest
     quality check failed is refused (409), unless an admin gives `qc_override_reason`."""
@@ -48,10 +56,10 @@ def diff_versions(session: SessionDep, older_id: RowId, newer_id: RowId):
             responses={200: {"description": "The file, streamed."}})
 def version_file(request: Request, session: SessionDep, version_id: RowId, name: str):
     version = version_service.get(session, version_id=version_id)
-    return send_file(version_service.file_of(request.app.state.settings, version, name))
+    return send_file(version_service.file_of(settings_of(request), version, name))
 
 
 @router.delete("/{version_id}", dependencies=[ADMIN], status_code=204)
 def delete_version(request: Request, session: SessionDep, user: CurrentUser, version_id: RowId):
-    version_service.delete(session, request.app.state.settings, version_id=version_id, actor_id=user.id)
+    version_service.delete(session, settings_of(request), version_id=version_id, actor_id=user.id)
     return Response(status_code=204)

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Form, Request
 
-from app.deps import PUBLIC, SIGNED_IN, SessionDep, client_address
+from app.deps import PUBLIC, SIGNED_IN, SessionDep, client_address, settings_of
 from app.services import sign_in_throttle
 from app.services import users as user_service
 from app.templating import render, see_other
@@ -38,7 +38,7 @@ def login_page(request: Request, next: str | None = None):
 def login(request: Request, session: SessionDep, email: Annotated[str, Form()] = "",
           password: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "/"):
     attempt = sign_in_throttle.begin(session, address=client_address(request), email=email,
-                                     limits=sign_in_throttle.Limits.from_settings(request.app.state.settings))
+                                     limits=sign_in_throttle.Limits.from_settings(settings_of(request)))
     user = user_service.authenticate(session, email=email, password=password)
     if user is None:
         sign_in_throttle.failed(session, attempt)

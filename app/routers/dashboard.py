@@ -9,11 +9,10 @@ from fastapi import APIRouter, Query, Request
 
 from app import access
 from app.db import ping
-from app.deps import ANY_ROLE, PUBLIC, CurrentPrincipal, SessionDep
+from app.deps import ANY_ROLE, PUBLIC, CurrentPrincipal, SessionDep, qc_defaults_of, settings_of
 from app.failures import Invalid
 from app.services import audit, quality, queues
 from app.services import tasks as task_service
-from app.services.qc import QcDefaults
 from app.templating import render
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -37,14 +36,14 @@ def dashboard(request: Request, session: SessionDep, principal: CurrentPrincipal
         total_tasks=sum(by_status.values()),
         queues=queues.overview(session, reviewer=principal.user if principal.may(access.REVIEWERS) else None,
                                cap=QUEUE_COUNT_CAP,
-                               reviewer_may_verify=request.app.state.settings.verifier_may_be_reviewer),
+                               reviewer_may_verify=settings_of(request).verifier_may_be_reviewer),
         quality=quality.page(session, filters=filters, after=after, before=before,
-                             limit=request.app.state.settings.page_size),
+                             limit=settings_of(request).page_size),
         filters=filters,
         facets=task_service.facet_values(session),
         annotators=quality.annotators(session),
         throughput=quality.throughput(session),
-        max_error_rate=QcDefaults.from_settings(request.app.state.settings).max_error_rate,
+        max_error_rate=qc_defaults_of(request).max_error_rate,
         events=audit.recent(session, limit=12),
     )
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from app import access
-from app.deps import ANY_ROLE, CurrentUser, RowId, SessionDep, require
+from app.deps import ANY_ROLE, EDITORS, CurrentUser, RowId, SessionDep
 from app.failures import Conflict, Invalid
 from app.forms import FormDep, validate_form
 from app.schemas import DatasetIn
@@ -15,7 +14,6 @@ from app.services.tasks import TaskFilters, list_tasks
 from app.templating import render, see_other
 
 router = APIRouter(prefix="/datasets", tags=["pages"], include_in_schema=False)
-EDITORS = require(access.EDITORS)
 
 
 @router.get("", dependencies=[ANY_ROLE])

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from app import access
-from app.deps import CurrentUser, SessionDep, require
+from app.deps import EDITORS, CurrentUser, SessionDep, settings_of
 from app.failures import Invalid
 from app.forms import FormDep, validate_form
 from app.ingest import IMPORT_FORMATS
@@ -16,7 +15,7 @@ from app.services import jobs as job_service
 from app.templating import render, see_other
 
 router = APIRouter(prefix="/imports", tags=["pages"], include_in_schema=False,
-                   dependencies=[require(access.EDITORS)])
+                   dependencies=[EDITORS])
 # An empty field is "not given".
 OPTIONAL = ("image_root", "max_per_task", "seed", "dataset", "task", "records", "join", "join_records", "on",
             "image_pattern", "instruction_file")
@@ -40,7 +39,7 @@ def start_import(request: Request, session: SessionDep, user: CurrentUser, form:
         model = request_model(str(form.get("format", "")))
         wanted = validate_form(model, form, optional=tuple(name for name in OPTIONAL if name in model.model_fields),
                                checkboxes=("submit",) if "submit" in model.model_fields else ())
-        wanted.locate(request.app.state.settings.resolved_import_root)
+        wanted.locate(settings_of(request).resolved_import_root)
     except Invalid as error:
         return _page(request, session, values=form, error=error)
     job = job_service.enqueue(session, ImportPayload(**wanted.model_dump(exclude_none=True), actor_id=user.id),
@@ -58,5 +57,5 @@ def _page(request: Request, session, *, values, error: Invalid | None = None):
     return render(request, "imports/page.html", "imports/_form.html", status_code=422 if error else 200,
                   values=values, formats=IMPORT_FORMATS, with_images=WITH_IMAGES, sampled=SAMPLED,
                   errors=error.fields if error else {}, message=error.message if error else None,
-                  root=request.app.state.settings.resolved_import_root,
+                  root=settings_of(request).resolved_import_root,
                   jobs=job_service.recent_jobs(session, kind=JobKind.import_))

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from app.deps import ANY_ROLE, BlindfoldDep, RowId, SessionDep
+from app.deps import ANY_ROLE, BlindfoldDep, RowId, SessionDep, settings_of
 from app.services import instances as instance_service
 from app.services import tasks as task_service
 from app.services.instances import InstanceFilters
@@ -29,7 +29,7 @@ def instance_grid(request: Request, session: SessionDep, blindfold: BlindfoldDep
                   after: Annotated[int | None, Query(ge=0)] = None):
     task = task_service.get_task(session, task_id=task_id)
     page = instance_service.list_instances(session, task_id=task.id, filters=filters, after=after,
-                                           limit=request.app.state.settings.page_size, blindfold=blindfold)
+                                           limit=settings_of(request).page_size, blindfold=blindfold)
     return render(request, "instances/page.html", "instances/_grid.html", task=task, page=page, filters=filters,
                   blindfold=blindfold)
 

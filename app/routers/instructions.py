@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from app import access
-from app.deps import ANY_ROLE, BlindfoldDep, CurrentPrincipal, CurrentUser, RowId, SessionDep, require
+from app.deps import ANY_ROLE, EDITORS, BlindfoldDep, CurrentPrincipal, CurrentUser, RowId, SessionDep, settings_of
 from app.failures import Conflict, Invalid, NotFound
 from app.forms import FormDep, validate_form
 from app.models import ImagePlacement, OptionsStyle
@@ -23,10 +23,9 @@ from app.templating import render as render_page
 
 INLINE_LINT_SECONDS = 3.0  # a lint inside a request stops here and carries on as a job
 router = APIRouter(tags=["pages"], include_in_schema=False)
-AUTHORS = require(access.EDITORS)
 
 
-@router.post("/tasks/{task_id}/instructions", dependencies=[AUTHORS])
+@router.post("/tasks/{task_id}/instructions", dependencies=[EDITORS])
 def new_instruction(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, task_id: RowId):
     task = task_service.get_task(session, task_id=task_id)
     instruction = instruction_service.create_instruction(session, task_id=task.id, label=str(form.get("label", "")),
@@ -43,7 +42,7 @@ def editor(request: Request, session: SessionDep, principal: CurrentPrincipal, i
     return render_page(request, "instructions/editor.html", instruction=instruction, task=task, can_edit=can_edit,
                        versions=instruction_service.versions_of(session, instruction_id=instruction.id),
                        comments=instruction_service.review_comments(session, instruction_id=instruction.id),
-                       auto_lint=task.instance_count <= request.app.state.settings.inline_lint_limit,
+                       auto_lint=task.instance_count <= settings_of(request).inline_lint_limit,
                        styles=list(OptionsStyle), placements=list(ImagePlacement))
 
 
@@ -63,7 +62,7 @@ def history(request: Request, session: SessionDep, instruction_id: RowId, a: int
                        task=task_service.get_task(session, task_id=instruction.task_id))
 
 
-@router.post("/instructions/{instruction_id}/draft", dependencies=[AUTHORS])
+@router.post("/instructions/{instruction_id}/draft", dependencies=[EDITORS])
 def save_draft(request: Request, session: SessionDep, principal: CurrentPrincipal, form: FormDep,
                instruction_id: RowId):
     """Autosave and Ctrl+S: answers with the save status and the new draft version (out of band), never
@@ -78,7 +77,7 @@ def save_draft(request: Request, session: SessionDep, principal: CurrentPrincipa
     return render_page(request, "instructions/_draft_status.html", instruction=instruction, message=None, oob=True)
 
 
-@router.post("/instructions/{instruction_id}/submit", dependencies=[AUTHORS])
+@router.post("/instructions/{instruction_id}/submit", dependencies=[EDITORS])
 def submit(request: Request, session: SessionDep, principal: CurrentPrincipal, form: FormDep, instruction_id: RowId):
     """Freezes the draft the editor shows (htmx sends its fields; without script, the saved draft). A refusal
     comes back as the draft's status line, beside the text to fix."""
@@ -102,7 +101,7 @@ def lint_everything(request: Request, session: SessionDep, user: CurrentUser, bl
     there."""
     instruction = instruction_service.get_instruction(session, instruction_id=instruction_id)
     task = task_service.get_task(session, task_id=instruction.task_id)
-    settings = request.app.state.settings
+    settings = settings_of(request)
     spec = instruction_service.spec_of(validate_form(DraftIn, form))
     if task.instance_count <= settings.inline_lint_limit:
         try:

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from app import access
-from app.deps import ANY_ROLE, BlindfoldDep, CurrentPrincipal, RowId, SessionDep
+from app.deps import ANY_ROLE, BlindfoldDep, CurrentPrincipal, RowId, SessionDep, settings_of
 from app.models import JobKind, JobStatus
 from app.services import job_views
 from app.services import jobs as job_service
@@ -29,7 +29,7 @@ def job_filters(kind: Annotated[str | None, Query(max_length=40)] = None,
 @router.get("", dependencies=[ANY_ROLE])
 def job_list(request: Request, session: SessionDep, filters: Annotated[job_service.JobFilters, Depends(job_filters)],
              before: Annotated[str | None, Query(pattern=r"^\d{0,9}$")] = None):
-    size = request.app.state.settings.page_size
+    size = settings_of(request).page_size
     jobs = job_service.list_jobs(session, filters=filters, before_id=int(before) if before else None, limit=size + 1)
     return render(request, "jobs/list.html", "jobs/_table.html", jobs=jobs[:size],
                   older=jobs[size - 1].id if len(jobs) > size else None, filters=filters, kinds=tuple(JobKind),

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, StreamingResponse
 
-from app.deps import ANY_ROLE, SessionDep
+from app.deps import ANY_ROLE, SessionDep, settings_of
 from app.failures import NotFound
 from app.services.instances import get_image
 from app.storage import MediaStore, open_media
@@ -38,7 +38,7 @@ def _known_image(session, sha256: str):
 @router.get("/{sha256}")
 def image(request: Request, session: SessionDep, sha256: str):
     stored = _known_image(session, sha256)
-    media = open_media(request.app.state.settings.media_location)
+    media = open_media(settings_of(request).media_location)
     media_type = MEDIA_TYPES.get(stored.format, "application/octet-stream")
     headers = {**CACHE_FOREVER, "ETag": f'"{stored.sha256}"'}
     if isinstance(media, MediaStore):
@@ -50,7 +50,7 @@ def image(request: Request, session: SessionDep, sha256: str):
 @router.get("/{sha256}/thumb")
 async def image_thumbnail(request: Request, session: SessionDep, sha256: str):
     stored = await run_in_threadpool(_known_image, session, sha256)
-    settings = request.app.state.settings
+    settings = settings_of(request)
     media = open_media(settings.media_location)
     path = await run_in_threadpool(thumbnail, media, settings.thumbnail_dir, stored.sha256)
     return FileResponse(path, media_type="image/jpeg", headers={**CACHE_FOREVER, "ETag": f'"{stored.sha256}-t"'})

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from app import access
-from app.deps import ANY_ROLE, BlindfoldDep, CurrentUser, RowId, SessionDep, require
+from app.deps import ADMIN, ANY_ROLE, PREVIEWERS, BlindfoldDep, CurrentUser, RowId, SessionDep
 from app.failures import Invalid
 from app.forms import FormDep, validate_form
 from app.models import JobKind
@@ -19,8 +18,6 @@ from app.services.jobs import JobFilters
 from app.templating import render, see_other
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
-ADMIN = require(access.ADMINS)
-PREVIEWERS = require(access.PREVIEWERS)
 
 
 @router.get("/models", dependencies=[ANY_ROLE])

@@ -8,18 +8,24 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from app import access
-from app.deps import ANY_ROLE, CurrentPrincipal, CurrentUser, RowId, SessionDep, require
+from app.deps import (
+    ADMIN,
+    ANY_ROLE,
+    QC_OPENERS,
+    CurrentPrincipal,
+    CurrentUser,
+    RowId,
+    SessionDep,
+    qc_defaults_of,
+)
 from app.forms import FormDep, validate_form
 from app.models import QcStatus
 from app.schemas import SolveTestIn, SpotCheckIn
 from app.services import audit, checks, solve_tests, spot_checks, task_states
 from app.services import tasks as task_service
-from app.services.qc import QcDefaults
 from app.templating import render, see_other
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
-QC_OPENERS = require(access.QC_OPENERS)
-ADMIN = require(access.ADMINS)
 HISTORY_PAGE = 50
 
 
@@ -28,7 +34,7 @@ def open_solve_test(request: Request, session: SessionDep, principal: CurrentPri
                     task_id: RowId):
     test = solve_tests.open_requested(
         session, task_id=task_id, actor_id=principal.user.id, is_admin=principal.may(access.ADMINS),
-        defaults=QcDefaults.from_settings(request.app.state.settings),
+        defaults=qc_defaults_of(request),
         data=validate_form(SolveTestIn, form, optional=("size", "pass_threshold", "seed", "reason")))
     return see_other(request, f"/solve-tests/{test.id}")
 
@@ -40,7 +46,7 @@ def open_spot_check(request: Request, session: SessionDep, principal: CurrentPri
                          optional=("size", "max_error_rate", "expected_error_rate", "seed", "targeted_by_model_id",
                                    "uniform_share", "reason"))
     check = spot_checks.open_requested(session, task_id=task_id, data=data, actor_id=principal.user.id,
-                                       defaults=QcDefaults.from_settings(request.app.state.settings),
+                                       defaults=qc_defaults_of(request),
                                        is_admin=principal.may(access.ADMINS))
     return see_other(request, f"/spot-checks/{check.id}")
 

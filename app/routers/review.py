@@ -7,16 +7,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from app import access
-from app.deps import CurrentUser, RowId, SessionDep, require
+from app.deps import REVIEWERS, CurrentUser, RowId, SessionDep, qc_defaults_of, settings_of
 from app.failures import Invalid
 from app.forms import FormDep
 from app.services import queues, reviews, solve_tests, spot_checks, verifications
-from app.services.qc import QcDefaults
 from app.templating import is_htmx, render, see_other
 
 router = APIRouter(prefix="/review", tags=["pages"], include_in_schema=False)
-REVIEWERS = require(access.REVIEWERS)
 # The queue page counts no further than this ("999+"): enough to plan a day by, without counting an open spot check
 # of 10,000 items on every visit (the API's /review counts stay exact).
 REVIEW_COUNT_CAP = 999
@@ -33,7 +30,7 @@ def lock_version_of(form) -> int:
 def overview(request: Request, session: SessionDep, user: CurrentUser):
     return render(request, "review/page.html", counts=queues.overview(
         session, reviewer=user, cap=REVIEW_COUNT_CAP,
-        reviewer_may_verify=request.app.state.settings.verifier_may_be_reviewer))
+        reviewer_may_verify=settings_of(request).verifier_may_be_reviewer))
 
 
 @router.get("/{queue_name}", dependencies=[REVIEWERS])
@@ -52,7 +49,7 @@ def next_item(request: Request, session: SessionDep, user: CurrentUser, form: Fo
 
 
 def _next(request: Request, session, user, queue, *, skip: int | None = None, message: str | None = None):
-    settings = request.app.state.settings
+    settings = settings_of(request)
     item_id = queues.next_item(session, queue=queue, user=user, lease_s=settings.review_lease_s, skip=skip,
                                reviewer_may_verify=settings.verifier_may_be_reviewer)
     if not is_htmx(request):  # a plain form post: the queue page shows the item now held
@@ -65,7 +62,7 @@ def _next(request: Request, session, user, queue, *, skip: int | None = None, me
 def decide_instruction(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, review_id: RowId):
     reviews.decide(session, review_id=review_id, lock_version=lock_version_of(form), user_id=user.id,
                    decision=str(form.get("decision", "")), comment=str(form.get("comment", "")),
-                   defaults=QcDefaults.from_settings(request.app.state.settings))
+                   defaults=qc_defaults_of(request))
     return _next(request, session, user, queues.INSTRUCTIONS, message="Decision recorded.")
 
 
@@ -73,7 +70,7 @@ def decide_instruction(request: Request, session: SessionDep, user: CurrentUser,
 def decide_verification(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, review_id: RowId):
     verifications.decide(session, review_id=review_id, lock_version=lock_version_of(form), user_id=user.id,
                          decision=str(form.get("decision", "")), comment=str(form.get("comment", "")),
-                         reviewer_may_verify=request.app.state.settings.verifier_may_be_reviewer)
+                         reviewer_may_verify=settings_of(request).verifier_may_be_reviewer)
     return _next(request, session, user, queues.VERIFY, message="Verification recorded.")
 
 
@@ -81,7 +78,7 @@ def decide_verification(request: Request, session: SessionDep, user: CurrentUser
 def answer(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, item_id: RowId):
     item = solve_tests.answer(session, item_id=item_id, lock_version=lock_version_of(form), user_id=user.id,
                               text=str(form.get("answer", "")),
-                              defaults=QcDefaults.from_settings(request.app.state.settings))
+                              defaults=qc_defaults_of(request))
     queue = queues.SOLVE
     if item.judged_at is None:  # free text: the solver now sees the target and judges their answer
         return _next(request, session, user, queue)
@@ -94,7 +91,7 @@ def judge(request: Request, session: SessionDep, user: CurrentUser, form: FormDe
     if matched not in ("yes", "no"):
         raise Invalid("Say whether your answer matches the target.", fields={"matched": "yes or no"})
     solve_tests.judge(session, item_id=item_id, lock_version=lock_version_of(form), user_id=user.id,
-                      matched=matched == "yes", defaults=QcDefaults.from_settings(request.app.state.settings))
+                      matched=matched == "yes", defaults=qc_defaults_of(request))
     return _next(request, session, user, queues.SOLVE, message="Judgement recorded.")
 
 

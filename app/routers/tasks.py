@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 
 from app import access
-from app.deps import ANY_ROLE, CurrentPrincipal, RowId, SessionDep, require
+from app.deps import ANY_ROLE, EDITORS, CurrentPrincipal, RowId, SessionDep, TaskFiltersDep, settings_of
 from app.failures import Conflict, Invalid
 from app.forms import FormDep, validate_form
 from app.models import TaskGroup
@@ -18,31 +18,19 @@ from app.services import models as model_service
 from app.services import scores as score_service
 from app.services import tasks as task_service
 from app.services.qc import QcDefaults
-from app.services.tasks import TaskFilters
 from app.templating import render, see_other
 
 router = APIRouter(prefix="/tasks", tags=["pages"], include_in_schema=False)
-EDITORS = require(access.EDITORS)
 
 
-def task_filters(q: str | None = None, group: str | None = None, category: str | None = None,
-                 status: str | None = None,
-                 dataset: Annotated[str | None, Query(pattern=r"^\d{0,9}$", description="A dataset id.")] = None,
-                 ) -> TaskFilters:
-    """Filters from the query; an empty value (a menu left at "any") means no filter."""
-    return TaskFilters(q=q or None, task_group=group or None, category=category or None, status=status or None,
-                       source_dataset_id=int(dataset) if dataset else None)
-
-
-FiltersDep = Annotated[TaskFilters, Depends(task_filters)]
 
 
 @router.get("", dependencies=[ANY_ROLE])
-def task_list(request: Request, session: SessionDep, filters: FiltersDep,
+def task_list(request: Request, session: SessionDep, filters: TaskFiltersDep,
               after: Annotated[str | None, Query(max_length=200)] = None,
               before: Annotated[str | None, Query(max_length=200)] = None):
     page = task_service.list_tasks(session, filters=filters, after=after, before=before,
-                                   limit=request.app.state.settings.page_size)
+                                   limit=settings_of(request).page_size)
     return render(request, "tasks/page.html", "tasks/_table.html", page=page, filters=filters,
                   facets=task_service.facet_values(session), datasets=dataset_service.dataset_names(session))
 
@@ -80,7 +68,7 @@ def task_detail(request: Request, session: SessionDep, task_id: RowId):
     task = task_service.get_task(session, task_id=task_id)
     dataset = (dataset_service.get_dataset(session, dataset_id=task.source_dataset_id)
                if task.source_dataset_id else None)
-    settings = request.app.state.settings
+    settings = settings_of(request)
     return render(request, "tasks/detail.html", task=task, dataset=dataset,
                   instructions=task_service.instructions_of(session, task_id=task.id),
                   quality=quality.per_task(session, task_ids=[task.id])[0],

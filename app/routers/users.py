@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from app import access
-from app.deps import CurrentUser, RowId, SessionDep, require
+from app.deps import ADMIN, CurrentUser, RowId, SessionDep
 from app.failures import Conflict, Invalid
 from app.forms import FormDep, validate_form
 from app.models import Role
@@ -15,7 +14,7 @@ from app.services import users as user_service
 from app.templating import render, see_other
 
 router = APIRouter(prefix="/admin/users", tags=["pages"], include_in_schema=False,
-                   dependencies=[require(access.ADMINS)])
+                   dependencies=[ADMIN])
 
 
 @router.get("")

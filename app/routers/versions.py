@@ -7,23 +7,31 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from app import access
-from app.deps import ANY_ROLE, CurrentPrincipal, CurrentUser, RowId, SessionDep, require
-from app.exports.spec import ExportSpec
+from app.deps import (
+    ADMIN,
+    ANY_ROLE,
+    EDITORS,
+    PREVIEWERS,
+    CurrentPrincipal,
+    CurrentUser,
+    RowId,
+    SessionDep,
+    qc_defaults_of,
+    settings_of,
+)
 from app.failures import Conflict, Invalid
 from app.forms import FormDep, defaults_of, form_feedback, validate_form
-from app.routers.sending import send_file
 from app.schemas import FinetuneIn, VersionScoreIn
+from app.schemas.export_spec import ExportSpec
+from app.sending import send_file
 from app.services import jobs as job_service
 from app.services import models as model_service
 from app.services import scores as score_service
 from app.services import spot_checks
 from app.services import versions as version_service
-from app.services.qc import QcDefaults
 from app.templating import render, see_other
 
 router = APIRouter(prefix="/versions", tags=["pages"], include_in_schema=False)
-BUILDERS = require(access.EDITORS)
-ADMIN = require(access.ADMINS)
 
 
 @router.get("", dependencies=[ANY_ROLE])
@@ -39,7 +47,7 @@ def _list_page(request: Request, session, *, values=None, error: Invalid | Confl
                   **version_service.form_choices(session, with_failed=request.state.principal.may(access.ADMINS)))
 
 
-@router.post("", dependencies=[BUILDERS])
+@router.post("", dependencies=[EDITORS])
 def create_version(request: Request, session: SessionDep, principal: CurrentPrincipal, form: FormDep):
     try:
         spec = validate_form(ExportSpec, form, lists=("task_ids",), optional=("conversation_pool_id",),
@@ -94,11 +102,11 @@ def _detail_page(request: Request, session, version, *, values=None, error: Inva
 @router.get("/{version_id}/files/{name:path}", dependencies=[ANY_ROLE])
 def version_file(request: Request, session: SessionDep, version_id: RowId, name: str):
     version = version_service.get(session, version_id=version_id)
-    file = version_service.file_of(request.app.state.settings, version, name)
+    file = version_service.file_of(settings_of(request), version, name)
     return send_file(file, headers={"Cache-Control": "private, max-age=31536000, immutable"})
 
 
-@router.post("/{version_id}/finetune", dependencies=[BUILDERS])
+@router.post("/{version_id}/finetune", dependencies=[EDITORS])
 def finetune(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, version_id: RowId):
     """Queues the two-stage fine-tune of a base model on this version; its job page draws the loss live."""
     version = version_service.get(session, version_id=version_id)
@@ -110,7 +118,7 @@ def finetune(request: Request, session: SessionDep, user: CurrentUser, form: For
     return see_other(request, f"/jobs/{job.id}")
 
 
-@router.post("/{version_id}/scores", dependencies=[require(access.PREVIEWERS)])
+@router.post("/{version_id}/scores", dependencies=[PREVIEWERS])
 def score(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, version_id: RowId):
     """Scores every task of the version with a model, each with the instruction versions its records used; the
     Jobs page lists the score jobs."""
@@ -125,12 +133,12 @@ def audit(request: Request, session: SessionDep, user: CurrentUser, form: FormDe
     """An admin's audit: a targeted spot check of every task of the version, drawn by a model's doubt."""
     data = validate_form(VersionScoreIn, form)
     spot_checks.open_targeted_for_version(session, version_id=version_id, model_id=data.model_id,
-                                          defaults=QcDefaults.from_settings(request.app.state.settings),
+                                          defaults=qc_defaults_of(request),
                                           actor_id=user.id)
     return see_other(request, "/review/spot")
 
 
 @router.post("/{version_id}/delete", dependencies=[ADMIN])
 def delete_version(request: Request, session: SessionDep, user: CurrentUser, version_id: RowId):
-    version_service.delete(session, request.app.state.settings, version_id=version_id, actor_id=user.id)
+    version_service.delete(session, settings_of(request), version_id=version_id, actor_id=user.id)
     return see_other(request, "/versions")

@@ -106,3 +106,8 @@ def get_image(session: Session, *, sha256: str) -> Image:
     if image is None:
         raise NotFound("There is no such image.")
     return image
+
+
+def options_of(session: Session, *, instance_ids: list[int]) -> dict[int, list[str] | None]:
+    """Each instance's answer options (None for a free-form one), by id."""
+    return dict(session.exec(select(Instance.id, Instance.options).where(Instance.id.in_(instance_ids))).all())

@@ -181,6 +181,13 @@ def review_comments(session: Session, *, instruction_id: int) -> dict[int, list[
     return comments
 
 
+def get_version(session: Session, *, version_id: int) -> InstructionVersion:
+    version = session.get(InstructionVersion, version_id)
+    if version is None:
+        raise NotFound(f"There is no instruction version with id {version_id}.")
+    return version
+
+
 def versions_of(session: Session, *, instruction_id: int) -> list[InstructionVersion]:
     return list(session.exec(select(InstructionVersion).where(InstructionVersion.instruction_id == instruction_id)
                              .order_by(InstructionVersion.number.desc())))

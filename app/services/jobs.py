@@ -1,4 +1,4 @@
-"""Jobs as the web side sees them: queue one, look at it, ask it to stop. Workers claim them (worker/queue.py)."""
+"""Jobs as the web side sees them: queue one, look at it, ask it to stop. Workers claim them (services/job_queue.py)."""
 
 from __future__ import annotations
 

@@ -45,6 +45,11 @@ def get(session: Session, *, model_id: int) -> RegisteredModel:
     return model
 
 
+def made_by_job(session: Session, *, job_id: int) -> RegisteredModel | None:
+    """The model a fine-tune job registered, if it got that far (a retried job registers it once)."""
+    return session.exec(select(RegisteredModel).where(RegisteredModel.source_job_id == job_id)).first()
+
+
 def provenance(session: Session, *, model: RegisteredModel) -> dict:
     """Where a fine-tuned model comes from; all None for a model registered by hand (or whose sources are gone)."""
     return {"source_job": session.get(Job, model.source_job_id) if model.source_job_id else None,

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import Engine, delete, insert
 from sqlmodel import Session, select
 
 from app.answers import matches
 from app.failures import Invalid
-from app.models import Image, Instance, InstructionVersion, Job, ModelOutput
+from app.models import Image, Instance, InstructionVersion, Job, ModelOutput, utcnow
 from app.schemas import PreviewIn
 from app.schemas.jobs import PreviewPayload
 from app.services import blinding, jobs, models
@@ -73,3 +74,12 @@ def compare(session: Session, *, left: Job, right: Job, blindfold: Blindfold = b
     rights = {row.instance.id: row for row in results(session, job=right, blindfold=blindfold)}
     return [Comparison(row.instance, row.image, row, rights[row.instance.id])
             for row in results(session, job=left, blindfold=blindfold) if row.instance.id in rights]
+
+
+def store_outputs(engine: Engine, *, job_id: int, rows: list[dict]) -> None:
+    """A preview job's outputs (instance_id, instruction_version_id, model_name, output, latency_ms), in place of
+    any an earlier attempt of the job stored."""
+    with engine.begin() as connection:
+        connection.execute(delete(ModelOutput).where(ModelOutput.job_id == job_id))
+        if rows:
+            connection.execute(insert(ModelOutput), [{"job_id": job_id, "created_at": utcnow(), **row} for row in rows])

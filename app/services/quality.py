@@ -14,6 +14,7 @@ from functools import cache
 from sqlalchemy import bindparam, func
 from sqlmodel import Session, select
 
+from app.exports.card import ReviewFigures
 from app.models import (
     QcStatus,
     Review,
@@ -145,6 +146,12 @@ def _rows(session: Session, tasks: list[Task]) -> list[TaskQuality]:
                                 solve_matched=matched, solve_judged=judged, spot_check=check, spot_errors=errors,
                                 spot_decided=decided, interval=interval))
     return rows
+
+
+def review_figures(session: Session, *, task_ids: list[int]) -> ReviewFigures:
+    """What a version's dataset card says of review, for these tasks."""
+    return ReviewFigures(quality={row.task.id: row for row in per_task(session, task_ids=task_ids)},
+                         check_history=check_history(session, task_ids=task_ids))
 
 
 def check_history(session: Session, *, task_ids: list[int]) -> dict[int, list[str]]:

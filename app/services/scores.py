@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func
+from sqlalchemy import Engine, delete, func, insert
 from sqlmodel import Session, select
 
 from app import doubt
@@ -14,6 +14,7 @@ from app.doubt import Doubt, ScoreRow
 from app.failures import Conflict, NotFound
 from app.models import (
     DatasetVersion,
+    Image,
     Instance,
     InstanceScore,
     InstanceStatus,
@@ -21,6 +22,7 @@ from app.models import (
     RegisteredModel,
     Task,
     VersionStatus,
+    utcnow,
 )
 from app.schemas import ScoreIn
 from app.schemas.jobs import ScorePayload
@@ -111,3 +113,32 @@ def ranking(session: Session, *, task_id: int, scores: ScoreSet) -> list[Doubt]:
                InstanceScore.instruction_version_id == scores.instruction_version_id,
                Instance.status == InstanceStatus.active))
     return doubt.rank([ScoreRow(*row) for row in rows])
+
+
+def active_instance_count(session: Session, *, task_id: int) -> int:
+    return session.exec(select(func.count()).select_from(Instance).where(_active(task_id))).one()
+
+
+def active_instances_after(session: Session, *, task_id: int, after_id: int,
+                           limit: int) -> list[tuple[Instance, Image | None]]:
+    """The next `limit` active instances of the task in id order, with their images (a score job walks them)."""
+    return list(session.exec(select(Instance, Image).outerjoin(Image, Image.id == Instance.image_id)
+                             .where(_active(task_id), Instance.id > after_id).order_by(Instance.id).limit(limit)))
+
+
+def store(engine: Engine, *, instance_ids: list[int], model_id: int, instruction_version_id: int,
+          rows: list[dict]) -> None:
+    """A chunk's scores, in place of any earlier ones by the same model and instruction version (a retried or
+    repeated job rewrites)."""
+    with engine.begin() as connection:
+        connection.execute(delete(InstanceScore).where(InstanceScore.instance_id.in_(instance_ids),
+                                                       InstanceScore.model_id == model_id,
+                                                       InstanceScore.instruction_version_id == instruction_version_id))
+        if rows:
+            connection.execute(insert(InstanceScore), [
+                {"model_id": model_id, "instruction_version_id": instruction_version_id, "created_at": utcnow(), **row}
+                for row in rows])
+
+
+def _active(task_id: int):
+    return (Instance.task_id == task_id) & (Instance.status == InstanceStatus.active)

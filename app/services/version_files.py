@@ -12,16 +12,18 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlmodel import Session
 
 from app.config import Settings
 from app.exports.build import BuildError, build
 from app.exports.cache import VersionCache
 from app.exports.records import IMAGE_DIR
 from app.exports.remote import MANIFEST, publish, pull
-from app.exports.spec import ExportSpec
 from app.failures import NotFound
 from app.models import DatasetVersion
 from app.objectstore import Bucket, is_object_url
+from app.schemas.export_spec import ExportSpec
+from app.services import quality
 from app.storage import PathOutsideRoot, confined, open_media, relative_key
 
 STREAM_CHUNK = 1024 * 1024
@@ -50,10 +52,12 @@ def build_files(engine: Engine, settings: Settings, version: DatasetVersion, spe
     """Builds the version and, with exports on object storage, publishes it; its manifest. A build that was
     finished but not published (the store went away) is published again, not rebuilt."""
     folder = folder_of(settings, version)
+    with Session(engine) as session:
+        review = quality.review_figures(session, task_ids=spec.task_ids)
     if not on_object_storage(settings):
         return build(engine, spec=spec, destination=folder, media=open_media(settings.media_location),
                      count_tokens=count_tokens, on_progress=on_progress, name=version.name,
-                     qc_override=version.qc_override_reason)
+                     qc_override=version.qc_override_reason, review=review)
     if spec.images_as_tar:
         raise BuildError("A version on object storage names its images in the media bucket; it has no images.tar "
                          "(`python -m app pull` makes a folder of it).")
@@ -62,7 +66,7 @@ def build_files(engine: Engine, settings: Settings, version: DatasetVersion, spe
     else:
         manifest = build(engine, spec=spec, destination=folder, media=None, count_tokens=count_tokens,
                          on_progress=lambda fraction, message: on_progress(0.9 * fraction, message),
-                         name=version.name, qc_override=version.qc_override_reason)
+                         name=version.name, qc_override=version.qc_override_reason, review=review)
     publish(folder, Bucket(settings.exports_location), str(version.id), manifest,
             lambda fraction, message: on_progress(0.9 + 0.1 * fraction, message))
     shutil.rmtree(folder, ignore_errors=True)

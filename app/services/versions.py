@@ -15,7 +15,6 @@ from app import limits
 from app.config import Settings
 from app.db import make_engine
 from app.exports.build import BuildError, plan
-from app.exports.spec import ExportSpec
 from app.failures import Conflict, Invalid, NotFound
 from app.models import (
     ConversationPool,
@@ -31,6 +30,7 @@ from app.models import (
     utcnow,
 )
 from app.schemas import FinetuneIn
+from app.schemas.export_spec import ExportSpec
 from app.schemas.jobs import ExportPayload, FinetunePayload
 from app.services import audit, checks, instructions, jobs, version_files
 from app.services import models as model_service

@@ -10,8 +10,8 @@ from __future__ import annotations
 from playwright.sync_api import Page
 from sqlmodel import select
 
-from app.exports.spec import ExportSpec
 from app.models import ConversationPool, Instance, JobStatus, Role, SolveTest, SpotCheck, utcnow
+from app.schemas.export_spec import ExportSpec
 from app.schemas.jobs import FinetunePayload, ImportPayload
 from app.services import jobs as job_service
 from app.services import models as model_service

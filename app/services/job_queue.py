@@ -1,4 +1,6 @@
-"""Claiming jobs with a lease. Several workers, on several machines, may share one database.
+"""The worker's side of the job table: claiming jobs with a lease, heart-beating, recording what a running job
+produces (metrics, its running result), and finishing. Several workers, on several machines, may share one
+database; each call is a short transaction of its own on the worker's engine.
 
 PostgreSQL: `FOR UPDATE SKIP LOCKED` picks a job no other claimer is looking at. SQLite: a conditional
 UPDATE (`... WHERE id = ? AND status = 'queued'`) that only one claimer can win. A worker that dies
@@ -9,9 +11,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, select, update
+from sqlalchemy import Engine, and_, delete, insert, select, update
 
-from app.models import Job, JobStatus, utcnow
+from app.models import Job, JobMetric, JobStatus, utcnow
 
 
 class LeaseLost(RuntimeError):
@@ -51,6 +53,26 @@ def heartbeat(engine: Engine, *, job_id: int, owner: str, lease: timedelta, prog
         if result.rowcount != 1:
             raise LeaseLost(f"job {job_id} is no longer held by {owner}")
         return bool(connection.execute(select(Job.cancel_requested).where(Job.id == job_id)).scalar())
+
+
+def record_result(engine: Engine, *, job_id: int, result: dict[str, Any]) -> None:
+    """The result so far of a job still running (a fine-tune's plan shows on its page before the first step)."""
+    with engine.begin() as connection:
+        connection.execute(update(Job).where(Job.id == job_id).values(result=result))
+
+
+def record_metrics(engine: Engine, rows: list[dict[str, Any]]) -> None:
+    """Step metrics (job_id, stage, step, loss, lr, samples_per_s, tokens_per_s), in one insert."""
+    if rows:
+        with engine.begin() as connection:
+            connection.execute(insert(JobMetric), [{"created_at": utcnow(), **row} for row in rows])
+
+
+def drop_metrics_after(engine: Engine, *, job_id: int, stage: str, step: int) -> None:
+    """A stage resumed from the checkpoint at `step`: the metrics logged after it are logged again."""
+    with engine.begin() as connection:
+        connection.execute(delete(JobMetric).where(JobMetric.job_id == job_id, JobMetric.stage == stage,
+                                                   JobMetric.step > step))
 
 
 def finish(engine: Engine, *, job_id: int, owner: str, status: JobStatus, result: dict[str, Any] | None = None,
