@@ -22,9 +22,8 @@ FormDep = Annotated[FormData, Depends(read_form)]
 
 def validate_form(model: type[M], form: FormData, *, lists: tuple[str, ...] = (),
                   checkboxes: tuple[str, ...] = (), optional: tuple[str, ...] = ()) -> M:
-    """`model` from the form; raises Invalid with a message per field. An empty `optional` field is None
-    (the schema's default applies when the field is left out altogether); an unticked checkbox is False
-    (browsers send nothing for it)."""
+    """`model` from the form; raises Invalid with a message per field. An empty `optional` field is one not
+    given (the schema's default applies); an unticked checkbox is False (browsers send nothing for it)."""
     data: dict[str, object] = {key: value for key, value in form.items() if key in model.model_fields}
     for name in lists:
         data[name] = form.getlist(name)
@@ -32,7 +31,7 @@ def validate_form(model: type[M], form: FormData, *, lists: tuple[str, ...] = ()
         data[name] = name in form
     for name in optional:
         if name in data and data[name] in ("", None):
-            data[name] = None
+            del data[name]
     try:
         return model.model_validate(data)
     except ValidationError as error:

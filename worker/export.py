@@ -6,12 +6,12 @@ from typing import Any
 
 from app.config import Settings
 from app.schemas.jobs import ExportPayload
-from app.services.versions import run_build
+from app.services import versions as version_service
 from worker.context import JobContext
 
 
 def run_export(settings: Settings, context: JobContext, payload: ExportPayload) -> dict[str, Any]:
-    version = run_build(settings, version_id=payload.version_id, on_progress=context.progress)
-    files = version.manifest["files"]
-    return {"version_id": version.id, "records": files["stage1.json"]["records"] + files["val.json"]["records"],
+    version = version_service.run_build(settings, version_id=payload.version_id, on_progress=context.progress)
+    manifest = version_service.manifest_of(version)
+    return {"version_id": version.id, "records": manifest.records_in("stage1.json") + manifest.records_in("val.json"),
             "content_hash": version.content_hash}

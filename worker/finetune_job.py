@@ -134,7 +134,7 @@ def run_finetune(settings: Settings, context: JobContext, payload: FinetunePaylo
         if version.status != VersionStatus.ready:
             raise ValueError(f"version {version.name} is {version.status}: only a ready version can be trained on")
         version_name, version_id = version.name, version.id
-        version_tasks = list((version.manifest or {}).get("counts", {}))
+        version_tasks = version_service.manifest_of(version).tasks
         base_path, base_name, base_id, device = Path(base.path), base.name, base.id, base.device
     context.progress(0.01, "fetching the version")
     version_folder = local_copy(settings, version)  # the folder itself, or a copy pulled from object storage

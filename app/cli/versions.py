@@ -56,10 +56,10 @@ def export(
                                                 progress.update(bar, completed=fraction, description=message))
         except BuildError as error:
             fail(f"version {version.name} failed: {error}")
-    files = version.manifest["files"]
-    typer.echo(f"version {version.name}: {files['stage1.json']['records']:,} training and "
-               f"{files['val.json']['records']:,} validation records, "
-               f"{version.manifest['excluded']['records']:,} left out; content {version.content_hash[:16]}")
+    manifest = version_service.manifest_of(version)
+    typer.echo(f"version {version.name}: {manifest.records_in('stage1.json'):,} training and "
+               f"{manifest.records_in('val.json'):,} validation records, "
+               f"{manifest.excluded.records:,} left out; content {version.content_hash[:16]}")
     typer.echo(f"files: {version_files.where(settings, version)}")
 
 

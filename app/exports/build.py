@@ -28,6 +28,7 @@ from app.exports.records import IMAGE_DIR, IMAGE_LIST, ImageFolder, Tally, TaskP
 from app.exports.sampling import draw_conversations
 from app.models import Image, Instruction, InstructionStatus, InstructionVersion, SourceDataset, Task
 from app.schemas.export_spec import ExportSpec
+from app.schemas.manifest import Excluded, Manifest
 from app.storage import Media
 
 ABANDONED_AFTER_S = 3600
@@ -127,15 +128,15 @@ def _build_into(engine: Engine, spec: ExportSpec, work: Path, media: Media | Non
         files[filename] = writer.close()
     for script in ("train_stage1.sh", "train_stage2.sh"):
         (work / script).chmod(0o755)
-    manifest = {
-        "name": name, "software": f"flan-studio {__version__}", "spec": spec.model_dump(mode="json"),
-        "spec_sha256": spec.digest(), "files": dict(sorted(files.items())), "images": len(image_sizes),
-        "images_digest": images_digest(image_sizes),
-        "counts": {task: dict(counts) for task, counts in sorted(tally.per_task.items())},
-        "instruction_versions": {task: {str(version_id): count for version_id, count in sorted(used.items())}
-                                 for task, used in sorted(tally.versions_used.items())},
-        "excluded": {"records": tally.excluded, "reasons": tally.violations},
-    }
+    manifest = Manifest(
+        name=name, software=f"flan-studio {__version__}", spec=spec.model_dump(mode="json"),
+        spec_sha256=spec.digest(), files=dict(sorted(files.items())), images=len(image_sizes),
+        images_digest=images_digest(image_sizes),
+        counts={task: dict(counts) for task, counts in sorted(tally.per_task.items())},
+        instruction_versions={task: {str(version_id): count for version_id, count in sorted(used.items())}
+                              for task, used in sorted(tally.versions_used.items())},
+        excluded=Excluded(records=tally.excluded, reasons=tally.violations),
+    ).stored()
     (work / "manifest.json").write_bytes(ascii_json(manifest) + b"\n")
     return manifest
 

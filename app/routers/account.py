@@ -6,7 +6,8 @@ from fastapi import APIRouter, Request
 
 from app.deps import SIGNED_IN, CurrentUser, RowId, SessionDep, client_address, settings_of
 from app.failures import Invalid
-from app.forms import FormDep
+from app.forms import FormDep, validate_form
+from app.schemas import TokenCreate
 from app.security import MIN_PASSWORD_LENGTH, verify_password
 from app.services import sign_in_throttle
 from app.services import users as user_service
@@ -22,12 +23,10 @@ def account(request: Request, session: SessionDep, user: CurrentUser):
 
 @router.post("/tokens")
 def create_token(request: Request, session: SessionDep, user: CurrentUser, form: FormDep):
-    days = str(form.get("expires_in_days", ""))
     try:
-        if days and not days.isdigit():
-            raise Invalid("Choose when the token expires.", fields={"expires_in_days": "a number of days"})
-        _, token = user_service.create_token(session, user_id=user.id, name=str(form.get("name", "")),
-                                             actor_id=user.id, expires_in_days=int(days) if days else None)
+        data = validate_form(TokenCreate, form, optional=("expires_in_days",))
+        _, token = user_service.create_token(session, user_id=user.id, name=data.name, actor_id=user.id,
+                                             expires_in_days=data.expires_in_days)
     except Invalid as error:
         return _page(request, session, user, error=error, status_code=422)
     return _page(request, session, user, new_token=token, status_code=201)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
 
 from app import access
 from app.deps import (
@@ -18,6 +20,7 @@ from app.deps import (
     qc_defaults_of,
     settings_of,
 )
+from app.models.types import MAX_DB_INT
 from app.schemas import (
     API_ERRORS,
     AnswerIn,
@@ -52,7 +55,8 @@ def queue_counts(request: Request, session: SessionDep, user: CurrentUser) -> di
 
 
 @router.post("/review/{queue_name}/next", dependencies=[REVIEWERS], response_model=ReviewItemOut, responses=NEXT)
-def next_item(request: Request, session: SessionDep, user: CurrentUser, queue_name: str, skip: int | None = None):
+def next_item(request: Request, session: SessionDep, user: CurrentUser, queue_name: str,
+              skip: Annotated[int | None, Query(ge=1, le=MAX_DB_INT)] = None):
     queue = queues.get_queue(queue_name)
     settings = settings_of(request)
     item_id = queues.next_item(session, queue=queue, user=user, lease_s=settings.review_lease_s, skip=skip,

@@ -12,6 +12,7 @@ from app.models import ImagePlacement, OptionsStyle
 from app.overlap import most_similar
 from app.rendering import lint_templates
 from app.schemas import DraftIn
+from app.schemas.instructions import InstructionIn
 from app.schemas.jobs import LintPayload
 from app.services import instructions as instruction_service
 from app.services import jobs as job_service
@@ -27,8 +28,9 @@ router = APIRouter(tags=["pages"], include_in_schema=False)
 
 @router.post("/tasks/{task_id}/instructions", dependencies=[EDITORS])
 def new_instruction(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, task_id: RowId):
+    data = validate_form(InstructionIn, form, optional=("label",))
     task = task_service.get_task(session, task_id=task_id)
-    instruction = instruction_service.create_instruction(session, task_id=task.id, label=str(form.get("label", "")),
+    instruction = instruction_service.create_instruction(session, task_id=task.id, label=data.label,
                                                          author_id=user.id)
     return see_other(request, f"/instructions/{instruction.id}")
 
@@ -73,7 +75,7 @@ def save_draft(request: Request, session: SessionDep, principal: CurrentPrincipa
                                                      actor_id=principal.user.id, is_admin=principal.may(access.ADMINS))
     except (Invalid, Conflict) as error:
         return render_page(request, "instructions/_draft_status.html", status_code=error.status_code,
-                           instruction=None, message=error.message, oob=False)
+                           instruction=None, message=error.message, fields=error.fields, oob=False)
     return render_page(request, "instructions/_draft_status.html", instruction=instruction, message=None, oob=True)
 
 
@@ -89,7 +91,7 @@ def submit(request: Request, session: SessionDep, principal: CurrentPrincipal, f
         if not is_htmx(request):
             raise
         return render_page(request, "instructions/_draft_status.html", status_code=error.status_code,
-                           instruction=None, message=error.message, oob=False)
+                           instruction=None, message=error.message, fields=error.fields, oob=False)
     return see_other(request, f"/instructions/{instruction_id}")
 
 

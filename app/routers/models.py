@@ -9,7 +9,7 @@ from app.deps import ADMIN, ANY_ROLE, PREVIEWERS, BlindfoldDep, CurrentUser, Row
 from app.failures import Invalid
 from app.forms import FormDep, validate_form
 from app.models import JobKind
-from app.schemas import PreviewIn, ScoreIn
+from app.schemas import ModelIn, PreviewIn, ScoreIn
 from app.services import job_views, previews, scores
 from app.services import jobs as job_service
 from app.services import models as model_service
@@ -40,8 +40,8 @@ def model_detail(request: Request, session: SessionDep, model_id: RowId):
 
 @router.post("/models", dependencies=[ADMIN])
 def register_model(request: Request, session: SessionDep, user: CurrentUser, form: FormDep):
-    model_service.register(session, name=str(form.get("name", "")), path=str(form.get("path", "")),
-                           dtype=str(form.get("dtype", "float32")), device=str(form.get("device", "auto")),
+    data = validate_form(ModelIn, form)
+    model_service.register(session, name=data.name, path=data.path, dtype=data.dtype, device=data.device,
                            actor_id=user.id)
     return see_other(request, "/models")
 

@@ -20,7 +20,7 @@ from app.deps import (
 )
 from app.forms import FormDep, validate_form
 from app.models import QcStatus
-from app.schemas import SolveTestIn, SpotCheckIn
+from app.schemas import SolveTestIn, SpotCheckIn, TaskStatusIn
 from app.services import audit, checks, solve_tests, spot_checks, task_states
 from app.services import tasks as task_service
 from app.templating import render, see_other
@@ -81,6 +81,6 @@ def task_history(request: Request, session: SessionDep, task_id: RowId,
 
 @router.post("/tasks/{task_id}/status", dependencies=[ADMIN])
 def set_status(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, task_id: RowId):
-    task_states.set_status_by_hand(session, task_id=task_id, to=str(form.get("status", "")), actor_id=user.id,
-                                   reason=str(form.get("reason", "")))
+    data = validate_form(TaskStatusIn, form)
+    task_states.set_status_by_hand(session, task_id=task_id, to=data.status, actor_id=user.id, reason=data.reason)
     return see_other(request, f"/tasks/{task_id}")

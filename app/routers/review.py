@@ -8,8 +8,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from app.deps import REVIEWERS, CurrentUser, RowId, SessionDep, qc_defaults_of, settings_of
-from app.failures import Invalid
-from app.forms import FormDep
+from app.forms import FormDep, validate_form
+from app.schemas import AnswerIn, DecisionIn, JudgementIn, SkipIn, VerdictIn
 from app.services import queues, reviews, solve_tests, spot_checks, verifications
 from app.templating import is_htmx, render, see_other
 
@@ -17,13 +17,6 @@ router = APIRouter(prefix="/review", tags=["pages"], include_in_schema=False)
 # The queue page counts no further than this ("999+"): enough to plan a day by, without counting an open spot check
 # of 10,000 items on every visit (the API's /review counts stay exact).
 REVIEW_COUNT_CAP = 999
-
-
-def lock_version_of(form) -> int:
-    value = str(form.get("lock_version", ""))
-    if not value.isdigit():
-        raise Invalid("The form is missing its version: reload the page.", fields={"lock_version": "required"})
-    return int(value)
 
 
 @router.get("", dependencies=[REVIEWERS])
@@ -44,8 +37,8 @@ def queue_page(request: Request, session: SessionDep, user: CurrentUser, queue_n
 
 @router.post("/{queue_name}/next", dependencies=[REVIEWERS])
 def next_item(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, queue_name: str):
-    skip = str(form.get("skip", ""))
-    return _next(request, session, user, queues.get_queue(queue_name), skip=int(skip) if skip.isdigit() else None)
+    data = validate_form(SkipIn, form, optional=("skip",))
+    return _next(request, session, user, queues.get_queue(queue_name), skip=data.skip)
 
 
 def _next(request: Request, session, user, queue, *, skip: int | None = None, message: str | None = None):
@@ -60,25 +53,26 @@ def _next(request: Request, session, user, queue, *, skip: int | None = None, me
 
 @router.post("/instructions/{review_id}", dependencies=[REVIEWERS])
 def decide_instruction(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, review_id: RowId):
-    reviews.decide(session, review_id=review_id, lock_version=lock_version_of(form), user_id=user.id,
-                   decision=str(form.get("decision", "")), comment=str(form.get("comment", "")),
-                   defaults=qc_defaults_of(request))
+    data = validate_form(DecisionIn, form, optional=("comment",))
+    reviews.decide(session, review_id=review_id, lock_version=data.lock_version, user_id=user.id,
+                   decision=data.decision, comment=data.comment, defaults=qc_defaults_of(request))
     return _next(request, session, user, queues.INSTRUCTIONS, message="Decision recorded.")
 
 
 @router.post("/verify/{review_id}", dependencies=[REVIEWERS])
 def decide_verification(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, review_id: RowId):
-    verifications.decide(session, review_id=review_id, lock_version=lock_version_of(form), user_id=user.id,
-                         decision=str(form.get("decision", "")), comment=str(form.get("comment", "")),
+    data = validate_form(DecisionIn, form, optional=("comment",))
+    verifications.decide(session, review_id=review_id, lock_version=data.lock_version, user_id=user.id,
+                         decision=data.decision, comment=data.comment,
                          reviewer_may_verify=settings_of(request).verifier_may_be_reviewer)
     return _next(request, session, user, queues.VERIFY, message="Verification recorded.")
 
 
 @router.post("/solve/{item_id}/answer", dependencies=[REVIEWERS])
 def answer(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, item_id: RowId):
-    item = solve_tests.answer(session, item_id=item_id, lock_version=lock_version_of(form), user_id=user.id,
-                              text=str(form.get("answer", "")),
-                              defaults=qc_defaults_of(request))
+    data = validate_form(AnswerIn, form)
+    item = solve_tests.answer(session, item_id=item_id, lock_version=data.lock_version, user_id=user.id,
+                              text=data.answer, defaults=qc_defaults_of(request))
     queue = queues.SOLVE
     if item.judged_at is None:  # free text: the solver now sees the target and judges their answer
         return _next(request, session, user, queue)
@@ -87,16 +81,15 @@ def answer(request: Request, session: SessionDep, user: CurrentUser, form: FormD
 
 @router.post("/solve/{item_id}/judge", dependencies=[REVIEWERS])
 def judge(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, item_id: RowId):
-    matched = str(form.get("matched", ""))
-    if matched not in ("yes", "no"):
-        raise Invalid("Say whether your answer matches the target.", fields={"matched": "yes or no"})
-    solve_tests.judge(session, item_id=item_id, lock_version=lock_version_of(form), user_id=user.id,
-                      matched=matched == "yes", defaults=qc_defaults_of(request))
+    data = validate_form(JudgementIn, form)
+    solve_tests.judge(session, item_id=item_id, lock_version=data.lock_version, user_id=user.id,
+                      matched=data.matched, defaults=qc_defaults_of(request))
     return _next(request, session, user, queues.SOLVE, message="Judgement recorded.")
 
 
 @router.post("/spot/{item_id}", dependencies=[REVIEWERS])
 def verdict(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, item_id: RowId):
-    spot_checks.record_verdict(session, item_id=item_id, lock_version=lock_version_of(form), user_id=user.id,
-                               verdict=str(form.get("verdict", "")), note=str(form.get("note", "")))
+    data = validate_form(VerdictIn, form, optional=("note",))
+    spot_checks.record_verdict(session, item_id=item_id, lock_version=data.lock_version, user_id=user.id,
+                               verdict=data.verdict, note=data.note)
     return _next(request, session, user, queues.SPOT, message="Verdict recorded.")

@@ -21,8 +21,8 @@ from app.deps import (
 )
 from app.failures import Conflict, Invalid
 from app.forms import FormDep, defaults_of, form_feedback, validate_form
-from app.schemas import FinetuneIn, VersionScoreIn
-from app.schemas.export_spec import ExportSpec
+from app.schemas import FinetuneIn, VersionNaming, VersionScoreIn
+from app.schemas.export_spec import SUGGESTED_VALIDATION_RATIO, ExportSpec
 from app.sending import send_file
 from app.services import jobs as job_service
 from app.services import models as model_service
@@ -43,7 +43,8 @@ def _list_page(request: Request, session, *, values=None, error: Invalid | Confl
     """The list with the new-version form; after a refused form, a 422 (or 409) that keeps what was sent and
     says what is wrong beside each field."""
     return render(request, "versions/page.html", "versions/_form.html", versions=version_service.list_versions(session),
-                  values=values, **form_feedback(error),
+                  values=values, defaults={**defaults_of(ExportSpec), "validation_ratio": SUGGESTED_VALIDATION_RATIO},
+                  **form_feedback(error),
                   **version_service.form_choices(session, with_failed=request.state.principal.may(access.ADMINS)))
 
 
@@ -52,9 +53,9 @@ def create_version(request: Request, session: SessionDep, principal: CurrentPrin
     try:
         spec = validate_form(ExportSpec, form, lists=("task_ids",), optional=("conversation_pool_id",),
                              checkboxes=("images_as_tar",))
-        version = version_service.create(session, spec=spec, name=str(form.get("name", "")),
-                                         actor_id=principal.user.id,
-                                         qc_override_reason=str(form.get("qc_override_reason", "")),
+        named = validate_form(VersionNaming, form, optional=("name", "qc_override_reason"))
+        version = version_service.create(session, spec=spec, name=named.name, actor_id=principal.user.id,
+                                         qc_override_reason=named.qc_override_reason,
                                          may_override=principal.may(access.ADMINS))
     except (Invalid, Conflict) as error:
         return _list_page(request, session, values=form, error=error)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -205,14 +205,19 @@ class AnswerIn(BaseModel):
 
 
 class JudgementIn(BaseModel):
-    matched: bool = Field(description="Whether your free-text answer matches the target you were then shown.")
-    lock_version: int
+    matched: bool = Field(description="Whether your free-text answer matches the target you were then shown (a "
+                                      "form may say yes or no).")
+    lock_version: LockVersion
 
 
 class VerdictIn(BaseModel):
     verdict: SpotVerdict
     note: str | None = Field(None, max_length=limits.NOTE)
-    lock_version: int
+    lock_version: LockVersion
+
+
+class SkipIn(BaseModel):
+    skip: RowIdValue | None = Field(None, description="An item to pass over this time (the one just shown).")
 
 
 class ReviewItemOut(BaseModel):
@@ -285,12 +290,18 @@ class CheckOut(BaseModel):
     effective_size: float | None = None
 
 
-class VersionIn(BaseModel):
-    name: str | None = Field(None, max_length=120, description="Default: v<n>.")
-    spec: ExportSpec
+class VersionNaming(BaseModel):
+    """A new version's name, and an admin's reason to build it over failed checks (the page's form sends these
+    beside the spec's fields)."""
+
+    name: str | None = Field(None, max_length=limits.NAME, description="Default: v<n>.")
     qc_override_reason: str | None = Field(
-        None, max_length=2000, description="Admins: why tasks whose latest quality check failed go in anyway; the "
-        "dataset card states it. Without it such a version is refused.")
+        None, max_length=limits.NOTE, description="Admins: why tasks whose latest quality check failed go in anyway; "
+        "the dataset card states it. Without it such a version is refused.")
+
+
+class VersionIn(VersionNaming):
+    spec: ExportSpec
 
 
 class VersionOut(BaseModel):
@@ -328,6 +339,22 @@ class PreviewIn(BaseModel):
     seed: int = Field(0, ge=0, le=MAX_DB_INT)
     batch_size: int = Field(8, ge=1, le=256)
     max_new_tokens: int = Field(64, ge=1, le=2048)
+
+
+class ModelIn(BaseModel):
+    """A model to register: a folder on the worker's machine (nothing is downloaded)."""
+
+    name: str = Field(min_length=1, max_length=limits.NAME, pattern=NOT_BLANK)
+    path: str = Field(min_length=1, max_length=500, pattern=NOT_BLANK, description="On the worker's machine.")
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d{1,2})?)$", description="auto, cpu, cuda or cuda:N.")
+
+
+class TaskStatusIn(BaseModel):
+    """An admin's change of a task's status by hand: retired, or reopened as a draft."""
+
+    status: Literal["retired", "draft"]
+    reason: str = Field(min_length=1, max_length=limits.NOTE, pattern=NOT_BLANK)
 
 
 class ScoreIn(BaseModel):

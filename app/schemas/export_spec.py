@@ -9,6 +9,10 @@ from pydantic import BaseModel, Field, field_validator
 
 from app.models.types import MAX_DB_INT, RowIdValue
 
+# What the new-version page suggests (the API's default is none): enough validation records for a fine-tune to be
+# scored before and after.
+SUGGESTED_VALIDATION_RATIO = 0.02
+
 
 class ExportSpec(BaseModel):
     """Everything that decides a version's content. Building the same spec twice gives the same bytes."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
+from app import limits
 from app.failures import Invalid, NotFound
 from app.models import DatasetVersion, Job, RegisteredModel
 from app.services import audit
@@ -24,7 +25,9 @@ def register(session: Session, *, name: str, path: str, dtype: str = "float32", 
         raise Invalid("The device is auto, cpu, cuda or cuda:N.", fields={"device": "unknown"})
     if session.exec(select(RegisteredModel.id).where(RegisteredModel.name == name)).first() is not None:
         raise Invalid(f"There is already a model called {name!r}.", fields={"name": "taken"})
-    model = RegisteredModel(name=name[:120], path=path[:500], dtype=dtype, device=device, created_by_id=actor_id,
+    limits.at_most(name, limits.NAME, field="name")
+    limits.at_most(path, 500, field="path")
+    model = RegisteredModel(name=name, path=path, dtype=dtype, device=device, created_by_id=actor_id,
                             source_job_id=source_job_id, version_id=version_id, base_model_id=base_model_id)
     session.add(model)
     session.flush()

@@ -26,6 +26,7 @@ from app.models import (
 )
 from app.schemas import ScoreIn
 from app.schemas.jobs import ScorePayload
+from app.schemas.manifest import Manifest
 from app.services import jobs, models
 from app.services.sampling import newest_version
 from app.services.tasks import get_task
@@ -46,7 +47,7 @@ def start_for_version(session: Session, *, version_id: int, model_id: int, batch
     """A score job per task of a ready dataset version and per instruction version its records were rendered
     with (the manifest says which): every active instance of those tasks, the version's records among them,
     scored as the trainer will see them."""
-    used = _ready(session, version_id).manifest.get("instruction_versions", {})
+    used = _ready(session, version_id).instruction_versions
     task_ids = dict(session.exec(select(Task.name, Task.id).where(Task.name.in_(list(used)))).all())
     return [start(session, task_id=task_ids[name], actor_id=actor_id,
                   data=ScoreIn(model_id=model_id, instruction_version_id=int(instruction_version_id),
@@ -56,17 +57,19 @@ def start_for_version(session: Session, *, version_id: int, model_id: int, batch
 
 def version_task_ids(session: Session, *, version_id: int) -> list[int]:
     """The tasks a ready dataset version holds (those not deleted since), by name."""
-    names = list(_ready(session, version_id).manifest.get("counts", {}))
+    names = _ready(session, version_id).tasks
     return list(session.exec(select(Task.id).where(Task.name.in_(names)).order_by(Task.name)))
 
 
-def _ready(session: Session, version_id: int) -> DatasetVersion:
+def _ready(session: Session, version_id: int) -> Manifest:
+    """The manifest of a ready version."""
     version = session.get(DatasetVersion, version_id)
     if version is None:
         raise NotFound(f"There is no dataset version with id {version_id}.")
-    if version.status != VersionStatus.ready:
+    manifest = Manifest.read(version.manifest)
+    if version.status != VersionStatus.ready or manifest is None:
         raise Conflict(f"Version {version.name} is {version.status}: only a ready version's tasks can be checked.")
-    return version
+    return manifest
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from app.failures import NotFound
 from app.models import DatasetVersion
 from app.objectstore import Bucket, is_object_url
 from app.schemas.export_spec import ExportSpec
+from app.schemas.manifest import Manifest
 from app.services import quality
 from app.storage import PathOutsideRoot, confined, open_media, relative_key
 
@@ -95,7 +96,8 @@ def open_file(settings: Settings, version: DatasetVersion, relative: str) -> Ver
             raise missing
         return VersionFile(relative, path=path)
     name = relative.rsplit("/", 1)[-1]
-    if relative in (version.manifest or {}).get("files", {}) or relative == MANIFEST:
+    listed = Manifest.read(version.manifest)
+    if (listed and relative in listed.files) or relative == MANIFEST:
         bucket, key = Bucket(settings.exports_location), f"{version.id}/{relative}"
     elif relative == f"{IMAGE_DIR}/{name}" and "." in name:  # an image it names, from the media bucket
         try:

@@ -32,6 +32,7 @@ from app.models import (
 from app.schemas import FinetuneIn
 from app.schemas.export_spec import ExportSpec
 from app.schemas.jobs import ExportPayload, FinetunePayload
+from app.schemas.manifest import Manifest
 from app.services import audit, checks, instructions, jobs, version_files
 from app.services import models as model_service
 from app.tokens import token_counter
@@ -122,13 +123,13 @@ def run_build(settings: Settings, *, version_id: int,
             spec = ExportSpec.model_validate(version.spec)
             count, _ = token_counter(settings.tokenizer_path)
             try:
-                manifest = version_files.build_files(engine, settings, version, spec, count, on_progress)
+                manifest = Manifest.model_validate(version_files.build_files(engine, settings, version, spec, count,
+                                                                             on_progress))
             except BuildError as error:
                 _finish(session, version, status=VersionStatus.failed, error=str(error))
                 raise
-            files = "".join(f"{name} {entry['sha256']}\n" for name, entry in manifest["files"].items())
-            _finish(session, version, status=VersionStatus.ready, manifest=manifest,
-                    content_hash=hashlib.sha256(files.encode()).hexdigest())
+            _finish(session, version, status=VersionStatus.ready, manifest=manifest.stored(),
+                    content_hash=hashlib.sha256(manifest.content_lines().encode()).hexdigest())
             return version
     finally:
         engine.dispose()
@@ -177,8 +178,8 @@ def form_choices(session: Session, *, with_failed: bool = False) -> dict[str, li
 
 def instances_by_category(session: Session, version: DatasetVersion) -> tuple[dict[str, int], dict[str, int]]:
     """The version's instances per task (all splits), and per task category, largest first."""
-    counts = (version.manifest or {}).get("counts", {})
-    per_task = {task: sum(split.values()) for task, split in counts.items()}
+    manifest = manifest_of(version)
+    per_task = {task: sum(split.values()) for task, split in manifest.counts.items()} if manifest else {}
     categories = Counter()
     if per_task:
         for name, category in session.exec(select(Task.name, Task.category).where(Task.name.in_(list(per_task)))):
@@ -226,15 +227,15 @@ class TaskChange:
 
 def diff(older: DatasetVersion, newer: DatasetVersion) -> list[TaskChange]:
     """Task by task, what changed from one ready version to another (by their manifests)."""
-    if not (older.manifest and newer.manifest):
+    old, new = manifest_of(older), manifest_of(newer)
+    if old is None or new is None:
         raise Conflict("Only two ready versions can be compared.")
 
-    def summary(manifest: dict) -> dict[str, tuple[int, list[str]]]:
-        versions = manifest.get("instruction_versions", {})
-        return {task: (sum(counts.values()), sorted(versions.get(task, {}), key=int))
-                for task, counts in manifest["counts"].items()}
+    def summary(manifest: Manifest) -> dict[str, tuple[int, list[str]]]:
+        return {task: (sum(counts.values()), sorted(manifest.instruction_versions.get(task, {}), key=int))
+                for task, counts in manifest.counts.items()}
 
-    before, after = summary(older.manifest), summary(newer.manifest)
+    before, after = summary(old), summary(new)
     changes = []
     for task in sorted(before.keys() | after.keys()):
         count_before, versions_before = before.get(task, (0, []))
@@ -281,7 +282,13 @@ def has_validation(version: DatasetVersion) -> bool:
 
 
 def _records_in(version: DatasetVersion, name: str) -> int:
-    return (version.manifest or {}).get("files", {}).get(name, {}).get("records") or 0
+    manifest = manifest_of(version)
+    return manifest.records_in(name) if manifest else 0
+
+
+def manifest_of(version: DatasetVersion) -> Manifest | None:
+    """The version's manifest as a model; None until it is ready."""
+    return Manifest.read(version.manifest)
 
 
 def model_work(session: Session, *, version_id: int) -> dict:

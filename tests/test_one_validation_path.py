@@ -1,0 +1,121 @@
+"""Pages and the API validate the same action through the same schema: a value over its limit, or one of the
+wrong kind, is refused by both with a 422 that names the same field, and nothing is stored (never cut short).
+
+Each case is a state-changing page route and its API twin, with a value the schema refuses. The refusal comes
+before any lookup, so the ids in the paths need not exist; where a page route would look up first, the case
+makes what it needs."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import select
+
+from app import limits
+from app.models import ApiToken, Instruction, Role, SourceDataset, User
+from tests.factories import bearer, login, make_dataset, make_task, make_user, soup
+
+OVER_NAME, OVER_NOTE, OVER_COMMENT = "n" * (limits.NAME + 1), "r" * (limits.NOTE + 1), "c" * (limits.COMMENT + 1)
+
+# (page path, page form, API method, API path, API JSON, the field both must name)
+TWINS = [
+    ("/datasets", {"name": OVER_NAME}, "post", "/api/v1/datasets", {"name": OVER_NAME}, "name"),
+    ("/datasets/{dataset}", {"name": "ok", "url": "ftp://x"}, "put", "/api/v1/datasets/{dataset}",
+     {"name": "ok", "url": "ftp://x"}, "url"),
+    ("/admin/users", {"email": "not-an-email", "display_name": "X"}, "post", "/api/v1/users",
+     {"email": "not-an-email", "display_name": "X"}, "email"),
+    ("/tasks/{task}/instructions", {"label": "l" * 81}, "post", "/api/v1/tasks/{task}/instructions",
+     {"label": "l" * 81}, "label"),
+    ("/instructions/{instruction}/draft", {"text": "Answer.", "lock_version": "stale"}, "put",
+     "/api/v1/instructions/{instruction}/draft", {"text": "Answer.", "lock_version": "stale"}, "lock_version"),
+    ("/review/instructions/1", {"decision": "approve", "comment": OVER_COMMENT, "lock_version": 0}, "post",
+     "/api/v1/review/instructions/1/decision", {"decision": "approve", "comment": OVER_COMMENT, "lock_version": 0},
+     "comment"),
+    ("/review/verify/1", {"decision": "maybe", "lock_version": 0}, "post", "/api/v1/review/verify/1/decision",
+     {"decision": "maybe", "lock_version": 0}, "decision"),
+    ("/review/solve/1/answer", {"answer": OVER_COMMENT, "lock_version": 0}, "post",
+     "/api/v1/review/solve/1/answer", {"answer": OVER_COMMENT, "lock_version": 0}, "answer"),
+    ("/review/solve/1/judge", {"matched": "perhaps", "lock_version": 0}, "post",
+     "/api/v1/review/solve/1/judgement", {"matched": "perhaps", "lock_version": 0}, "matched"),
+    ("/review/spot/1", {"verdict": "correct", "note": OVER_NOTE, "lock_version": 0}, "post",
+     "/api/v1/review/spot/1/verdict", {"verdict": "correct", "note": OVER_NOTE, "lock_version": 0}, "note"),
+    ("/tasks/1/solve-tests", {"size": "lots"}, "post", "/api/v1/tasks/1/solve-tests", {"size": "lots"}, "size"),
+    ("/tasks/1/spot-checks", {"reason": OVER_NOTE}, "post", "/api/v1/tasks/1/spot-checks", {"reason": OVER_NOTE},
+     "reason"),
+    ("/tasks/1/scores", {"model_id": 1, "batch_size": 0}, "post", "/api/v1/tasks/1/scores",
+     {"model_id": 1, "batch_size": 0}, "batch_size"),
+    ("/versions/1/scores", {"model_id": "abc"}, "post", "/api/v1/versions/1/scores", {"model_id": "abc"},
+     "model_id"),
+    ("/versions/1/targeted-spot-checks", {"model_id": "abc"}, "post", "/api/v1/versions/1/targeted-spot-checks",
+     {"model_id": "abc"}, "model_id"),
+    ("/versions", {"task_ids": ["1"], "name": OVER_NAME}, "post", "/api/v1/versions",
+     {"spec": {"task_ids": [1]}, "name": OVER_NAME}, "name"),
+    ("/versions", {"task_ids": ["1"], "qc_override_reason": OVER_NOTE}, "post", "/api/v1/versions",
+     {"spec": {"task_ids": [1]}, "qc_override_reason": OVER_NOTE}, "qc_override_reason"),
+]
+
+
+def fields_a_page_names(response) -> set[str]:
+    """The fields a refused page marks: beside a form's field (`<name>-error`), or listed on the error page."""
+    page = soup(response)
+    marked = {tag["id"].removesuffix("-error") for tag in page.select("[id$=-error]")}
+    listed = {code.text for code in page.select("main ul li code, ul li code")}
+    return marked | listed
+
+
+@pytest.fixture
+def admin_both_ways(app, client, db):
+    """An admin signed in to the pages (cookie and CSRF token) and holding an API token."""
+    admin = make_user(db, Role.admin)
+    csrf = login(client, admin.email)
+    return csrf, bearer(db, admin), admin
+
+
+@pytest.mark.parametrize(("page_path", "form", "method", "api_path", "body", "field"), TWINS,
+                         ids=[f"{case[0]} {case[5]}" for case in TWINS])
+def test_a_page_and_its_api_twin_refuse_the_same_value_naming_the_same_field(
+        client, db, admin_both_ways, page_path, form, method, api_path, body, field):
+    csrf, auth, admin = admin_both_ways
+    dataset = make_dataset(db, "TWINS")
+    task = make_task(db, "TWINS+twins", dataset=dataset)
+    instruction = Instruction(task_id=task.id, label="main", author_id=admin.id)
+    db.add(instruction)
+    db.commit()
+    ids = {"task": task.id, "instruction": instruction.id, "dataset": dataset.id}
+    before = _stored(db)
+
+    page = client.post(page_path.format(**ids), data={"csrf_token": csrf, **form})
+    api = getattr(client, method)(api_path.format(**ids), json=body, headers=auth)
+
+    assert (page.status_code, api.status_code) == (422, 422), (page.text[:300], api.text[:300])
+    api_fields = {name.removeprefix("spec.") for name in api.json()["error"]["fields"]}
+    assert field in api_fields and field in fields_a_page_names(page), (api_fields, fields_a_page_names(page))
+    assert _stored(db) == before
+
+
+def test_a_token_is_refused_alike_from_the_account_page_and_the_api(client, db):
+    user = make_user(db, Role.author)
+    csrf = login(client, user.email)
+    for form, field in (({"name": OVER_NAME}, "name"), ({"name": "nightly", "expires_in_days": "soon"},
+                                                         "expires_in_days")):
+        page = client.post("/account/tokens", data={"csrf_token": csrf, **form})
+        api = client.post("/api/v1/me/tokens", json=form, headers={"X-CSRF-Token": csrf})
+        assert (page.status_code, api.status_code) == (422, 422)
+        assert field in fields_a_page_names(page) and field in api.json()["error"]["fields"]
+    assert db.exec(select(ApiToken)).all() == []
+
+
+def test_a_registered_models_name_is_refused_when_too_long_not_cut(client, db):
+    admin = make_user(db, Role.admin)
+    csrf = login(client, admin.email)
+    refused = client.post("/models", data={"csrf_token": csrf, "name": OVER_NAME, "path": "/models/x"})
+    assert refused.status_code == 422 and "name" in fields_a_page_names(refused)
+    bad_device = client.post("/models", data={"csrf_token": csrf, "name": "ok", "path": "/m", "device": "tpu"})
+    assert bad_device.status_code == 422 and "device" in fields_a_page_names(bad_device)
+    from app.models import RegisteredModel
+
+    assert db.exec(select(RegisteredModel)).all() == []
+
+
+def _stored(db) -> tuple[int, ...]:
+    db.expire_all()
+    return tuple(len(db.exec(select(model)).all()) for model in (SourceDataset, User, Instruction))
