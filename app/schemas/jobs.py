@@ -83,3 +83,33 @@ PAYLOADS: dict[JobKind, type[JobPayload]] = {payload.kind: payload for payload i
 def read(kind: str, stored: dict[str, Any]) -> JobPayload:
     """A job's payload as its kind's model (pydantic's ValidationError when it is not one)."""
     return PAYLOADS[JobKind(kind)].model_validate(stored)
+
+
+class FinetuneResult(BaseModel):
+    """What a fine-tune job records: its plan and launch while it runs, then the model it registered and the
+    validation scores before and after (results written before a field existed still read)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    launch: dict[str, Any] = Field(default_factory=dict, description="config, processes, reason")
+    plan: list[dict[str, Any]] = Field(default_factory=list, description="Per stage: steps, batch, skipped...")
+    precision: str | None = None
+    device: str | None = None
+    processes: int | None = None
+    model_id: int | None = None
+    model: str | None = None
+    path: str | None = None
+    evaluation: dict[str, Any] = Field(default_factory=dict, description="compare(): per task, before and after.")
+
+    @property
+    def steps_per_stage(self) -> dict[str, int]:
+        return {stage["stage"]: stage["steps"] for stage in self.plan}
+
+
+class PreviewResult(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    outputs: int = 0
+    model: str = ""
+    device: str = ""
+    seconds: dict[str, float] = Field(default_factory=dict, description="Per phase: sample, load, prepare...")

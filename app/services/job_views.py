@@ -10,6 +10,7 @@ from sqlmodel import Session
 
 from app.charts import change_chart, loss_chart
 from app.models import DatasetVersion, Job, JobKind, RegisteredModel
+from app.schemas.jobs import FinetuneResult, PreviewResult
 from app.services import blinding, previews
 from app.services import jobs as job_service
 from app.services import tasks as task_service
@@ -27,19 +28,18 @@ def job_context(session: Session, job: Job, blindfold: Blindfold = blinding.NONE
 
 
 def finetune_view(session: Session, job: Job) -> dict[str, Any]:
-    result, payload = job.result or {}, job_service.payload_of(job)
+    result = FinetuneResult.model_validate(job.result or {})
+    payload = job_service.payload_of(job)
     metrics = job_service.metrics_of(session, job_id=job.id)
-    plan = result.get("plan") or []
-    evaluation = result.get("evaluation") or {}
-    model_id = result.get("model_id")
+    evaluation = result.evaluation
     return {
-        "plan": plan,
-        "chart": loss_chart([(m.stage, m.step, m.loss) for m in metrics],
-                            {stage["stage"]: stage["steps"] for stage in plan}),
+        "report": result,
+        "plan": result.plan,
+        "chart": loss_chart([(m.stage, m.step, m.loss) for m in metrics], result.steps_per_stage),
         "latest": metrics[-1] if metrics else None,
         "version": session.get(DatasetVersion, payload.version_id),
         "base_model": session.get(RegisteredModel, payload.base_model_id),
-        "registered": session.get(RegisteredModel, model_id) if model_id else None,
+        "registered": session.get(RegisteredModel, result.model_id) if result.model_id else None,
         "evaluation": evaluation,
         "change": change_chart(evaluation.get("tasks") or {}),
     }
@@ -52,6 +52,8 @@ def preview_view(session: Session, job: Job, *, terminal: bool, blindfold: Blind
         rows = previews.results(session, job=job, blindfold=blindfold)
         same_task = job_service.JobFilters(kind=JobKind.preview, status="succeeded", task_id=payload.task_id)
         others = [other for other in job_service.list_jobs(session, filters=same_task) if other.id != job.id]
-    return {"rows": rows, "others": others, "score": sum(row.matched for row in rows) / len(rows) if rows else None,
+    report = PreviewResult.model_validate(job.result) if job.result else None
+    return {"report": report, "rows": rows, "others": others,
+            "score": sum(row.matched for row in rows) / len(rows) if rows else None,
             "task": task_service.get_task(session, task_id=payload.task_id),
             "model": session.get(RegisteredModel, payload.model_id)}
