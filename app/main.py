@@ -14,12 +14,9 @@ from starlette.middleware.sessions import SessionMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app import __version__
-from app.body_limit import BodyLimit
-from app.config import Settings
-from app.db import make_engine
-from app.errors import install_error_handlers
-from app.headers import SecurityHeaders, ServerTiming
-from app.logs import escape_control_characters
+from app.core.config import Settings
+from app.core.db import make_engine
+from app.core.logs import escape_control_characters
 from app.routers import (
     account,
     api,
@@ -28,6 +25,7 @@ from app.routers import (
     api_scores,
     api_versions,
     auth,
+    checks,
     dashboard,
     datasets,
     docs,
@@ -36,14 +34,16 @@ from app.routers import (
     instructions,
     jobs,
     media,
-    models,
-    quality,
+    registered_models,
     review,
     tasks,
     users,
     versions,
 )
-from app.templating import templates
+from app.web.body_limit import BodyLimit
+from app.web.errors import install_error_handlers
+from app.web.headers import SecurityHeaders, ServerTiming
+from app.web.templating import templates
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 SESSION_COOKIE = "studio_session"
@@ -96,8 +96,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     install_error_handlers(app)
     for module in (auth, dashboard, tasks, instances, instructions, media, datasets, imports, jobs, users, account,
-                   review, quality, versions, models, api, api_review, api_scores, api_versions, api_instructions,
-                   docs):
+                   review, checks, versions, registered_models, api, api_review, api_scores, api_versions,
+                   api_instructions, docs):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -24,11 +24,11 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 from task_pages import measure
 
-from app.config import Settings
+from app.core.config import Settings
+from app.core.migrate import upgrade
 from app.main import create_app
-from app.migrate import upgrade
 from app.models import Instance, Role, Task
-from app.rendering import InstructionSpec, lint_on_instances
+from app.prompts.rendering import InstructionSpec, lint_on_instances
 from app.schemas import UserCreate
 from app.services import instructions as instruction_service
 from app.services import users as user_service

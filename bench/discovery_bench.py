@@ -7,8 +7,8 @@ check finds against a uniform one of the same size, and whether its weighted int
    (tests/training_data.py), written as the export writes a version.
 2. The tiny model fine-tuned on it with the worker's training script (stage 1 only), then every record scored
    by the score job's code (worker/score.py): scored_per_s.
-3. The doubt ranking (app/doubt.py) gives each record its draw weight. --draws targeted Poisson draws of
-   expected size --budget x records with a --uniform-share (app/targeted.py), against as many uniform draws of
+3. The doubt ranking (app/qc/doubt.py) gives each record its draw weight. --draws targeted Poisson draws of
+   expected size --budget x records with a --uniform-share (app/qc/targeted.py), against as many uniform draws of
    the same expected size, the baseline measured in the same run: recall_targeted and recall_random are the
    planted errors a reviewer meets / planted; lift = targeted / random (target >= 3 at a 10% budget with 5%
    planted). recall_ranking_top: reading the top of the ranking instead (no estimate then).
@@ -30,8 +30,8 @@ from statistics import fmean
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.doubt import rank  # noqa: E402
-from app.targeted import error_rate, inclusion_probabilities, poisson_draw  # noqa: E402
+from app.qc.doubt import rank  # noqa: E402
+from app.qc.targeted import error_rate, inclusion_probabilities, poisson_draw  # noqa: E402
 from tests.scratch import throwaway_folder  # noqa: E402
 from tests.test_discovery import score_planted  # noqa: E402
 from tests.training_data import write_planted_version  # noqa: E402

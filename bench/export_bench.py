@@ -40,6 +40,7 @@ import orjson
 from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import make_url
 
+from app.core.migrate import alembic_config
 from app.exports.files import (
     ARRAY_FIRST_LEAD,
     ARRAY_LEAD,
@@ -52,7 +53,6 @@ from app.exports.files import (
     stage1_schema,
 )
 from app.exports.validate import validate_version
-from app.migrate import alembic_config
 from app.models import Instruction, InstructionVersion, utcnow
 from bench.filling import fill
 from tests.scratch import bare_postgres, scratch_database, throwaway_folder

@@ -17,9 +17,9 @@ from pathlib import Path
 from sqlalchemy import create_engine, insert, text
 from sqlmodel import Session
 
+from app.core.storage import MediaStore
 from app.models import Image, Instance, Task, TaskStatus, utcnow
 from app.services.tasks import refresh_instance_counts
-from app.storage import MediaStore
 from bench import realistic
 
 CATEGORIES = ["Perception", "OCR", "Counting", "Reasoning", "Science", "Charts", "Captioning"]

@@ -34,10 +34,10 @@ ROOT = Path(__file__).resolve().parent.parent
 CHILD = r"""
 import json, resource, sys, time
 from pathlib import Path
-from app.db import make_engine
+from app.core.db import make_engine
 from app.ingest.importer import ImportOptions, InstanceImporter
-from app.migrate import upgrade
-from app.storage import MediaStore
+from app.core.migrate import upgrade
+from app.core.storage import MediaStore
 url, dataset, media = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 upgrade(url)
 engine = make_engine(url)
@@ -157,7 +157,7 @@ def browse_p95(url: str, workdir: Path, repeat: int = 40) -> dict:
     from sqlmodel import Session
     from task_pages import measure
 
-    from app.config import Settings
+    from app.core.config import Settings
     from app.main import create_app
     from app.models import Instance, Role, Task
     from app.schemas import UserCreate

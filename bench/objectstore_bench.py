@@ -68,7 +68,7 @@ def upload_folder(folder: Path, prefix: str, environment: dict[str, str]) -> Non
     os.environ.update(environment)
     from concurrent.futures import ThreadPoolExecutor
 
-    from app.objectstore import Bucket
+    from app.core.objectstore import Bucket
 
     bucket = Bucket(f"s3://{BUCKET}/{prefix}")
     files = [path for path in folder.rglob("*") if path.is_file()]

@@ -34,9 +34,9 @@ from sqlalchemy import func, insert, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, select
 
-from app.config import Settings
+from app.core.config import Settings
+from app.core.migrate import alembic_config
 from app.main import create_app
-from app.migrate import alembic_config
 from app.models import Instance, Role, SpotCheckItem, Task, User, utcnow
 from app.services import instructions as instruction_service
 from app.services import spot_checks

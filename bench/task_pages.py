@@ -25,9 +25,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
-from app.config import Settings
+from app.core.config import Settings
+from app.core.migrate import alembic_config
 from app.main import create_app
-from app.migrate import alembic_config
 from app.models import Role
 from app.schemas import UserCreate
 from app.services import users as user_service

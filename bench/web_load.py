@@ -36,9 +36,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, select
 
-from app.config import Settings
+from app.core.config import Settings
+from app.core.migrate import alembic_config
 from app.main import create_app
-from app.migrate import alembic_config
 from app.models import Instance, Role, Task
 from bench.filling import fill
 from bench.review_bench import add_big_task, free_port, open_work, percentile

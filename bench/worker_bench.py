@@ -34,18 +34,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlmodel import Session, select
 
-from app.config import Settings
+from app.core.config import Settings
+from app.core.migrate import upgrade
+from app.core.storage import MediaStore
 from app.main import create_app
-from app.migrate import upgrade
 from app.models import Instance, InstructionVersion, Job, Task
+from app.prompts.specs import render_instance, spec_of_version
 from app.schemas import PreviewIn
-from app.services import models as model_service
 from app.services import previews
+from app.services import registered_models as model_service
 from app.services.demo import load_demo
 from app.services.sampling import sample_instances
 from app.services.tasks import refresh_instance_counts
-from app.specs import render_instance, spec_of_version
-from app.storage import MediaStore
 from tests.scratch import throwaway_folder
 from worker.__main__ import Worker
 from worker.loading import load

@@ -6,8 +6,8 @@ from logging.config import fileConfig
 
 from alembic import context
 
-from app.config import Settings
-from app.db import make_engine
+from app.core.config import Settings
+from app.core.db import make_engine
 from app.models import metadata
 
 config = context.config

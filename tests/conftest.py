@@ -23,7 +23,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
-from app.config import Settings
+from app.core.config import Settings
 from app.main import create_app
 from app.models import metadata
 from tests.scratch import scratch_database
@@ -151,7 +151,7 @@ def s3_endpoint() -> Iterator[str]:
 @pytest.fixture
 def bucket(s3_endpoint) -> str:
     """A new, empty bucket of the test's own: `s3://studio-<random>`."""
-    from app.objectstore import Bucket
+    from app.core.objectstore import Bucket
 
     name = f"studio-{uuid.uuid4().hex[:16]}"
     Bucket(f"s3://{name}").client.create_bucket(Bucket=name)

@@ -8,9 +8,9 @@ import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.routing import Mount
 
-from app.deps import AccessRule
 from app.main import create_app
 from app.models import Role
+from app.web.deps import AccessRule
 from tests.factories import PASSWORD, login, make_user
 
 ALL_ROLES = frozenset(Role)
@@ -122,7 +122,7 @@ def test_login_form_itself_needs_the_csrf_token(client, db):
 
 
 def test_access_rules_allow_exactly_their_roles():
-    from app import access
+    from app.core import access
 
     assert access.EDITORS.allows({Role.author}) and access.EDITORS.allows({Role.admin, Role.reviewer})
     assert not access.EDITORS.allows({Role.reviewer}) and not access.EDITORS.allows(set())
@@ -133,7 +133,7 @@ def test_access_rules_allow_exactly_their_roles():
 
 def test_templates_ask_the_routes_rules_instead_of_naming_roles():
     """A template that tests `"admin" in roles` repeats a router's rule and drifts from it; `may(ADMINS)` cannot."""
-    from app.templating import TEMPLATE_DIR
+    from app.web.templating import TEMPLATE_DIR
 
     named = [f"{path.relative_to(TEMPLATE_DIR)}:{number}"
              for path in TEMPLATE_DIR.rglob("*.html")

@@ -7,7 +7,7 @@ import string
 
 import pytest
 
-from app.answers import matches, parse_option
+from app.qc.answers import matches, parse_option
 
 SHAPES = ["circle", "square", "triangle"]
 

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import positive_data_acceptance
 
-from app.config import Settings
+from app.core.config import Settings
 from app.main import create_app
 from app.models import Instruction, Role
 from tests.factories import bearer, make_dataset, make_task, make_user

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from app.ingest.background import ProducerFailed, iterate_in_background
-from app.ingest.records import MalformedFile
+from app.ingest.record_files import MalformedFile
 from tests.factories import alive
 
 ROOT = Path(__file__).resolve().parent.parent

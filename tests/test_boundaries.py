@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_importing_the_web_app_does_not_import_torch_or_transformers(tmp_path):
     probe = (
         "import sys\n"
-        "from app.config import Settings\n"
+        "from app.core.config import Settings\n"
         "from app.main import create_app\n"
         f"create_app(Settings(mode='test', data_dir={str(tmp_path)!r}, _env_file=None))\n"
         "import app.cli, app.services.demo\n"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect
 
-from app.db import make_engine
+from app.core.db import make_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = [[], ["migrate"], ["demo"], ["serve"], ["users"], ["users", "create"], ["users", "list"],

@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlalchemy import func
 from sqlmodel import select
 
+from app.core.storage import MediaStore
 from app.models import Image, Instance, Instruction, InstructionVersion, Review, SolveTest, SpotCheck, Task, User
 from app.services.demo import INSTANCES_PER_TASK, load_demo
-from app.storage import MediaStore
 from tests.factories import login, soup
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.doubt import ScoreRow, rank
+from app.qc.doubt import ScoreRow, rank
 from tests.training_data import ANSWERS, QUESTION, write_planted_version
 
 torch = pytest.importorskip("torch", reason="the worker's dependencies (requirements-worker.txt) are not installed")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.doubt import SHARPNESS, ScoreRow, rank
+from app.qc.doubt import SHARPNESS, ScoreRow, rank
 
 OPTIONS = ["cat", "dog", "bird"]
 

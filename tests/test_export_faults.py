@@ -42,7 +42,7 @@ def test_a_build_killed_midway_leaves_nothing_visible_and_a_retry_completes(app,
     task = _big_approved_task(db, people, "BIG+killed", 150_000)
     version = version_service.create(db, spec=ExportSpec(task_ids=[task.id], per_task_cap=10**6), name="killed",
                                      actor_id=None, enqueue=False)
-    code = ("import sys; from app.config import Settings; from app.services.versions import run_build; "
+    code = ("import sys; from app.core.config import Settings; from app.services.versions import run_build; "
             f"run_build(Settings(), version_id={version.id})")
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("STUDIO_")},
            "STUDIO_DATABASE_URL": database_url, "STUDIO_DATA_DIR": str(settings.data_dir), "STUDIO_MODE": "test"}

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import select
 
+from app.core.storage import MediaStore
 from app.ingest.conversations import ConversationImporter, PoolOptions
 from app.models import ConversationPool, Job, JobMetric, ModelOutput, RegisteredModel, Role, Task
 from app.schemas import PreviewIn
@@ -17,7 +18,6 @@ from app.schemas.export_spec import ExportSpec
 from app.services import previews
 from app.services import versions as version_service
 from app.services.demo import load_demo
-from app.storage import MediaStore
 from tests.factories import make_user, soup
 from tests.review_helpers import signed_in
 from tests.training_data import stage2_record

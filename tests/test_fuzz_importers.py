@@ -26,9 +26,9 @@ from PIL import Image as PILImage
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from app.core.storage import MediaStore
 from app.ingest.requests import failure, request_model
 from app.models import ConversationItem, Image, Instance, Instruction, InstructionVersion, SourceDataset, Task
-from app.storage import MediaStore
 from tests.factories import make_task
 
 EXAMPLES = int(os.environ.get("STUDIO_FUZZ_EXAMPLES", "60"))

@@ -15,12 +15,12 @@ from PIL import Image as PILImage
 from sqlalchemy import func
 from sqlmodel import select
 
+from app.core.storage import MediaStore
 from app.ingest.image_sources import ImageSourceInvalid
 from app.ingest.importer import ImportOptions, InstanceImporter
-from app.ingest.records import MAX_RECORD_CHARS, MalformedFile
+from app.ingest.record_files import MAX_RECORD_CHARS, MalformedFile
 from app.ingest.unified import MAX_TEXT_CHARS
 from app.models import Image, Instance, Task
-from app.storage import MediaStore
 from tests.test_ingest_unified import png_claiming, record
 
 

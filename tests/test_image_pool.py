@@ -14,11 +14,11 @@ from PIL import Image as PILImage
 from sqlalchemy import func
 from sqlmodel import select
 
+from app.core.storage import MediaStore
 from app.ingest.images import ImageRejected
 from app.ingest.importer import ImportOptions, InstanceImporter
 from app.ingest.intake import PARALLEL_FROM, ImageIntake, StoredImage
 from app.models import Image, Instance
-from app.storage import MediaStore
 
 DISTINCT = PARALLEL_FROM + 40  # enough new paths in one chunk for the pool to be used
 

@@ -10,9 +10,9 @@ from PIL import Image as PILImage
 from sqlalchemy import func
 from sqlmodel import select
 
+from app.core.storage import MediaStore
 from app.ingest.conversations import ConversationImporter, PoolOptions
 from app.models import ConversationItem, ConversationPool, Image
-from app.storage import MediaStore
 
 
 def turns(*values: str) -> list[dict]:

@@ -9,7 +9,7 @@ import pytest
 from sqlmodel import select
 
 from app.ingest.instructions import InstructionsInvalid, import_instructions
-from app.ingest.records import MalformedFile
+from app.ingest.record_files import MalformedFile
 from app.models import AuditEvent, Instruction, InstructionVersion, Review, Role
 from tests.factories import make_task, make_user
 

@@ -13,11 +13,11 @@ from PIL import Image as PILImage
 from pydantic import ValidationError
 from sqlmodel import select
 
-from app.ingest.records import MalformedFile
+from app.core.storage import MediaStore
+from app.ingest.record_files import MalformedFile
 from app.ingest.requests import failure, request_model
 from app.ingest.tabular import FieldMapping
 from app.models import Image, Instance
-from app.storage import MediaStore
 
 VQA_MAP = ["question_id->instance_id", "question->input_text", "multiple_choice_answer->raw_output"]
 
@@ -154,7 +154,7 @@ def test_a_table_that_holds_no_records_or_cannot_be_read_is_one_clear_error(app,
 
 
 def test_a_top_level_key_that_is_not_text_stops_the_file_with_where(tmp_path):
-    from app.ingest.records import read_records
+    from app.ingest.record_files import read_records
 
     path = tmp_path / "odd.json"
     path.write_text('{"\\ud800": 1, "questions": [{"a": 1}]}')

@@ -9,13 +9,13 @@ import pytest
 from PIL import Image as PILImage
 from sqlmodel import select
 
+from app.core.storage import MediaStore
 from app.ingest.importer import ImportOptions, InstanceImporter
-from app.ingest.records import MalformedFile
+from app.ingest.record_files import MalformedFile
 from app.ingest.requests import request_model
 from app.models import AuditEvent, Instance, Instruction, Task
-from app.rendering import InstructionSpec
-from app.specs import render_instance
-from app.storage import MediaStore
+from app.prompts.rendering import InstructionSpec
+from app.prompts.specs import render_instance
 
 
 def conversation(human: str, gpt: str) -> list[dict]:

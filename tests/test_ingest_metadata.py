@@ -8,7 +8,7 @@ import pytest
 from sqlmodel import select
 
 from app.ingest.metadata import MetadataInvalid, apply_metadata
-from app.ingest.records import MalformedFile
+from app.ingest.record_files import MalformedFile
 from app.models import AuditEvent, Role, SourceDataset, Task
 from tests.factories import make_task, make_user
 

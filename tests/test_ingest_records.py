@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from app.ingest.records import BadLine, MalformedFile, Record, read_records
+from app.ingest.record_files import BadLine, MalformedFile, Record, read_records
 
 
 def test_json_array_records_carry_the_line_they_start_on(tmp_path):
@@ -40,7 +40,7 @@ def test_a_malformed_json_array_stops_with_its_line(tmp_path):
 
 
 def test_records_spanning_read_windows_and_empty_arrays(tmp_path, monkeypatch):
-    import app.ingest.records as records_module
+    import app.ingest.record_files as records_module
 
     monkeypatch.setattr(records_module, "CHUNK_CHARS", 7)  # every record straddles windows
     rows = [{"id": k, "text": "line\n" * (k % 3)} for k in range(50)]

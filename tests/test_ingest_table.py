@@ -12,11 +12,11 @@ import pytest
 from PIL import Image as PILImage
 from sqlmodel import select
 
+from app.core.storage import MediaStore
 from app.ingest.importer import ImportOptions, InstanceImporter
-from app.ingest.records import estimate_records
+from app.ingest.record_files import estimate_records
 from app.ingest.tabular import FieldMapping, MappingInvalid, read_rows
 from app.models import Instance, Task
-from app.storage import MediaStore
 
 ROWS = [
     {"id": 1, "question": "Which bar is tallest?", "answer": "blue", "choices": '["red", "blue"]',

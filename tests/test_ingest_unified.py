@@ -14,10 +14,10 @@ from PIL import Image as PILImage
 from sqlalchemy import func
 from sqlmodel import select
 
+from app.core.storage import MediaStore
 from app.ingest.importer import ImportOptions, InstanceImporter
-from app.ingest.records import MalformedFile
+from app.ingest.record_files import MalformedFile
 from app.models import AuditEvent, Image, Instance, SourceDataset, Task, utcnow
-from app.storage import MediaStore
 
 
 def picture(fmt: str = "JPEG", size=(32, 24), colour="red") -> bytes:
@@ -177,7 +177,7 @@ def test_max_per_task_keeps_a_seeded_sample_and_takes_all_of_small_tasks(app, db
     assert len(chosen) == 10
     # the same seed draws the same sample (another database, same file)
     other = tmp_path / "again.db"
-    from app.db import make_engine
+    from app.core.db import make_engine
     from app.models import metadata
 
     engine = make_engine(f"sqlite:///{other}")

@@ -9,10 +9,10 @@ import time
 from PIL import Image as PILImage
 from sqlmodel import select
 
+from app.core.storage import MediaStore
 from app.models import Image, Instance, Role
 from app.services.images import add_image
 from app.services.tasks import refresh_instance_counts
-from app.storage import MediaStore
 from tests.factories import login, make_task, make_user, soup
 
 

@@ -120,7 +120,7 @@ def test_the_editor_submits_what_it_shows_even_before_the_autosave(client, db):
 def test_history_shows_word_level_differences_between_any_two_versions(client, db):
     import copy
 
-    from app.diffing import word_diff
+    from app.qc.diffing import word_diff
 
     pieces = word_diff("Name the shape.", "Name the colour of the shape.")
     assert "".join(text for kind, text in pieces if kind != "added") == "Name the shape."
@@ -200,7 +200,7 @@ def test_checking_all_instances_inline_and_as_a_job(client, db, settings):
 
 
 def test_the_most_similar_instructions_of_other_tasks_are_shown(client, db):
-    from app.overlap import most_similar
+    from app.qc.overlap import most_similar
 
     ranked = most_similar("Count the red circles in the image.", [
         ("A / main", "Count the circles in the image."), ("B / main", "Describe the weather."),

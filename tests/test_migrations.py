@@ -8,8 +8,8 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
-from app.db import make_engine
-from app.migrate import alembic_config
+from app.core.db import make_engine
+from app.core.migrate import alembic_config
 from app.models import metadata
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from sqlmodel import select
 
-from app import limits
+from app.core import limits
 from app.models import ApiToken, Instruction, Role, SourceDataset, User
 from tests.factories import bearer, login, make_dataset, make_task, make_user, soup
 

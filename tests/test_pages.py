@@ -6,10 +6,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
-from app.config import Settings
-from app.deps import PUBLIC
+from app.core.config import Settings
 from app.main import create_app
 from app.models import AuditEvent, Role, SourceDataset, TaskStatus
+from app.web.deps import PUBLIC
 from tests.factories import csrf_from, login, make_dataset, make_task, make_user, soup
 
 

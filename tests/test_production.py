@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from app.config import Settings
+from app.core.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTING_NAMES = {f"STUDIO_{name.upper()}" for name in Settings.model_fields}

@@ -13,8 +13,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from app.failures import Conflict, Forbidden, Invalid
-from app.migrate import alembic_config
+from app.core.failures import Conflict, Forbidden, Invalid
+from app.core.migrate import alembic_config
 from app.models import (
     AuditEvent,
     Instruction,

@@ -9,8 +9,8 @@ from alembic import command
 from sqlalchemy import update
 from sqlmodel import select
 
-from app.failures import Conflict, Invalid
-from app.migrate import alembic_config
+from app.core.failures import Conflict, Invalid
+from app.core.migrate import alembic_config
 from app.models import (
     Instance,
     InstructionVersion,
@@ -23,8 +23,8 @@ from app.models import (
     TaskStatus,
     User,
 )
+from app.qc.stats import sample_size_for, wilson
 from app.services import checks, solve_tests, spot_checks, task_states
-from app.stats import sample_size_for, wilson
 from tests.factories import bearer, make_user, soup
 from tests.review_helpers import approve, htmx, make_qc_task, signed_in, submit_instruction, team
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from app.rendering import MAX_TEMPLATE_CHARS, InstructionSpec, TemplateProblem, _render, options_text, render
+from app.prompts.rendering import MAX_TEMPLATE_CHARS, InstructionSpec, TemplateProblem, _render, options_text, render
 
 SHAPES = {"input_text": None, "options": ["circle", "square", "triangle"], "raw_output": "triangle"}
 
@@ -76,7 +76,7 @@ def test_syntax_errors_say_where_and_huge_templates_are_refused():
 
 
 def test_lint_without_instances_names_syntax_errors_and_unknown_fields():
-    from app.rendering import lint_templates
+    from app.prompts.rendering import lint_templates
 
     issues = lint_templates(InstructionSpec(text=" ", input_template="{{ question }}", output_template="{% if %}"))
     found = {(issue.field, issue.message.split(":")[0]) for issue in issues}
@@ -87,7 +87,7 @@ def test_lint_without_instances_names_syntax_errors_and_unknown_fields():
 
 
 def test_lint_across_instances_counts_problems_with_examples():
-    from app.rendering import lint_on_instances
+    from app.prompts.rendering import lint_on_instances
 
     instances = [(f"i{k}", {"input_text": "x" * (900 if k == 3 else 5), "options": ["a", "b"],
                             "raw_output": "c" if k < 2 else "a"}, True) for k in range(6)]
@@ -105,8 +105,8 @@ def test_lint_across_instances_counts_problems_with_examples():
 def test_a_local_tokenizer_counts_prompts_when_configured(tmp_path):
     from tokenizers import Tokenizer, models, pre_tokenizers
 
-    from app.rendering import lint_on_instances
-    from app.tokens import TokenizerUnavailable, token_counter
+    from app.prompts.rendering import lint_on_instances
+    from app.prompts.tokens import TokenizerUnavailable, token_counter
 
     words = ["a", "b", "c", "d", "e", "f", "g", "h"]
     tokenizer = Tokenizer(models.WordLevel({w: i for i, w in enumerate(["[UNK]", *words])}, unk_token="[UNK]"))
@@ -124,7 +124,7 @@ def test_a_local_tokenizer_counts_prompts_when_configured(tmp_path):
 
 
 def test_plain_text_renders_exactly_as_jinja_would():
-    from app.bounded_templates import BoundedEnvironment
+    from app.prompts.bounded_templates import BoundedEnvironment
 
     jinja = BoundedEnvironment()
     for text in ("Name the shape.", "Two lines\nhere\n", "Windows\r\nline ends\r\n", "Old Mac\rends", "\n\n",
@@ -140,7 +140,7 @@ def test_plain_text_renders_exactly_as_jinja_would():
     InstructionSpec(text="Q: {{ input_text }}", output_template="It is {{ raw_output }}."),
 ])
 def test_the_export_renderer_gives_what_render_gives(spec):
-    from app.rendering import renderer_for
+    from app.prompts.rendering import renderer_for
 
     fast = renderer_for(spec)
     cases = [("What is it?", ["circle", "square"], "square", None), (None, None, "a cat", "the cat"),

@@ -11,10 +11,10 @@ from sqlmodel import select
 from typer.testing import CliRunner
 
 from app.cli import cli
+from app.core.objectstore import Bucket
+from app.core.storage import open_media
 from app.ingest.object_files import READ_BUFFER, ObjectPath
 from app.models import Image, Instance
-from app.objectstore import Bucket
-from app.storage import open_media
 from tests.test_image_pool import jpeg
 
 
@@ -87,7 +87,7 @@ def test_an_object_is_read_as_a_stream_a_buffer_at_a_time(bucket):
 
 
 def test_an_import_started_in_the_browser_cannot_name_a_bucket_outside_its_import_root(tmp_path):
-    from app.failures import Invalid
+    from app.core.failures import Invalid
     from app.ingest.requests import request_model
 
     wanted = request_model("unified")(format="unified", file="s3://studio/secret.jsonl", image_root="s3://studio")

@@ -11,8 +11,8 @@ from sqlmodel import select
 from typer.testing import CliRunner
 
 from app.cli import cli
+from app.core.objectstore import Bucket
 from app.models import RegisteredModel, Role, Task, VersionStatus
-from app.objectstore import Bucket
 from app.services import version_files
 from app.services import versions as version_service
 from tests.factories import make_user

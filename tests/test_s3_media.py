@@ -10,12 +10,12 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import select
 
-from app.config import Settings
+from app.core.config import Settings
+from app.core.objectstore import Bucket, ObjectMissing, StorageUnavailable
+from app.core.storage import ObjectMediaStore, open_media, relative_key, thumbnail_key
 from app.ingest.importer import ImportOptions, InstanceImporter
 from app.models import Image, Instance, Role
-from app.objectstore import Bucket, ObjectMissing, StorageUnavailable
 from app.services.images import add_image
-from app.storage import ObjectMediaStore, open_media, relative_key, thumbnail_key
 from tests.factories import login, make_user
 from tests.test_image_pool import DISTINCT, as_folder, image_files, jpeg
 

@@ -12,17 +12,17 @@ from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from app.cli import cli
+from app.core.objectstore import Bucket, ObjectMissing, StorageUnavailable
+from app.core.storage import open_media, relative_key
 from app.exports.build import build
 from app.exports.remote import NotPublished, pull
 from app.exports.validate import validate_version
 from app.models import Task, VersionStatus
-from app.objectstore import Bucket, ObjectMissing, StorageUnavailable
+from app.prompts.tokens import estimate
 from app.schemas.export_spec import ExportSpec
-from app.services import quality, version_files
+from app.services import quality_figures, version_files
 from app.services import versions as version_service
 from app.services.demo import load_demo
-from app.storage import open_media, relative_key
-from app.tokens import estimate
 from tests.netcut import CuttableProxy
 from tests.review_helpers import signed_in, team
 
@@ -53,7 +53,7 @@ def test_a_version_is_published_with_the_same_files_as_a_local_build_and_names_i
 
     spec = ExportSpec.model_validate(built.spec)
     with Session(app.state.engine) as session:
-        review = quality.review_figures(session, task_ids=spec.task_ids)
+        review = quality_figures.review_figures(session, task_ids=spec.task_ids)
     local = build(app.state.engine, spec=spec, destination=settings.data_dir / "l",
                   media=open_media(settings.media_location), count_tokens=estimate, name=built.name, review=review)
     published = {name: entry for name, entry in built.manifest["files"].items() if name != "images.tsv"}

@@ -9,8 +9,8 @@ from sqlmodel import select
 
 from app.models import Instance, InstanceScore, InstanceStatus, Job, Role, Task
 from app.schemas import ScoreIn
-from app.services import models as model_service
-from app.services import quality, scores
+from app.services import quality_figures, scores
+from app.services import registered_models as model_service
 from app.services.demo import load_demo
 from tests.factories import bearer, make_user, soup
 from tests.review_helpers import signed_in
@@ -139,7 +139,7 @@ def test_a_task_is_scored_from_its_page_and_read_most_doubtful_first_in_the_brow
 def test_an_admin_opens_a_targeted_spot_check_whose_rate_is_weighted_and_whose_reviewers_see_no_doubt(
         app, db, settings, tiny_model):
     from app.models import SpotCheck, SpotCheckItem
-    from app.targeted import error_rate
+    from app.qc.targeted import error_rate
     from tests.review_helpers import htmx
 
     task, model, _ = _scored_task(db, settings, tiny_model)
@@ -182,7 +182,7 @@ def test_an_admin_opens_a_targeted_spot_check_whose_rate_is_weighted_and_whose_r
     assert check.status == ("passed" if expected.interval.high < 0.5 else "failed")
     page = soup(admin_client.get(f"/spot-checks/{check.id}"))
     assert "targeted" in page.select_one("#spot-method").text
-    [row] = quality.per_task(db, task_ids=[task.id])  # what the dashboard and the dataset card report
+    [row] = quality_figures.per_task(db, task_ids=[task.id])  # what the dashboard and the dataset card report
     assert row.spot_method == "targeted, weighted" and row.interval.high == pytest.approx(expected.interval.high)
 
 

@@ -12,8 +12,8 @@ import httpx2
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
-from app.config import Settings
-from app.logs import EscapeControlCharacters
+from app.core.config import Settings
+from app.core.logs import EscapeControlCharacters
 from app.main import create_app
 from app.models import ApiToken, DatasetVersion, Job, JobStatus, Role, VersionStatus, metadata
 from app.schemas.jobs import ExportPayload, ScorePayload

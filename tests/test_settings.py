@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from app.config import InsecureSettings, Settings
+from app.core.config import InsecureSettings, Settings
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -54,7 +54,7 @@ def test_web_threads_bounds_the_requests_a_process_works_on_and_templates_are_re
     from starlette.testclient import TestClient
 
     from app.main import create_app
-    from app.templating import templates
+    from app.web.templating import templates
 
     app = create_app(Settings(mode="test", data_dir=tmp_path, web_threads=3, _env_file=None))
     with TestClient(app) as client:

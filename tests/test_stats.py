@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.stats import cohens_kappa, is_short_answer, normalise_answer, sample_size_for, wilson
+from app.qc.stats import cohens_kappa, is_short_answer, normalise_answer, sample_size_for, wilson
 
 
 def test_wilson_intervals_match_published_values():

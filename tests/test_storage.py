@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from app.storage import MediaStore, PathOutsideRoot, confined
+from app.core.storage import MediaStore, PathOutsideRoot, confined
 
 
 def test_put_stores_bytes_once_under_their_sha256(tmp_path):

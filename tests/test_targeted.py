@@ -7,8 +7,8 @@ from statistics import fmean
 
 import pytest
 
-from app.stats import wilson
-from app.targeted import error_rate, floor_probability, inclusion_probabilities, poisson_draw
+from app.qc.stats import wilson
+from app.qc.targeted import error_rate, floor_probability, inclusion_probabilities, poisson_draw
 
 TASK_SIZE = 2_000
 PLANTED = 100  # 5% wrong targets

@@ -8,7 +8,7 @@ import resource
 import pytest
 
 from app.models import Role
-from app.rendering import InstructionSpec, TemplateProblem, render
+from app.prompts.rendering import InstructionSpec, TemplateProblem, render
 
 INSTANCE = {"input_text": "How many?", "options": ["one", "two"], "raw_output": "two",
             "human_preferred_output": None}

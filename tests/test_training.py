@@ -284,7 +284,7 @@ def test_the_shipped_accelerate_configs_load_and_select_their_strategy(monkeypat
 
 
 def test_a_file_not_laid_out_as_exported_is_refused_with_its_line(tmp_path):
-    from worker.training.records import NotARecordFile, RecordIndex
+    from worker.training.record_index import NotARecordFile, RecordIndex
 
     (tmp_path / "stage1.json").write_text(json.dumps([{"id": "a", "conversations": []}], indent=2))
     with pytest.raises(NotARecordFile, match=r"stage1.json, line 2"):
@@ -298,7 +298,7 @@ def test_a_file_not_laid_out_as_exported_is_refused_with_its_line(tmp_path):
 def test_the_evaluation_samples_every_task_with_its_seed(tmp_path):
     from app.exports.files import JsonArrayWriter
     from worker.evaluate import compare, stratified_sample
-    from worker.training.records import RecordIndex
+    from worker.training.record_index import RecordIndex
 
     writer = JsonArrayWriter(tmp_path / "val.json")
     sizes = {"A+first": 50, "B+second": 3, "C+third": 30}  # in task order, as exports write val.json

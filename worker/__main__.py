@@ -15,8 +15,8 @@ import time
 import traceback
 from datetime import timedelta
 
-from app.config import Settings
-from app.db import make_engine
+from app.core.config import Settings
+from app.core.db import make_engine
 from app.models import JobKind, JobStatus
 from app.schemas import jobs as job_payloads
 from app.services.job_queue import LeaseLost, claim, finish, requeue_expired

@@ -2,7 +2,7 @@
 
 `val.json` is in task order, so its first records are its first tasks. The evaluation takes a seeded sample of
 up to `per_task` records from every task in it instead. Answers are generated in batches (images and text apart,
-bf16 on GPUs that have it, fp16 on others) and scored as previews score them (`app/answers.py`): the option the
+bf16 on GPUs that have it, fp16 on others) and scored as previews score them (`app/qc/answers.py`): the option the
 answer names for option tasks, the normalised text otherwise. Images are padded to a square as in training."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from app.answers import matches
+from app.qc.answers import matches
 from app.services import instances
-from worker.training.records import RecordIndex, RecordReader
+from worker.training.record_index import RecordIndex, RecordReader
 
 
 def stratified_sample(index: RecordIndex, *, per_task: int, seed: int) -> list[int]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.config import Settings
+from app.core.config import Settings
 from app.schemas.jobs import ExportPayload
 from app.services import versions as version_service
 from worker.context import JobContext

@@ -33,7 +33,7 @@ from worker.training.checkpoints import (
 )
 from worker.training.progress import EventLog, StepReporter
 from worker.training.recipe import STAGE_FILES, STAGES, Hardware, StagePlan, plan_stage
-from worker.training.records import RecordIndex
+from worker.training.record_index import RecordIndex
 
 log = logging.getLogger("studio.finetune")
 

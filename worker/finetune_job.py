@@ -16,13 +16,13 @@ from typing import Any
 
 from sqlmodel import Session
 
-from app.config import Settings
+from app.core.config import Settings
 from app.models import VersionStatus
 from app.schemas import recipe
 from app.schemas.jobs import FinetunePayload
 from app.schemas.recipe import FinetuneConfig
 from app.services import job_queue
-from app.services import models as model_service
+from app.services import registered_models as model_service
 from app.services import versions as version_service
 from app.services.version_files import local_copy
 from worker import launch

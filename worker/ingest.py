@@ -10,11 +10,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from app.config import Settings
-from app.ingest.records import estimate_records
+from app.core.config import Settings
+from app.core.storage import open_media
+from app.ingest.record_files import estimate_records
 from app.ingest.requests import failure, request_model
 from app.schemas.jobs import ImportPayload
-from app.storage import open_media
 from worker.context import JobContext
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from app.config import Settings
+from app.core.config import Settings
 from app.schemas.jobs import LintPayload
 from app.services.instructions import lint_all
 from app.services.tasks import get_task

@@ -16,15 +16,15 @@ from typing import Any
 from PIL import Image as PILImage
 from sqlmodel import Session
 
-from app.config import Settings
-from app.rendering import IMAGE_TOKEN
+from app.core.config import Settings
+from app.core.storage import open_media
+from app.prompts.rendering import IMAGE_TOKEN
+from app.prompts.specs import render_instance, spec_of_version
 from app.schemas.jobs import PreviewPayload
 from app.services import instructions as instruction_service
-from app.services import models as model_service
 from app.services import previews
+from app.services import registered_models as model_service
 from app.services.sampling import sample_instances
-from app.specs import render_instance, spec_of_version
-from app.storage import open_media
 from worker.context import JobContext
 from worker.loading import is_loaded, load
 

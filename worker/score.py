@@ -20,17 +20,17 @@ from typing import Any
 
 from sqlmodel import Session
 
-from app.config import Settings
+from app.core.config import Settings
+from app.core.storage import open_media
 from app.models import (
     Instance,
 )
-from app.rendering import InstructionSpec, TemplateProblem, render
+from app.prompts.rendering import InstructionSpec, TemplateProblem, render
+from app.prompts.specs import spec_of_version, template_fields
 from app.schemas.jobs import ScorePayload
 from app.services import instructions as instruction_service
-from app.services import models as model_service
+from app.services import registered_models as model_service
 from app.services import scores
-from app.specs import spec_of_version, template_fields
-from app.storage import open_media
 from worker.context import JobContext
 from worker.evaluate import inference_dtype
 from worker.loading import load

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import typer
 
-from app.cli import imports, models, server, users, versions
+from app.cli import imports, registered_models, server, users, versions
 
 # No locals in tracebacks: they would print passwords and tokens.
 cli = typer.Typer(help="Flan Studio: build visual instruction-tuning datasets.", no_args_is_help=True,
@@ -16,7 +16,7 @@ for command in (server.migrate, server.demo, versions.export, versions.pull, ver
 cli.add_typer(users.users_cli, name="users")
 cli.add_typer(users.tokens_cli, name="tokens")
 cli.add_typer(imports.import_cli, name="import")
-cli.add_typer(models.models_cli, name="models")
+cli.add_typer(registered_models.models_cli, name="models")
 
 
 def main() -> None:

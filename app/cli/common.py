@@ -6,13 +6,13 @@ from typing import NoReturn
 
 import typer
 
-from app.config import Settings
+from app.core.config import Settings
 
 
 def open_session(settings: Settings | None = None):
     from sqlmodel import Session
 
-    from app.db import make_engine
+    from app.core.db import make_engine
 
     settings = settings or Settings()
     return Session(make_engine(settings.resolved_database_url), expire_on_commit=False)

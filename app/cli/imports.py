@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from app.cli.common import fail
-from app.config import Settings
+from app.core.config import Settings
 from app.ingest import CHUNK_SIZE
 
 EXIT_CODES = ("Exit status: 0 every record imported or already there; 1 some records refused (the report says "
@@ -129,9 +129,9 @@ def import_instructions(
 ) -> None:
     """Create or update instruction drafts for existing tasks, and with --submit submit them. All or nothing:
     every problem is listed with its line, and then nothing is written. Running it again changes nothing."""
-    from app import access
     from app.cli.common import open_session
-    from app.failures import NotFound
+    from app.core import access
+    from app.core.failures import NotFound
     from app.services import users as user_service
 
     with open_session() as session:
@@ -150,12 +150,12 @@ def _run(fields: dict, report_file: Path | None = None, actor_id: int | None = N
     from pydantic import ValidationError
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from app.db import make_engine
-    from app.ingest.records import estimate_records
+    from app.core.db import make_engine
+    from app.core.storage import open_media
+    from app.ingest.record_files import estimate_records
     from app.ingest.report import ImportReport
     from app.ingest.requests import failure, request_model
     from app.ingest.yaml_lines import EntriesRefused
-    from app.storage import open_media
 
     given = {name: str(value) if isinstance(value, Path) else value for name, value in fields.items()
              if value is not None}

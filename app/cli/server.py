@@ -8,12 +8,12 @@ from typing import Annotated
 import typer
 
 from app.cli.common import fail, open_session, redacted
-from app.config import Settings
+from app.core.config import Settings
 
 
 def migrate(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Apply the database migrations (creates the database on first run)."""
-    from app.migrate import upgrade
+    from app.core.migrate import upgrade
 
     settings = Settings()
     upgrade(settings.resolved_database_url, revision)
@@ -22,9 +22,9 @@ def migrate(revision: Annotated[str, typer.Argument(help="Target revision.")] = 
 
 def demo() -> None:
     """Load the demo workspace into an empty database, and print where and how to sign in."""
+    from app.core.storage import open_media
     from app.services.demo import load_demo
     from app.services.demo_models import load_model_half
-    from app.storage import open_media
 
     settings = Settings()
     with open_session(settings) as session:

@@ -25,7 +25,7 @@ def create_user(
     """Create a user. Prints the generated password once (or reads one from stdin)."""
     from pydantic import ValidationError
 
-    from app.failures import AppError
+    from app.core.failures import AppError
     from app.schemas import UserCreate
     from app.services import users as user_service
 
@@ -61,7 +61,7 @@ def list_users() -> None:
 @users_cli.command("reset-password")
 def reset_password(email: Annotated[str, typer.Option(help="Whose password.")]) -> None:
     """Generate a new password for a user (printed once) and sign them out everywhere."""
-    from app.failures import NotFound
+    from app.core.failures import NotFound
     from app.services import users as user_service
 
     with open_session() as session:
@@ -77,7 +77,7 @@ def reset_password(email: Annotated[str, typer.Option(help="Whose password.")]) 
 def create_token(email: Annotated[str, typer.Option(help="Whose token.")],
                  name: Annotated[str, typer.Option(help="What will use it.")]) -> None:
     """Create an API token for a user; printed once, only its hash is kept."""
-    from app.failures import NotFound
+    from app.core.failures import NotFound
     from app.services import users as user_service
 
     with open_session() as session:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from app.cli.common import fail, open_session
-from app.config import Settings
+from app.core.config import Settings
 
 
 def export(
@@ -28,8 +28,8 @@ def export(
     """Build a dataset version now (no worker needed), with a progress bar; prints where its files are."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from app.core.failures import AppError
     from app.exports.build import BuildError
-    from app.failures import AppError
     from app.schemas.export_spec import ExportSpec
     from app.services import version_files
     from app.services import versions as version_service
@@ -71,12 +71,12 @@ def pull(
     studio keeps versions: the exports folder, or object storage (STUDIO_EXPORTS_URL)."""
     import shutil
 
+    from app.core.failures import AppError
+    from app.core.objectstore import StorageUnavailable
+    from app.core.storage import open_media
     from app.exports.remote import NotPublished, pull_url
-    from app.failures import AppError
-    from app.objectstore import StorageUnavailable
     from app.services import version_files
     from app.services import versions as version_service
-    from app.storage import open_media
 
     settings = Settings()
     if to.exists():
@@ -108,11 +108,11 @@ def validate(
     its images from the media bucket (STUDIO_MEDIA_URL), into a temporary folder."""
     import tempfile
 
+    from app.core.objectstore import StorageUnavailable, is_object_url
+    from app.core.storage import open_media
     from app.exports.remote import NotPublished, pull_url
     from app.exports.validate import validate_version
-    from app.objectstore import StorageUnavailable, is_object_url
-    from app.storage import open_media
-    from app.tokens import token_counter
+    from app.prompts.tokens import token_counter
 
     count, how = token_counter(tokenizer)
     with tempfile.TemporaryDirectory(prefix="studio-validate-") as scratch:

@@ -20,16 +20,16 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from app import __version__
+from app.core.storage import Media
 from app.exports.card import ReviewFigures, dataset_card, train_scripts
 from app.exports.contract import check_record
 from app.exports.files import HashingFile, JsonArrayWriter, ascii_json, images_digest, tar_folder
 from app.exports.parallel import build_records
-from app.exports.records import IMAGE_DIR, IMAGE_LIST, ImageFolder, Tally, TaskPlan, referenced_names
 from app.exports.sampling import draw_conversations
+from app.exports.task_records import IMAGE_DIR, IMAGE_LIST, ImageFolder, Tally, TaskPlan, referenced_names
 from app.models import Image, Instruction, InstructionStatus, InstructionVersion, SourceDataset, Task
 from app.schemas.export_spec import ExportSpec
 from app.schemas.manifest import Excluded, Manifest
-from app.storage import Media
 
 ABANDONED_AFTER_S = 3600
 

@@ -24,7 +24,7 @@ def _line(text: str) -> str:
 
 @dataclass(frozen=True)
 class ReviewFigures:
-    """What review measured on the version's tasks, for the card (app.services.quality reads it): `quality`, per
+    """What review measured on the version's tasks, for the card (app.services.quality_figures reads it): `quality`, per
     task id, its review rounds, solve test and spot check; `check_history`, per task id, the checks besides the
     latest that a reader should know of (failed, cancelled, opened against the defaults)."""
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.tokens import CHARS_PER_TOKEN, estimate
+from app.prompts.tokens import CHARS_PER_TOKEN, estimate
 
 IMAGE_TOKEN = "<image>"
 TEMPLATE_MARKERS = ("</s>", "<s>", "<unk>", " ASSISTANT:")

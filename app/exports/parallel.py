@@ -1,7 +1,7 @@
 """A build's stage-1 records over several processes, stitched into the version's files.
 
 The tasks (in name order) are cut into contiguous runs of about equal size; each run is written by a forked
-process into its own part folder (app/exports/records.py); the parts are then joined in order into
+process into its own part folder (app/exports/task_records.py); the parts are then joined in order into
 stage1.json, stage1.jsonl, val.json and stage1.parquet, hashing as they are written. Every record depends
 only on the spec and its instance, and the stitching on the parts' order, so the files are the same bytes
 whatever the number of processes (a test compares one with two)."""
@@ -22,12 +22,12 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from app.db import make_engine
+from app.core.db import make_engine
+from app.core.forked import available_cores, parent_gone, start_as_helper
+from app.core.storage import Media
 from app.exports.files import HashingFile, JsonArrayWriter, arrow_to_parquet
-from app.exports.records import Tally, TaskPlan, write_part
-from app.forked import available_cores, parent_gone, start_as_helper
+from app.exports.task_records import Tally, TaskPlan, write_part
 from app.schemas.export_spec import ExportSpec
-from app.storage import Media
 
 PARALLEL_FROM = 100_000  # expected records: below this, forking costs more than it saves
 

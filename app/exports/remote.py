@@ -16,9 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from app.exports.records import IMAGE_DIR, IMAGE_LIST
-from app.objectstore import Bucket, ObjectMissing, in_flight
-from app.storage import ObjectMediaStore, sync_filesystem
+from app.core.objectstore import Bucket, ObjectMissing, in_flight
+from app.core.storage import ObjectMediaStore, sync_filesystem
+from app.exports.task_records import IMAGE_DIR, IMAGE_LIST
 
 MANIFEST = "manifest.json"
 

@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
-from app.forked import parent_gone, start_as_helper
+from app.core.forked import parent_gone, start_as_helper
 
 T = TypeVar("T")
 AHEAD = 2  # items the producer may run ahead (an import chunk is ~20,000 rows)
@@ -33,7 +33,7 @@ def iterate_in_background(produce: Callable[[], Iterator[T]]) -> Iterator[T]:
     context = multiprocessing.get_context("fork")
     channel = context.Queue(maxsize=AHEAD)
     # Not a daemon, so that it may start processes of its own (an import's image checkers); it is ended below
-    # however this ends, and by the kernel if this process dies (app/forked.py).
+    # however this ends, and by the kernel if this process dies (app/core/forked.py).
     producer = context.Process(target=_produce, args=(produce, channel, os.getpid()), name="import-reader")
     producer.start()
     try:

@@ -17,15 +17,15 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
+from app.core.storage import Media
 from app.ingest.bulk import get_or_create, insert_ignoring_conflicts, stable_rkey
 from app.ingest.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageRejected
 from app.ingest.intake import ImageIntake
-from app.ingest.records import BadLine, read_records
+from app.ingest.record_files import BadLine, read_records
 from app.ingest.report import ImportReport
 from app.ingest.unified import FieldProblem, source_id, within_limit
 from app.models import ConversationItem, ConversationPool, utcnow
 from app.services import audit
-from app.storage import Media
 
 IMAGE_TOKEN = "<image>"
 # The conversation template's own markers: a value holding one makes LLaVA's trainer mask the record.

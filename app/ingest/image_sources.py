@@ -12,9 +12,9 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
+from app.core.objectstore import Bucket, ObjectMissing, in_flight
 from app.ingest.images import ImageRejected
 from app.ingest.object_files import ObjectPath
-from app.objectstore import Bucket, ObjectMissing, in_flight
 
 ARCHIVE_SUFFIXES = (".zip", ".tar")
 

@@ -24,21 +24,21 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select
 
-from app.db import make_engine
-from app.forked import available_cores
+from app.core.db import make_engine
+from app.core.forked import available_cores
+from app.core.storage import Media
 from app.ingest import CHUNK_SIZE, duplicates
 from app.ingest.background import iterate_in_background
 from app.ingest.bulk import as_json, get_or_create, insert_instances, stable_rkey
 from app.ingest.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageRejected
 from app.ingest.intake import ImageIntake, StoredImage
 from app.ingest.llava import parse_llava
-from app.ingest.records import BadLine, Record, read_records
+from app.ingest.record_files import BadLine, Record, read_records
 from app.ingest.report import ImportReport, Rejection
 from app.ingest.unified import FieldProblem, InstanceDraft, parse_unified
 from app.models import SourceDataset, Task, utcnow
 from app.services import audit
 from app.services.tasks import refresh_instance_counts
-from app.storage import Media
 
 PROGRESS_EVERY = 20_000  # records between progress reports at the latest
 

@@ -22,13 +22,13 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from app.failures import Invalid
-from app.ingest.records import MalformedFile
+from app.core.failures import Invalid
+from app.ingest.record_files import MalformedFile
 from app.ingest.yaml_lines import EntriesRefused, keys_of, line_of, load_with_lines
 from app.models import ImagePlacement, Instruction, OptionsStyle, Task
-from app.rendering import MAX_TEMPLATE_CHARS, InstructionSpec, lint_templates
+from app.prompts.rendering import MAX_TEMPLATE_CHARS, InstructionSpec, lint_templates
+from app.prompts.specs import spec_of_version
 from app.services import instructions as instruction_service
-from app.specs import spec_of_version
 
 FIELDS = {"task": "task", "label": "label", "instruction": "text", "input_template": "input_template",
           "output_template": "output_template", "option_style": "options_style", "image_position": "image_placement"}

@@ -22,12 +22,12 @@ from typing import NamedTuple
 
 from sqlalchemy import Connection
 
-from app.forked import start_as_helper
+from app.core.forked import start_as_helper
+from app.core.storage import Media, open_media
 from app.ingest import bulk
 from app.ingest.image_sources import ImageSource, open_image_source, read_all
 from app.ingest.images import CheckedImage, ImageRejected, check_image
 from app.models import utcnow
-from app.storage import Media, open_media
 
 PATH_CACHE = 50_000  # recently seen paths: datasets reuse images across instances and tasks
 ID_CACHE = 200_000  # image ids by sha256 (a million distinct images would otherwise be ~150 MB of keys)

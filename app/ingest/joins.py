@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.ingest.records import BadLine, Record
+from app.ingest.record_files import BadLine, Record
 
 RowReader = Callable[[Path, str | None], Iterable[Record | BadLine]]  # (file, key holding its records)
 

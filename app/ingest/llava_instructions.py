@@ -24,7 +24,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from app.ingest.llava import parse_llava
-from app.ingest.records import BadLine, MalformedFile, Record, read_records
+from app.ingest.record_files import BadLine, MalformedFile, Record, read_records
 from app.ingest.unified import FieldProblem, InstanceDraft
 from app.ingest.yaml_lines import keys_of, load_with_lines
 from app.models import Instruction, Task

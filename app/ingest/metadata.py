@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlmodel import Session, select
 
-from app.ingest.records import MalformedFile
+from app.ingest.record_files import MalformedFile
 from app.ingest.unified import FieldProblem, task_and_dataset
 from app.ingest.yaml_lines import EntriesRefused, line_of, load_with_lines
 from app.models import SourceDataset, Task, TaskGroup, User, utcnow

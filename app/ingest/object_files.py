@@ -9,7 +9,7 @@ import io
 from pathlib import Path, PurePosixPath
 from types import SimpleNamespace
 
-from app.objectstore import Bucket, ObjectMissing, is_object_url
+from app.core.objectstore import Bucket, ObjectMissing, is_object_url
 
 READ_BUFFER = 1024 * 1024
 

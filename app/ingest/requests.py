@@ -15,16 +15,16 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from sqlalchemy import Engine
 
-from app.failures import Invalid
+from app.core.failures import Invalid
+from app.core.objectstore import ObjectMissing, StorageUnavailable, is_object_url
+from app.core.storage import Media, PathOutsideRoot, confined
 from app.ingest import IMPORT_FORMATS
 from app.ingest.image_sources import ImageSourceInvalid, is_archive
 from app.ingest.joins import JoinInvalid, split_on
 from app.ingest.object_files import ObjectPath
-from app.ingest.records import MalformedFile
+from app.ingest.record_files import MalformedFile
 from app.ingest.tabular import FieldMapping, MappingInvalid
 from app.ingest.yaml_lines import EntriesRefused
-from app.objectstore import ObjectMissing, StorageUnavailable, is_object_url
-from app.storage import Media, PathOutsideRoot, confined
 
 Progress = Callable[[int], None]  # records read so far
 

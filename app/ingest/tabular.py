@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from app.ingest.object_files import ObjectPath
-from app.ingest.records import BadLine, MalformedFile, Record, read_records
+from app.ingest.record_files import BadLine, MalformedFile, Record, read_records
 from app.ingest.unified import FieldProblem, InstanceDraft, parse_unified
 
 TARGETS = ("instance_id", "img_path", "options", "input_text", "raw_output", "human_preferred_output",

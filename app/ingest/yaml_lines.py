@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from app.ingest.records import SURROGATE_ESCAPE, MalformedFile, encodable
+from app.ingest.record_files import SURROGATE_ESCAPE, MalformedFile, encodable
 
 
 class EntriesRefused(ValueError):

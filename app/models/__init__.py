@@ -23,7 +23,7 @@ from app.models.operations import (
     RegisteredModel,
     VersionStatus,
 )
-from app.models.quality import (
+from app.models.review_work import (
     Decision,
     QcStatus,
     Review,

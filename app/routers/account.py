@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from app.deps import SIGNED_IN, CurrentUser, RowId, SessionDep, client_address, settings_of
-from app.failures import Invalid
-from app.forms import FormDep, validate_form
+from app.core.failures import Invalid
+from app.core.security import MIN_PASSWORD_LENGTH, verify_password
 from app.schemas import TokenCreate
-from app.security import MIN_PASSWORD_LENGTH, verify_password
 from app.services import sign_in_throttle
 from app.services import users as user_service
-from app.templating import render, see_other
+from app.web.deps import SIGNED_IN, CurrentUser, RowId, SessionDep, client_address, settings_of
+from app.web.forms import FormDep, validate_form
+from app.web.templating import render, see_other
 
 router = APIRouter(prefix="/account", tags=["pages"], include_in_schema=False, dependencies=[SIGNED_IN])
 

@@ -6,20 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from app.deps import (
-    ADMIN,
-    ANY_ROLE,
-    EDITORS,
-    SIGNED_IN,
-    STRICT_QUERY,
-    CurrentPrincipal,
-    CurrentUser,
-    RowId,
-    SessionDep,
-    TaskFiltersDep,
-    settings_of,
-)
-from app.failures import Forbidden
+from app.core.failures import Forbidden
 from app.schemas import (
     API_ERRORS,
     DatasetIn,
@@ -35,6 +22,19 @@ from app.schemas import (
 from app.services import datasets as dataset_service
 from app.services import tasks as task_service
 from app.services import users as user_service
+from app.web.deps import (
+    ADMIN,
+    ANY_ROLE,
+    EDITORS,
+    SIGNED_IN,
+    STRICT_QUERY,
+    CurrentPrincipal,
+    CurrentUser,
+    RowId,
+    SessionDep,
+    TaskFiltersDep,
+    settings_of,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["api"], responses=API_ERRORS,
                    dependencies=[STRICT_QUERY])

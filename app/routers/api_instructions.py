@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app import access
-from app.deps import ANY_ROLE, EDITORS, STRICT_QUERY, CurrentPrincipal, CurrentUser, RowId, SessionDep
+from app.core import access
 from app.schemas import API_ERRORS, DraftIn
 from app.schemas.instructions import InstructionDiffOut, InstructionIn, InstructionOut, InstructionVersionOut
 from app.services import instructions as instruction_service
 from app.services import tasks as task_service
+from app.web.deps import ANY_ROLE, EDITORS, STRICT_QUERY, CurrentPrincipal, CurrentUser, RowId, SessionDep
 
 router = APIRouter(prefix="/api/v1", tags=["instructions"], responses=API_ERRORS, dependencies=[STRICT_QUERY])
 

@@ -6,20 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from app import access
-from app.deps import (
-    ADMIN,
-    ANY_ROLE,
-    QC_OPENERS,
-    REVIEWERS,
-    STRICT_QUERY,
-    CurrentPrincipal,
-    CurrentUser,
-    RowId,
-    SessionDep,
-    qc_defaults_of,
-    settings_of,
-)
+from app.core import access
 from app.models.types import MAX_DB_INT
 from app.schemas import (
     API_ERRORS,
@@ -34,6 +21,19 @@ from app.schemas import (
     VersionScoreIn,
 )
 from app.services import checks, queues, reviews, solve_tests, spot_checks, verifications
+from app.web.deps import (
+    ADMIN,
+    ANY_ROLE,
+    QC_OPENERS,
+    REVIEWERS,
+    STRICT_QUERY,
+    CurrentPrincipal,
+    CurrentUser,
+    RowId,
+    SessionDep,
+    qc_defaults_of,
+    settings_of,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["review"], responses=API_ERRORS,
                    dependencies=[STRICT_QUERY])

@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app.deps import ANY_ROLE, PREVIEWERS, STRICT_QUERY, BlindfoldDep, CurrentUser, RowId, SessionDep
-from app.failures import NotFound
+from app.core.failures import NotFound
 from app.schemas import API_ERRORS, DoubtOut, DoubtRanking, JobStarted, ScoreIn, VersionScoreIn
 from app.services import scores
 from app.services import tasks as task_service
+from app.web.deps import ANY_ROLE, PREVIEWERS, STRICT_QUERY, BlindfoldDep, CurrentUser, RowId, SessionDep
 
 router = APIRouter(prefix="/api/v1", tags=["review"], responses=API_ERRORS, dependencies=[STRICT_QUERY])
 

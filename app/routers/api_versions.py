@@ -5,8 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
 
-from app import access
-from app.deps import (
+from app.core import access
+from app.schemas import API_ERRORS, TaskChangeOut, VersionIn, VersionOut
+from app.services import versions as version_service
+from app.web.deps import (
     ADMIN,
     ANY_ROLE,
     EDITORS,
@@ -17,9 +19,7 @@ from app.deps import (
     SessionDep,
     settings_of,
 )
-from app.schemas import API_ERRORS, TaskChangeOut, VersionIn, VersionOut
-from app.sending import send_file
-from app.services import versions as version_service
+from app.web.sending import send_file
 
 router = APIRouter(prefix="/api/v1/versions", tags=["versions"], responses=API_ERRORS,
                    dependencies=[STRICT_QUERY])

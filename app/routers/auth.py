@@ -7,10 +7,10 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Form, Request
 
-from app.deps import PUBLIC, SIGNED_IN, SessionDep, client_address, settings_of
 from app.services import sign_in_throttle
 from app.services import users as user_service
-from app.templating import render, see_other
+from app.web.deps import PUBLIC, SIGNED_IN, SessionDep, client_address, settings_of
+from app.web.templating import render, see_other
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 

@@ -7,13 +7,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from app import access
-from app.db import ping
-from app.deps import ANY_ROLE, PUBLIC, CurrentPrincipal, SessionDep, qc_defaults_of, settings_of
-from app.failures import Invalid
-from app.services import audit, quality, queues
+from app.core import access
+from app.core.db import ping
+from app.core.failures import Invalid
+from app.services import audit, quality_figures, queues
 from app.services import tasks as task_service
-from app.templating import render
+from app.web.deps import ANY_ROLE, PUBLIC, CurrentPrincipal, SessionDep, qc_defaults_of, settings_of
+from app.web.templating import render
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 QUEUE_COUNT_CAP = 99  # the dashboard says "99+" rather than count an open spot check of 10,000 on every view
@@ -26,7 +26,7 @@ def dashboard(request: Request, session: SessionDep, principal: CurrentPrincipal
               before: Annotated[str | None, Query(max_length=200)] = None):
     if annotator and not annotator.isdigit():
         raise Invalid("The annotator filter must be a user id.", fields={"annotator": "must be a number"})
-    filters = quality.QualityFilters(task_group=group or None, category=category or None,
+    filters = quality_figures.QualityFilters(task_group=group or None, category=category or None,
                                      annotator_id=int(annotator) if annotator else None)
     by_status = task_service.counts_by_status(session)
     return render(
@@ -37,12 +37,12 @@ def dashboard(request: Request, session: SessionDep, principal: CurrentPrincipal
         queues=queues.overview(session, reviewer=principal.user if principal.may(access.REVIEWERS) else None,
                                cap=QUEUE_COUNT_CAP,
                                reviewer_may_verify=settings_of(request).verifier_may_be_reviewer),
-        quality=quality.page(session, filters=filters, after=after, before=before,
+        quality=quality_figures.page(session, filters=filters, after=after, before=before,
                              limit=settings_of(request).page_size),
         filters=filters,
         facets=task_service.facet_values(session),
-        annotators=quality.annotators(session),
-        throughput=quality.throughput(session),
+        annotators=quality_figures.annotators(session),
+        throughput=quality_figures.throughput(session),
         max_error_rate=qc_defaults_of(request).max_error_rate,
         events=audit.recent(session, limit=12),
     )

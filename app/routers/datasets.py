@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from app.deps import ANY_ROLE, EDITORS, CurrentUser, RowId, SessionDep
-from app.failures import Conflict, Invalid
-from app.forms import FormDep, validate_form
+from app.core.failures import Conflict, Invalid
 from app.schemas import DatasetIn
 from app.services import datasets as dataset_service
 from app.services import users as user_service
 from app.services.tasks import TaskFilters, list_tasks
-from app.templating import render, see_other
+from app.web.deps import ANY_ROLE, EDITORS, CurrentUser, RowId, SessionDep
+from app.web.forms import FormDep, validate_form
+from app.web.templating import render, see_other
 
 router = APIRouter(prefix="/datasets", tags=["pages"], include_in_schema=False)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from app.deps import PUBLIC
-from app.templating import templates
+from app.web.deps import PUBLIC
+from app.web.templating import templates
 
 router = APIRouter(include_in_schema=False, dependencies=[PUBLIC])
 SWAGGER_VERSION = "5.35.0"

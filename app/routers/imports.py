@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from app.deps import EDITORS, CurrentUser, SessionDep, settings_of
-from app.failures import Invalid
-from app.forms import FormDep, validate_form
+from app.core.failures import Invalid
 from app.ingest import IMPORT_FORMATS
 from app.ingest.requests import SAMPLED, WITH_IMAGES, request_model
 from app.models import JobKind
 from app.schemas.jobs import ImportPayload
 from app.services import jobs as job_service
-from app.templating import render, see_other
+from app.web.deps import EDITORS, CurrentUser, SessionDep, settings_of
+from app.web.forms import FormDep, validate_form
+from app.web.templating import render, see_other
 
 router = APIRouter(prefix="/imports", tags=["pages"], include_in_schema=False,
                    dependencies=[EDITORS])

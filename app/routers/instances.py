@@ -6,11 +6,11 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from app.deps import ANY_ROLE, BlindfoldDep, RowId, SessionDep, settings_of
 from app.services import instances as instance_service
 from app.services import tasks as task_service
 from app.services.instances import InstanceFilters
-from app.templating import render
+from app.web.deps import ANY_ROLE, BlindfoldDep, RowId, SessionDep, settings_of
+from app.web.templating import render
 
 router = APIRouter(tags=["pages"], include_in_schema=False, dependencies=[ANY_ROLE])
 

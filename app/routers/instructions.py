@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from app import access
-from app.deps import ANY_ROLE, EDITORS, BlindfoldDep, CurrentPrincipal, CurrentUser, RowId, SessionDep, settings_of
-from app.failures import Conflict, Invalid, NotFound
-from app.forms import FormDep, validate_form
+from app.core import access
+from app.core.failures import Conflict, Invalid, NotFound
 from app.models import ImagePlacement, OptionsStyle
-from app.overlap import most_similar
-from app.rendering import lint_templates
+from app.prompts.rendering import lint_templates
+from app.prompts.specs import render_instance
+from app.qc.overlap import most_similar
 from app.schemas import DraftIn
 from app.schemas.instructions import InstructionIn
 from app.schemas.jobs import LintPayload
@@ -18,9 +17,10 @@ from app.services import instructions as instruction_service
 from app.services import jobs as job_service
 from app.services import sampling
 from app.services import tasks as task_service
-from app.specs import render_instance
-from app.templating import is_htmx, see_other
-from app.templating import render as render_page
+from app.web.deps import ANY_ROLE, EDITORS, BlindfoldDep, CurrentPrincipal, CurrentUser, RowId, SessionDep, settings_of
+from app.web.forms import FormDep, validate_form
+from app.web.templating import is_htmx, see_other
+from app.web.templating import render as render_page
 
 INLINE_LINT_SECONDS = 3.0  # a lint inside a request stops here and carries on as a job
 router = APIRouter(tags=["pages"], include_in_schema=False)

@@ -7,13 +7,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from app import access
-from app.deps import ANY_ROLE, BlindfoldDep, CurrentPrincipal, RowId, SessionDep, settings_of
+from app.core import access
 from app.models import JobKind, JobStatus
 from app.services import job_views
 from app.services import jobs as job_service
 from app.services import users as user_service
-from app.templating import render
+from app.web.deps import ANY_ROLE, BlindfoldDep, CurrentPrincipal, RowId, SessionDep, settings_of
+from app.web.templating import render
 
 router = APIRouter(prefix="/jobs", tags=["pages"], include_in_schema=False)
 

@@ -13,11 +13,11 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, StreamingResponse
 
-from app.deps import ANY_ROLE, SessionDep, settings_of
-from app.failures import NotFound
+from app.core.failures import NotFound
+from app.core.storage import MediaStore, open_media
+from app.core.thumbnails import thumbnail
 from app.services.instances import get_image
-from app.storage import MediaStore, open_media
-from app.thumbnails import thumbnail
+from app.web.deps import ANY_ROLE, SessionDep, settings_of
 
 router = APIRouter(prefix="/media", tags=["pages"], include_in_schema=False, dependencies=[ANY_ROLE])
 

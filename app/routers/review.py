@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from app.deps import REVIEWERS, CurrentUser, RowId, SessionDep, qc_defaults_of, settings_of
-from app.forms import FormDep, validate_form
 from app.schemas import AnswerIn, DecisionIn, JudgementIn, SkipIn, VerdictIn
 from app.services import queues, reviews, solve_tests, spot_checks, verifications
-from app.templating import is_htmx, render, see_other
+from app.web.deps import REVIEWERS, CurrentUser, RowId, SessionDep, qc_defaults_of, settings_of
+from app.web.forms import FormDep, validate_form
+from app.web.templating import is_htmx, render, see_other
 
 router = APIRouter(prefix="/review", tags=["pages"], include_in_schema=False)
 # The queue page counts no further than this ("999+"): enough to plan a day by, without counting an open spot check

@@ -6,19 +6,19 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from app import access
-from app.deps import ANY_ROLE, EDITORS, CurrentPrincipal, RowId, SessionDep, TaskFiltersDep, settings_of
-from app.failures import Conflict, Invalid
-from app.forms import FormDep, validate_form
+from app.core import access
+from app.core.failures import Conflict, Invalid
 from app.models import TaskGroup
 from app.schemas import TaskMetadataIn
-from app.services import audit, quality
+from app.services import audit, quality_figures
 from app.services import datasets as dataset_service
-from app.services import models as model_service
+from app.services import registered_models as model_service
 from app.services import scores as score_service
 from app.services import tasks as task_service
 from app.services.qc import QcDefaults
-from app.templating import render, see_other
+from app.web.deps import ANY_ROLE, EDITORS, CurrentPrincipal, RowId, SessionDep, TaskFiltersDep, settings_of
+from app.web.forms import FormDep, validate_form
+from app.web.templating import render, see_other
 
 router = APIRouter(prefix="/tasks", tags=["pages"], include_in_schema=False)
 
@@ -71,7 +71,7 @@ def task_detail(request: Request, session: SessionDep, task_id: RowId):
     settings = settings_of(request)
     return render(request, "tasks/detail.html", task=task, dataset=dataset,
                   instructions=task_service.instructions_of(session, task_id=task.id),
-                  quality=quality.per_task(session, task_ids=[task.id])[0],
+                  quality=quality_figures.per_task(session, task_ids=[task.id])[0],
                   models=model_service.list_models(session),
                   scored_by=score_service.score_sets(session, task_id=task.id),
                   defaults=QcDefaults.from_settings(settings),

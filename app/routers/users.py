@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from app.deps import ADMIN, CurrentUser, RowId, SessionDep
-from app.failures import Conflict, Invalid
-from app.forms import FormDep, validate_form
+from app.core.failures import Conflict, Invalid
 from app.models import Role
 from app.schemas import UserCreate, UserUpdate
 from app.services import audit
 from app.services import users as user_service
-from app.templating import render, see_other
+from app.web.deps import ADMIN, CurrentUser, RowId, SessionDep
+from app.web.forms import FormDep, validate_form
+from app.web.templating import render, see_other
 
 router = APIRouter(prefix="/admin/users", tags=["pages"], include_in_schema=False,
                    dependencies=[ADMIN])

@@ -6,8 +6,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from app import access
-from app.deps import (
+from app.core import access
+from app.core.failures import Conflict, Invalid
+from app.schemas import FinetuneIn, VersionNaming, VersionScoreIn
+from app.schemas.export_spec import SUGGESTED_VALIDATION_RATIO, ExportSpec
+from app.services import jobs as job_service
+from app.services import registered_models as model_service
+from app.services import scores as score_service
+from app.services import spot_checks
+from app.services import versions as version_service
+from app.web.deps import (
     ADMIN,
     ANY_ROLE,
     EDITORS,
@@ -19,17 +27,9 @@ from app.deps import (
     qc_defaults_of,
     settings_of,
 )
-from app.failures import Conflict, Invalid
-from app.forms import FormDep, defaults_of, form_feedback, validate_form
-from app.schemas import FinetuneIn, VersionNaming, VersionScoreIn
-from app.schemas.export_spec import SUGGESTED_VALIDATION_RATIO, ExportSpec
-from app.sending import send_file
-from app.services import jobs as job_service
-from app.services import models as model_service
-from app.services import scores as score_service
-from app.services import spot_checks
-from app.services import versions as version_service
-from app.templating import render, see_other
+from app.web.forms import FormDep, defaults_of, form_feedback, validate_form
+from app.web.sending import send_file
+from app.web.templating import render, see_other
 
 router = APIRouter(prefix="/versions", tags=["pages"], include_in_schema=False)
 

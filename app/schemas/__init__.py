@@ -7,13 +7,13 @@ from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app import limits
+from app.core import limits
+from app.core.security import MIN_PASSWORD_LENGTH
 from app.models import Decision, ImagePlacement, OptionsStyle, Role, SpotVerdict, TaskGroup
 from app.models.types import MAX_DB_INT, LockVersion, RowIdValue
-from app.rendering import MAX_TEMPLATE_CHARS
+from app.prompts.rendering import MAX_TEMPLATE_CHARS
 from app.schemas import recipe
 from app.schemas.export_spec import ExportSpec
-from app.security import MIN_PASSWORD_LENGTH
 
 T = TypeVar("T")
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.models import JobKind
 from app.models.types import RowIdValue
-from app.rendering import InstructionSpec
+from app.prompts.rendering import InstructionSpec
 from app.schemas import FinetuneIn, PreviewIn
 
 

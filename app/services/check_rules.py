@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
-from app import limits
-from app.failures import Forbidden, Invalid
+from app.core import limits
+from app.core.failures import Forbidden, Invalid
 from app.models import QcStatus
 from app.services import checks
 from app.services.qc import QcDefaults

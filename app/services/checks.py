@@ -16,7 +16,7 @@ from sqlalchemy import Select, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, select
 
-from app.failures import Conflict, Invalid, NotFound
+from app.core.failures import Conflict, Invalid, NotFound
 from app.models import (
     Instance,
     InstanceStatus,

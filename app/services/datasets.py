@@ -6,7 +6,7 @@ from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from app.failures import Conflict, Invalid, NotFound
+from app.core.failures import Conflict, Invalid, NotFound
 from app.models import SourceDataset, Task, User, utcnow
 from app.schemas import DatasetIn
 from app.services import audit

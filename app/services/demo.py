@@ -19,6 +19,7 @@ from PIL import Image as PILImage
 from PIL import ImageDraw
 from sqlmodel import Session, select
 
+from app.core.storage import Media, MediaStore
 from app.models import (
     Decision,
     Instance,
@@ -44,7 +45,6 @@ from app.services import users as user_service
 from app.services.images import add_image
 from app.services.qc import QcDefaults
 from app.services.tasks import refresh_instance_counts
-from app.storage import Media, MediaStore
 
 INSTANCES_PER_TASK = 24
 SHAPES = ("circle", "square", "triangle")

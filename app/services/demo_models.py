@@ -16,10 +16,10 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
-from app.config import Settings
+from app.core.config import Settings
 from app.models import ConversationItem, ConversationPool, DatasetVersion, Instance, RegisteredModel, Task
 from app.schemas.export_spec import ExportSpec
-from app.services import models as model_service
+from app.services import registered_models as model_service
 from app.services import versions as version_service
 
 POOL = "demo-conversations"

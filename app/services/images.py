@@ -7,8 +7,8 @@ import io
 from PIL import Image as PILImage
 from sqlmodel import Session, select
 
+from app.core.storage import Media
 from app.models import Image
-from app.storage import Media
 
 
 def add_image(session: Session, store: Media, data: bytes) -> Image:

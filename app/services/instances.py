@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import or_
 from sqlmodel import Session, select
 
-from app.doubt import Doubt
-from app.failures import NotFound
+from app.core.failures import NotFound
 from app.models import Image, Instance
+from app.qc.doubt import Doubt
 from app.services import blinding
 from app.services import scores as score_service
 from app.services.blinding import Blindfold
@@ -54,7 +54,7 @@ def list_instances(session: Session, *, task_id: int, filters: InstanceFilters, 
 
 def _by_doubt(session: Session, *, task_id: int, filters: InstanceFilters, after: int, limit: int,
               blindfold: Blindfold) -> InstancePage:
-    """Ranked by the newest score set (app/doubt.py), paged by rank; `after` is the last rank shown."""
+    """Ranked by the newest score set (app/qc/doubt.py), paged by rank; `after` is the last rank shown."""
     scores = score_service.chosen_set(session, task_id=task_id)
     if scores is None:
         return InstancePage([], {}, None)

@@ -8,9 +8,8 @@ from dataclasses import asdict
 from sqlalchemy import func, update
 from sqlmodel import Session, select
 
-from app import limits
-from app.diffing import word_diff
-from app.failures import Conflict, Forbidden, Invalid, NotFound
+from app.core import limits
+from app.core.failures import Conflict, Forbidden, Invalid, NotFound
 from app.models import (
     Instance,
     InstanceStatus,
@@ -22,12 +21,13 @@ from app.models import (
     User,
     utcnow,
 )
-from app.rendering import MAX_TEMPLATE_CHARS, InstructionSpec, lint_on_instances, lint_templates
+from app.prompts.rendering import MAX_TEMPLATE_CHARS, InstructionSpec, lint_on_instances, lint_templates
+from app.prompts.specs import SPEC_FIELDS, render_instance
+from app.prompts.tokens import token_counter
+from app.qc.diffing import word_diff
 from app.schemas import DraftIn
 from app.services import audit, reviews, task_states
 from app.services.sampling import sample_instances
-from app.specs import SPEC_FIELDS, render_instance
-from app.tokens import token_counter
 
 PREVIEW_SIZE = 8  # the editor's preview sample: what the author saw render
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlmodel import Session
 
-from app.charts import change_chart, loss_chart
 from app.models import DatasetVersion, Job, JobKind, RegisteredModel
+from app.qc.charts import change_chart, loss_chart
 from app.schemas.jobs import FinetuneResult, PreviewResult
 from app.services import blinding, previews
 from app.services import jobs as job_service

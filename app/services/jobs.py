@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import update
 from sqlmodel import Session, select
 
-from app.failures import Conflict, Forbidden, NotFound
+from app.core.failures import Conflict, Forbidden, NotFound
 from app.models import Job, JobMetric, JobStatus, utcnow
 from app.schemas import jobs as job_payloads
 from app.schemas.jobs import JobPayload

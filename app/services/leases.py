@@ -16,7 +16,7 @@ from sqlalchemy import Boolean, Integer, Select, bindparam, literal_column, or_,
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from app.failures import Conflict
+from app.core.failures import Conflict
 from app.models import utcnow
 from app.models.types import UTCDateTime
 

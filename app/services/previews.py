@@ -9,20 +9,21 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, delete, insert
 from sqlmodel import Session, select
 
-from app.answers import matches
-from app.failures import Invalid
+from app.core.failures import Invalid
 from app.models import Image, Instance, InstructionVersion, Job, ModelOutput, utcnow
+from app.prompts.specs import render_instance, spec_of_version
+from app.qc.answers import matches
 from app.schemas import PreviewIn
 from app.schemas.jobs import PreviewPayload
-from app.services import blinding, jobs, models
+from app.services import blinding, jobs
+from app.services import registered_models as model_service
 from app.services.blinding import Blindfold
 from app.services.sampling import newest_version
-from app.specs import render_instance, spec_of_version
 
 
 def start(session: Session, *, task_id: int, data: PreviewIn, actor_id: int | None) -> Job:
     """Queues a preview of a registered model on the task (bounds are checked by `PreviewIn`)."""
-    model = models.get(session, model_id=data.model_id)
+    model = model_service.get(session, model_id=data.model_id)
     version = newest_version(session, task_id=task_id, version_id=data.instruction_version_id)
     return jobs.enqueue(session, PreviewPayload(**{**data.model_dump(), "task_id": task_id,
                                                    "instruction_version_id": version.id, "model_id": model.id}),

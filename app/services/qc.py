@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.stats import sample_size_for
+from app.qc.stats import sample_size_for
 
 
 @dataclass(frozen=True)

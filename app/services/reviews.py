@@ -10,8 +10,8 @@ from functools import cache
 from sqlalchemy import delete, func, or_, update
 from sqlmodel import Session, select
 
-from app import limits
-from app.failures import Forbidden, Invalid, NotFound
+from app.core import limits
+from app.core.failures import Forbidden, Invalid, NotFound
 from app.models import (
     Decision,
     Instruction,

@@ -9,7 +9,7 @@ from collections.abc import Collection
 from sqlalchemy import Select
 from sqlmodel import Session, select
 
-from app.failures import Conflict, NotFound
+from app.core.failures import Conflict, NotFound
 from app.models import Image, Instance, InstanceStatus, Instruction, InstructionStatus, InstructionVersion
 
 InstanceRow = tuple[Instance, Image | None]

@@ -9,9 +9,7 @@ from datetime import datetime
 from sqlalchemy import Engine, delete, func, insert
 from sqlmodel import Session, select
 
-from app import doubt
-from app.doubt import Doubt, ScoreRow
-from app.failures import Conflict, NotFound
+from app.core.failures import Conflict, NotFound
 from app.models import (
     DatasetVersion,
     Image,
@@ -24,10 +22,13 @@ from app.models import (
     VersionStatus,
     utcnow,
 )
+from app.qc import doubt
+from app.qc.doubt import Doubt, ScoreRow
 from app.schemas import ScoreIn
 from app.schemas.jobs import ScorePayload
 from app.schemas.manifest import Manifest
-from app.services import jobs, models
+from app.services import jobs
+from app.services import registered_models as model_service
 from app.services.sampling import newest_version
 from app.services.tasks import get_task
 
@@ -36,7 +37,7 @@ def start(session: Session, *, task_id: int, data: ScoreIn, actor_id: int | None
     """Queues a `score` job: every active instance of the task under the model, rendered with the version asked
     for (else the task's newest approved)."""
     get_task(session, task_id=task_id)
-    model = models.get(session, model_id=data.model_id)
+    model = model_service.get(session, model_id=data.model_id)
     version = newest_version(session, task_id=task_id, version_id=data.instruction_version_id)
     return jobs.enqueue(session, ScorePayload(task_id=task_id, model_id=model.id, instruction_version_id=version.id,
                                               batch_size=data.batch_size), created_by_id=actor_id)
@@ -107,7 +108,7 @@ def chosen_set(session: Session, *, task_id: int, model_id: int | None = None,
 
 
 def ranking(session: Session, *, task_id: int, scores: ScoreSet) -> list[Doubt]:
-    """The task's active instances under `scores`, most doubtful first (app/doubt.py says how)."""
+    """The task's active instances under `scores`, most doubtful first (app/qc/doubt.py says how)."""
     rows = session.exec(
         select(InstanceScore.instance_id, InstanceScore.loss, Instance.raw_output, Instance.options,
                InstanceScore.option_probabilities)

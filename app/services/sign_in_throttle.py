@@ -25,7 +25,7 @@ from sqlalchemy import case, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from app.failures import TooManyRequests
+from app.core.failures import TooManyRequests
 from app.models import SignInCount, utcnow
 
 MAX_ACCOUNT_DELAY_S = 60

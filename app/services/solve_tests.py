@@ -13,8 +13,8 @@ from functools import cache
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from app import limits
-from app.failures import Invalid
+from app.core import limits
+from app.core.failures import Invalid
 from app.models import (
     Instance,
     InstructionVersion,
@@ -24,9 +24,9 @@ from app.models import (
     Task,
     utcnow,
 )
+from app.qc.stats import is_short_answer, normalise_answer
 from app.services import check_rules, checks, leases, spot_checks
 from app.services.qc import QcDefaults
-from app.stats import is_short_answer, normalise_answer
 
 
 def create(session: Session, *, task_id: int, actor_id: int | None, size: int, pass_threshold: int,

@@ -15,8 +15,8 @@ from functools import cache
 from sqlalchemy import func, update
 from sqlmodel import Session, select
 
-from app import limits
-from app.failures import Forbidden, Invalid
+from app.core import limits
+from app.core.failures import Forbidden, Invalid
 from app.models import (
     Instance,
     InstanceStatus,
@@ -29,15 +29,15 @@ from app.models import (
     SpotVerdict,
     utcnow,
 )
+from app.qc.stats import Interval, cohens_kappa, sample_size_for, wilson
+from app.qc.targeted import WeightedEstimate
+from app.qc.targeted import error_rate as weighted_error_rate
 from app.services import audit, check_rules, checks, leases
 from app.services import scores as score_service
 from app.services.qc import QcDefaults
 from app.services.sampling import sample_instances
 from app.services.targeted_checks import DEFAULT_UNIFORM_SHARE, TargetedDraw
 from app.services.tasks import refresh_instance_counts
-from app.stats import Interval, cohens_kappa, sample_size_for, wilson
-from app.targeted import WeightedEstimate
-from app.targeted import error_rate as weighted_error_rate
 
 MAX_SIZE = 10_000
 
@@ -204,7 +204,7 @@ class SpotFigures:
 
 def figures(session: Session, *, check: SpotCheck) -> SpotFigures:
     """One grouped query (at most 6 x 6 rows, whatever the size): verdict counts and agreement pairs; for a
-    targeted check, each verdict with its inclusion probability too (app/targeted.py weighs them)."""
+    targeted check, each verdict with its inclusion probability too (app/qc/targeted.py weighs them)."""
     rows = session.exec(select(SpotCheckItem.verdict, SpotCheckItem.second_verdict, func.count())
                         .where(SpotCheckItem.spot_check_id == check.id)
                         .group_by(SpotCheckItem.verdict, SpotCheckItem.second_verdict)).all()

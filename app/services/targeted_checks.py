@@ -1,5 +1,5 @@
 """Drawing a spot check by a model's doubt: every active instance of the task is weighted by its draw weight
-under the model's newest scores (app/doubt.py), mixed with a uniform share (app/targeted.py), and drawn
+under the model's newest scores (app/qc/doubt.py), mixed with a uniform share (app/qc/targeted.py), and drawn
 independently with that probability. An instance scored by nobody weighs nothing and keeps the uniform floor:
 every instance can be drawn, which is what keeps the weighted error rate unbiased."""
 
@@ -8,11 +8,11 @@ from __future__ import annotations
 from sqlalchemy import Select
 from sqlmodel import Session, select
 
-from app.failures import Conflict, NotFound
+from app.core.failures import Conflict, NotFound
 from app.models import Image, Instance, InstanceStatus
+from app.qc.targeted import inclusion_probabilities, poisson_draw
 from app.services import scores as score_service
 from app.services.sampling import InstanceRow
-from app.targeted import inclusion_probabilities, poisson_draw
 
 DEFAULT_UNIFORM_SHARE = 0.2
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from sqlalchemy import update
 from sqlmodel import Session, select
 
-from app import limits
-from app.failures import Conflict, Invalid, NotFound
+from app.core import limits
+from app.core.failures import Conflict, Invalid, NotFound
 from app.models import (
     Decision,
     Instruction,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, func, or_, update
 from sqlmodel import Session, select
 
-from app.failures import Conflict, NotFound
+from app.core.failures import Conflict, NotFound
 from app.models import Instance, InstanceStatus, Instruction, Task, TaskStatus, utcnow
 from app.schemas import TaskMetadataIn
 from app.services import audit, task_states

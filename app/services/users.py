@@ -8,10 +8,8 @@ from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from app.failures import Conflict, Invalid, NotFound
-from app.models import ApiToken, Role, SignInSession, User, UserRole, utcnow
-from app.schemas import UserCreate, UserOut, UserUpdate
-from app.security import (
+from app.core.failures import Conflict, Invalid, NotFound
+from app.core.security import (
     generate_password,
     hash_api_token,
     hash_password,
@@ -19,6 +17,8 @@ from app.security import (
     new_session_token,
     verify_password,
 )
+from app.models import ApiToken, Role, SignInSession, User, UserRole, utcnow
+from app.schemas import UserCreate, UserOut, UserUpdate
 from app.services import audit, reviews
 
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)  # last_used_at is a hint; not worth a write per request

@@ -10,8 +10,8 @@ from sqlalchemy import delete, exists, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
-from app import limits
-from app.failures import Conflict, Forbidden, Invalid, NotFound
+from app.core import limits
+from app.core.failures import Conflict, Forbidden, Invalid, NotFound
 from app.models import (
     Decision,
     Instruction,

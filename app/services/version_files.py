@@ -14,18 +14,18 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from app.config import Settings
+from app.core.config import Settings
+from app.core.failures import NotFound
+from app.core.objectstore import Bucket, is_object_url
+from app.core.storage import PathOutsideRoot, confined, open_media, relative_key
 from app.exports.build import BuildError, build
 from app.exports.cache import VersionCache
-from app.exports.records import IMAGE_DIR
 from app.exports.remote import MANIFEST, publish, pull
-from app.failures import NotFound
+from app.exports.task_records import IMAGE_DIR
 from app.models import DatasetVersion
-from app.objectstore import Bucket, is_object_url
 from app.schemas.export_spec import ExportSpec
 from app.schemas.manifest import Manifest
-from app.services import quality
-from app.storage import PathOutsideRoot, confined, open_media, relative_key
+from app.services import quality_figures
 
 STREAM_CHUNK = 1024 * 1024
 
@@ -54,7 +54,7 @@ def build_files(engine: Engine, settings: Settings, version: DatasetVersion, spe
     finished but not published (the store went away) is published again, not rebuilt."""
     folder = folder_of(settings, version)
     with Session(engine) as session:
-        review = quality.review_figures(session, task_ids=spec.task_ids)
+        review = quality_figures.review_figures(session, task_ids=spec.task_ids)
     if not on_object_storage(settings):
         return build(engine, spec=spec, destination=folder, media=open_media(settings.media_location),
                      count_tokens=count_tokens, on_progress=on_progress, name=version.name,

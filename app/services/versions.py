@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from sqlalchemy import update
 from sqlmodel import Session, or_, select
 
-from app import limits
-from app.config import Settings
-from app.db import make_engine
+from app.core import limits
+from app.core.config import Settings
+from app.core.db import make_engine
+from app.core.failures import Conflict, Invalid, NotFound
 from app.exports.build import BuildError, plan
-from app.failures import Conflict, Invalid, NotFound
 from app.models import (
     ConversationPool,
     DatasetVersion,
@@ -29,13 +29,13 @@ from app.models import (
     VersionStatus,
     utcnow,
 )
+from app.prompts.tokens import token_counter
 from app.schemas import FinetuneIn
 from app.schemas.export_spec import ExportSpec
 from app.schemas.jobs import ExportPayload, FinetunePayload
 from app.schemas.manifest import Manifest
 from app.services import audit, checks, instructions, jobs, version_files
-from app.services import models as model_service
-from app.tokens import token_counter
+from app.services import registered_models as model_service
 
 
 def default_task_ids(session: Session) -> list[int]:

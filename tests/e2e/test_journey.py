@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import Page, expect
 from sqlmodel import select
 
-from app.config import Settings
+from app.core.config import Settings
 from app.models import Instance, Role, SolveTestItem, Task, User
 from tests.e2e.test_browser import sign_in
 from tests.e2e.test_review_keyboard import press_and_wait

@@ -14,7 +14,7 @@ from app.models import ConversationPool, Instance, JobStatus, Role, SolveTest, S
 from app.schemas.export_spec import ExportSpec
 from app.schemas.jobs import FinetunePayload, ImportPayload
 from app.services import jobs as job_service
-from app.services import models as model_service
+from app.services import registered_models as model_service
 from app.services import users as user_service
 from app.services import versions as version_service
 from app.services.qc import QcDefaults

@@ -10,7 +10,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from worker.training.encoding import answer_prefix, encode, mean_colour, pad_to_square
-from worker.training.records import RecordIndex, RecordReader
+from worker.training.record_index import RecordIndex, RecordReader
 
 IMAGE_ASPECTS = ("pad", "original")
 

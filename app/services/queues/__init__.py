@@ -4,7 +4,7 @@ rules, its typed item context and its template; `claims` works any of them."""
 
 from __future__ import annotations
 
-from app.failures import NotFound
+from app.core.failures import NotFound
 from app.services.queues import claims
 from app.services.queues.base import ReviewItem, ReviewQueue
 from app.services.queues.claims import QueueCounts, current, next_item

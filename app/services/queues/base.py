@@ -12,12 +12,12 @@ from sqlalchemy import Select, bindparam, select
 from sqlmodel import Session
 
 from app.models import Image, Instance, InstructionVersion, Review, Task, User
-from app.overlap import most_similar
-from app.rendering import Rendered
+from app.prompts.rendering import Rendered
+from app.prompts.specs import render_instance, spec_of_version
+from app.qc.overlap import most_similar
 from app.services import blinding
 from app.services.instructions import other_tasks_instructions
 from app.services.sampling import sample_instances
-from app.specs import render_instance, spec_of_version
 
 SAMPLES_SHOWN = 3
 Context = TypeVar("Context")

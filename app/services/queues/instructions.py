@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from app.diffing import word_diff
 from app.models import Instruction, InstructionVersion, Review, ReviewSubject, Task
+from app.qc.diffing import word_diff
 from app.services import reviews
 from app.services.instructions import review_comments
 from app.services.queues.base import ReviewItem, ReviewQueue, Sample, overlap, rendered_samples, review_holder

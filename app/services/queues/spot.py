@@ -9,7 +9,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from app.models import Image, Instance, QcStatus, SpotCheck, SpotCheckItem, SpotVerdict, Task
-from app.rendering import Rendered
+from app.prompts.rendering import Rendered
 from app.services import blinding, spot_checks
 from app.services.queues.base import ReviewItem, ReviewQueue, checked_instance, instance_fields
 

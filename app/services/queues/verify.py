@@ -10,8 +10,8 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from app.models import Instruction, InstructionStatus, InstructionVersion, Review, Task
-from app.services import quality, verifications
-from app.services.quality import TaskQuality
+from app.services import quality_figures, verifications
+from app.services.quality_figures import TaskQuality
 from app.services.queues.base import ReviewQueue, Sample, overlap, rendered_samples, review_holder
 from app.services.verification_rounds import VERIFY
 
@@ -57,4 +57,4 @@ class FinalVerifications(ReviewQueue):
         return task, VerificationContext([
             VerifiedVersion(version, label, overlap(session, task.id, version.text),
                             rendered_samples(session, version, task.id, seed=review.id, user_id=user_id))
-            for version, label in approved], quality=quality.per_task(session, task_ids=[task.id])[0])
+            for version, label in approved], quality=quality_figures.per_task(session, task_ids=[task.id])[0])

@@ -1,5 +1,5 @@
 """Every error becomes a response here, in one place: a page, an htmx toast, or JSON under /api. The failures
-themselves are in app/failures.py."""
+themselves are in app/core/failures.py."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.failures import AppError
-from app.objectstore import ObjectMissing, StorageUnavailable
-from app.templating import is_htmx, render
+from app.core.failures import AppError
+from app.core.objectstore import ObjectMissing, StorageUnavailable
+from app.web.templating import is_htmx, render
 
 log = logging.getLogger("studio.errors")
 

@@ -4,7 +4,7 @@ ever cut short silently."""
 
 from __future__ import annotations
 
-from app.failures import Invalid
+from app.core.failures import Invalid
 
 LONG_TEXT = 20_000  # notes, descriptions, citations
 COMMENT = 10_000  # review comments, answers

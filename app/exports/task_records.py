@@ -20,14 +20,14 @@ from orjson import dumps, loads
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from app.core.storage import Media
 from app.exports.contract import Violation, pair_checker
 from app.exports.files import ARRAY_FIRST_LEAD, ARRAY_LEAD, ARRAY_OPENING, escape_non_ascii, stage1_schema
 from app.exports.sampling import SPLIT_SALT, choose, draw_instance_batches, unit
 from app.models import InstructionVersion, SourceDataset, Task
-from app.rendering import TemplateProblem, renderer_for
+from app.prompts.rendering import TemplateProblem, renderer_for
+from app.prompts.specs import spec_of_version
 from app.schemas.export_spec import ExportSpec
-from app.specs import spec_of_version
-from app.storage import Media
 
 VIOLATIONS_KEPT = 200
 IMAGE_LIST = "images.tsv"  # a version on object storage: its images, named in the media bucket

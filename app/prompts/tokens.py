@@ -6,7 +6,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
-from app.failures import AppError
+from app.core.failures import AppError
 
 CHARS_PER_TOKEN = 4  # English with a BPE vocabulary; good enough to flag prompts far over the budget
 

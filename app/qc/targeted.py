@@ -26,7 +26,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from app.stats import Interval, wilson_bounds
+from app.qc.stats import Interval, wilson_bounds
 
 
 def inclusion_probabilities(risks: Sequence[float], *, size: float, uniform_share: float) -> list[float]:

@@ -1,7 +1,7 @@
 """Dependency aliases and the access rules every route declares.
 
 Each route names exactly one access rule (`PUBLIC`, `SIGNED_IN`, `ANY_ROLE`, or `require(rule)` with a rule
-of `app.access`) in its `dependencies`. The rule authenticates (session cookie, or `Authorization: Bearer`
+of `app.core.access`) in its `dependencies`. The rule authenticates (session cookie, or `Authorization: Bearer`
 for scripts), checks the role, and checks the CSRF token of state-changing requests made with a cookie. A
 test walks every registered route and refuses any that declares none."""
 
@@ -16,19 +16,19 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
-from app import access
-from app.config import Settings
-from app.db import session_scope
-from app.failures import Forbidden, Invalid, NotAuthenticated
+from app.core import access
+from app.core.config import Settings
+from app.core.db import session_scope
+from app.core.failures import Forbidden, Invalid, NotAuthenticated
+from app.core.security import csrf_matches
 from app.models import Role, User
 from app.models.types import MAX_DB_INT
-from app.security import csrf_matches
 from app.services import blinding
 from app.services import users as user_service
 from app.services.blinding import Blindfold
 from app.services.qc import QcDefaults
 from app.services.tasks import TaskFilters
-from app.templating import is_htmx
+from app.web.templating import is_htmx
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "X-CSRF-Token"
@@ -100,7 +100,7 @@ def require(rule: access.Rule) -> Depends:
     return Depends(AccessRule(rule))
 
 
-# Every route declares one of these (tests/test_access.py): the rules of app/access.py as dependencies.
+# Every route declares one of these (tests/test_access.py): the rules of app/core/access.py as dependencies.
 PUBLIC = require(access.PUBLIC)
 SIGNED_IN = require(access.SIGNED_IN)
 ANY_ROLE = require(access.ANY_ROLE)

@@ -8,7 +8,7 @@ from fastapi import Depends, Request
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData
 
-from app.failures import Conflict, Invalid
+from app.core.failures import Conflict, Invalid
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -29,9 +29,9 @@ from app.models import (
     utcnow,
 )
 from app.models.types import UTCDateTime
+from app.qc.stats import Interval, wilson
 from app.services import spot_checks
 from app.services import tasks as task_service
-from app.stats import Interval, wilson
 
 
 @dataclass(frozen=True)

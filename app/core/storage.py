@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from app.objectstore import Bucket, in_flight, is_object_url
+from app.core.objectstore import Bucket, in_flight, is_object_url
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _TEMPORARY_NUMBERS = itertools.count()

@@ -19,8 +19,8 @@ def models_add(
     device: Annotated[str, typer.Option(help="auto (CUDA when there is one), cpu, cuda or cuda:N.")] = "auto",
 ) -> None:
     """Register a model by its local path (nothing is downloaded)."""
-    from app.failures import AppError
-    from app.services import models as model_service
+    from app.core.failures import AppError
+    from app.services import registered_models as model_service
 
     with open_session() as session:
         try:
@@ -33,7 +33,7 @@ def models_add(
 @models_cli.command("list")
 def models_list() -> None:
     """The registered models."""
-    from app.services import models as model_service
+    from app.services import registered_models as model_service
 
     with open_session() as session:
         for model in model_service.list_models(session):

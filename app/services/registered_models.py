@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
-from app import limits
-from app.failures import Invalid, NotFound
+from app.core import limits
+from app.core.failures import Invalid, NotFound
 from app.models import DatasetVersion, Job, RegisteredModel
 from app.services import audit
 

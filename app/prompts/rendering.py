@@ -4,7 +4,7 @@ Templates are Jinja2 in an ImmutableSandboxedEnvironment with StrictUndefined. T
 instance's fields (`input_text`, `options`, `raw_output`, `human_preferred_output`) and a few helpers
 (`options_text`, `letter(i)`). Time and memory are bounded too: loops may only go over `options` or
 `range(...)`, at most two deep; all `range()` calls of one render hand out at most MAX_RANGE items; no value a
-template builds may exceed MAX_OUTPUT_CHARS, refused before it is built (app/bounded_templates.py); and output
+template builds may exceed MAX_OUTPUT_CHARS, refused before it is built (app/prompts/bounded_templates.py); and output
 stops at MAX_OUTPUT_CHARS while it is being produced.
 
 The default composition reproduces Vision-Flan:
@@ -23,8 +23,8 @@ from typing import Any, NamedTuple
 from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta, nodes
 from jinja2.exceptions import SecurityError
 
-from app.bounded_templates import MAX_CONCAT_OPERANDS, MAX_VALUE_CHARS, BoundedEnvironment, check_concatenations
-from app.tokens import estimate
+from app.prompts.bounded_templates import MAX_CONCAT_OPERANDS, MAX_VALUE_CHARS, BoundedEnvironment, check_concatenations
+from app.prompts.tokens import estimate
 
 MAX_TEMPLATE_CHARS = 64 * 1024
 MAX_OUTPUT_CHARS = MAX_VALUE_CHARS

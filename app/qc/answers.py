@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from app.stats import normalise_answer
+from app.qc.stats import normalise_answer
 
 _PREAMBLE = re.compile(r"^\s*(?:(?:the\s+)?(?:correct\s+)?(?:answer|option)\s*(?:is\s*)?[:\-]?\s*)", re.IGNORECASE)
 # A label is bracketed or followed by a dot, a bracket or a colon; a bare letter or number counts only alone.

@@ -1,4 +1,4 @@
-"""The failures a user can act on, as exceptions; app/errors.py turns them into responses. No web imports here:
+"""The failures a user can act on, as exceptions; app/web/errors.py turns them into responses. No web imports here:
 the CLI and the worker raise them too, and should not pay for loading FastAPI."""
 
 from __future__ import annotations

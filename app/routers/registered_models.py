@@ -5,17 +5,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from app.deps import ADMIN, ANY_ROLE, PREVIEWERS, BlindfoldDep, CurrentUser, RowId, SessionDep
-from app.failures import Invalid
-from app.forms import FormDep, validate_form
+from app.core.failures import Invalid
 from app.models import JobKind
 from app.schemas import ModelIn, PreviewIn, ScoreIn
 from app.services import job_views, previews, scores
 from app.services import jobs as job_service
-from app.services import models as model_service
+from app.services import registered_models as model_service
 from app.services import tasks as task_service
 from app.services.jobs import JobFilters
-from app.templating import render, see_other
+from app.web.deps import ADMIN, ANY_ROLE, PREVIEWERS, BlindfoldDep, CurrentUser, RowId, SessionDep
+from app.web.forms import FormDep, validate_form
+from app.web.templating import render, see_other
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 

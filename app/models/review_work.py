@@ -135,7 +135,7 @@ class SpotCheck(SQLModel, table=True):
     confidence: float = Field(default=0.95, description="Of the Wilson interval.")
     double_review: bool = Field(default=False)
     census: bool = Field(default=False, description="The sample is the whole task: its error rate is exact.")
-    # Targeted checks (app/targeted.py) draw by a model's doubt and weight each verdict by 1 / its item's
+    # Targeted checks (app/qc/targeted.py) draw by a model's doubt and weight each verdict by 1 / its item's
     # inclusion probability; uniform ones (the default) have none of these.
     targeted_by_model_id: int | None = Field(default=None, foreign_key="registered_model.id", ondelete="SET NULL")
     uniform_share: float | None = None

@@ -9,8 +9,8 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from app.access import TEMPLATE_RULES
-from app.security import new_csrf_token
+from app.core.access import TEMPLATE_RULES
+from app.core.security import new_csrf_token
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
 
@@ -43,7 +43,7 @@ def render(request: Request, template: str, fragment: str | None = None, *, stat
         request,
         name,
         {"principal": principal, "user": principal.user if principal else None,
-         # Templates ask the routes' own rules (app.access): `{% if may(EDITORS) %}`.
+         # Templates ask the routes' own rules (app.core.access): `{% if may(EDITORS) %}`.
          "may": lambda rule: rule.allows(principal.roles if principal else None),
          "csrf_token": csrf_token(request), **context},
         status_code=status_code,

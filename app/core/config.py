@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from app.objectstore import Bucket, is_object_url
+from app.core.objectstore import Bucket, is_object_url
 
 
 class Mode(StrEnum):

@@ -7,8 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from app import access
-from app.deps import (
+from app.core import access
+from app.models import QcStatus
+from app.schemas import SolveTestIn, SpotCheckIn, TaskStatusIn
+from app.services import audit, checks, solve_tests, spot_checks, task_states
+from app.services import tasks as task_service
+from app.web.deps import (
     ADMIN,
     ANY_ROLE,
     QC_OPENERS,
@@ -18,12 +22,8 @@ from app.deps import (
     SessionDep,
     qc_defaults_of,
 )
-from app.forms import FormDep, validate_form
-from app.models import QcStatus
-from app.schemas import SolveTestIn, SpotCheckIn, TaskStatusIn
-from app.services import audit, checks, solve_tests, spot_checks, task_states
-from app.services import tasks as task_service
-from app.templating import render, see_other
+from app.web.forms import FormDep, validate_form
+from app.web.templating import render, see_other
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 HISTORY_PAGE = 50

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from PIL import Image as PILImage
 
-from app.objectstore import ObjectMissing
-from app.storage import MediaStore, ObjectMediaStore, thumbnail_key, write_atomically
+from app.core.objectstore import ObjectMissing
+from app.core.storage import MediaStore, ObjectMediaStore, thumbnail_key, write_atomically
 
 THUMBNAIL_SIZE = 256
 

@@ -4,7 +4,7 @@ instance rendered with a spec (the editor, the review queues, previews and expor
 from __future__ import annotations
 
 from app.models import Instance, InstructionVersion
-from app.rendering import InstructionSpec, Rendered, TemplateProblem, render
+from app.prompts.rendering import InstructionSpec, Rendered, TemplateProblem, render
 
 SPEC_FIELDS = ("text", "input_template", "output_template", "options_style", "image_placement")
 
