@@ -50,6 +50,7 @@ browser:
 
 test: $(DEV_STAMP) browser
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

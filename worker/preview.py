@@ -8,7 +8,7 @@ A retried job rewrites its rows instead of adding more. The job's result says wh
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import defaultdict
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -68,8 +68,11 @@ def generate(loaded, prompts: list[str], images: list | None, *, max_new_tokens:
     return answer(loaded, inputs, max_new_tokens=max_new_tokens), time.perf_counter() - started
 
 
-class Stopwatch(Counter):
+class Stopwatch(defaultdict[str, float]):
     """Seconds per phase, summed over the job."""
+
+    def __init__(self) -> None:
+        super().__init__(float)
 
     @contextmanager
     def phase(self, name: str):

@@ -62,7 +62,9 @@ def score(loaded, questions: list[Question], *, max_length: int = 2048) -> list[
     from worker.training.encoding import answer_prefix, encode
 
     prefix = answer_prefix(loaded.processor.tokenizer)
-    rows, spans = [], []  # every answer scored; per question, its answers and where the target is among them
+    # Every answer scored; per question, its answers and where the target is among them.
+    rows: list[dict[str, Any]] = []
+    spans: list[tuple[int, list[str], int]] = []
     for question in questions:
         answers = question.answers or [question.target]
         if question.target not in answers:  # a target that is none of the options is scored on its own
@@ -142,7 +144,7 @@ def run_score(settings: Settings, context: JobContext, payload: ScorePayload) ->
             chunk = scores.active_instances_after(session, task_id=task_id, after_id=last_id, limit=CHUNK)
         if not chunk:
             break
-        last_id = chunk[-1][0].id
+        last_id = int(chunk[-1][0].id)
         work = []
         for instance, image in chunk:
             question = _question(spec, instance, open_rgb(media.open(image.sha256)) if image else None)

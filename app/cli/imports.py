@@ -30,13 +30,22 @@ ChunkSize = Annotated[int, typer.Option(min=1, help="Instances per transaction."
 ReportFile = Annotated[Path | None, typer.Option("--report", help="Also write the report as JSON here.")]
 
 
-def _source_file(help_text: str):
+def _file_argument(help_text: str) -> typer.models.ArgumentInfo:
     """A local file, or `s3://bucket/key` (read as a stream); checked when the import is located."""
-    return Annotated[str, typer.Argument(help=f"{help_text} A local path or s3://bucket/key.")]
+    return typer.Argument(help=f"{help_text} A local path or s3://bucket/key.")
+
+
+UnifiedFile = Annotated[str, _file_argument("JSON array or JSONL in the Vision-Flan unified instance format.")]
+LlavaFile = Annotated[str, _file_argument("JSON array or JSONL of {id, image, task_name, conversations} records.")]
+ConversationsFile = Annotated[str, _file_argument("LLaVA-Instruct-style JSON array or JSONL of {id, image, "
+                                                  "conversations} records.")]
+MetadataFile = Annotated[str, _file_argument("YAML or JSON with a `datasets:` list (see README).")]
+InstructionsFile = Annotated[str, _file_argument("YAML or JSON list of {task, label, instruction, input_template, "
+                                                 "output_template, option_style, image_position} (see README).")]
 
 
 @import_cli.command("unified")
-def import_unified(file: _source_file("JSON array or JSONL in the Vision-Flan unified instance format."),
+def import_unified(file: UnifiedFile,
                    image_root: ImageRoot = None, max_per_task: MaxPerTask = None, seed: Seed = 0,
                    chunk_size: ChunkSize = CHUNK_SIZE, report_file: ReportFile = None) -> None:
     """Import instances in the unified format (tasks and source datasets are created as they appear).
@@ -46,7 +55,7 @@ def import_unified(file: _source_file("JSON array or JSONL in the Vision-Flan un
 
 
 @import_cli.command("llava")
-def import_llava(file: _source_file("JSON array or JSONL of {id, image, task_name, conversations} records."),
+def import_llava(file: LlavaFile,
                  image_root: ImageRoot = None, max_per_task: MaxPerTask = None, seed: Seed = 0,
                  instruction_file: Annotated[Path | None, typer.Option(
                      help="The tasks' instructions to cut from the human turns: the `import instructions` list, or "
@@ -103,7 +112,7 @@ def import_table(
 
 @import_cli.command("conversations")
 def import_conversations(
-    file: _source_file("LLaVA-Instruct-style JSON array or JSONL of {id, image, conversations} records."),
+    file: ConversationsFile,
     pool: Annotated[str, typer.Option(help="Name of the stage-2 pool to add to (created if new).")],
     image_root: ImageRoot = None,
 ) -> None:
@@ -113,7 +122,7 @@ def import_conversations(
 
 
 @import_cli.command("metadata")
-def import_metadata(file: _source_file("YAML or JSON with a `datasets:` list (see README).")) -> None:
+def import_metadata(file: MetadataFile) -> None:
     """Create or update source datasets and their tasks' group, category and description. Every problem
     is listed with its line, and then nothing is written."""
     _run({"format": "metadata", "file": file})
@@ -121,8 +130,7 @@ def import_metadata(file: _source_file("YAML or JSON with a `datasets:` list (se
 
 @import_cli.command("instructions")
 def import_instructions(
-    file: _source_file("YAML or JSON list of {task, label, instruction, input_template, output_template, "
-                       "option_style, image_position} (see README)."),
+    file: InstructionsFile,
     author: Annotated[str, typer.Option(help="Email of the author (or admin) the drafts belong to.")],
     submit: Annotated[bool, typer.Option("--submit", help="Also submit each for review (not one whose latest "
                                                           "version already says the same).")] = False,

@@ -58,4 +58,6 @@ def new_csrf_token() -> str:
 
 
 def csrf_matches(expected: str | None, given: str | None) -> bool:
-    return bool(expected and given) and secrets.compare_digest(expected, given)
+    if not expected or not given:
+        return False
+    return secrets.compare_digest(expected, given)

@@ -36,8 +36,8 @@ def _made(source) -> bytes:
     with PILImage.open(source) as picture:
         # JPEG draft mode decodes at a reduced scale: about twice as fast as a full decode.
         picture.draft("RGB", (THUMBNAIL_SIZE, THUMBNAIL_SIZE))
-        picture = picture.convert("RGB")
-        picture.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
+        rgb = picture.convert("RGB")
+        rgb.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
         out = io.BytesIO()
-        picture.save(out, format="JPEG", quality=80)
+        rgb.save(out, format="JPEG", quality=80)
     return out.getvalue()

@@ -51,7 +51,8 @@ def split(plans: list[TaskPlan], cap: int, parts: int) -> list[list[TaskPlan]]:
     """Contiguous runs of tasks with about the same number of records each: a task goes to the run its middle
     record falls in."""
     sizes = [min(plan.expected, cap) for plan in plans]
-    total, runs, filled = max(sum(sizes), 1), [[] for _ in range(parts)], 0
+    runs: list[list[TaskPlan]] = [[] for _ in range(parts)]
+    total, filled = max(sum(sizes), 1), 0
     for plan, size in zip(plans, sizes, strict=True):
         runs[min(parts - 1, int((filled + size / 2) * parts / total))].append(plan)
         filled += size

@@ -84,7 +84,8 @@ class ImageFolder:
     NAMES = ".referenced-"
 
     def __init__(self, root: Path, media: Media | None):
-        self.root, self.media, self.recent = root, media, set()
+        self.root, self.media = root, media
+        self.recent: set[str] = set()
         root.mkdir(exist_ok=True)
         self._names = open(root / f"{self.NAMES}{os.getpid()}", "a") if media is None else None  # noqa: SIM115
 
@@ -168,7 +169,7 @@ class _Columns:
         roles = self._roles.get(size)
         if roles is None:
             roles = self._roles[size] = pa.array(["human", "gpt"] * size, pa.string())
-        values = [None] * (2 * size)
+        values: list[str | None] = [None] * (2 * size)
         values[0::2], values[1::2] = prompts, targets
         turns = pa.StructArray.from_arrays([roles, pa.array(values, pa.string())], names=["from", "value"])
         conversations = pa.ListArray.from_arrays(pa.array(range(0, 2 * size + 1, 2), pa.int32()), turns)

@@ -62,6 +62,7 @@ def image_ids(connection: Connection, sha256s: list[str]) -> dict[str, int]:
     SQLite, an array on PostgreSQL), where an IN list per few hundred cost more compiling than looking up."""
     if not sha256s:
         return {}
+    parameter: list[str] | str
     if connection.dialect.name == "postgresql":
         sql, parameter = "SELECT sha256, id FROM image WHERE sha256 = ANY(%s)", sha256s
     else:
@@ -93,11 +94,11 @@ def _sqlite_time(moment: datetime) -> str:
 
 def insert_ignoring_conflicts(connection: Connection, model):
     """INSERT ... ON CONFLICT DO NOTHING for `model`, in the connection's dialect."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
     if connection.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    return dialect_insert(model.__table__).on_conflict_do_nothing()
+        return postgresql.insert(model.__table__).on_conflict_do_nothing()
+    return sqlite.insert(model.__table__).on_conflict_do_nothing()
 
 
 def get_or_create(connection: Connection, model, key: str, value: str, values: dict) -> int:

@@ -57,7 +57,7 @@ def conflict_reason(task_name: str, source_id: str, fields: list[str]) -> str:
 
 def last_instance_id(connection: Connection) -> int:
     """Rows inserted after this call have larger ids: how the writing side tells its own rows apart."""
-    return connection.execute(select(func.coalesce(func.max(Instance.id), 0))).scalar_one()
+    return int(connection.execute(select(func.coalesce(func.max(Instance.id), 0))).scalar_one())
 
 
 def skipped_conflicts(connection: Connection, values: list[tuple], last_id: int) -> Iterable[tuple[int, list[str]]]:

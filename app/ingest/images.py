@@ -3,6 +3,7 @@ is read from is app/ingest/image_sources.py)."""
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import io
 import warnings
@@ -27,7 +28,7 @@ class CheckedImage:
     height: int
     format: str
     bytes: int
-    data: bytes
+    data: builtins.bytes  # the field above is called bytes
 
 
 def check_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> CheckedImage:

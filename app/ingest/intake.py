@@ -18,7 +18,7 @@ import os
 from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from sqlalchemy import Connection
 
@@ -71,7 +71,7 @@ class ImageIntake:
 
     def take_many(self, relatives: Iterable[str]) -> dict[str, Taken]:
         """`take` for each path, the new ones spread over the pool when there are enough of them."""
-        answers: dict[str, Taken] = {}
+        answers: dict[str, Taken | None] = {}  # in the paths' order: None until a new path's answer is in
         new: list[str] = []
         for relative in relatives:
             if relative in answers:
@@ -80,10 +80,10 @@ class ImageIntake:
                 self._checked.move_to_end(relative)
                 answers[relative] = self._checked[relative]
             else:
-                answers[relative] = None  # a placeholder keeps the paths' order
+                answers[relative] = None
                 new.append(relative)
         if not new:
-            return answers
+            return cast(dict[str, Taken], answers)
         if self.workers > 1 and len(new) >= PARALLEL_FROM:
             slices = [new[start:start + SLICE] for start in range(0, len(new), SLICE)]
             results = [result for part in self._workers().imap(_take_in_worker, slices) for result in part]
@@ -97,7 +97,7 @@ class ImageIntake:
         self.stored += len(written)
         while len(self._checked) > PATH_CACHE:
             self._checked.popitem(last=False)
-        return answers
+        return cast(dict[str, Taken], answers)  # every None was answered
 
     def make_durable(self) -> None:
         """What `take` stored since the last call survives a crash (before rows pointing at it commit)."""

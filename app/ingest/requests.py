@@ -99,7 +99,7 @@ class InstanceImport(ImportRequest):
 
 
 class LlavaImport(InstanceImport):
-    format: Literal["llava"]
+    format: Literal["llava"]  # type: ignore[assignment]  # each format's request narrows the one it accepts
     instruction_file: str | None = Field(None, max_length=1000, description=(
         "The tasks' instructions, to cut from the human turns (the `import instructions` list, or a mapping "
         "of task to instruction); without it, each task's shared leading text is recognised."))
@@ -121,7 +121,7 @@ class LlavaImport(InstanceImport):
 
 
 class TableImport(InstanceImport):
-    format: Literal["table"]
+    format: Literal["table"]  # type: ignore[assignment]  # each format's request narrows the one it accepts
     dataset: str | None = Field(None, max_length=200, description="dataset_name for every row.")
     task: str | None = Field(None, max_length=200, description="task_name for every row.")
     records: str | None = Field(None, max_length=200, description="The key of a JSON object that holds the records "

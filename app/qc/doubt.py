@@ -44,7 +44,8 @@ class Doubt:
 
 def rank(rows: Sequence[ScoreRow]) -> list[Doubt]:
     """Every scored instance, most doubtful first."""
-    with_options, without = [], []
+    with_options: list[ScoreRow] = []
+    without: list[ScoreRow] = []
     for row in rows:  # an option task's target is one of its options; anything else is ranked by its loss
         chosen = row.option_probabilities and row.target in (row.options or [])
         (with_options if chosen else without).append(row)

@@ -70,7 +70,8 @@ def cohens_kappa(pairs: Iterable[tuple[str, str]] | Mapping[tuple[str, str], int
     if not n:
         return None
     observed = sum(count for (first, second), count in counts.items() if first == second) / n
-    firsts, seconds = Counter(), Counter()
+    firsts: Counter[str] = Counter()
+    seconds: Counter[str] = Counter()
     for (first, second), count in counts.items():
         firsts[first] += count
         seconds[second] += count

@@ -50,7 +50,7 @@ class CheckKind:
 
     @property
     def name(self) -> str:  # in audit actions: "solve_test.open"
-        return self.table.__tablename__
+        return str(self.table.__tablename__)
 
     @property
     def parent(self):

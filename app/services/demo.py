@@ -136,9 +136,9 @@ def _quality_work(session: Session, task: Task, reviewer: User, solver: User) ->
     flagged = session.exec(select(SpotCheckItem.id).join(SpotCheck).where(SpotCheck.task_id == task.id)
                            .order_by(SpotCheckItem.instance_id)).first()
     while (item_id := next_item(queues.SPOT, solver)) is not None:
-        item = session.get(SpotCheckItem, item_id, populate_existing=True)
+        spot_item = session.get(SpotCheckItem, item_id, populate_existing=True)
         wrong = item_id == flagged
-        spot_checks.record_verdict(session, item_id=item_id, lock_version=item.lock_version, user_id=solver.id,
+        spot_checks.record_verdict(session, item_id=item_id, lock_version=spot_item.lock_version, user_id=solver.id,
                                    verdict="wrong_target" if wrong else "correct",
                                    note="The drawing is a square, not a circle." if wrong else None)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 
-from sqlalchemy import bindparam, func
+from sqlalchemy import BindParameter, bindparam, func
 from sqlmodel import Session, select
 
 from app.exports.card import ReviewFigures
@@ -70,8 +70,8 @@ class TaskQuality:
 
 # The page's statements are built once, with its task ids (and the throughput's start) as parameters: building and
 # keying a statement, with an IN list of 50 ids coerced one by one, cost SQLAlchemy more than running it.
-_TASK_IDS = bindparam("task_ids", expanding=True)
-_TEST_IDS = bindparam("test_ids", expanding=True)
+_TASK_IDS: BindParameter[list[int]] = bindparam("task_ids", expanding=True)
+_TEST_IDS: BindParameter[list[int]] = bindparam("test_ids", expanding=True)
 _SINCE = bindparam("since", type_=UTCDateTime)
 
 

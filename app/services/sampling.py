@@ -25,7 +25,7 @@ def sample_instances(session: Session, *, task_id: int, seed: int, size: int,
         Instance.task_id == task_id, Instance.status == InstanceStatus.active)
     if avoid is not None:
         base = base.where(Instance.id.not_in(avoid))
-    rows = list(session.exec(base.where(Instance.rkey >= start).order_by(Instance.rkey).limit(size)))
+    rows: list[InstanceRow] = [*session.exec(base.where(Instance.rkey >= start).order_by(Instance.rkey).limit(size))]
     if len(rows) < size:
         rows += list(session.exec(base.where(Instance.rkey < start).order_by(Instance.rkey).limit(size - len(rows))))
     return rows

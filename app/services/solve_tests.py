@@ -108,7 +108,8 @@ def answer(session: Session, *, item_id: int, lock_version: int, user_id: int, t
     else:
         _settle(session, test=test, actor_id=user_id, defaults=defaults)
         session.commit()
-    return session.get(SolveTestItem, item.id)
+    session.refresh(item)
+    return item
 
 
 def judge(session: Session, *, item_id: int, lock_version: int, user_id: int, matched: bool,
@@ -121,12 +122,13 @@ def judge(session: Session, *, item_id: int, lock_version: int, user_id: int, ma
                             values={"matched": matched, "judged_at": utcnow()})
     _settle(session, test=test, actor_id=user_id, defaults=defaults)
     session.commit()
-    return session.get(SolveTestItem, item.id)
+    session.refresh(item)
+    return item
 
 
 def _load(session: Session, item_id: int) -> tuple[SolveTestItem, SolveTest, Instance]:
     item, test = checks.open_item(session, checks.SOLVE, item_id=item_id)
-    return item, test, session.get(Instance, item.instance_id)
+    return item, test, session.get_one(Instance, item.instance_id)
 
 
 @dataclass(frozen=True)

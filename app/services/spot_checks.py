@@ -172,7 +172,8 @@ def record_verdict(session: Session, *, item_id: int, lock_version: int, user_id
                          after={"verdict": str(verdict), "note": note, "spot_check_id": check.id})
     _settle(session, check=check, actor_id=user_id)
     session.commit()
-    return session.get(SpotCheckItem, item.id)
+    session.refresh(item)
+    return item
 
 
 @dataclass(frozen=True)

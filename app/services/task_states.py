@@ -142,7 +142,7 @@ def advance(session: Session, *, task_id: int, actor_id: int | None, reason: str
     stays retired; a verified one stays verified (new instructions are reviewed, but do not reopen it) unless a
     check fails. Only an accepted task is verified: one that leaves `accepted` withdraws its undecided
     verification slots, and the next acceptance opens a new round."""
-    task = session.get(Task, task_id)
+    task = session.get_one(Task, task_id)
     session.refresh(task)
     achieved = gates(session, task=task)
     wanted = achieved.status()

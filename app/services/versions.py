@@ -7,6 +7,7 @@ import hashlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 from sqlalchemy import update
 from sqlmodel import Session, or_, select
@@ -49,7 +50,7 @@ def task_ids_named(session: Session, names_or_ids: list[str]) -> list[int]:
     ids = list(session.exec(select(Task.id).where(or_(Task.name.in_(names_or_ids), Task.id.in_(numbers)))))
     if len(ids) != len(set(names_or_ids)):
         raise Invalid(f"Some of these tasks do not exist: {', '.join(names_or_ids)}", fields={"task": "unknown"})
-    return ids
+    return cast(list[int], ids)  # ids of stored rows
 
 
 def pool_named(session: Session, name: str) -> int:
@@ -180,7 +181,7 @@ def instances_by_category(session: Session, version: DatasetVersion) -> tuple[di
     """The version's instances per task (all splits), and per task category, largest first."""
     manifest = manifest_of(version)
     per_task = {task: sum(split.values()) for task, split in manifest.counts.items()} if manifest else {}
-    categories = Counter()
+    categories: Counter[str] = Counter()
     if per_task:
         for name, category in session.exec(select(Task.name, Task.category).where(Task.name.in_(list(per_task)))):
             categories[category or "—"] += per_task[name]

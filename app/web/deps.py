@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Path, Query, Request
+from fastapi import Depends, Path, Query, Request, params
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
@@ -96,7 +96,7 @@ class AccessRule:
             await _check_csrf(request)
 
 
-def require(rule: access.Rule) -> Depends:
+def require(rule: access.Rule) -> params.Depends:
     return Depends(AccessRule(rule))
 
 
@@ -129,7 +129,7 @@ def _authenticate(request: Request, session: Session, bearer: HTTPAuthorizationC
 
 
 async def _check_csrf(request: Request) -> None:
-    given = request.headers.get(CSRF_HEADER)
+    given: object = request.headers.get(CSRF_HEADER)
     if given is None and request.headers.get("content-type", "").startswith(
         ("application/x-www-form-urlencoded", "multipart/form-data")
     ):

@@ -35,7 +35,7 @@ def validate_form(model: type[M], form: FormData, *, lists: tuple[str, ...] = ()
     try:
         return model.model_validate(data)
     except ValidationError as error:
-        fields = {}
+        fields: dict[str, str] = {}
         for problem in error.errors():
             name = str(problem["loc"][0]) if problem["loc"] else "form"
             fields.setdefault(name, problem["msg"].removeprefix("Value error, "))

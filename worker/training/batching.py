@@ -56,7 +56,8 @@ class ModalityLengthGroupedSampler(Sampler[int]):
 
     def __iter__(self) -> Iterator[int]:
         rng = random.Random(f"{self.seed}/{self.epoch}")
-        groups, leftovers = [], []
+        groups: list[list[int]] = []
+        leftovers: list[list[int]] = []
         for with_image in (True, False):
             indices = [k for k, length in enumerate(self.lengths) if (length > 0) == with_image]
             rng.shuffle(indices)

@@ -47,7 +47,8 @@ def pad_to_square(image, background: tuple[int, int, int]):
 
 def mean_colour(processor) -> tuple[int, int, int]:
     mean = getattr(getattr(processor, "image_processor", None), "image_mean", None) or (0.5, 0.5, 0.5)
-    return tuple(int(round(255 * value)) for value in mean[:3])
+    red, green, blue = (int(round(255 * value)) for value in mean[:3])
+    return red, green, blue
 
 
 def answer_prefix(tokenizer) -> str:

@@ -13,7 +13,7 @@ from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -76,8 +76,8 @@ class RecordReader:
 
     def __init__(self, index: RecordIndex):
         self.index = index
-        self._file = None
-        self._pid = None
+        self._file: BinaryIO | None = None
+        self._pid: int | None = None
 
     def __getitem__(self, k: int) -> dict[str, Any]:
         if self._file is None or self._pid != os.getpid():
