@@ -144,7 +144,7 @@ def test_registering_and_editing_a_dataset_is_audited(client, db):
     dataset = db.exec(select(SourceDataset)).one()
     assert created.headers["HX-Redirect"] == f"/datasets/{dataset.id}"
     duplicate = client.post("/datasets", data={"csrf_token": csrf, "name": "TextVQA"})
-    assert duplicate.status_code == 422 and soup(duplicate).select_one("#name-error").text == "already taken"
+    assert duplicate.status_code == 409 and soup(duplicate).select_one("#name-error").text == "already taken"
     edited = client.post(f"/datasets/{dataset.id}", data={"csrf_token": csrf, "name": "TextVQA",
                                                           "licence": "CC BY-SA 4.0", "annotator_id": ""})
     assert edited.status_code == 303

@@ -209,3 +209,31 @@ def test_queue_counts_stop_at_a_cap_where_a_page_asks_for_one_and_say_so(app, db
     assert (capped["spot"].shown(capped["spot"].undecided), exact["spot"].shown(6)) == ("4+", "6")
     assert capped["instructions"].undecided == exact["instructions"].undecided == 1  # under the cap: exact
     assert capped["instructions"].shown(1) == "1"
+
+
+def test_a_solver_who_leaves_gives_back_an_answer_still_waiting_for_their_judgement(app, db):
+    """Each queue owns how its items go back (`holdings`), on a skip and when their holder leaves: a free-text
+    answer only its solver could judge goes back with the answer cleared, for someone else to solve afresh."""
+    from app.models import SolveTestItem
+    from app.schemas import UserUpdate
+    from app.services import queues, solve_tests
+    from app.services import users as user_service
+    from tests.review_helpers import SMALL_QC, approve
+
+    people = team(db)
+    task = make_qc_task(db, "VQA+free", kind="free")
+    _, _, review = submit_instruction(db, task, people["author"])
+    approve(db, review)
+    solver = people["r2"] if review.reviewer_id == people["r1"].id else people["r1"]
+    item_id = queues.next_item(db, queue=queues.SOLVE, user=solver, lease_s=600)
+    item = db.get(SolveTestItem, item_id)
+    solve_tests.answer(db, item_id=item_id, lock_version=item.lock_version, user_id=solver.id, text="a street",
+                       defaults=SMALL_QC)
+    db.refresh(item)
+    assert item.answered_at is not None and item.judged_at is None and not queues.SOLVE.skippable(item)
+
+    user_service.update_user(db, user_id=solver.id, data=UserUpdate(is_active=False), actor_id=people["admin"].id)
+    db.expire_all()
+    item = db.get(SolveTestItem, item_id)
+    assert (item.solver_id, item.answer, item.answered_at, item.matched, item.lease_expires_at) == (None,) * 5
+    assert queues.SOLVE.release_reset(SolveTestItem.solver_id)["answer"] is None  # a skip clears by the same rule

@@ -1,8 +1,8 @@
 """The `import` job: the same requests as the browser's form and `python -m app import ...`
 (`app.ingest.requests`), with progress for the browser.
 
-Payload: a request of its format (paths relative to the import root), and `actor_id`. The report becomes the
-job's result."""
+Its payload is `ImportPayload`: a request of its format (paths relative to the import root), and `actor_id`.
+The report becomes the job's result."""
 
 from __future__ import annotations
 

@@ -8,8 +8,8 @@ model's chat template, masked; the answer and the end-of-sequence token, scored)
 - for option tasks, every option's rendered answer is scored the same way: `option_probabilities` are the
   softmax of their total log-likelihoods, and `margin` is the target's probability minus the best other's.
 
-Payload: `task_id`, `model_id`, `instruction_version_id`, `batch_size`. Scores are written per chunk of
-instances, replacing any earlier scores by the same model and version: a retried or repeated job rewrites."""
+Its payload is `ScorePayload` (app/schemas/jobs.py). Scores are written per chunk of instances
+(`scores.store`), replacing any earlier scores by the same model and version: a retried or repeated job rewrites."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from app.schemas import TokenCreate
 from app.services import sign_in_throttle
 from app.services import users as user_service
 from app.web.deps import SIGNED_IN, CurrentUser, RowId, SessionDep, client_address, settings_of
-from app.web.forms import FormDep, validate_form
+from app.web.forms import FormDep, form_feedback, validate_form
 from app.web.templating import render, see_other
 
 router = APIRouter(prefix="/account", tags=["pages"], include_in_schema=False, dependencies=[SIGNED_IN])
@@ -28,7 +28,7 @@ def create_token(request: Request, session: SessionDep, user: CurrentUser, form:
         _, token = user_service.create_token(session, user_id=user.id, name=data.name, actor_id=user.id,
                                              expires_in_days=data.expires_in_days)
     except Invalid as error:
-        return _page(request, session, user, error=error, status_code=422)
+        return _page(request, session, user, error=error)
     return _page(request, session, user, new_token=token, status_code=201)
 
 
@@ -47,12 +47,12 @@ def change_password(request: Request, session: SessionDep, user: CurrentUser, fo
     if not verify_password(user.password_hash, current):
         sign_in_throttle.failed(session, attempt)
         error = Invalid("Your current password is not correct.", fields={"current_password": "not correct"})
-        return _page(request, session, user, error=error, status_code=422)
+        return _page(request, session, user, error=error)
     sign_in_throttle.succeeded(session, attempt)
     if len(new) < MIN_PASSWORD_LENGTH:
         error = Invalid("Choose a longer password.",
                         fields={"new_password": f"at least {MIN_PASSWORD_LENGTH} characters"})
-        return _page(request, session, user, error=error, status_code=422)
+        return _page(request, session, user, error=error)
     user_service.set_password(session, user_id=user.id, password=new, actor_id=user.id)
     request.session.update({"epoch": user.auth_epoch})  # stay signed in here; every other session ends
     return see_other(request, "/account")
@@ -60,6 +60,5 @@ def change_password(request: Request, session: SessionDep, user: CurrentUser, fo
 
 def _page(request: Request, session: SessionDep, user, *, new_token: str | None = None,
           error: Invalid | None = None, status_code: int = 200):
-    return render(request, "account/page.html", status_code=status_code,
-                  tokens=user_service.tokens_of(session, user_id=user.id), new_token=new_token,
-                  errors=error.fields if error else {}, message=error.message if error else None)
+    return render(request, "account/page.html", tokens=user_service.tokens_of(session, user_id=user.id),
+                  new_token=new_token, **form_feedback(error, status_code=status_code))

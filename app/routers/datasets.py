@@ -10,7 +10,7 @@ from app.services import datasets as dataset_service
 from app.services import users as user_service
 from app.services.tasks import TaskFilters, list_tasks
 from app.web.deps import ANY_ROLE, EDITORS, CurrentUser, RowId, SessionDep
-from app.web.forms import FormDep, validate_form
+from app.web.forms import FormDep, form_feedback, validate_form
 from app.web.templating import render, see_other
 
 router = APIRouter(prefix="/datasets", tags=["pages"], include_in_schema=False)
@@ -63,8 +63,6 @@ def update_dataset(request: Request, session: SessionDep, user: CurrentUser, for
 
 
 def _form(request: Request, session, *, values, dataset, error: Invalid | Conflict | None = None):
-    """The form page (or, for htmx, the form alone), with each field's problem beside it: 422."""
-    return render(request, "datasets/form.html", "datasets/_form.html",
-                  status_code=422 if error else 200, values=values, dataset=dataset,
-                  errors=error.fields if error else {}, message=error.message if error else None,
-                  users=user_service.list_users(session))
+    """The form page (or, for htmx, the form alone), with each field's problem beside it."""
+    return render(request, "datasets/form.html", "datasets/_form.html", values=values, dataset=dataset,
+                  users=user_service.list_users(session), **form_feedback(error))

@@ -11,7 +11,7 @@ from app.models import JobKind
 from app.schemas.jobs import ImportPayload
 from app.services import jobs as job_service
 from app.web.deps import EDITORS, CurrentUser, SessionDep, settings_of
-from app.web.forms import FormDep, validate_form
+from app.web.forms import FormDep, form_feedback, validate_form
 from app.web.templating import render, see_other
 
 router = APIRouter(prefix="/imports", tags=["pages"], include_in_schema=False,
@@ -47,15 +47,13 @@ def start_import(request: Request, session: SessionDep, user: CurrentUser, form:
     return see_other(request, f"/jobs/{job.id}")
 
 
-def _form(request: Request, *, values, error: Invalid | None = None, status_code: int = 200):
-    return render(request, "imports/_form.html", status_code=status_code, values=values, formats=IMPORT_FORMATS,
-                  with_images=WITH_IMAGES, sampled=SAMPLED, errors=error.fields if error else {},
-                  message=error.message if error else None)
+def _form(request: Request, *, values):
+    return render(request, "imports/_form.html", values=values, formats=IMPORT_FORMATS, with_images=WITH_IMAGES,
+                  sampled=SAMPLED, **form_feedback(None))
 
 
 def _page(request: Request, session, *, values, error: Invalid | None = None):
-    return render(request, "imports/page.html", "imports/_form.html", status_code=422 if error else 200,
-                  values=values, formats=IMPORT_FORMATS, with_images=WITH_IMAGES, sampled=SAMPLED,
-                  errors=error.fields if error else {}, message=error.message if error else None,
+    return render(request, "imports/page.html", "imports/_form.html", values=values, formats=IMPORT_FORMATS,
+                  with_images=WITH_IMAGES, sampled=SAMPLED, **form_feedback(error),
                   root=settings_of(request).resolved_import_root,
                   jobs=job_service.recent_jobs(session, kind=JobKind.import_))

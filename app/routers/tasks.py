@@ -17,7 +17,7 @@ from app.services import scores as score_service
 from app.services import tasks as task_service
 from app.services.qc import QcDefaults
 from app.web.deps import ANY_ROLE, EDITORS, CurrentPrincipal, RowId, SessionDep, TaskFiltersDep, settings_of
-from app.web.forms import FormDep, validate_form
+from app.web.forms import FormDep, form_feedback, validate_form
 from app.web.templating import render, see_other
 
 router = APIRouter(prefix="/tasks", tags=["pages"], include_in_schema=False)
@@ -57,9 +57,7 @@ def update_task(request: Request, session: SessionDep, principal: CurrentPrincip
 
 def _form(request: Request, session, task, *, values, error: Invalid | Conflict | None = None):
     """The metadata form; a 422 with messages beside the fields, or a 409 when someone saved first."""
-    status = 200 if error is None else error.status_code
-    return render(request, "tasks/edit.html", "tasks/_form.html", status_code=status, task=task,
-                  values=values, errors=error.fields if error else {}, message=error.message if error else None,
+    return render(request, "tasks/edit.html", "tasks/_form.html", task=task, values=values, **form_feedback(error),
                   groups=list(TaskGroup), categories=task_service.facet_values(session)["categories"])
 
 

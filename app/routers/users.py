@@ -10,7 +10,7 @@ from app.schemas import UserCreate, UserUpdate
 from app.services import audit
 from app.services import users as user_service
 from app.web.deps import ADMIN, CurrentUser, RowId, SessionDep
-from app.web.forms import FormDep, validate_form
+from app.web.forms import FormDep, form_feedback, validate_form
 from app.web.templating import render, see_other
 
 router = APIRouter(prefix="/admin/users", tags=["pages"], include_in_schema=False,
@@ -48,8 +48,8 @@ def update_user(request: Request, session: SessionDep, actor: CurrentUser, form:
     try:
         data = validate_form(UserUpdate, form, lists=("roles",), checkboxes=("is_active", "native_english"))
         user_service.update_user(session, user_id=user_id, data=data, actor_id=actor.id)
-    except Invalid as error:
-        return _detail(request, session, user_id, error=error, status_code=422)
+    except (Invalid, Conflict) as error:
+        return _detail(request, session, user_id, error=error)
     return see_other(request, f"/admin/users/{user_id}")
 
 
@@ -60,15 +60,13 @@ def reset_password(request: Request, session: SessionDep, actor: CurrentUser, us
 
 
 def _create_form(request: Request, *, values, error: Invalid | Conflict | None = None):
-    return render(request, "users/new.html", "users/_new_form.html", status_code=422 if error else 200,
-                  values=values, all_roles=list(Role), errors=error.fields if error else {},
-                  message=error.message if error else None)
+    return render(request, "users/new.html", "users/_new_form.html", values=values, all_roles=list(Role),
+                  **form_feedback(error))
 
 
 def _detail(request: Request, session: SessionDep, user_id: int, *, new_password: str | None = None,
-            error: Invalid | None = None, status_code: int = 200):
+            error: Invalid | Conflict | None = None, status_code: int = 200):
     user = user_service.get_user(session, user_id=user_id)
-    return render(request, "users/detail.html", status_code=status_code, account=user_service.to_out(session, user),
-                  all_roles=list(Role), new_password=new_password, errors=error.fields if error else {},
-                  message=error.message if error else None,
+    return render(request, "users/detail.html", account=user_service.to_out(session, user), all_roles=list(Role),
+                  new_password=new_password, **form_feedback(error, status_code=status_code),
                   events=audit.recent(session, entity_type="user", entity_id=user.id, limit=20))

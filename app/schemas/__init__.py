@@ -1,4 +1,6 @@
-"""Input and output shapes shared by the HTML forms, the JSON API and the CLI (instructions: .instructions)."""
+"""Input and output shapes shared by the HTML forms, the JSON API and the CLI. Submodules: `instructions`,
+`export_spec` (what a version holds), `manifest` (what its build wrote), `recipe` (the fine-tune's settings), `jobs`
+(each kind's payload, and the results pages read)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Model previews: a model's answers on a task's seeded instances next to their targets, scored.
 
-The worker generates (worker/preview.py); this side queues the job and reads and scores what it stored."""
+The worker generates (worker/preview.py) and stores its outputs here (`store_outputs`); this side queues the job,
+reads and scores what it stored."""
 
 from __future__ import annotations
 

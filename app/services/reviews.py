@@ -20,8 +20,6 @@ from app.models import (
     Review,
     ReviewSubject,
     Role,
-    SolveTestItem,
-    SpotCheckItem,
     User,
     UserRole,
     utcnow,
@@ -127,10 +125,9 @@ def decide(session: Session, *, review_id: int, lock_version: int, user_id: int,
     return review
 
 
-def hand_back(session: Session, *, user_id: int, actor_id: int | None) -> None:
-    """Someone stops reviewing (deactivated, or the reviewer role taken away), in the caller's transaction:
-    their undecided instruction reviews go to another reviewer drawn at random (or wait unassigned), and what
-    they held in the other queues goes back to the queue now rather than when the leases run out."""
+def reassign_undecided(session: Session, *, user_id: int, actor_id: int | None) -> None:
+    """Someone stops reviewing, in the caller's transaction: their undecided instruction reviews go to another
+    reviewer drawn at random (or wait unassigned). The instruction queue's hand-back."""
     pending = session.exec(select(Review, InstructionVersion.author_id)
                            .join(InstructionVersion, InstructionVersion.id == Review.instruction_version_id)
                            .where(Review.reviewer_id == user_id, Review.decided_at.is_(None),
@@ -143,17 +140,4 @@ def hand_back(session: Session, *, user_id: int, actor_id: int | None) -> None:
         audit.record(session, actor_id=actor_id, action="review.reassign", entity_type="review",
                      entity_id=review.id, task_id=review.task_id, before={"reviewer_id": user_id},
                      after={"reviewer_id": review.reviewer_id})
-    released = {"lease_expires_at": None}
-    session.execute(update(Review).where(Review.reviewer_id == user_id, Review.decided_at.is_(None),
-                                         Review.subject == ReviewSubject.task_verification)
-                    .values(reviewer_id=None, lock_version=Review.lock_version + 1, **released))
-    session.execute(update(SolveTestItem).where(SolveTestItem.solver_id == user_id,
-                                                SolveTestItem.judged_at.is_(None))
-                    .values(solver_id=None, answer=None, answered_at=None, matched=None,
-                            lock_version=SolveTestItem.lock_version + 1, **released))
-    session.execute(update(SpotCheckItem).where(SpotCheckItem.reviewer_id == user_id,
-                                                SpotCheckItem.decided_at.is_(None))
-                    .values(reviewer_id=None, lock_version=SpotCheckItem.lock_version + 1, **released))
-    session.execute(update(SpotCheckItem).where(SpotCheckItem.second_reviewer_id == user_id,
-                                                SpotCheckItem.second_decided_at.is_(None))
-                    .values(second_reviewer_id=None, lock_version=SpotCheckItem.lock_version + 1, **released))
+

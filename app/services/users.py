@@ -19,7 +19,7 @@ from app.core.security import (
 )
 from app.models import ApiToken, Role, SignInSession, User, UserRole, utcnow
 from app.schemas import UserCreate, UserOut, UserUpdate
-from app.services import audit, reviews
+from app.services import audit, queues
 
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)  # last_used_at is a hint; not worth a write per request
 MAX_TOKEN_DAYS = 3650
@@ -83,7 +83,7 @@ def update_user(session: Session, *, user_id: int, data: UserUpdate, actor_id: i
                  before=before, after=after)
     reviewed = before["is_active"] and Role.reviewer in before["roles"]
     if reviewed and not (after["is_active"] and Role.reviewer in after["roles"]):
-        reviews.hand_back(session, user_id=user.id, actor_id=actor_id)  # nothing waits on someone who left
+        queues.hand_back(session, user_id=user.id, actor_id=actor_id)  # nothing waits on someone who left
     session.commit()
     return user
 

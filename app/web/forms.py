@@ -49,9 +49,10 @@ def defaults_of(model: type[BaseModel]) -> dict[str, object]:
             if not field.is_required()}
 
 
-def form_feedback(error: Invalid | Conflict | None) -> dict[str, object]:
+def form_feedback(error: Invalid | Conflict | None, *, status_code: int = 200) -> dict[str, object]:
     """What a form's template needs to show a refusal (a message per field, one for the form) and the status
-    to answer with; for a form shown fresh, nothing to show and 200."""
+    to answer with, the refusal's own (a 422, or a 409 when someone got there first); without one, nothing to
+    show and `status_code`. Every page with a form answers a refusal through this."""
     if error is None:
-        return {"status_code": 200, "errors": {}, "message": None}
+        return {"status_code": status_code, "errors": {}, "message": None}
     return {"status_code": error.status_code, "errors": error.fields or {}, "message": error.message}

@@ -20,13 +20,20 @@ VERIFY = FinalVerifications()
 ALL: tuple[ReviewQueue, ...] = (INSTRUCTIONS, SOLVE, SPOT, VERIFY)  # in the order pages list them
 
 __all__ = ["ALL", "INSTRUCTIONS", "SOLVE", "SPOT", "VERIFY", "QueueCounts", "ReviewItem", "ReviewQueue", "current",
-           "get_queue", "next_item", "overview"]
+           "get_queue", "hand_back", "next_item", "overview"]
 
 
 def overview(session, *, reviewer, cap: int | None = None, reviewer_may_verify: bool = False) -> list[QueueCounts]:
     """Every queue's undecided items, and (for a reviewer) how many are theirs to take; counted no further than
     `cap` + 1 when given."""
     return claims.overview(session, queues=ALL, reviewer=reviewer, cap=cap, reviewer_may_verify=reviewer_may_verify)
+
+
+def hand_back(session, *, user_id: int, actor_id: int | None) -> None:
+    """Someone stops reviewing (deactivated, or the reviewer role taken away), in the caller's transaction: what
+    they held in every queue goes back now rather than when the leases run out, each queue by its own rule."""
+    for queue in ALL:
+        queue.hand_back(session, user_id=user_id, actor_id=actor_id)
 
 
 def get_queue(name: str) -> ReviewQueue:

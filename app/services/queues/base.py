@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, ClassVar, Generic, TypeVar
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Select, bindparam, select, update
 from sqlmodel import Session
 
 from app.models import Image, Instance, InstructionVersion, Review, Task, User
@@ -23,6 +23,16 @@ SAMPLES_SHOWN = 3
 Context = TypeVar("Context")
 # A rendered sample: the instance, its image, and (rendered, None) or (None, the template's problem).
 Sample = tuple[Instance, Image | None, Rendered | None, str | None]
+
+
+@dataclass(frozen=True)
+class Holding:
+    """One way a reviewer holds a queue's items: the claimant column, the condition of an item not yet finished
+    that way, and what giving one back clears besides the lease."""
+
+    claimant: Any
+    unfinished: Any
+    reset: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -64,9 +74,21 @@ class ReviewQueue(ABC):
     def context(self, session: Session, item, user_id: int) -> tuple[Task, Any]:
         """The item's task, and what the reviewer sees of the item."""
 
-    def release_reset(self, item) -> dict[str, Any]:
-        """What a skip clears besides the lease."""
-        return {}
+    def holdings(self) -> list[Holding]:
+        """Each way a reviewer holds an item of this queue, and what giving it back clears (besides the lease)."""
+        return []
+
+    def release_reset(self, claimant) -> dict[str, Any]:
+        """What giving back an item held by `claimant` (a skip) clears besides the lease: its holding's reset."""
+        return next((holding.reset for holding in self.holdings() if holding.claimant is claimant), {})
+
+    def hand_back(self, session: Session, *, user_id: int, actor_id: int | None) -> None:
+        """Everything `user_id` holds here goes back to the queue now (they stopped reviewing), in the caller's
+        transaction: the same as a skip of each, for items they had not finished."""
+        for holding in self.holdings():
+            session.execute(update(self.table).where(holding.claimant == user_id, holding.unfinished)
+                            .values(lease_expires_at=None, lock_version=self.table.lock_version + 1,
+                                    **holding.reset))
 
     def skippable(self, item) -> bool:
         return True

@@ -42,7 +42,7 @@ def next_item(session: Session, *, queue: ReviewQueue, user: User, lease_s: int,
             claimant = queue.holder(item, user.id)
             if claimant is not None:
                 leases.release(session, table=queue.table, item_id=skip, claimant=claimant, user_id=user.id,
-                               reset=queue.release_reset(item))
+                               reset=queue.release_reset(claimant))
     if skip is not None and claimed is None:
         return held  # nothing else to do: keep the current item
     if claimed is None:  # the user's own request at the same moment may have won an item they may hold only alone

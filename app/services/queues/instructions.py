@@ -43,6 +43,10 @@ class InstructionReviews(ReviewQueue):
     def holder(self, item, user_id):
         return review_holder(item, user_id)
 
+    def hand_back(self, session: Session, *, user_id: int, actor_id: int | None) -> None:
+        """An instruction review is assigned, not claimed: it goes to another reviewer."""
+        reviews.reassign_undecided(session, user_id=user_id, actor_id=actor_id)
+
     def context(self, session: Session, review: Review, user_id: int):
         version = session.get(InstructionVersion, review.instruction_version_id)
         instruction = session.get(Instruction, version.instruction_id)

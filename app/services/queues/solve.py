@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 
 from app.models import Image, Instance, QcStatus, SolveTest, SolveTestItem, Task
 from app.services import solve_tests
-from app.services.queues.base import ReviewItem, ReviewQueue, checked_instance, instance_fields
+from app.services.queues.base import Holding, ReviewItem, ReviewQueue, checked_instance, instance_fields
 
 
 @dataclass(frozen=True)
@@ -42,8 +42,10 @@ class BlindSolveTests(ReviewQueue):
     def holder(self, item, user_id):
         return SolveTestItem.solver_id if item.solver_id == user_id else None
 
-    def release_reset(self, item):
-        return {"solver_id": None}
+    def holdings(self):
+        # An answer waiting for its solver's judgement goes too: nobody else may judge it.
+        return [Holding(SolveTestItem.solver_id, SolveTestItem.judged_at.is_(None),
+                        {"solver_id": None, "answer": None, "answered_at": None, "matched": None})]
 
     def skippable(self, item):
         # Once answered, only its solver can judge a free-text answer: it cannot go back to the queue.

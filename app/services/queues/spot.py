@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 from app.models import Image, Instance, QcStatus, SpotCheck, SpotCheckItem, SpotVerdict, Task
 from app.prompts.rendering import Rendered
 from app.services import blinding, spot_checks
-from app.services.queues.base import ReviewItem, ReviewQueue, checked_instance, instance_fields
+from app.services.queues.base import Holding, ReviewItem, ReviewQueue, checked_instance, instance_fields
 
 VERDICT_KEYS = {SpotVerdict.correct: "c", SpotVerdict.wrong_target: "w", SpotVerdict.bad_image: "b",
                 SpotVerdict.instruction_mismatch: "i", SpotVerdict.ambiguous: "u"}
@@ -50,8 +50,10 @@ class SpotChecks(ReviewQueue):
             return SpotCheckItem.reviewer_id if item.reviewer_id == user_id else None
         return SpotCheckItem.second_reviewer_id if item.second_reviewer_id == user_id else None
 
-    def release_reset(self, item):
-        return {"second_reviewer_id": None} if item.decided_at is not None else {"reviewer_id": None}
+    def holdings(self):
+        return [Holding(SpotCheckItem.reviewer_id, SpotCheckItem.decided_at.is_(None), {"reviewer_id": None}),
+                Holding(SpotCheckItem.second_reviewer_id, SpotCheckItem.second_decided_at.is_(None),
+                        {"second_reviewer_id": None})]
 
     def context(self, session: Session, item: SpotCheckItem, user_id: int):
         check = session.get(SpotCheck, item.spot_check_id)

@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 from app.models import Instruction, InstructionStatus, InstructionVersion, Review, Task
 from app.services import quality_figures, verifications
 from app.services.quality_figures import TaskQuality
-from app.services.queues.base import ReviewQueue, Sample, overlap, rendered_samples, review_holder
+from app.services.queues.base import Holding, ReviewQueue, Sample, overlap, rendered_samples, review_holder
 from app.services.verification_rounds import VERIFY
 
 
@@ -44,8 +44,9 @@ class FinalVerifications(ReviewQueue):
     def holder(self, item, user_id):
         return review_holder(item, user_id)
 
-    def release_reset(self, item):
-        return {"reviewer_id": None}
+    def holdings(self):
+        return [Holding(Review.reviewer_id, Review.decided_at.is_(None) & (Review.subject == VERIFY),
+                        {"reviewer_id": None})]
 
     def context(self, session: Session, review: Review, user_id: int):
         task = session.get(Task, review.task_id)
