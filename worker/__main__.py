@@ -86,7 +86,7 @@ class Worker:
         log.info("job %s (%s) attempt %s", job.id, job.kind, job.attempts)
         context = JobContext(self.engine, job.id, self.owner, self.lease)
         try:
-            result = HANDLERS[job.kind](self.settings, context, job_payloads.read(job.kind, job.payload))
+            result = HANDLERS[JobKind(job.kind)](self.settings, context, job_payloads.read(job.kind, job.payload))
         except JobCancelled:
             finish(self.engine, job_id=job.id, owner=self.owner, status=JobStatus.cancelled)
         except LeaseLost:

@@ -59,7 +59,7 @@ def export(
     manifest = version_service.manifest_of(version)
     typer.echo(f"version {version.name}: {manifest.records_in('stage1.json'):,} training and "
                f"{manifest.records_in('val.json'):,} validation records, "
-               f"{manifest.excluded.records:,} left out; content {version.content_hash[:16]}")
+               f"{manifest.excluded.records:,} left out; content {(version.content_hash or '')[:16]}")
     typer.echo(f"files: {version_files.where(settings, version)}")
 
 

@@ -57,7 +57,8 @@ def rank(rows: Sequence[ScoreRow]) -> list[Doubt]:
 def _by_confident_learning(rows: Sequence[ScoreRow]) -> list[Doubt]:
     given: dict[str, list[float]] = defaultdict(list)
     for row in rows:
-        given[row.target].append(row.option_probabilities[row.options.index(row.target)])
+        probabilities, options = row.option_probabilities or [], row.options or []  # both set: an option task
+        given[row.target].append(probabilities[options.index(row.target)])
     threshold = {label: sum(values) / len(values) for label, values in given.items()}
     doubts = []
     for row in rows:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import insert
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from app.models import AuditEvent, User, utcnow
 
@@ -48,7 +48,7 @@ def recent(session: Session, *, limit: int = 10, entity_type: str | None = None,
     if task_id is not None:
         query = query.where(AuditEvent.task_id == task_id)
     if before_id is not None:
-        query = query.where(AuditEvent.id < before_id)
+        query = query.where(col(AuditEvent.id) < before_id)
     if entity_type is not None:
         query = query.where(AuditEvent.entity_type == entity_type)
     if entity_id is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sqlalchemy import or_
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from app.core.failures import NotFound
 from app.models import Image, Instance
@@ -83,7 +83,7 @@ def _filtered(query, task_id: int, filters: InstanceFilters, after: int | None, 
             in_target = in_target & Instance.id.not_in(sorted(blindfold.hidden))
         query = query.where(or_(Instance.input_text.ilike(pattern, escape="\\"), in_target))
     if after is not None:
-        query = query.where(Instance.id > after)
+        query = query.where(col(Instance.id) > after)
     return query
 
 

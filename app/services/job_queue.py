@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Engine, and_, delete, insert, select, update
+from sqlmodel import col
 
 from app.models import Job, JobMetric, JobStatus, utcnow
 
@@ -94,7 +95,7 @@ def finish(engine: Engine, *, job_id: int, owner: str, status: JobStatus, result
 def requeue_expired(engine: Engine) -> int:
     """Jobs whose worker stopped heart-beating: queued again, or failed once out of attempts."""
     now = utcnow()
-    expired = and_(Job.status == JobStatus.running, Job.lease_expires_at < now)
+    expired = and_(Job.status == JobStatus.running, col(Job.lease_expires_at) < now)
     with engine.begin() as connection:
         failed = connection.execute(
             update(Job).where(expired, Job.attempts >= Job.max_attempts)

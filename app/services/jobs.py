@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from app.core.failures import Conflict, Forbidden, NotFound
 from app.models import Job, JobMetric, JobStatus, utcnow
@@ -73,7 +73,7 @@ def list_jobs(session: Session, *, filters: JobFilters, before_id: int | None = 
     if filters.model_ids is not None:
         query = query.where(Job.payload["model_id"].as_integer().in_(filters.model_ids))
     if before_id:
-        query = query.where(Job.id < before_id)
+        query = query.where(col(Job.id) < before_id)
     return list(session.exec(query))
 
 

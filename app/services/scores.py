@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Engine, delete, func, insert
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from app.core.failures import Conflict, NotFound
 from app.models import (
@@ -127,7 +127,7 @@ def active_instances_after(session: Session, *, task_id: int, after_id: int,
                            limit: int) -> list[tuple[Instance, Image | None]]:
     """The next `limit` active instances of the task in id order, with their images (a score job walks them)."""
     return list(session.exec(select(Instance, Image).outerjoin(Image, Image.id == Instance.image_id)
-                             .where(_active(task_id), Instance.id > after_id).order_by(Instance.id).limit(limit)))
+                             .where(_active(task_id), col(Instance.id) > after_id).order_by(Instance.id).limit(limit)))
 
 
 def store(engine: Engine, *, instance_ids: list[int], model_id: int, instruction_version_id: int,

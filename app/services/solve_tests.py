@@ -94,7 +94,7 @@ def answer(session: Session, *, item_id: int, lock_version: int, user_id: int, t
     if not text:
         raise Invalid("Give an answer (or skip the item).", fields={"answer": "required"})
     kind = AnswerKind.of(instance)
-    if kind.name == "option" and text not in instance.options:
+    if kind.name == "option" and text not in (instance.options or []):
         raise Invalid("Pick one of the options.", fields={"answer": "not an option"})
     matched = None if kind.name == "free" else normalise_answer(text) == normalise_answer(instance.raw_output)
     now = utcnow()

@@ -85,7 +85,9 @@ def create(session: Session, *, task_id: int, actor_id: int | None, max_error_ra
     return checks.open_check(session, checks.SPOT, task_id=task_id, actor_id=actor_id, size=size, seed=seed,
                              version_id=version_id, settings=settings, draw=targeted or sample_instances,
                              item_fields=None if targeted is None else (lambda instance: {
-                                 "inclusion_probability": targeted.chances[instance.id]}), permission=permission)
+                                 # a drawn instance is stored, so its id is never None
+                                 "inclusion_probability": targeted.chances[instance.id]}),  # type: ignore[index]
+                             permission=permission)
 
 
 def open_for_approved(session: Session, *, version: InstructionVersion, task_id: int, actor_id: int,
