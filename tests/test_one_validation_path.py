@@ -119,3 +119,19 @@ def test_a_registered_models_name_is_refused_when_too_long_not_cut(client, db):
 def _stored(db) -> tuple[int, ...]:
     db.expire_all()
     return tuple(len(db.exec(select(model)).all()) for model in (SourceDataset, User, Instruction))
+
+
+def test_a_forms_defaults_are_the_schemas(client, db):
+    """The new-version form shows ExportSpec's defaults (and the page's own suggestion of a validation share),
+    read from the schema rather than copied into the template."""
+    from app.schemas.export_spec import SUGGESTED_VALIDATION_RATIO, ExportSpec
+    from app.web.forms import defaults_of
+
+    admin = make_user(db, Role.admin)
+    login(client, admin.email)
+    form = soup(client.get("/versions")).select_one("#version-form")
+    shown = {field["name"]: field.get("value") for field in form.select("input[name]") if field.get("value")}
+    assert shown["per_task_cap"] == str(ExportSpec.model_fields["per_task_cap"].default)
+    assert shown["stage2_size"] == str(ExportSpec.model_fields["stage2_size"].default)
+    assert shown["validation_ratio"] == str(SUGGESTED_VALIDATION_RATIO)
+    assert defaults_of(ExportSpec)["conversation_pool_id"] == ""  # an unset optional field: an empty box

@@ -45,8 +45,9 @@ def validate_form(model: type[M], form: FormData, *, lists: tuple[str, ...] = ()
 def defaults_of(model: type[BaseModel]) -> dict[str, object]:
     """The values a fresh form shows: the schema's defaults (an unset optional field is an empty box), so a
     template never keeps a copy of them."""
-    return {name: "" if field.default is None else field.default for name, field in model.model_fields.items()
-            if not field.is_required()}
+    defaults = {name: field.get_default(call_default_factory=True) for name, field in model.model_fields.items()
+                if not field.is_required()}
+    return {name: "" if value is None else value for name, value in defaults.items()}
 
 
 def form_feedback(error: Invalid | Conflict | None, *, status_code: int = 200) -> dict[str, object]:
