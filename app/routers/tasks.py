@@ -9,15 +9,16 @@ from fastapi import APIRouter, Query, Request
 from app.core import access
 from app.core.failures import Conflict, Invalid
 from app.models import TaskGroup
-from app.schemas import TaskMetadataIn
+from app.schemas import PreviewIn, ScoreIn, TaskMetadataIn
 from app.services import audit, quality_figures
 from app.services import datasets as dataset_service
 from app.services import registered_models as model_service
 from app.services import scores as score_service
 from app.services import tasks as task_service
 from app.services.qc import QcDefaults
+from app.services.targeted_checks import DEFAULT_UNIFORM_SHARE
 from app.web.deps import ANY_ROLE, EDITORS, CurrentPrincipal, RowId, SessionDep, TaskFiltersDep, settings_of
-from app.web.forms import FormDep, form_feedback, validate_form
+from app.web.forms import FormDep, defaults_of, form_feedback, validate_form
 from app.web.templating import render, see_other
 
 router = APIRouter(prefix="/tasks", tags=["pages"], include_in_schema=False)
@@ -72,5 +73,6 @@ def task_detail(request: Request, session: SessionDep, task_id: RowId):
                   quality=quality_figures.per_task(session, task_ids=[task.id])[0],
                   models=model_service.list_models(session),
                   scored_by=score_service.score_sets(session, task_id=task.id),
-                  defaults=QcDefaults.from_settings(settings),
+                  defaults=QcDefaults.from_settings(settings), uniform_share=DEFAULT_UNIFORM_SHARE,
+                  preview=defaults_of(PreviewIn), scoring=defaults_of(ScoreIn),
                   events=audit.recent(session, task_id=task.id, limit=10))

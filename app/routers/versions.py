@@ -96,6 +96,7 @@ def _detail_page(request: Request, session, version, *, values=None, error: Inva
                   per_task=per_task, categories=categories, has_stage2=version_service.has_stage2(version),
                   has_validation=version_service.has_validation(version),
                   names={model.id: model.name for model in models}, values=values, defaults=defaults_of(FinetuneIn),
+                  scoring=defaults_of(VersionScoreIn),
                   **form_feedback(error),
                   **version_service.model_work(session, version_id=version.id))
 
