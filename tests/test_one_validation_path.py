@@ -23,6 +23,8 @@ TWINS = [
      {"name": "ok", "url": "ftp://x"}, "url"),
     ("/admin/users", {"email": "not-an-email", "display_name": "X"}, "post", "/api/v1/users",
      {"email": "not-an-email", "display_name": "X"}, "email"),
+    ("/admin/users/{admin}", {"display_name": OVER_NAME}, "patch", "/api/v1/users/{admin}",
+     {"display_name": OVER_NAME}, "display_name"),
     ("/tasks/{task}/instructions", {"label": "l" * 81}, "post", "/api/v1/tasks/{task}/instructions",
      {"label": "l" * 81}, "label"),
     ("/instructions/{instruction}/draft", {"text": "Answer.", "lock_version": "stale"}, "put",
@@ -80,7 +82,7 @@ def test_a_page_and_its_api_twin_refuse_the_same_value_naming_the_same_field(
     instruction = Instruction(task_id=task.id, label="main", author_id=admin.id)
     db.add(instruction)
     db.commit()
-    ids = {"task": task.id, "instruction": instruction.id, "dataset": dataset.id}
+    ids = {"task": task.id, "instruction": instruction.id, "dataset": dataset.id, "admin": admin.id}
     before = _stored(db)
 
     page = client.post(page_path.format(**ids), data={"csrf_token": csrf, **form})
@@ -90,6 +92,15 @@ def test_a_page_and_its_api_twin_refuse_the_same_value_naming_the_same_field(
     api_fields = {name.removeprefix("spec.") for name in api.json()["error"]["fields"]}
     assert field in api_fields and field in fields_a_page_names(page), (api_fields, fields_a_page_names(page))
     assert _stored(db) == before
+
+
+def test_a_skip_that_is_not_an_item_is_refused_alike_by_the_queue_page_and_the_api(client, db, admin_both_ways):
+    """The API takes the item to skip in the query; the page in the form."""
+    csrf, auth, _ = admin_both_ways
+    page = client.post("/review/spot/next", data={"csrf_token": csrf, "skip": "the last one"})
+    api = client.post("/api/v1/review/spot/next", params={"skip": "the last one"}, headers=auth)
+    assert (page.status_code, api.status_code) == (422, 422)
+    assert "skip" in fields_a_page_names(page) and "skip" in api.json()["error"]["fields"]
 
 
 def test_a_token_is_refused_alike_from_the_account_page_and_the_api(client, db):
