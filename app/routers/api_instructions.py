@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.core import access
 from app.schemas import API_ERRORS, DraftIn
 from app.schemas.instructions import InstructionDiffOut, InstructionIn, InstructionOut, InstructionVersionOut
 from app.services import instructions as instruction_service
@@ -41,7 +40,7 @@ def save_draft(session: SessionDep, principal: CurrentPrincipal, instruction_id:
     nothing is overwritten: load the instruction again and merge."""
     return InstructionOut.of(instruction_service.save_draft(
         session, instruction_id=instruction_id, data=data, actor_id=principal.user.id,
-        is_admin=principal.may(access.ADMINS)))
+        is_admin=principal.is_admin))
 
 
 @router.post("/instructions/{instruction_id}/submit", dependencies=[EDITORS], response_model=InstructionVersionOut,
@@ -50,7 +49,7 @@ def submit(session: SessionDep, principal: CurrentPrincipal, instruction_id: Row
     """Freezes the saved draft as the next version and opens its review. Refused (422) when the draft is empty
     or its templates fail the lint or the editor's preview sample."""
     return instruction_service.submit(session, instruction_id=instruction_id, actor_id=principal.user.id,
-                                      is_admin=principal.may(access.ADMINS))
+                                      is_admin=principal.is_admin)
 
 
 @router.get("/instructions/{instruction_id}/versions", dependencies=[ANY_ROLE],

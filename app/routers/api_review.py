@@ -6,7 +6,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from app.core import access
 from app.models.types import MAX_DB_INT
 from app.schemas import (
     API_ERRORS,
@@ -133,7 +132,7 @@ def open_solve_test(request: Request, session: SessionDep, principal: CurrentPri
     with a `reason`."""
     test = solve_tests.open_requested(session, task_id=task_id, data=data, actor_id=principal.user.id,
                                       defaults=qc_defaults_of(request),
-                                      is_admin=principal.may(access.ADMINS))
+                                      is_admin=principal.is_admin)
     return solve_out(session, test)
 
 
@@ -144,7 +143,7 @@ def open_spot_check(request: Request, session: SessionDep, principal: CurrentPri
     targeted draws: admins (all but the last with a `reason`)."""
     check = spot_checks.open_requested(session, task_id=task_id, data=data, actor_id=principal.user.id,
                                        defaults=qc_defaults_of(request),
-                                       is_admin=principal.may(access.ADMINS))
+                                       is_admin=principal.is_admin)
     return spot_out(session, check)
 
 

@@ -7,7 +7,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from app.core import access
 from app.models import QcStatus
 from app.schemas import SolveTestIn, SpotCheckIn, TaskStatusIn
 from app.services import audit, checks, solve_tests, spot_checks, task_states
@@ -33,7 +32,7 @@ HISTORY_PAGE = 50
 def open_solve_test(request: Request, session: SessionDep, principal: CurrentPrincipal, form: FormDep,
                     task_id: RowId):
     test = solve_tests.open_requested(
-        session, task_id=task_id, actor_id=principal.user.id, is_admin=principal.may(access.ADMINS),
+        session, task_id=task_id, actor_id=principal.user.id, is_admin=principal.is_admin,
         defaults=qc_defaults_of(request),
         data=validate_form(SolveTestIn, form, optional=("size", "pass_threshold", "seed", "reason")))
     return see_other(request, f"/solve-tests/{test.id}")
@@ -47,7 +46,7 @@ def open_spot_check(request: Request, session: SessionDep, principal: CurrentPri
                                    "uniform_share", "reason"))
     check = spot_checks.open_requested(session, task_id=task_id, data=data, actor_id=principal.user.id,
                                        defaults=qc_defaults_of(request),
-                                       is_admin=principal.may(access.ADMINS))
+                                       is_admin=principal.is_admin)
     return see_other(request, f"/spot-checks/{check.id}")
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from app.core import access
 from app.core.failures import Conflict, Invalid, NotFound
 from app.models import ImagePlacement, OptionsStyle
 from app.prompts.rendering import lint_templates
@@ -40,7 +39,7 @@ def editor(request: Request, session: SessionDep, principal: CurrentPrincipal, i
     instruction = instruction_service.get_instruction(session, instruction_id=instruction_id)
     task = task_service.get_task(session, task_id=instruction.task_id)
     can_edit = instruction_service.may_edit(instruction, user_id=principal.user.id,
-                                            is_admin=principal.may(access.ADMINS))
+                                            is_admin=principal.is_admin)
     return render_page(request, "instructions/editor.html", instruction=instruction, task=task, can_edit=can_edit,
                        versions=instruction_service.versions_of(session, instruction_id=instruction.id),
                        comments=instruction_service.review_comments(session, instruction_id=instruction.id),
@@ -72,7 +71,7 @@ def save_draft(request: Request, session: SessionDep, principal: CurrentPrincipa
     try:
         data = validate_form(DraftIn, form)
         instruction = instruction_service.save_draft(session, instruction_id=instruction_id, data=data,
-                                                     actor_id=principal.user.id, is_admin=principal.may(access.ADMINS))
+                                                     actor_id=principal.user.id, is_admin=principal.is_admin)
     except (Invalid, Conflict) as error:
         return render_page(request, "instructions/_draft_status.html", status_code=error.status_code,
                            instruction=None, message=error.message, fields=error.fields, oob=False)
@@ -86,7 +85,7 @@ def submit(request: Request, session: SessionDep, principal: CurrentPrincipal, f
     try:
         draft = validate_form(DraftIn, form) if "lock_version" in form else None
         instruction_service.submit(session, instruction_id=instruction_id, actor_id=principal.user.id,
-                                   is_admin=principal.may(access.ADMINS), draft=draft)
+                                   is_admin=principal.is_admin, draft=draft)
     except (Invalid, Conflict) as error:
         if not is_htmx(request):
             raise

@@ -7,7 +7,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from app.core import access
 from app.models import JobKind, JobStatus
 from app.services import job_views
 from app.services import jobs as job_service
@@ -52,5 +51,5 @@ def job_status(request: Request, session: SessionDep, blindfold: BlindfoldDep, j
 def cancel_job(request: Request, session: SessionDep, principal: CurrentPrincipal, blindfold: BlindfoldDep,
                job_id: RowId):
     """The job's owner or an admin, whatever else their roles."""
-    job = job_service.cancel(session, job_id=job_id, actor_id=principal.user.id, is_admin=principal.may(access.ADMINS))
+    job = job_service.cancel(session, job_id=job_id, actor_id=principal.user.id, is_admin=principal.is_admin)
     return render(request, "jobs/_status.html", **job_views.job_context(session, job, blindfold))

@@ -6,7 +6,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from app.core import access
 from app.core.failures import Conflict, Invalid
 from app.models import TaskGroup
 from app.schemas import PreviewIn, ScoreIn, TaskMetadataIn
@@ -48,7 +47,7 @@ def update_task(request: Request, session: SessionDep, principal: CurrentPrincip
     user = principal.user
     try:
         data = validate_form(TaskMetadataIn, form)
-        if not principal.may(access.ADMINS):  # exempting a task from the solve test is an admin's call
+        if not principal.is_admin:  # exempting a task from the solve test is an admin's call
             data.solve_test_required = None
         task_service.update_metadata(session, task_id=task_id, data=data, actor_id=user.id)
     except (Invalid, Conflict) as error:

@@ -6,7 +6,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from app.core import access
 from app.core.failures import Conflict, Invalid
 from app.schemas import FinetuneIn, VersionNaming, VersionScoreIn
 from app.schemas.export_spec import SUGGESTED_VALIDATION_RATIO, ExportSpec
@@ -45,7 +44,7 @@ def _list_page(request: Request, session, *, values=None, error: Invalid | Confl
     return render(request, "versions/page.html", "versions/_form.html", versions=version_service.list_versions(session),
                   values=values, defaults={**defaults_of(ExportSpec), "validation_ratio": SUGGESTED_VALIDATION_RATIO},
                   **form_feedback(error),
-                  **version_service.form_choices(session, with_failed=request.state.principal.may(access.ADMINS)))
+                  **version_service.form_choices(session, with_failed=request.state.principal.is_admin))
 
 
 @router.post("", dependencies=[EDITORS])
@@ -56,7 +55,7 @@ def create_version(request: Request, session: SessionDep, principal: CurrentPrin
         named = validate_form(VersionNaming, form, optional=("name", "qc_override_reason"))
         version = version_service.create(session, spec=spec, name=named.name, actor_id=principal.user.id,
                                          qc_override_reason=named.qc_override_reason,
-                                         may_override=principal.may(access.ADMINS))
+                                         may_override=principal.is_admin)
     except (Invalid, Conflict) as error:
         return _list_page(request, session, values=form, error=error)
     return see_other(request, f"/versions/{version.id}")
