@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from app.models import DatasetVersion, Job, JobKind, RegisteredModel
+from app.models import DatasetVersion, InstructionVersion, Job, JobKind, RegisteredModel
 from app.qc.charts import change_chart, loss_chart
 from app.schemas.jobs import FinetuneResult, PreviewResult
 from app.services import blinding, previews
@@ -53,7 +53,16 @@ def preview_view(session: Session, job: Job, *, terminal: bool, blindfold: Blind
         same_task = job_service.JobFilters(kind=JobKind.preview, status="succeeded", task_id=payload.task_id)
         others = [other for other in job_service.list_jobs(session, filters=same_task) if other.id != job.id]
     report = PreviewResult.model_validate(job.result) if job.result else None
-    return {"report": report, "rows": rows, "others": others,
+    return {"report": report, "rows": rows, "others": [(other, _preview_label(session, other)) for other in others],
             "score": sum(row.matched for row in rows) / len(rows) if rows else None,
             "task": task_service.get_task(session, task_id=payload.task_id),
             "model": session.get(RegisteredModel, payload.model_id)}
+
+
+def _preview_label(session: Session, job: Job) -> str:
+    """How a person tells previews apart: the model's name, the instruction's version number, the seed."""
+    payload = job_service.payload_of(job)
+    model = session.get(RegisteredModel, payload.model_id)
+    version = session.get(InstructionVersion, payload.instruction_version_id)
+    return (f"{model.name if model else 'a removed model'}, instruction v{version.number if version else '?'}, "
+            f"seed {payload.seed}")
