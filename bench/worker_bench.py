@@ -37,13 +37,13 @@ from sqlmodel import Session, select
 from app.core.config import Settings
 from app.core.migrate import upgrade
 from app.core.storage import MediaStore
+from app.demo.workspace import load_demo
 from app.main import create_app
 from app.models import Instance, InstructionVersion, Job, Task
 from app.prompts.specs import render_instance, spec_of_version
 from app.schemas import PreviewIn
 from app.services import previews
 from app.services import registered_models as model_service
-from app.services.demo import load_demo
 from app.services.sampling import sample_instances
 from app.services.tasks import refresh_instance_counts
 from tests.scratch import throwaway_folder

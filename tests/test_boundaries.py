@@ -15,7 +15,7 @@ def test_importing_the_web_app_does_not_import_torch_or_transformers(tmp_path):
         "from app.core.config import Settings\n"
         "from app.main import create_app\n"
         f"create_app(Settings(mode='test', data_dir={str(tmp_path)!r}, _env_file=None))\n"
-        "import app.cli, app.services.demo\n"
+        "import app.cli, app.demo.workspace\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in {'torch', 'transformers', 'peft'})\n"
         "print(','.join(heavy))\n"
     )

@@ -6,8 +6,20 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from app.core.storage import MediaStore
-from app.models import Image, Instance, Instruction, InstructionVersion, Review, SolveTest, SpotCheck, Task, User
-from app.services.demo import INSTANCES_PER_TASK, load_demo
+from app.demo.workspace import INSTANCES_PER_TASK, load_demo
+from app.ingest.requests import InstanceImport
+from app.models import (
+    AuditEvent,
+    Image,
+    Instance,
+    Instruction,
+    InstructionVersion,
+    Review,
+    SolveTest,
+    SpotCheck,
+    Task,
+    User,
+)
 from tests.factories import login, soup
 
 
@@ -34,6 +46,14 @@ def test_demo_builds_a_workspace_once(db, settings):
     images = db.exec(select(Image)).all()
     assert images and all(store.exists(image.sha256) and image.format == "png" for image in images)
     assert all(inst.image_id for inst in db.exec(select(Instance)).all())
+
+    # It came in through the import, whose files stay as examples: importing them again finds nothing new.
+    actions = set(db.exec(select(AuditEvent.action)).all())
+    assert {"dataset.create", "task.create", "import.unified", "import.conversations", "instruction.submit"} <= actions
+    request = InstanceImport(format="unified", file=str(result.source_files / "instances.jsonl"),
+                             image_root=str(result.source_files / "images"))
+    report = request.run(engine=db.get_bind(), media=store, located=request.locate(None), actor_id=None)
+    assert (report.imported, report.duplicates) == (0, 4 * INSTANCES_PER_TASK)
 
     again = load_demo(db, data_dir=settings.data_dir)
     assert not again.created and again.credentials == result.credentials

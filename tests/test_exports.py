@@ -8,6 +8,7 @@ import pytest
 from sqlmodel import select
 
 from app.core.storage import MediaStore
+from app.demo.workspace import load_demo
 from app.exports.build import BuildError, build
 from app.exports.contract import check_file, check_record, pair_checker
 from app.exports.files import ascii_json, hash_file
@@ -15,7 +16,6 @@ from app.exports.validate import validate_version
 from app.models import Image, Instance, Task
 from app.prompts.tokens import estimate
 from app.schemas.export_spec import ExportSpec
-from app.services.demo import load_demo
 from tests.factories import soup
 from tests.review_helpers import approve, make_qc_task, submit_instruction, team
 

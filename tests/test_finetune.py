@@ -11,13 +11,13 @@ from sqlalchemy import update
 from sqlmodel import select
 
 from app.core.storage import MediaStore
+from app.demo.workspace import load_demo
 from app.ingest.conversations import ConversationImporter, PoolOptions
 from app.models import ConversationPool, Job, JobMetric, ModelOutput, RegisteredModel, Role, Task
 from app.schemas import PreviewIn
 from app.schemas.export_spec import ExportSpec
 from app.services import previews
 from app.services import versions as version_service
-from app.services.demo import load_demo
 from tests.factories import make_user, soup
 from tests.review_helpers import signed_in
 from tests.training_data import stage2_record

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from sqlmodel import select
 
+from app.demo import model_half as demo_models
+from app.demo.workspace import load_demo
 from app.models import ConversationPool, Job, JobMetric, JobStatus, Role, Task, utcnow
 from app.qc.charts import change_chart, loss_chart, nice_ticks
 from app.schemas.jobs import ExportPayload, ImportPayload
-from app.services import demo_models
 from app.services import jobs as job_service
 from app.services import registered_models as model_service
-from app.services.demo import load_demo
 from tests.factories import make_user, soup
 from tests.review_helpers import htmx, signed_in
 

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import select
 
+from app.demo.workspace import load_demo
 from app.models import Instance, Job, ModelOutput, Role, utcnow
-from app.services.demo import load_demo
 from tests.factories import make_user, soup
 from tests.review_helpers import signed_in
 

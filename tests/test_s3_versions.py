@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from app.cli import cli
 from app.core.objectstore import Bucket, ObjectMissing, StorageUnavailable
 from app.core.storage import open_media, relative_key
+from app.demo.workspace import load_demo
 from app.exports.build import build
 from app.exports.remote import NotPublished, pull
 from app.exports.validate import validate_version
@@ -22,7 +23,6 @@ from app.prompts.tokens import estimate
 from app.schemas.export_spec import ExportSpec
 from app.services import quality_figures, version_files
 from app.services import versions as version_service
-from app.services.demo import load_demo
 from tests.netcut import CuttableProxy
 from tests.review_helpers import signed_in, team
 

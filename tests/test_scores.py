@@ -7,11 +7,11 @@ import math
 import pytest
 from sqlmodel import select
 
+from app.demo.workspace import load_demo
 from app.models import Instance, InstanceScore, InstanceStatus, Job, Role, Task
 from app.schemas import ScoreIn
 from app.services import quality_figures, scores
 from app.services import registered_models as model_service
-from app.services.demo import load_demo
 from tests.factories import bearer, make_user, soup
 from tests.review_helpers import signed_in
 

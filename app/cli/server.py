@@ -23,14 +23,15 @@ def migrate(revision: Annotated[str, typer.Argument(help="Target revision.")] = 
 def demo() -> None:
     """Load the demo workspace into an empty database, and print where and how to sign in."""
     from app.core.storage import open_media
-    from app.services.demo import load_demo
-    from app.services.demo_models import load_model_half
+    from app.demo.model_half import load_model_half
+    from app.demo.workspace import load_demo
 
     settings = Settings()
     with open_session(settings) as session:
         result = load_demo(session, data_dir=settings.data_dir, media=open_media(settings.media_location))
         if result.created:
             typer.echo("Demo workspace loaded: 4 tasks, 96 instances, 4 users, a pool of 16 conversations.")
+            typer.echo(f"It was imported from {result.source_files}: an example of each import format.")
         half = load_model_half(settings, session)
     if half.version is not None:
         typer.echo(f"Dataset version {half.version.name}: {half.version.status} (/versions/{half.version.id}).")

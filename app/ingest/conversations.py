@@ -18,7 +18,6 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from app.core.storage import Media
-from app.ingest.bulk import get_or_create, insert_ignoring_conflicts, stable_rkey
 from app.ingest.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageRejected
 from app.ingest.intake import ImageIntake
 from app.ingest.record_files import BadLine, read_records
@@ -26,6 +25,7 @@ from app.ingest.report import ImportReport
 from app.ingest.unified import FieldProblem, source_id, within_limit
 from app.models import ConversationItem, ConversationPool, utcnow
 from app.services import audit
+from app.services.bulk_rows import get_or_create, insert_conversation_items, stable_rkey
 
 IMAGE_TOKEN = "<image>"
 # The conversation template's own markers: a value holding one makes LLaVA's trainer mask the record.
@@ -152,5 +152,5 @@ class ConversationImporter:
                              "rkey": stable_rkey(self.options.pool, draft.position)})
             if rows:
                 self.images.make_durable()  # before the rows that point at the images commit
-                connection.execute(insert_ignoring_conflicts(connection, ConversationItem), rows)
+                insert_conversation_items(connection, rows)
             report.imported += len(rows)

@@ -29,7 +29,6 @@ from app.core.forked import available_cores
 from app.core.storage import Media
 from app.ingest import CHUNK_SIZE, duplicates
 from app.ingest.background import iterate_in_background
-from app.ingest.bulk import as_json, get_or_create, insert_instances, stable_rkey
 from app.ingest.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageRejected
 from app.ingest.intake import ImageIntake, StoredImage
 from app.ingest.llava import parse_llava
@@ -38,6 +37,7 @@ from app.ingest.report import ImportReport, Rejection
 from app.ingest.unified import FieldProblem, InstanceDraft, parse_unified
 from app.models import SourceDataset, Task, utcnow
 from app.services import audit
+from app.services.bulk_rows import as_json, get_or_create, insert_instances, stable_rkey
 from app.services.tasks import refresh_instance_counts
 
 PROGRESS_EVERY = 20_000  # records between progress reports at the latest

@@ -24,10 +24,10 @@ from sqlalchemy import Connection
 
 from app.core.forked import start_as_helper
 from app.core.storage import Media, open_media
-from app.ingest import bulk
 from app.ingest.image_sources import ImageSource, open_image_source, read_all
 from app.ingest.images import CheckedImage, ImageRejected, check_image
 from app.models import utcnow
+from app.services import bulk_rows
 
 PATH_CACHE = 50_000  # recently seen paths: datasets reuse images across instances and tasks
 ID_CACHE = 200_000  # image ids by sha256 (a million distinct images would otherwise be ~150 MB of keys)
@@ -115,11 +115,11 @@ class ImageIntake:
         wanted = {image.sha256: image for image in images}
         ids = {sha256: self._ids[sha256] for sha256 in wanted if sha256 in self._ids}
         missing = [sha256 for sha256 in wanted if sha256 not in ids]
-        found = bulk.image_ids(connection, missing)
+        found = bulk_rows.image_ids(connection, missing)
         new = [sha256 for sha256 in missing if sha256 not in found]
         if new:
-            bulk.insert_images(connection, [wanted[sha256][:5] for sha256 in new], utcnow())
-            found.update(bulk.image_ids(connection, new))
+            bulk_rows.insert_images(connection, [wanted[sha256][:5] for sha256 in new], utcnow())
+            found.update(bulk_rows.image_ids(connection, new))
         ids.update(found)
         if len(self._ids) + len(missing) > ID_CACHE:
             self._ids.clear()  # rows found again cost a lookup

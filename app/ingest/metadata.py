@@ -28,9 +28,10 @@ from sqlmodel import Session, select
 from app.ingest.record_files import MalformedFile
 from app.ingest.unified import FieldProblem, task_and_dataset
 from app.ingest.yaml_lines import EntriesRefused, line_of, load_with_lines
-from app.models import SourceDataset, Task, TaskGroup, User, utcnow
+from app.models import TaskGroup, User
 from app.schemas import DatasetIn, TaskMetadataIn
-from app.services import audit
+from app.services import datasets
+from app.services import tasks as task_service
 
 
 class MetadataInvalid(EntriesRefused):
@@ -71,20 +72,13 @@ def apply_metadata(session: Session, *, path: Path, actor_id: int | None) -> Met
         raise MetadataInvalid(problems)
     report = MetadataReport()
     for dataset_in, tasks in plans:
-        dataset = session.exec(select(SourceDataset).where(SourceDataset.name == dataset_in.name)).first()
-        created = dataset is None
-        before = None if created else DatasetIn.model_validate(dataset, from_attributes=True).model_dump()
-        dataset = dataset or SourceDataset(name=dataset_in.name)
-        for key, value in dataset_in.model_dump().items():
-            setattr(dataset, key, value)
-        dataset.updated_at = utcnow()
-        session.add(dataset)
-        session.flush()
+        dataset, created = datasets.put_dataset(session, data=dataset_in, actor_id=actor_id)
         (report.datasets_created if created else report.datasets_updated).append(dataset.name)
-        audit.record(session, actor_id=actor_id, action="dataset.create" if created else "dataset.update",
-                     entity_type="source_dataset", entity_id=dataset.id, before=before, after=dataset_in.model_dump())
         for values in tasks:
-            _upsert_task(session, dataset, values, report, actor_id)
+            name = values.pop("name")
+            created = task_service.put_metadata(session, name=name, dataset_id=dataset.id, values=values,
+                                                actor_id=actor_id)
+            (report.tasks_created if created else report.tasks_updated).append(name)
     session.commit()
     return report
 
@@ -136,22 +130,3 @@ def _report(file: str, entry: dict, error: ValidationError, problems: list[str],
         key = str(problem["loc"][0]) if problem["loc"] else "entry"
         key = (names or {}).get(key, key)
         problems.append(f"{file}:{line_of(entry, key)}: {key}: {problem['msg'].removeprefix('Value error, ')}")
-
-
-def _upsert_task(session: Session, dataset: SourceDataset, values: dict, report: MetadataReport,
-                 actor_id: int | None) -> None:
-    task = session.exec(select(Task).where(Task.name == values["name"])).first()
-    created = task is None
-    before = None if created else {key: getattr(task, key) for key in ("task_group", "category", "description")}
-    task = task or Task(name=values["name"])
-    task.source_dataset_id = dataset.id
-    task.task_group, task.category, task.description = values["task_group"], values["category"], values["description"]
-    task.updated_at = utcnow()
-    if not created:
-        task.lock_version += 1
-    session.add(task)
-    session.flush()
-    (report.tasks_created if created else report.tasks_updated).append(task.name)
-    audit.record(session, actor_id=actor_id, action="task.create" if created else "task.update", entity_type="task",
-                 entity_id=task.id, before=before,
-                 after={key: values[key] for key in ("task_group", "category", "description")})

@@ -66,6 +66,23 @@ def update_dataset(session: Session, *, dataset_id: int, data: DatasetIn, actor_
     return dataset
 
 
+def put_dataset(session: Session, *, data: DatasetIn, actor_id: int | None) -> tuple[SourceDataset, bool]:
+    """The dataset named `data.name` made or updated to say `data`, in the caller's transaction (a metadata
+    file is all or nothing); returns it and whether it is new."""
+    dataset = session.exec(select(SourceDataset).where(SourceDataset.name == data.name)).first()
+    created = dataset is None
+    before = None if created else DatasetIn.model_validate(dataset, from_attributes=True).model_dump()
+    dataset = dataset or SourceDataset(name=data.name)
+    for key, value in data.model_dump().items():
+        setattr(dataset, key, value)
+    dataset.updated_at = utcnow()
+    session.add(dataset)
+    session.flush()
+    audit.record(session, actor_id=actor_id, action="dataset.create" if created else "dataset.update",
+                 entity_type="source_dataset", entity_id=dataset.id, before=before, after=data.model_dump())
+    return dataset, created
+
+
 def _check_annotator(session: Session, annotator_id: int | None) -> None:
     if annotator_id is not None and session.get(User, annotator_id) is None:
         raise Invalid(f"There is no user with id {annotator_id}.", fields={"annotator_id": "unknown user"})

@@ -123,6 +123,29 @@ def update_metadata(session: Session, *, task_id: int, data: TaskMetadataIn, act
     return task
 
 
+METADATA = ("task_group", "category", "description")
+
+
+def put_metadata(session: Session, *, name: str, dataset_id: int, values: dict, actor_id: int | None) -> bool:
+    """The task named `name` made (a draft) or updated to `values` (METADATA), in the caller's transaction;
+    returns whether it is new."""
+    task = session.exec(select(Task).where(Task.name == name)).first()
+    created = task is None
+    before = None if created else {key: getattr(task, key) for key in METADATA}
+    task = task or Task(name=name)
+    task.source_dataset_id = dataset_id
+    for key in METADATA:
+        setattr(task, key, values[key])
+    task.updated_at = utcnow()
+    if not created:
+        task.lock_version += 1
+    session.add(task)
+    session.flush()
+    audit.record(session, actor_id=actor_id, action="task.create" if created else "task.update", entity_type="task",
+                 entity_id=task.id, before=before, after={key: values[key] for key in METADATA})
+    return created
+
+
 def instructions_of(session: Session, *, task_id: int) -> list[Instruction]:
     return list(session.exec(select(Instruction).where(Instruction.task_id == task_id).order_by(Instruction.id)))
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from playwright.sync_api import Page, expect
 from sqlmodel import select
 
+from app.demo.model_half import MODEL, VERSION, VERSION_TASK
 from app.models import Job, Task
-from app.services.demo_models import MODEL, VERSION, VERSION_TASK
 from tests.e2e.test_browser import sign_in
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,4 +1,6 @@
-"""Writing many instance rows fast: the driver's own bulk path, below SQLAlchemy's per-row processing.
+"""The import's writes: many instance and image rows fast, through the driver's own bulk path below
+SQLAlchemy's per-row processing, and the rows an import finds or makes on its way (a dataset, a task, a pool,
+conversation items). The import pipeline (`app/ingest`) reads and checks; every row it writes is written here.
 
 SQLAlchemy's executemany spends more time converting parameters (JSON, timestamps) than SQLite spends
 inserting them; here rows arrive as plain tuples, JSON already serialised with orjson. SQLite gets one
@@ -92,7 +94,14 @@ def _sqlite_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def insert_ignoring_conflicts(connection: Connection, model):
+def insert_conversation_items(connection: Connection, rows: list[dict]) -> None:
+    """Conversation items (dicts of ConversationItem's columns), skipping positions already in their pool."""
+    from app.models import ConversationItem
+
+    connection.execute(_insert_ignoring_conflicts(connection, ConversationItem), rows)
+
+
+def _insert_ignoring_conflicts(connection: Connection, model):
     """INSERT ... ON CONFLICT DO NOTHING for `model`, in the connection's dialect."""
     from sqlalchemy.dialects import postgresql, sqlite
 
@@ -107,5 +116,5 @@ def get_or_create(connection: Connection, model, key: str, value: str, values: d
     found = connection.execute(select(model.id).where(column == value)).scalar()
     if found is not None:
         return found
-    connection.execute(insert_ignoring_conflicts(connection, model), [{key: value, **values}])
+    connection.execute(_insert_ignoring_conflicts(connection, model), [{key: value, **values}])
     return connection.execute(select(model.id).where(column == value)).scalar_one()
