@@ -228,10 +228,10 @@ def test_every_kind_has_a_payload_and_a_handler_and_the_database_refuses_any_oth
     from sqlalchemy.exc import IntegrityError
 
     from app.models import JobKind
-    from app.schemas.jobs import PAYLOADS
+    from app.schemas.jobs import PAYLOADS, RESULTS
     from worker.__main__ import HANDLERS
 
-    assert set(HANDLERS) == set(PAYLOADS) == set(JobKind)
+    assert set(HANDLERS) == set(PAYLOADS) == set(RESULTS) == set(JobKind)
     db.add(Job(kind="imprt", payload={}))
     with pytest.raises(IntegrityError):
         db.commit()
@@ -253,6 +253,28 @@ def test_payloads_queued_by_an_earlier_studio_still_read(app, db):
     assert lint.spec.text == "Answer." and lint.skip_instance_ids == [4]
     imported = read("import", {"format": "table", "file": "qa.csv", "map": ["q=input"], "actor_id": 5})
     assert imported.actor_id == 5 and imported.request() == {"format": "table", "file": "qa.csv", "map": ["q=input"]}
+
+
+def test_results_recorded_by_an_earlier_studio_still_read(app, db):
+    """The pages read a job's result through its kind's model: the shapes the worker has written read, with
+    defaults for what they lacked and what a later studio adds kept."""
+    from app.schemas.jobs import read_result
+
+    assert read_result("score", None) is None
+    imported = read_result("import", {"source": "a.jsonl", "imported": 3, "duplicates": 1, "rejected_count": 1,
+                                      "rejected": [{"file": "a.jsonl", "line": 4, "field": "raw_output",
+                                                    "reason": "missing"}], "tasks_created": ["A+b"]})
+    assert (imported.imported, imported.rejected[0].line, imported.summary, imported.seconds) == (3, 4, None, 0.0)
+    metadata = read_result("import", {"summary": "metadata.yaml: 1 dataset created", "datasets_created": ["A"]})
+    assert metadata.imported is None and metadata.summary.startswith("metadata.yaml")
+    score = read_result("score", {"scored": 10, "skipped": 0, "seconds": 2.0, "scored_per_s": 5.0, "model": "m"})
+    assert (score.scored, score.instruction_version_id) == (10, None)
+    lint = read_result("lint", {"issues": [{"severity": "error", "field": "text", "message": "x", "count": 2,
+                                            "examples": [1, 2]}], "checked": 9})
+    assert lint.issues[0].count == 2 and lint.checked == 9
+    assert read_result("export", {"version_id": 4, "records": 7, "content_hash": "ab"}).records == 7
+    with pytest.raises(ValueError, match="version_id"):
+        read_result("export", {"records": 7})
 
 
 def test_a_payload_that_does_not_fit_its_kind_fails_the_job_saying_which_field(app, db, settings):

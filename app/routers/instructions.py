@@ -116,7 +116,7 @@ def lint_everything(request: Request, session: SessionDep, user: CurrentUser, bl
         task_id=task.id, spec=spec, token_budget=settings.prompt_token_budget,
         skip_instance_ids=sorted(blindfold.hidden),
         tokenizer_path=str(settings.tokenizer_path) if settings.tokenizer_path else None), created_by_id=user.id)
-    return render_page(request, "jobs/_status.html", job=job, terminal=False)
+    return render_page(request, "jobs/_status.html", job=job, terminal=False, report=None)
 
 
 @router.post("/instructions/{instruction_id}/preview", dependencies=[ANY_ROLE])

@@ -85,11 +85,16 @@ def read(kind: str, stored: dict[str, Any]) -> JobPayload:
     return PAYLOADS[JobKind(kind)].model_validate(stored)
 
 
-class FinetuneResult(BaseModel):
-    """What a fine-tune job records: its plan and launch while it runs, then the model it registered and the
-    validation scores before and after (results written before a field existed still read)."""
+class JobResult(BaseModel):
+    """What a job records when it ends, as the pages read it; results written before a field existed still read,
+    and fields a later studio adds are kept."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class FinetuneResult(JobResult):
+    """What a fine-tune job records: its plan and launch while it runs, then the model it registered and the
+    validation scores before and after (results written before a field existed still read)."""
 
     launch: dict[str, Any] = Field(default_factory=dict, description="config, processes, reason")
     plan: list[dict[str, Any]] = Field(default_factory=list, description="Per stage: steps, batch, skipped...")
@@ -106,10 +111,68 @@ class FinetuneResult(BaseModel):
         return {stage["stage"]: stage["steps"] for stage in self.plan}
 
 
-class PreviewResult(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
-
+class PreviewResult(JobResult):
     outputs: int = 0
     model: str = ""
     device: str = ""
     seconds: dict[str, float] = Field(default_factory=dict, description="Per phase: sample, load, prepare...")
+
+
+class RejectedRecord(BaseModel):
+    file: str
+    line: int
+    field: str
+    reason: str
+
+
+class ImportResult(JobResult):
+    """An import's report: an instance or conversation import's counts and rejections, or the summary of an
+    all-or-nothing import (metadata, instructions), which has no counts."""
+
+    summary: str | None = None
+    imported: int | None = None
+    duplicates: int = 0
+    not_sampled: int = 0
+    seed: int | None = None
+    rejected_count: int = 0
+    rejected: list[RejectedRecord] = Field(default_factory=list, description="The first ones, with file and line.")
+    tasks_created: list[str] = Field(default_factory=list)
+    seconds: float = 0.0
+
+
+class LintIssue(BaseModel):
+    severity: str
+    field: str
+    message: str
+    count: int
+    examples: list[Any] = Field(default_factory=list)
+
+
+class LintResult(JobResult):
+    issues: list[LintIssue] = Field(default_factory=list)
+    checked: int = 0
+
+
+class ExportResult(JobResult):
+    version_id: int
+    records: int = 0
+    content_hash: str | None = None
+
+
+class ScoreResult(JobResult):
+    scored: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    scored_per_s: float | None = None
+    model: str = ""
+    instruction_version_id: int | None = None
+
+
+RESULTS: dict[JobKind, type[JobResult]] = {
+    JobKind.import_: ImportResult, JobKind.lint: LintResult, JobKind.export: ExportResult,
+    JobKind.preview: PreviewResult, JobKind.score: ScoreResult, JobKind.finetune: FinetuneResult}
+
+
+def read_result(kind: str, stored: dict[str, Any] | None) -> JobResult | None:
+    """A job's result as its kind's model; None while there is none."""
+    return None if not stored else RESULTS[JobKind(kind)].model_validate(stored)

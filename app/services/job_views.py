@@ -10,7 +10,7 @@ from sqlmodel import Session
 
 from app.models import DatasetVersion, InstructionVersion, Job, JobKind, RegisteredModel
 from app.qc.charts import change_chart, loss_chart
-from app.schemas.jobs import FinetuneResult, PreviewResult
+from app.schemas.jobs import FinetuneResult, read_result
 from app.services import blinding, previews
 from app.services import jobs as job_service
 from app.services import tasks as task_service
@@ -19,7 +19,8 @@ from app.services.blinding import Blindfold
 
 def job_context(session: Session, job: Job, blindfold: Blindfold = blinding.NONE) -> dict[str, Any]:
     """`blindfold`: a preview shows no output on an instance whose target the viewer must not see."""
-    context: dict[str, Any] = {"job": job, "terminal": job.status in job_service.TERMINAL}
+    context: dict[str, Any] = {"job": job, "terminal": job.status in job_service.TERMINAL,
+                               "report": read_result(job.kind, job.result)}
     if job.kind == JobKind.finetune:
         context.update(finetune_view(session, job))
     elif job.kind == JobKind.preview:
@@ -52,8 +53,7 @@ def preview_view(session: Session, job: Job, *, terminal: bool, blindfold: Blind
         rows = previews.results(session, job=job, blindfold=blindfold)
         same_task = job_service.JobFilters(kind=JobKind.preview, status="succeeded", task_id=payload.task_id)
         others = [other for other in job_service.list_jobs(session, filters=same_task) if other.id != job.id]
-    report = PreviewResult.model_validate(job.result) if job.result else None
-    return {"report": report, "rows": rows, "others": [(other, _preview_label(session, other)) for other in others],
+    return {"rows": rows, "others": [(other, _preview_label(session, other)) for other in others],
             "score": sum(row.matched for row in rows) / len(rows) if rows else None,
             "task": task_service.get_task(session, task_id=payload.task_id),
             "model": session.get(RegisteredModel, payload.model_id)}
