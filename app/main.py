@@ -20,6 +20,7 @@ from app.core.logs import escape_control_characters
 from app.routers import (
     account,
     api,
+    api_instances,
     api_instructions,
     api_review,
     api_scores,
@@ -97,7 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (auth, dashboard, tasks, instances, instructions, media, datasets, imports, jobs, users, account,
                    review, checks, versions, registered_models, api, api_review, api_scores, api_versions,
-                   api_instructions, docs):
+                   api_instructions, api_instances, docs):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -54,6 +54,8 @@ UNSTATABLE_RULES = {
     ("POST", "/api/v1/versions"): "instruction versions must belong to their tasks",
     ("PUT", "/api/v1/instructions/{instruction_id}/draft"): "lock_version is the current one",
     ("POST", "/api/v1/instructions/{instruction_id}/submit"): "the draft is written and renders its preview",
+    ("PATCH", "/api/v1/instances/{instance_id}"): "a fix changes something, and its target names one of its options",
+    ("POST", "/api/v1/review/corrections/{revision_id}/decision"): "a rejection says why",
 }
 
 

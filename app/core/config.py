@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     verifier_may_be_reviewer: bool = Field(
         False, description="Whether the reviewer who approved a task's instruction may also be one of its two final "
         "verifiers. Off, the verification is independent of the review it checks.")
+    corrections_self_accept: bool = Field(
+        False, description="Whether whoever proposes a fix may accept it too (a small team's setting). Off, every fix "
+        "waits for a second person; the dataset card says when it was on.")
 
     @model_validator(mode="after")
     def _check_quality_defaults(self) -> Settings:

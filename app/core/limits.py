@@ -10,6 +10,7 @@ LONG_TEXT = 20_000  # notes, descriptions, citations
 COMMENT = 10_000  # review comments, answers
 NOTE = 2_000  # a spot-check note, a reason
 NAME = 120  # names and labels
+RECORD_TEXT = 1 << 20  # an instance's input or target; Vision-Flan's longest are a few thousand characters
 
 
 def at_most(value: str | None, limit: int, *, field: str) -> str | None:

@@ -12,10 +12,12 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from app.core import limits
+
 KNOWN_FIELDS = frozenset({"instance_id", "img_path", "options", "input_text", "raw_output",
                           "human_preferred_output", "dataset_name", "task_name"})
 MAX_ID_CHARS = 200
-MAX_TEXT_CHARS = 1 << 20  # an instance's input or target; Vision-Flan's longest are a few thousand
+MAX_TEXT_CHARS = limits.RECORD_TEXT
 MAX_DEPTH = 32  # levels of nesting in fields kept as provenance
 
 

@@ -34,6 +34,7 @@ from app.models.review_work import (
     SpotCheckItem,
     SpotVerdict,
 )
+from app.models.revisions import RecordKind, Revision, RevisionOrigin, RevisionStatus
 from app.models.scores import InstanceScore
 from app.models.types import utcnow
 from app.models.users import ApiToken, Role, SignInCount, SignInSession, User, UserRole
@@ -44,8 +45,8 @@ __all__ = [
     "ApiToken", "AuditEvent", "ConversationItem", "ConversationPool", "DatasetVersion", "Decision", "Image",
     "ImagePlacement", "Instance", "InstanceScore", "InstanceStatus", "Instruction", "InstructionStatus",
     "InstructionVersion", "Job", "JobKind", "JobMetric", "JobStatus", "ModelOutput", "OptionsStyle", "QcStatus",
-    "RegisteredModel", "Review", "ReviewSubject", "Role", "SignInCount", "SignInSession", "SolveTest",
-    "SolveTestItem", "SourceDataset",
-    "SpotCheck", "SpotCheckItem", "SpotVerdict", "Task", "TaskGroup", "TaskStatus", "User", "UserRole",
-    "VersionStatus", "metadata", "utcnow",
+    "RecordKind", "RegisteredModel", "Review", "ReviewSubject", "Revision", "RevisionOrigin", "RevisionStatus",
+    "Role", "SignInCount", "SignInSession", "SolveTest", "SolveTestItem", "SourceDataset", "SpotCheck",
+    "SpotCheckItem", "SpotVerdict", "Task", "TaskGroup", "TaskStatus", "User", "UserRole", "VersionStatus",
+    "metadata", "utcnow",
 ]

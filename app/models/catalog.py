@@ -102,4 +102,7 @@ class Instance(SQLModel, table=True):
     status: str = Field(default=InstanceStatus.active, max_length=20)
     rkey: int = Field(description="Uniform random key in [0, 2^31): seeded samples are index range scans.")
     provenance: dict[str, Any] | None = json_field()  # e.g. the merged instruction/output it came with
+    # Bumped by every accepted revision: a fix is applied only onto the values it was proposed against. The
+    # import's bulk path leaves it to the server default.
+    lock_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = created_at_field()

@@ -1,4 +1,5 @@
-"""The instance browser: a task's instances as a filtered grid of thumbnails, and one instance."""
+"""The instance browser: a task's instances as a filtered grid of thumbnails, and one instance with its fixes
+(the Correct form, a finding's dismissal, the history of its revisions)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,15 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from app.core.failures import Conflict, Invalid
+from app.schemas.revisions import SPLITS, DismissalIn, InstanceFixIn
+from app.services import instance_revisions, revisions
 from app.services import instances as instance_service
 from app.services import tasks as task_service
 from app.services.instances import InstanceFilters
-from app.web.deps import ANY_ROLE, BlindfoldDep, RowId, SessionDep, settings_of
-from app.web.templating import render
+from app.web.deps import ANY_ROLE, BlindfoldDep, CurrentUser, RowId, SessionDep, settings_of
+from app.web.forms import FormDep, form_feedback, validate_form, validate_values
+from app.web.templating import render, see_other
 
 router = APIRouter(tags=["pages"], include_in_schema=False, dependencies=[ANY_ROLE])
 
@@ -36,6 +41,68 @@ def instance_grid(request: Request, session: SessionDep, blindfold: BlindfoldDep
 
 @router.get("/instances/{instance_id}")
 def instance_detail(request: Request, session: SessionDep, blindfold: BlindfoldDep, instance_id: RowId):
+    return _detail(request, session, blindfold, instance_id)
+
+
+@router.post("/instances/{instance_id}/fix")
+def propose_fix(request: Request, session: SessionDep, user: CurrentUser, blindfold: BlindfoldDep, form: FormDep,
+                instance_id: RowId):
+    """The Correct form: the fix waits for a second person in the corrections queue (or, where the studio lets
+    authors accept their own and the box is ticked, applies at once)."""
+    try:
+        data = validate_values(InstanceFixIn, fix_values(form))
+        if data.accept and not settings_of(request).corrections_self_accept:
+            raise Invalid("This studio has a second person accept every fix.", fields={"accept": "not allowed"})
+        instance_revisions.propose_fix(session, instance_id=instance_id, data=data, author_id=user.id,
+                                       blindfold=blindfold, accept_now=data.accept)
+    except (Invalid, Conflict) as error:
+        return _detail(request, session, blindfold, instance_id, values=dict(form), **form_feedback(error))
+    return see_other(request, f"/instances/{instance_id}#fixes")
+
+
+@router.post("/instances/{instance_id}/dismiss")
+def dismiss_finding(request: Request, session: SessionDep, user: CurrentUser, blindfold: BlindfoldDep,
+                    form: FormDep, instance_id: RowId):
+    try:
+        data = validate_form(DismissalIn, form)
+        instance_revisions.dismiss_finding(session, instance_id=instance_id, lock_version=data.lock_version,
+                                           reason=data.reason, author_id=user.id, blindfold=blindfold,
+                                           origin=revisions.MANUAL)
+    except (Invalid, Conflict) as error:
+        return _detail(request, session, blindfold, instance_id, **form_feedback(error))
+    return see_other(request, f"/instances/{instance_id}#fixes")
+
+
+@router.post("/revisions/{revision_id}/withdraw")
+def withdraw(request: Request, session: SessionDep, user: CurrentUser, revision_id: RowId):
+    revision = revisions.withdraw(session, revision_id=revision_id, user_id=user.id)
+    return see_other(request, f"/instances/{revision.record_id}#fixes")
+
+
+def fix_values(form) -> dict[str, object]:
+    """The Correct form's fields as InstanceFixIn takes them: an emptied optional text clears it, the options are
+    one a line, and a browser's CRLF line ends are the stored LF (or every multi-line target would differ)."""
+    def text(name: str) -> str:
+        return str(form.get(name, "")).replace("\r\n", "\n")
+
+    values: dict[str, object] = {name: form.get(name) for name in ("lock_version", "reason", "split") if name in form}
+    if "raw_output" in form:
+        values["raw_output"] = text("raw_output")
+    for name in ("input_text", "human_preferred_output"):
+        if name in form:
+            values[name] = text(name) or None
+    if "options" in form:
+        values["options"] = [line.strip() for line in text("options").split("\n") if line.strip()] or None
+    values["accept"] = "accept" in form
+    return values
+
+
+def _detail(request: Request, session, blindfold, instance_id: int, *, values: dict | None = None,
+            status_code: int = 200, errors: dict | None = None, message: str | None = None):
     instance, image = instance_service.get_instance(session, instance_id=instance_id)
     task = task_service.get_task(session, task_id=instance.task_id)
-    return render(request, "instances/detail.html", instance=instance, image=image, task=task, blindfold=blindfold)
+    hidden = blindfold.hides(instance.id)
+    return render(request, "instances/detail.html", status_code=status_code, instance=instance, image=image,
+                  task=task, blindfold=blindfold, values=values or {}, errors=errors or {}, message=message,
+                  history=[] if hidden else instance_revisions.history_entries(session, instance_id=instance.id),
+                  self_accept=settings_of(request).corrections_self_accept, splits=SPLITS)

@@ -8,7 +8,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from app.schemas import AnswerIn, DecisionIn, JudgementIn, SkipIn, VerdictIn
-from app.services import queues, reviews, solve_tests, spot_checks, verifications
+from app.schemas.revisions import RevisionDecisionIn
+from app.services import instance_revisions, queues, reviews, solve_tests, spot_checks, verifications
 from app.web.deps import REVIEWERS, CurrentUser, RowId, SessionDep, qc_defaults_of, settings_of
 from app.web.forms import FormDep, validate_form
 from app.web.templating import is_htmx, render, see_other
@@ -57,6 +58,15 @@ def decide_instruction(request: Request, session: SessionDep, user: CurrentUser,
     reviews.decide(session, review_id=review_id, lock_version=data.lock_version, user_id=user.id,
                    decision=data.decision, comment=data.comment, defaults=qc_defaults_of(request))
     return _next(request, session, user, queues.INSTRUCTIONS, message="Decision recorded.")
+
+
+@router.post("/corrections/{revision_id}", dependencies=[REVIEWERS])
+def decide_correction(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, revision_id: RowId):
+    data = validate_form(RevisionDecisionIn, form, optional=("comment",))
+    revision = instance_revisions.decide(session, revision_id=revision_id, data=data, user_id=user.id)
+    done = "Accepted: the instance now has the fixed values." if revision.status == "accepted" else \
+        "Rejected: the instance stays as it was."
+    return _next(request, session, user, queues.CORRECTIONS, message=done)
 
 
 @router.post("/verify/{review_id}", dependencies=[REVIEWERS])

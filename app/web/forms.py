@@ -32,6 +32,11 @@ def validate_form(model: type[M], form: FormData, *, lists: tuple[str, ...] = ()
     for name in optional:
         if name in data and data[name] in ("", None):
             del data[name]
+    return validate_values(model, data)
+
+
+def validate_values(model: type[M], data: dict[str, object]) -> M:
+    """`model` from values a route gathered from its form; raises Invalid with a message per field."""
     try:
         return model.model_validate(data)
     except ValidationError as error:

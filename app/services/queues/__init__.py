@@ -1,5 +1,5 @@
-"""The four reviewer queues behind one "next item" interface: instruction reviews, blind solve tests, spot
-checks and final verifications. Each is an object (`base.ReviewQueue`) that owns its candidates, its holder
+"""The reviewer queues behind one "next item" interface: instruction reviews, blind solve tests, spot checks,
+final verifications and corrections. Each is an object (`base.ReviewQueue`) that owns its candidates, its holder
 rules, its typed item context and its template; `claims` works any of them."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from app.core.failures import NotFound
 from app.services.queues import claims
 from app.services.queues.base import ReviewItem, ReviewQueue
 from app.services.queues.claims import QueueCounts, current, next_item
+from app.services.queues.corrections import Corrections
 from app.services.queues.instructions import InstructionReviews
 from app.services.queues.solve import BlindSolveTests
 from app.services.queues.spot import SpotChecks
@@ -17,10 +18,11 @@ INSTRUCTIONS = InstructionReviews()
 SOLVE = BlindSolveTests()
 SPOT = SpotChecks()
 VERIFY = FinalVerifications()
-ALL: tuple[ReviewQueue, ...] = (INSTRUCTIONS, SOLVE, SPOT, VERIFY)  # in the order pages list them
+CORRECTIONS = Corrections()
+ALL: tuple[ReviewQueue, ...] = (INSTRUCTIONS, SOLVE, SPOT, VERIFY, CORRECTIONS)  # in the order pages list them
 
-__all__ = ["ALL", "INSTRUCTIONS", "SOLVE", "SPOT", "VERIFY", "QueueCounts", "ReviewItem", "ReviewQueue", "current",
-           "get_queue", "hand_back", "next_item", "overview"]
+__all__ = ["ALL", "CORRECTIONS", "INSTRUCTIONS", "SOLVE", "SPOT", "VERIFY", "QueueCounts", "ReviewItem", "ReviewQueue",
+           "current", "get_queue", "hand_back", "next_item", "overview"]
 
 
 def overview(session, *, reviewer, cap: int | None = None, reviewer_may_verify: bool = False) -> list[QueueCounts]:
