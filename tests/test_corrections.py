@@ -276,3 +276,40 @@ def test_the_instance_page_proposes_a_fix_shows_it_waiting_and_lists_the_history
     db.refresh(revision)
     assert revision.status == "withdrawn"
     assert soup(client.get(f"/instances/{instance.id}")).select_one("#fix-form") is not None
+
+
+def test_a_spot_check_verdict_that_finds_a_problem_offers_the_fix_traced_to_it(app, db, people):
+    from app.services import spot_checks
+
+    task = make_qc_task(db, "FIX+spot", instances=4)
+    _version(db, task, people["author"])
+    spot_checks.create(db, task_id=task.id, actor_id=people["r2"].id, size=2, max_error_rate=0.5)
+    db.commit()
+    client, csrf = signed_in(app, people["r1"])
+    item = soup(client.post("/review/spot/next", headers=htmx(csrf))).select_one("#item")
+    found = client.post(f"/review/spot/{item['data-item-id']}", headers=htmx(csrf),
+                        data={"verdict": "wrong_target", "note": "It is a bird.",
+                              "lock_version": item["data-lock-version"]})
+    page = soup(found)
+    assert "flagged (wrong target)" in page.select_one("#queue-message").text
+    offer = page.select_one("#fix-offer form")
+    assert offer.select_one("input[name=reason]")["value"] == "It is a bird."
+    from app.models import SpotCheckItem
+
+    flagged = db.get(Instance, db.get(SpotCheckItem, int(item["data-item-id"])).instance_id)
+    right = next(option for option in flagged.options if option != flagged.raw_output)
+    fixed = client.post(offer["action"], headers=htmx(csrf), data={
+        "raw_output": right, "reason": "It is a bird.", "lock_version": offer.select_one("[name=lock_version]")["value"]})
+    assert fixed.status_code == 200 and "corrections queue" in soup(fixed).select_one("#fix-offer").text
+    revision = db.exec(select(Revision)).one()
+    assert (revision.origin, revision.origin_id) == ("spot_check", int(item["data-item-id"]))
+    # nobody else offers a fix on that verdict's behalf
+    other, other_csrf = signed_in(app, people["r2"])
+    assert other.post(offer["action"], headers=htmx(other_csrf), data={
+        "raw_output": "cat", "reason": "r", "lock_version": "0"}).status_code == 403
+    # the second reviewer sees the verdict behind it, and accepting brings the instance back
+    queue = soup(other.post("/review/corrections/next", headers=htmx(other_csrf)))
+    assert "wrong target: It is a bird." in queue.select_one("#fix-finding").text
+    _claim_and_decide(db, people["r2"], accept=True)
+    instance = db.get(Instance, revision.record_id, populate_existing=True)
+    assert instance.status == "active" and instance.raw_output == right

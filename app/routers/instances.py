@@ -14,6 +14,7 @@ from app.services import instances as instance_service
 from app.services import tasks as task_service
 from app.services.instances import InstanceFilters
 from app.web.deps import ANY_ROLE, BlindfoldDep, CurrentUser, RowId, SessionDep, settings_of
+from app.web.fixes import fix_values
 from app.web.forms import FormDep, form_feedback, validate_form, validate_values
 from app.web.templating import render, see_other
 
@@ -77,24 +78,6 @@ def dismiss_finding(request: Request, session: SessionDep, user: CurrentUser, bl
 def withdraw(request: Request, session: SessionDep, user: CurrentUser, revision_id: RowId):
     revision = revisions.withdraw(session, revision_id=revision_id, user_id=user.id)
     return see_other(request, f"/instances/{revision.record_id}#fixes")
-
-
-def fix_values(form) -> dict[str, object]:
-    """The Correct form's fields as InstanceFixIn takes them: an emptied optional text clears it, the options are
-    one a line, and a browser's CRLF line ends are the stored LF (or every multi-line target would differ)."""
-    def text(name: str) -> str:
-        return str(form.get(name, "")).replace("\r\n", "\n")
-
-    values: dict[str, object] = {name: form.get(name) for name in ("lock_version", "reason", "split") if name in form}
-    if "raw_output" in form:
-        values["raw_output"] = text("raw_output")
-    for name in ("input_text", "human_preferred_output"):
-        if name in form:
-            values[name] = text(name) or None
-    if "options" in form:
-        values["options"] = [line.strip() for line in text("options").split("\n") if line.strip()] or None
-    values["accept"] = "accept" in form
-    return values
 
 
 def _detail(request: Request, session, blindfold, instance_id: int, *, values: dict | None = None,

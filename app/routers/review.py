@@ -8,10 +8,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from app.schemas import AnswerIn, DecisionIn, JudgementIn, SkipIn, VerdictIn
-from app.schemas.revisions import RevisionDecisionIn
+from app.schemas.revisions import InstanceFixIn, RevisionDecisionIn
 from app.services import instance_revisions, queues, reviews, solve_tests, spot_checks, verifications
-from app.web.deps import REVIEWERS, CurrentUser, RowId, SessionDep, qc_defaults_of, settings_of
-from app.web.forms import FormDep, validate_form
+from app.services import instances as instance_service
+from app.web.deps import REVIEWERS, BlindfoldDep, CurrentUser, RowId, SessionDep, qc_defaults_of, settings_of
+from app.web.fixes import FixOffer, fix_values
+from app.web.forms import FormDep, validate_form, validate_values
 from app.web.templating import is_htmx, render, see_other
 
 router = APIRouter(prefix="/review", tags=["pages"], include_in_schema=False)
@@ -42,14 +44,15 @@ def next_item(request: Request, session: SessionDep, user: CurrentUser, form: Fo
     return _next(request, session, user, queues.get_queue(queue_name), skip=data.skip)
 
 
-def _next(request: Request, session, user, queue, *, skip: int | None = None, message: str | None = None):
+def _next(request: Request, session, user, queue, *, skip: int | None = None, message: str | None = None,
+          offer: FixOffer | None = None):
     settings = settings_of(request)
     item_id = queues.next_item(session, queue=queue, user=user, lease_s=settings.review_lease_s, skip=skip,
                                reviewer_may_verify=settings.verifier_may_be_reviewer)
     if not is_htmx(request):  # a plain form post: the queue page shows the item now held
         return see_other(request, f"/review/{queue.name}")
     item = queue.load(session, item_id=item_id, user_id=user.id) if item_id else None
-    return render(request, "review/_item.html", queue=queue, item=item, message=message)
+    return render(request, "review/_item.html", queue=queue, item=item, message=message, offer=offer)
 
 
 @router.post("/instructions/{review_id}", dependencies=[REVIEWERS])
@@ -100,6 +103,22 @@ def judge(request: Request, session: SessionDep, user: CurrentUser, form: FormDe
 @router.post("/spot/{item_id}", dependencies=[REVIEWERS])
 def verdict(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, item_id: RowId):
     data = validate_form(VerdictIn, form, optional=("note",))
-    spot_checks.record_verdict(session, item_id=item_id, lock_version=data.lock_version, user_id=user.id,
-                               verdict=data.verdict, note=data.note)
-    return _next(request, session, user, queues.SPOT, message="Verdict recorded.")
+    item = spot_checks.record_verdict(session, item_id=item_id, lock_version=data.lock_version, user_id=user.id,
+                                      verdict=data.verdict, note=data.note)
+    if data.verdict == "correct":
+        return _next(request, session, user, queues.SPOT, message="Verdict recorded: correct.")
+    instance, _ = instance_service.get_instance(session, instance_id=item.instance_id)
+    verdict = data.verdict.replace("_", " ")
+    return _next(request, session, user, queues.SPOT, offer=FixOffer(item.id, instance, data.note or verdict),
+                 message=f"Verdict recorded: {instance.source_id} is flagged ({verdict}) and left out of exports "
+                         "until a fix or a dismissal of the finding is accepted.")
+
+
+@router.post("/spot/{item_id}/fix", dependencies=[REVIEWERS])
+def fix_from_spot_check(request: Request, session: SessionDep, user: CurrentUser, blindfold: BlindfoldDep,
+                        form: FormDep, item_id: RowId):
+    """The fix offered beside the next item after a verdict that found a problem; answers the offer's place."""
+    data = validate_values(InstanceFixIn, fix_values(form))
+    revision = instance_revisions.propose_from_spot_check(session, item_id=item_id, data=data, user_id=user.id,
+                                                          blindfold=blindfold)
+    return render(request, "review/_fix_offer.html", proposed=revision, offer=None)

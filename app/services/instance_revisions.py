@@ -16,7 +16,7 @@ from sqlalchemy import delete, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
-from app.core.failures import Conflict, Invalid
+from app.core.failures import Conflict, Forbidden, Invalid, NotFound
 from app.models import (
     Instance,
     InstanceScore,
@@ -25,9 +25,12 @@ from app.models import (
     QcStatus,
     RecordKind,
     Revision,
+    RevisionOrigin,
     RevisionStatus,
     SolveTest,
     SolveTestItem,
+    SpotCheckItem,
+    SpotVerdict,
     User,
 )
 from app.qc.answers import parse_option
@@ -69,6 +72,20 @@ def propose_fix(session: Session, *, instance_id: int, data: InstanceFixIn, auth
     return revisions.propose(session, INSTANCES, record_id=instance_id, values=data.values(),
                              lock_version=data.lock_version, reason=data.reason, author_id=author_id, origin=origin,
                              accept_now=accept_now)
+
+
+def propose_from_spot_check(session: Session, *, item_id: int, data: InstanceFixIn, user_id: int,
+                            blindfold: Blindfold) -> Revision:
+    """The fix a spot checker offers right after a verdict other than *correct*, traced to that verdict."""
+    item = session.get(SpotCheckItem, item_id)
+    if item is None:
+        raise NotFound(f"There is no spot-check item with id {item_id}.")
+    verdict = item.verdict if item.reviewer_id == user_id else \
+        item.second_verdict if item.second_reviewer_id == user_id else None
+    if verdict in (None, SpotVerdict.correct):
+        raise Forbidden("A fix from a spot check comes from the reviewer whose verdict found a problem.")
+    return propose_fix(session, instance_id=item.instance_id, data=data, author_id=user_id, blindfold=blindfold,
+                       origin=Origin(RevisionOrigin.spot_check, item.id, {"verdict": verdict}))
 
 
 def dismiss_finding(session: Session, *, instance_id: int, lock_version: int, reason: str, author_id: int,

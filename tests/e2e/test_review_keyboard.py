@@ -83,9 +83,12 @@ def test_a_reviewer_decides_with_keys_only(page: Page, db):
     check = db.exec(select(SpotCheck).where(SpotCheck.task_id == task.id)).one()
     page.goto("/review/spot")
     press_and_wait(page, "w")
+    # the verdict says what it did, and offers the fix beside the next item
+    expect(page.locator("#queue-message")).to_contain_text("is flagged (wrong target) and left out of exports")
+    expect(page.locator("#fix-offer select[name=raw_output]")).to_be_visible()
     for _ in range(check.size - 1):
-        expect(page.locator(".notice")).to_have_text("Verdict recorded.")
         press_and_wait(page, "c")
+        expect(page.locator("#queue-message")).to_have_text("Verdict recorded: correct.")
     expect(page.locator("#queue-empty")).to_be_visible()
     verdicts = db.exec(select(SpotCheckItem.verdict).where(SpotCheckItem.spot_check_id == check.id)).all()
     assert sorted(verdicts).count("wrong_target") == 1 and len(verdicts) == check.size

@@ -1,0 +1,37 @@
+"""What the pages that take a fix share: the fix form's fields as `InstanceFixIn` takes them, and the offer of a
+fix that follows a spot-check verdict."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.datastructures import FormData
+
+from app.models import Instance
+
+
+@dataclass(frozen=True)
+class FixOffer:
+    """After a verdict that found a problem: fix the instance now, traced to the verdict (spot-check item)."""
+
+    item_id: int
+    instance: Instance
+    reason: str  # what the verdict said, as the fix's reason to start from
+
+
+def fix_values(form: FormData) -> dict[str, object]:
+    """A fix form's fields as InstanceFixIn takes them: an emptied optional text clears it, the options are one a
+    line, and a browser's CRLF line ends are the stored LF (or every multi-line target would differ)."""
+    def text(name: str) -> str:
+        return str(form.get(name, "")).replace("\r\n", "\n")
+
+    values: dict[str, object] = {name: form.get(name) for name in ("lock_version", "reason", "split") if name in form}
+    if "raw_output" in form:
+        values["raw_output"] = text("raw_output")
+    for name in ("input_text", "human_preferred_output"):
+        if name in form:
+            values[name] = text(name) or None
+    if "options" in form:
+        values["options"] = [line.strip() for line in text("options").split("\n") if line.strip()] or None
+    values["accept"] = "accept" in form
+    return values
