@@ -298,8 +298,9 @@ def test_a_spot_check_verdict_that_finds_a_problem_offers_the_fix_traced_to_it(a
 
     flagged = db.get(Instance, db.get(SpotCheckItem, int(item["data-item-id"])).instance_id)
     right = next(option for option in flagged.options if option != flagged.raw_output)
-    fixed = client.post(offer["action"], headers=htmx(csrf), data={
-        "raw_output": right, "reason": "It is a bird.", "lock_version": offer.select_one("[name=lock_version]")["value"]})
+    lock = offer.select_one("[name=lock_version]")["value"]
+    fixed = client.post(offer["action"], headers=htmx(csrf),
+                        data={"raw_output": right, "reason": "It is a bird.", "lock_version": lock})
     assert fixed.status_code == 200 and "corrections queue" in soup(fixed).select_one("#fix-offer").text
     revision = db.exec(select(Revision)).one()
     assert (revision.origin, revision.origin_id) == ("spot_check", int(item["data-item-id"]))
