@@ -23,6 +23,17 @@ def _line(text: str) -> str:
 
 
 @dataclass(frozen=True)
+class FixCounts:
+    """A task's fixes up to the version's pinned revision, and what stayed out."""
+
+    accepted: int = 0
+    from_model: int = 0  # a model's suggestion, proposed by a person
+    dismissed: int = 0  # findings a second person found wrong: the instance came back unchanged
+    self_accepted: int = 0  # accepted by their own author (the studio's setting was on)
+    flagged: int = 0  # instances still flagged at build time: left out
+
+
+@dataclass(frozen=True)
 class ReviewFigures:
     """What review measured on the version's tasks, for the card (app.services.quality_figures reads it): `quality`, per
     task id, its review rounds, solve test and spot check; `check_history`, per task id, the checks besides the
@@ -30,6 +41,7 @@ class ReviewFigures:
 
     quality: dict[int, Any] = field(default_factory=dict)
     check_history: dict[int, list[str]] = field(default_factory=dict)
+    fixes: dict[int, FixCounts] = field(default_factory=dict)
 
 
 def dataset_card(*, name: str, spec: ExportSpec, plans, tally, review: ReviewFigures,
@@ -90,10 +102,31 @@ def dataset_card(*, name: str, spec: ExportSpec, plans, tally, review: ReviewFig
         if dataset.citation:
             lines += ["", "```bibtex", dataset.citation.strip(), "```"]
         lines.append("")
+    lines += _fixes(plans, review.fixes)
     if tally.excluded:
         lines += ["## Left out", "", f"{tally.excluded:,} records broke the trainer's contract and were left out; "
                   "`manifest.json` names them (the first 200) and says why.", ""]
     return "\n".join(lines) + "\n"
+
+
+def _fixes(plans, fixes: dict[int, FixCounts]) -> list[str]:
+    """What review fixed and what stayed out, per task: only when something was found."""
+    rows = [(item.task.name, fixes[item.task.id]) for item in plans
+            if item.task.id in fixes and fixes[item.task.id] != FixCounts()]
+    if not rows:
+        return []
+    lines = ["## Fixes", "", "Every fix was proposed by one person and accepted by another before this version used "
+             "it; in the studio, a record's trace (a version's page: *Where does it come from?*) and its instance's "
+             "page list them.", "",
+             "| Task | Fixes accepted | From a model's suggestion | Findings dismissed | Still flagged (left out) |",
+             "|---|---:|---:|---:|---:|"]
+    lines += [f"| {_cell(name)} | {counts.accepted:,} | {counts.from_model:,} | {counts.dismissed:,} | "
+              f"{counts.flagged:,} |" for name, counts in rows]
+    own = sum(counts.self_accepted for _, counts in rows)
+    if own:
+        lines += ["", f"{own:,} of these fixes were accepted by the person who proposed them: the studio let authors "
+                  "accept their own fixes (STUDIO_CORRECTIONS_SELF_ACCEPT) when they were made."]
+    return [*lines, ""]
 
 
 def _command(data: str, output: str, start: str, extra: dict[str, str]) -> str:

@@ -9,9 +9,9 @@ from collections.abc import Iterator, Sequence
 from typing import TypeVar
 
 from sqlalchemy import Row
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from app.models import ConversationItem, Image, Instance, InstanceStatus, Task
+from app.models import ConversationItem, Image, Instance, InstanceStatus, RecordKind, Revision, RevisionStatus, Task
 
 T = TypeVar("T")
 MASK = (1 << 64) - 1
@@ -40,11 +40,45 @@ def _start(seed: int, salt: int) -> int:
     return mix(seed, salt) >> 33  # an rkey in [0, 2^31)
 
 
-def draw_instance_batches(session: Session, *, task_id: int, seed: int, cap: int) -> Iterator[list[tuple]]:
+def draw_instance_batches(session: Session, *, task_id: int, seed: int, cap: int,
+                          revisions_through: int | None = None) -> Iterator[list[tuple]]:
     """Up to `cap` active instances of the task (all if it has fewer), in rkey order from a seeded start, with
     what rendering needs and their image's address: (id, input_text, options, raw_output, human_preferred_output,
     sha256, format) tuples, streamed in batches straight from the driver (an export reads 1.66M of them; the
-    ORM's and even Core's per-row work would be a third of its time). `options` is JSON text on SQLite."""
+    ORM's and even Core's per-row work would be a third of its time). `options` is JSON text on SQLite.
+    `revisions_through`: the values as they were then, for instances fixed by a later accepted revision."""
+    earlier = _values_before(session, task_id, revisions_through)
+    for rows in _draw(session, task_id=task_id, seed=seed, cap=cap):
+        yield [_as_of(row, earlier[row[0]]) if row[0] in earlier else row for row in rows] if earlier else rows
+
+
+REVISED_COLUMNS = {"input_text": 1, "options": 2, "raw_output": 3, "human_preferred_output": 4}  # in the row
+
+
+def _values_before(session: Session, task_id: int, revisions_through: int | None) -> dict[int, dict[str, object]]:
+    """Per instance fixed after `revisions_through`, the values its fields had then: the `before` of the first
+    later change of each field. One indexed query; nothing when no fix came later (the usual build)."""
+    if revisions_through is None:
+        return {}
+    later = session.execute(select(Revision.record_id, Revision.changes).where(
+        Revision.task_id == task_id, Revision.record_kind == RecordKind.instance,
+        Revision.status == RevisionStatus.accepted, col(Revision.id) > revisions_through).order_by(Revision.id.desc()))
+    values: dict[int, dict[str, object]] = {}
+    for instance_id, changes in later:
+        for name, change in changes.items():
+            values.setdefault(instance_id, {})[name] = change["before"]
+    return values
+
+
+def _as_of(row: tuple, values: dict[str, object]) -> tuple:
+    fields = list(row)
+    for name, value in values.items():
+        if name in REVISED_COLUMNS:
+            fields[REVISED_COLUMNS[name]] = value
+    return tuple(fields)
+
+
+def _draw(session: Session, *, task_id: int, seed: int, cap: int) -> Iterator[list[tuple]]:
     columns = (Instance.id, Instance.input_text, Instance.options, Instance.raw_output,
                Instance.human_preferred_output, Image.sha256, Image.format)
     base = (select(*columns).outerjoin(Image, Image.id == Instance.image_id)

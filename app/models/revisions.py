@@ -55,8 +55,9 @@ class Revision(SQLModel, table=True):
     record_kind: str = Field(max_length=20)
     record_id: int
     task_id: int | None = Field(default=None, foreign_key="task.id", ondelete="CASCADE")
-    # {field: {"before": value, "after": value}}; empty for a dismissal (the finding was wrong, nothing to change)
+    # {field: {"before": value, "after": value}}; empty for a dismissal
     changes: dict[str, Any] = json_field(nullable=False, default_factory=dict)
+    dismissal: bool = False  # the finding behind it was wrong: nothing changes but the finding's consequences
     reason: str = Field(sa_type=Text)
     origin: str = Field(default=RevisionOrigin.manual, max_length=20)
     origin_id: int | None = None  # the spot-check or solve-test item, or the model, that led to it

@@ -19,6 +19,7 @@ from app.web.deps import (
     ANY_ROLE,
     EDITORS,
     PREVIEWERS,
+    BlindfoldDep,
     CurrentPrincipal,
     CurrentUser,
     RowId,
@@ -62,11 +63,13 @@ def create_version(request: Request, session: SessionDep, principal: CurrentPrin
 
 
 @router.get("/trace", dependencies=[ANY_ROLE])
-def trace(request: Request, session: SessionDep, id: Annotated[str, Query(max_length=300)]):
+def trace(request: Request, session: SessionDep, blindfold: BlindfoldDep, id: Annotated[str, Query(max_length=300)]):
     """Where an exported record comes from: its id names the task, the instance and the instruction version;
-    this page shows them with the version's reviews and the instance's spot-check verdicts."""
-    return render(request, "versions/trace.html", record_id=id,
-                  origin=version_service.trace(session, record_id=id))
+    this page shows them with the version's reviews, the instance's spot-check verdicts and the fixes that made
+    its values (not to someone who must not see its target now)."""
+    origin = version_service.trace(session, record_id=id)
+    return render(request, "versions/trace.html", record_id=id, origin=origin,
+                  fixes_hidden=blindfold.hides(origin.instance.id))
 
 
 @router.get("/diff", dependencies=[ANY_ROLE])

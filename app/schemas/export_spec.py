@@ -33,6 +33,9 @@ class ExportSpec(BaseModel):
     image_tokens: int = Field(576, ge=0, le=1_000_000,
                               description="Tokens an image takes in the trainer (LLaVA-1.5: 576).")
     images_as_tar: bool = Field(False, description="Ship the images as one images.tar instead of a folder.")
+    revisions_through: RowIdValue | None = Field(
+        None, description="Instances as they were once the fixes up to this revision were accepted (later fixes are "
+        "left out), so that building the spec again gives the same bytes. A new version pins the newest.")
 
     @field_validator("task_ids")
     @classmethod
@@ -41,6 +44,8 @@ class ExportSpec(BaseModel):
 
     def canonical(self) -> bytes:
         data = self.model_dump(mode="json")
+        if data["revisions_through"] is None:  # specs from before fixes existed keep their digest
+            del data["revisions_through"]
         data["instruction_version_ids"] = {str(task): sorted(set(ids)) for task, ids in
                                            sorted(self.instruction_version_ids.items())}
         return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)

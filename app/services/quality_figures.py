@@ -11,14 +11,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 
-from sqlalchemy import BindParameter, bindparam, func
-from sqlmodel import Session, select
+from sqlalchemy import BindParameter, bindparam, case, func
+from sqlmodel import Session, col, select
 
-from app.exports.card import ReviewFigures
+from app.exports.card import FixCounts, ReviewFigures
 from app.models import (
     QcStatus,
     Review,
     ReviewSubject,
+    Revision,
+    RevisionOrigin,
+    RevisionStatus,
     SolveTest,
     SolveTestItem,
     SourceDataset,
@@ -148,10 +151,29 @@ def _rows(session: Session, tasks: list[Task]) -> list[TaskQuality]:
     return rows
 
 
-def review_figures(session: Session, *, task_ids: list[int]) -> ReviewFigures:
-    """What a version's dataset card says of review, for these tasks."""
+def review_figures(session: Session, *, task_ids: list[int], revisions_through: int | None = None) -> ReviewFigures:
+    """What a version's dataset card says of review, for these tasks (fixes up to the version's pin)."""
     return ReviewFigures(quality={row.task.id: row for row in per_task(session, task_ids=task_ids)},
-                         check_history=check_history(session, task_ids=task_ids))
+                         check_history=check_history(session, task_ids=task_ids),
+                         fixes=fix_counts(session, task_ids=task_ids, revisions_through=revisions_through))
+
+
+def fix_counts(session: Session, *, task_ids: list[int], revisions_through: int | None) -> dict[int, FixCounts]:
+    """Per task: accepted fixes (and of them, a model's suggestions and their author's own), dismissed findings,
+    and instances still flagged."""
+    counted: dict[int, dict[str, int]] = {task_id: {} for task_id in task_ids}
+    if revisions_through is not None:
+        rows = session.exec(select(
+            Revision.task_id, func.count(), func.sum(case((Revision.origin == RevisionOrigin.model_suggestion, 1),
+                                                          else_=0)),
+            func.sum(case((Revision.dismissal, 1), else_=0)), func.sum(case((Revision.self_accepted, 1), else_=0)))
+            .where(Revision.task_id.in_(task_ids), Revision.status == RevisionStatus.accepted,
+                   col(Revision.id) <= revisions_through).group_by(Revision.task_id))
+        for task_id, accepted, from_model, dismissed, own in rows:
+            counted[task_id] = {"accepted": accepted - dismissed, "from_model": from_model, "dismissed": dismissed,
+                                "self_accepted": own}
+    flagged = dict(session.exec(select(Task.id, Task.flagged_count).where(Task.id.in_(task_ids))).all())
+    return {task_id: FixCounts(**values, flagged=flagged.get(task_id, 0)) for task_id, values in counted.items()}
 
 
 def check_history(session: Session, *, task_ids: list[int]) -> dict[int, list[str]]:

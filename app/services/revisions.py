@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -73,8 +73,9 @@ def propose(session: Session, revisable: Revisable, *, record_id: int, values: d
     revisable.check(session, record, {name: getattr(record, name) for name in revisable.fields}
                     | {name: change["after"] for name, change in changes.items()})
     revision = Revision(record_kind=revisable.kind, record_id=record.id, task_id=revisable.task_of(record),
-                        changes=changes, reason=reason.strip(), origin=origin.kind, origin_id=origin.id,
-                        origin_detail=origin.detail, base_lock_version=record.lock_version, author_id=author_id)
+                        changes=changes, dismissal=dismissal, reason=reason.strip(), origin=origin.kind,
+                        origin_id=origin.id, origin_detail=origin.detail, base_lock_version=record.lock_version,
+                        author_id=author_id)
     session.add(revision)
     try:
         session.flush()
@@ -180,6 +181,11 @@ def open_revision_id(session: Session, revisable: Revisable, *, record_id: int) 
     return session.exec(select(Revision.id).where(Revision.record_kind == revisable.kind,
                                                   Revision.record_id == record_id,
                                                   Revision.status == RevisionStatus.proposed)).first()
+
+
+def newest_accepted_id(session: Session) -> int | None:
+    """The newest accepted revision: a version pins it, so that building its spec again uses the same values."""
+    return session.exec(select(func.max(Revision.id)).where(Revision.status == RevisionStatus.accepted)).one()
 
 
 def original_values(revisable: Revisable, record, revisions: list[Revision]) -> dict[str, Any]:

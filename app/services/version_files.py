@@ -54,7 +54,8 @@ def build_files(engine: Engine, settings: Settings, version: DatasetVersion, spe
     finished but not published (the store went away) is published again, not rebuilt."""
     folder = folder_of(settings, version)
     with Session(engine) as session:
-        review = quality_figures.review_figures(session, task_ids=spec.task_ids)
+        review = quality_figures.review_figures(session, task_ids=spec.task_ids,
+                                                 revisions_through=spec.revisions_through)
     if not on_object_storage(settings):
         return build(engine, spec=spec, destination=folder, media=open_media(settings.media_location),
                      count_tokens=count_tokens, on_progress=on_progress, name=version.name,

@@ -24,6 +24,7 @@ from app.models import (
     InstructionVersion,
     JobKind,
     RegisteredModel,
+    RevisionStatus,
     SpotCheckItem,
     Task,
     TaskStatus,
@@ -35,7 +36,7 @@ from app.schemas import FinetuneIn
 from app.schemas.export_spec import ExportSpec
 from app.schemas.jobs import ExportPayload, FinetunePayload
 from app.schemas.manifest import Manifest
-from app.services import audit, checks, instructions, jobs, version_files
+from app.services import audit, checks, instance_revisions, instructions, jobs, revisions, version_files
 from app.services import registered_models as model_service
 
 
@@ -64,6 +65,8 @@ def create(session: Session, *, spec: ExportSpec, name: str | None, actor_id: in
            enqueue: bool = True, qc_override_reason: str | None = None, may_override: bool = False) -> DatasetVersion:
     """Records the version (building) and queues its build; refuses a spec that cannot be built, and one with a
     task whose latest quality check failed unless an admin (`may_override`) gives the reason the card will state."""
+    if spec.revisions_through is None:
+        spec = spec.model_copy(update={"revisions_through": revisions.newest_accepted_id(session)})
     try:
         plan(session, spec)
     except BuildError as error:
@@ -252,6 +255,7 @@ class Origin:
     version: InstructionVersion
     reviews: list  # (Review, reviewer name), newest first
     verdicts: list[SpotCheckItem]
+    fixes: list  # instance_revisions.Entry, oldest first: the chain from the import to the values exported
 
 
 def trace(session: Session, *, record_id: str) -> Origin:
@@ -269,7 +273,9 @@ def trace(session: Session, *, record_id: str) -> Origin:
     reviews = instructions.review_comments(session, instruction_id=version.instruction_id).get(version.id, [])
     verdicts = list(session.exec(select(SpotCheckItem).where(SpotCheckItem.instance_id == instance.id,
                                                              SpotCheckItem.decided_at.is_not(None))))
-    return Origin(task, instance, version, reviews, verdicts)
+    fixes = [entry for entry in reversed(instance_revisions.history_entries(session, instance_id=instance.id))
+             if entry.revision.status == RevisionStatus.accepted]
+    return Origin(task, instance, version, reviews, verdicts, fixes)
 
 
 def has_stage2(version: DatasetVersion) -> bool:

@@ -1,0 +1,95 @@
+"""What fixes do to versions: a build uses the accepted values, pins the newest accepted revision so that its spec
+builds the same bytes later whatever was fixed since, its card counts the fixes per task, and a record's trace
+shows the chain from the import through each fix."""
+
+from __future__ import annotations
+
+import json
+
+from sqlmodel import select
+
+from app.core.storage import MediaStore
+from app.exports.build import build
+from app.models import Instance, Revision, Role, SolveTestItem
+from app.prompts.tokens import estimate
+from app.schemas.export_spec import ExportSpec
+from app.schemas.revisions import InstanceFixIn, RevisionDecisionIn
+from app.services import instance_revisions, queues, revisions
+from app.services.blinding import NONE
+from app.services.quality_figures import review_figures
+from app.services.revisions import Origin
+from tests.factories import make_user, soup
+from tests.review_helpers import approve, make_qc_task, signed_in, submit_instruction
+
+
+def _build(app, db, settings, spec: ExportSpec, folder: str) -> tuple[dict, str]:
+    out = settings.data_dir / "exports" / folder
+    manifest = build(app.state.engine, spec=spec, destination=out, media=MediaStore(settings.media_dir),
+                     count_tokens=estimate, name=folder, review=review_figures(
+                         db, task_ids=spec.task_ids, revisions_through=spec.revisions_through))
+    return manifest, (out / "stage1.json").read_text(encoding="ascii")
+
+
+def _fix_and_accept(db, instance: Instance, author, reviewer, origin: Origin = revisions.MANUAL, **values):
+    db.refresh(instance)
+    instance_revisions.propose_fix(db, instance_id=instance.id, author_id=author.id, blindfold=NONE, origin=origin,
+                                   data=InstanceFixIn(lock_version=instance.lock_version, reason="fix", **values))
+    revision_id = queues.next_item(db, queue=queues.CORRECTIONS, user=reviewer, lease_s=600)
+    revision = db.get(Revision, revision_id, populate_existing=True)
+    return instance_revisions.decide(db, revision_id=revision_id, user_id=reviewer.id, data=RevisionDecisionIn(
+        decision="accept", lock_version=revision.lock_version))
+
+
+def test_a_version_uses_accepted_values_pins_them_and_counts_the_fixes_on_its_card(app, db, settings):
+    from app.services import versions as version_service
+
+    author, r1, r2 = make_user(db, Role.author), make_user(db, Role.reviewer), make_user(db, Role.reviewer)
+    task = make_qc_task(db, "PIN+answers", instances=6, kind="short")
+    _, _, review = submit_instruction(db, task, author)
+    first, second = db.exec(select(Instance).where(Instance.task_id == task.id).order_by(Instance.id).limit(2)).all()
+    _fix_and_accept(db, first, author, r1, raw_output="41 apples")
+    _fix_and_accept(db, second, author, r2, raw_output="42 apples",
+                    origin=Origin(revisions.RevisionOrigin.model_suggestion, None, {"model": "m"}))
+    approve(db, review)  # after the fixes: the blind solve test it opens keeps its instances from reviewers' fixes
+    pinned = version_service.create(db, spec=ExportSpec(task_ids=[task.id], seed=1), name="pinned", actor_id=None,
+                                    enqueue=False)
+    spec = ExportSpec.model_validate(pinned.spec)
+    assert spec.revisions_through == revisions.newest_accepted_id(db)
+    _, records = _build(app, db, settings, spec, "before")
+    targets = _targets(records)
+    assert targets[str(first.id)] == "41 apples" and targets[str(second.id)] == "42 apples"
+    card = (settings.data_dir / "exports" / "before" / "README.md").read_text()
+    assert "## Fixes" in card and "| PIN+answers | 2 | 1 | 0 | 0 |" in card
+
+    # A fix accepted after the version was made does not change what its spec builds (of an instance outside the
+    # blind solve test the approval opened: its reviewers may not see the targets of those in it).
+    blind = db.exec(select(SolveTestItem.instance_id)).all()
+    later = db.exec(select(Instance).where(Instance.task_id == task.id, Instance.id.not_in(blind))
+                    .order_by(Instance.id)).first()
+    _fix_and_accept(db, later, author, r1, raw_output="43 apples")
+    _, again = _build(app, db, settings, spec, "again")
+    assert again == records and _targets(again)[str(later.id)] != "43 apples"
+    fresh = ExportSpec(task_ids=[task.id], seed=1, revisions_through=revisions.newest_accepted_id(db))
+    assert _targets(_build(app, db, settings, fresh, "fresh")[1])[str(later.id)] == "43 apples"
+
+
+def _targets(stage1: str) -> dict[str, str]:
+    return {record["id"].split("/")[1]: record["conversations"][1]["value"] for record in json.loads(stage1)}
+
+
+def test_a_records_trace_shows_the_chain_from_the_import_through_each_fix(app, db):
+    author, reviewer = make_user(db, Role.author), make_user(db, Role.reviewer)
+    task = make_qc_task(db, "TRACE+answers", instances=2, kind="short")
+    version = submit_instruction(db, task, author)[1]
+    instance = db.exec(select(Instance).where(Instance.task_id == task.id).order_by(Instance.id)).first()
+    imported = instance.raw_output
+    _fix_and_accept(db, instance, author, reviewer, raw_output="5 apples")
+    _fix_and_accept(db, instance, author, reviewer, raw_output="6 apples")
+    client, _ = signed_in(app, author)
+    response = client.get("/versions/trace", params={"id": f"{task.name}/{instance.id}/v{version.id}"})
+    assert response.status_code == 200, response.text
+    page = soup(response)
+    chain = [item.text for item in page.select("#fixes ol.chain li")]
+    assert chain[0].startswith("imported") and len(chain) == 3
+    assert imported in chain[1] and "5 apples" in chain[1] and "5 apples" in chain[2] and "6 apples" in chain[2]
+    assert reviewer.display_name in chain[2]
