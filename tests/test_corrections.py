@@ -314,3 +314,41 @@ def test_a_spot_check_verdict_that_finds_a_problem_offers_the_fix_traced_to_it(a
     _claim_and_decide(db, people["r2"], accept=True)
     instance = db.get(Instance, revision.record_id, populate_existing=True)
     assert instance.status == "active" and instance.raw_output == right
+
+
+def test_the_models_suggestion_is_shown_and_proposed_by_one_button_traced_to_the_model(app, db, people):
+    from app.models import ModelOutput
+
+    task = make_qc_task(db, "FIX+suggest", instances=3)
+    free = make_qc_task(db, "FIX+suggest_free", instances=1, kind="short")
+    model, version = _model(db), _version(db, task, people["author"])
+    instances = db.exec(select(Instance).where(Instance.task_id == task.id).order_by(Instance.id)).all()
+    for instance in instances:  # the model puts 0.9 on the option after the target's
+        probabilities = [0.05] * 3
+        probabilities[(instance.options.index(instance.raw_output) + 1) % 3] = 0.9
+        db.add(InstanceScore(instance_id=instance.id, task_id=task.id, model_id=model.id, greedy_matched=False,
+                             instruction_version_id=version.id, loss=2.0, option_probabilities=probabilities))
+    short = _first(db, free)
+    db.add(ModelOutput(instance_id=short.id, instruction_version_id=_version(db, free, people["author"]).id,
+                       model_name=model.name, output="12 apples"))
+    db.add(InstanceScore(instance_id=short.id, task_id=free.id, model_id=model.id, greedy_matched=False,
+                         instruction_version_id=db.exec(select(ModelOutput.instruction_version_id)).one(), loss=3.0))
+    db.commit()
+    client, csrf = signed_in(app, people["author"])
+    grid = soup(client.get(f"/tasks/{task.id}/instances", params={"order": "doubt"}))
+    cards = grid.select("article.instance-card form.suggestion")
+    assert len(cards) == 3 and "(0.90)" in cards[0].text
+    target = instances[0]
+    wanted = target.options[(target.options.index(target.raw_output) + 1) % 3]
+    page = soup(client.get(f"/instances/{target.id}"))
+    assert wanted in page.select_one("#suggestion strong").text
+    proposed = client.post(f"/instances/{target.id}/suggestion", headers=htmx(csrf),
+                           data={"lock_version": "0", "model_id": str(model.id), "raw_output": "tampered"})
+    assert proposed.status_code == 200 and "corrections queue" in proposed.text
+    revision = db.exec(select(Revision)).one()
+    assert revision.changes["raw_output"]["after"] == wanted and revision.origin == "model_suggestion"
+    assert revision.origin_id == model.id and revision.origin_detail["probability"] == 0.9
+    assert model.name in revision.reason
+    # a free-text task's suggestion is the model's answer from a preview
+    page = soup(client.get(f"/instances/{short.id}"))
+    assert page.select_one("#suggestion strong").text == "12 apples"

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request
 
 from app.core.failures import Conflict, Invalid
-from app.schemas.revisions import SPLITS, DismissalIn, InstanceFixIn
+from app.schemas.revisions import SPLITS, DismissalIn, InstanceFixIn, SuggestionIn
 from app.services import instance_revisions, revisions
 from app.services import instances as instance_service
 from app.services import tasks as task_service
@@ -16,7 +16,7 @@ from app.services.instances import InstanceFilters
 from app.web.deps import ANY_ROLE, BlindfoldDep, CurrentUser, RowId, SessionDep, settings_of
 from app.web.fixes import fix_values
 from app.web.forms import FormDep, form_feedback, validate_form, validate_values
-from app.web.templating import render, see_other
+from app.web.templating import is_htmx, render, see_other
 
 router = APIRouter(tags=["pages"], include_in_schema=False, dependencies=[ANY_ROLE])
 
@@ -61,6 +61,24 @@ def propose_fix(request: Request, session: SessionDep, user: CurrentUser, blindf
     return see_other(request, f"/instances/{instance_id}#fixes")
 
 
+@router.post("/instances/{instance_id}/suggestion")
+def propose_suggestion(request: Request, session: SessionDep, user: CurrentUser, blindfold: BlindfoldDep,
+                       form: FormDep, instance_id: RowId):
+    """One button (on the instance page, or beside a doubtful instance in the grid): the model's suggestion as a
+    proposed fix, for a second person to decide."""
+    data = validate_form(SuggestionIn, form)
+    try:
+        instance_revisions.propose_suggestion(session, instance_id=instance_id, lock_version=data.lock_version,
+                                              model_id=data.model_id, author_id=user.id, blindfold=blindfold)
+    except (Invalid, Conflict) as error:
+        if is_htmx(request):
+            raise
+        return _detail(request, session, blindfold, instance_id, **form_feedback(error))
+    if is_htmx(request):  # from the grid: the card says so in place
+        return render(request, "instances/_proposed.html", instance_id=instance_id)
+    return see_other(request, f"/instances/{instance_id}#fixes")
+
+
 @router.post("/instances/{instance_id}/dismiss")
 def dismiss_finding(request: Request, session: SessionDep, user: CurrentUser, blindfold: BlindfoldDep,
                     form: FormDep, instance_id: RowId):
@@ -88,4 +106,5 @@ def _detail(request: Request, session, blindfold, instance_id: int, *, values: d
     return render(request, "instances/detail.html", status_code=status_code, instance=instance, image=image,
                   task=task, blindfold=blindfold, values=values or {}, errors=errors or {}, message=message,
                   history=[] if hidden else instance_revisions.history_entries(session, instance_id=instance.id),
+                  suggestion=None if hidden else instance_revisions.suggestion_for(session, instance=instance),
                   self_accept=settings_of(request).corrections_self_accept, splits=SPLITS)

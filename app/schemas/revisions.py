@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from app.core import limits
-from app.models.types import LockVersion
+from app.models.types import LockVersion, RowIdValue
 
 
 def _no_nul(value: str) -> str:
@@ -70,6 +70,13 @@ class DismissalIn(BaseModel):
 
     lock_version: LockVersion
     reason: str = Field(min_length=1, max_length=limits.NOTE, description="Why the finding was wrong.")
+
+
+class SuggestionIn(BaseModel):
+    """Propose the model's suggestion as the target (the studio works it out again from the model's scores)."""
+
+    lock_version: LockVersion
+    model_id: RowIdValue
 
 
 class RevisionDecisionIn(BaseModel):

@@ -36,9 +36,11 @@ from app.models import (
 from app.qc.answers import parse_option
 from app.schemas.revisions import EDITABLE, InstanceFixIn, InstanceOut, RevisionDecisionIn
 from app.services import audit, leases, revisions
+from app.services import scores as score_service
 from app.services.blinding import Blindfold
 from app.services.instances import get_instance
 from app.services.revisions import MANUAL, Origin, Revisable
+from app.services.suggestions import Suggestion, suggestions
 from app.services.tasks import refresh_instance_counts
 
 SCORED_FIELDS = frozenset({"input_text", "options", "raw_output"})  # what a model's loss on the instance depends on
@@ -72,6 +74,28 @@ def propose_fix(session: Session, *, instance_id: int, data: InstanceFixIn, auth
     return revisions.propose(session, INSTANCES, record_id=instance_id, values=data.values(),
                              lock_version=data.lock_version, reason=data.reason, author_id=author_id, origin=origin,
                              accept_now=accept_now)
+
+
+def suggestion_for(session: Session, *, instance: Instance, model_id: int | None = None) -> Suggestion | None:
+    """The suggestion of the model whose scores rank the instance's task (the newest, or `model_id`'s)."""
+    scores = score_service.chosen_set(session, task_id=instance.task_id, model_id=model_id)
+    return None if scores is None else suggestions(session, scores=scores, instances=[instance]).get(instance.id)
+
+
+def propose_suggestion(session: Session, *, instance_id: int, lock_version: int, model_id: int, author_id: int,
+                       blindfold: Blindfold) -> Revision:
+    """A person proposes the model's suggestion as the target (worked out here again, never taken from the
+    request), traced to the model; a second person still decides it."""
+    _refuse_blind(blindfold, instance_id)
+    instance, _ = get_instance(session, instance_id=instance_id)
+    suggestion = suggestion_for(session, instance=instance, model_id=model_id)
+    if suggestion is None:
+        raise Conflict("The model has no suggestion for this instance (any more): its answer is the target.")
+    odds = f" (probability {suggestion.probability:.2f})" if suggestion.probability is not None else ""
+    return revisions.propose(session, INSTANCES, record_id=instance.id, values={"raw_output": suggestion.text},
+                             lock_version=lock_version, author_id=author_id,
+                             reason=f"{suggestion.model_name} suggests “{suggestion.text}”{odds}.",
+                             origin=Origin(RevisionOrigin.model_suggestion, model_id, suggestion.origin_detail()))
 
 
 def propose_from_spot_check(session: Session, *, item_id: int, data: InstanceFixIn, user_id: int,

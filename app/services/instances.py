@@ -15,6 +15,7 @@ from app.services import blinding
 from app.services import scores as score_service
 from app.services.blinding import Blindfold
 from app.services.scores import ScoreSet
+from app.services.suggestions import Suggestion, suggestions
 from app.services.tasks import escape_like
 
 
@@ -37,6 +38,7 @@ class InstancePage:
     next_after: int | None  # an id, or a rank when ordered by doubt
     doubts: dict[int, Doubt] = field(default_factory=dict)  # by instance id, when ordered by doubt
     scores: ScoreSet | None = None  # what the doubt comes from
+    suggestions: dict[int, Suggestion] = field(default_factory=dict)  # the model's, where it is not the target
 
 
 def list_instances(session: Session, *, task_id: int, filters: InstanceFilters, after: int | None = None,
@@ -67,7 +69,8 @@ def _by_doubt(session: Session, *, task_id: int, filters: InstanceFilters, after
         select(Instance).where(Instance.id.in_([doubt.instance_id for doubt in page])))} if page else {}
     instances = [by_id[doubt.instance_id] for doubt in page]
     return InstancePage(instances, _images(session, instances), page[-1].rank if len(shown) > limit else None,
-                        {doubt.instance_id: doubt for doubt in page}, scores)
+                        {doubt.instance_id: doubt for doubt in page}, scores,
+                        suggestions(session, scores=scores, instances=instances))
 
 
 def _filtered(query, task_id: int, filters: InstanceFilters, after: int | None, blindfold: Blindfold):
