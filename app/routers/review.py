@@ -109,7 +109,9 @@ def verdict(request: Request, session: SessionDep, user: CurrentUser, form: Form
         return _next(request, session, user, queues.SPOT, message="Verdict recorded: correct.")
     instance, _ = instance_service.get_instance(session, instance_id=item.instance_id)
     verdict = data.verdict.replace("_", " ")
-    return _next(request, session, user, queues.SPOT, offer=FixOffer(item.id, instance, data.note or verdict),
+    offer = FixOffer(item.id, instance, data.note or verdict,
+                     instance_revisions.suggestion_for(session, instance=instance))
+    return _next(request, session, user, queues.SPOT, offer=offer,
                  message=f"Verdict recorded: {instance.source_id} is flagged ({verdict}) and left out of exports "
                          "until a fix or a dismissal of the finding is accepted.")
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from starlette.datastructures import FormData
 
 from app.models import Instance
+from app.services.suggestions import Suggestion
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,7 @@ class FixOffer:
     item_id: int
     instance: Instance
     reason: str  # what the verdict said, as the fix's reason to start from
+    suggestion: Suggestion | None = None  # the model's, when it has one: proposed with one button
 
 
 def fix_values(form: FormData) -> dict[str, object]:
