@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = [[], ["migrate"], ["demo"], ["serve"], ["users"], ["users", "create"], ["users", "list"],
             ["users", "reset-password"], ["tokens"], ["tokens", "create"], ["import"], ["import", "unified"],
             ["import", "llava"], ["import", "conversations"],
-            ["import", "metadata"], ["import", "table"], ["import", "instructions"], ["export"], ["validate"],
+            ["import", "metadata"], ["import", "table"], ["import", "instructions"], ["import", "corrections"],
+            ["export"], ["validate"],
             ["models"],
             ["models", "add"], ["models", "list"]]
 
@@ -229,3 +230,29 @@ def test_import_instructions_from_the_command_line_exits_by_what_happened(cli_en
     broken = tmp_path / "broken.yaml"
     broken.write_text("- task: [\n")
     assert run(["import", "instructions", str(broken), "--author", "ada@lab.org"], cli_env).returncode == 2
+
+
+def test_import_corrections_from_the_command_line_proposes_all_or_nothing(cli_env, tmp_path):
+    assert run(["migrate"], cli_env).returncode == 0
+    (tmp_path / "qa.csv").write_text("id,q,a\n1,What?,That\n2,Who?,Them\n")
+    assert run(["import", "table", str(tmp_path / "qa.csv"), "--map", "q->input_text", "--map", "a->raw_output",
+                "--map", "id->instance_id", "--dataset", "DOCS", "--task", "qa"], cli_env).returncode == 0
+    assert run(["users", "create", "--email", "ada@lab.org", "--role", "reviewer"], cli_env).returncode == 0
+    bad = tmp_path / "bad.csv"
+    bad.write_text("task,source_id,field,value,reason\nDOCS+qa,1,raw_output,This,typo\nDOCS+qa,9,raw_output,x,y\n"
+                   "DOCS+qa,2,colour,red,z\n")
+    refused = run(["import", "corrections", str(bad), "--author", "ada@lab.org"], cli_env)
+    assert refused.returncode == 1 and "nothing was imported" in refused.stderr
+    assert "bad.csv:3: source_id: no instance '9' in task 'DOCS+qa'" in refused.stderr
+    assert "bad.csv:4: field: 'colour' is not one of" in refused.stderr
+    good = tmp_path / "good.csv"
+    good.write_text("task,source_id,field,value,reason\nDOCS+qa,1,raw_output,This,typo\n")
+    done = run(["import", "corrections", str(good), "--author", "ada@lab.org"], cli_env)
+    assert done.returncode == 0, done.stderr
+    assert "good.csv: 1 fixes proposed for a second person to accept" in done.stdout
+    again = run(["import", "corrections", str(good), "--author", "ada@lab.org"], cli_env)
+    assert again.returncode == 1 and "already waiting for review" in again.stderr
+    assert run(["import", "corrections", str(good), "--author", "who@lab.org"], cli_env).returncode == 2
+    (tmp_path / "empty.csv").write_text("field,value\n")
+    assert run(["import", "corrections", str(tmp_path / "empty.csv"), "--author", "ada@lab.org"],
+               cli_env).returncode == 2

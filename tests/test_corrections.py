@@ -352,3 +352,38 @@ def test_the_models_suggestion_is_shown_and_proposed_by_one_button_traced_to_the
     # a free-text task's suggestion is the model's answer from a preview
     page = soup(client.get(f"/instances/{short.id}"))
     assert page.select_one("#suggestion strong").text == "12 apples"
+
+
+def test_a_corrections_file_is_proposed_whole_or_refused_by_line(db, people, tmp_path):
+    import json
+
+    from app.ingest.corrections import CorrectionsInvalid, import_corrections
+
+    task = make_qc_task(db, "FIX+file", instances=3)
+    first, second, third = db.exec(select(Instance).where(Instance.task_id == task.id).order_by(Instance.id)).all()
+    other = next(option for option in first.options if option != first.raw_output)
+    bad = tmp_path / "fixes.jsonl"
+    bad.write_text("\n".join(json.dumps(row) for row in [
+        {"instance_id": first.id, "field": "raw_output", "value": other, "reason": "mislabelled"},
+        {"instance_id": first.id, "field": "raw_output", "value": other, "reason": "again"},
+        {"task": task.name, "source_id": second.source_id, "field": "raw_output", "value": "horse"},
+        {"instance_id": 999_999, "field": "raw_output", "value": "x"},
+        {"instance_id": third.id, "field": "input_text", "value": "a\u0000b"},
+    ]) + "\n")
+    with pytest.raises(CorrectionsInvalid) as refused:
+        import_corrections(db, path=bad, actor_id=people["author"].id)
+    problems = "\n".join(refused.value.problems)
+    assert "fixes.jsonl:2: field: raw_output of this instance is changed on line 1 already" in problems
+    assert "fixes.jsonl:3: raw_output: The target must name one of the options" in problems
+    assert "fixes.jsonl:4: instance_id: no instance 999999" in problems
+    assert "fixes.jsonl:5: input_text: must not contain NUL characters" in problems
+    assert db.exec(select(Revision)).all() == []  # nothing half-written
+    good = tmp_path / "fixes.csv"
+    options = '"[""cat"", ""dog"", ""bird"", ""fox""]"'
+    good.write_text(f"instance_id,task,source_id,field,value,reason\n{first.id},,,raw_output,{other},mislabelled\n"
+                    f",{task.name},{second.source_id},options,{options},a missing option\n")
+    report = import_corrections(db, path=good, actor_id=people["author"].id)
+    assert len(report.proposed) == 2
+    proposals = db.exec(select(Revision).order_by(Revision.record_id)).all()
+    assert [r.origin for r in proposals] == ["file", "file"] and proposals[0].origin_detail["line"] == 2
+    assert proposals[1].changes["options"]["after"] == ["cat", "dog", "bird", "fox"]

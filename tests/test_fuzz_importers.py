@@ -28,8 +28,18 @@ from sqlmodel import Session, select
 
 from app.core.storage import MediaStore
 from app.ingest.requests import failure, request_model
-from app.models import ConversationItem, Image, Instance, Instruction, InstructionVersion, SourceDataset, Task
-from tests.factories import make_task
+from app.models import (
+    ConversationItem,
+    Image,
+    Instance,
+    Instruction,
+    InstructionVersion,
+    Revision,
+    Role,
+    SourceDataset,
+    Task,
+)
+from tests.factories import make_task, make_user
 
 EXAMPLES = int(os.environ.get("STUDIO_FUZZ_EXAMPLES", "60"))
 HOSTILE = [b"\x00", b"\\u0000", b"\xff\xfe", b"\xef\xbb\xbf", b"\xed\xa0\x80", b"\\ud800", b'"', b"{", b"}",
@@ -75,6 +85,12 @@ INSTRUCTIONS = b"""- task: SHAPES+colour
   option_style: dot_capitals
 """
 
+CORRECTIONS = b"""task,source_id,field,value,reason
+SHAPES+colour,SHAPES+colour-0,raw_output,red,it is red
+SHAPES+colour,SHAPES+colour-1,input_text,What colour is the shape?,clearer
+SHAPES+colour,SHAPES+colour-1,split,validation,held out
+"""
+
 
 def table_csv() -> bytes:
     out = io.StringIO()
@@ -103,8 +119,10 @@ CASES = {
     "conversations": ("pool.jsonl", records(CONVERSATIONS), {"format": "conversations", "pool": "chat"}),
     "metadata": ("meta.yaml", METADATA, {"format": "metadata"}),
     "instructions": ("instructions.yaml", INSTRUCTIONS, {"format": "instructions", "submit": True}),
+    "corrections": ("fixes.csv", CORRECTIONS, {"format": "corrections"}),
 }
-ALL_OR_NOTHING = {"metadata": (SourceDataset, Task), "instructions": (Instruction, InstructionVersion)}
+ALL_OR_NOTHING = {"metadata": (SourceDataset, Task), "instructions": (Instruction, InstructionVersion),
+                  "corrections": (Revision,)}
 
 
 def mutations(content: bytes, as_yaml: bool) -> st.SearchStrategy[bytes]:
@@ -199,7 +217,8 @@ def _consistent(session: Session, media: MediaStore) -> None:
 def test_a_mutated_file_gets_a_report_or_one_clear_error_and_nothing_half_stored(app, db, settings, incoming, case):
     name, content, fields = CASES[case]
     engine, media = app.state.engine, MediaStore(settings.media_dir)
-    make_task(db, "SHAPES+colour", instances=3)  # what the instructions name
+    make_task(db, "SHAPES+colour", instances=3)  # what the instructions and the corrections name
+    author = make_user(db, Role.author)  # who proposes the corrections
     guarded = ALL_OR_NOTHING.get(fields["format"], ())
 
     @given(mutated=mutations(content, as_yaml=name.endswith(".yaml")))
@@ -213,7 +232,7 @@ def test_a_mutated_file_gets_a_report_or_one_clear_error_and_nothing_half_stored
         with Session(engine) as session:
             before = [session.exec(select(func.count()).select_from(model)).one() for model in guarded]
         try:
-            wanted.run(engine=engine, media=media, located=wanted.locate(incoming), actor_id=None)
+            wanted.run(engine=engine, media=media, located=wanted.locate(incoming), actor_id=author.id)
         except Exception as error:  # what matters is which: only the ones with words are fine
             if failure(error, wanted) is None:
                 raise

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from app.cli.common import fail
+from app.core import access
 from app.core.config import Settings
 from app.ingest import CHUNK_SIZE
 
@@ -42,6 +43,8 @@ ConversationsFile = Annotated[str, _file_argument("LLaVA-Instruct-style JSON arr
 MetadataFile = Annotated[str, _file_argument("YAML or JSON with a `datasets:` list (see README).")]
 InstructionsFile = Annotated[str, _file_argument("YAML or JSON list of {task, label, instruction, input_template, "
                                                  "output_template, option_style, image_position} (see README).")]
+CorrectionsFile = Annotated[str, _file_argument("CSV (with a header) or JSONL of {instance_id, task, source_id, "
+                                                "field, value, reason} (see README).")]
 
 
 @import_cli.command("unified")
@@ -137,19 +140,35 @@ def import_instructions(
 ) -> None:
     """Create or update instruction drafts for existing tasks, and with --submit submit them. All or nothing:
     every problem is listed with its line, and then nothing is written. Running it again changes nothing."""
+    _run({"format": "instructions", "file": file, "submit": submit},
+         actor_id=_person(author, access.EDITORS, "is neither an author nor an admin"))
+
+
+@import_cli.command("corrections")
+def import_corrections(
+    file: CorrectionsFile,
+    author: Annotated[str, typer.Option(help="Email of the person the fixes are proposed by: someone else accepts "
+                                             "them in the corrections queue.")],
+) -> None:
+    """Propose fixes of instances from a CSV or JSONL file (instance_id, or task and source_id; field; value;
+    reason). All or nothing: every problem is listed with its line, and then nothing is proposed."""
+    _run({"format": "corrections", "file": file}, actor_id=_person(author, access.ANY_ROLE, "has no role"))
+
+
+def _person(email: str, rule, refusal: str) -> int:
+    """The id of the user `--author` names, who must pass `rule`."""
     from app.cli.common import open_session
-    from app.core import access
     from app.core.failures import NotFound
     from app.services import users as user_service
 
     with open_session() as session:
         try:
-            user = user_service.get_by_email(session, email=author)
+            user = user_service.get_by_email(session, email=email)
         except NotFound as error:
             fail(error.message, code=2)
-        if not access.EDITORS.allows(user_service.roles_of(session, user.id)):
-            fail(f"--author: {author} is neither an author nor an admin", code=2)
-    _run({"format": "instructions", "file": file, "submit": submit}, actor_id=user.id)
+        if not rule.allows(user_service.roles_of(session, user.id)):
+            fail(f"--author: {email} {refusal}", code=2)
+        return user.id  # type: ignore[return-value]  # a stored user has an id
 
 
 def _run(fields: dict, report_file: Path | None = None, actor_id: int | None = None) -> None:

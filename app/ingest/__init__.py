@@ -8,6 +8,7 @@ IMPORT_FORMATS = {
     "conversations": "Stage-2 conversations (LLaVA-Instruct style) into a pool",
     "metadata": "Source datasets and task metadata (YAML/JSON)",
     "instructions": "Instructions for existing tasks (YAML/JSON), as drafts or submitted for review",
+    "corrections": "Fixes of instances (CSV/JSONL), proposed for a second person to accept",
 }
 
 # Instances per transaction: what a killed import can lose, and what each commit amortises (SQLite commits

@@ -219,9 +219,22 @@ class InstructionImport(ImportRequest):
             return import_instructions(session, path=located.file, actor_id=actor_id, submit=self.submit)
 
 
+class CorrectionsImport(ImportRequest):
+    format: Literal["corrections"]
+    all_or_nothing: ClassVar[bool] = True
+
+    def run(self, *, engine, media, located, actor_id, on_progress=None):
+        from sqlmodel import Session
+
+        from app.ingest.corrections import import_corrections
+
+        with Session(engine) as session:
+            return import_corrections(session, path=located.file, actor_id=actor_id)
+
+
 REQUESTS: dict[str, type[ImportRequest]] = {"unified": InstanceImport, "llava": LlavaImport, "table": TableImport,
                                             "conversations": ConversationImport, "metadata": MetadataImport,
-                                            "instructions": InstructionImport}
+                                            "instructions": InstructionImport, "corrections": CorrectionsImport}
 assert set(REQUESTS) == set(IMPORT_FORMATS)
 WITH_IMAGES = frozenset(name for name, model in REQUESTS.items() if "image_root" in model.model_fields)
 SAMPLED = frozenset(name for name, model in REQUESTS.items() if "max_per_task" in model.model_fields)

@@ -68,12 +68,12 @@ INSTANCES = Revisable(kind=RecordKind.instance, table=Instance, fields=EDITABLE,
 
 
 def propose_fix(session: Session, *, instance_id: int, data: InstanceFixIn, author_id: int, blindfold: Blindfold,
-                origin: Origin = MANUAL, accept_now: bool = False) -> Revision:
+                origin: Origin = MANUAL, accept_now: bool = False, commit: bool = True) -> Revision:
     """A person's fix of an instance (see `revisions.propose`). Nobody fixes a target they must not see."""
     _refuse_blind(blindfold, instance_id)
     return revisions.propose(session, INSTANCES, record_id=instance_id, values=data.values(),
                              lock_version=data.lock_version, reason=data.reason, author_id=author_id, origin=origin,
-                             accept_now=accept_now)
+                             accept_now=accept_now, commit=commit)
 
 
 def suggestion_for(session: Session, *, instance: Instance, model_id: int | None = None) -> Suggestion | None:
@@ -154,6 +154,13 @@ def history_entries(session: Session, *, instance_id: int) -> list[Entry]:
                         .order_by(Revision.id.desc()))
     return [Entry(revision, author_name or "someone", reviewer_name if revision.decided_at else None)
             for revision, author_name, reviewer_name in rows]
+
+
+def waiting_fixes(session: Session, *, instance_ids: list[int]) -> dict[int, int]:
+    """The proposed fix waiting for each of these instances that has one: instance id -> revision id."""
+    return dict(session.exec(select(Revision.record_id, Revision.id).where(
+        Revision.record_kind == RecordKind.instance, Revision.status == RevisionStatus.proposed,
+        Revision.record_id.in_(instance_ids))).all()) if instance_ids else {}
 
 
 def instance_out(session: Session, *, instance_id: int, blindfold: Blindfold) -> InstanceOut:

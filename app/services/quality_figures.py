@@ -16,6 +16,8 @@ from sqlmodel import Session, col, select
 
 from app.exports.card import FixCounts, ReviewFigures
 from app.models import (
+    Instance,
+    InstanceStatus,
     QcStatus,
     Review,
     ReviewSubject,
@@ -60,6 +62,9 @@ class TaskQuality:
     spot_errors: int
     spot_decided: int
     interval: Interval | None
+    fixes_proposed: int = 0  # waiting for a second person
+    fixes_accepted: int = 0
+    excluded: int = 0  # instances left out of exports on purpose (flagged ones are counted on the task)
 
     @property
     def spot_method(self) -> str:
@@ -136,6 +141,14 @@ def _rows(session: Session, tasks: list[Task]) -> list[TaskQuality]:
     checks = {check.task_id: check for check in session.exec(_latest(SpotCheck), params=ids)}
     solved = {test_id: (matched, judged) for test_id, matched, judged in session.exec(
         _solve_counts(), params={"test_ids": [test.id for test in tests.values()]})}
+    fixes: dict[tuple[int, str], int] = {(task_id, status): count for task_id, status, count in session.exec(
+        select(Revision.task_id, Revision.status, func.count()).where(
+            Revision.task_id.in_(ids["task_ids"]),
+            Revision.status.in_([RevisionStatus.proposed, RevisionStatus.accepted]))
+        .group_by(Revision.task_id, Revision.status))}
+    excluded = dict(session.exec(select(Instance.task_id, func.count()).where(
+        Instance.task_id.in_(ids["task_ids"]), Instance.status == InstanceStatus.excluded)
+        .group_by(Instance.task_id)).all())
     rows = []
     for task in tasks:
         test, check = tests.get(task.id), checks.get(task.id)
@@ -147,7 +160,10 @@ def _rows(session: Session, tasks: list[Task]) -> list[TaskQuality]:
             interval = wilson(errors, decided, confidence=check.confidence) if check else None
         rows.append(TaskQuality(task=task, review_rounds=rounds.get(task.id, 0), solve_test=test,
                                 solve_matched=matched, solve_judged=judged, spot_check=check, spot_errors=errors,
-                                spot_decided=decided, interval=interval))
+                                spot_decided=decided, interval=interval,
+                                fixes_proposed=fixes.get((task.id, RevisionStatus.proposed), 0),
+                                fixes_accepted=fixes.get((task.id, RevisionStatus.accepted), 0),
+                                excluded=excluded.get(task.id, 0)))
     return rows
 
 

@@ -50,11 +50,12 @@ MANUAL = Origin()
 
 def propose(session: Session, revisable: Revisable, *, record_id: int, values: dict[str, Any], lock_version: int,
             reason: str, author_id: int | None, origin: Origin = MANUAL, dismissal: bool = False,
-            accept_now: bool = False) -> Revision:
+            accept_now: bool = False, commit: bool = True) -> Revision:
     """Proposes changing `values` (field: new value) of the record. Only fields whose value really changes are
     recorded; a proposal that changes nothing is refused, unless it is a `dismissal` (the finding behind it was
     wrong: accepting it changes nothing but the finding's consequences). `accept_now`: the author accepts it at
-    once (only when the team's setting allows it: the caller checks). Commits."""
+    once (only when the team's setting allows it: the caller checks). Commits, unless `commit` is False (a
+    corrections file proposes all its fixes or none)."""
     record = _record(session, revisable, record_id)
     if record.lock_version != lock_version:
         raise Conflict(f"This {revisable.noun} changed since you opened it: reload it and make your fix again.",
@@ -94,8 +95,9 @@ def propose(session: Session, revisable: Revisable, *, record_id: int, values: d
             self_accepted=True, lock_version=Revision.lock_version + 1,
             **_decision(accept=True, comment=None, user_id=author_id)))
         _settle(session, revisable, revision, user_id=author_id, accept=True, comment=None, self_accepted=True)
-    session.commit()
-    session.refresh(revision)
+    if commit:
+        session.commit()
+        session.refresh(revision)
     return revision
 
 

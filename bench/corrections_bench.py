@@ -1,0 +1,167 @@
+"""Fixes at scale: the corrections queue's next item against /healthz, and what fixes cost a build, on realistic
+records (bench/filling.py) at 300,000 instances.
+
+    .venv/bin/python bench/corrections_bench.py                 # SQLite file in a temp dir
+    .venv/bin/python bench/corrections_bench.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
+
+1. `queue_next_p95_ratio`: the server time (Server-Timing) of the corrections queue's next item, claimed and
+   rendered as a reviewer sees it (the instance before and after, as the export renders it), over /healthz's in
+   the same run, with --proposed fixes waiting; then each one accepted (`decide_p95_ms`). Target <= 3.
+2. `export_slowdown`: building every task (a version's build, in this process) after 10% of the instances were
+   fixed since the spec's pinned revision (so the build rolls those fixes back to the pinned values), over the
+   same build before any fix, in the same run; the two builds' stage1.json must be the same bytes. Also
+   `current_slowdown`: a build pinned after the fixes (the usual case: values as they are). Target <= 1.2.
+3. `peak_rss_mb`: this process's and its children's. Target < 500.
+`bulk_ratio` (an accepted bulk fix of 100,000 instances against a bare executemany) comes with bulk fixes.
+The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from fastapi.testclient import TestClient
+from sqlalchemy import bindparam, insert, text, update
+from sqlalchemy.engine import make_url
+from sqlmodel import Session, select
+
+from app.core.config import Settings
+from app.core.migrate import alembic_config
+from app.core.storage import MediaStore
+from app.exports.build import build
+from app.main import create_app
+from app.models import Instance, Revision, Role, Task, utcnow
+from app.prompts.tokens import estimate
+from app.schemas.export_spec import ExportSpec
+from bench.export_bench import approve_every_task
+from bench.filling import fill
+from bench.review_bench import percentile, server_ms
+from tests.factories import login, make_user
+from tests.scratch import scratch_database, throwaway_folder
+
+ITEM_MARK = 'data-item-id="'
+
+
+def revisions_of(rows, *, author_id: int, status: str, now) -> list[dict]:
+    """Revision rows fixing each (instance, task, target): the target gets a word more."""
+    return [{"record_kind": "instance", "record_id": instance_id, "task_id": task_id, "reason": "bench",
+             "changes": {"raw_output": {"before": raw, "after": raw + " (fixed)"}}, "dismissal": False,
+             "origin": "manual", "base_lock_version": 0, "status": status, "author_id": author_id,
+             "created_at": now, "self_accepted": False, "lock_version": 1,
+             **({"decided_at": now} if status == "accepted" else {})} for instance_id, task_id, raw in rows]
+
+
+def queue_timings(client: TestClient, csrf: str, repeat: int) -> tuple[list[float], list[float]]:
+    headers = {"HX-Request": "true", "X-CSRF-Token": csrf}
+    nexts, decides = [], []
+    for _ in range(repeat):
+        shown = client.post("/review/corrections/next", headers=headers)
+        nexts.append(server_ms(shown))
+        start = shown.text.index(ITEM_MARK) + len(ITEM_MARK)
+        item_id = shown.text[start:shown.text.index('"', start)]
+        lock = shown.text.split('data-lock-version="', 1)[1].split('"', 1)[0]
+        decided = client.post(f"/review/corrections/{item_id}", data={"decision": "accept", "lock_version": lock},
+                              headers=headers)
+        assert decided.status_code == 200, decided.text
+        decides.append(server_ms(decided))
+    return nexts, decides
+
+
+def timed_build(engine, spec: ExportSpec, workdir: Path, name: str) -> tuple[float, bytes]:
+    out = workdir / "exports" / name
+    started = time.perf_counter()
+    build(engine, spec=spec, destination=out, media=MediaStore(workdir / "media"), count_tokens=estimate, name=name)
+    seconds = time.perf_counter() - started
+    return seconds, (out / "stage1.json").read_bytes()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", help="default: an SQLite file in a temporary folder")
+    parser.add_argument("--tasks", type=int, default=34)
+    parser.add_argument("--instances", type=int, default=300_000)
+    parser.add_argument("--proposed", type=int, default=5_000, help="fixes waiting in the queue")
+    parser.add_argument("--repeat", type=int, default=200, help="next items to time")
+    parser.add_argument("--fixed-share", type=float, default=0.1)
+    args = parser.parse_args()
+
+    workdir = throwaway_folder("studio-corrections-bench-")
+    with scratch_database(args.database_url, workdir) as url:
+        from alembic import command
+
+        command.upgrade(alembic_config(url, configure_logging=False), "head")
+        print(f"filling {args.tasks} tasks with {args.instances:,} instances", file=sys.stderr)
+        fill(url, args.tasks, args.instances, seed=1, media=workdir / "media")
+        approve_every_task(url)
+        app = create_app(Settings(mode="test", data_dir=workdir, database_url=url, log_level="warning",
+                                  _env_file=None))
+        engine = app.state.engine
+        with Session(engine, expire_on_commit=False) as session:
+            author = make_user(session, Role.author, email="author@bench.org")
+            reviewer = make_user(session, Role.reviewer, email="reviewer@bench.org")
+            rows = session.exec(select(Instance.id, Instance.task_id, Instance.raw_output)).all()
+            rng = random.Random(5)
+            rng.shuffle(rows)
+            spec = ExportSpec(task_ids=list(session.exec(select(Task.id))), per_task_cap=10_000_000)
+            print("building before any fix", file=sys.stderr)
+            before_s, before = timed_build(engine, spec, workdir, "before")
+
+            # 1. the queue, with fixes waiting
+            waiting = rows[:args.proposed]
+            session.execute(insert(Revision), revisions_of(waiting, author_id=author.id, status="proposed",
+                                                            now=utcnow()))
+            session.commit()
+            client = TestClient(app, follow_redirects=False)
+            csrf = login(client, reviewer.email)
+            floor = [server_ms(client.get("/healthz")) for _ in range(args.repeat)]
+            queue_timings(client, csrf, 10)  # warm up
+            nexts, decides = queue_timings(client, csrf, args.repeat)
+            print(f"  next fix p50 {statistics.median(nexts):.1f} ms, p95 {percentile(nexts, 0.95)} ms "
+                  f"(healthz p95 {percentile(floor, 0.95)} ms); accept p95 {percentile(decides, 0.95)} ms",
+                  file=sys.stderr)
+            session.execute(text("DELETE FROM revision WHERE status = 'proposed'"))
+            pinned = session.exec(select(Revision.id).order_by(Revision.id.desc())).first()
+
+            # 2. 10% of the instances fixed after the pin: accepted revisions and the current values they wrote
+            fixed = rows[args.proposed:args.proposed + int(args.fixed_share * len(rows))]
+            session.execute(insert(Revision), revisions_of(fixed, author_id=author.id, status="accepted",
+                                                            now=utcnow()))
+            session.connection().execute(
+                update(Instance.__table__).where(Instance.__table__.c.id == bindparam("fixed_id"))
+                .values(raw_output=bindparam("after"), lock_version=Instance.__table__.c.lock_version + 1),
+                [{"fixed_id": instance_id, "after": raw + " (fixed)"} for instance_id, _, raw in fixed])
+            session.commit()
+            newest = session.exec(select(Revision.id).order_by(Revision.id.desc())).first()
+        print(f"building pinned before {len(fixed):,} fixes, and after them", file=sys.stderr)
+        pinned_s, again = timed_build(engine, spec.model_copy(update={"revisions_through": pinned or 0}), workdir,
+                                      "pinned")
+        assert again == before, "a pinned spec must build the same bytes"
+        current_s, current = timed_build(engine, spec.model_copy(update={"revisions_through": newest}), workdir,
+                                         "current")
+        assert current != before
+        engine.dispose()
+        peak_mb = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF,
+                                                                    resource.RUSAGE_CHILDREN)) / 1024
+        figures = {"database": make_url(url).get_backend_name(), "instances": args.instances,
+                   "proposed_waiting": args.proposed, "queue_next_p50_ms": round(statistics.median(nexts), 2),
+                   "queue_next_p95_ms": percentile(nexts, 0.95), "healthz_p95_ms": percentile(floor, 0.95),
+                   "queue_next_p95_ratio": round(percentile(nexts, 0.95) / max(percentile(floor, 0.95), 0.01), 2),
+                   "decide_p95_ms": percentile(decides, 0.95), "fixed_instances": len(fixed),
+                   "build_s": round(before_s, 1), "pinned_build_s": round(pinned_s, 1),
+                   "current_build_s": round(current_s, 1), "export_slowdown": round(pinned_s / before_s, 2),
+                   "current_slowdown": round(current_s / before_s, 2), "peak_rss_mb": round(peak_mb, 1),
+                   "bulk_ratio": None}
+        print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
