@@ -387,3 +387,33 @@ def test_a_corrections_file_is_proposed_whole_or_refused_by_line(db, people, tmp
     proposals = db.exec(select(Revision).order_by(Revision.record_id)).all()
     assert [r.origin for r in proposals] == ["file", "file"] and proposals[0].origin_detail["line"] == 2
     assert proposals[1].changes["options"]["after"] == ["cat", "dog", "bird", "fox"]
+
+
+def test_a_blind_answer_that_did_not_match_offers_the_fix_starting_from_the_answer(app, db, people):
+    from app.models import SolveTestItem
+    from app.services import solve_tests
+
+    task = make_qc_task(db, "FIX+solve", instances=4)
+    _version(db, task, people["author"])
+    solve_tests.create(db, task_id=task.id, actor_id=people["r2"].id, size=2, pass_threshold=1)
+    db.commit()
+    client, csrf = signed_in(app, people["r1"])
+    item = soup(client.post("/review/solve/next", headers=htmx(csrf))).select_one("#item")
+    instance = db.get(Instance, db.get(SolveTestItem, int(item["data-item-id"])).instance_id)
+    wrong = next(option for option in instance.options if option != instance.raw_output)
+    answered = soup(client.post(f"/review/solve/{item['data-item-id']}/answer", headers=htmx(csrf),
+                                data={"answer": wrong, "lock_version": item["data-lock-version"]}))
+    assert answered.select_one("#queue-message").text == "Did not match."
+    offer = answered.select_one("#fix-offer form")
+    assert offer.select_one("select[name=raw_output] option[selected]").text == wrong  # starts from the answer
+    # someone else cannot offer a fix on this answer's behalf
+    other, other_csrf = signed_in(app, people["r2"])
+    assert other.post(offer["action"], headers=htmx(other_csrf), data={
+        "raw_output": wrong, "reason": "r", "lock_version": "0"}).status_code == 403
+    fixed = client.post(offer["action"], headers=htmx(csrf), data={
+        "raw_output": wrong, "reason": "The picture shows it.", "lock_version": str(instance.lock_version)})
+    assert fixed.status_code == 200, fixed.text
+    revision = db.exec(select(Revision)).one()
+    assert (revision.origin, revision.origin_detail) == ("solve_test", {"answer": wrong})
+    # it waits: the reviewers who may still answer the test do not see it until the test closes
+    assert queues.next_item(db, queue=queues.CORRECTIONS, user=people["r2"], lease_s=600) is None

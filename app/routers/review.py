@@ -89,15 +89,34 @@ def answer(request: Request, session: SessionDep, user: CurrentUser, form: FormD
     queue = queues.SOLVE
     if item.judged_at is None:  # free text: the solver now sees the target and judges their answer
         return _next(request, session, user, queue)
-    return _next(request, session, user, queue, message="Matched." if item.matched else "Did not match.")
+    return _next(request, session, user, queue, message="Matched." if item.matched else "Did not match.",
+                 offer=None if item.matched else _solve_offer(session, item))
 
 
 @router.post("/solve/{item_id}/judge", dependencies=[REVIEWERS])
 def judge(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, item_id: RowId):
     data = validate_form(JudgementIn, form)
-    solve_tests.judge(session, item_id=item_id, lock_version=data.lock_version, user_id=user.id,
-                      matched=data.matched, defaults=qc_defaults_of(request))
-    return _next(request, session, user, queues.SOLVE, message="Judgement recorded.")
+    item = solve_tests.judge(session, item_id=item_id, lock_version=data.lock_version, user_id=user.id,
+                             matched=data.matched, defaults=qc_defaults_of(request))
+    return _next(request, session, user, queues.SOLVE, message="Judgement recorded.",
+                 offer=None if item.matched else _solve_offer(session, item))
+
+
+def _solve_offer(session, item) -> FixOffer:
+    """A blind answer that did not match: if the target is what is wrong, fix it from here (starting from the
+    answer)."""
+    instance, _ = instance_service.get_instance(session, instance_id=item.instance_id)
+    return FixOffer(f"/review/solve/{item.id}/fix", instance, f"The blind answer was “{item.answer}”.",
+                    target=item.answer)
+
+
+@router.post("/solve/{item_id}/fix", dependencies=[REVIEWERS])
+def fix_from_solve_test(request: Request, session: SessionDep, user: CurrentUser, blindfold: BlindfoldDep,
+                        form: FormDep, item_id: RowId):
+    data = validate_values(InstanceFixIn, fix_values(form))
+    revision = instance_revisions.propose_from_solve_test(session, item_id=item_id, data=data, user_id=user.id,
+                                                          blindfold=blindfold)
+    return render(request, "review/_fix_offer.html", proposed=revision, offer=None)
 
 
 @router.post("/spot/{item_id}", dependencies=[REVIEWERS])
@@ -109,7 +128,7 @@ def verdict(request: Request, session: SessionDep, user: CurrentUser, form: Form
         return _next(request, session, user, queues.SPOT, message="Verdict recorded: correct.")
     instance, _ = instance_service.get_instance(session, instance_id=item.instance_id)
     verdict = data.verdict.replace("_", " ")
-    offer = FixOffer(item.id, instance, data.note or verdict,
+    offer = FixOffer(f"/review/spot/{item.id}/fix", instance, data.note or verdict,
                      instance_revisions.suggestion_for(session, instance=instance))
     return _next(request, session, user, queues.SPOT, offer=offer,
                  message=f"Verdict recorded: {instance.source_id} is flagged ({verdict}) and left out of exports "

@@ -112,6 +112,20 @@ def propose_from_spot_check(session: Session, *, item_id: int, data: InstanceFix
                        origin=Origin(RevisionOrigin.spot_check, item.id, {"verdict": verdict}))
 
 
+def propose_from_solve_test(session: Session, *, item_id: int, data: InstanceFixIn, user_id: int,
+                            blindfold: Blindfold) -> Revision:
+    """The fix a solver offers after their blind answer did not match: they have seen this target now (the test
+    stays blind on its other instances), and the fix is traced to their answer."""
+    item = session.get(SolveTestItem, item_id)
+    if item is None:
+        raise NotFound(f"There is no solve-test item with id {item_id}.")
+    if item.solver_id != user_id or item.matched is not False:
+        raise Forbidden("A fix from a solve test comes from the solver whose answer did not match the target.")
+    seen = Blindfold(blindfold.hidden - {item.instance_id})
+    return propose_fix(session, instance_id=item.instance_id, data=data, author_id=user_id, blindfold=seen,
+                       origin=Origin(RevisionOrigin.solve_test, item.id, {"answer": item.answer}))
+
+
 def dismiss_finding(session: Session, *, instance_id: int, lock_version: int, reason: str, author_id: int,
                     blindfold: Blindfold, origin: Origin) -> Revision:
     """The finding that flagged the instance was wrong: once a second person accepts, the instance is active

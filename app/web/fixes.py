@@ -13,12 +13,18 @@ from app.services.suggestions import Suggestion
 
 @dataclass(frozen=True)
 class FixOffer:
-    """After a verdict that found a problem: fix the instance now, traced to the verdict (spot-check item)."""
+    """After a finding (a spot-check verdict of a problem, a blind answer that did not match): fix the instance
+    now, traced to it."""
 
-    item_id: int
+    action: str  # where the fix is posted: the finding's own route
     instance: Instance
-    reason: str  # what the verdict said, as the fix's reason to start from
+    reason: str  # what the finding said, as the fix's reason to start from
     suggestion: Suggestion | None = None  # the model's, when it has one: proposed with one button
+    target: str | None = None  # the target the form starts from (the blind answer), else the current one
+
+    @property
+    def proposed_target(self) -> str:
+        return self.target if self.target is not None else self.instance.raw_output
 
 
 def fix_values(form: FormData) -> dict[str, object]:
