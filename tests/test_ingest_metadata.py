@@ -109,7 +109,7 @@ datasets:
         apply_metadata(db, path=write(tmp_path, bad), actor_id=None)
     assert error.value.problems == [
         "meta.yaml:4: name: OTHER+chart_qa does not belong to CHARTS",
-        "meta.yaml:6: group: Input should be 'question answering', 'classification' or 'generation'",
+        "meta.yaml:6: group: must be one of question answering, classification or generation",
         "meta.yaml:7: tasks: each task needs a name",  # the task's mapping starts there
     ]
 
@@ -141,8 +141,8 @@ datasets:
         apply_metadata(db, path=write(tmp_path, bad), actor_id=None)
     problems = error.value.problems
     assert problems[0] == "meta.yaml:3: annotator: no user with the email ['ada@lab.org']"
-    assert problems[1].startswith("meta.yaml:6: group: Input should be")
-    assert problems[2] == "meta.yaml:8: description: Input should be a valid string"
+    assert problems[1].startswith("meta.yaml:6: group: must be one of")
+    assert problems[2] == "meta.yaml:8: description: must be text"
     assert problems[3].startswith("meta.yaml:9: name: contains a NUL character")
     assert problems[4] == "meta.yaml:11: tasks: must be a list of tasks"
     assert db.exec(select(SourceDataset)).all() == []

@@ -7,6 +7,8 @@ makes what it needs."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 import pytest
 from sqlmodel import select
 
@@ -146,3 +148,24 @@ def test_a_forms_defaults_are_the_schemas(client, db):
     assert shown["stage2_size"] == str(ExportSpec.model_fields["stage2_size"].default)
     assert shown["validation_ratio"] == str(SUGGESTED_VALIDATION_RATIO)
     assert defaults_of(ExportSpec)["conversation_pool_id"] == ""  # an unset optional field: an empty box
+
+
+def test_a_refusal_says_what_is_wrong_in_a_persons_words():
+    """Pydantic's wording ("List should have at least 1 item after validation, not 0") never reaches a person."""
+    from pydantic import BaseModel, Field, ValidationError
+
+    from app.core.validation_words import in_words
+
+    class Form(BaseModel):
+        tasks: list[int] = Field(min_length=1)
+        name: str = Field(min_length=1, max_length=120)
+        size: int = Field(ge=1, le=1000)
+        share: float = Field(gt=0, lt=1)
+        kind: Literal["uniform", "targeted"]
+        required: str
+
+    with pytest.raises(ValidationError) as refused:
+        Form(tasks=[], name="x" * 121, size="ten", share=1, kind="random")
+    said = {problem["loc"][0]: in_words(problem) for problem in refused.value.errors()}
+    assert said == {"tasks": "choose at least one", "name": "at most 120 characters", "size": "must be a whole number",
+                    "share": "less than 1", "kind": "must be one of uniform or targeted", "required": "required"}

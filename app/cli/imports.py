@@ -15,6 +15,7 @@ import typer
 from app.cli.common import fail
 from app.core import access
 from app.core.config import Settings
+from app.core.validation_words import in_words
 from app.ingest import CHUNK_SIZE
 
 EXIT_CODES = ("Exit status: 0 every record imported or already there; 1 some records refused (the report says "
@@ -189,7 +190,7 @@ def _run(fields: dict, report_file: Path | None = None, actor_id: int | None = N
     try:
         wanted = request_model(given["format"])(**given)
     except ValidationError as error:
-        fail("; ".join(f"--{str(problem['loc'][0]).replace('_', '-')}: {problem['msg'].removeprefix('Value error, ')}"
+        fail("; ".join(f"--{str(problem['loc'][0]).replace('_', '-')}: {in_words(problem)}"
                        for problem in error.errors()), code=2)
     try:
         located = wanted.locate(None)  # the command line's paths are the user's own

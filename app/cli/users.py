@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from app.cli.common import fail, open_session
+from app.core.validation_words import in_words
 
 users_cli = typer.Typer(help="Create and manage users.", no_args_is_help=True)
 tokens_cli = typer.Typer(help="API tokens for scripts.", no_args_is_help=True)
@@ -35,7 +36,7 @@ def create_user(
                           native_english=native_english)
     except ValidationError as error:
         options = {"roles": "role", "display_name": "name", "password": "password-stdin"}
-        fail("; ".join(f"--{options.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}" for e in error.errors()))
+        fail("; ".join(f"--{options.get(str(e['loc'][0]), e['loc'][0])}: {in_words(e)}" for e in error.errors()))
     with open_session() as session:
         try:
             user, generated = user_service.create_user(session, data=data, actor_id=None)

@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from sqlmodel import Session, select
 
 from app.core.failures import AppError
+from app.core.validation_words import in_words
 from app.ingest.record_files import BadLine, MalformedFile, read_records
 from app.ingest.yaml_lines import EntriesRefused
 from app.models import Instance, RevisionOrigin, Task
@@ -84,7 +85,7 @@ def import_corrections(session: Session, *, path: Path, actor_id: int | None) ->
                                  **values)
         except ValidationError as error:
             problems += [f"{where}: {problem['loc'][0] if problem['loc'] else 'row'}: "
-                         f"{problem['msg'].removeprefix('Value error, ')}" for problem in error.errors()]
+                         f"{in_words(problem)}" for problem in error.errors()]
             continue
         try:
             revision = instance_revisions.propose_fix(

@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlmodel import Session, select
 
+from app.core.validation_words import in_words
 from app.ingest.record_files import MalformedFile
 from app.ingest.unified import FieldProblem, task_and_dataset
 from app.ingest.yaml_lines import EntriesRefused, line_of, load_with_lines
@@ -129,4 +130,4 @@ def _report(file: str, entry: dict, error: ValidationError, problems: list[str],
     for problem in error.errors():
         key = str(problem["loc"][0]) if problem["loc"] else "entry"
         key = (names or {}).get(key, key)
-        problems.append(f"{file}:{line_of(entry, key)}: {key}: {problem['msg'].removeprefix('Value error, ')}")
+        problems.append(f"{file}:{line_of(entry, key)}: {key}: {in_words(problem)}")

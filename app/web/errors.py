@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.core.failures import AppError
 from app.core.objectstore import ObjectMissing, StorageUnavailable
+from app.core.validation_words import in_words
 from app.web.templating import is_htmx, render
 
 log = logging.getLogger("studio.errors")
@@ -66,7 +67,7 @@ def install_error_handlers(app: FastAPI) -> None:
         fields = {}
         for error in exc.errors():
             where = ".".join(str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path"))
-            fields[where or "request"] = error.get("msg", "invalid")
+            fields[where or "request"] = in_words(error)
         summary = "; ".join(f"{name}: {msg}" for name, msg in fields.items())
         return error_response(request, 422, "invalid", f"Some input is not valid ({summary}).", fields=fields)
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData
 
 from app.core.failures import Conflict, Invalid
+from app.core.validation_words import in_words
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -43,7 +44,7 @@ def validate_values(model: type[M], data: dict[str, object]) -> M:
         fields: dict[str, str] = {}
         for problem in error.errors():
             name = str(problem["loc"][0]) if problem["loc"] else "form"
-            fields.setdefault(name, problem["msg"].removeprefix("Value error, "))
+            fields.setdefault(name, in_words(problem))
         raise Invalid("Some fields need attention.", fields=fields) from error
 
 

@@ -1,0 +1,53 @@
+"""What a refused value says, in a person's words: pydantic's messages ("List should have at least 1 item after
+validation, not 0") turned into a phrase about the field ("choose at least one", "must be a whole number").
+Every place that shows a schema's refusal (the pages' forms, the API's 422s, the command line, the imports'
+line-by-line reports) says it through `in_words`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _count(n: Any, noun: str) -> str:
+    return f"{_number(n)} {noun}{'' if n == 1 else 's'}"
+
+
+PHRASES = {
+    "missing": lambda ctx: "required",
+    "string_too_short": lambda ctx: "cannot be empty" if ctx.get("min_length") == 1
+    else f"at least {_count(ctx.get('min_length'), 'character')}",
+    "string_too_long": lambda ctx: f"at most {_count(ctx.get('max_length'), 'character')}",
+    "too_short": lambda ctx: "choose at least one" if ctx.get("min_length") == 1
+    else f"at least {_count(ctx.get('min_length'), 'item')}",
+    "too_long": lambda ctx: f"at most {_count(ctx.get('max_length'), 'item')}",
+    "greater_than_equal": lambda ctx: f"at least {_number(ctx.get('ge'))}",
+    "greater_than": lambda ctx: f"more than {_number(ctx.get('gt'))}",
+    "less_than_equal": lambda ctx: f"at most {_number(ctx.get('le'))}",
+    "less_than": lambda ctx: f"less than {_number(ctx.get('lt'))}",
+    "int_parsing": lambda ctx: "must be a whole number",
+    "int_from_float": lambda ctx: "must be a whole number",
+    "float_parsing": lambda ctx: "must be a number",
+    "bool_parsing": lambda ctx: "must be yes or no",
+    "literal_error": lambda ctx: f"must be one of {ctx.get('expected', '')}".replace("'", ""),
+    "enum": lambda ctx: f"must be one of {ctx.get('expected', '')}".replace("'", ""),
+    "string_type": lambda ctx: "must be text",
+    "list_type": lambda ctx: "must be a list",
+    "dict_type": lambda ctx: "must be a mapping of names to values",
+    "extra_forbidden": lambda ctx: "is not a field this takes",
+    "json_invalid": lambda ctx: "is not valid JSON",
+    "string_pattern_mismatch": lambda ctx: "is not in the expected form",
+}
+
+
+def in_words(problem: dict[str, Any]) -> str:
+    """One pydantic error (an item of `ValidationError.errors()`) as a phrase about its field."""
+    phrase = PHRASES.get(problem.get("type", ""))
+    if phrase is not None:
+        return phrase(problem.get("ctx") or {})
+    return str(problem.get("msg", "invalid")).removeprefix("Value error, ")
