@@ -56,6 +56,20 @@ def test_a_small_task_checks_whole_after_its_solve_test_passes(app, db):
     spot = checks.get(db, checks.SPOT, check_id=checks.open_check_of(db, checks.SPOT, task_id=task.id))
     assert spot.size == 3 and spot.census  # the whole task, its rate exact
 
+    # One problem in the 3: the rate (33%) is judged as it is, not by the interval's upper bound, and drawn so.
+    checker = people["r1"] if solver is people["r2"] else people["r2"]
+    client, csrf = signed_in(app, checker)
+    verdicts = iter(["wrong_target", "correct", "correct"])
+    while (item := soup(client.post("/review/spot/next", headers=htmx(csrf))).select_one("#item")) is not None:
+        client.post(f"/review/spot/{item['data-item-id']}", headers=htmx(csrf),
+                    data={"verdict": next(verdicts), "lock_version": item["data-lock-version"]})
+    page = soup(client.get(f"/tasks/{task.id}"))
+    summary = " ".join(page.select_one("#spot-summary").text.split())
+    assert "judged on its exact rate: 33.3% (max 10%)" in summary and "upper bound" not in summary
+    drawn = soup(client.get("/")).select_one(f'#task-quality tr[data-task="{task.name}"] svg.interval')
+    assert "no sampling error" in drawn["aria-label"] and drawn.select("circle.range-bad") and not drawn.select(
+        "line.range-bad")
+
 
 def test_a_possible_solver_sees_no_target_of_a_running_solve_test_and_its_author_does(app, db):
     people = team(db)

@@ -68,7 +68,9 @@ class TaskQuality:
 
     @property
     def spot_method(self) -> str:
-        """How the spot-check interval was estimated: uniform (Wilson) or targeted (weighted)."""
+        """How the spot-check rate was estimated: uniform (Wilson), targeted (weighted), or a census (exact)."""
+        if self.spot_check is not None and self.spot_check.census:
+            return "every instance checked: the exact rate"
         return "targeted, weighted" if self.spot_check is not None and self.spot_check.targeted else "uniform"
 
     @property
