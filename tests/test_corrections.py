@@ -417,3 +417,20 @@ def test_a_blind_answer_that_did_not_match_offers_the_fix_starting_from_the_answ
     assert (revision.origin, revision.origin_detail) == ("solve_test", {"answer": wrong})
     # it waits: the reviewers who may still answer the test do not see it until the test closes
     assert queues.next_item(db, queue=queues.CORRECTIONS, user=people["r2"], lease_s=600) is None
+
+
+def test_a_corrections_file_keeps_the_blind_rule_for_those_who_may_still_answer(db, people, tmp_path):
+    from app.ingest.corrections import CorrectionsInvalid, import_corrections
+    from app.models import SolveTestItem
+    from app.services import solve_tests
+
+    task = make_qc_task(db, "FIX+file_blind", instances=3, kind="short")
+    _version(db, task, people["author"])
+    solve_tests.create(db, task_id=task.id, actor_id=people["r2"].id, size=3, pass_threshold=2)
+    db.commit()
+    tested = db.exec(select(SolveTestItem.instance_id)).first()
+    fixes = tmp_path / "fixes.csv"
+    fixes.write_text(f"instance_id,field,value,reason\n{tested},raw_output,99 apples,recounted\n")
+    with pytest.raises(CorrectionsInvalid, match="blind solve test"):
+        import_corrections(db, path=fixes, actor_id=people["r1"].id)  # a reviewer may still answer it
+    assert len(import_corrections(db, path=fixes, actor_id=people["author"].id).proposed) == 1  # an author never does

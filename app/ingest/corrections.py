@@ -25,13 +25,14 @@ from typing import Any
 from pydantic import ValidationError
 from sqlmodel import Session, select
 
+from app.core import access
 from app.core.failures import AppError
 from app.core.validation_words import in_words
 from app.ingest.record_files import BadLine, MalformedFile, read_records
 from app.ingest.yaml_lines import EntriesRefused
 from app.models import Instance, RevisionOrigin, Task
 from app.schemas.revisions import EDITABLE, InstanceFixIn
-from app.services import blinding, instance_revisions
+from app.services import blinding, instance_revisions, users
 from app.services.revisions import Origin
 
 COLUMNS = ("instance_id", "task", "source_id", "field", "value", "reason")
@@ -70,7 +71,8 @@ def import_corrections(session: Session, *, path: Path, actor_id: int | None) ->
     waiting = instance_revisions.waiting_fixes(session, instance_ids=[instance.id for instance, _ in fixes])
     problems += [f"{path.name}:{lines[0].line}: a fix of this instance is already waiting for review "
                  f"(#{waiting[instance.id]})" for instance, lines in fixes if instance.id in waiting]
-    blindfold = blinding.for_user(session, user_id=actor_id, may_solve=True)
+    may_solve = access.REVIEWERS.allows(frozenset(users.roles_of(session, actor_id)))  # as the pages decide it
+    blindfold = blinding.for_user(session, user_id=actor_id, may_solve=may_solve)
     report = CorrectionsReport(path.name, instances=len(fixes))
     for instance, lines in fixes:
         if instance.id in waiting:
