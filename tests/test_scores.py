@@ -109,6 +109,7 @@ def test_a_task_is_scored_from_its_page_and_read_most_doubtful_first_in_the_brow
     task = db.exec(select(Task).where(Task.name == "SHAPES+shape_classification")).one()
     unranked = soup(client.get(f"/tasks/{task.id}/instances?order=doubt"))
     assert "has not been scored yet" in unranked.select_one("#doubt-source").text
+    assert unranked.select(".instance-card") and not unranked.select(".instance-card .doubt")  # listed, unranked
     form = soup(client.get(f"/tasks/{task.id}")).select_one("#score-form")
     started = client.post(form["action"], data={"csrf_token": csrf, "batch_size": "4",
                                                 "model_id": form.select_one("option")["value"]})

@@ -46,20 +46,22 @@ def list_instances(session: Session, *, task_id: int, filters: InstanceFilters, 
     """`blindfold`: the instances whose targets the viewer must not see, which a search of targets then never
     matches and a doubt ranking (a model's loss on the target) leaves out."""
     if filters.order in ("doubt", "suspects"):
-        return _by_doubt(session, task_id=task_id, filters=filters, after=after or 0, limit=limit,
-                         blindfold=blindfold)
+        scores = score_service.chosen_set(session, task_id=task_id)
+        if scores is not None:
+            return _by_doubt(session, task_id=task_id, scores=scores, filters=filters, after=after or 0, limit=limit,
+                             blindfold=blindfold)
+        if filters.order == "suspects":  # nothing is a suspect before a model has looked
+            return InstancePage([], {}, None)
+        # Not scored yet: the instances unranked (the page says so) rather than none.
     rows = list(session.exec(_filtered(select(Instance), task_id, filters, after, blindfold).order_by(Instance.id)
                              .limit(limit + 1)))
     instances = rows[:limit]
     return InstancePage(instances, _images(session, instances), instances[-1].id if len(rows) > limit else None)
 
 
-def _by_doubt(session: Session, *, task_id: int, filters: InstanceFilters, after: int, limit: int,
+def _by_doubt(session: Session, *, task_id: int, scores: ScoreSet, filters: InstanceFilters, after: int, limit: int,
               blindfold: Blindfold) -> InstancePage:
-    """Ranked by the newest score set (app/qc/doubt.py), paged by rank; `after` is the last rank shown."""
-    scores = score_service.chosen_set(session, task_id=task_id)
-    if scores is None:
-        return InstancePage([], {}, None)
+    """Ranked by `scores` (app/qc/doubt.py), paged by rank; `after` is the last rank shown."""
     ranked = score_service.ranking(session, task_id=task_id, scores=scores)
     matching = set(session.exec(_filtered(select(Instance.id), task_id, filters, None, blindfold))) - blindfold.hidden
     shown = [doubt for doubt in ranked[after:] if doubt.instance_id in matching
