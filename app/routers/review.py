@@ -5,6 +5,8 @@ trip. A decision on a stale page is a 409 that says what happened, and nothing i
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, Request
 
 from app.schemas import AnswerIn, DecisionIn, JudgementIn, SkipIn, VerdictIn
@@ -110,15 +112,6 @@ def _solve_offer(session, item) -> FixOffer:
                     target=item.answer)
 
 
-@router.post("/solve/{item_id}/fix", dependencies=[REVIEWERS])
-def fix_from_solve_test(request: Request, session: SessionDep, user: CurrentUser, blindfold: BlindfoldDep,
-                        form: FormDep, item_id: RowId):
-    data = validate_values(InstanceFixIn, fix_values(form))
-    revision = instance_revisions.propose_from_solve_test(session, item_id=item_id, data=data, user_id=user.id,
-                                                          blindfold=blindfold)
-    return render(request, "review/_fix_offer.html", proposed=revision, offer=None)
-
-
 @router.post("/spot/{item_id}", dependencies=[REVIEWERS])
 def verdict(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, item_id: RowId):
     data = validate_form(VerdictIn, form, optional=("note",))
@@ -135,11 +128,14 @@ def verdict(request: Request, session: SessionDep, user: CurrentUser, form: Form
                          "until a fix or a dismissal of the finding is accepted.")
 
 
-@router.post("/spot/{item_id}/fix", dependencies=[REVIEWERS])
-def fix_from_spot_check(request: Request, session: SessionDep, user: CurrentUser, blindfold: BlindfoldDep,
-                        form: FormDep, item_id: RowId):
-    """The fix offered beside the next item after a verdict that found a problem; answers the offer's place."""
+PROPOSE_FROM = {"spot": instance_revisions.propose_from_spot_check,  # a verdict that found a problem
+                "solve": instance_revisions.propose_from_solve_test}  # a blind answer that did not match
+
+
+@router.post("/{finding}/{item_id}/fix", dependencies=[REVIEWERS])
+def fix_from_finding(request: Request, session: SessionDep, user: CurrentUser, blindfold: BlindfoldDep,
+                     form: FormDep, finding: Literal["spot", "solve"], item_id: RowId):
+    """The fix offered beside the next item after a finding, traced to it; answers in the offer's place."""
     data = validate_values(InstanceFixIn, fix_values(form))
-    revision = instance_revisions.propose_from_spot_check(session, item_id=item_id, data=data, user_id=user.id,
-                                                          blindfold=blindfold)
+    revision = PROPOSE_FROM[finding](session, item_id=item_id, data=data, user_id=user.id, blindfold=blindfold)
     return render(request, "review/_fix_offer.html", proposed=revision, offer=None)

@@ -36,11 +36,10 @@ from app.models import (
 from app.qc.answers import parse_option
 from app.schemas.revisions import EDITABLE, InstanceFixIn, InstanceOut, RevisionDecisionIn
 from app.services import audit, leases, revisions
-from app.services import scores as score_service
 from app.services.blinding import Blindfold
 from app.services.instances import get_instance
 from app.services.revisions import MANUAL, Origin, Revisable
-from app.services.suggestions import Suggestion, suggestions
+from app.services.suggestions import suggestion_for
 from app.services.tasks import refresh_instance_counts
 
 SCORED_FIELDS = frozenset({"input_text", "options", "raw_output"})  # what a model's loss on the instance depends on
@@ -74,12 +73,6 @@ def propose_fix(session: Session, *, instance_id: int, data: InstanceFixIn, auth
     return revisions.propose(session, INSTANCES, record_id=instance_id, values=data.values(),
                              lock_version=data.lock_version, reason=data.reason, author_id=author_id, origin=origin,
                              accept_now=accept_now, commit=commit)
-
-
-def suggestion_for(session: Session, *, instance: Instance, model_id: int | None = None) -> Suggestion | None:
-    """The suggestion of the model whose scores rank the instance's task (the newest, or `model_id`'s)."""
-    scores = score_service.chosen_set(session, task_id=instance.task_id, model_id=model_id)
-    return None if scores is None else suggestions(session, scores=scores, instances=[instance]).get(instance.id)
 
 
 def propose_suggestion(session: Session, *, instance_id: int, lock_version: int, model_id: int, author_id: int,
