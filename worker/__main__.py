@@ -61,8 +61,15 @@ def _run_score(settings, context, payload):
     return run_score(settings, context, payload)
 
 
+def _run_bulk_fix(settings, context, payload):
+    from worker.bulk_fix import run_bulk_fix
+
+    return run_bulk_fix(settings, context, payload)
+
+
 HANDLERS = {JobKind.import_: _run_import, JobKind.lint: _run_lint, JobKind.export: _run_export,
-            JobKind.preview: _run_preview, JobKind.finetune: _run_finetune, JobKind.score: _run_score}
+            JobKind.preview: _run_preview, JobKind.finetune: _run_finetune, JobKind.score: _run_score,
+            JobKind.bulk_fix: _run_bulk_fix}
 
 
 class Worker:

@@ -2,6 +2,7 @@
 
 from sqlmodel import SQLModel
 
+from app.models.bulk_fixes import BulkFix, BulkFixItem, BulkFixStatus
 from app.models.catalog import Image, Instance, InstanceStatus, SourceDataset, Task, TaskGroup, TaskStatus
 from app.models.instructions import (
     ImagePlacement,
@@ -42,11 +43,11 @@ from app.models.users import ApiToken, Role, SignInCount, SignInSession, User, U
 metadata = SQLModel.metadata
 
 __all__ = [
-    "ApiToken", "AuditEvent", "ConversationItem", "ConversationPool", "DatasetVersion", "Decision", "Image",
-    "ImagePlacement", "Instance", "InstanceScore", "InstanceStatus", "Instruction", "InstructionStatus",
-    "InstructionVersion", "Job", "JobKind", "JobMetric", "JobStatus", "ModelOutput", "OptionsStyle", "QcStatus",
-    "RecordKind", "RegisteredModel", "Review", "ReviewSubject", "Revision", "RevisionOrigin", "RevisionStatus",
-    "Role", "SignInCount", "SignInSession", "SolveTest", "SolveTestItem", "SourceDataset", "SpotCheck",
-    "SpotCheckItem", "SpotVerdict", "Task", "TaskGroup", "TaskStatus", "User", "UserRole", "VersionStatus",
-    "metadata", "utcnow",
+    "ApiToken", "AuditEvent", "BulkFix", "BulkFixItem", "BulkFixStatus", "ConversationItem", "ConversationPool",
+    "DatasetVersion", "Decision", "Image", "ImagePlacement", "Instance", "InstanceScore", "InstanceStatus",
+    "Instruction", "InstructionStatus", "InstructionVersion", "Job", "JobKind", "JobMetric", "JobStatus",
+    "ModelOutput", "OptionsStyle", "QcStatus", "RecordKind", "RegisteredModel", "Review", "ReviewSubject", "Revision",
+    "RevisionOrigin", "RevisionStatus", "Role", "SignInCount", "SignInSession", "SolveTest", "SolveTestItem",
+    "SourceDataset", "SpotCheck", "SpotCheckItem", "SpotVerdict", "Task", "TaskGroup", "TaskStatus", "User",
+    "UserRole", "VersionStatus", "metadata", "utcnow",
 ]

@@ -29,6 +29,7 @@ class JobKind(StrEnum):
     preview = "preview"  # a model's answers on a task's instances
     finetune = "finetune"  # the two-stage recipe
     score = "score"  # a model's loss on every instance of a task, for the doubt ranking
+    bulk_fix = "bulk_fix"  # an accepted bulk fix applied to its instances, chunk by chunk
 
 
 class VersionStatus(StrEnum):

@@ -43,6 +43,7 @@ class Revision(SQLModel, table=True):
         Index("ix_revision_status_id", "status", "id"),  # the corrections queue, oldest first
         Index("ix_revision_reviewer_id_status", "reviewer_id", "status"),  # what a reviewer holds
         Index("ix_revision_task_id_status", "task_id", "status"),  # a task's fixes on the dashboard
+        Index("ix_revision_origin_origin_id", "origin", "origin_id"),  # what a bulk fix wrote (its undo, report)
         # At most one proposal waits per record: a second would be decided against values the first changes.
         Index("uq_revision_open_record", "record_kind", "record_id", unique=True,
               sqlite_where=text("status = 'proposed'"), postgresql_where=text("status = 'proposed'")),

@@ -76,8 +76,15 @@ class FinetunePayload(FinetuneIn, JobPayload):
     version_id: RowIdValue
 
 
+class BulkFixPayload(JobPayload):
+    """An accepted bulk fix to apply (or to go on applying, from where its last run stopped)."""
+
+    kind = JobKind.bulk_fix
+    bulk_fix_id: RowIdValue
+
+
 PAYLOADS: dict[JobKind, type[JobPayload]] = {payload.kind: payload for payload in (
-    ImportPayload, LintPayload, ExportPayload, PreviewPayload, ScorePayload, FinetunePayload)}
+    ImportPayload, LintPayload, ExportPayload, PreviewPayload, ScorePayload, FinetunePayload, BulkFixPayload)}
 
 
 def read(kind: str, stored: dict[str, Any]) -> JobPayload:
@@ -168,9 +175,17 @@ class ScoreResult(JobResult):
     instruction_version_id: int | None = None
 
 
+class BulkFixResult(JobResult):
+    bulk_fix_id: int
+    applied: int = 0
+    skipped: int = 0  # changed after the fix was proposed: left alone
+    seconds: float = 0.0
+
+
 RESULTS: dict[JobKind, type[JobResult]] = {
     JobKind.import_: ImportResult, JobKind.lint: LintResult, JobKind.export: ExportResult,
-    JobKind.preview: PreviewResult, JobKind.score: ScoreResult, JobKind.finetune: FinetuneResult}
+    JobKind.preview: PreviewResult, JobKind.score: ScoreResult, JobKind.finetune: FinetuneResult,
+    JobKind.bulk_fix: BulkFixResult}
 
 
 def read_result(kind: str, stored: dict[str, Any] | None) -> JobResult | None:

@@ -53,7 +53,7 @@ def list_instances(session: Session, *, task_id: int, filters: InstanceFilters, 
         if filters.order == "suspects":  # nothing is a suspect before a model has looked
             return InstancePage([], {}, None)
         # Not scored yet: the instances unranked (the page says so) rather than none.
-    rows = list(session.exec(_filtered(select(Instance), task_id, filters, after, blindfold).order_by(Instance.id)
+    rows = list(session.exec(filtered(select(Instance), task_id, filters, after, blindfold).order_by(Instance.id)
                              .limit(limit + 1)))
     instances = rows[:limit]
     return InstancePage(instances, _images(session, instances), instances[-1].id if len(rows) > limit else None)
@@ -63,7 +63,7 @@ def _by_doubt(session: Session, *, task_id: int, scores: ScoreSet, filters: Inst
               blindfold: Blindfold) -> InstancePage:
     """Ranked by `scores` (app/qc/doubt.py), paged by rank; `after` is the last rank shown."""
     ranked = score_service.ranking(session, task_id=task_id, scores=scores)
-    matching = set(session.exec(_filtered(select(Instance.id), task_id, filters, None, blindfold))) - blindfold.hidden
+    matching = set(session.exec(filtered(select(Instance.id), task_id, filters, None, blindfold))) - blindfold.hidden
     shown = [doubt for doubt in ranked[after:] if doubt.instance_id in matching
              and (doubt.suspect or filters.order != "suspects")][:limit + 1]
     page = shown[:limit]
@@ -75,7 +75,9 @@ def _by_doubt(session: Session, *, task_id: int, scores: ScoreSet, filters: Inst
                         suggestions(session, scores=scores, instances=instances))
 
 
-def _filtered(query, task_id: int, filters: InstanceFilters, after: int | None, blindfold: Blindfold):
+def filtered(query, task_id: int, filters: InstanceFilters, after: int | None, blindfold: Blindfold):
+    """`query` limited to the task's instances that pass `filters` (the browser's, and a bulk fix's query), with
+    ids above `after`."""
     query = query.where(Instance.task_id == task_id)
     if filters.split:
         query = query.where(Instance.split == filters.split)

@@ -16,15 +16,18 @@ from app.services import audit
 TERMINAL = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled})
 
 
-def enqueue(session: Session, payload: JobPayload, *, created_by_id: int | None, max_attempts: int = 3) -> Job:
-    """A job of the payload's kind (one the worker has a handler for, by construction)."""
+def enqueue(session: Session, payload: JobPayload, *, created_by_id: int | None, max_attempts: int = 3,
+            commit: bool = True) -> Job:
+    """A job of the payload's kind (one the worker has a handler for, by construction). Commits, unless `commit`
+    is False (the job is queued with the change that calls for it, or not at all)."""
     stored = payload.stored()
     job = Job(kind=payload.kind, payload=stored, created_by_id=created_by_id, max_attempts=max_attempts)
     session.add(job)
     session.flush()
     audit.record(session, actor_id=created_by_id, action="job.enqueue", entity_type="job", entity_id=job.id,
                  after={"kind": payload.kind, "payload": stored})
-    session.commit()
+    if commit:
+        session.commit()
     return job
 
 

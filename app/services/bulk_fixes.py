@@ -1,0 +1,289 @@
+"""Bulk fixes under the four-eyes rule: proposed with the set of instances frozen as previewed, accepted or
+rejected as a whole by a second person who sees the same preview, applied by a job (`bulk_fix_apply`), and
+undone by another bulk fix that restores what the first one wrote.
+
+Instances whose targets are hidden from the author (a blind solve test they may still answer) are left out and
+counted; a reviewer from whom any of them is hidden leaves the decision to someone else."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import insert, update
+from sqlmodel import Session, col, select
+
+from app.core.failures import Conflict, Forbidden, Invalid, NotFound
+from app.models import (
+    BulkFix,
+    BulkFixItem,
+    BulkFixStatus,
+    Instance,
+    Revision,
+    RevisionOrigin,
+    RevisionStatus,
+    Task,
+    utcnow,
+)
+from app.schemas.bulk_fixes import BulkDecisionIn, BulkFixIn, BulkItemOut, BulkPreview
+from app.schemas.jobs import BulkFixPayload
+from app.services import audit, jobs
+from app.services.blinding import Blindfold
+from app.services.bulk_fix_plans import Plan, PlannedItem, plan
+
+SHOWN = 20  # items of each kind a preview shows
+
+
+def preview(session: Session, *, data: BulkFixIn, blindfold: Blindfold) -> BulkPreview:
+    """What proposing `data` would store, without writing anything."""
+    return _plan_preview(session, plan(session, query=data.query, change=data.change, blindfold=blindfold),
+                         include_validation=data.include_validation)
+
+
+def propose(session: Session, *, data: BulkFixIn, author_id: int, blindfold: Blindfold,
+            self_accept_allowed: bool) -> BulkFix:
+    """Stores the fix with its items as `preview` shows them. Commits."""
+    if data.accept and not self_accept_allowed:
+        raise Invalid("This studio has a second person accept every fix.", fields={"accept": "not allowed"})
+    planned = plan(session, query=data.query, change=data.change, blindfold=blindfold)
+    fix = BulkFix(reason=data.reason.strip(), query=data.query.model_dump(mode="json", exclude_defaults=True),
+                  change=data.change.model_dump(mode="json", exclude_none=True),
+                  include_validation=data.include_validation, author_id=author_id,
+                  **planned.counts(include_validation=data.include_validation))
+    return _store(session, fix, planned.items, accept=data.accept)
+
+
+def propose_undo(session: Session, *, fix_id: int, reason: str, author_id: int, blindfold: Blindfold) -> BulkFix:
+    """A bulk fix that restores what an applied one wrote, on each instance that still holds those values (the
+    others are refused, with what changed since). Reviewed and applied like any bulk fix. Commits."""
+    original = get(session, fix_id=fix_id)
+    if original.status != BulkFixStatus.applied:
+        raise Conflict(f"Bulk fix #{fix_id} has not been applied: there is nothing to undo.")
+    waiting = session.exec(select(BulkFix.id).where(BulkFix.undoes_id == fix_id, col(BulkFix.status).in_(
+        (BulkFixStatus.proposed, BulkFixStatus.accepted)))).first()
+    if waiting:
+        raise Conflict(f"The undo of bulk fix #{fix_id} is already under way (bulk fix #{waiting}).")
+    items, hidden = [], 0
+    for revision_rows in _applied_revisions(session, fix_id):
+        current = {row[0]: row for row in session.exec(
+            select(Instance.id, Instance.lock_version, Instance.options, Instance.raw_output,
+                   Instance.human_preferred_output, Instance.status)
+            .where(col(Instance.id).in_([record_id for record_id, _, _ in revision_rows])))}
+        for record_id, task_id, changes in revision_rows:
+            if record_id not in current:
+                continue
+            if blindfold.hides(record_id):
+                hidden += 1
+                continue
+            values = dict(zip(("options", "raw_output", "human_preferred_output", "status"), current[record_id][2:],
+                              strict=True))
+            moved = sorted(name for name, change in changes.items() if values[name] != change["after"])
+            items.append(PlannedItem(
+                record_id, task_id, {name: {"before": change["after"], "after": change["before"]}
+                                     for name, change in changes.items()},
+                current[record_id][1], validation=False,
+                refusal=f"changed since bulk fix #{fix_id}: {', '.join(moved)}" if moved else None))
+    counts = Plan(items, hidden).counts(include_validation=True)
+    fix = BulkFix(reason=reason.strip(), query={"undoes": fix_id}, change={"action": "undo"},
+                  include_validation=True, undoes_id=fix_id, author_id=author_id, **counts)
+    return _store(session, fix, items, accept=False)
+
+
+def _store(session: Session, fix: BulkFix, items: list[PlannedItem], *, accept: bool) -> BulkFix:
+    if not fix.change_count:
+        raise Invalid("Nothing would change: no instance the query picks is changed by this fix"
+                      + (" (every one it would change is refused or held out for validation)." if items else "."),
+                      fields={"query": "matches nothing to change"})
+    session.add(fix)
+    session.flush()
+    session.execute(insert(BulkFixItem), [
+        {"bulk_fix_id": fix.id, "instance_id": item.instance_id, "task_id": item.task_id, "changes": item.changes,
+         "base_lock_version": item.base_lock_version, "validation": item.validation, "refusal": item.refusal,
+         "skipped": False} for item in items])
+    audit.record(session, actor_id=fix.author_id, action="bulk_fix.propose", entity_type="bulk_fix",
+                 entity_id=fix.id, after={"query": fix.query, "change": fix.change, "reason": fix.reason,
+                                          "changes": fix.change_count, "validation": fix.validation_count,
+                                          "refused": fix.refused_count})
+    if accept:
+        _accept(session, fix, user_id=fix.author_id, comment=None, self_accepted=True)
+    session.commit()
+    session.refresh(fix)
+    return fix
+
+
+def decide(session: Session, *, fix_id: int, data: BulkDecisionIn, user_id: int, blindfold: Blindfold) -> BulkFix:
+    """A second person accepts the whole fix (its job is queued in the same transaction) or rejects it with a
+    comment. Commits."""
+    fix = get(session, fix_id=fix_id)
+    if fix.author_id == user_id:
+        raise Forbidden("A bulk fix is accepted or rejected by someone other than the person who proposed it.")
+    accept = data.decision == "accept"
+    if not accept and not (data.comment or "").strip():
+        raise Invalid("Say why you reject the fix: a comment is required.", fields={"comment": "required to reject"})
+    if blindfold and session.exec(select(BulkFixItem.id).where(
+            BulkFixItem.bulk_fix_id == fix.id, col(BulkFixItem.instance_id).in_(sorted(blindfold.hidden)))).first():
+        raise Conflict("This fix changes instances in a blind solve test you may still answer: their targets stay "
+                       "hidden from you until the test ends, so someone else decides it.")
+    if accept:
+        _accept(session, fix, user_id=user_id, comment=data.comment, lock_version=data.lock_version)
+    else:
+        _decided(session, fix, status=BulkFixStatus.rejected, user_id=user_id, comment=data.comment,
+                 lock_version=data.lock_version)
+        audit.record(session, actor_id=user_id, action="bulk_fix.reject", entity_type="bulk_fix", entity_id=fix.id,
+                     after={"comment": (data.comment or "").strip()})
+    session.commit()
+    session.refresh(fix)
+    return fix
+
+
+def _accept(session: Session, fix: BulkFix, *, user_id: int | None, comment: str | None,
+            lock_version: int | None = None, self_accepted: bool = False) -> None:
+    job = jobs.enqueue(session, BulkFixPayload(bulk_fix_id=fix.id), created_by_id=user_id, commit=False)
+    _decided(session, fix, status=BulkFixStatus.accepted, user_id=user_id, comment=comment,
+             lock_version=fix.lock_version if lock_version is None else lock_version,
+             job_id=job.id, self_accepted=self_accepted)
+    audit.record(session, actor_id=user_id, action="bulk_fix.accept", entity_type="bulk_fix", entity_id=fix.id,
+                 after={"job_id": job.id, **({"self_accepted": True} if self_accepted else {})})
+
+
+def _decided(session: Session, fix: BulkFix, *, status: BulkFixStatus, user_id: int | None, comment: str | None,
+             lock_version: int, **values: Any) -> None:
+    taken = session.execute(update(BulkFix).where(
+        BulkFix.id == fix.id, BulkFix.lock_version == lock_version, BulkFix.status == BulkFixStatus.proposed)
+        .values(status=status, reviewer_id=user_id, decided_at=utcnow(), decision_comment=(comment or "").strip()
+                or None, lock_version=BulkFix.lock_version + 1, **values)).rowcount
+    if not taken:
+        session.rollback()
+        raise Conflict("This bulk fix was decided or withdrawn meanwhile: reload it to see what happened.")
+
+
+def withdraw(session: Session, *, fix_id: int, user_id: int) -> BulkFix:
+    """The author takes back a bulk fix nobody has decided. Commits."""
+    fix = get(session, fix_id=fix_id)
+    if fix.author_id != user_id:
+        raise Forbidden("Only the person who proposed a bulk fix may withdraw it.")
+    taken = session.execute(update(BulkFix).where(BulkFix.id == fix.id, BulkFix.status == BulkFixStatus.proposed)
+                            .values(status=BulkFixStatus.withdrawn, decided_at=utcnow(),
+                                    lock_version=BulkFix.lock_version + 1)).rowcount
+    if not taken:
+        session.rollback()
+        raise Conflict("This bulk fix was decided meanwhile: it can no longer be withdrawn.")
+    audit.record(session, actor_id=user_id, action="bulk_fix.withdraw", entity_type="bulk_fix", entity_id=fix.id)
+    session.commit()
+    session.refresh(fix)
+    return fix
+
+
+def resume(session: Session, *, fix_id: int, user_id: int) -> BulkFix:
+    """Queues the job again for an accepted fix whose job stopped before the end (cancelled, or failed): it goes
+    on from the last whole chunk. Commits."""
+    fix = get(session, fix_id=fix_id)
+    if fix.status != BulkFixStatus.accepted:
+        raise Conflict("Only an accepted bulk fix that is not fully applied can be resumed.")
+    if fix.job_id and jobs.get_job(session, job_id=fix.job_id).status not in jobs.TERMINAL:
+        raise Conflict("This bulk fix's job is still queued or running.")
+    job = jobs.enqueue(session, BulkFixPayload(bulk_fix_id=fix.id), created_by_id=user_id, commit=False)
+    session.execute(update(BulkFix).where(BulkFix.id == fix.id).values(job_id=job.id,
+                                                                      lock_version=BulkFix.lock_version + 1))
+    session.commit()
+    session.refresh(fix)
+    return fix
+
+
+def get(session: Session, *, fix_id: int) -> BulkFix:
+    fix = session.get(BulkFix, fix_id, populate_existing=True)
+    if fix is None:
+        raise NotFound(f"There is no bulk fix with id {fix_id}.")
+    return fix
+
+
+def list_fixes(session: Session, *, status: str | None = None, limit: int = 100) -> list[BulkFix]:
+    query = select(BulkFix).order_by(col(BulkFix.id).desc()).limit(limit)
+    if status:
+        query = query.where(BulkFix.status == status)
+    return list(session.exec(query))
+
+
+def undone_by(session: Session, *, fix_id: int) -> BulkFix | None:
+    """The undo of this fix that was applied or is under way, if any."""
+    return session.exec(select(BulkFix).where(BulkFix.undoes_id == fix_id, col(BulkFix.status).in_(
+        (BulkFixStatus.proposed, BulkFixStatus.accepted, BulkFixStatus.applied))).order_by(col(BulkFix.id).desc())
+    ).first()
+
+
+def stored_preview(session: Session, *, fix: BulkFix) -> BulkPreview:
+    """The preview of a proposed fix, from its frozen items: what the reviewer decides is what the job applies."""
+    def first(*conditions) -> list[BulkItemOut]:
+        return [_out(fix, *row) for row in session.exec(_item_rows(fix.id).where(*conditions)
+                                                        .order_by(BulkFixItem.id).limit(SHOWN))]
+
+    applies = BulkFixItem.refusal.is_(None)
+    return BulkPreview(change_count=fix.change_count, validation_count=fix.validation_count,
+                       refused_count=fix.refused_count, hidden_count=fix.hidden_count,
+                       changes=first(applies) if fix.include_validation else first(applies, ~BulkFixItem.validation),
+                       validation=[] if fix.include_validation else first(applies, BulkFixItem.validation),
+                       refused=first(BulkFixItem.refusal.is_not(None)))
+
+
+def report(session: Session, *, fix: BulkFix, batch: int = 5_000) -> Iterator[BulkItemOut]:
+    """Every item of the fix with what became of it, in order; read `batch` at a time."""
+    after = 0
+    while rows := session.exec(_item_rows(fix.id).where(col(BulkFixItem.id) > after).order_by(BulkFixItem.id)
+                               .limit(batch)).all():
+        for row in rows:
+            yield _out(fix, *row)
+        after = rows[-1][0].id or 0
+
+
+def _item_rows(fix_id: int):
+    return (select(BulkFixItem, Task.name, Instance.source_id).join(Task, Task.id == BulkFixItem.task_id)
+            .join(Instance, Instance.id == BulkFixItem.instance_id).where(BulkFixItem.bulk_fix_id == fix_id))
+
+
+def _out(fix: BulkFix, item: BulkFixItem, task_name: str, source_id: str) -> BulkItemOut:
+    return BulkItemOut(instance_id=item.instance_id, task_name=task_name, source_id=source_id,
+                       changes=item.changes, validation=item.validation, refusal=item.refusal,
+                       outcome=outcome(fix, item))
+
+
+def outcome(fix: BulkFix, item: BulkFixItem) -> str:
+    if item.refusal:
+        return "refused"
+    if item.validation and not fix.include_validation:
+        return "left alone"
+    if item.skipped:
+        return "skipped"
+    return "applied" if (item.id or 0) <= fix.applied_through else "pending"
+
+
+def _plan_preview(session: Session, planned: Plan, *, include_validation: bool) -> BulkPreview:
+    applies = [item for item in planned.items if not item.refusal]
+    changes = applies if include_validation else [item for item in applies if not item.validation]
+    held = [] if include_validation else [item for item in applies if item.validation]
+    refused = [item for item in planned.items if item.refusal]
+    shown = [*changes[:SHOWN], *held[:SHOWN], *refused[:SHOWN]]
+    names = dict(session.exec(select(Instance.id, Instance.source_id).where(
+        col(Instance.id).in_([item.instance_id for item in shown]))).all()) if shown else {}
+    tasks = dict(session.exec(select(Task.id, Task.name).where(
+        col(Task.id).in_({item.task_id for item in shown}))).all()) if shown else {}
+
+    def out(item: PlannedItem, outcome: str) -> BulkItemOut:
+        return BulkItemOut(instance_id=item.instance_id, task_name=tasks[item.task_id],
+                           source_id=names[item.instance_id], changes=item.changes, validation=item.validation,
+                           refusal=item.refusal, outcome=outcome)
+
+    return BulkPreview(**planned.counts(include_validation=include_validation),
+                       changes=[out(item, "pending") for item in changes[:SHOWN]],
+                       validation=[out(item, "left alone") for item in held[:SHOWN]],
+                       refused=[out(item, "refused") for item in refused[:SHOWN]])
+
+
+def _applied_revisions(session: Session, fix_id: int, batch: int = 5_000) -> Iterator[list[tuple[int, int, dict]]]:
+    """(instance, task, changes) of what the fix wrote, `batch` at a time."""
+    written = select(Revision.id, Revision.record_id, Revision.task_id, Revision.changes).where(
+        Revision.origin == RevisionOrigin.bulk_fix, Revision.origin_id == fix_id,
+        Revision.status == RevisionStatus.accepted).order_by(Revision.id).limit(batch)
+    after: int | None = 0
+    while rows := session.exec(written.where(col(Revision.id) > after)).all():
+        yield [(record_id, task_id or 0, changes) for _, record_id, task_id, changes in rows]
+        after = rows[-1][0]
