@@ -15,7 +15,11 @@ records (bench/filling.py) at 300,000 instances.
    build's in the order they ran (`build_peaks_mb`). Target < 500. On this machine a build's peak grows when
    the same build runs again in the same data folder with nothing changed (304, 367, 583 MB at 300,000), so
    compare the first build's with export_bench's, not the later ones'.
-`bulk_ratio` (an accepted bulk fix of 100,000 instances against a bare executemany) comes with bulk fixes.
+4. `bulk_ratio`: a bare executemany loop doing the same inserts (one revision per instance) and updates (the
+   instances' new values), a transaction per 2,000 as the fix's chunks, over applying an accepted bulk fix of
+   --bulk instances (replace "a" with "A" inside targets and options, in as many tasks as it takes) through
+   `bulk_fix_apply.apply`, in the same run. Target >= 0.5. Also `bulk_propose_s`: working out and storing the
+   fix (every instance of those tasks read, its items written).
 The last line is one JSON object.
 """
 
@@ -29,6 +33,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -41,8 +46,11 @@ from sqlmodel import Session, select
 from app.core.config import Settings
 from app.core.migrate import alembic_config
 from app.main import create_app
-from app.models import Instance, Revision, Role, Task, utcnow
+from app.models import BulkFixItem, Instance, Revision, Role, Task, utcnow
+from app.schemas.bulk_fixes import BulkChange, BulkDecisionIn, BulkFixIn, BulkQuery
 from app.schemas.export_spec import ExportSpec
+from app.services import bulk_fix_apply, bulk_fixes
+from app.services.blinding import NONE
 from bench.export_bench import approve_every_task
 from bench.filling import fill
 from bench.review_bench import percentile, server_ms
@@ -105,6 +113,56 @@ def timed_build(url: str, spec: ExportSpec, workdir: Path, name: str) -> tuple[f
     return figures["seconds"], figures["peak_mb"], (out / "stage1.json").read_bytes()
 
 
+def bulk_timings(engine, *, tasks: list[int], per_task: int, wanted: int, author_id: int,
+                 reviewer_id: int) -> dict:
+    """Proposes, accepts and applies a bulk fix of about `wanted` instances, then runs the bare loop."""
+    chosen = tasks[:max(1, -(-wanted * 10 // (per_task * 9)))]  # ~90% of the realistic records hold an "a"
+    data = BulkFixIn(query=BulkQuery(task_ids=chosen), reason="bench: capital A",
+                     change=BulkChange(action="replace", find="a", replace_with="A", whole_value=False))
+    with Session(engine) as session:
+        started = time.perf_counter()
+        fix = bulk_fixes.propose(session, data=data, author_id=author_id, blindfold=NONE, self_accept_allowed=False)
+        propose_s = time.perf_counter() - started
+        fix = bulk_fixes.decide(session, fix_id=fix.id, user_id=reviewer_id, blindfold=NONE,
+                                data=BulkDecisionIn(decision="accept", lock_version=fix.lock_version))
+        print(f"  applying a bulk fix of {fix.change_count:,} instances", file=sys.stderr)
+        started = time.perf_counter()
+        applied = bulk_fix_apply.apply(session, fix_id=fix.id)
+        apply_s = time.perf_counter() - started
+        items = session.exec(select(BulkFixItem.instance_id, BulkFixItem.task_id, BulkFixItem.changes).where(
+            BulkFixItem.bulk_fix_id == fix.id).order_by(BulkFixItem.id)).all()
+    started = time.perf_counter()
+    bare_loop(engine, items, author_id=author_id)
+    bare_s = time.perf_counter() - started
+    print(f"  bulk fix {apply_s:.1f} s ({applied.applied:,} applied), bare loop {bare_s:.1f} s", file=sys.stderr)
+    return {"bulk_instances": applied.applied, "bulk_propose_s": round(propose_s, 1),
+            "bulk_apply_s": round(apply_s, 1), "bulk_bare_s": round(bare_s, 1),
+            "bulk_ratio": round(bare_s / apply_s, 2)}
+
+
+def bare_loop(engine, items, *, author_id: int, chunk: int = bulk_fix_apply.CHUNK) -> None:
+    """The same revisions inserted and the same values written, with nothing else: no checks, no locks, no
+    progress, one statement per field set as the fix groups them."""
+    table = Instance.__table__
+    for start in range(0, len(items), chunk):
+        part = items[start:start + chunk]
+        now = utcnow()
+        with engine.begin() as connection:
+            connection.execute(insert(Revision), [
+                {"record_kind": "instance", "record_id": instance_id, "task_id": task_id, "changes": changes,
+                 "dismissal": False, "reason": "bench: capital A", "origin": "bulk_fix", "base_lock_version": 1,
+                 "status": "accepted", "author_id": author_id, "created_at": now, "decided_at": now,
+                 "self_accepted": False, "lock_version": 1} for instance_id, task_id, changes in part])
+            groups: dict[tuple, list] = {}
+            for instance_id, _, changes in part:
+                groups.setdefault(tuple(sorted(changes)), []).append(
+                    {"instance": instance_id, **{f"new_{name}": change["after"] for name, change in changes.items()}})
+            for fields, rows in groups.items():
+                connection.execute(update(table).where(table.c.id == bindparam("instance")).values(
+                    lock_version=table.c.lock_version + 1, **{name: bindparam(f"new_{name}") for name in fields}),
+                    rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", help="default: an SQLite file in a temporary folder")
@@ -113,6 +171,7 @@ def main() -> None:
     parser.add_argument("--proposed", type=int, default=5_000, help="fixes waiting in the queue")
     parser.add_argument("--repeat", type=int, default=200, help="next items to time")
     parser.add_argument("--fixed-share", type=float, default=0.1)
+    parser.add_argument("--bulk", type=int, default=100_000, help="instances a bulk fix changes")
     args = parser.parse_args()
 
     workdir = throwaway_folder("studio-corrections-bench-")
@@ -171,6 +230,11 @@ def main() -> None:
         current_s, current_mb, current = timed_build(url, spec.model_copy(update={"revisions_through": newest}),
                                                      workdir, "current")
         assert current != before
+        print("bulk fix", file=sys.stderr)
+        with Session(engine) as session:
+            task_ids = list(session.exec(select(Task.id).order_by(Task.id)))
+        bulk = bulk_timings(engine, tasks=task_ids, per_task=args.instances // args.tasks, wanted=args.bulk,
+                            author_id=author.id, reviewer_id=reviewer.id)
         engine.dispose()
         peak_mb = max(before_mb, pinned_mb, current_mb)  # the builds' own; the queue's is the web app's
         print(f"  build peaks: {before_mb:.0f} MB before, {pinned_mb:.0f} MB pinned, {current_mb:.0f} MB current",
@@ -185,8 +249,7 @@ def main() -> None:
                    "current_build_s": round(current_s, 1), "export_slowdown": round(pinned_s / before_s, 2),
                    "current_slowdown": round(current_s / before_s, 2), "peak_rss_mb": round(peak_mb, 1),
                    "build_peaks_mb": [round(before_mb), round(pinned_mb), round(current_mb)],
-                   "bench_process_rss_mb": round(web_mb, 1),
-                   "bulk_ratio": None}
+                   "bench_process_rss_mb": round(web_mb, 1), **bulk}
         print(json.dumps(figures))
 
 

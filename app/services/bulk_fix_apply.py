@@ -83,7 +83,7 @@ def _apply_chunk(connection: Connection, fix: BulkFix, size: int) -> int:
         INSTANCE.c.id.in_([item.instance_id for item in items]))
     if connection.dialect.name == "postgresql":
         current = current.with_for_update()
-    versions: dict[int, int] = dict(connection.execute(current).tuples().all())
+    versions: dict[int, int] = {instance_id: version for instance_id, version in connection.execute(current)}
     fresh = [item for item in items if versions.get(item.instance_id) == item.base_lock_version]
     stale = [item.id for item in items if versions.get(item.instance_id) != item.base_lock_version]
     if fresh:
