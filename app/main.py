@@ -20,12 +20,14 @@ from app.core.logs import escape_control_characters
 from app.routers import (
     account,
     api,
+    api_bulk_fixes,
     api_instances,
     api_instructions,
     api_review,
     api_scores,
     api_versions,
     auth,
+    bulk_fixes,
     checks,
     dashboard,
     datasets,
@@ -96,9 +98,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.trusted_proxies.strip():  # who a request comes from, for the sign-in throttle and the logs
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     install_error_handlers(app)
-    for module in (auth, dashboard, tasks, instances, instructions, media, datasets, imports, jobs, users, account,
-                   review, checks, versions, registered_models, api, api_review, api_scores, api_versions,
-                   api_instructions, api_instances, docs):
+    for module in (auth, dashboard, tasks, instances, bulk_fixes, instructions, media, datasets, imports, jobs, users,
+                   account, review, checks, versions, registered_models, api, api_review, api_scores, api_versions,
+                   api_instructions, api_instances, api_bulk_fixes, docs):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

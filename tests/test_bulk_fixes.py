@@ -19,7 +19,7 @@ from app.models import (
     Role,
     Task,
 )
-from app.schemas.bulk_fixes import BulkChange, BulkDecisionIn, BulkFixIn, BulkQuery
+from app.schemas.bulk_fixes import BulkDecisionIn, BulkFixIn, BulkQuery, ExcludeChange, ReplaceChange
 from app.schemas.export_spec import ExportSpec
 from app.schemas.revisions import InstanceFixIn, RevisionDecisionIn
 from app.services import bulk_fix_apply, bulk_fixes, instance_revisions, queues
@@ -37,7 +37,7 @@ def people(db):
 
 def _dog_to_puppy(task: Task, **fields) -> BulkFixIn:
     return BulkFixIn(query=BulkQuery(task_ids=[task.id]), reason="The class list says puppy.",
-                     change=BulkChange(action="replace", find="dog", replace_with="puppy"), **fields)
+                     change=ReplaceChange(action="replace", find="dog", replace_with="puppy"), **fields)
 
 
 def _instances(db, task: Task) -> list[Instance]:
@@ -160,7 +160,7 @@ def test_validation_instances_of_ready_versions_are_left_alone_unless_the_fix_sa
 
     # a fix that says so changes them too
     everything = BulkFixIn(query=BulkQuery(task_ids=[task.id]), reason="all of them",
-                           change=BulkChange(action="replace", find="dog", replace_with="hound"),
+                           change=ReplaceChange(action="replace", find="dog", replace_with="hound"),
                            include_validation=True)
     assert bulk_fixes.preview(db, data=everything, blindfold=NONE).change_count == len(held)
 
@@ -194,19 +194,20 @@ def test_an_undo_restores_what_the_fix_wrote_where_nothing_changed_since(db, peo
 def test_refusals_keep_the_rules_a_fix_by_hand_keeps(db, people):
     task = make_qc_task(db, "BULK+refused", instances=3)
     clash = BulkFixIn(query=BulkQuery(task_ids=[task.id]), reason="merge the classes",
-                      change=BulkChange(action="replace", find="dog", replace_with="cat"))
+                      change=ReplaceChange(action="replace", find="dog", replace_with="cat"))
     shown = bulk_fixes.preview(db, data=clash, blindfold=NONE)
     assert shown.change_count == 0 and shown.refused_count == 3
     assert shown.refused[0].refusal == "options: an option is repeated"
     with pytest.raises(Invalid, match="Nothing would change"):
         bulk_fixes.propose(db, data=clash, author_id=people["author"].id, blindfold=NONE, self_accept_allowed=False)
     with pytest.raises(ValueError, match="NUL"):
-        BulkChange(action="replace", find="dog", replace_with="do\x00g")
+        ReplaceChange(action="replace", find="dog", replace_with="do\x00g")
     too_long = BulkFixIn(query=BulkQuery(task_ids=[task.id]), reason="x",
-                         change=BulkChange(action="replace", find="o", replace_with="o" * 20_000, whole_value=False))
-    assert bulk_fixes.preview(db, data=too_long, blindfold=NONE).refused[0].refusal.startswith("options.1: ")
-    with pytest.raises(ValueError, match="same as the value"):
-        BulkChange(action="replace", find="dog", replace_with="dog")
+                         change=ReplaceChange(action="replace", find="o", replace_with="o" * 20_000, whole_value=False))
+    assert bulk_fixes.preview(db, data=too_long, blindfold=NONE).refused[0].refusal == "option 2: at most 20,000 characters"
+    same = BulkFixIn(query=BulkQuery(task_ids=[task.id]), reason="x",
+                     change=ReplaceChange(action="replace", find="dog", replace_with="dog"))
+    assert bulk_fixes.preview(db, data=same, blindfold=NONE).change_count == 0
     with pytest.raises(Invalid, match="second person"):  # the team's setting is off
         bulk_fixes.propose(db, data=_dog_to_puppy(task, accept=True), author_id=people["author"].id,
                            blindfold=NONE, self_accept_allowed=False)
@@ -217,7 +218,7 @@ def test_exclude_by_query_leaves_hidden_targets_out_and_recounts_the_task(db, pe
     dogs = [i.id for i in _instances(db, task) if i.raw_output == "dog"]
     blindfold = Blindfold(frozenset(dogs[:1]))
     data = BulkFixIn(query=BulkQuery(task_ids=[task.id], q="dog"), reason="dogs are out of scope",
-                     change=BulkChange(action="exclude"))
+                     change=ExcludeChange(action="exclude"))
     shown = bulk_fixes.preview(db, data=data, blindfold=blindfold)
     assert shown.change_count == len(dogs) - 1 and shown.hidden_count == 0  # a search never matches hidden targets
     fix = bulk_fixes.propose(db, data=data, author_id=people["author"].id, blindfold=NONE, self_accept_allowed=False)

@@ -47,7 +47,10 @@ PHRASES = {
 
 def in_words(problem: dict[str, Any]) -> str:
     """One pydantic error (an item of `ValidationError.errors()`) as a phrase about its field."""
-    phrase = PHRASES.get(problem.get("type", ""))
+    kind = problem.get("type", "")
+    if kind in ("too_short", "too_long") and isinstance(problem.get("input"), str):
+        kind = f"string_{kind}"  # a length rule on a validated string is reported as a collection's
+    phrase = PHRASES.get(kind)
     if phrase is not None:
         return phrase(problem.get("ctx") or {})
     return str(problem.get("msg", "invalid")).removeprefix("Value error, ")

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 
 from app.schemas import AnswerIn, DecisionIn, JudgementIn, SkipIn, VerdictIn
 from app.schemas.revisions import InstanceFixIn, RevisionDecisionIn
-from app.services import instance_revisions, queues, reviews, solve_tests, spot_checks, verifications
+from app.services import bulk_fixes, instance_revisions, queues, reviews, solve_tests, spot_checks, verifications
 from app.services import instances as instance_service
 from app.web.deps import REVIEWERS, BlindfoldDep, CurrentUser, RowId, SessionDep, qc_defaults_of, settings_of
 from app.web.fixes import FixOffer, fix_values
@@ -28,7 +28,8 @@ REVIEW_COUNT_CAP = 999
 def overview(request: Request, session: SessionDep, user: CurrentUser):
     return render(request, "review/page.html", counts=queues.overview(
         session, reviewer=user, cap=REVIEW_COUNT_CAP,
-        reviewer_may_verify=settings_of(request).verifier_may_be_reviewer))
+        reviewer_may_verify=settings_of(request).verifier_may_be_reviewer),
+        bulk_waiting=bulk_fixes.waiting_for(session, user_id=user.id))
 
 
 @router.get("/{queue_name}", dependencies=[REVIEWERS])

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from app.core import limits
 from app.models import InstanceStatus
@@ -29,34 +29,35 @@ class BulkQuery(BaseModel):
     q: str | None = Field(None, max_length=200, description="Text in the input or the target.")
 
 
-class BulkChange(BaseModel):
-    """What changes: `replace` a value in targets (and preferred outputs) and options, or `exclude` the
-    instances from every export."""
+class ReplaceChange(BaseModel):
+    """Replace a value in targets (and preferred outputs) and options."""
 
     model_config = ConfigDict(extra="forbid")
 
-    action: Literal["replace", "exclude"]
-    find: OptionText | None = Field(None, description="The value to replace.")
-    replace_with: OptionText | None = None
+    action: Literal["replace"]
+    find: Annotated[OptionText, Field(min_length=1, description="The value to replace.")]
+    replace_with: OptionText
     whole_value: bool = Field(True, description="Replace a target or option only when it is exactly `find` "
                               "(else every occurrence of `find` inside them).")
 
-    @model_validator(mode="after")
-    def _replace_needs_both(self) -> BulkChange:
-        if self.action == "replace":
-            if not self.find:
-                raise ValueError("say which value to replace")
-            if self.replace_with is None:
-                raise ValueError("say what replaces it")
-            if self.find == self.replace_with:
-                raise ValueError("the replacement is the same as the value")
-        return self
-
     def describe(self) -> str:
-        if self.action == "exclude":
-            return "exclude from every export"
         where = "targets and options equal to" if self.whole_value else "every occurrence in targets and options of"
         return f"replace {where} “{self.find}” with “{self.replace_with}”"
+
+
+class ExcludeChange(BaseModel):
+    """Exclude the instances from every export."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["exclude"]
+
+    def describe(self) -> str:
+        return "exclude from every export"
+
+
+BulkChange = Annotated[ReplaceChange | ExcludeChange, Field(discriminator="action")]
+CHANGES: TypeAdapter[ReplaceChange | ExcludeChange] = TypeAdapter(BulkChange)
 
 
 class BulkFixIn(BaseModel):

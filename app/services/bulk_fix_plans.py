@@ -15,7 +15,7 @@ from app.core.failures import Invalid
 from app.core.validation_words import in_words
 from app.exports.sampling import SPLIT_SALT, unit
 from app.models import DatasetVersion, Instance, InstanceStatus, VersionStatus
-from app.schemas.bulk_fixes import BulkChange, BulkQuery
+from app.schemas.bulk_fixes import BulkQuery, ExcludeChange, ReplaceChange
 from app.schemas.export_spec import ExportSpec
 from app.schemas.revisions import InstanceFixIn
 from app.services import scores as score_service
@@ -26,6 +26,7 @@ from app.services.tasks import get_task
 
 BATCH = 5_000
 REPLACED = ("raw_output", "human_preferred_output")  # the targets a replace looks in, beside the options
+FIELD_WORDS = {"raw_output": "target", "human_preferred_output": "preferred output", "options": "options"}
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class Plan:
                 "validation_count": held, "refused_count": refused, "hidden_count": self.hidden_count}
 
 
-def plan(session: Session, *, query: BulkQuery, change: BulkChange, blindfold: Blindfold) -> Plan:
+def plan(session: Session, *, query: BulkQuery, change: ReplaceChange | ExcludeChange, blindfold: Blindfold) -> Plan:
     """Every instance the query picks that the change would change, in (task, id) order."""
     holdouts = _validation_holdouts(session)
     items: list[PlannedItem] = []
@@ -93,12 +94,12 @@ def _suspects(session: Session, task_id: int) -> set[int]:
             if doubt.suspect}
 
 
-def _changes(change: BulkChange, row: tuple) -> dict[str, dict[str, Any]]:
+def _changes(change: ReplaceChange | ExcludeChange, row: tuple) -> dict[str, dict[str, Any]]:
     _, options, raw_output, preferred, status, _ = row
-    if change.action == "exclude":
+    if isinstance(change, ExcludeChange):
         return {} if status == InstanceStatus.excluded else \
             {"status": {"before": status, "after": InstanceStatus.excluded.value}}
-    find, new = change.find or "", change.replace_with or ""
+    find, new = change.find, change.replace_with
 
     def replaced(value: str) -> str:
         if change.whole_value:
@@ -125,7 +126,9 @@ def refusal(row: tuple, changes: dict[str, dict[str, Any]]) -> str | None:
         InstanceFixIn.model_validate({"lock_version": 0, "reason": "bulk fix", **values})
     except ValidationError as error:
         problem = error.errors()[0]
-        return f"{'.'.join(str(part) for part in problem['loc'])}: {in_words(problem)}"
+        name, *at = problem["loc"]
+        where = f"option {int(at[0]) + 1}" if name == "options" and at else FIELD_WORDS.get(str(name), str(name))
+        return f"{where}: {in_words(problem)}"
     _, options, raw_output, _, _, _ = row
     after = {"options": values.get("options", options), "raw_output": values.get("raw_output", raw_output)}
     try:

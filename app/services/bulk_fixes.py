@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import insert, update
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from app.core.failures import Conflict, Forbidden, Invalid, NotFound
 from app.models import (
@@ -28,10 +28,11 @@ from app.models import (
 from app.schemas.bulk_fixes import BulkDecisionIn, BulkFixIn, BulkItemOut, BulkPreview
 from app.schemas.jobs import BulkFixPayload
 from app.services import audit, jobs
-from app.services.blinding import Blindfold
+from app.services.blinding import HIDDEN, NONE, Blindfold
 from app.services.bulk_fix_plans import Plan, PlannedItem, plan
 
 SHOWN = 20  # items of each kind a preview shows
+HIDDEN_CHANGE = {"before": HIDDEN, "after": HIDDEN}
 
 
 def preview(session: Session, *, data: BulkFixIn, blindfold: Blindfold) -> BulkPreview:
@@ -204,6 +205,12 @@ def list_fixes(session: Session, *, status: str | None = None, limit: int = 100)
     return list(session.exec(query))
 
 
+def waiting_for(session: Session, *, user_id: int) -> int:
+    """Bulk fixes proposed by someone else, waiting for a decision."""
+    return session.exec(select(func.count()).select_from(BulkFix).where(
+        BulkFix.status == BulkFixStatus.proposed, BulkFix.author_id != user_id)).one()
+
+
 def undone_by(session: Session, *, fix_id: int) -> BulkFix | None:
     """The undo of this fix that was applied or is under way, if any."""
     return session.exec(select(BulkFix).where(BulkFix.undoes_id == fix_id, col(BulkFix.status).in_(
@@ -211,11 +218,12 @@ def undone_by(session: Session, *, fix_id: int) -> BulkFix | None:
     ).first()
 
 
-def stored_preview(session: Session, *, fix: BulkFix) -> BulkPreview:
-    """The preview of a proposed fix, from its frozen items: what the reviewer decides is what the job applies."""
+def stored_preview(session: Session, *, fix: BulkFix, blindfold: Blindfold = NONE) -> BulkPreview:
+    """The preview of a proposed fix, from its frozen items: what the reviewer decides is what the job applies.
+    The values of instances hidden from the viewer read "hidden"."""
     def first(*conditions) -> list[BulkItemOut]:
-        return [_out(fix, *row) for row in session.exec(_item_rows(fix.id).where(*conditions)
-                                                        .order_by(BulkFixItem.id).limit(SHOWN))]
+        return [_out(fix, item, task_name, source_id, blindfold) for item, task_name, source_id in session.exec(
+            _item_rows(fix.id).where(*conditions).order_by(BulkFixItem.id).limit(SHOWN))]
 
     applies = BulkFixItem.refusal.is_(None)
     return BulkPreview(change_count=fix.change_count, validation_count=fix.validation_count,
@@ -225,13 +233,15 @@ def stored_preview(session: Session, *, fix: BulkFix) -> BulkPreview:
                        refused=first(BulkFixItem.refusal.is_not(None)))
 
 
-def report(session: Session, *, fix: BulkFix, batch: int = 5_000) -> Iterator[BulkItemOut]:
-    """Every item of the fix with what became of it, in order; read `batch` at a time."""
+def report(session: Session, *, fix: BulkFix, blindfold: Blindfold = NONE, batch: int = 5_000
+           ) -> Iterator[BulkItemOut]:
+    """Every item of the fix with what became of it, in order, read `batch` at a time; the values of instances
+    hidden from the viewer read "hidden"."""
     after = 0
     while rows := session.exec(_item_rows(fix.id).where(col(BulkFixItem.id) > after).order_by(BulkFixItem.id)
                                .limit(batch)).all():
-        for row in rows:
-            yield _out(fix, *row)
+        for item, task_name, source_id in rows:
+            yield _out(fix, item, task_name, source_id, blindfold)
         after = rows[-1][0].id or 0
 
 
@@ -240,10 +250,10 @@ def _item_rows(fix_id: int):
             .join(Instance, Instance.id == BulkFixItem.instance_id).where(BulkFixItem.bulk_fix_id == fix_id))
 
 
-def _out(fix: BulkFix, item: BulkFixItem, task_name: str, source_id: str) -> BulkItemOut:
-    return BulkItemOut(instance_id=item.instance_id, task_name=task_name, source_id=source_id,
-                       changes=item.changes, validation=item.validation, refusal=item.refusal,
-                       outcome=outcome(fix, item))
+def _out(fix: BulkFix, item: BulkFixItem, task_name: str, source_id: str, blindfold: Blindfold) -> BulkItemOut:
+    changes = {name: HIDDEN_CHANGE for name in item.changes} if blindfold.hides(item.instance_id) else item.changes
+    return BulkItemOut(instance_id=item.instance_id, task_name=task_name, source_id=source_id, changes=changes,
+                       validation=item.validation, refusal=item.refusal, outcome=outcome(fix, item))
 
 
 def outcome(fix: BulkFix, item: BulkFixItem) -> str:

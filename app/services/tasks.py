@@ -87,6 +87,11 @@ def refresh_instance_counts(session: Session | Connection, *, task_ids: list[int
         instance_count=counted(InstanceStatus.active), flagged_count=counted(InstanceStatus.flagged)))
 
 
+def choices(session: Session) -> list[tuple[int, str]]:
+    """Every task as (id, name), by name: for a form that picks tasks."""
+    return [(task_id, name) for task_id, name in session.exec(select(Task.id, Task.name).order_by(Task.name))]
+
+
 def get_task(session: Session, *, task_id: int) -> Task:
     task = session.get(Task, task_id)
     if task is None:

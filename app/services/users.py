@@ -124,6 +124,15 @@ def get_by_email(session: Session, *, email: str) -> User:
     return user
 
 
+def display_names(session: Session, *, user_ids: list[int | None]) -> dict[int, str]:
+    """The display names of these users, by id (a deleted user is missing)."""
+    wanted = sorted({user_id for user_id in user_ids if user_id is not None})
+    if not wanted:
+        return {}
+    return {user_id: name for user_id, name in session.exec(
+        select(User.id, User.display_name).where(User.id.in_(wanted)))}
+
+
 def list_users(session: Session) -> list[User]:
     return list(session.exec(select(User).order_by(User.email)))
 

@@ -43,3 +43,19 @@ def fix_values(form: FormData) -> dict[str, object]:
         values["options"] = [line.strip() for line in text("options").split("\n") if line.strip()] or None
     values["accept"] = "accept" in form
     return values
+
+
+def bulk_fix_values(form: FormData) -> dict[str, object]:
+    """The bulk fix form's fields as BulkFixIn takes them: the query's and the change's in their own objects, an
+    empty box left out (the schema's default), an unticked checkbox False."""
+    def given(*names: str) -> dict[str, object]:
+        return {name: form.get(name) for name in names if form.get(name) not in (None, "")}
+
+    change: dict[str, object] = given("action")
+    if change.get("action") == "replace":
+        change |= {"find": form.get("find", ""), "replace_with": form.get("replace_with", ""),
+                   "whole_value": "whole_value" in form}
+    return {"query": {"task_ids": form.getlist("task_ids"), **given("status", "split", "q"),
+                      "suspects_only": "suspects_only" in form},
+            "change": change, "reason": form.get("reason", ""),
+            "include_validation": "include_validation" in form, "accept": "accept" in form}

@@ -36,14 +36,19 @@ def validate_form(model: type[M], form: FormData, *, lists: tuple[str, ...] = ()
     return validate_values(model, data)
 
 
-def validate_values(model: type[M], data: dict[str, object]) -> M:
-    """`model` from values a route gathered from its form; raises Invalid with a message per field."""
+def validate_values(model: type[M], data: dict[str, object], *, nested: tuple[str, ...] = ()) -> M:
+    """`model` from values a route gathered from its form; raises Invalid with a message per field. A field of a
+    `nested` object is named by its own name (the form's: the last name in its path), a rule of the whole object by
+    the object's."""
     try:
         return model.model_validate(data)
     except ValidationError as error:
         fields: dict[str, str] = {}
         for problem in error.errors():
-            name = str(problem["loc"][0]) if problem["loc"] else "form"
+            loc = problem["loc"]
+            if loc and loc[0] in nested:  # ("change", "replace", "find") -> "find"; ("query", "task_ids", 0)
+                loc = tuple(part for part in loc if isinstance(part, str))[-1:]
+            name = str(loc[0]) if loc else "form"
             fields.setdefault(name, in_words(problem))
         raise Invalid("Some fields need attention.", fields=fields) from error
 
