@@ -204,7 +204,8 @@ def test_refusals_keep_the_rules_a_fix_by_hand_keeps(db, people):
         ReplaceChange(action="replace", find="dog", replace_with="do\x00g")
     too_long = BulkFixIn(query=BulkQuery(task_ids=[task.id]), reason="x",
                          change=ReplaceChange(action="replace", find="o", replace_with="o" * 20_000, whole_value=False))
-    assert bulk_fixes.preview(db, data=too_long, blindfold=NONE).refused[0].refusal == "option 2: at most 20,000 characters"
+    refused = bulk_fixes.preview(db, data=too_long, blindfold=NONE).refused
+    assert refused[0].refusal == "option 2: at most 20,000 characters"
     same = BulkFixIn(query=BulkQuery(task_ids=[task.id]), reason="x",
                      change=ReplaceChange(action="replace", find="dog", replace_with="dog"))
     assert bulk_fixes.preview(db, data=same, blindfold=NONE).change_count == 0
