@@ -96,8 +96,9 @@ url, spec, out, media = sys.argv[1], ExportSpec.model_validate_json(sys.argv[2])
 started = time.perf_counter()
 build(make_engine(url), spec=spec, destination=__import__("pathlib").Path(out), media=MediaStore(media),
       count_tokens=estimate, name="bench")
-peak = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
-print(json.dumps({"seconds": time.perf_counter() - started, "peak_mb": peak / 1024}))
+own, parts = (resource.getrusage(who).ru_maxrss / 1024 for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+print(json.dumps({"seconds": time.perf_counter() - started, "peak_mb": max(own, parts), "own_mb": own,
+                  "parts_mb": parts}))
 """
 
 
@@ -110,6 +111,8 @@ def timed_build(url: str, spec: ExportSpec, workdir: Path, name: str) -> tuple[f
     if done.returncode != 0:
         raise SystemExit(done.stderr)
     figures = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"  {name}: {figures['seconds']:.1f} s, peak {figures['own_mb']:.0f} MB in the build's process, "
+          f"{figures['parts_mb']:.0f} MB in its largest part process", file=sys.stderr)
     return figures["seconds"], figures["peak_mb"], (out / "stage1.json").read_bytes()
 
 

@@ -48,7 +48,7 @@ def submit_instruction(db: Session, task: Task, author: User, text: str = "Answe
                        instruction: Instruction | None = None):
     """Writes and submits a version: of a new instruction, or the next version of `instruction`."""
     if instruction is None:
-        instruction = instruction_service.create_instruction(db, task_id=task.id, label="main", author_id=author.id)
+        instruction = instruction_service.create_instruction(db, task_id=task.id, label="", author_id=author.id)
     db.refresh(instruction)
     instruction.draft_text = text
     db.add(instruction)

@@ -123,3 +123,14 @@ def test_values_a_blind_reviewer_may_not_see_stay_hidden_and_the_decision_is_som
     refused = client.post(f"/api/v1/bulk-fixes/{fix['id']}/decision", headers=blind,
                           json={"decision": "accept", "lock_version": fix["lock_version"]})
     assert refused.status_code == 409 and "someone else decides" in refused.json()["error"]["message"]
+
+
+def test_the_csv_report_never_hands_a_spreadsheet_a_formula(app, db):
+    task = make_qc_task(db, "BULKCSV+animals", instances=3)
+    author = make_user(db, Role.reviewer)
+    client, csrf = signed_in(app, author)
+    fix_url = client.post("/bulk-fixes", data={**_form(task.id, replace_with="=HYPERLINK(\"x\")"),
+                                               "csrf_token": csrf}).headers["location"]
+    rows = list(csv.DictReader(io.StringIO(client.get(f"{fix_url}/report.csv").text)))
+    targets = [row["after"] for row in rows if row["field"] == "raw_output"]
+    assert targets and all(value == "'=HYPERLINK(\"x\")" for value in targets)

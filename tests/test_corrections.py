@@ -434,3 +434,12 @@ def test_a_corrections_file_keeps_the_blind_rule_for_those_who_may_still_answer(
     with pytest.raises(CorrectionsInvalid, match="blind solve test"):
         import_corrections(db, path=fixes, actor_id=people["r1"].id)  # a reviewer may still answer it
     assert len(import_corrections(db, path=fixes, actor_id=people["author"].id).proposed) == 1  # an author never does
+
+
+def test_a_tasks_history_names_the_instances_its_events_were_done_to(app, db, people):
+    task = make_qc_task(db, "FIX+named", instances=2)
+    instance = _first(db, task)
+    _fix(db, instance, people["author"], raw_output="bird" if instance.raw_output != "bird" else "cat")
+    client, _ = signed_in(app, people["r1"])
+    link = soup(client.get(f"/tasks/{task.id}")).select_one(f"table.events a[href='/instances/{instance.id}']")
+    assert link is not None and link.text == f"instance {instance.source_id}"

@@ -93,3 +93,38 @@ def test_a_records_trace_shows_the_chain_from_the_import_through_each_fix(app, d
     assert chain[0].startswith("imported") and len(chain) == 3
     assert imported in chain[1] and "5 apples" in chain[1] and "5 apples" in chain[2] and "6 apples" in chain[2]
     assert reviewer.display_name in chain[2]
+
+
+def test_the_version_diff_lists_the_records_fixes_changed_between_two_versions(app, db, settings):
+    from app.services import versions as version_service
+
+    author, r1 = make_user(db, Role.author), make_user(db, Role.reviewer)
+    task = make_qc_task(db, "DIFF+answers", instances=12, kind="short")
+    _, _, review = submit_instruction(db, task, author)
+    approve(db, review)
+    blind = set(db.exec(select(SolveTestItem.instance_id)).all())
+    fixed, back, *_ = db.exec(select(Instance).where(Instance.task_id == task.id, Instance.id.not_in(blind))
+                              .order_by(Instance.id)).all()
+    was, original = fixed.raw_output, back.raw_output
+    ids = []
+    for name in ("before", "after"):
+        if name == "after":  # between the two versions: one target fixed, another fixed and fixed back
+            _fix_and_accept(db, fixed, author, r1, raw_output="11 apples")
+            _fix_and_accept(db, back, author, r1, raw_output="12 apples")
+            _fix_and_accept(db, back, author, r1, raw_output=original)
+        version = version_service.create(db, spec=ExportSpec(task_ids=[task.id]), name=name, actor_id=None,
+                                         enqueue=False)
+        version_service.run_build(settings, version_id=version.id)
+        ids.append(version.id)
+    client, _ = signed_in(app, author)
+    page = soup(client.get(f"/versions/diff?a={ids[0]}&b={ids[1]}"))
+    rows = page.select("#fixed tbody tr")
+    assert [row["data-instance"] for row in rows] == [str(fixed.id)]  # the one fixed back differs in nothing
+    assert [cell.text for cell in rows[0].select("td.pre")] == [was, "11 apples"]
+    assert "1 instance of tasks both versions hold was fixed" in page.select_one("#fixed-records").text
+    backwards = soup(client.get(f"/versions/diff?a={ids[1]}&b={ids[0]}")).select("#fixed tbody tr td.pre")
+    assert [cell.text for cell in backwards] == ["11 apples", was]
+    # the card reads in the browser too, rendered: its fixes table is a table
+    card = soup(client.get(f"/versions/{ids[1]}/card")).select_one("#dataset-card")
+    assert card.select_one("h1") is not None and "DIFF+answers" in card.select_one("table").text
+    assert soup(client.get(f"/versions/{ids[1]}")).select_one("#read-card")["href"] == f"/versions/{ids[1]}/card"

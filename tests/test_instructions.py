@@ -234,3 +234,21 @@ def test_a_version_whose_templates_fail_cannot_be_submitted(client, db):
         refused = client.post(url + "/submit", data={"csrf_token": csrf})
         assert refused.status_code == 422 and said in refused.text, (fields, refused.text[:300])
     assert db.exec(select(InstructionVersion)).all() == []  # nothing was frozen
+
+
+def test_a_tasks_instructions_have_labels_of_their_own(client, db):
+    import pytest
+
+    from app.core.failures import Conflict
+
+    task = make_task(db, "LABELS+task", instances=1)
+    author = make_user(db, Role.author)
+    labels = [instruction_service.create_instruction(db, task_id=task.id, label=label, author_id=author.id).label
+              for label in ("", " ", "short")]
+    assert labels == ["main", "main 2", "short"]  # none given: named, never a second "main"
+    with pytest.raises(Conflict, match="already has an instruction labelled “short”"):
+        instruction_service.create_instruction(db, task_id=task.id, label="short", author_id=author.id)
+    csrf = login(client, author.email)
+    refused = client.post(f"/tasks/{task.id}/instructions", data={"label": "main", "csrf_token": csrf},
+                          follow_redirects=False)
+    assert refused.status_code == 409 and "give this one another label" in refused.text

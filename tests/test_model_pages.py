@@ -9,7 +9,7 @@ from sqlmodel import select
 from app.demo import model_half as demo_models
 from app.demo.workspace import load_demo
 from app.models import ConversationPool, Job, JobMetric, JobStatus, Role, Task, utcnow
-from app.qc.charts import change_chart, loss_chart, nice_ticks
+from app.qc.charts import change_chart, fitted_ticks, loss_chart, nice_ticks
 from app.schemas.jobs import ExportPayload, ImportPayload
 from app.services import jobs as job_service
 from app.services import registered_models as model_service
@@ -102,6 +102,12 @@ def test_a_models_page_says_where_it_comes_from(app, db, settings):
     assert "25.0% → 75.0%" in page.select_one("#model-evaluation").text
     job_page = soup(client.get(f"/jobs/{job.id}"))
     assert job_page.select_one("#evaluation-none") is None
+    # the run's summary stays once it ended: its last step's loss and throughput
+    summary = job_page.select_one("#finetune-summary").text
+    assert "loss 3.0000" in summary and "900 tokens/s" in summary and job_page.select_one("#finetune-latest") is None
+    # a page that shows what a job makes is loaded again once the job has ended (not while it runs)
+    assert client.get(f"/jobs/{job.id}/status", params={"reload_when_done": "true"}).headers["HX-Refresh"] == "true"
+    assert "HX-Refresh" not in client.get(f"/jobs/{job.id}/status").headers
     assert [row["data-task"] for row in job_page.select("#evaluation tbody tr")] == ["A+one"]
     assert "2 tasks of the version with no validation record to score (B+two, C+three)" in \
         job_page.select_one("#evaluation-unscored").text
@@ -192,6 +198,14 @@ def test_chart_ticks_and_geometry():
     assert stage1[0][0] < stage1[1][0] < chart.boundary < stage2[0][0]  # stage 2 goes on after stage 1
     assert stage1[0][1] < stage2[0][1] < stage1[1][1]  # higher loss, higher on the chart (smaller y)
     assert chart.x_ticks[0].label == "0" and chart.y_ticks[-1].label == "4"
+    assert chart.dots == {"stage2": tuple(stage2[0])}  # a stage of one step is a point, not an invisible line
+    # the y axis fits the data: a loss between 2.31 and 2.47 is not drawn as a flat line near the top of 0..3
+    close = loss_chart([("stage1", step, 2.47 - 0.04 * step) for step in range(5)])
+    labels = [float(tick.label) for tick in close.y_ticks]
+    assert 2.2 <= labels[0] <= 2.31 and 2.47 <= labels[-1] <= 2.6
+    heights = [float(point.split(",")[1]) for point in close.lines["stage1"].split()]
+    assert heights[-1] - heights[0] > 0.6 * (close.bottom - 10)  # the fall spans most of the plot
+    assert fitted_ticks(3.0, 3.0) == [2.6, 2.8, 3.0, 3.2, 3.4]
     assert loss_chart([]) is None and change_chart({}) is None
     change = change_chart({"a": {"total": 10, "before": 2, "after": 7, "change": 0.5},
                            "b": {"total": 10, "before": 5, "after": 0, "change": -0.5}})

@@ -18,6 +18,20 @@ def nice_ticks(top: float, count: int = 5) -> list[float]:
     return [round(k * step, 10) for k in range(math.ceil(top / step - 1e-9) + 1)]
 
 
+def fitted_ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """Round tick values spanning [low, high] (1, 2 or 5 times a power of ten apart), from the last multiple of
+    the step at or below `low`: an axis that fits the data rather than starting at 0. A flat series gets a
+    band around its value."""
+    if high - low < 1e-12:
+        pad = abs(high) * 0.1 or 1.0
+        low, high = low - pad, high + pad
+    raw = (high - low) / count
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(multiple * power for multiple in (1, 2, 5, 10) if multiple * power >= raw)
+    start = math.floor(low / step + 1e-9) * step
+    return [round(start + k * step, 10) for k in range(math.ceil((high - start) / step - 1e-9) + 1)]
+
+
 def _label(value: float) -> str:
     return f"{value:g}" if abs(value) >= 0.01 or value == 0 else f"{value:.1e}"
 
@@ -39,6 +53,7 @@ class LossChart:
     y_ticks: list[Tick]
     boundary: float | None  # x between stage 1's last step and stage 2's first
     summary: str  # for people who do not see the chart
+    dots: dict[str, tuple[float, float]]  # stage -> its only point, for a stage of one logged step (no line)
 
 
 def loss_chart(points: Sequence[tuple[str, int, float]], stage_steps: dict[str, int] | None = None, *,
@@ -54,26 +69,29 @@ def loss_chart(points: Sequence[tuple[str, int, float]], stage_steps: dict[str, 
         offsets[stage] = total
         total += stage_steps.get(stage) or max((step for name, step, _ in points if name == stage), default=0)
     total = max(total, max(offsets.get(name, 0) + step for name, step, _ in points), 1)
-    y_ticks = nice_ticks(max(loss for _, _, loss in points))
-    top = y_ticks[-1] or 1.0
+    losses = [loss for _, _, loss in points]
+    y_ticks = fitted_ticks(min(losses), max(losses))
+    bottom_value, top = y_ticks[0], y_ticks[-1]
     plot_width, plot_height = width - left - right, height - top_margin - bottom_margin
 
     def x(global_step: float) -> float:
         return left + plot_width * global_step / total
 
     def y(loss: float) -> float:
-        return top_margin + plot_height * (1 - loss / top)
+        return top_margin + plot_height * (1 - (loss - bottom_value) / (top - bottom_value))
 
     lines: dict[str, list[str]] = {}
+    placed: dict[str, list[tuple[float, float]]] = {}
     for stage, step, loss in points:
-        lines.setdefault(stage, []).append(f"{x(offsets.get(stage, 0) + step):.1f},{y(loss):.1f}")
+        placed.setdefault(stage, []).append((x(offsets.get(stage, 0) + step), y(loss)))
+        lines.setdefault(stage, []).append(f"{placed[stage][-1][0]:.1f},{placed[stage][-1][1]:.1f}")
     stage2_start = offsets["stage2"] if stage_steps.get("stage2") or any(p[0] == "stage2" for p in points) else None
     x_ticks = [Tick(x(value), _label(value)) for value in nice_ticks(total, 6) if value <= total]
-    losses = [loss for _, _, loss in points]
     return LossChart(width, height, left, height - bottom_margin, {k: " ".join(v) for k, v in lines.items()},
                      x_ticks, [Tick(y(value), _label(value)) for value in y_ticks],
                      x(stage2_start + 0.5) if stage2_start else None,
-                     f"loss from {losses[0]:.3f} to {losses[-1]:.3f} over {len(points)} steps")
+                     f"loss from {losses[0]:.3f} to {losses[-1]:.3f} over {len(points)} steps",
+                     {stage: spots[0] for stage, spots in placed.items() if len(spots) == 1})
 
 
 @dataclass(frozen=True)

@@ -145,7 +145,9 @@ def report(session: SessionDep, blindfold: BlindfoldDep, fix_id: RowId):
 
 
 def _cell(value: object) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    """A value as a CSV cell; one a spreadsheet would run as a formula starts with a quote instead."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return f"'{text}" if text.startswith(("=", "+", "-", "@", "\t", "\r")) else text
 
 
 def _form(request: Request, session, values: dict, error: Invalid | Conflict | None = None):

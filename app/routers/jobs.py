@@ -31,6 +31,7 @@ def job_list(request: Request, session: SessionDep, filters: Annotated[job_servi
     size = settings_of(request).page_size
     jobs = job_service.list_jobs(session, filters=filters, before_id=int(before) if before else None, limit=size + 1)
     return render(request, "jobs/list.html", "jobs/_table.html", jobs=jobs[:size],
+                  names=job_views.subject_names(session, jobs[:size]),
                   older=jobs[size - 1].id if len(jobs) > size else None, filters=filters, kinds=tuple(JobKind),
                   statuses=list(JobStatus), users=user_service.list_users(session))
 
@@ -42,9 +43,14 @@ def job_page(request: Request, session: SessionDep, blindfold: BlindfoldDep, job
 
 
 @router.get("/{job_id}/status", dependencies=[ANY_ROLE])
-def job_status(request: Request, session: SessionDep, blindfold: BlindfoldDep, job_id: RowId):
+def job_status(request: Request, session: SessionDep, blindfold: BlindfoldDep, job_id: RowId,
+               reload_when_done: Annotated[bool, Query()] = False):
+    """The status fragment, polled while the job runs. `reload_when_done`: the page around it shows what the job
+    makes (a version's files), so once the job has ended the whole page is loaded again."""
     job = job_service.get_job(session, job_id=job_id)
-    return render(request, "jobs/_status.html", **job_views.job_context(session, job, blindfold))
+    context = job_views.job_context(session, job, blindfold)
+    headers = {"HX-Refresh": "true"} if reload_when_done and context["terminal"] else None
+    return render(request, "jobs/_status.html", headers=headers, reload_when_done=reload_when_done, **context)
 
 
 @router.post("/{job_id}/cancel", dependencies=[ANY_ROLE])

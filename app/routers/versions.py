@@ -12,8 +12,9 @@ from app.schemas.export_spec import SUGGESTED_VALIDATION_RATIO, ExportSpec
 from app.services import jobs as job_service
 from app.services import registered_models as model_service
 from app.services import scores as score_service
-from app.services import spot_checks
+from app.services import spot_checks, version_fixes
 from app.services import versions as version_service
+from app.web import markdown
 from app.web.deps import (
     ADMIN,
     ANY_ROLE,
@@ -73,11 +74,12 @@ def trace(request: Request, session: SessionDep, blindfold: BlindfoldDep, id: An
 
 
 @router.get("/diff", dependencies=[ANY_ROLE])
-def version_diff(request: Request, session: SessionDep, a: int, b: int):
-    """What changed from version a to version b, task by task."""
+def version_diff(request: Request, session: SessionDep, blindfold: BlindfoldDep, a: int, b: int):
+    """What changed from version a to version b, task by task, and the records fixes changed."""
     older, newer = version_service.get(session, version_id=a), version_service.get(session, version_id=b)
     return render(request, "versions/diff.html", older=older, newer=newer,
-                  changes=version_service.diff(older, newer))
+                  changes=version_service.diff(older, newer),
+                  fixed=version_fixes.fixed_between(session, older, newer, blindfold=blindfold))
 
 
 @router.get("/{version_id}", dependencies=[ANY_ROLE])
@@ -101,6 +103,14 @@ def _detail_page(request: Request, session, version, *, values=None, error: Inva
                   scoring=defaults_of(VersionScoreIn),
                   **form_feedback(error),
                   **version_service.model_work(session, version_id=version.id))
+
+
+@router.get("/{version_id}/card", dependencies=[ANY_ROLE])
+def version_card(request: Request, session: SessionDep, version_id: RowId):
+    """The dataset card, rendered, to read without downloading it."""
+    version = version_service.get(session, version_id=version_id)
+    return render(request, "versions/card.html", version=version,
+                  card=markdown.to_html(version_service.card_text(settings_of(request), version)))
 
 
 @router.get("/{version_id}/files/{name:path}", dependencies=[ANY_ROLE])

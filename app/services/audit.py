@@ -8,7 +8,16 @@ from typing import Any
 from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
-from app.models import AuditEvent, User, utcnow
+from app.models import (
+    AuditEvent,
+    DatasetVersion,
+    Instance,
+    RegisteredModel,
+    SourceDataset,
+    Task,
+    User,
+    utcnow,
+)
 
 
 def record(session: Session, *, actor_id: int | None, action: str, entity_type: str, entity_id: object,
@@ -28,6 +37,20 @@ def record(session: Session, *, actor_id: int | None, action: str, entity_type: 
 class EventView:
     event: AuditEvent
     actor: str  # who did it, by name; "system" for the CLI and the demo
+    subject: str = ""  # what it was done to, by its name where it has one: "instance shape_classification-0011"
+    href: str | None = None  # that thing's page
+
+
+# Entities with a name: (table, the column that names it, its page's address, None where only admins may open it).
+NAMED: dict[str, tuple[Any, Any, str | None]] = {
+    "instance": (Instance, Instance.source_id, "/instances/{}"),
+    "task": (Task, Task.name, "/tasks/{}"),
+    "dataset_version": (DatasetVersion, DatasetVersion.name, "/versions/{}"),
+    "registered_model": (RegisteredModel, RegisteredModel.name, "/models/{}"),
+    "source_dataset": (SourceDataset, SourceDataset.name, "/datasets/{}"),
+    "user": (User, User.display_name, None),
+}
+PAGES = {"job": "/jobs/{}", "bulk_fix": "/bulk-fixes/{}", "instruction": "/instructions/{}"}
 
 
 def record_on(connection, *, actor_id: int | None, action: str, entity_type: str, entity_id: object,
@@ -53,4 +76,27 @@ def recent(session: Session, *, limit: int = 10, entity_type: str | None = None,
         query = query.where(AuditEvent.entity_type == entity_type)
     if entity_id is not None:
         query = query.where(AuditEvent.entity_id == str(entity_id))
-    return [EventView(event, name or "system") for event, name in session.exec(query)]
+    rows = session.exec(query).all()
+    return _named(session, [EventView(event, name or "system") for event, name in rows])
+
+
+def _named(session: Session, views: list[EventView]) -> list[EventView]:
+    """The views with what each event was done to by name, a query per kind of entity on the page."""
+    wanted: dict[str, set[int]] = {}
+    for view in views:
+        if view.event.entity_type in NAMED and view.event.entity_id.isdigit():
+            wanted.setdefault(view.event.entity_type, set()).add(int(view.event.entity_id))
+    names: dict[tuple[str, str], str] = {}
+    for kind, ids in wanted.items():
+        table, column, _ = NAMED[kind]
+        for row_id, name in session.exec(select(table.id, column).where(col(table.id).in_(sorted(ids)))):
+            names[(kind, str(row_id))] = name
+    out = []
+    for view in views:
+        kind, entity_id = view.event.entity_type, view.event.entity_id
+        noun = kind.replace("_", " ")
+        name = names.get((kind, entity_id))
+        page = NAMED[kind][2] if kind in NAMED else PAGES.get(kind)
+        out.append(EventView(view.event, view.actor, f"{noun} {name}" if name else f"{noun} #{entity_id}",
+                             page.format(entity_id) if page and entity_id.isdigit() else None))
+    return out

@@ -40,22 +40,34 @@ class PlannedItem:
 
 
 @dataclass
-class Plan:
-    items: list[PlannedItem]
-    hidden_count: int  # matched, but their targets are hidden from whoever asked: left out
+class Tally:
+    """How a fix's items divide, counted as they stream by (a fix may hold hundreds of thousands)."""
 
-    def counts(self, *, include_validation: bool) -> dict[str, int]:
-        refused = sum(1 for item in self.items if item.refusal)
-        held = sum(1 for item in self.items if item.validation and not item.refusal)
-        return {"change_count": len(self.items) - refused - (0 if include_validation else held),
-                "validation_count": held, "refused_count": refused, "hidden_count": self.hidden_count}
+    change_count: int = 0
+    validation_count: int = 0  # held out for validation by ready versions, left alone
+    refused_count: int = 0
+    hidden_count: int = 0  # matched, but their targets are hidden from whoever asked: left out
+
+    def add(self, item: PlannedItem, *, include_validation: bool) -> str:
+        """Counts the item; which kind it is: "change", "validation" or "refused"."""
+        if item.refusal:
+            self.refused_count += 1
+            return "refused"
+        if item.validation and not include_validation:
+            self.validation_count += 1
+            return "validation"
+        self.change_count += 1
+        return "change"
+
+    def counts(self) -> dict[str, int]:
+        return dict(vars(self))
 
 
-def plan(session: Session, *, query: BulkQuery, change: ReplaceChange | ExcludeChange, blindfold: Blindfold) -> Plan:
-    """Every instance the query picks that the change would change, in (task, id) order."""
+def planned(session: Session, *, query: BulkQuery, change: ReplaceChange | ExcludeChange, blindfold: Blindfold,
+            tally: Tally) -> Iterator[PlannedItem]:
+    """Every instance the query picks that the change would change, in (task, id) order; those hidden from the
+    viewer are counted in `tally` and left out."""
     holdouts = _validation_holdouts(session)
-    items: list[PlannedItem] = []
-    hidden = 0
     for task_id in dict.fromkeys(query.task_ids):
         get_task(session, task_id=task_id)  # NotFound names it
         suspects = _suspects(session, task_id) if query.suspects_only else None
@@ -67,11 +79,10 @@ def plan(session: Session, *, query: BulkQuery, change: ReplaceChange | ExcludeC
             if not changes:
                 continue
             if blindfold.hides(instance_id):
-                hidden += 1
+                tally.hidden_count += 1
                 continue
             validation = any(task_id in tasks and unit(seed, instance_id) < ratio for seed, ratio, tasks in holdouts)
-            items.append(PlannedItem(instance_id, task_id, changes, row[-1], validation, refusal(row, changes)))
-    return Plan(items, hidden)
+            yield PlannedItem(instance_id, task_id, changes, row[-1], validation, refusal(row, changes))
 
 
 def _rows(session: Session, task_id: int, query: BulkQuery, blindfold: Blindfold) -> Iterator[tuple]:

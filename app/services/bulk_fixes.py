@@ -8,6 +8,7 @@ counted; a reviewer from whom any of them is hidden leaves the decision to someo
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import islice
 from typing import Any
 
 from sqlalchemy import insert, update
@@ -29,16 +30,23 @@ from app.schemas.bulk_fixes import BulkDecisionIn, BulkFixIn, BulkItemOut, BulkP
 from app.schemas.jobs import BulkFixPayload
 from app.services import audit, jobs
 from app.services.blinding import HIDDEN, NONE, Blindfold
-from app.services.bulk_fix_plans import Plan, PlannedItem, plan
+from app.services.bulk_fix_plans import PlannedItem, Tally, planned
 
 SHOWN = 20  # items of each kind a preview shows
 HIDDEN_CHANGE = {"before": HIDDEN, "after": HIDDEN}
+STORE_BATCH = 5_000  # items written per statement while a proposal streams them in
 
 
 def preview(session: Session, *, data: BulkFixIn, blindfold: Blindfold) -> BulkPreview:
-    """What proposing `data` would store, without writing anything."""
-    return _plan_preview(session, plan(session, query=data.query, change=data.change, blindfold=blindfold),
-                         include_validation=data.include_validation)
+    """What proposing `data` would store, without writing anything: the counts and the first items of each kind
+    (the rest stream by)."""
+    tally = Tally()
+    first: dict[str, list[PlannedItem]] = {"change": [], "validation": [], "refused": []}
+    for item in planned(session, query=data.query, change=data.change, blindfold=blindfold, tally=tally):
+        kind = first[tally.add(item, include_validation=data.include_validation)]
+        if len(kind) < SHOWN:
+            kind.append(item)
+    return _plan_preview(session, tally, first)
 
 
 def propose(session: Session, *, data: BulkFixIn, author_id: int, blindfold: Blindfold,
@@ -46,12 +54,12 @@ def propose(session: Session, *, data: BulkFixIn, author_id: int, blindfold: Bli
     """Stores the fix with its items as `preview` shows them. Commits."""
     if data.accept and not self_accept_allowed:
         raise Invalid("This studio has a second person accept every fix.", fields={"accept": "not allowed"})
-    planned = plan(session, query=data.query, change=data.change, blindfold=blindfold)
+    tally = Tally()
     fix = BulkFix(reason=data.reason.strip(), query=data.query.model_dump(mode="json", exclude_defaults=True),
                   change=data.change.model_dump(mode="json", exclude_none=True),
-                  include_validation=data.include_validation, author_id=author_id,
-                  **planned.counts(include_validation=data.include_validation))
-    return _store(session, fix, planned.items, accept=data.accept)
+                  include_validation=data.include_validation, author_id=author_id)
+    items = planned(session, query=data.query, change=data.change, blindfold=blindfold, tally=tally)
+    return _store(session, fix, items, tally, accept=data.accept)
 
 
 def propose_undo(session: Session, *, fix_id: int, reason: str, author_id: int, blindfold: Blindfold) -> BulkFix:
@@ -64,7 +72,14 @@ def propose_undo(session: Session, *, fix_id: int, reason: str, author_id: int, 
         (BulkFixStatus.proposed, BulkFixStatus.accepted)))).first()
     if waiting:
         raise Conflict(f"The undo of bulk fix #{fix_id} is already under way (bulk fix #{waiting}).")
-    items, hidden = [], 0
+    tally = Tally()
+    fix = BulkFix(reason=reason.strip(), query={"undoes": fix_id}, change={"action": "undo"},
+                  include_validation=True, undoes_id=fix_id, author_id=author_id)
+    return _store(session, fix, _reversed(session, fix_id, blindfold, tally), tally, accept=False)
+
+
+def _reversed(session: Session, fix_id: int, blindfold: Blindfold, tally: Tally) -> Iterator[PlannedItem]:
+    """Items restoring what the fix wrote, refused where an instance no longer holds what it wrote."""
     for revision_rows in _applied_revisions(session, fix_id):
         current = {row[0]: row for row in session.exec(
             select(Instance.id, Instance.lock_version, Instance.options, Instance.raw_output,
@@ -74,33 +89,38 @@ def propose_undo(session: Session, *, fix_id: int, reason: str, author_id: int, 
             if record_id not in current:
                 continue
             if blindfold.hides(record_id):
-                hidden += 1
+                tally.hidden_count += 1
                 continue
             values = dict(zip(("options", "raw_output", "human_preferred_output", "status"), current[record_id][2:],
                               strict=True))
             moved = sorted(name for name, change in changes.items() if values[name] != change["after"])
-            items.append(PlannedItem(
-                record_id, task_id, {name: {"before": change["after"], "after": change["before"]}
-                                     for name, change in changes.items()},
-                current[record_id][1], validation=False,
-                refusal=f"changed since bulk fix #{fix_id}: {', '.join(moved)}" if moved else None))
-    counts = Plan(items, hidden).counts(include_validation=True)
-    fix = BulkFix(reason=reason.strip(), query={"undoes": fix_id}, change={"action": "undo"},
-                  include_validation=True, undoes_id=fix_id, author_id=author_id, **counts)
-    return _store(session, fix, items, accept=False)
+            yield PlannedItem(record_id, task_id, {name: {"before": change["after"], "after": change["before"]}
+                                                   for name, change in changes.items()},
+                              current[record_id][1], validation=False,
+                              refusal=f"changed since bulk fix #{fix_id}: {', '.join(moved)}" if moved else None)
 
 
-def _store(session: Session, fix: BulkFix, items: list[PlannedItem], *, accept: bool) -> BulkFix:
-    if not fix.change_count:
-        raise Invalid("Nothing would change: no instance the query picks is changed by this fix"
-                      + (" (every one it would change is refused or held out for validation)." if items else "."),
-                      fields={"query": "matches nothing to change"})
+def _store(session: Session, fix: BulkFix, items: Iterator[PlannedItem], tally: Tally, *, accept: bool) -> BulkFix:
+    """The fix and its items, written `STORE_BATCH` at a time as they are worked out, with their counts."""
     session.add(fix)
     session.flush()
-    session.execute(insert(BulkFixItem), [
-        {"bulk_fix_id": fix.id, "instance_id": item.instance_id, "task_id": item.task_id, "changes": item.changes,
-         "base_lock_version": item.base_lock_version, "validation": item.validation, "refusal": item.refusal,
-         "skipped": False} for item in items])
+    while batch := list(islice(items, STORE_BATCH)):
+        for item in batch:
+            tally.add(item, include_validation=fix.include_validation)
+        session.execute(insert(BulkFixItem), [
+            {"bulk_fix_id": fix.id, "instance_id": item.instance_id, "task_id": item.task_id,
+             "changes": item.changes, "base_lock_version": item.base_lock_version, "validation": item.validation,
+             "refusal": item.refusal, "skipped": False} for item in batch])
+    if not tally.change_count:
+        session.rollback()
+        left_alone = tally.refused_count + tally.validation_count
+        raise Invalid("Nothing would change: no instance the query picks is changed by this fix"
+                      + (" (every one it would change is refused or held out for validation)." if left_alone else "."),
+                      fields={"query": "matches nothing to change"})
+    for name, count in tally.counts().items():
+        setattr(fix, name, count)
+    session.add(fix)
+    session.flush()
     audit.record(session, actor_id=fix.author_id, action="bulk_fix.propose", entity_type="bulk_fix",
                  entity_id=fix.id, after={"query": fix.query, "change": fix.change, "reason": fix.reason,
                                           "changes": fix.change_count, "validation": fix.validation_count,
@@ -266,12 +286,8 @@ def outcome(fix: BulkFix, item: BulkFixItem) -> str:
     return "applied" if (item.id or 0) <= fix.applied_through else "pending"
 
 
-def _plan_preview(session: Session, planned: Plan, *, include_validation: bool) -> BulkPreview:
-    applies = [item for item in planned.items if not item.refusal]
-    changes = applies if include_validation else [item for item in applies if not item.validation]
-    held = [] if include_validation else [item for item in applies if item.validation]
-    refused = [item for item in planned.items if item.refusal]
-    shown = [*changes[:SHOWN], *held[:SHOWN], *refused[:SHOWN]]
+def _plan_preview(session: Session, tally: Tally, first: dict[str, list[PlannedItem]]) -> BulkPreview:
+    shown = [item for items in first.values() for item in items]
     names = dict(session.exec(select(Instance.id, Instance.source_id).where(
         col(Instance.id).in_([item.instance_id for item in shown]))).all()) if shown else {}
     tasks = dict(session.exec(select(Task.id, Task.name).where(
@@ -282,10 +298,9 @@ def _plan_preview(session: Session, planned: Plan, *, include_validation: bool) 
                            source_id=names[item.instance_id], changes=item.changes, validation=item.validation,
                            refusal=item.refusal, outcome=outcome)
 
-    return BulkPreview(**planned.counts(include_validation=include_validation),
-                       changes=[out(item, "pending") for item in changes[:SHOWN]],
-                       validation=[out(item, "left alone") for item in held[:SHOWN]],
-                       refused=[out(item, "refused") for item in refused[:SHOWN]])
+    return BulkPreview(**tally.counts(), changes=[out(item, "pending") for item in first["change"]],
+                       validation=[out(item, "left alone") for item in first["validation"]],
+                       refused=[out(item, "refused") for item in first["refused"]])
 
 
 def _applied_revisions(session: Session, fix_id: int, batch: int = 5_000) -> Iterator[list[tuple[int, int, dict]]]:

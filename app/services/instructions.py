@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import asdict
 
@@ -57,8 +58,14 @@ def create_instruction(session: Session, *, task_id: int, label: str, author_id:
 
 
 def add_instruction(session: Session, *, task_id: int, label: str, author_id: int | None) -> Instruction:
-    """A new, empty draft, in the caller's transaction."""
-    label = limits.at_most(label.strip(), 80, field="label") or "main"
+    """A new, empty draft, in the caller's transaction. Labels tell a task's instructions apart: a label the task
+    has is refused, and none given is "main", or "main 2", "main 3"... where "main" is taken."""
+    taken = set(session.exec(select(Instruction.label).where(Instruction.task_id == task_id)))
+    given = limits.at_most(label.strip(), 80, field="label") or ""
+    if given in taken:
+        raise Conflict(f"This task already has an instruction labelled “{given}”: give this one another label.",
+                       fields={"label": "taken"})
+    label = given or next(name for k in itertools.count(1) if (name := "main" if k == 1 else f"main {k}") not in taken)
     instruction = Instruction(task_id=task_id, label=label, author_id=author_id, draft_saved_at=utcnow())
     session.add(instruction)
     session.flush()

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
-from app.models import DatasetVersion, InstructionVersion, Job, JobKind, RegisteredModel
+from app.models import DatasetVersion, InstructionVersion, Job, JobKind, RegisteredModel, Task
 from app.qc.charts import change_chart, loss_chart
 from app.schemas.jobs import FinetuneResult, read_result
 from app.services import blinding, previews
@@ -17,10 +17,26 @@ from app.services import tasks as task_service
 from app.services.blinding import Blindfold
 
 
+def subject_names(session: Session, jobs: list[Job]) -> dict[str, dict[int, str]]:
+    """The names of what these jobs work on (versions, models, tasks), by kind and id, so that a page says
+    "v3 from llava-tiny" rather than "version #3 from model #1". A row deleted since keeps its number."""
+    wanted: dict[str, set[int]] = {"version": set(), "model": set(), "task": set()}
+    for job in jobs:
+        payload = job.payload or {}
+        for key, kind in (("version_id", "version"), ("base_model_id", "model"), ("model_id", "model"),
+                          ("task_id", "task")):
+            if isinstance(payload.get(key), int):
+                wanted[kind].add(payload[key])
+    tables = {"version": DatasetVersion, "model": RegisteredModel, "task": Task}
+    return {kind: {row_id: name for row_id, name in session.exec(
+        select(tables[kind].id, tables[kind].name).where(col(tables[kind].id).in_(sorted(ids))))} if ids else {}
+        for kind, ids in wanted.items()}
+
+
 def job_context(session: Session, job: Job, blindfold: Blindfold = blinding.NONE) -> dict[str, Any]:
     """`blindfold`: a preview shows no output on an instance whose target the viewer must not see."""
     context: dict[str, Any] = {"job": job, "terminal": job.status in job_service.TERMINAL,
-                               "report": read_result(job.kind, job.result)}
+                               "report": read_result(job.kind, job.result), "names": subject_names(session, [job])}
     if job.kind == JobKind.finetune:
         context.update(finetune_view(session, job))
     elif job.kind == JobKind.preview:

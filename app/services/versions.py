@@ -198,6 +198,13 @@ def file_of(settings: Settings, version: DatasetVersion, relative: str) -> versi
     return version_files.open_file(settings, version, relative)
 
 
+def card_text(settings: Settings, version: DatasetVersion) -> str:
+    """The version's dataset card (README.md), as text."""
+    file = file_of(settings, version, "README.md")
+    data = file.path.read_bytes() if file.path is not None else b"".join(file.chunks or ())
+    return data.decode("utf-8", errors="replace")
+
+
 def delete(session: Session, settings: Settings, *, version_id: int, actor_id: int) -> None:
     version = get(session, version_id=version_id)
     if version.status == VersionStatus.building:

@@ -4,6 +4,7 @@ progress; the instances hold the new values."""
 
 from __future__ import annotations
 
+import pytest
 from playwright.sync_api import Page, expect
 from sqlmodel import select
 
@@ -14,6 +15,8 @@ from tests.review_helpers import make_qc_task
 from worker.__main__ import Worker
 
 
+# The browser's part does not depend on the database; the services' tests run the same fix on both.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_bulk_fix_is_previewed_proposed_accepted_and_applied(page: Page, db, settings, browser, live_server):
     task = make_qc_task(db, "BULKUI+animals", instances=9)
     author, reviewer = make_user(db, Role.reviewer), make_user(db, Role.reviewer)

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from playwright.sync_api import Page, expect
 from sqlmodel import select
 
-from app.models import Instance, InstanceScore, RegisteredModel, Role, SolveTestItem, SpotCheck, SpotCheckItem
+from app.models import Instance, InstanceScore, RegisteredModel, Revision, Role, SolveTestItem, SpotCheck, SpotCheckItem
 from app.schemas.export_spec import ExportSpec
 from app.services import solve_tests
 from app.services import versions as version_service
@@ -92,3 +92,23 @@ def test_a_wrong_target_is_fixed_by_the_models_suggestion_and_a_second_reviewer(
     expect(chain).to_have_count(2)
     expect(chain.nth(1)).to_contain_text(model.name)
     expect(chain.nth(1)).to_contain_text(second.display_name)
+
+
+def test_the_doubt_view_proposes_the_models_suggestion_with_one_key(page: Page, db):
+    author = make_user(db, Role.author)
+    task = make_qc_task(db, "KEYS+animals", instances=4)
+    _, version, _ = submit_instruction(db, task, author)
+    model = _scored_by_a_model_that_disagrees(db, task, version.id)
+    sign_in(page, author.email)
+    page.goto(f"/tasks/{task.id}/instances?order=doubt")
+    expect(page.locator("#grid-keys")).to_be_visible()
+    page.keyboard.press("j")
+    page.keyboard.press("j")
+    second = page.locator(".instance-card").nth(1)
+    expect(second).to_be_focused()
+    page.keyboard.press("p")
+    expect(second.locator(".suggestion.notice")).to_contain_text("corrections queue")
+    expect(page.locator(".suggestion.notice")).to_have_count(1)  # only the card in focus
+    proposed = db.exec(select(Revision)).all()
+    assert len(proposed) == 1 and proposed[0].origin == "model_suggestion" and proposed[0].origin_id == model.id
+    assert proposed[0].record_id == int(second.get_attribute("data-instance-id"))

@@ -4,6 +4,7 @@ test-artifacts/screens/ to look at."""
 
 from __future__ import annotations
 
+import pytest
 from playwright.sync_api import Page
 from sqlmodel import func, select
 
@@ -34,6 +35,7 @@ def _pages(db) -> dict[str, str]:
             "bulk-fix": f"/bulk-fixes/{fix.id}", "account": "/account"}
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # a layout does not depend on the database
 def test_no_main_page_is_wider_than_a_desktop_or_a_phone(page: Page, db, settings):
     result = load_demo(db, data_dir=settings.data_dir)
     pages = _pages(db)

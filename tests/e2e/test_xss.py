@@ -11,12 +11,15 @@ from playwright.sync_api import Page
 from sqlmodel import select
 
 from app.models import ConversationPool, Instance, JobStatus, Role, SolveTest, SpotCheck, utcnow
+from app.schemas.bulk_fixes import BulkFixIn, BulkQuery, ReplaceChange
 from app.schemas.export_spec import ExportSpec
 from app.schemas.jobs import FinetunePayload, ImportPayload
+from app.services import bulk_fixes
 from app.services import jobs as job_service
 from app.services import registered_models as model_service
 from app.services import users as user_service
 from app.services import versions as version_service
+from app.services.blinding import NONE
 from app.services.qc import QcDefaults
 from tests.e2e.test_browser import sign_in
 from tests.factories import make_dataset, make_task, make_user
@@ -66,9 +69,12 @@ def hostile_workspace(db) -> dict[str, int | str]:
     db.add(job)
     db.commit()
     instance_id = db.exec(select(Instance.id).where(Instance.task_id == task.id)).first()
+    fix = bulk_fixes.propose(db, author_id=author.id, blindfold=NONE, self_accept_allowed=False, data=BulkFixIn(
+        query=BulkQuery(task_ids=[task.id]), reason=PAYLOAD,
+        change=ReplaceChange(action="replace", find="plain", replace_with=f"{PAYLOAD} 2")))
     return {"user_id": author.id, "dataset_id": dataset.id, "task_id": task.id, "instance_id": instance_id,
             "instruction_id": instruction.id, "job_id": job.id, "version_id": built.id, "model_id": model.id,
-            "finetune_id": finetune.id,
+            "finetune_id": finetune.id, "fix_id": fix.id,
             "test_id": db.exec(select(SolveTest.id)).first(), "check_id": db.exec(select(SpotCheck.id)).first(),
             "queue_name": "solve"}
 
@@ -76,7 +82,7 @@ def hostile_workspace(db) -> dict[str, int | str]:
 def page_urls(app, ids: dict) -> list[str]:
     """Every page an admin can open (GET, not the API, not files), with real ids in it."""
     skipped = {"/healthz", "/openapi.json", "/docs", "/login", "/media/{sha256}", "/media/{sha256}/thumb",
-               "/versions/{version_id}/files/{name:path}"}
+               "/versions/{version_id}/files/{name:path}", "/bulk-fixes/{fix_id}/report.csv"}
     urls = []
     for method, path, _ in all_routes(app):
         if method != "GET" or path.startswith("/api/") or path in skipped:
@@ -110,6 +116,7 @@ def test_payloads_in_every_text_field_render_as_text_on_every_page(page: Page, a
     # Not vacuous: the payload is there, as text, on the pages that show these fields.
     for expected in ("/datasets/{dataset_id}", "/tasks/{task_id}", "/tasks/{task_id}/instances",
                      "/instructions/{instruction_id}", "/admin/users", "/account", "/models", "/versions",
-                     "/jobs/{job_id}", "/jobs", "/models/{model_id}", "/jobs/{finetune_id}"):
+                     "/jobs/{job_id}", "/jobs", "/models/{model_id}", "/jobs/{finetune_id}", "/bulk-fixes",
+                     "/bulk-fixes/{fix_id}"):
         url = expected.format(**ids)
         assert url in shown_on, f"{url} does not show the payload as text"
