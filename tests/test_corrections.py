@@ -443,3 +443,17 @@ def test_a_tasks_history_names_the_instances_its_events_were_done_to(app, db, pe
     client, _ = signed_in(app, people["r1"])
     link = soup(client.get(f"/tasks/{task.id}")).select_one(f"table.events a[href='/instances/{instance.id}']")
     assert link is not None and link.text == f"instance {instance.source_id}"
+
+
+def test_a_ranking_from_a_model_that_cannot_tell_instances_apart_says_so(app, db, people):
+    task = make_qc_task(db, "FIX+blunt", instances=12)
+    model, version = _model(db), _version(db, task, people["author"])
+    for instance in db.exec(select(Instance).where(Instance.task_id == task.id)):  # sure, and wrong, every time
+        probabilities = [0.01] * 3
+        probabilities[(instance.options.index(instance.raw_output) + 1) % 3] = 0.98
+        db.add(InstanceScore(instance_id=instance.id, task_id=task.id, model_id=model.id, greedy_matched=False,
+                             instruction_version_id=version.id, loss=4.6, option_probabilities=probabilities))
+    db.commit()
+    client, _ = signed_in(app, people["author"])
+    note = soup(client.get(f"/tasks/{task.id}/instances", params={"order": "doubt"})).select_one("#blunt-ranking")
+    assert note is not None and note.text.startswith("12 of the 12 instances this model scored are suspects")

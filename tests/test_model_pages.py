@@ -109,6 +109,9 @@ def test_a_models_page_says_where_it_comes_from(app, db, settings):
     assert client.get(f"/jobs/{job.id}/status", params={"reload_when_done": "true"}).headers["HX-Refresh"] == "true"
     assert "HX-Refresh" not in client.get(f"/jobs/{job.id}/status").headers
     assert [row["data-task"] for row in job_page.select("#evaluation tbody tr")] == ["A+one"]
+    # 4 records cannot show a change: the page says so rather than reading +50 points as one
+    assert "too few to tell" in job_page.select_one("#evaluation tbody tr[data-task='A+one']").text
+    assert "one answer moves their accuracy by 25 points" in job_page.select_one("#evaluation-thin").text
     assert "2 tasks of the version with no validation record to score (B+two, C+three)" in \
         job_page.select_one("#evaluation-unscored").text
     assert "25.0% → 75.0%" in soup(client.get(f"/versions/{version.id}")).select_one(

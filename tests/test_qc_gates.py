@@ -94,6 +94,24 @@ def test_a_failed_check_sends_an_accepted_task_back_and_withdraws_its_verificati
     assert "checks failed" in page.select_one("mark.status").text
 
 
+def test_undoing_the_verdict_that_failed_a_check_brings_the_accepted_task_back(app, db):
+    from app.services import verdict_undo
+
+    people = team(db)
+    task = _accepted(db, people, "GATES+undone")
+    failed = _fail_a_spot_check(db, people, task)
+    assert db.get(Task, task.id).status == TaskStatus.checks_failed
+    last = db.exec(select(SpotCheckItem.id).where(SpotCheckItem.spot_check_id == failed.id)
+                   .order_by(SpotCheckItem.decided_at.desc())).first()
+    verdict_undo.undo_last_verdict(db, item_id=last, user_id=people["r1"].id, lease_s=600)
+    db.expire_all()
+    assert db.get(SpotCheck, failed.id).status == QcStatus.open
+    assert db.get(Task, task.id).status == TaskStatus.accepted  # its earlier pass stands again
+    slots = db.exec(select(Review).where(Review.task_id == task.id, Review.subject == VERIFY)).all()
+    assert len(slots) == 2 and all(slot.decided_at is None for slot in slots)  # a verification round again
+    assert checks.failing(db, task_ids=[task.id]) == {}
+
+
 def test_a_verified_task_goes_back_when_a_later_check_fails(app, db):
     people = team(db)
     task = _accepted(db, people, "GATES+verified")

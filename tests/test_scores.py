@@ -183,6 +183,11 @@ def test_an_admin_opens_a_targeted_spot_check_whose_rate_is_weighted_and_whose_r
     assert check.status == ("passed" if expected.interval.high < 0.5 else "failed")
     page = soup(admin_client.get(f"/spot-checks/{check.id}"))
     assert "targeted" in page.select_one("#spot-method").text
+    assert f"this draw holds {check.size}" in page.select_one("#spot-method").text  # its size varies by design
+    errors = sum(1 for verdict in verdicts.values() if verdict != "correct")
+    sentence = page.select_one("#weighted-sentence").text
+    assert sentence.startswith(f"The {errors} problem")
+    assert f"{100 * expected.interval.rate:.1f}% of the whole task's targets wrong" in sentence
     [row] = quality_figures.per_task(db, task_ids=[task.id])  # what the dashboard and the dataset card report
     assert row.spot_method == "targeted, weighted" and row.interval.high == pytest.approx(expected.interval.high)
 

@@ -11,7 +11,16 @@ from fastapi import APIRouter, Request
 
 from app.schemas import AnswerIn, DecisionIn, JudgementIn, SkipIn, VerdictIn
 from app.schemas.revisions import InstanceFixIn, RevisionDecisionIn
-from app.services import bulk_fixes, instance_revisions, queues, reviews, solve_tests, spot_checks, verifications
+from app.services import (
+    bulk_fixes,
+    instance_revisions,
+    queues,
+    reviews,
+    solve_tests,
+    spot_checks,
+    verdict_undo,
+    verifications,
+)
 from app.services import instances as instance_service
 from app.web.deps import REVIEWERS, BlindfoldDep, CurrentUser, RowId, SessionDep, qc_defaults_of, settings_of
 from app.web.fixes import FixOffer, fix_values
@@ -48,14 +57,14 @@ def next_item(request: Request, session: SessionDep, user: CurrentUser, form: Fo
 
 
 def _next(request: Request, session, user, queue, *, skip: int | None = None, message: str | None = None,
-          offer: FixOffer | None = None):
+          offer: FixOffer | None = None, undo: str | None = None):
     settings = settings_of(request)
     item_id = queues.next_item(session, queue=queue, user=user, lease_s=settings.review_lease_s, skip=skip,
                                reviewer_may_verify=settings.verifier_may_be_reviewer)
     if not is_htmx(request):  # a plain form post: the queue page shows the item now held
         return see_other(request, f"/review/{queue.name}")
     item = queue.load(session, item_id=item_id, user_id=user.id) if item_id else None
-    return render(request, "review/_item.html", queue=queue, item=item, message=message, offer=offer)
+    return render(request, "review/_item.html", queue=queue, item=item, message=message, offer=offer, undo=undo)
 
 
 @router.post("/instructions/{review_id}", dependencies=[REVIEWERS])
@@ -118,15 +127,27 @@ def verdict(request: Request, session: SessionDep, user: CurrentUser, form: Form
     data = validate_form(VerdictIn, form, optional=("note",))
     item = spot_checks.record_verdict(session, item_id=item_id, lock_version=data.lock_version, user_id=user.id,
                                       verdict=data.verdict, note=data.note)
-    if data.verdict == "correct":
-        return _next(request, session, user, queues.SPOT, message="Verdict recorded: correct.")
+    undo = f"/review/spot/{item.id}/undo"
     instance, _ = instance_service.get_instance(session, instance_id=item.instance_id)
+    if data.verdict == "correct":
+        return _next(request, session, user, queues.SPOT, undo=undo,
+                     message=f"Verdict recorded: {instance.source_id} is correct.")
     verdict = data.verdict.replace("_", " ")
     offer = FixOffer(f"/review/spot/{item.id}/fix", instance, data.note or verdict,
                      instance_revisions.suggestion_for(session, instance=instance))
-    return _next(request, session, user, queues.SPOT, offer=offer,
+    return _next(request, session, user, queues.SPOT, offer=offer, undo=undo,
                  message=f"Verdict recorded: {instance.source_id} is flagged ({verdict}) and left out of exports "
                          "until a fix or a dismissal of the finding is accepted.")
+
+
+@router.post("/spot/{item_id}/undo", dependencies=[REVIEWERS])
+def undo_verdict(request: Request, session: SessionDep, user: CurrentUser, item_id: RowId):
+    """Takes back the reviewer's last verdict: the item comes back to them to judge again."""
+    item = verdict_undo.undo_last_verdict(session, item_id=item_id, user_id=user.id,
+                                          lease_s=settings_of(request).review_lease_s)
+    instance, _ = instance_service.get_instance(session, instance_id=item.instance_id)
+    return _next(request, session, user, queues.SPOT,
+                 message=f"Verdict on {instance.source_id} undone: judge it again.")
 
 
 PROPOSE_FROM = {"spot": instance_revisions.propose_from_spot_check,  # a verdict that found a problem

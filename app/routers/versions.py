@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from app.core.failures import Conflict, Invalid
+from app.qc.stats import FEWEST_TO_TELL
 from app.schemas import FinetuneIn, VersionNaming, VersionScoreIn
 from app.schemas.export_spec import SUGGESTED_VALIDATION_RATIO, ExportSpec
 from app.services import jobs as job_service
@@ -99,6 +100,7 @@ def _detail_page(request: Request, session, version, *, values=None, error: Inva
                   others=others, models=models, terminal=job is None or job.status in job_service.TERMINAL,
                   per_task=per_task, categories=categories, has_stage2=version_service.has_stage2(version),
                   has_validation=version_service.has_validation(version),
+                  thin=version_service.thin_validation(version), fewest=FEWEST_TO_TELL,
                   names={model.id: model.name for model in models}, values=values, defaults=defaults_of(FinetuneIn),
                   scoring=defaults_of(VersionScoreIn),
                   **form_feedback(error),

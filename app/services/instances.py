@@ -39,6 +39,7 @@ class InstancePage:
     doubts: dict[int, Doubt] = field(default_factory=dict)  # by instance id, when ordered by doubt
     scores: ScoreSet | None = None  # what the doubt comes from
     suggestions: dict[int, Suggestion] = field(default_factory=dict)  # the model's, where it is not the target
+    blunt: tuple[int, int] | None = None  # (suspects, ranked) when the model cannot tell instances apart
 
 
 def list_instances(session: Session, *, task_id: int, filters: InstanceFilters, after: int | None = None,
@@ -72,7 +73,17 @@ def _by_doubt(session: Session, *, task_id: int, scores: ScoreSet, filters: Inst
     instances = [by_id[doubt.instance_id] for doubt in page]
     return InstancePage(instances, _images(session, instances), page[-1].rank if len(shown) > limit else None,
                         {doubt.instance_id: doubt for doubt in page}, scores,
-                        suggestions(session, scores=scores, instances=instances))
+                        suggestions(session, scores=scores, instances=instances), _blunt(ranked))
+
+
+def _blunt(ranked: list[Doubt]) -> tuple[int, int] | None:
+    """(suspects, ranked) when most of a ranking are suspects at full risk: a model that puts its mass elsewhere
+    on nearly every instance (untrained, or not for this task) flags them all, and its order says little."""
+    suspects = sum(1 for doubt in ranked if doubt.suspect)
+    certain = sum(1 for doubt in ranked if doubt.risk >= 0.99)
+    if len(ranked) >= 10 and suspects >= 0.5 * len(ranked) and certain >= 0.5 * len(ranked):
+        return suspects, len(ranked)
+    return None
 
 
 def filtered(query, task_id: int, filters: InstanceFilters, after: int | None, blindfold: Blindfold):

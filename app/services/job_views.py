@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 
 from app.models import DatasetVersion, InstructionVersion, Job, JobKind, RegisteredModel, Task
 from app.qc.charts import change_chart, loss_chart
+from app.qc.stats import FEWEST_TO_TELL
 from app.schemas.jobs import FinetuneResult, read_result
 from app.services import blinding, previews
 from app.services import jobs as job_service
@@ -59,6 +60,7 @@ def finetune_view(session: Session, job: Job) -> dict[str, Any]:
         "registered": session.get(RegisteredModel, result.model_id) if result.model_id else None,
         "evaluation": evaluation,
         "change": change_chart(evaluation.get("tasks") or {}),
+        "fewest": FEWEST_TO_TELL,
     }
 
 

@@ -32,6 +32,7 @@ from app.models import (
     utcnow,
 )
 from app.prompts.tokens import token_counter
+from app.qc.stats import FEWEST_TO_TELL
 from app.schemas import FinetuneIn
 from app.schemas.export_spec import ExportSpec
 from app.schemas.jobs import ExportPayload, FinetunePayload
@@ -293,6 +294,15 @@ def has_stage2(version: DatasetVersion) -> bool:
 def has_validation(version: DatasetVersion) -> bool:
     """Whether the version holds validation records, which a fine-tune scores before and after."""
     return _records_in(version, "val.json") > 0
+
+
+def thin_validation(version: DatasetVersion) -> list[str]:
+    """The tasks of the version with validation records, but fewer than a change in accuracy can be read on."""
+    manifest = manifest_of(version)
+    if manifest is None:
+        return []
+    return sorted(task for task, counts in manifest.counts.items()
+                  if 0 < counts.get("validation", 0) < FEWEST_TO_TELL)
 
 
 def _records_in(version: DatasetVersion, name: str) -> int:

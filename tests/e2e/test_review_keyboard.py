@@ -82,17 +82,23 @@ def test_a_reviewer_decides_with_keys_only(page: Page, db):
     # test passed, over the whole task. "w" marks a wrong target (the instance is flagged), "c" the rest correct.
     check = db.exec(select(SpotCheck).where(SpotCheck.task_id == task.id)).one()
     page.goto("/review/spot")
+    first = page.locator("#item").get_attribute("data-item-id")
     press_and_wait(page, "w")
-    # the verdict says what it did, and offers the fix beside the next item
+    # the verdict says what it did, and offers the fix beside the next item; "z" takes it back
     expect(page.locator("#queue-message")).to_contain_text("is flagged (wrong target) and left out of exports")
+    press_and_wait(page, "z")
+    expect(page.locator("#queue-message")).to_contain_text("undone: judge it again")
+    expect(page.locator("#item")).to_have_attribute("data-item-id", first)
+    press_and_wait(page, "w")
     expect(page.locator("#fix-offer select[name=raw_output]")).to_be_visible()
     for _ in range(check.size - 1):
         press_and_wait(page, "c")
-        expect(page.locator("#queue-message")).to_have_text("Verdict recorded: correct.")
+        expect(page.locator("#queue-message")).to_contain_text(" is correct.")
     expect(page.locator("#queue-empty")).to_be_visible()
     verdicts = db.exec(select(SpotCheckItem.verdict).where(SpotCheckItem.spot_check_id == check.id)).all()
     assert sorted(verdicts).count("wrong_target") == 1 and len(verdicts) == check.size
     db.expire_all()
     assert db.get(Task, task.id).flagged_count == 1
     page.goto(f"/tasks/{task.id}/history")
-    expect(page.locator('#history tr[data-action="instance.flag"]')).to_have_count(1)
+    expect(page.locator('#history tr[data-action="instance.flag"]')).to_have_count(2)  # flagged, undone, again
+    expect(page.locator('#history tr[data-action="instance.unflag"]')).to_have_count(1)
