@@ -12,9 +12,11 @@ records (bench/filling.py) at 300,000 instances.
    same build before those fixes, in the same run; the two builds' stage1.json must be the same bytes. Also
    `current_slowdown`: a build pinned after the fixes (the usual case: values as they are). Target <= 1.2.
 3. `peak_rss_mb`: the builds' peak (each in a process of its own, with the processes it forks), and each
-   build's in the order they ran (`build_peaks_mb`). Target < 500. On this machine a build's peak grows when
-   the same build runs again in the same data folder with nothing changed (304, 367, 583 MB at 300,000), so
-   compare the first build's with export_bench's, not the later ones'.
+   build's in the order they ran (`build_peaks_mb`; stderr splits each into the build's own process and its
+   largest part). Target < 500. Here the build's own process grows from build to build (309, 534, 677 MB on
+   PostgreSQL) while its parts stay at ~140 MB; the same builds in a fresh folder, repeated or after 30,000
+   fixes, stay at 275-302 MB (see the closing note of the session that measured it), so the cause is in this
+   bench's sequence and is not found yet.
 4. `bulk_ratio`: a bare executemany loop doing the same inserts (one revision per instance) and updates (the
    instances' new values), a transaction per 2,000 as the fix's chunks, over applying an accepted bulk fix of
    --bulk instances (replace "a" with "A" inside targets and options, in as many tasks as it takes) through
@@ -119,7 +121,7 @@ def timed_build(url: str, spec: ExportSpec, workdir: Path, name: str) -> tuple[f
 def bulk_timings(engine, *, tasks: list[int], per_task: int, wanted: int, author_id: int,
                  reviewer_id: int) -> dict:
     """Proposes, accepts and applies a bulk fix of about `wanted` instances, then runs the bare loop."""
-    chosen = tasks[:max(1, -(-wanted * 20 // (per_task * 17)))]  # ~85-95% of the realistic records hold an "a"
+    chosen = tasks[:max(1, -(-wanted * 5 // (per_task * 4)))]  # 85-95% of the realistic records hold an "a"
     data = BulkFixIn(query=BulkQuery(task_ids=chosen), reason="bench: capital A",
                      change=ReplaceChange(action="replace", find="a", replace_with="A", whole_value=False))
     with Session(engine) as session:
