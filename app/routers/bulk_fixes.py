@@ -163,7 +163,7 @@ def _page(request: Request, session, fix: BulkFix, blindfold, error: Invalid | C
                   preview=bulk_fixes.stored_preview(session, fix=fix, blindfold=blindfold),
                   description=_described(fix), undone_by=undone_by, values=values or {},
                   names=users.display_names(session, user_ids=[fix.author_id, fix.reviewer_id]),
-                  hidden=blindfold.hidden, **_job_of(session, fix), **form_feedback(error))
+                  **_job_of(session, fix), **form_feedback(error))
 
 
 def _job_of(session, fix: BulkFix) -> dict:

@@ -16,7 +16,7 @@ from app.services.blinding import NONE
 from tests.e2e.conftest import ARTIFACTS
 from tests.e2e.test_browser import sign_in
 
-WIDTHS = {"desktop": (1280, 900), "phone": (390, 844)}
+WIDTHS = {"desktop": (1366, 900), "phone": (390, 844)}
 
 
 def _pages(db) -> dict[str, str]:
