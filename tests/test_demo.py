@@ -6,7 +6,7 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from app.core.storage import MediaStore
-from app.demo.workspace import INSTANCES_PER_TASK, load_demo
+from app.demo.workspace import INSTANCES, load_demo
 from app.ingest.requests import InstanceImport
 from app.models import (
     AuditEvent,
@@ -17,6 +17,7 @@ from app.models import (
     Review,
     SolveTest,
     SpotCheck,
+    SpotCheckItem,
     Task,
     User,
 )
@@ -28,7 +29,7 @@ def test_demo_builds_a_workspace_once(db, settings):
     assert result.created and len(result.credentials) == 4
     tasks = {task.name: task for task in db.exec(select(Task)).all()}
     assert {task.status for task in tasks.values()} == {"accepted", "in_review", "draft", "changes_requested"}
-    assert db.exec(select(func.count()).select_from(Instance)).one() == 4 * INSTANCES_PER_TASK
+    assert db.exec(select(func.count()).select_from(Instance)).one() == INSTANCES
     statuses = set(db.exec(select(Instruction.status)).all())
     assert statuses == {"draft", "in_review", "changes_requested", "approved"}
     assert db.exec(select(func.count()).select_from(InstructionVersion)).one() == 3
@@ -36,7 +37,7 @@ def test_demo_builds_a_workspace_once(db, settings):
     shapes = tasks["SHAPES+shape_classification"]
     assert shapes.status == "accepted" and shapes.flagged_count == 1
     # the same instance on every run (the check's queue order is drawn afresh): versions of it are the same too
-    first = db.exec(select(func.min(Instance.id)).where(Instance.task_id == shapes.id)).one()
+    first = db.exec(select(func.min(SpotCheckItem.instance_id))).one()
     assert db.exec(select(Instance.id).where(Instance.status == "flagged")).all() == [first]
     assert db.exec(select(SolveTest.status)).all() == ["passed"]
     assert db.exec(select(SpotCheck.status)).all() == ["passed"]
@@ -53,7 +54,7 @@ def test_demo_builds_a_workspace_once(db, settings):
     request = InstanceImport(format="unified", file=str(result.source_files / "instances.jsonl"),
                              image_root=str(result.source_files / "images"))
     report = request.run(engine=db.get_bind(), media=store, located=request.locate(None), actor_id=None)
-    assert (report.imported, report.duplicates) == (0, 4 * INSTANCES_PER_TASK)
+    assert (report.imported, report.duplicates) == (0, INSTANCES)
 
     again = load_demo(db, data_dir=settings.data_dir)
     assert not again.created and again.credentials == result.credentials

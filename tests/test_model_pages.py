@@ -165,6 +165,52 @@ def test_the_fine_tune_form_offers_stage2_only_with_a_stage2_and_keeps_its_value
     assert form.select_one("#no-validation") is not None
 
 
+def test_the_fine_tune_form_starts_from_a_recipe_the_user_picks(app, db, settings):
+    version = _demo_version(db, settings)
+    author = make_user(db, Role.author)
+    model_service.register(db, name="base", path="/models/base", actor_id=author.id)
+    client, _ = signed_in(app, author)
+    paper = soup(client.get(f"/versions/{version.id}")).select_one("#finetune-form")
+    assert paper.select_one("#recipes [aria-current]").text.startswith("The paper's recipe")
+    assert (paper.select_one("[name=stage1_lr]")["value"], paper.select_one("[name=stage1_epochs]")["value"]) == (
+        "2e-05", "1.0")
+    quick = soup(client.get(paper.select_one("#recipes a")["href"])).select_one("#finetune-form")
+    assert quick.select_one("#recipes [aria-current]").text.startswith("A quick run of a small model on a CPU")
+    values = {name: quick.select_one(f"[name={name}]")["value"]
+              for name in ("stage1_lr", "stage1_epochs", "global_batch_size", "eval_per_task")}
+    assert values == {"stage1_lr": "0.002", "stage1_epochs": "20", "global_batch_size": "8", "eval_per_task": "100"}
+    assert quick.select_one("[name=recipe]")["value"] == "quick"
+    assert client.get(f"/versions/{version.id}?recipe=fastest").status_code == 422  # only the recipes there are
+
+
+def test_the_new_version_form_warns_of_a_validation_split_too_thin_to_read_a_change_on(app, db, settings):
+    load_demo(db, data_dir=settings.data_dir)
+    shapes = db.exec(select(Task).where(Task.name == demo_models.VERSION_TASK)).one()  # 299 active instances
+    client, csrf = signed_in(app, make_user(db, Role.author))
+
+    def warning(**query) -> str:
+        fragment = soup(client.get("/versions/validation-estimate", params=query, headers={"HX-Request": "true"}))
+        return fragment.select_one("#validation-estimate").text.strip()
+
+    thin = warning(task_ids=[shapes.id], validation_ratio="0.02", per_task_cap="10000")
+    assert "At a validation share of 0.02, 1 ticked task would get fewer than 20 validation records" in thin
+    assert f"{shapes.name}: about 6" in thin and "A share of 0.07 gives it 20." in thin
+    capped = warning(task_ids=[shapes.id], validation_ratio="0.5", per_task_cap="30")
+    assert "about 15" in capped and "A share of 0.67 gives it 20." in capped
+    assert "too few for 20 at any share" in warning(task_ids=[shapes.id], validation_ratio="0.5", per_task_cap="15")
+    # Enough records, no validation asked for, no task ticked, or values the form itself will refuse: no warning.
+    for query in ({"validation_ratio": "0.25"}, {"validation_ratio": "0"}, {"validation_ratio": "lots"},
+                  {"validation_ratio": "0.02", "per_task_cap": "many"}):
+        assert warning(task_ids=[shapes.id], **query) == ""
+    assert warning(validation_ratio="0.02") == ""
+    # The page draws it as first shown, and a refused form keeps it for what was sent.
+    page = soup(client.get("/versions"))
+    assert page.select_one("#version-form #validation-estimate") is not None
+    refused = client.post("/versions", headers=htmx(csrf), data={"task_ids": str(shapes.id), "name": "thin",
+                                                                  "validation_ratio": "0.02", "seed": "-1"})
+    assert refused.status_code == 422 and "about 6" in soup(refused).select_one("#validation-estimate").text
+
+
 def test_a_new_version_form_sent_without_a_task_comes_back_with_its_values_and_a_message(app, db, settings):
     load_demo(db, data_dir=settings.data_dir)
     pool = db.exec(select(ConversationPool)).one()

@@ -16,7 +16,6 @@ from PIL import ImageDraw
 
 from app.models import TaskGroup
 
-INSTANCES_PER_TASK = 24
 POOL_SIZE = 16
 SHAPES = ("circle", "square", "triangle")
 COLOURS = {"red": (220, 40, 40), "green": (40, 160, 60), "blue": (40, 80, 220), "yellow": (235, 200, 30)}
@@ -24,12 +23,15 @@ DATASETS = {
     "SHAPES": "Synthetic shapes drawn for the demo.",
     "COLORS": "Synthetic colour swatches drawn for the demo.",
 }
-TASKS = {  # name: (group, category)
-    "SHAPES+shape_classification": (TaskGroup.classification, "Perception"),
-    "SHAPES+shape_counting": (TaskGroup.question_answering, "Counting"),
-    "COLORS+dominant_color": (TaskGroup.question_answering, "Color"),
-    "COLORS+scene_caption": (TaskGroup.generation, "Captioning"),
+TASKS = {  # name: (group, category, instances)
+    # Enough for the demo's fine-tune to show learning: 300 single large shapes, a quarter of them (75) to
+    # validation, which the tiny random model learns to name on a CPU in seconds (from 0% to about 80%).
+    "SHAPES+shape_classification": (TaskGroup.classification, "Perception", 300),
+    "SHAPES+shape_counting": (TaskGroup.question_answering, "Counting", 24),
+    "COLORS+dominant_color": (TaskGroup.question_answering, "Color", 24),
+    "COLORS+scene_caption": (TaskGroup.generation, "Captioning", 24),
 }
+INSTANCES = sum(count for _, _, count in TASKS.values())
 # (task, instruction, output template, submitted for review): the colour task's instruction stays a draft.
 # Reviews are offered oldest first, so the two the demo decides are submitted before the one left waiting.
 INSTRUCTIONS = (
@@ -61,7 +63,7 @@ def write_source_files(folder: Path, *, seed: int) -> SourceFiles:
     files.metadata.write_text(yaml.safe_dump({"datasets": [
         {"name": name, "notes": notes, "licence": "CC0-1.0", "url": f"https://example.org/{name.lower()}",
          "tasks": [{"name": task, "group": str(group), "category": category}
-                   for task, (group, category) in TASKS.items() if task.startswith(name + "+")]}
+                   for task, (group, category, _) in TASKS.items() if task.startswith(name + "+")]}
         for name, notes in DATASETS.items()]}, sort_keys=False))
     records = [record for task in TASKS for record in _records(task, files.images, rng)]
     files.instances.write_text("".join(json.dumps(record) + "\n" for record in records))
@@ -78,10 +80,11 @@ def write_source_files(folder: Path, *, seed: int) -> SourceFiles:
 def _records(task: str, images: Path, rng: random.Random) -> list[dict]:
     dataset, kind = task.split("+")
     records = []
-    for k in range(INSTANCES_PER_TASK):
+    for k in range(TASKS[task][2]):
         shape, colour, count = rng.choice(SHAPES), rng.choice(list(COLOURS)), rng.randint(1, 4)
         picture = f"{kind}-{k:04d}.png"
-        _draw(shape, colour, count, rng).save(images / picture, format="PNG")
+        drawing = _draw_one(shape, colour, rng) if kind == "shape_classification" else _draw(shape, colour, count, rng)
+        drawing.save(images / picture, format="PNG")
         options, input_text = None, None
         if kind == "shape_classification":
             options, raw = list(SHAPES), shape
@@ -97,24 +100,37 @@ def _records(task: str, images: Path, rng: random.Random) -> list[dict]:
 
 
 def _draw(shape: str, colour: str, count: int, rng: random.Random) -> PILImage.Image:
+    """`count` small shapes anywhere in the picture."""
     picture = PILImage.new("RGB", (128, 128), "white")
     pen = ImageDraw.Draw(picture)
     for _ in range(count):
-        x, y, r = rng.randint(20, 108), rng.randint(20, 108), rng.randint(8, 16)
-        box = (x - r, y - r, x + r, y + r)
-        if shape == "circle":
-            pen.ellipse(box, fill=COLOURS[colour])
-        elif shape == "square":
-            pen.rectangle(box, fill=COLOURS[colour])
-        else:
-            pen.polygon([(x, y - r), (x - r, y + r), (x + r, y + r)], fill=COLOURS[colour])
+        _shape(pen, shape, colour, rng.randint(20, 108), rng.randint(20, 108), rng.randint(8, 16))
     return picture
+
+
+def _draw_one(shape: str, colour: str, rng: random.Random) -> PILImage.Image:
+    """One large shape near the middle: still a shape at the tiny model's 32 pixels, where small ones are a blur."""
+    picture = PILImage.new("RGB", (128, 128), "white")
+    r = rng.randint(36, 50)
+    slack = 60 - r
+    _shape(ImageDraw.Draw(picture), shape, colour, 64 + rng.randint(-slack, slack), 64 + rng.randint(-slack, slack), r)
+    return picture
+
+
+def _shape(pen: ImageDraw.ImageDraw, shape: str, colour: str, x: int, y: int, r: int) -> None:
+    box = (x - r, y - r, x + r, y + r)
+    if shape == "circle":
+        pen.ellipse(box, fill=COLOURS[colour])
+    elif shape == "square":
+        pen.rectangle(box, fill=COLOURS[colour])
+    else:
+        pen.polygon([(x, y - r), (x - r, y + r), (x + r, y + r)], fill=COLOURS[colour])
 
 
 def _conversation(position: int, record: dict) -> dict:
     """Two exchanges about a shapes picture, in LLaVA-Instruct's format."""
     return {"id": f"demo-{position}", "image": record["img_path"], "conversations": [
         {"from": "human", "value": "<image>\nWhat is drawn in this picture?"},
-        {"from": "gpt", "value": f"Coloured {record['raw_output']}s on a white background."},
+        {"from": "gpt", "value": f"A single coloured {record['raw_output']} on a white background."},
         {"from": "human", "value": "Is there anything else in it?"},
         {"from": "gpt", "value": "No, only the shapes and the white background."}]}

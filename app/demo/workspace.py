@@ -19,7 +19,7 @@ from sqlmodel import Session, select
 
 from app.core.failures import Invalid
 from app.core.storage import Media, MediaStore
-from app.demo.source_files import INSTANCES_PER_TASK, write_source_files
+from app.demo.source_files import INSTANCES, write_source_files
 from app.ingest.requests import ConversationImport, ImportRequest, InstanceImport, InstructionImport, MetadataImport
 from app.models import Decision, Instance, Review, Role, SolveTestItem, SpotCheck, SpotCheckItem, Task, User
 from app.schemas import UserCreate
@@ -27,7 +27,7 @@ from app.services import queues, reviews, solve_tests, spot_checks
 from app.services import users as user_service
 from app.services.qc import QcDefaults
 
-__all__ = ["INSTANCES_PER_TASK", "POOL", "DemoResult", "load_demo"]
+__all__ = ["INSTANCES", "POOL", "DemoResult", "load_demo"]
 
 POOL = "demo-conversations"
 DEMO_USERS = (

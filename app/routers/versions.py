@@ -10,6 +10,7 @@ from app.core.failures import Conflict, Invalid
 from app.qc.stats import FEWEST_TO_TELL
 from app.schemas import FinetuneIn, VersionNaming, VersionScoreIn
 from app.schemas.export_spec import SUGGESTED_VALIDATION_RATIO, ExportSpec
+from app.schemas.recipe import RECIPES, RecipeName
 from app.services import jobs as job_service
 from app.services import registered_models as model_service
 from app.services import scores as score_service
@@ -44,10 +45,24 @@ def version_list(request: Request, session: SessionDep):
 def _list_page(request: Request, session, *, values=None, error: Invalid | Conflict | None = None):
     """The list with the new-version form; after a refused form, a 422 (or 409) that keeps what was sent and
     says what is wrong beside each field."""
+    choices = version_service.form_choices(session, with_failed=request.state.principal.is_admin)
+    defaults = {**defaults_of(ExportSpec), "validation_ratio": SUGGESTED_VALIDATION_RATIO}
     return render(request, "versions/page.html", "versions/_form.html", versions=version_service.list_versions(session),
-                  values=values, defaults={**defaults_of(ExportSpec), "validation_ratio": SUGGESTED_VALIDATION_RATIO},
-                  **form_feedback(error),
-                  **version_service.form_choices(session, with_failed=request.state.principal.is_admin))
+                  values=values, defaults=defaults, **form_feedback(error), **choices,
+                  thin=_thin_split(session, values, defaults, choices["tasks"]), fewest=FEWEST_TO_TELL)
+
+
+def _thin_split(session, values, defaults, tasks) -> version_service.ThinSplit | None:
+    """The form's warning as first drawn: for what was sent, or the verified tasks (ticked) at the default share."""
+    if values is None:
+        return version_service.thin_split(session, task_ids=[task.id for task in tasks if task.status == "verified"],
+                                          ratio=defaults["validation_ratio"], cap=defaults["per_task_cap"])
+    try:
+        return version_service.thin_split(session, task_ids=[int(id) for id in values.getlist("task_ids")],
+                                          ratio=float(values.get("validation_ratio") or 0),
+                                          cap=int(values.get("per_task_cap") or 0) or None)
+    except ValueError:
+        return None
 
 
 @router.post("", dependencies=[EDITORS])
@@ -62,6 +77,22 @@ def create_version(request: Request, session: SessionDep, principal: CurrentPrin
     except (Invalid, Conflict) as error:
         return _list_page(request, session, values=form, error=error)
     return see_other(request, f"/versions/{version.id}")
+
+
+@router.get("/validation-estimate", dependencies=[EDITORS])
+def validation_estimate(request: Request, session: SessionDep,
+                        task_ids: Annotated[list[int], Query(max_length=10_000)] = [],  # noqa: B006 (FastAPI copies it)
+                        validation_ratio: str = "", per_task_cap: str = ""):
+    """The new-version form's warning, redrawn as it is filled: ticked tasks the validation share would give too
+    few records to read a fine-tune's change on. Values the form would refuse draw no warning (the form says why)."""
+    try:
+        ratio = float(validation_ratio)
+        cap = int(per_task_cap) if per_task_cap.strip() else None
+    except ValueError:
+        ratio, cap = 0.0, None
+    return render(request, "versions/_validation_estimate.html",
+                  thin=version_service.thin_split(session, task_ids=task_ids, ratio=ratio, cap=cap),
+                  fewest=FEWEST_TO_TELL)
 
 
 @router.get("/trace", dependencies=[ANY_ROLE])
@@ -84,13 +115,15 @@ def version_diff(request: Request, session: SessionDep, blindfold: BlindfoldDep,
 
 
 @router.get("/{version_id}", dependencies=[ANY_ROLE])
-def version_detail(request: Request, session: SessionDep, version_id: RowId):
-    return _detail_page(request, session, version_service.get(session, version_id=version_id))
+def version_detail(request: Request, session: SessionDep, version_id: RowId,
+                   recipe: RecipeName = "paper"):
+    return _detail_page(request, session, version_service.get(session, version_id=version_id), recipe=recipe)
 
 
-def _detail_page(request: Request, session, version, *, values=None, error: Invalid | Conflict | None = None):
-    """The version with its files, counts, fine-tunes and previews; after a refused fine-tune form, a 422 (or 409)
-    that keeps what was sent and says what is wrong beside each field."""
+def _detail_page(request: Request, session, version, *, values=None, error: Invalid | Conflict | None = None,
+                 recipe: RecipeName = "paper"):
+    """The version with its files, counts, fine-tunes and previews, its fine-tune form filled from `recipe`; after
+    a refused fine-tune form, a 422 (or 409) that keeps what was sent and says what is wrong beside each field."""
     job = job_service.get_job(session, job_id=version.job_id) if version.job_id else None
     per_task, categories = version_service.instances_by_category(session, version)
     others = [other for other in version_service.list_versions(session)
@@ -101,7 +134,8 @@ def _detail_page(request: Request, session, version, *, values=None, error: Inva
                   per_task=per_task, categories=categories, has_stage2=version_service.has_stage2(version),
                   has_validation=version_service.has_validation(version),
                   thin=version_service.thin_validation(version), fewest=FEWEST_TO_TELL,
-                  names={model.id: model.name for model in models}, values=values, defaults=defaults_of(FinetuneIn),
+                  names={model.id: model.name for model in models}, values=values, recipes=RECIPES, recipe=recipe,
+                  defaults={**defaults_of(FinetuneIn), **RECIPES[recipe][1]},
                   scoring=defaults_of(VersionScoreIn),
                   **form_feedback(error),
                   **version_service.model_work(session, version_id=version.id))
@@ -130,7 +164,9 @@ def finetune(request: Request, session: SessionDep, user: CurrentUser, form: For
         data = validate_form(FinetuneIn, form, checkboxes=("lora",), optional=("max_steps",))
         job = version_service.start_finetune(session, version_id=version.id, data=data, actor_id=user.id)
     except (Invalid, Conflict) as error:
-        return _detail_page(request, session, version, values=form, error=error)
+        recipe = form.get("recipe")
+        return _detail_page(request, session, version, values=form, error=error,
+                            recipe=recipe if recipe in RECIPES else "paper")
     return see_other(request, f"/jobs/{job.id}")
 
 

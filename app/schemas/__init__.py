@@ -323,6 +323,7 @@ class FinetuneIn(BaseModel):
     base_model_id: RowIdValue
     eval_per_task: int = Field(20, ge=1, le=10_000, description="Validation records scored per task, before and after.")
     stage1_lr: float = recipe.offered("stage1_lr", gt=0, lt=1)
+    stage1_epochs: float = recipe.offered("stage1_epochs", gt=0, le=1000)
     stage2_lr: float = recipe.offered("stage2_lr", gt=0, lt=1)
     stage2_steps: int = recipe.offered("stage2_steps", ge=0, le=1_000_000)
     global_batch_size: int = recipe.offered("global_batch_size", ge=1, le=65_536)

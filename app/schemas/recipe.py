@@ -82,6 +82,18 @@ def offered(name: str, **bounds: Any) -> Any:
     return Field(SETTINGS[name].default, description=SETTINGS[name].metadata["help"], **bounds)
 
 
+# Starting points the fine-tune form offers, over FinetuneIn's defaults (the paper's recipe). A small model trained
+# from random weights on a CPU (the demo's tiny LLaVA) learns nothing at the paper's learning rate in one epoch: it
+# needs about a hundred times the rate and tens of epochs, which take seconds at its size.
+RecipeName = Literal["paper", "quick"]
+RECIPES: dict[RecipeName, tuple[str, dict[str, Any]]] = {
+    "paper": ("The paper's recipe (LLaVA-1.5 on GPUs)", {}),
+    "quick": ("A quick run of a small model on a CPU (the demo's tiny model)",
+              {"stage1_lr": 2e-3, "stage1_epochs": 20, "global_batch_size": 8, "per_device_batch_size": 8,
+               "stage2_lr": 2e-4, "stage2_steps": 4, "save_steps": 500, "eval_per_task": 100}),
+}
+
+
 def chosen(data: BaseModel) -> dict[str, Any]:
     """The recipe settings among a form's or a job's fields (an unset `max_steps` means the recipe's own)."""
     return {name: value for name, value in data.model_dump().items() if name in SETTINGS and value is not None}

@@ -4,6 +4,7 @@ once ready, identified by their spec's hash and their files' hash, deleted files
 from __future__ import annotations
 
 import hashlib
+import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -303,6 +304,30 @@ def thin_validation(version: DatasetVersion) -> list[str]:
         return []
     return sorted(task for task, counts in manifest.counts.items()
                   if 0 < counts.get("validation", 0) < FEWEST_TO_TELL)
+
+
+@dataclass(frozen=True)
+class ThinSplit:
+    """Before a build: the ticked tasks a validation share would give too few records to read a change on."""
+
+    ratio: float
+    tasks: list[tuple[str, int]]  # (task, about how many validation records)
+    enough: float | None  # the share that gives each of them FEWEST_TO_TELL, where one under 1 does
+
+
+def thin_split(session: Session, *, task_ids: list[int], ratio: float, cap: int | None) -> ThinSplit | None:
+    """What the version form warns of as it is filled. A build draws each instance into validation with
+    probability `ratio`, so a task gets about its exported instances times the ratio. None when every task gets
+    enough, or when the share is 0 (no validation asked for)."""
+    if ratio <= 0 or not task_ids:
+        return None
+    exported = {task.name: min(task.instance_count, cap or task.instance_count)
+                for task in session.exec(select(Task).where(Task.id.in_(task_ids)).order_by(Task.name))}
+    thin = {name: round(count * ratio) for name, count in exported.items() if round(count * ratio) < FEWEST_TO_TELL}
+    if not thin:
+        return None
+    needed = math.ceil(100 * FEWEST_TO_TELL / max(min(exported[name] for name in thin), 1)) / 100
+    return ThinSplit(ratio, list(thin.items()), needed if needed < 1 else None)
 
 
 def _records_in(version: DatasetVersion, name: str) -> int:
