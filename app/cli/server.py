@@ -24,20 +24,23 @@ def demo() -> None:
     """Load the demo workspace into an empty database, and print where and how to sign in."""
     from app.core.storage import open_media
     from app.demo.model_half import load_model_half
+    from app.demo.source_files import INSTANCES, POOL_SIZE, TASKS
     from app.demo.workspace import load_demo
 
     settings = Settings()
     with open_session(settings) as session:
         result = load_demo(session, data_dir=settings.data_dir, media=open_media(settings.media_location))
         if result.created:
-            typer.echo("Demo workspace loaded: 4 tasks, 96 instances, 4 users, a pool of 16 conversations.")
+            typer.echo(f"Demo workspace loaded: {len(TASKS)} tasks, {INSTANCES} instances, 4 users, a pool of "
+                       f"{POOL_SIZE} conversations.")
             typer.echo(f"It was imported from {result.source_files}: an example of each import format.")
         half = load_model_half(settings, session)
     if half.version is not None:
         typer.echo(f"Dataset version {half.version.name}: {half.version.status} (/versions/{half.version.id}).")
     if half.model is not None:
         typer.echo(f"Model {half.model.name!r} registered: preview a task with it, or fine-tune it on "
-                   f"{half.version.name if half.version else 'a version'}.")
+                   f"{half.version.name if half.version else 'a version'} starting from the quick recipe for a "
+                   "small model on a CPU (a minute; validation accuracy rises from 0 to about 80%).")
     if half.note:
         typer.secho(f"No demo model: {half.note}.", fg="yellow")
     url = f"http://{settings.host}:{settings.port}"
