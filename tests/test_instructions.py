@@ -44,9 +44,32 @@ def test_the_preview_renders_unsaved_fields_on_seeded_instances(client, db):
     assert same_seed == [s["data-source-id"] for s in samples]  # the same seed draws the same instances
     shuffled = soup(_preview(client, url, csrf, text="x", seed="1"))
     assert [s["data-source-id"] for s in shuffled.select("article.sample")] != same_seed
-    bad = soup(_preview(client, url, csrf, text="{{ question }}"))
-    assert "unknown field(s): question" in bad.select_one("#lint").text
-    assert bad.select("article.sample [role=alert]")
+
+
+
+def test_a_draft_that_does_not_render_is_said_so_once(client, db):
+    """Its own problem is listed once, above the samples; the samples and the check of every instance do not
+    repeat it. A problem some instances have is shown on theirs."""
+    _, csrf, url = _editor(client, db)
+    for text, said in (("{{ question }}", "unknown field(s): question"), ("Name it {{ raw_output", "line 1")):
+        bad = soup(_preview(client, url, csrf, text=text))
+        assert [said in li.text for li in bad.select("#lint li")] == [True]
+        assert bad.select("article.sample") == []
+        assert "does not render on any of these 8 instances: fix what is listed above" in bad.select_one(
+            "#unrendered").text
+        checked = soup(client.post(url + "/lint", data={"csrf_token": csrf, "lock_version": "1", "text": text,
+                                                       "options_style": "paren_letters", "image_placement": "before"},
+                                   headers={"HX-Request": "true"}))
+        assert checked.select_one("#lint-blocked") is not None and checked.select("#lint-all li") == []
+    # A template that compiles but fails on every instance, for one reason: said once, with that reason.
+    everywhere = soup(_preview(client, url, csrf, text="Name {{ raw_output[99] }}."))
+    assert everywhere.select_one("#lint") is None and everywhere.select("article.sample") == []
+    assert "does not render on any of these 8 instances: " in everywhere.select_one("#unrendered").text
+    # Failing on some instances only (those without options): each sample says whether it rendered.
+    some = soup(_preview(client, url, csrf, text="Name {{ options[0] }}."))
+    assert some.select_one("#unrendered") is None
+    samples = some.select("article.sample")
+    assert len(samples) == 8 and 0 < len([s for s in samples if s.select_one("[role=alert]")]) < 8
 
 
 def test_drafts_save_with_a_version_and_a_stale_save_is_refused(client, db):
@@ -191,7 +214,10 @@ def test_checking_all_instances_inline_and_as_a_job(client, db, settings):
     mismatch = [li for li in inline.select("#lint-all li") if "not among the options" in li.text]
     assert inline.select_one("#lint-all")["data-checked"] == "12" and not mismatch  # odd ones answer "square"
     settings.inline_lint_limit = 5  # this task (12 instances) now counts as big
-    queued = soup(client.post(url + "/lint", data={**data, "text": "{{ nope }}"}, headers={"HX-Request": "true"}))
+    blocked = soup(client.post(url + "/lint", data={**data, "text": "{{ nope }}"}, headers={"HX-Request": "true"}))
+    assert blocked.select_one("#lint-blocked") is not None  # the draft's own error: no job to find it 12 times
+    queued = soup(client.post(url + "/lint", data={**data, "text": "Name {{ raw_output[99] }}"},
+                              headers={"HX-Request": "true"}))
     assert queued.select_one("#job-status")["data-status"] == "queued"
     assert Worker(settings).run_once()
     job = db.exec(select(Job).where(Job.kind == "lint")).one()

@@ -104,12 +104,16 @@ def lint_everything(request: Request, session: SessionDep, user: CurrentUser, bl
     task = task_service.get_task(session, task_id=instruction.task_id)
     settings = settings_of(request)
     spec = instruction_service.spec_of(validate_form(DraftIn, form))
+    if any(issue.severity == "error" for issue in lint_templates(spec)):
+        # The preview lists what is wrong with the draft itself, once; every instance would only repeat it.
+        return render_page(request, "instructions/_lint_all.html", issues=[], checked=0, blocked=True)
     if task.instance_count <= settings.inline_lint_limit:
         try:
             issues = instruction_service.lint_all(
                 session, task_id=task.id, spec=spec, token_budget=settings.prompt_token_budget,
                 tokenizer_path=settings.tokenizer_path, skip=sorted(blindfold.hidden), seconds=INLINE_LINT_SECONDS)
-            return render_page(request, "instructions/_lint_all.html", issues=issues, checked=task.instance_count)
+            return render_page(request, "instructions/_lint_all.html", issues=issues, checked=task.instance_count,
+                               blocked=False)
         except instruction_service.LintTooSlow:
             pass  # the whole check, as a job
     job = job_service.enqueue(session, LintPayload(
@@ -117,6 +121,17 @@ def lint_everything(request: Request, session: SessionDep, user: CurrentUser, bl
         skip_instance_ids=sorted(blindfold.hidden),
         tokenizer_path=str(settings.tokenizer_path) if settings.tokenizer_path else None), created_by_id=user.id)
     return render_page(request, "jobs/_status.html", job=job, terminal=False, report=None)
+
+
+def _unrendered(samples: list[tuple], issues: list) -> str | None:
+    """When no sample renders and for one reason, that reason, said once instead of on every sample ("" when the
+    draft's own problems, listed above the samples, are the reason)."""
+    errors = {error for *_, error in samples}
+    if not samples or None in errors:
+        return None
+    if any(issue.severity == "error" for issue in issues):
+        return ""
+    return errors.pop() if len(errors) == 1 else None
 
 
 @router.post("/instructions/{instruction_id}/preview", dependencies=[ANY_ROLE])
@@ -135,8 +150,9 @@ def preview(request: Request, session: SessionDep, blindfold: BlindfoldDep, form
         samples.append((instance, image, *render_instance(spec, instance, has_image=image is not None)))
     others = instruction_service.other_tasks_instructions(session, task_id=instruction.task_id)
     similar = most_similar(spec.text, others)
+    issues = lint_templates(spec)
     return render_page(request, "instructions/_preview.html", instruction=instruction, samples=samples,
-                       issues=lint_templates(spec), seed=seed, similar=similar,
+                       issues=issues, seed=seed, similar=similar, unrendered=_unrendered(samples, issues),
                        pinned=[instance.id for instance, *_ in samples if instance.id in pinned])
 
 

@@ -136,10 +136,15 @@ def test_typing_in_the_instruction_editor_updates_the_preview(page: Page, db):
         re.compile(r"^Say what the <script>alert\(1\)</script> shape is\."))
     page.get_by_label("Output template").fill("Answer: {{ raw_output }}")
     expect(page.locator("article.sample pre.target").first).to_have_text(re.compile(r"^Answer: answer \d$"))
+    # every instance of this small task is checked while typing, with counts
+    page.get_by_label("Output template").fill("{{ raw_output[99] }}")
+    expect(page.locator("#lint-all li").first).to_contain_text("5 of 5 instances")
+    # a draft that cannot render at all is said so once: the list above the samples, not on each of them
     page.get_by_label("Output template").fill("{{ nope }}")
     expect(page.locator("#lint")).to_contain_text("unknown field(s): nope")
-    # every instance of this small task is checked while typing, with counts
-    expect(page.locator("#lint-all li").first).to_contain_text("5 of 5 instances")
+    expect(page.locator("#unrendered")).to_contain_text("does not render on any of these 5 instances")
+    expect(page.locator("article.sample")).to_have_count(0)
+    expect(page.locator("#lint-blocked")).to_be_visible()
     # autosave: the draft is kept without pressing anything
     expect(page.locator("#lock-version")).not_to_have_value("1", timeout=10_000)
     page.reload()  # the saved draft, script and all, comes back as text
