@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+NOT_BLANK = r"\S"  # the pattern of a text field that must hold more than spaces
+
 
 def _number(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
@@ -32,16 +34,30 @@ PHRASES = {
     "less_than": lambda ctx: f"less than {_number(ctx.get('lt'))}",
     "int_parsing": lambda ctx: "must be a whole number",
     "int_from_float": lambda ctx: "must be a whole number",
+    "int_type": lambda ctx: "must be a whole number",
     "float_parsing": lambda ctx: "must be a number",
+    "float_type": lambda ctx: "must be a number",
+    "finite_number": lambda ctx: "must be a finite number",
     "bool_parsing": lambda ctx: "must be yes or no",
+    "bool_type": lambda ctx: "must be yes or no",
     "literal_error": lambda ctx: f"must be one of {ctx.get('expected', '')}".replace("'", ""),
     "enum": lambda ctx: f"must be one of {ctx.get('expected', '')}".replace("'", ""),
     "string_type": lambda ctx: "must be text",
     "list_type": lambda ctx: "must be a list",
     "dict_type": lambda ctx: "must be a mapping of names to values",
+    "model_type": lambda ctx: "must be a group of fields (names and values)",
+    "model_attributes_type": lambda ctx: "must be a group of fields (names and values)",
+    "union_tag_not_found": lambda ctx: f"say which kind it is ({ctx.get('discriminator', 'kind')} is missing)"
+    .replace("'", ""),
+    "union_tag_invalid": lambda ctx: f"must be one of {ctx.get('expected_tags', '')}".replace("'", ""),
     "extra_forbidden": lambda ctx: "is not a field this takes",
     "json_invalid": lambda ctx: "is not valid JSON",
-    "string_pattern_mismatch": lambda ctx: "is not in the expected form",
+    "string_pattern_mismatch": lambda ctx: "cannot be blank" if ctx.get("pattern") == NOT_BLANK
+    else "is not in the expected form",
+    "url_parsing": lambda ctx: "must be a web address (https://...)",
+    "url_scheme": lambda ctx: f"must start with {ctx.get('expected_schemes', 'http or https')}".replace("'", ""),
+    "date_parsing": lambda ctx: "must be a date (YYYY-MM-DD)",
+    "datetime_parsing": lambda ctx: "must be a date and time (YYYY-MM-DD HH:MM)",
 }
 
 
@@ -53,4 +69,5 @@ def in_words(problem: dict[str, Any]) -> str:
     phrase = PHRASES.get(kind)
     if phrase is not None:
         return phrase(problem.get("ctx") or {})
-    return str(problem.get("msg", "invalid")).removeprefix("Value error, ")
+    # Our own validators' messages (ValueError, AssertionError) are written for people already.
+    return str(problem.get("msg", "invalid")).removeprefix("Value error, ").removeprefix("Assertion failed, ")

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Generic, Literal, TypeVar
 
@@ -12,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.core import limits
 from app.core.security import MIN_PASSWORD_LENGTH
+from app.core.validation_words import NOT_BLANK
 from app.models import ImagePlacement, OptionsStyle, Role, TaskGroup
 from app.models.types import MAX_DB_INT, LockVersion, RowIdValue
 from app.prompts.rendering import MAX_TEMPLATE_CHARS
@@ -42,7 +44,6 @@ def _clean(value: str | None) -> str | None:
 
 # The validators below give friendly messages; these patterns tell API clients the same rules up front.
 EMAIL_PATTERN = r"^[^@\s]+@\S*\.\S*$"
-NOT_BLANK = r"\S"
 
 
 class UserCreate(BaseModel):
@@ -259,13 +260,23 @@ class PreviewIn(BaseModel):
     max_new_tokens: int = Field(64, ge=1, le=2048)
 
 
+DEVICE = r"^(auto|cpu|cuda(:\d{1,2})?)$"
+
+
 class ModelIn(BaseModel):
     """A model to register: a folder on the worker's machine (nothing is downloaded)."""
 
     name: str = Field(min_length=1, max_length=limits.NAME, pattern=NOT_BLANK)
     path: str = Field(min_length=1, max_length=500, pattern=NOT_BLANK, description="On the worker's machine.")
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d{1,2})?)$", description="auto, cpu, cuda or cuda:N.")
+    device: str = Field("auto", pattern=DEVICE, description="auto, cpu, cuda or cuda:N.")
+
+    @field_validator("device", mode="before")
+    @classmethod
+    def _device_in_words(cls, value: object) -> object:
+        if isinstance(value, str) and not re.fullmatch(DEVICE, value):
+            raise ValueError("must be auto, cpu, cuda or cuda:N (a GPU's number)")
+        return value
 
 
 class TaskStatusIn(BaseModel):
