@@ -248,6 +248,8 @@ def test_chart_ticks_and_geometry():
     assert stage1[0][1] < stage2[0][1] < stage1[1][1]  # higher loss, higher on the chart (smaller y)
     assert chart.x_ticks[0].label == "0" and chart.y_ticks[-1].label == "4"
     assert chart.dots == {"stage2": tuple(stage2[0])}  # a stage of one step is a point, not an invisible line
+    # each stage's losses are summed up apart: they are losses on two different datasets
+    assert chart.summary == "stage 1: loss 4.000 → 2.000 over 2 steps; stage 2: loss 3.000 → 3.000 over 1 step"
     # the y axis fits the data: a loss between 2.31 and 2.47 is not drawn as a flat line near the top of 0..3
     close = loss_chart([("stage1", step, 2.47 - 0.04 * step) for step in range(5)])
     labels = [float(tick.label) for tick in close.y_ticks]

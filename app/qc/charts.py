@@ -90,8 +90,18 @@ def loss_chart(points: Sequence[tuple[str, int, float]], stage_steps: dict[str, 
     return LossChart(width, height, left, height - bottom_margin, {k: " ".join(v) for k, v in lines.items()},
                      x_ticks, [Tick(y(value), _label(value)) for value in y_ticks],
                      x(stage2_start + 0.5) if stage2_start else None,
-                     f"loss from {losses[0]:.3f} to {losses[-1]:.3f} over {len(points)} steps",
+                     _loss_summary(points),
                      {stage: spots[0] for stage, spots in placed.items() if len(spots) == 1})
+
+
+def _loss_summary(points: Sequence[tuple[str, int, float]]) -> str:
+    """Each stage's first and last loss: one span over both would mix two datasets' losses."""
+    parts = []
+    for stage in dict.fromkeys(name for name, _, _ in points):
+        losses = [loss for name, _, loss in points if name == stage]
+        parts.append(f"{stage.replace('stage', 'stage ')}: loss {losses[0]:.3f} → {losses[-1]:.3f} over "
+                     f"{len(losses)} step{'s' if len(losses) != 1 else ''}")
+    return "; ".join(parts)
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,12 @@ import pytest
 from playwright.sync_api import Page
 from sqlmodel import func, select
 
+from app.demo.model_half import add_version
 from app.demo.workspace import load_demo
 from app.models import Instance, Task, User
 from app.schemas.bulk_fixes import BulkFixIn, BulkQuery, ReplaceChange
 from app.services import bulk_fixes
+from app.services import registered_models as model_service
 from app.services.blinding import NONE
 from tests.e2e.conftest import ARTIFACTS
 from tests.e2e.test_browser import sign_in
@@ -19,7 +21,7 @@ from tests.e2e.test_browser import sign_in
 WIDTHS = {"desktop": (1366, 900), "phone": (390, 844)}
 
 
-def _pages(db) -> dict[str, str]:
+def _pages(db, settings) -> dict[str, str]:
     shapes = db.exec(select(Task).where(Task.name == "SHAPES+shape_classification")).one()
     first = db.exec(select(func.min(Instance.id)).where(Instance.task_id == shapes.id)).one()
     admin = db.exec(select(User).where(User.email == "admin@studio.local")).one()
@@ -27,10 +29,12 @@ def _pages(db) -> dict[str, str]:
     fix = bulk_fixes.propose(db, blindfold=NONE, author_id=admin.id, self_accept_allowed=False, data=BulkFixIn(
         query=BulkQuery(task_ids=[shapes.id]), reason="A clearer class name.",
         change=ReplaceChange(action="replace", find=option, replace_with=f"{option} shape")))
+    version = add_version(settings, db)  # ready, with a fine-tune form once a model is registered
+    model_service.register(db, name="tiny-llava", path="/models/tiny-llava", actor_id=admin.id)
     return {"dashboard": "/", "tasks": "/tasks", "task": f"/tasks/{shapes.id}",
             "instances": f"/tasks/{shapes.id}/instances", "instance": f"/instances/{first}",
             "doubt": f"/tasks/{shapes.id}/instances?order=doubt", "datasets": "/datasets", "review": "/review",
-            "versions": "/versions", "jobs": "/jobs", "models": "/models", "imports": "/imports",
+            "versions": "/versions", "version": f"/versions/{version.id}?recipe=quick", "jobs": "/jobs", "models": "/models", "imports": "/imports",
             "bulk-fixes": "/bulk-fixes", "new-bulk-fix": f"/bulk-fixes/new?task_id={shapes.id}",
             "bulk-fix": f"/bulk-fixes/{fix.id}", "account": "/account"}
 
@@ -38,7 +42,7 @@ def _pages(db) -> dict[str, str]:
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # a layout does not depend on the database
 def test_no_main_page_is_wider_than_a_desktop_or_a_phone(page: Page, db, settings):
     result = load_demo(db, data_dir=settings.data_dir)
-    pages = _pages(db)
+    pages = _pages(db, settings)
     email, password = result.credentials[0]  # the admin, who sees every button
     sign_in(page, email, password)
     folder = ARTIFACTS / "screens"

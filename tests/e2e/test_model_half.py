@@ -16,9 +16,11 @@ from sqlmodel import select
 
 from app.demo.model_half import MODEL, VERSION, VERSION_TASK
 from app.models import Job, Task
+from tests.e2e.conftest import ARTIFACTS
 from tests.e2e.test_browser import sign_in
 
 ROOT = Path(__file__).resolve().parents[2]
+SCREENS = ARTIFACTS / "screens"
 
 
 def _run_jobs(settings) -> None:
@@ -43,6 +45,7 @@ def _demo(settings) -> dict[str, str]:
 def test_the_model_half_from_a_fresh_demo(page: Page, app, db, settings):
     accounts = _demo(settings)
     sign_in(page, "admin@studio.local", accounts["admin@studio.local"])
+    SCREENS.mkdir(parents=True, exist_ok=True)
     page.set_default_timeout(20_000)
     task = db.exec(select(Task).where(Task.name == VERSION_TASK)).one()
 
@@ -66,6 +69,7 @@ def test_the_model_half_from_a_fresh_demo(page: Page, app, db, settings):
     page.get_by_label("Name").fill("e2e")
     warning = page.locator("#validation-estimate")
     expect(warning).to_contain_text(f"{VERSION_TASK}: about 6")  # redrawn as the form is filled
+    page.locator("#version-form").screenshot(path=str(SCREENS / "version-form-warning.png"))
     page.get_by_label("Validation share").fill("0.25")
     expect(warning).to_have_text("")
     page.get_by_label("Stage 2 pool").select_option(label="demo-conversations")
@@ -104,6 +108,7 @@ def test_the_model_half_from_a_fresh_demo(page: Page, app, db, settings):
     assert total >= 40 and (after - before) / total >= 0.20, (total, before, after)
     expect(page.locator(f'#evaluation-chart [data-task="{VERSION_TASK}"] rect.gain')).to_have_count(1)
     expect(row.locator(".too-few")).to_have_count(0)
+    page.screenshot(path=str(SCREENS / "finetune-learnt.png"), full_page=True)
     db.expire_all()
     assert db.get(Job, job_id).status == "succeeded"
 
