@@ -34,7 +34,8 @@ def _pages(db, settings) -> dict[str, str]:
     return {"dashboard": "/", "tasks": "/tasks", "task": f"/tasks/{shapes.id}",
             "instances": f"/tasks/{shapes.id}/instances", "instance": f"/instances/{first}",
             "doubt": f"/tasks/{shapes.id}/instances?order=doubt", "datasets": "/datasets", "review": "/review",
-            "versions": "/versions", "version": f"/versions/{version.id}?recipe=quick", "jobs": "/jobs", "models": "/models", "imports": "/imports",
+            "versions": "/versions", "version": f"/versions/{version.id}?recipe=quick", "jobs": "/jobs",
+            "models": "/models", "imports": "/imports",
             "bulk-fixes": "/bulk-fixes", "new-bulk-fix": f"/bulk-fixes/new?task_id={shapes.id}",
             "bulk-fix": f"/bulk-fixes/{fix.id}", "account": "/account"}
 
