@@ -13,10 +13,9 @@ records (bench/filling.py) at 300,000 instances.
    `current_slowdown`: a build pinned after the fixes (the usual case: values as they are). Target <= 1.2.
 3. `peak_rss_mb`: the builds' peak (each in a process of its own, with the processes it forks), and each
    build's in the order they ran (`build_peaks_mb`; stderr splits each into the build's own process and its
-   largest part). Target < 500. Here the build's own process grows from build to build (309, 534, 677 MB on
-   PostgreSQL) while its parts stay at ~140 MB; the same builds in a fresh folder, repeated or after 30,000
-   fixes, stay at 275-302 MB (see the closing note of the session that measured it), so the cause is in this
-   bench's sequence and is not found yet.
+   largest part). Target < 500. Measured as VmHWM (bench/peak_memory.py): a child's ru_maxrss starts at this
+   bench's own peak, which grew with every build it started (the rows it holds, the web app), and had been read
+   as the builds' growth. `bench_process_rss_mb` is this process's.
 4. `bulk_ratio`: a bare executemany loop doing the same inserts (one revision per instance) and updates (the
    instances' new values), a transaction per 2,000 as the fix's chunks, over applying an accepted bulk fix of
    --bulk instances (replace "a" with "A" inside targets and options, in as many tasks as it takes) through
@@ -31,7 +30,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import statistics
 import subprocess
 import sys
@@ -55,6 +53,7 @@ from app.services import bulk_fix_apply, bulk_fixes
 from app.services.blinding import NONE
 from bench.export_bench import approve_every_task
 from bench.filling import fill
+from bench.peak_memory import own_peak_mb
 from bench.review_bench import percentile, server_ms
 from tests.factories import login, make_user
 from tests.scratch import scratch_database, throwaway_folder
@@ -88,8 +87,9 @@ def queue_timings(client: TestClient, csrf: str, repeat: int) -> tuple[list[floa
 
 
 BUILD = """
-import json, resource, sys, time
+import json, sys, time
 from app.core.db import make_engine
+from bench.peak_memory import children_peak_mb, own_peak_mb
 from app.core.storage import MediaStore
 from app.exports.build import build
 from app.prompts.tokens import estimate
@@ -98,7 +98,7 @@ url, spec, out, media = sys.argv[1], ExportSpec.model_validate_json(sys.argv[2])
 started = time.perf_counter()
 build(make_engine(url), spec=spec, destination=__import__("pathlib").Path(out), media=MediaStore(media),
       count_tokens=estimate, name="bench")
-own, parts = (resource.getrusage(who).ru_maxrss / 1024 for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+own, parts = own_peak_mb(), children_peak_mb()
 print(json.dumps({"seconds": time.perf_counter() - started, "peak_mb": max(own, parts), "own_mb": own,
                   "parts_mb": parts}))
 """
@@ -244,7 +244,7 @@ def main() -> None:
         peak_mb = max(before_mb, pinned_mb, current_mb)  # the builds' own; the queue's is the web app's
         print(f"  build peaks: {before_mb:.0f} MB before, {pinned_mb:.0f} MB pinned, {current_mb:.0f} MB current",
               file=sys.stderr)
-        web_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        web_mb = own_peak_mb()
         figures = {"database": make_url(url).get_backend_name(), "instances": args.instances,
                    "proposed_waiting": args.proposed, "queue_next_p50_ms": round(statistics.median(nexts), 2),
                    "queue_next_p95_ms": percentile(nexts, 0.95), "healthz_p95_ms": percentile(floor, 0.95),

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import sqlite3
 import subprocess
@@ -199,12 +198,14 @@ def main() -> None:
         env = {**os.environ, "STUDIO_DATABASE_URL": url, "STUDIO_DATA_DIR": str(workdir), "STUDIO_MODE": "dev",
                "OMP_NUM_THREADS": "1"}
         started = time.perf_counter()
-        built = subprocess.run([sys.executable, "-m", "app", "export", "--cap", str(args.cap), "--name", "bench"],
+        peak_file = workdir / "export-peak.json"
+        built = subprocess.run([sys.executable, str(Path(__file__).parent / "peak_memory.py"), str(peak_file), "-m",
+                                "app", "export", "--cap", str(args.cap), "--name", "bench"],
                                env=env, capture_output=True, text=True, cwd=Path(__file__).parent.parent)
         total_s = time.perf_counter() - started
         if built.returncode != 0:
             raise SystemExit(built.stderr)
-        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        peak_mb = json.loads(peak_file.read_text())["peak_mb"]  # the export's own (bench/peak_memory.py)
         manifest = json.loads((workdir / "exports" / "1" / "manifest.json").read_text())
         records = manifest["files"]["stage1.json"]["records"] + manifest["files"]["val.json"]["records"]
         print(f"  export: {records:,} records in {total_s:.1f} s, peak RSS {peak_mb:.0f} MB", file=sys.stderr)

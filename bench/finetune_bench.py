@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import signal
 import subprocess
 import sys
@@ -43,7 +42,9 @@ def child(arguments: list[str]) -> None:
     from worker.finetune import main, parse_config
 
     main(parse_config(arguments))
-    print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    from bench.peak_memory import peak_mb  # its own, not the bench's it was started from
+
+    print(json.dumps({"peak_rss_mb": peak_mb()}))
 
 
 def run(arguments: list[str], **popen) -> subprocess.Popen:

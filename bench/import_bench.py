@@ -32,9 +32,10 @@ from tests.scratch import bare_postgres, scratch_database, throwaway_folder
 ROOT = Path(__file__).resolve().parent.parent
 
 CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 from pathlib import Path
 from app.core.db import make_engine
+from bench.peak_memory import peak_mb
 from app.ingest.importer import ImportOptions, InstanceImporter
 from app.core.migrate import upgrade
 from app.core.storage import MediaStore
@@ -42,9 +43,8 @@ url, dataset, media = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 upgrade(url)
 engine = make_engine(url)
 report = InstanceImporter(engine, MediaStore(media), ImportOptions(image_root=dataset.parent)).run(dataset)
-peak = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
 print(json.dumps({"imported": report.imported, "rejected": report.rejected_count, "seconds": report.seconds,
-                  "peak_rss_mb": round(peak / 1024, 1)}))  # the writer's or its reading process's, the larger
+                  "peak_rss_mb": round(peak_mb(), 1)}))  # the writer's or its reading process's, the larger
 """
 
 BASELINE_DDL = """
