@@ -24,11 +24,16 @@ def export(
     qc_override_reason: Annotated[str | None, typer.Option(
         help="Why tasks whose latest quality check failed go in anyway (the dataset card states it); without it "
              "such a version is refused.")] = None,
+    layout: Annotated[list[str] | None, typer.Option(
+        help="Also write this layout (repeat it): hf, a Hugging Face dataset in hf/ with the images inside. "
+             "llava (the version's root) is always written.")] = None,
 ) -> None:
     """Build a dataset version now (no worker needed), with a progress bar; prints where its files are."""
+    from pydantic import ValidationError
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from app.core.failures import AppError
+    from app.core.validation_words import in_words
     from app.exports.build import BuildError
     from app.schemas.export_spec import ExportSpec
     from app.services import version_files
@@ -42,10 +47,13 @@ def export(
                 fail("No task is verified yet: name the tasks with --task.")
             spec = ExportSpec(task_ids=ids, per_task_cap=cap, seed=seed, validation_ratio=validation,
                               conversation_pool_id=version_service.pool_named(session, pool) if pool else None,
-                              stage2_size=stage2_size)
+                              stage2_size=stage2_size, layouts=layout or [])
             # Whoever runs the command line runs the studio: an admin, who may override with a reason.
             version = version_service.create(session, spec=spec, name=name, actor_id=None, enqueue=False,
                                              qc_override_reason=qc_override_reason, may_override=True)
+        except ValidationError as error:
+            fail("; ".join(f"--{str(problem['loc'][0]).removesuffix('s')}: {in_words(problem)}"
+                           for problem in error.errors()))
         except (AppError, ValueError) as error:
             fail(getattr(error, "message", str(error)))
     columns = [TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn()]

@@ -21,6 +21,7 @@ from sqlmodel import Session, select
 
 from app import __version__
 from app.core.storage import Media
+from app.exports import hf_layout
 from app.exports.card import ReviewFigures, dataset_card, train_scripts
 from app.exports.contract import check_record
 from app.exports.files import HashingFile, JsonArrayWriter, ascii_json, images_digest, tar_folder
@@ -116,12 +117,18 @@ def _build_into(engine: Engine, spec: ExportSpec, work: Path, media: Media | Non
             files[IMAGE_LIST] = _image_list(work / IMAGE_LIST, image_sizes)
         else:
             image_sizes = [(entry.name, entry.stat().st_size) for entry in os.scandir(images.root) if entry.is_file()]
+        card = dataset_card(name=name, spec=spec, plans=plans, tally=tally, review=review, qc_override=qc_override)
+        if "hf" in spec.layouts:
+            if media is None:
+                raise BuildError("The hf layout holds the images' bytes: build it where the media store is "
+                                 "(not a version kept on object storage, yet).")
+            on_progress(0.95, "writing the hf layout (Parquet with the images inside)")
+            files.update(hf_layout.write(work, images=images.root, card=card, stage2=stage2 is not None))
         if spec.images_as_tar and media is not None:
             on_progress(0.98, "packing the images")
             files["images.tar"] = tar_folder(images.root, work / "images.tar")
             shutil.rmtree(images.root)
         on_progress(0.99, "writing the manifest and the dataset card")
-    card = dataset_card(name=name, spec=spec, plans=plans, tally=tally, review=review, qc_override=qc_override)
     for filename, text in {"README.md": card, **train_scripts(spec, stage2 is not None)}.items():
         writer = HashingFile(work / filename)
         writer.write(text.encode("utf-8"))

@@ -44,6 +44,17 @@ class ReviewFigures:
     fixes: dict[int, FixCounts] = field(default_factory=dict)
 
 
+def _layouts(spec: ExportSpec) -> list[str]:
+    """How to load the version, per layout it holds (only when it holds more than LLaVA's)."""
+    if spec.layouts == ["llava"]:
+        return []
+    return ["## Layouts", "",
+            "- `llava` (this folder): `stage1.json`, `stage2.json` and `val.json` as LLaVA's train.py reads them "
+            "(also `stage1.jsonl`, `stage1.parquet`), images in `images/`.",
+            "- `hf` (`hf/`): a Hugging Face dataset with the images inside: `datasets.load_dataset(\"hf\")` "
+            "gives the splits `stage1`, `validation` (and `stage2`); `messages` are in TRL's format.", ""]
+
+
 def dataset_card(*, name: str, spec: ExportSpec, plans, tally, review: ReviewFigures,
                  qc_override: str | None = None) -> str:
     """`qc_override`: an admin's reason for building over failed checks."""
@@ -57,6 +68,7 @@ def dataset_card(*, name: str, spec: ExportSpec, plans, tally, review: ReviewFig
         "`manifest.json` lists every file with its sha256.", "",
         "Record ids read `<task>/<instance id>/v<instruction version id>`: each record traces back to its "
         "instance, the instruction version it was rendered with, and that version's reviews.", "",
+        *_layouts(spec),
         "## Tasks", "",
         "| Task | Group | Category | Train | Validation | Review rounds | Solve test "
         "| Spot-check error rate (95% CI; how it was estimated) |",

@@ -68,7 +68,7 @@ def _thin_split(session, values, defaults, tasks) -> version_service.ThinSplit |
 @router.post("", dependencies=[EDITORS])
 def create_version(request: Request, session: SessionDep, principal: CurrentPrincipal, form: FormDep):
     try:
-        spec = validate_form(ExportSpec, form, lists=("task_ids",), optional=("conversation_pool_id",),
+        spec = validate_form(ExportSpec, form, lists=("task_ids", "layouts"), optional=("conversation_pool_id",),
                              checkboxes=("images_as_tar",))
         named = validate_form(VersionNaming, form, optional=("name", "qc_override_reason"))
         version = version_service.create(session, spec=spec, name=named.name, actor_id=principal.user.id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Literal
 
 import orjson
 from pydantic import BaseModel, Field, field_validator
@@ -12,6 +13,7 @@ from app.models.types import MAX_DB_INT, RowIdValue
 # What the new-version page suggests (the API's default is none): enough validation records for a fine-tune to be
 # scored before and after.
 SUGGESTED_VALIDATION_RATIO = 0.02
+LAYOUTS = ["llava", "hf"]  # in the order they are written
 
 
 class ExportSpec(BaseModel):
@@ -33,6 +35,10 @@ class ExportSpec(BaseModel):
     image_tokens: int = Field(576, ge=0, le=1_000_000,
                               description="Tokens an image takes in the trainer (LLaVA-1.5: 576).")
     images_as_tar: bool = Field(False, description="Ship the images as one images.tar instead of a folder.")
+    layouts: list[Literal["llava", "hf"]] = Field(
+        default_factory=lambda: ["llava"], description="The file layouts to write: llava (at the version's root: "
+        "stage1/stage2/val JSON, JSONL, Parquet and images/, which the studio's own fine-tune reads; always "
+        "written), hf (hf/: Hugging Face datasets Parquet shards with the images inside and TRL's messages).")
     revisions_through: RowIdValue | None = Field(
         None, description="Instances as they were once the fixes up to this revision were accepted (later fixes are "
         "left out), so that building the spec again gives the same bytes. A new version pins the newest.")
@@ -42,8 +48,15 @@ class ExportSpec(BaseModel):
     def _sorted_unique(cls, value: list[int]) -> list[int]:
         return sorted(set(value))
 
+    @field_validator("layouts")
+    @classmethod
+    def _with_llava(cls, value: list[str]) -> list[str]:
+        return sorted(set(value) | {"llava"}, key=LAYOUTS.index)
+
     def canonical(self) -> bytes:
         data = self.model_dump(mode="json")
+        if data["layouts"] == ["llava"]:  # specs from before layouts existed keep their digest
+            del data["layouts"]
         if data["revisions_through"] is None:  # specs from before fixes existed keep their digest
             del data["revisions_through"]
         data["instruction_version_ids"] = {str(task): sorted(set(ids)) for task, ids in

@@ -1,0 +1,158 @@
+"""The `hf` layout: a version as a Hugging Face dataset with the images inside, which `datasets.load_dataset(folder)`
+opens offline and TRL's vision-language collators take as they are.
+
+    hf/README.md                               the dataset card, its YAML `configs` naming the splits
+    hf/stage1/stage1-00000-of-00002.parquet    stage 1, sharded by size
+    hf/stage2/..., hf/validation/...           stage 2 (when the version has one), the validation split
+
+Each row: `id`, `task_name` (null in stage 2), `images` (a list of {bytes, path}: the picture's bytes in the file,
+as `push_to_hub` writes an `Image()` column) and `messages` in TRL's format: `{role, content}` turns whose content
+is a list of `{type: "image"}` and `{type: "text", text}` parts, the image part where the record's `<image>` token
+was. The column types are declared in each file's schema metadata (`huggingface`), as `datasets` writes them.
+
+It is written from the `llava` layout's files once they are built (stage1.jsonl, val.json, stage2.json and the
+images folder), a shard's worth of rows at a time, so the memory it takes does not grow with the version."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from app.exports.files import HashingFile, hash_file
+
+FOLDER = "hf"
+IMAGE_TOKEN = "<image>"
+SHARD_BYTES = 256 << 20  # about what `push_to_hub` cuts at (its default is 500 MB), a little for memory's sake
+ROWS_PER_GROUP = 500  # a Parquet row group: what a reader decodes at once, images included
+ROLES = {"human": "user", "gpt": "assistant", "system": "system"}
+FEATURES = {
+    "id": {"dtype": "string", "_type": "Value"},
+    "task_name": {"dtype": "string", "_type": "Value"},
+    "images": {"feature": {"_type": "Image"}, "_type": "List"},
+    "messages": {"feature": {
+        "role": {"dtype": "string", "_type": "Value"},
+        "content": {"feature": {"type": {"dtype": "string", "_type": "Value"},
+                                "text": {"dtype": "string", "_type": "Value"}}, "_type": "List"}}, "_type": "List"},
+}
+
+
+def schema():
+    import pyarrow as pa
+
+    part = pa.struct([("type", pa.string()), ("text", pa.string())])
+    turn = pa.struct([("role", pa.string()), ("content", pa.list_(part))])
+    image = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    return pa.schema([("id", pa.string()), ("task_name", pa.string()), ("images", pa.list_(image)),
+                      ("messages", pa.list_(turn))],
+                     metadata={"huggingface": json.dumps({"info": {"features": FEATURES}})})
+
+
+def messages(conversations: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """LLaVA's turns as TRL's messages: each `<image>` token becomes an image part, in its place; the newline that
+    joins the token to the text is the chat template's to write, not the text's."""
+    turns = []
+    for turn in conversations:
+        pieces = turn["value"].split(IMAGE_TOKEN)
+        content: list[dict[str, Any]] = []
+        for k, piece in enumerate(pieces):
+            if k:
+                content.append({"type": "image", "text": None})
+            text = piece.removeprefix("\n") if k else piece
+            text = text.removesuffix("\n") if k < len(pieces) - 1 else text
+            if text:
+                content.append({"type": "text", "text": text})
+        turns.append({"role": ROLES.get(turn["from"], turn["from"]), "content": content})
+    return turns
+
+
+def row(record: dict[str, Any], images: Path) -> dict[str, Any]:
+    name = record.get("image")
+    pictures = [{"bytes": (images / name).read_bytes(), "path": name}] if name else []
+    return {"id": record["id"], "task_name": record.get("task_name"), "images": pictures,
+            "messages": messages(record["conversations"])}
+
+
+def write(work: Path, *, images: Path, card: str, stage2: bool, shard_bytes: int = SHARD_BYTES
+          ) -> dict[str, dict[str, Any]]:
+    """Writes the layout under `work/hf` from the llava files in `work`; the manifest's entries of its files."""
+    folder = work / FOLDER
+    sources = {"stage1": _json_lines(work / "stage1.jsonl"), "validation": _json_array(work / "val.json")}
+    if stage2:
+        sources["stage2"] = _json_array(work / "stage2.json")
+    files: dict[str, dict[str, Any]] = {}
+    for split, records in sources.items():
+        for path, count in _shards(folder / split, split, records, images, shard_bytes):
+            files[path.relative_to(work).as_posix()] = {**hash_file(path), "records": count}
+    readme = HashingFile(folder / "README.md")
+    readme.write(readme_text(card, list(sources)).encode("utf-8"))
+    files[f"{FOLDER}/README.md"] = readme.close()
+    return dict(sorted(files.items()))
+
+
+def readme_text(card: str, splits: list[str]) -> str:
+    """The card under the YAML header `datasets` reads the splits from."""
+    header = ["---", "configs:", "- config_name: default", "  data_files:"]
+    for split in splits:
+        header += [f"  - split: {split}", f"    path: {split}/*.parquet"]
+    return "\n".join([*header, "---", "", card])
+
+
+def _shards(folder: Path, split: str, records: Iterable[dict], images: Path, shard_bytes: int
+            ) -> Iterator[tuple[Path, int]]:
+    """Parquet files of about `shard_bytes` each, named `<split>-NNNNN-of-MMMMM.parquet` once their number is
+    known; (path, records) for each. A split with no record still gets one (empty) file, so that it loads."""
+    folder.mkdir(parents=True, exist_ok=True)
+    pending = iter(records)
+    written: list[tuple[Path, int]] = []
+    while True:
+        path = folder / f".shard-{len(written)}.parquet"
+        count, more = _write_shard(path, pending, images, shard_bytes)
+        if count or not written:
+            written.append((path, count))
+        else:
+            path.unlink()
+        if not more:
+            break
+    for k, (path, count) in enumerate(written):
+        final = folder / f"{split}-{k:05d}-of-{len(written):05d}.parquet"
+        path.rename(final)
+        yield final, count
+
+
+def _write_shard(path: Path, records: Iterator[dict], images: Path, shard_bytes: int) -> tuple[int, bool]:
+    """Rows into one Parquet file until it holds about `shard_bytes` or the records end: (rows, whether any
+    record may be left)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    count, size = 0, 0
+    group: list[dict[str, Any]] = []
+    with pq.ParquetWriter(path, schema(), compression="zstd") as writer:
+        for record in records:
+            group.append(row(record, images))
+            size += sum(len(picture["bytes"]) for picture in group[-1]["images"]) + len(orjson.dumps(record))
+            count += 1
+            if len(group) >= ROWS_PER_GROUP or size >= shard_bytes:
+                writer.write_table(pa.Table.from_pylist(group, schema()))
+                group = []
+            if size >= shard_bytes:
+                return count, True
+        if group or not count:
+            writer.write_table(pa.Table.from_pylist(group, schema()))
+    return count, False
+
+
+def _json_lines(path: Path) -> Iterator[dict]:
+    with open(path, "rb") as lines:
+        for line in lines:
+            if line.strip():
+                yield orjson.loads(line)
+
+
+def _json_array(path: Path) -> Iterator[dict]:
+    if path.is_file():
+        yield from orjson.loads(path.read_bytes())

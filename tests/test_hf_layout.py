@@ -1,0 +1,94 @@
+"""The `hf` layout, loaded by Hugging Face `datasets` itself, offline: every split with the manifest's counts, the
+images decoding from the bytes inside the files, TRL's messages in the records' order and turns."""
+
+from __future__ import annotations
+
+import json
+
+from sqlmodel import select
+
+from app.demo.model_half import VERSION_TASK
+from app.demo.workspace import load_demo
+from app.exports import hf_layout
+from app.exports.validate import validate_version
+from app.models import ConversationPool, Task
+from app.schemas.export_spec import ExportSpec
+from tests.review_helpers import team
+from tests.test_exports import _approved, _build
+
+
+def test_llava_turns_become_trl_messages_with_the_image_where_its_token_was():
+    turns = [{"from": "human", "value": "<image>\nWhat is it?"}, {"from": "gpt", "value": "A cat."},
+             {"from": "human", "value": "And here?\n<image>"}, {"from": "gpt", "value": "Nothing <b>new</b>."}]
+    assert hf_layout.messages(turns) == [
+        {"role": "user", "content": [{"type": "image", "text": None}, {"type": "text", "text": "What is it?"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "A cat."}]},
+        {"role": "user", "content": [{"type": "text", "text": "And here?"}, {"type": "image", "text": None}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "Nothing <b>new</b>."}]}]
+    assert hf_layout.messages([{"from": "human", "value": "Say red."}])[0]["content"] == [
+        {"type": "text", "text": "Say red."}]
+
+
+def test_a_spec_always_writes_llava_and_keeps_its_digest_without_other_layouts():
+    plain = ExportSpec(task_ids=[1])
+    assert plain.layouts == ["llava"] and b"layouts" not in plain.canonical()  # older versions keep their digest
+    both = ExportSpec(task_ids=[1], layouts=["hf"])
+    assert both.layouts == ["llava", "hf"] and both.digest() != plain.digest()
+
+
+def test_the_hf_layout_loads_with_datasets_with_every_split_and_its_images(app, db, settings, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")  # local files only: nothing may be downloaded
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    from datasets import load_dataset
+
+    load_demo(db, data_dir=settings.data_dir)
+    shapes = db.exec(select(Task).where(Task.name == VERSION_TASK)).one()
+    pool = db.exec(select(ConversationPool)).one()
+    text_only, _ = _approved(db, team(db), "TEXT+questions", instances=5, kind="short")
+    spec = ExportSpec(task_ids=[shapes.id, text_only.id], validation_ratio=0.2, conversation_pool_id=pool.id,
+                      stage2_size=8, layouts=["hf"])
+    manifest = _build(app, settings, spec)
+    out = settings.data_dir / "exports" / "out"
+    hf_files = {name: entry for name, entry in manifest["files"].items() if name.startswith("hf/")}
+    assert "hf/README.md" in hf_files and {"stage1", "stage2", "validation"} == {
+        name.split("/")[1] for name in hf_files if name.endswith(".parquet")}
+    assert list(validate_version(out)) == []  # every file of every layout hashes as its manifest says
+
+    loaded = load_dataset(str(out / "hf"), cache_dir=str(tmp_path / "cache"))
+    llava = {"stage1": json.loads((out / "stage1.json").read_text()),
+             "validation": json.loads((out / "val.json").read_text()),
+             "stage2": json.loads((out / "stage2.json").read_text())}
+    assert {split: loaded[split].num_rows for split in loaded} == {split: len(rows) for split, rows in llava.items()}
+    for split, rows in llava.items():
+        assert sum(entry["records"] for name, entry in hf_files.items() if name.startswith(f"hf/{split}/")) == len(rows)
+        assert loaded[split]["id"] == [row["id"] for row in rows]  # the llava files' order
+    first = loaded["stage1"][0]
+    assert first["messages"] == hf_layout.messages(llava["stage1"][0]["conversations"])
+    picture = first["images"][0]  # decoded by datasets from the bytes in the file
+    assert picture.size == (128, 128) and picture.mode in ("RGB", "RGBA", "P")
+    text_rows = [row for row in loaded["stage1"] if row["task_name"] == "TEXT+questions"]
+    assert text_rows and all(row["images"] == [] for row in text_rows)
+    assert all(len(row["images"]) == sum(part["type"] == "image" for turn in row["messages"]
+                                         for part in turn["content"]) for row in loaded["stage2"])
+    card = (out / "hf" / "README.md").read_text()  # the card, under the configs datasets reads
+    assert card.startswith("---\nconfigs:") and "# v1" in card and "`datasets.load_dataset(\"hf\")`" in card
+
+
+def test_the_version_form_asks_for_the_hf_layout(app, db, settings):
+    from app.models import DatasetVersion, Role
+    from tests.factories import make_user, soup
+    from tests.review_helpers import signed_in
+
+    load_demo(db, data_dir=settings.data_dir)
+    shapes = db.exec(select(Task).where(Task.name == VERSION_TASK)).one()
+    client, csrf = signed_in(app, make_user(db, Role.author))
+    assert soup(client.get("/versions")).select_one("#version-form input[name=layouts][value=hf]") is not None
+    for name, ticked, layouts in (("plain", [], ["llava"]), ("both", ["hf"], ["llava", "hf"])):
+        created = client.post("/versions", data={"csrf_token": csrf, "task_ids": str(shapes.id), "name": name,
+                                                 "layouts": ticked, "validation_ratio": "0.2", "seed": "0"})
+        assert created.status_code == 303, created.text[:300]
+        version = db.exec(select(DatasetVersion).where(DatasetVersion.name == name)).one()
+        assert version.spec.get("layouts", ["llava"]) == layouts
+    refused = client.post("/versions", data={"csrf_token": csrf, "task_ids": str(shapes.id), "layouts": "tfrecord"})
+    assert refused.status_code == 422 and "must be one of llava or hf" in refused.text
+
