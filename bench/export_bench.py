@@ -18,6 +18,11 @@ Neither samples, checks the trainer's contract, splits off val.json, or writes t
 the export's own cost. The build writes its records with one process per core (`cores` below) and stitches the
 files from the parts. Targets: ratio >= 0.6 on SQLite and >= 0.5 on PostgreSQL, peak RSS < 500 MB. The last
 line is one JSON object.
+
+`--layout hf` builds the hf layout too, and adds a third bare loop (`hf`: each image's bytes read and embedded,
+the turns as TRL's messages, Arrow fed by columns, the layout's schema and row groups, one core); `ratio` is then
+against `same_files` and `hf` together, and `hf_load_dataset_s` is how long `datasets.load_dataset` takes to open
+the result (its first open converts the Parquet to its cache). Target: ratio >= 0.6, peak RSS < 500 MB.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import make_url
 
 from app.core.migrate import alembic_config
+from app.exports import hf_layout
 from app.exports.files import (
     ARRAY_FIRST_LEAD,
     ARRAY_LEAD,
@@ -158,6 +164,40 @@ def same_files_baseline(url: str, media: Path, out: Path, cap: int) -> tuple[int
     return count, time.perf_counter() - started
 
 
+def hf_baseline(url: str, media: Path, out: Path, cap: int) -> tuple[int, float]:
+    """The bare loop writing the hf layout's Parquet: each record's image bytes read and embedded, its turns as
+    TRL's messages, fed to Arrow by columns, in the export's schema and row groups, one file, on one core."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema, started, count = hf_layout.schema(), time.perf_counter(), 0
+    columns: dict[str, list] = {name: [] for name in schema.names}
+    with pq.ParquetWriter(out / "stage1.parquet", schema, compression="zstd") as parquet:
+        def flush() -> None:
+            parquet.write_table(pa.Table.from_pydict(columns, schema))
+            for values in columns.values():
+                values.clear()
+
+        for record in bare_records(url, media, out / "images", cap):
+            name = record.get("image")
+            columns["id"].append(record["id"])
+            columns["task_name"].append(record["task_name"])
+            columns["images"].append([{"bytes": (out / "images" / name).read_bytes(), "path": name}] if name else [])
+            human, gpt = record["conversations"]
+            text = human["value"].removeprefix("<image>\n")
+            columns["messages"].append([
+                {"role": "user", "content": ([{"type": "image", "text": None}] if name else [])
+                 + [{"type": "text", "text": text}]},
+                {"role": "assistant", "content": [{"type": "text", "text": gpt["value"]}]}])
+            count += 1
+            if count % hf_layout.ROWS_PER_GROUP == 0:
+                flush()
+        if count % hf_layout.ROWS_PER_GROUP:
+            flush()
+    hash_file(out / "stage1.parquet")
+    return count, time.perf_counter() - started
+
+
 def loads_with_datasets(path: Path, cache: Path) -> int | None:
     """Rows Hugging Face `datasets` reads from the Parquet file (offline), or None without `datasets`."""
     os.environ.update(HF_DATASETS_OFFLINE="1", HF_HOME=str(cache))
@@ -168,6 +208,16 @@ def loads_with_datasets(path: Path, cache: Path) -> int | None:
     return load_dataset("parquet", data_files=str(path), split="train", cache_dir=str(cache)).num_rows
 
 
+def opens_hf_layout(folder: Path, cache: Path) -> dict[str, int] | None:
+    """Rows per split as `datasets.load_dataset(folder)` opens the hf layout (offline), or None without it."""
+    os.environ.update(HF_DATASETS_OFFLINE="1", HF_HOME=str(cache))
+    try:
+        from datasets import load_dataset
+    except ImportError:
+        return None
+    return {split: rows.num_rows for split, rows in load_dataset(str(folder), cache_dir=str(cache)).items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=187)
@@ -175,6 +225,7 @@ def main() -> None:
     parser.add_argument("--cap", type=int, default=10_000_000, help="per task (default: everything)")
     parser.add_argument("--database-url", help="default: an SQLite file in a temporary folder")
     parser.add_argument("--thin", action="store_true", help="the old, thin records (bench/filling.py)")
+    parser.add_argument("--layout", choices=["hf"], help="also write this layout (and its bare loop for the ratio)")
     args = parser.parse_args()
 
     workdir = throwaway_folder("studio-export-bench-")
@@ -186,7 +237,8 @@ def main() -> None:
         fill(url, args.tasks, args.instances, seed=1, media=workdir / "media", thin=args.thin)
         approve_every_task(url)
         baselines = {}
-        for name, loop in (("same_files", same_files_baseline), ("one_file", one_file_baseline)):
+        loops = [("same_files", same_files_baseline), ("one_file", one_file_baseline)]
+        for name, loop in loops + ([("hf", hf_baseline)] if args.layout == "hf" else []):
             folder = workdir / f"baseline-{name}"
             folder.mkdir()
             baselines[name] = loop(url, workdir / "media", folder, args.cap)
@@ -195,12 +247,15 @@ def main() -> None:
             print(f"  baseline ({name}): {baselines[name][0]:,} records in {baselines[name][1]:.1f} s",
                   file=sys.stderr)
         base_count, base_s = baselines["same_files"]
+        if args.layout == "hf":  # the export writes both layouts: its ratio is against both loops
+            base_s += baselines["hf"][1]
         env = {**os.environ, "STUDIO_DATABASE_URL": url, "STUDIO_DATA_DIR": str(workdir), "STUDIO_MODE": "dev",
                "OMP_NUM_THREADS": "1"}
         started = time.perf_counter()
         peak_file = workdir / "export-peak.json"
         built = subprocess.run([sys.executable, str(Path(__file__).parent / "peak_memory.py"), str(peak_file), "-m",
-                                "app", "export", "--cap", str(args.cap), "--name", "bench"],
+                                "app", "export", "--cap", str(args.cap), "--name", "bench",
+                                *(["--layout", args.layout] if args.layout else [])],
                                env=env, capture_output=True, text=True, cwd=Path(__file__).parent.parent)
         total_s = time.perf_counter() - started
         if built.returncode != 0:
@@ -217,6 +272,16 @@ def main() -> None:
         print(f"  validator: {len(problems)} problems in {validate_s:.1f} s", file=sys.stderr)
         loaded = loads_with_datasets(workdir / "exports" / "1" / "stage1.parquet", workdir / "hf")
         print(f"  datasets.load_dataset(parquet): {loaded:,} rows", file=sys.stderr)
+        hf_figures = {}
+        if args.layout == "hf":
+            started = time.perf_counter()
+            opened = opens_hf_layout(workdir / "exports" / "1" / "hf", workdir / "hf-layout-cache")
+            hf_figures = {"layout": "hf", "hf_bare_s": round(baselines["hf"][1], 1),
+                          "hf_load_dataset_s": round(time.perf_counter() - started, 1), "hf_rows": opened,
+                          "hf_mb": round(sum(entry["bytes"] for name, entry in manifest["files"].items()
+                                             if name.startswith("hf/")) / 1e6, 1)}
+            print(f"  datasets.load_dataset(hf/): {opened} rows in {hf_figures['hf_load_dataset_s']} s",
+                  file=sys.stderr)
         figures = {"database": make_url(url).get_backend_name(), "data": "thin" if args.thin else "realistic",
                    "tasks": args.tasks, "instances": args.instances, "records": records, "excluded": excluded,
                    "cores": len(os.sched_getaffinity(0)),  # the build writes with one process per core
@@ -227,7 +292,7 @@ def main() -> None:
                    "peak_rss_mb": round(peak_mb, 1),
                    "stage1_json_mb": round(manifest["files"]["stage1.json"]["bytes"] / 1e6, 1),
                    "validator_problems": len(problems), "validate_s": round(validate_s, 1),
-                   "datasets_rows": loaded}
+                   "datasets_rows": loaded, **hf_figures}
         print(json.dumps(figures))
 
 

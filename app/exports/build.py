@@ -21,7 +21,7 @@ from sqlmodel import Session, select
 
 from app import __version__
 from app.core.storage import Media
-from app.exports import hf_layout
+from app.exports import chat_layouts, hf_layout
 from app.exports.card import ReviewFigures, dataset_card, train_scripts
 from app.exports.contract import check_record
 from app.exports.files import HashingFile, JsonArrayWriter, ascii_json, images_digest, tar_folder
@@ -124,6 +124,9 @@ def _build_into(engine: Engine, spec: ExportSpec, work: Path, media: Media | Non
                                  "(not a version kept on object storage, yet).")
             on_progress(0.95, "writing the hf layout (Parquet with the images inside)")
             files.update(hf_layout.write(work, images=images.root, card=card, stage2=stage2 is not None))
+        for layout in ("llamafactory", "swift"):
+            if layout in spec.layouts:
+                files.update(chat_layouts.write(work, layout))
         if spec.images_as_tar and media is not None:
             on_progress(0.98, "packing the images")
             files["images.tar"] = tar_folder(images.root, work / "images.tar")

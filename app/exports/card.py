@@ -44,15 +44,23 @@ class ReviewFigures:
     fixes: dict[int, FixCounts] = field(default_factory=dict)
 
 
+LAYOUT_NOTES = {
+    "llava": "`llava` (this folder): `stage1.json`, `stage2.json` and `val.json` as LLaVA's train.py reads them "
+             "(also `stage1.jsonl`, `stage1.parquet`), images in `images/`.",
+    "hf": "`hf` (`hf/`): a Hugging Face dataset with the images inside: `datasets.load_dataset(\"hf\")` gives the "
+          "splits `stage1`, `validation` (and `stage2`); `messages` are in TRL's format.",
+    "llamafactory": "`llamafactory` (`llamafactory/`): ShareGPT JSONL per split and `dataset_info.json`: "
+                    "`--dataset_dir llamafactory --dataset flan_stage1`, then `flan_stage2`.",
+    "swift": "`swift` (`swift/`): ms-swift's JSONL per split (`messages`, `images`); run `swift sft` from that folder "
+             "(image paths are relative to it).",
+}
+
+
 def _layouts(spec: ExportSpec) -> list[str]:
-    """How to load the version, per layout it holds (only when it holds more than LLaVA's)."""
+    """How to load the version, per layout it holds (said only when it holds more than LLaVA's)."""
     if spec.layouts == ["llava"]:
         return []
-    return ["## Layouts", "",
-            "- `llava` (this folder): `stage1.json`, `stage2.json` and `val.json` as LLaVA's train.py reads them "
-            "(also `stage1.jsonl`, `stage1.parquet`), images in `images/`.",
-            "- `hf` (`hf/`): a Hugging Face dataset with the images inside: `datasets.load_dataset(\"hf\")` "
-            "gives the splits `stage1`, `validation` (and `stage2`); `messages` are in TRL's format.", ""]
+    return ["## Layouts", "", *(f"- {LAYOUT_NOTES[layout]}" for layout in spec.layouts), ""]
 
 
 def dataset_card(*, name: str, spec: ExportSpec, plans, tally, review: ReviewFigures,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from app.exports.contract import Violation, check_file
 from app.exports.files import hash_file, images_digest
+from app.exports.layout_checks import chat_layout_problems, hf_layout_problems
 
 RECORD_FILES = ("stage1.json", "val.json", "stage2.json")
 
@@ -106,3 +107,7 @@ def validate_version(folder: Path, *, count_tokens: Callable[[str], int] | None 
                 yield Violation(f"{name}: {problem.record}", problem.rule, problem.detail)
         except ValueError as error:
             yield Violation(name, "not readable", str(error))
+    for layout, problems in (("hf", hf_layout_problems), ("llamafactory", chat_layout_problems),
+                             ("swift", chat_layout_problems)):
+        if (folder / layout).is_dir():
+            yield from problems(folder / layout)

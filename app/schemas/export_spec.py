@@ -6,14 +6,14 @@ import hashlib
 from typing import Literal
 
 import orjson
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from app.models.types import MAX_DB_INT, RowIdValue
 
 # What the new-version page suggests (the API's default is none): enough validation records for a fine-tune to be
 # scored before and after.
 SUGGESTED_VALIDATION_RATIO = 0.02
-LAYOUTS = ["llava", "hf"]  # in the order they are written
+LAYOUTS = ["llava", "hf", "llamafactory", "swift"]  # in the order they are written
 
 
 class ExportSpec(BaseModel):
@@ -35,10 +35,11 @@ class ExportSpec(BaseModel):
     image_tokens: int = Field(576, ge=0, le=1_000_000,
                               description="Tokens an image takes in the trainer (LLaVA-1.5: 576).")
     images_as_tar: bool = Field(False, description="Ship the images as one images.tar instead of a folder.")
-    layouts: list[Literal["llava", "hf"]] = Field(
+    layouts: list[Literal["llava", "hf", "llamafactory", "swift"]] = Field(
         default_factory=lambda: ["llava"], description="The file layouts to write: llava (at the version's root: "
         "stage1/stage2/val JSON, JSONL, Parquet and images/, which the studio's own fine-tune reads; always "
-        "written), hf (hf/: Hugging Face datasets Parquet shards with the images inside and TRL's messages).")
+        "written), hf (hf/: Hugging Face datasets Parquet shards with the images inside and TRL's messages), "
+        "llamafactory (llamafactory/: ShareGPT JSONL and dataset_info.json), swift (swift/: ms-swift's JSONL).")
     revisions_through: RowIdValue | None = Field(
         None, description="Instances as they were once the fixes up to this revision were accepted (later fixes are "
         "left out), so that building the spec again gives the same bytes. A new version pins the newest.")
@@ -50,7 +51,10 @@ class ExportSpec(BaseModel):
 
     @field_validator("layouts")
     @classmethod
-    def _with_llava(cls, value: list[str]) -> list[str]:
+    def _with_llava(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if info.data.get("images_as_tar") and {"llamafactory", "swift"} & set(value):
+            raise ValueError("the llamafactory and swift layouts name image files in images/: build them without "
+                             "images.tar")
         return sorted(set(value) | {"llava"}, key=LAYOUTS.index)
 
     def canonical(self) -> bytes:

@@ -1,15 +1,20 @@
-"""The `hf` layout, loaded by Hugging Face `datasets` itself, offline: every split with the manifest's counts, the
-images decoding from the bytes inside the files, TRL's messages in the records' order and turns."""
+"""The layouts a version can be written in besides LLaVA's. `hf`, loaded by Hugging Face `datasets` itself, offline:
+every split with the manifest's counts, the images decoding from the bytes inside the files, TRL's messages in the
+records' order and turns. `llamafactory` and `swift`: their JSONL read back, and the checks `validate` runs on every
+layout for what their trainers drop or break on."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
+from pydantic import ValidationError
 from sqlmodel import select
 
 from app.demo.model_half import VERSION_TASK
 from app.demo.workspace import load_demo
-from app.exports import hf_layout
+from app.exports import chat_layouts, hf_layout
+from app.exports.layout_checks import chat_layout_problems, hf_layout_problems, turn_problems
 from app.exports.validate import validate_version
 from app.models import ConversationPool, Task
 from app.schemas.export_spec import ExportSpec
@@ -90,5 +95,77 @@ def test_the_version_form_asks_for_the_hf_layout(app, db, settings):
         version = db.exec(select(DatasetVersion).where(DatasetVersion.name == name)).one()
         assert version.spec.get("layouts", ["llava"]) == layouts
     refused = client.post("/versions", data={"csrf_token": csrf, "task_ids": str(shapes.id), "layouts": "tfrecord"})
-    assert refused.status_code == 422 and "must be one of llava or hf" in refused.text
+    assert refused.status_code == 422 and "must be one of llava, hf, llamafactory or swift" in refused.text
 
+
+
+def test_the_llamafactory_and_swift_layouts_hold_every_record_with_paths_that_resolve(app, db, settings, tmp_path,
+                                                                                      monkeypatch):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    from datasets import load_dataset
+
+    load_demo(db, data_dir=settings.data_dir)
+    shapes = db.exec(select(Task).where(Task.name == VERSION_TASK)).one()
+    pool = db.exec(select(ConversationPool)).one()
+    text_only, _ = _approved(db, team(db), "TEXT+questions", instances=5, kind="short")
+    spec = ExportSpec(task_ids=[shapes.id, text_only.id], validation_ratio=0.2, conversation_pool_id=pool.id,
+                      stage2_size=8, layouts=["swift", "llamafactory"])
+    manifest = _build(app, settings, spec)
+    out = settings.data_dir / "exports" / "out"
+    assert list(validate_version(out)) == []
+    llava = {"stage1": json.loads((out / "stage1.json").read_text()),
+             "validation": json.loads((out / "val.json").read_text()),
+             "stage2": json.loads((out / "stage2.json").read_text())}
+    for layout in ("llamafactory", "swift"):
+        for split, rows in llava.items():
+            name = f"{layout}/{split}.jsonl"
+            loaded = load_dataset("json", data_files=str(out / name), split="train", cache_dir=str(tmp_path / "c"))
+            assert manifest["files"][name]["records"] == loaded.num_rows == len(rows)
+            assert loaded[0]["messages"] == chat_layouts.record(rows[0])["messages"]
+            for record in loaded:
+                assert all((out / layout / image).resolve().parent == out / "images" for image in record["images"])
+    info = json.loads((out / "llamafactory" / "dataset_info.json").read_text())
+    assert set(info) == {"flan_stage1", "flan_stage2", "flan_validation"}
+    assert info["flan_stage1"]["file_name"] == "stage1.jsonl" and info["flan_stage1"]["formatting"] == "sharegpt"
+    assert "`--dataset_dir llamafactory --dataset flan_stage1`" in (out / "README.md").read_text()
+
+
+def test_validate_finds_what_the_trainers_would_drop(tmp_path):
+    assert turn_problems(["user", "assistant"]) is None and turn_problems(["system", "user", "assistant"]) is None
+    assert turn_problems(["user", "user"]) == "roles do not alternate user, assistant"
+    assert turn_problems(["user"]) == "an odd number of turns: the last is not the assistant's"
+    folder = tmp_path / "swift"
+    folder.mkdir()
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "a.png").write_bytes(b"png")
+    good = {"messages": [{"role": "user", "content": "<image>What?"}, {"role": "assistant", "content": "A."}],
+            "images": ["../images/a.png"]}
+    bad = [{**good, "images": []},
+           {**good, "images": ["../images/missing.png"]},
+           {"messages": [{"role": "assistant", "content": "<image>Hi"}, {"role": "user", "content": "?"}],
+            "images": ["../images/a.png"]}]
+    (folder / "stage1.jsonl").write_text("\n".join(json.dumps(record) for record in [good, *bad]) + "\nnot json\n")
+    found = [(problem.record, problem.rule) for problem in chat_layout_problems(folder)]
+    assert found == [("swift/stage1.jsonl: line 2", "image tokens"), ("swift/stage1.jsonl: line 3", "image path"),
+                     ("swift/stage1.jsonl: line 4", "turns"), ("swift/stage1.jsonl: line 5", "not JSON")]
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp_path / "hf" / "stage1").mkdir(parents=True)
+    rows = [{"id": "ok", "task_name": "T", "images": [{"bytes": b"x", "path": "a.png"}],
+             "messages": hf_layout.messages([{"from": "human", "value": "<image>\nQ"}, {"from": "gpt", "value": "A"}])},
+            {"id": "lost", "task_name": "T", "images": [],
+             "messages": hf_layout.messages([{"from": "human", "value": "<image>\nQ"}, {"from": "gpt", "value": "A"}])}]
+    pq.write_table(pa.Table.from_pylist(rows, hf_layout.schema()), tmp_path / "hf" / "stage1" / "s.parquet")
+    assert [(problem.record, problem.rule) for problem in hf_layout_problems(tmp_path / "hf")] == [
+        ("hf/stage1/s.parquet: lost", "image parts")]
+
+
+def test_layouts_that_name_image_files_are_refused_with_images_in_a_tar():
+    with pytest.raises(ValidationError) as refused:
+        ExportSpec(task_ids=[1], images_as_tar=True, layouts=["swift"])
+    assert refused.value.errors()[0]["loc"] == ("layouts",)
+    assert "build them without images.tar" in refused.value.errors()[0]["msg"]
+    assert ExportSpec(task_ids=[1], images_as_tar=True, layouts=["hf"]).layouts == ["llava", "hf"]  # bytes inside
