@@ -301,6 +301,10 @@ def test_stage2_is_a_seeded_sample_of_a_conversation_pool_with_new_unique_ids(ap
     again = _build(app, settings, spec, folder="b")
     assert again["files"]["stage2.json"] == manifest["files"]["stage2.json"]  # the seed decides the sample
     assert "train_stage2.sh" in manifest["files"]
+    import yaml  # LLaVA-OneVision's data YAML names the same files
+
+    onevision = yaml.safe_load((settings.data_dir / "exports" / "a" / "onevision_stage2.yaml").read_text())
+    assert onevision == {"datasets": [{"json_path": "stage2.json", "sampling_strategy": "all"}]}
     assert "--learning_rate 1e-5" in (settings.data_dir / "exports" / "a" / "train_stage2.sh").read_text()
 
 

@@ -22,7 +22,7 @@ from sqlmodel import Session, select
 from app import __version__
 from app.core.storage import Media
 from app.exports import chat_layouts, hf_layout
-from app.exports.card import ReviewFigures, dataset_card, train_scripts
+from app.exports.card import ReviewFigures, dataset_card, onevision_data, train_scripts
 from app.exports.contract import check_record
 from app.exports.files import HashingFile, JsonArrayWriter, ascii_json, images_digest, tar_folder
 from app.exports.parallel import build_records
@@ -132,7 +132,8 @@ def _build_into(engine: Engine, spec: ExportSpec, work: Path, media: Media | Non
             files["images.tar"] = tar_folder(images.root, work / "images.tar")
             shutil.rmtree(images.root)
         on_progress(0.99, "writing the manifest and the dataset card")
-    for filename, text in {"README.md": card, **train_scripts(spec, stage2 is not None)}.items():
+    trainer_files = {**train_scripts(spec, stage2 is not None), **onevision_data(stage2 is not None)}
+    for filename, text in {"README.md": card, **trainer_files}.items():
         writer = HashingFile(work / filename)
         writer.write(text.encode("utf-8"))
         files[filename] = writer.close()

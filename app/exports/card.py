@@ -159,6 +159,17 @@ def _command(data: str, output: str, start: str, extra: dict[str, str]) -> str:
             f"deepspeed llava/train/train_mem.py --deepspeed ./scripts/zero3.json \\\n    {arguments}\n")
 
 
+def onevision_data(has_stage2: bool) -> dict[str, str]:
+    """LLaVA-OneVision's data YAML per stage (its train.py takes a .yaml `--data_path`: datasets, each a JSON file
+    and how much of it to take), for the same files; paths relative to the version's folder, where it is run."""
+    stages = {"onevision_stage1.yaml": "stage1.json"}
+    if has_stage2:
+        stages["onevision_stage2.yaml"] = "stage2.json"
+    return {name: f"# LLaVA-OneVision: --data_path {name} --image_folder images (run from this folder)\n"
+                  f"datasets:\n  - json_path: {records}\n    sampling_strategy: all\n"
+            for name, records in stages.items()}
+
+
 def train_scripts(spec: ExportSpec, has_stage2: bool) -> dict[str, str]:
     base_model = "${BASE_MODEL:-liuhaotian/llava-v1.5-7b}"
     scripts = {"train_stage1.sh": _command("stage1.json", "checkpoints/stage1", base_model, STAGE1)}
