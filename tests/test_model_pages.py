@@ -167,6 +167,7 @@ def test_the_fine_tune_form_offers_stage2_only_with_a_stage2_and_keeps_its_value
 
 def test_the_fine_tune_form_starts_from_a_recipe_the_user_picks(app, db, settings):
     version = _demo_version(db, settings)
+    assert "hf/README.md" in version.manifest["files"]  # the demo's version is a Hugging Face dataset too
     author = make_user(db, Role.author)
     model_service.register(db, name="base", path="/models/base", actor_id=author.id)
     client, _ = signed_in(app, author)

@@ -1,6 +1,6 @@
-"""The demo's model half: a ready dataset version (the accepted shapes task, the demo's pool as stage 2) and the
-tiny random LLaVA registered as a model, so that a newcomer can preview a task and start a fine-tune in
-the browser right after `make run`.
+"""The demo's model half: a ready dataset version (the accepted shapes task, the demo's pool as stage 2, in LLaVA's
+layout and as a Hugging Face dataset) and the tiny random LLaVA registered as a model, so that a newcomer can
+preview a task and start a fine-tune in the browser right after `make run`.
 
 The web side never imports torch: the tiny model is built by `python -m worker tiny-model` in a child process
 (seconds). Without the worker's dependencies the demo says so and goes on without a model. Each step is done
@@ -42,7 +42,9 @@ def add_version(settings: Settings, session: Session) -> DatasetVersion | None:
         pool = session.exec(select(ConversationPool).where(ConversationPool.name == POOL)).first()
         if task is None or pool is None:
             return None
-        spec = ExportSpec(task_ids=[task.id], validation_ratio=0.25, conversation_pool_id=pool.id, stage2_size=16)
+        # Also as a Hugging Face dataset (hf/), so that a newcomer sees the layout TRL takes beside LLaVA's.
+        spec = ExportSpec(task_ids=[task.id], validation_ratio=0.25, conversation_pool_id=pool.id, stage2_size=16,
+                          layouts=["hf"])
         version = version_service.create(session, spec=spec, name=VERSION, actor_id=None, enqueue=False)
     if version.status != "ready":
         version = version_service.run_build(settings, version_id=version.id)

@@ -11,6 +11,7 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import Page, expect
 from sqlmodel import select
 
@@ -42,6 +43,9 @@ def _demo(settings) -> dict[str, str]:
     return dict(line.split()[:2] for line in done.stdout.splitlines() if "@studio.local" in line)
 
 
+# The journey's database work is what other tests cover on both; here the model and the pages are on trial, and the
+# suite's longest test runs once.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_the_model_half_from_a_fresh_demo(page: Page, app, db, settings):
     accounts = _demo(settings)
     sign_in(page, "admin@studio.local", accounts["admin@studio.local"])
