@@ -169,3 +169,18 @@ def test_layouts_that_name_image_files_are_refused_with_images_in_a_tar():
     assert refused.value.errors()[0]["loc"] == ("layouts",)
     assert "build them without images.tar" in refused.value.errors()[0]["msg"]
     assert ExportSpec(task_ids=[1], images_as_tar=True, layouts=["hf"]).layouts == ["llava", "hf"]  # bytes inside
+
+
+def test_the_hf_layout_is_cut_into_shards_by_size(app, db, settings):
+    load_demo(db, data_dir=settings.data_dir)
+    shapes = db.exec(select(Task).where(Task.name == VERSION_TASK)).one()
+    _build(app, settings, ExportSpec(task_ids=[shapes.id]))
+    out = settings.data_dir / "exports" / "out"
+    files = hf_layout.write(out, images=lambda name: (out / "images" / name).read_bytes(), card="# small shards",
+                            stage2=False, shard_bytes=60_000, rows_per_group=20)
+    shards = sorted(name for name in files if name.startswith("hf/stage1/"))
+    assert len(shards) > 1 and shards[0].endswith(f"-00000-of-{len(shards):05d}.parquet")
+    assert sum(files[name]["records"] for name in shards) == len(json.loads((out / "stage1.json").read_text()))
+    # no validation record: no file, and no split in the configs (datasets cannot read an empty split)
+    assert not [name for name in files if name.startswith("hf/validation")]
+    assert "split: validation" not in (out / "hf" / "README.md").read_text()

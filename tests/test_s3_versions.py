@@ -66,6 +66,28 @@ def test_a_version_is_published_with_the_same_files_as_a_local_build_and_names_i
         sorted(path.name for path in (settings.data_dir / "l" / "images").iterdir())
 
 
+def test_the_hf_layout_of_a_version_on_object_storage_holds_the_images_from_the_media_bucket(
+        app, db, settings, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    from datasets import load_dataset
+
+    media = open_media(settings.media_location)
+    load_demo(db, data_dir=settings.data_dir, media=media)
+    shapes = db.exec(select(Task).where(Task.name == "SHAPES+shape_classification")).one()
+    version = version_service.create(db, spec=ExportSpec(task_ids=[shapes.id], per_task_cap=40, layouts=["hf"]),
+                                     name="hf-s3", actor_id=None, enqueue=False)
+    built = version_service.run_build(settings, version_id=version.id)
+    assert built.status == VersionStatus.ready and "images.tsv" in built.manifest["files"]  # no images copied
+    pull(Bucket(settings.exports_url), str(built.id), media, settings.data_dir / "pulled")
+    assert list(validate_version(settings.data_dir / "pulled")) == []
+    rows = load_dataset(str(settings.data_dir / "pulled" / "hf"), split="stage1", cache_dir=str(tmp_path / "cache"))
+    stage1 = json.loads((settings.data_dir / "pulled" / "stage1.json").read_text())
+    assert rows.num_rows == len(stage1) == 40
+    row = rows.with_format("arrow")[0:1].to_pylist()[0]  # the raw bytes, not decoded
+    assert row["images"][0]["bytes"] == media.read(stage1[0]["image"].split(".")[0])
+
+
 def test_downloads_stream_from_the_bucket_and_stay_confined_to_the_version(app, db, settings, shapes_version):
     built = version_service.run_build(settings, version_id=shapes_version.id)
     client, _ = signed_in(app, team(db)["r1"])

@@ -64,18 +64,19 @@ def plan(session: Session, spec: ExportSpec) -> list[TaskPlan]:
 def build(engine: Engine, *, spec: ExportSpec, destination: Path, media: Media | None,
           count_tokens: Callable[[str], int], on_progress: Callable[[float, str], None] = lambda *_: None,
           name: str = "", processes: int | None = None, qc_override: str | None = None,
-          review: ReviewFigures | None = None) -> dict[str, Any]:
+          review: ReviewFigures | None = None, image_source: Media | None = None) -> dict[str, Any]:
     """Builds the version into `destination` (which must not exist yet) and returns its manifest. `processes`
     writes the records with that many processes (default: one per core on big builds; the bytes are the same).
     Without a media store (`media=None`, a version for object storage) the images are not copied: `images.tsv`
     names them (and their sizes) in the media bucket, and `versions.pull` fetches them from there. `review`: what
-    review measured on the tasks, for the card (none: the card says nothing of review)."""
+    review measured on the tasks, for the card (none: the card says nothing of review). `image_source`: where the
+    hf layout reads the images' bytes when `media` is None (the media bucket a version on object storage names)."""
     destination.parent.mkdir(parents=True, exist_ok=True)
     _sweep_abandoned(destination.parent, prefix=f".building-{destination.name}-")
     work = Path(tempfile.mkdtemp(prefix=f".building-{destination.name}-", dir=destination.parent))
     try:
         manifest = _build_into(engine, spec, work, media, count_tokens, on_progress, name, processes, qc_override,
-                               review or ReviewFigures())
+                               review or ReviewFigures(), image_source)
         try:
             work.rename(destination)  # the version appears whole, or not at all
         except OSError:
@@ -100,7 +101,7 @@ def _sweep_abandoned(parent: Path, *, prefix: str) -> None:
 
 def _build_into(engine: Engine, spec: ExportSpec, work: Path, media: Media | None,
                 count_tokens: Callable[[str], int], on_progress, name: str, processes: int | None,
-                qc_override: str | None, review: ReviewFigures) -> dict[str, Any]:
+                qc_override: str | None, review: ReviewFigures, image_source: Media | None) -> dict[str, Any]:
     with Session(engine) as session:
         plans = plan(session, spec)
         tally, files = build_records(engine, plans, spec, media, count_tokens, work, work / IMAGE_DIR,
@@ -119,11 +120,9 @@ def _build_into(engine: Engine, spec: ExportSpec, work: Path, media: Media | Non
             image_sizes = [(entry.name, entry.stat().st_size) for entry in os.scandir(images.root) if entry.is_file()]
         card = dataset_card(name=name, spec=spec, plans=plans, tally=tally, review=review, qc_override=qc_override)
         if "hf" in spec.layouts:
-            if media is None:
-                raise BuildError("The hf layout holds the images' bytes: build it where the media store is "
-                                 "(not a version kept on object storage, yet).")
             on_progress(0.95, "writing the hf layout (Parquet with the images inside)")
-            files.update(hf_layout.write(work, images=images.root, card=card, stage2=stage2 is not None))
+            files.update(hf_layout.write(work, images=_image_reader(images.root, media or image_source), card=card,
+                                         stage2=stage2 is not None))
         for layout in ("llamafactory", "swift"):
             if layout in spec.layouts:
                 files.update(chat_layouts.write(work, layout))
@@ -150,6 +149,17 @@ def _build_into(engine: Engine, spec: ExportSpec, work: Path, media: Media | Non
     ).stored()
     (work / "manifest.json").write_bytes(ascii_json(manifest) + b"\n")
     return manifest
+
+
+def _image_reader(folder: Path, source: Media | None) -> hf_layout.ImageReader:
+    """An image's bytes by its name: from the version's images folder, or (a version whose images are not copied)
+    from the media store they are named in."""
+    if folder.is_dir():
+        return lambda name: (folder / name).read_bytes()
+    if source is None:
+        raise BuildError("The hf layout holds the images' bytes, and this build has neither the images nor the "
+                         "media store to read them from.")
+    return lambda name: source.read(name.split(".", 1)[0])
 
 
 def _referenced_sizes(session: Session, names: set[str]) -> list[tuple[str, int]]:

@@ -10,13 +10,17 @@ as `push_to_hub` writes an `Image()` column) and `messages` in TRL's format: `{r
 is a list of `{type: "image"}` and `{type: "text", text}` parts, the image part where the record's `<image>` token
 was. The column types are declared in each file's schema metadata (`huggingface`), as `datasets` writes them.
 
-It is written from the `llava` layout's files once they are built (stage1.jsonl, val.json, stage2.json and the
-images folder), a shard's worth of rows at a time, so the memory it takes does not grow with the version."""
+It is written from the `llava` layout's files once they are built (stage1.jsonl, val.json, stage2.json), a row group
+at a time, so the memory it takes does not grow with the version; the images' bytes come from the version's images
+folder or, for a version kept on object storage (whose images are not copied), from the media bucket, a row group's
+worth at a time over several connections."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +32,7 @@ FOLDER = "hf"
 IMAGE_TOKEN = "<image>"
 SHARD_BYTES = 256 << 20  # about what `push_to_hub` cuts at (its default is 500 MB), a little for memory's sake
 ROWS_PER_GROUP = 500  # a Parquet row group: what a reader decodes at once, images included
+READERS = 16  # images fetched at once (a bucket answers each in a round trip; a folder does not mind)
 ROLES = {"human": "user", "gpt": "assistant", "system": "system"}
 FEATURES = {
     "id": {"dtype": "string", "_type": "Value"},
@@ -69,16 +74,21 @@ def messages(conversations: list[dict[str, str]]) -> list[dict[str, Any]]:
     return turns
 
 
-def row(record: dict[str, Any], images: Path) -> dict[str, Any]:
+ImageReader = Callable[[str], bytes]  # an image's bytes by its name in the version (<sha256>.<format>)
+
+
+def row(record: dict[str, Any], picture: bytes | None) -> dict[str, Any]:
+    """The record as a row, with its image's bytes (None: a text-only record)."""
     name = record.get("image")
-    pictures = [{"bytes": (images / name).read_bytes(), "path": name}] if name else []
-    return {"id": record["id"], "task_name": record.get("task_name"), "images": pictures,
+    return {"id": record["id"], "task_name": record.get("task_name"),
+            "images": [{"bytes": picture, "path": name}] if name else [],
             "messages": messages(record["conversations"])}
 
 
-def write(work: Path, *, images: Path, card: str, stage2: bool, shard_bytes: int = SHARD_BYTES
-          ) -> dict[str, dict[str, Any]]:
-    """Writes the layout under `work/hf` from the llava files in `work`; the manifest's entries of its files."""
+def write(work: Path, *, images: ImageReader, card: str, stage2: bool, shard_bytes: int = SHARD_BYTES,
+          rows_per_group: int = ROWS_PER_GROUP) -> dict[str, dict[str, Any]]:
+    """Writes the layout under `work/hf` from the llava files in `work`; the manifest's entries of its files.
+    `images` reads an image's bytes by its name. A shard ends at the row group that takes it past `shard_bytes`."""
     folder = work / FOLDER
     sources = {"stage1": _json_lines(work / "stage1.jsonl"), "validation": _json_array(work / "val.json")}
     if stage2:
@@ -86,7 +96,7 @@ def write(work: Path, *, images: Path, card: str, stage2: bool, shard_bytes: int
     files: dict[str, dict[str, Any]] = {}
     splits = []
     for split, records in sources.items():
-        for path, count in _shards(folder / split, split, records, images, shard_bytes):
+        for path, count in _shards(folder / split, split, records, images, shard_bytes, rows_per_group):
             files[path.relative_to(work).as_posix()] = {**hash_file(path), "records": count}
             splits.append(split)
     readme = HashingFile(folder / "README.md")
@@ -103,8 +113,8 @@ def readme_text(card: str, splits: list[str]) -> str:
     return "\n".join([*header, "---", "", card])
 
 
-def _shards(folder: Path, split: str, records: Iterable[dict], images: Path, shard_bytes: int
-            ) -> Iterator[tuple[Path, int]]:
+def _shards(folder: Path, split: str, records: Iterable[dict], images: ImageReader, shard_bytes: int,
+            rows_per_group: int) -> Iterator[tuple[Path, int]]:
     """Parquet files of about `shard_bytes` each, named `<split>-NNNNN-of-MMMMM.parquet` once their number is
     known; (path, records) for each. A split without records has no file (and no entry in the card's configs):
     `datasets` cannot read an empty split."""
@@ -113,7 +123,7 @@ def _shards(folder: Path, split: str, records: Iterable[dict], images: Path, sha
     while True:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f".shard-{len(written)}.parquet"
-        count, more = _write_shard(path, pending, images, shard_bytes)
+        count, more = _write_shard(path, pending, images, shard_bytes, rows_per_group)
         if count:
             written.append((path, count))
         else:
@@ -128,35 +138,36 @@ def _shards(folder: Path, split: str, records: Iterable[dict], images: Path, sha
         yield final, count
 
 
-def _write_shard(path: Path, records: Iterator[dict], images: Path, shard_bytes: int) -> tuple[int, bool]:
+def _write_shard(path: Path, records: Iterator[dict], images: ImageReader, shard_bytes: int, rows_per_group: int
+                 ) -> tuple[int, bool]:
     """Rows into one Parquet file until it holds about `shard_bytes` or the records end: (rows, whether any
-    record may be left). Arrow is fed columns, a row group at a time (several times faster than rows)."""
+    record may be left). A row group at a time: its images read together, Arrow fed by columns (several times
+    faster than rows)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     layout = schema()
-    columns: dict[str, list] = {name: [] for name in layout.names}
     count, size = 0, 0
-
-    def flush() -> None:
-        writer.write_table(pa.Table.from_pydict(columns, layout))
-        for values in columns.values():
-            values.clear()
-
-    with pq.ParquetWriter(path, layout, compression="zstd") as writer:
-        for record in records:
-            for name, value in row(record, images).items():
-                columns[name].append(value)
-            size += sum(len(picture["bytes"]) for picture in columns["images"][-1]) + sum(
-                len(turn["value"]) for turn in record["conversations"])
-            count += 1
-            if len(columns["id"]) >= ROWS_PER_GROUP or size >= shard_bytes:
-                flush()
+    with pq.ParquetWriter(path, layout, compression="zstd") as writer, ThreadPoolExecutor(READERS) as pool:
+        for group in _groups(records, rows_per_group):
+            names = [record["image"] for record in group if record.get("image")]
+            pictures = dict(zip(names, pool.map(images, names), strict=True))
+            columns: dict[str, list] = {name: [] for name in layout.names}
+            for record in group:
+                for name, value in row(record, pictures.get(record.get("image", ""))).items():
+                    columns[name].append(value)
+            writer.write_table(pa.Table.from_pydict(columns, layout))
+            count += len(group)
+            size += sum(len(picture) for picture in pictures.values()) + sum(
+                len(turn["value"]) for record in group for turn in record["conversations"])
             if size >= shard_bytes:
                 return count, True
-        if columns["id"]:
-            flush()
     return count, False
+
+
+def _groups(records: Iterator[dict], size: int) -> Iterator[list[dict]]:
+    while group := list(islice(records, size)):
+        yield group
 
 
 def _json_lines(path: Path) -> Iterator[dict]:

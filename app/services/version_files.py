@@ -68,7 +68,8 @@ def build_files(engine: Engine, settings: Settings, version: DatasetVersion, spe
     else:
         manifest = build(engine, spec=spec, destination=folder, media=None, count_tokens=count_tokens,
                          on_progress=lambda fraction, message: on_progress(0.9 * fraction, message),
-                         name=version.name, qc_override=version.qc_override_reason, review=review)
+                         name=version.name, qc_override=version.qc_override_reason, review=review,
+                         image_source=open_media(settings.media_location) if "hf" in spec.layouts else None)
     publish(folder, Bucket(settings.exports_location), str(version.id), manifest,
             lambda fraction, message: on_progress(0.9 + 0.1 * fraction, message))
     shutil.rmtree(folder, ignore_errors=True)
