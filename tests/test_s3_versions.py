@@ -171,3 +171,23 @@ def test_the_worker_keeps_pulled_versions_within_its_cache_limit(app, db, settin
     second = version_service.run_build(settings, version_id=second.id)
     small = settings.model_copy(update={"version_cache_gb": 1e-9})  # room for one copy only: the newest
     assert version_files.local_copy(small, second).is_dir() and not folder.exists()
+
+
+def test_images_as_a_tar_is_refused_in_the_form_when_versions_live_on_object_storage(app, db, settings):
+    """A version kept on object storage names its images in the media bucket: asking for images.tar is said beside
+    the box when the form is sent (and by the API), not found out when the build fails."""
+    from app.models import DatasetVersion
+
+    load_demo(db, data_dir=settings.data_dir, media=open_media(settings.media_location))
+    shapes = db.exec(select(Task).where(Task.name == "SHAPES+shape_classification")).one()
+    people = team(db)
+    client, csrf = signed_in(app, people["author"])
+    refused = client.post("/versions", data={"csrf_token": csrf, "task_ids": str(shapes.id), "name": "tarred",
+                                             "images_as_tar": "on"}, headers={"HX-Request": "true"})
+    assert refused.status_code == 422
+    assert "not with versions kept on object storage" in refused.text and "images.tar" in refused.text
+    api = client.post("/api/v1/versions", json={"spec": {"task_ids": [shapes.id], "images_as_tar": True}},
+                      headers={"X-CSRF-Token": csrf})
+    assert api.status_code == 422 and api.json()["error"]["fields"] == {
+        "images_as_tar": "not with versions kept on object storage"}
+    assert db.exec(select(DatasetVersion)).all() == []

@@ -50,7 +50,8 @@ def export(
                               stage2_size=stage2_size, layouts=layout or [])
             # Whoever runs the command line runs the studio: an admin, who may override with a reason.
             version = version_service.create(session, spec=spec, name=name, actor_id=None, enqueue=False,
-                                             qc_override_reason=qc_override_reason, may_override=True)
+                                             qc_override_reason=qc_override_reason, may_override=True,
+                                             exports_on_bucket=version_files.on_object_storage(settings))
         except ValidationError as error:
             fail("; ".join(f"--{str(problem['loc'][0]).removesuffix('s')}: {in_words(problem)}"
                            for problem in error.errors()))

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
 
 from app.schemas import API_ERRORS, TaskChangeOut, VersionIn, VersionOut
+from app.services import version_files
 from app.services import versions as version_service
 from app.web.deps import (
     ADMIN,
@@ -31,12 +32,13 @@ def list_versions(session: SessionDep):
 
 
 @router.post("", dependencies=[EDITORS], response_model=VersionOut, status_code=201)
-def create_version(session: SessionDep, principal: CurrentPrincipal, data: VersionIn):
+def create_version(request: Request, session: SessionDep, principal: CurrentPrincipal, data: VersionIn):
     """Queues the build; poll the version (or its job) until `status` is `ready` or `failed`. A task whose latest
     quality check failed is refused (409), unless an admin gives `qc_override_reason`."""
     return version_service.create(session, spec=data.spec, name=data.name, actor_id=principal.user.id,
                                   qc_override_reason=data.qc_override_reason,
-                                  may_override=principal.is_admin)
+                                  may_override=principal.is_admin,
+                                  exports_on_bucket=version_files.on_object_storage(settings_of(request)))
 
 
 @router.get("/{version_id}", dependencies=[ANY_ROLE], response_model=VersionOut)

@@ -14,7 +14,7 @@ from app.schemas.recipe import RECIPES, RecipeName
 from app.services import jobs as job_service
 from app.services import registered_models as model_service
 from app.services import scores as score_service
-from app.services import spot_checks, version_fixes
+from app.services import spot_checks, version_files, version_fixes
 from app.services import versions as version_service
 from app.web import markdown
 from app.web.deps import (
@@ -73,7 +73,8 @@ def create_version(request: Request, session: SessionDep, principal: CurrentPrin
         named = validate_form(VersionNaming, form, optional=("name", "qc_override_reason"))
         version = version_service.create(session, spec=spec, name=named.name, actor_id=principal.user.id,
                                          qc_override_reason=named.qc_override_reason,
-                                         may_override=principal.is_admin)
+                                         may_override=principal.is_admin,
+                                         exports_on_bucket=version_files.on_object_storage(settings_of(request)))
     except (Invalid, Conflict) as error:
         return _list_page(request, session, values=form, error=error)
     return see_other(request, f"/versions/{version.id}")

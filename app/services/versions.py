@@ -64,9 +64,15 @@ def pool_named(session: Session, name: str) -> int:
 
 
 def create(session: Session, *, spec: ExportSpec, name: str | None, actor_id: int | None,
-           enqueue: bool = True, qc_override_reason: str | None = None, may_override: bool = False) -> DatasetVersion:
-    """Records the version (building) and queues its build; refuses a spec that cannot be built, and one with a
-    task whose latest quality check failed unless an admin (`may_override`) gives the reason the card will state."""
+           enqueue: bool = True, qc_override_reason: str | None = None, may_override: bool = False,
+           exports_on_bucket: bool = False) -> DatasetVersion:
+    """Records the version (building) and queues its build; refuses a spec that cannot be built (with
+    `exports_on_bucket`, versions kept on object storage, one that asks for images.tar), and one with a task whose
+    latest quality check failed unless an admin (`may_override`) gives the reason the card will state."""
+    if spec.images_as_tar and exports_on_bucket:
+        raise Invalid("A version kept on object storage names its images in the media bucket, so it has no "
+                      "images.tar (`python -m app pull` makes a folder of it).",
+                      fields={"images_as_tar": "not with versions kept on object storage"})
     if spec.revisions_through is None:
         spec = spec.model_copy(update={"revisions_through": revisions.newest_accepted_id(session)})
     try:
