@@ -37,6 +37,7 @@ from app.routers import (
     instructions,
     jobs,
     media,
+    pools,
     registered_models,
     review,
     tasks,
@@ -98,9 +99,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.trusted_proxies.strip():  # who a request comes from, for the sign-in throttle and the logs
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     install_error_handlers(app)
-    for module in (auth, dashboard, tasks, instances, bulk_fixes, instructions, media, datasets, imports, jobs, users,
-                   account, review, checks, versions, registered_models, api, api_review, api_scores, api_versions,
-                   api_instructions, api_instances, api_bulk_fixes, docs):
+    for module in (auth, dashboard, tasks, instances, bulk_fixes, instructions, media, datasets, pools, imports, jobs,
+                   users, account, review, checks, versions, registered_models, api, api_review, api_scores,
+                   api_versions, api_instructions, api_instances, api_bulk_fixes, docs):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -10,7 +10,7 @@ from sqlmodel import func, select
 
 from app.demo.model_half import add_version
 from app.demo.workspace import load_demo
-from app.models import Instance, Task, User
+from app.models import ConversationPool, Instance, Task, User
 from app.schemas.bulk_fixes import BulkFixIn, BulkQuery, ReplaceChange
 from app.services import bulk_fixes
 from app.services import registered_models as model_service
@@ -30,11 +30,13 @@ def _pages(db, settings) -> dict[str, str]:
         query=BulkQuery(task_ids=[shapes.id]), reason="A clearer class name.",
         change=ReplaceChange(action="replace", find=option, replace_with=f"{option} shape")))
     version = add_version(settings, db)  # ready, with a fine-tune form once a model is registered
+    pool_id = db.exec(select(ConversationPool.id)).one()
     model_service.register(db, name="tiny-llava", path="/models/tiny-llava", actor_id=admin.id)
     return {"dashboard": "/", "tasks": "/tasks", "task": f"/tasks/{shapes.id}",
             "instances": f"/tasks/{shapes.id}/instances", "instance": f"/instances/{first}",
             "doubt": f"/tasks/{shapes.id}/instances?order=doubt", "datasets": "/datasets", "review": "/review",
             "versions": "/versions", "version": f"/versions/{version.id}?recipe=quick", "jobs": "/jobs",
+            "pools": "/pools", "pool": f"/pools/{pool_id}", "conversation": f"/pools/{pool_id}/conversations/0",
             "models": "/models", "imports": "/imports",
             "bulk-fixes": "/bulk-fixes", "new-bulk-fix": f"/bulk-fixes/new?task_id={shapes.id}",
             "bulk-fix": f"/bulk-fixes/{fix.id}", "account": "/account"}

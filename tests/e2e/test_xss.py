@@ -10,7 +10,7 @@ from __future__ import annotations
 from playwright.sync_api import Page
 from sqlmodel import select
 
-from app.models import ConversationPool, Instance, JobStatus, Role, SolveTest, SpotCheck, utcnow
+from app.models import ConversationItem, ConversationPool, Instance, JobStatus, Role, SolveTest, SpotCheck, utcnow
 from app.schemas.bulk_fixes import BulkFixIn, BulkQuery, ReplaceChange
 from app.schemas.export_spec import ExportSpec
 from app.schemas.jobs import FinetunePayload, ImportPayload
@@ -54,7 +54,11 @@ def hostile_workspace(db) -> dict[str, int | str]:
     db.commit()
     approve(db, review, QC, comment=PAYLOAD)
     user_service.create_token(db, user_id=admin.id, name=PAYLOAD, actor_id=admin.id)
-    db.add(ConversationPool(name=PAYLOAD, source=PAYLOAD))
+    pool = ConversationPool(name=PAYLOAD, source=PAYLOAD)
+    db.add(pool)
+    db.flush()
+    db.add(ConversationItem(pool_id=pool.id, position=0, source_id=PAYLOAD, rkey=0, conversations=[
+        {"from": "human", "value": PAYLOAD}, {"from": "gpt", "value": PAYLOAD}]))
     model = model_service.register(db, name=PAYLOAD, path=f"/models/{PAYLOAD}", actor_id=admin.id)
     built = version_service.create(db, spec=ExportSpec(task_ids=[task.id]), name=PAYLOAD, actor_id=admin.id,
                                    enqueue=False)
@@ -74,7 +78,7 @@ def hostile_workspace(db) -> dict[str, int | str]:
         change=ReplaceChange(action="replace", find="plain", replace_with=f"{PAYLOAD} 2")))
     return {"user_id": author.id, "dataset_id": dataset.id, "task_id": task.id, "instance_id": instance_id,
             "instruction_id": instruction.id, "job_id": job.id, "version_id": built.id, "model_id": model.id,
-            "finetune_id": finetune.id, "fix_id": fix.id,
+            "finetune_id": finetune.id, "fix_id": fix.id, "pool_id": pool.id, "position": 0,
             "test_id": db.exec(select(SolveTest.id)).first(), "check_id": db.exec(select(SpotCheck.id)).first(),
             "queue_name": "solve"}
 

@@ -1,0 +1,41 @@
+"""Stage-2 conversation pools: the list with counts, a pool's conversations (filtered keyset pages), one
+conversation beside its image."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query, Request
+
+from app.services import pools as pool_service
+from app.web.deps import ANY_ROLE, RowId, SessionDep
+from app.web.templating import render
+
+router = APIRouter(prefix="/pools", tags=["pages"], include_in_schema=False)
+
+
+@router.get("", dependencies=[ANY_ROLE])
+def pool_list(request: Request, session: SessionDep):
+    return render(request, "pools/page.html", summaries=pool_service.list_pools(session))
+
+
+@router.get("/{pool_id}", dependencies=[ANY_ROLE])
+def pool_detail(request: Request, session: SessionDep, pool_id: RowId,
+                image: Annotated[Literal["with", "without", ""], Query()] = "",
+                turns: Annotated[int | None, Query(ge=1, le=1000)] = None,
+                q: Annotated[str, Query(max_length=200)] = "",
+                after: Annotated[int | None, Query(ge=0)] = None):
+    """A pool's conversations, 50 a page; htmx asks for the table alone as the filters change."""
+    pool = pool_service.get_pool(session, pool_id=pool_id)
+    filters = pool_service.PoolFilters(image=image or None, turns=turns, q=q.strip() or None)
+    return render(request, "pools/detail.html", "pools/_table.html", pool=pool, filters=filters,
+                  page=pool_service.page(session, pool_id=pool.id, filters=filters, after=after))
+
+
+@router.get("/{pool_id}/conversations/{position}", dependencies=[ANY_ROLE])
+def conversation_detail(request: Request, session: SessionDep, pool_id: RowId,
+                        position: Annotated[int, Path(ge=0, le=2**31 - 1)]):
+    pool = pool_service.get_pool(session, pool_id=pool_id)
+    row = pool_service.conversation(session, pool_id=pool.id, position=position)
+    before, after = pool_service.neighbours(session, pool_id=pool.id, position=position)
+    return render(request, "pools/conversation.html", pool=pool, row=row, before=before, after=after)

@@ -1,0 +1,138 @@
+"""Stage-2 conversation pools, to read: each pool with its counts, its conversations in keyset pages (filtered by
+image, number of turns and text), and one conversation beside its image.
+
+Stage 2 is where the paper's "annotation error and bias in GPT-4 synthesized data" lives, and since about a
+thousand conversations are enough, a team can read every one; this is the reading. (Reviewing and fixing them,
+pre-screens and selection build on it.)"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+from sqlalchemy import String, cast, func
+from sqlmodel import Session, col, select
+
+from app.core.failures import NotFound
+from app.models import ConversationItem, ConversationPool, DatasetVersion, Image
+
+PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class PoolSummary:
+    pool: ConversationPool
+    conversations: int
+    with_image: int
+    versions: list[str]  # the versions whose stage 2 was drawn from it
+
+
+@dataclass(frozen=True)
+class PoolFilters:
+    image: Literal["with", "without"] | None = None
+    turns: int | None = None  # exchanges (a human turn and its answer) at least
+    q: str | None = None  # text anywhere in the conversation, any case
+
+    def as_query(self) -> dict[str, str]:
+        return {name: str(value) for name, value in asdict(self).items() if value not in (None, "")}
+
+
+@dataclass(frozen=True)
+class ConversationRow:
+    item: ConversationItem
+    image: Image | None
+
+    @property
+    def exchanges(self) -> int:
+        return len(self.item.conversations) // 2
+
+    @property
+    def opening(self) -> str:
+        """The first human turn, without its image token: what a list shows of the conversation."""
+        first = self.item.conversations[0]["value"] if self.item.conversations else ""
+        return first.replace("<image>", "").strip()
+
+
+@dataclass(frozen=True)
+class PoolPage:
+    rows: list[ConversationRow]
+    next_after: int | None  # the last position shown, when there is more
+
+
+def list_pools(session: Session) -> list[PoolSummary]:
+    counts = {pool_id: (total, pictured) for pool_id, total, pictured in session.exec(
+        select(ConversationItem.pool_id, func.count(), func.count(ConversationItem.image_id))
+        .group_by(ConversationItem.pool_id))}
+    drawn: dict[int, list[str]] = {}
+    for name, spec in session.exec(select(DatasetVersion.name, DatasetVersion.spec).order_by(DatasetVersion.id)):
+        if spec.get("conversation_pool_id") is not None:
+            drawn.setdefault(spec["conversation_pool_id"], []).append(name)
+    return [PoolSummary(pool, *counts.get(pool.id, (0, 0)), drawn.get(pool.id, []))
+            for pool in session.exec(select(ConversationPool).order_by(ConversationPool.name))]
+
+
+def get_pool(session: Session, *, pool_id: int) -> ConversationPool:
+    pool = session.get(ConversationPool, pool_id)
+    if pool is None:
+        raise NotFound(f"There is no conversation pool with id {pool_id}.")
+    return pool
+
+
+def page(session: Session, *, pool_id: int, filters: PoolFilters, after: int | None = None,
+         size: int = PAGE_SIZE) -> PoolPage:
+    """The pool's conversations in file order from after position `after`, filtered. The filters on turns and text
+    read each conversation's JSON, so they scan the pool (a pool is thousands, not millions); paging is by the
+    (pool, position) key."""
+    query = (select(ConversationItem, Image).outerjoin(Image, col(Image.id) == ConversationItem.image_id)
+             .where(ConversationItem.pool_id == pool_id))
+    if after is not None:
+        query = query.where(ConversationItem.position > after)
+    if filters.image == "with":
+        query = query.where(col(ConversationItem.image_id).is_not(None))
+    elif filters.image == "without":
+        query = query.where(col(ConversationItem.image_id).is_(None))
+    if filters.q and _same_in_json(filters.q):  # narrowed in the database; the exact test is below
+        text = func.lower(cast(ConversationItem.conversations, String))
+        query = query.where(text.contains(filters.q.lower(), autoescape=True))
+    rows = []
+    for item, image in session.exec(query.order_by(ConversationItem.position)
+                                    .execution_options(yield_per=PAGE_SIZE * 4)):
+        row = ConversationRow(item, image)
+        if filters.turns and row.exchanges < filters.turns:
+            continue
+        if filters.q and not _mentions(item.conversations, filters.q):
+            continue  # the JSON text matched an escape or a key, not what a person reads
+        rows.append(row)
+        if len(rows) > size:
+            break
+    more = len(rows) > size
+    rows = rows[:size]
+    return PoolPage(rows, rows[-1].item.position if more and rows else None)
+
+
+def conversation(session: Session, *, pool_id: int, position: int) -> ConversationRow:
+    found = session.exec(select(ConversationItem, Image).outerjoin(Image, col(Image.id) == ConversationItem.image_id)
+                         .where(ConversationItem.pool_id == pool_id, ConversationItem.position == position)).first()
+    if found is None:
+        raise NotFound(f"Pool {pool_id} has no conversation at position {position}.")
+    return ConversationRow(*found)
+
+
+def neighbours(session: Session, *, pool_id: int, position: int) -> tuple[int | None, int | None]:
+    """The positions of the conversations before and after this one in the pool (None at either end)."""
+    here = ConversationItem.pool_id == pool_id
+    before = session.exec(select(func.max(ConversationItem.position)).where(here,
+                                                                           ConversationItem.position < position)).one()
+    after = session.exec(select(func.min(ConversationItem.position)).where(here,
+                                                                          ConversationItem.position > position)).one()
+    return before, after
+
+
+def _same_in_json(text: str) -> bool:
+    """Whether `text` reads the same inside stored JSON (which may escape non-ASCII, quotes and backslashes)."""
+    return text.isascii() and text.isprintable() and not {'"', "\\"} & set(text)
+
+
+def _mentions(turns: list[dict], text: str) -> bool:
+    wanted = text.lower()
+    return any(wanted in str(turn.get("value", "")).lower() for turn in turns)
