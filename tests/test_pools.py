@@ -100,3 +100,51 @@ def test_a_conversation_reads_beside_its_image_and_leads_to_its_neighbours(app, 
 
 def test_the_pool_pages_need_a_signed_in_user(client, db):
     assert client.get("/pools", follow_redirects=False).status_code in (303, 401)
+
+
+def test_the_prescreens_find_refusals_long_conversations_and_duplicates_and_say_why():
+    from app.qc.prescreen import screen
+
+    def talk(answer: str, question: str = "What is it?") -> list[dict]:
+        return [{"from": "human", "value": question}, {"from": "gpt", "value": answer}]
+
+    found = screen([
+        (0, talk("A red bus."), 7),
+        (1, talk("I'm sorry, but I cannot see the image."), 7),
+        (2, talk("A red bus."), 7),  # the same as 0, same image
+        (3, talk("a red  bus"), 7),  # the same but for case, spacing, punctuation
+        (4, talk("A red bus."), 8),  # the same words about another image: not a duplicate
+        (5, talk("word " * 2000), None),
+        (6, talk("As an AI, I do not have eyes."), None),
+        (7, talk("Sorry to hear the bus was late.", "Can you help?"), None),  # sorry, but not a refusal
+    ])
+    said = {position: [(finding.rule, finding.detail) for finding in findings] for position, findings in found.items()}
+    assert said == {
+        1: [("refusal", "turn 2 says “I'm sorry”")],
+        2: [("duplicate", "the same as conversation 0")],
+        3: [("near_duplicate", "the same as conversation 0 but for case, spacing or punctuation")],
+        5: [("too_long", "about 2,503 tokens, over 2,048")],
+        6: [("refusal", "turn 2 says “As an AI”")],
+    }
+    assert screen([(0, talk("word " * 1200), 3)], max_tokens=1500)[0][0].detail == \
+        "about 2,079 tokens with the image, over 1,500"  # 1,503 of text and LLaVA-1.5's 576 for the image
+
+
+def test_a_pool_page_counts_its_findings_and_filters_by_them(app, db, settings, tmp_path):
+    rows = [_conversation(k, image=False) for k in range(6)]
+    rows[2]["conversations"][1]["value"] = "I apologize, but I can't tell."
+    rows[4] = dict(rows[0], id="src-4")  # the same conversation again
+    _pool(app, settings, tmp_path, rows)
+    pool = db.exec(select(ConversationPool)).one()
+    client, _ = signed_in(app, make_user(db, Role.reviewer))
+    page = soup(client.get(f"/pools/{pool.id}"))
+    counts = {li["data-rule"]: li.text.split(" · ")[0].strip() for li in page.select(".prescreen-counts li")}
+    assert counts == {"refusal": "1", "too_long": "0", "duplicate": "1", "near_duplicate": "0"}
+    badges = {int(tr["data-position"]): [mark["data-rule"] for mark in tr.select("mark")]
+              for tr in page.select("#conversations tbody tr")}
+    assert badges == {0: [], 1: [], 2: ["refusal"], 3: [], 4: ["duplicate"], 5: []}
+    only = soup(client.get(f"/pools/{pool.id}", params={"finding": "refusal"}, headers={"HX-Request": "true"}))
+    assert [tr["data-position"] for tr in only.select("#conversations tbody tr")] == ["2"]
+    conversation = soup(client.get(f"/pools/{pool.id}/conversations/4"))
+    assert "The same conversation as another: the same as conversation 0" in conversation.select_one("#findings").text
+    assert client.get(f"/pools/{pool.id}", params={"finding": "rude"}).status_code == 422

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 
+from app.qc.prescreen import RULES, RuleName
 from app.services import pools as pool_service
 from app.web.deps import ANY_ROLE, RowId, SessionDep
 from app.web.templating import render
@@ -24,12 +25,16 @@ def pool_detail(request: Request, session: SessionDep, pool_id: RowId,
                 image: Annotated[Literal["with", "without", ""], Query()] = "",
                 turns: Annotated[int | None, Query(ge=1, le=1000)] = None,
                 q: Annotated[str, Query(max_length=200)] = "",
+                finding: Annotated[RuleName | Literal[""], Query()] = "",
                 after: Annotated[int | None, Query(ge=0)] = None):
-    """A pool's conversations, 50 a page; htmx asks for the table alone as the filters change."""
+    """A pool's conversations, 50 a page, with the pre-screens' findings; htmx asks for the table alone as the
+    filters change."""
     pool = pool_service.get_pool(session, pool_id=pool_id)
-    filters = pool_service.PoolFilters(image=image or None, turns=turns, q=q.strip() or None)
+    filters = pool_service.PoolFilters(image=image or None, turns=turns, q=q.strip() or None, finding=finding or None)
+    found = pool_service.findings(session, pool_id=pool.id)
     return render(request, "pools/detail.html", "pools/_table.html", pool=pool, filters=filters,
-                  page=pool_service.page(session, pool_id=pool.id, filters=filters, after=after))
+                  page=pool_service.page(session, pool_id=pool.id, filters=filters, after=after, found=found),
+                  counts=pool_service.finding_counts(found), rules=RULES)
 
 
 @router.get("/{pool_id}/conversations/{position}", dependencies=[ANY_ROLE])
@@ -38,4 +43,6 @@ def conversation_detail(request: Request, session: SessionDep, pool_id: RowId,
     pool = pool_service.get_pool(session, pool_id=pool_id)
     row = pool_service.conversation(session, pool_id=pool.id, position=position)
     before, after = pool_service.neighbours(session, pool_id=pool.id, position=position)
-    return render(request, "pools/conversation.html", pool=pool, row=row, before=before, after=after)
+    found = pool_service.findings(session, pool_id=pool.id).get(position, [])
+    return render(request, "pools/conversation.html", pool=pool, row=row, before=before, after=after, found=found,
+                  rules=RULES)

@@ -15,6 +15,8 @@ from sqlmodel import Session, col, select
 
 from app.core.failures import NotFound
 from app.models import ConversationItem, ConversationPool, DatasetVersion, Image
+from app.qc import prescreen
+from app.qc.prescreen import Finding
 
 PAGE_SIZE = 50
 
@@ -32,6 +34,7 @@ class PoolFilters:
     image: Literal["with", "without"] | None = None
     turns: int | None = None  # exchanges (a human turn and its answer) at least
     q: str | None = None  # text anywhere in the conversation, any case
+    finding: str | None = None  # a pre-screen rule (app/qc/prescreen.py) the conversation breaks
 
     def as_query(self) -> dict[str, str]:
         return {name: str(value) for name, value in asdict(self).items() if value not in (None, "")}
@@ -57,6 +60,24 @@ class ConversationRow:
 class PoolPage:
     rows: list[ConversationRow]
     next_after: int | None  # the last position shown, when there is more
+    findings: dict[int, list[Finding]]  # the pre-screens' findings, per position shown
+
+
+def findings(session: Session, *, pool_id: int) -> dict[int, list[Finding]]:
+    """Every conversation of the pool through the pre-screens (a pass over the pool: thousands take a moment)."""
+    rows = session.exec(select(ConversationItem.position, ConversationItem.conversations, ConversationItem.image_id)
+                        .where(ConversationItem.pool_id == pool_id).order_by(ConversationItem.position)
+                        .execution_options(yield_per=1000))
+    return prescreen.screen(rows)
+
+
+def finding_counts(found: dict[int, list[Finding]]) -> dict[str, int]:
+    """Conversations per rule, every rule listed (0 where none)."""
+    counts: dict[str, int] = dict.fromkeys(prescreen.RULES, 0)
+    for position_findings in found.values():
+        for rule in {finding.rule for finding in position_findings}:
+            counts[rule] += 1
+    return counts
 
 
 def list_pools(session: Session) -> list[PoolSummary]:
@@ -79,10 +100,11 @@ def get_pool(session: Session, *, pool_id: int) -> ConversationPool:
 
 
 def page(session: Session, *, pool_id: int, filters: PoolFilters, after: int | None = None,
-         size: int = PAGE_SIZE) -> PoolPage:
+         size: int = PAGE_SIZE, found: dict[int, list[Finding]] | None = None) -> PoolPage:
     """The pool's conversations in file order from after position `after`, filtered. The filters on turns and text
     read each conversation's JSON, so they scan the pool (a pool is thousands, not millions); paging is by the
-    (pool, position) key."""
+    (pool, position) key. `found`: the pool's pre-screen findings, when the caller has them (else worked out)."""
+    found = findings(session, pool_id=pool_id) if found is None else found
     query = (select(ConversationItem, Image).outerjoin(Image, col(Image.id) == ConversationItem.image_id)
              .where(ConversationItem.pool_id == pool_id))
     if after is not None:
@@ -102,12 +124,15 @@ def page(session: Session, *, pool_id: int, filters: PoolFilters, after: int | N
             continue
         if filters.q and not _mentions(item.conversations, filters.q):
             continue  # the JSON text matched an escape or a key, not what a person reads
+        if filters.finding and filters.finding not in {finding.rule for finding in found.get(item.position, [])}:
+            continue
         rows.append(row)
         if len(rows) > size:
             break
     more = len(rows) > size
     rows = rows[:size]
-    return PoolPage(rows, rows[-1].item.position if more and rows else None)
+    return PoolPage(rows, rows[-1].item.position if more and rows else None,
+                    {row.item.position: found[row.item.position] for row in rows if row.item.position in found})
 
 
 def conversation(session: Session, *, pool_id: int, position: int) -> ConversationRow:

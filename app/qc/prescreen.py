@@ -1,0 +1,83 @@
+"""Pre-screens of stage-2 conversations: what a reviewer should read first, each finding with its reason in words.
+
+The import already refuses what a trainer cannot use (roles out of order, empty turns); these find what it can use
+and should not learn from, as the papers found it in LLaVA-Instruct and its successors: answers that refuse or
+apologise (LLaVA-NeXT #158), conversations longer than the trainer's length (cut short in training, or dropped),
+and the same conversation more than once, exactly or but for case, spacing and punctuation. Each rule is a pure
+function of the conversations; `screen` applies them all to a pool's."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from app.prompts.tokens import estimate
+
+RuleName = Literal["refusal", "too_long", "duplicate", "near_duplicate"]
+RULES: dict[RuleName, str] = {
+    "refusal": "an answer refuses or apologises",
+    "too_long": "longer than the trainer's length",
+    "duplicate": "the same conversation as another",
+    "near_duplicate": "the same conversation as another but for case, spacing or punctuation",
+}
+# Openings and phrases of answers that decline, apologise or disclaim instead of answering.
+REFUSAL = re.compile(
+    r"\b(i'?m sorry|i am sorry|i apologi[sz]e|sorry, but|i (?:can ?not|can't|am unable to|'m unable to|am not able "
+    r"to)|as an ai\b|as a language model|i do not have the ability|i don't have the ability|unfortunately, i)",
+    re.IGNORECASE)
+IMAGE_TOKENS = 576  # what an image takes in LLaVA-1.5's budget (the export's default)
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    detail: str  # the reason, for the reviewer: the phrase, the length, the other conversation
+
+
+def refusal(turns: list[dict]) -> Finding | None:
+    for number, turn in enumerate(turns, start=1):
+        if turn.get("from") == "gpt" and (match := REFUSAL.search(str(turn.get("value", "")))):
+            return Finding("refusal", f"turn {number} says “{match.group(0)}”")
+    return None
+
+
+def too_long(turns: list[dict], *, has_image: bool, max_tokens: int = 2048) -> Finding | None:
+    tokens = sum(estimate(str(turn.get("value", ""))) for turn in turns) + (IMAGE_TOKENS if has_image else 0)
+    if tokens > max_tokens:
+        return Finding("too_long", f"about {tokens:,} tokens{' with the image' if has_image else ''}, over "
+                                   f"{max_tokens:,}")
+    return None
+
+
+def _exact(turns: list[dict]) -> tuple:
+    return tuple((turn.get("from"), str(turn.get("value", ""))) for turn in turns)
+
+
+def _loose(turns: list[dict]) -> tuple:
+    return tuple(" ".join(re.sub(r"[^\w\s]", " ", str(turn.get("value", "")).lower()).split()) for turn in turns)
+
+
+def screen(items: Iterable[tuple[int, list[dict], int | None]], *, max_tokens: int = 2048
+           ) -> dict[int, list[Finding]]:
+    """Findings per position, for (position, turns, image id or None) in the pool's order. A duplicate is the same
+    turns about the same image (or both text only); it names the first conversation it repeats, which is not
+    itself a finding."""
+    found: dict[int, list[Finding]] = {}
+    exact: dict[tuple, int] = {}
+    loose: dict[tuple, int] = {}
+    for position, turns, image_id in items:
+        findings = [finding for finding in (refusal(turns), too_long(turns, has_image=image_id is not None,
+                                                                         max_tokens=max_tokens)) if finding]
+        key, near = (image_id, _exact(turns)), (image_id, _loose(turns))
+        if key in exact:
+            findings.append(Finding("duplicate", f"the same as conversation {exact[key]}"))
+        elif near in loose:
+            findings.append(Finding("near_duplicate", f"the same as conversation {loose[near]} but for case, spacing "
+                                                      "or punctuation"))
+        exact.setdefault(key, position)
+        loose.setdefault(near, position)
+        if findings:
+            found[position] = findings
+    return found
