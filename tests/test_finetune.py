@@ -43,7 +43,7 @@ def two_stage_version(app, db, settings, tmp_path):
     load_demo(db, data_dir=settings.data_dir)
     shapes = db.exec(select(Task).where(Task.name == "SHAPES+shape_classification")).one()
     spec = ExportSpec(task_ids=[shapes.id], validation_ratio=0.3, conversation_pool_id=_pool(app, settings, tmp_path),
-                      stage2_size=8)
+                      stage2_size=8, per_task_cap=24)  # a few steps: what the job does, not what the model learns
     version = version_service.create(db, spec=spec, name="demo", actor_id=None, enqueue=False)
     return version_service.run_build(settings, version_id=version.id)
 
@@ -127,3 +127,33 @@ def test_a_fine_tune_job_trains_both_stages_shows_them_and_registers_a_model_pre
     assert db.get(Job, job_id).status == "succeeded" and db.get(Job, job_id).result["model_id"] == tuned.id
     assert (out / "progress.jsonl").read_text().count('"stage_start"') == progress
     assert _digest(out / "stage2" / "model") == before
+
+
+def test_a_model_of_a_family_the_fine_tune_does_not_train_is_refused_before_anything_runs(
+        app, db, settings, tiny_model, two_stage_version, tmp_path):
+    import json
+    import shutil
+
+    from app.core.model_families import UnsupportedFamily
+    from app.schemas.recipe import FinetuneConfig
+    from worker.finetune import main
+
+    qwen = tmp_path / "qwen"
+    shutil.copytree(tiny_model, qwen)
+    config = json.loads((qwen / "config.json").read_text())
+    (qwen / "config.json").write_text(json.dumps({**config, "model_type": "qwen2_vl"}))
+    admin = make_user(db, Role.admin)
+    client, csrf = signed_in(app, admin)
+    client.post("/models", data={"csrf_token": csrf, "name": "qwen", "path": str(qwen), "device": "cpu"})
+    base_id = db.exec(select(RegisteredModel.id).where(RegisteredModel.name == "qwen")).one()
+    refused = client.post(f"/versions/{two_stage_version.id}/finetune", data={
+        "csrf_token": csrf, "base_model_id": str(base_id)}, headers={"HX-Request": "true"})
+    assert refused.status_code == 422
+    said = soup(refused).select_one("#finetune-form").text
+    assert "is a qwen2_vl model (it also needs image_grid_thw" in said and "trains LLaVA-1.5 (llava) models" in said
+    assert soup(refused).select_one("#base_model_id-error") is not None
+    assert db.exec(select(Job).where(Job.kind == "finetune")).first() is None
+    # The training script refuses it too (a worker whose model folder the web cannot read), before any work.
+    with pytest.raises(UnsupportedFamily, match="qwen2_vl"):
+        main(FinetuneConfig(version=tmp_path / "nowhere", base=qwen, out=tmp_path / "run", device="cpu"))
+    assert not (tmp_path / "run").exists()

@@ -22,6 +22,7 @@ import shutil
 from dataclasses import asdict
 from pathlib import Path
 
+from app.core.model_families import require_trainable
 from app.schemas.recipe import FinetuneConfig
 from worker.training import lifeline
 from worker.training.checkpoints import (
@@ -65,6 +66,7 @@ def precision_of(config: FinetuneConfig, hardware: Hardware) -> str:
 
 def main(config: FinetuneConfig) -> Path:
     """Runs what is left of both stages and returns the final model's folder."""
+    require_trainable(config.base)
     hardware = Hardware.detect(config.device)
     events = EventLog(config.progress_file, main_process=_is_main_process())
     plans, indexes = plan_run(config, hardware.processes)

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from app.core import model_families as families
 from app.core.config import Settings
 from app.models import VersionStatus
 from app.schemas import recipe
@@ -136,6 +137,7 @@ def run_finetune(settings: Settings, context: JobContext, payload: FinetunePaylo
         version_name, version_id = version.name, version.id
         version_tasks = version_service.manifest_of(version).tasks
         base_path, base_name, base_id, device = Path(base.path), base.name, base.id, base.device
+    families.require_trainable(base_path)  # before scoring the base model: that takes a while, for nothing
     context.progress(0.01, "fetching the version")
     version_folder = local_copy(settings, version)  # the folder itself, or a copy pulled from object storage
     out = settings.data_dir / "finetunes" / f"job-{context.job_id}"

@@ -9,11 +9,9 @@ function of the conversations; `screen` applies them all to a pool's."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
-
-from app.prompts.tokens import estimate
 
 RuleName = Literal["refusal", "too_long", "duplicate", "near_duplicate"]
 RULES: dict[RuleName, str] = {
@@ -43,8 +41,9 @@ def refusal(turns: list[dict]) -> Finding | None:
     return None
 
 
-def too_long(turns: list[dict], *, has_image: bool, max_tokens: int = 2048) -> Finding | None:
-    tokens = sum(estimate(str(turn.get("value", ""))) for turn in turns) + (IMAGE_TOKENS if has_image else 0)
+def too_long(turns: list[dict], *, has_image: bool, count_tokens: Callable[[str], int], max_tokens: int = 2048
+             ) -> Finding | None:
+    tokens = sum(count_tokens(str(turn.get("value", ""))) for turn in turns) + (IMAGE_TOKENS if has_image else 0)
     if tokens > max_tokens:
         return Finding("too_long", f"about {tokens:,} tokens{' with the image' if has_image else ''}, over "
                                    f"{max_tokens:,}")
@@ -59,8 +58,8 @@ def _loose(turns: list[dict]) -> tuple:
     return tuple(" ".join(re.sub(r"[^\w\s]", " ", str(turn.get("value", "")).lower()).split()) for turn in turns)
 
 
-def screen(items: Iterable[tuple[int, list[dict], int | None]], *, max_tokens: int = 2048
-           ) -> dict[int, list[Finding]]:
+def screen(items: Iterable[tuple[int, list[dict], int | None]], *, count_tokens: Callable[[str], int],
+           max_tokens: int = 2048) -> dict[int, list[Finding]]:
     """Findings per position, for (position, turns, image id or None) in the pool's order. A duplicate is the same
     turns about the same image (or both text only); it names the first conversation it repeats, which is not
     itself a finding."""
@@ -68,8 +67,8 @@ def screen(items: Iterable[tuple[int, list[dict], int | None]], *, max_tokens: i
     exact: dict[tuple, int] = {}
     loose: dict[tuple, int] = {}
     for position, turns, image_id in items:
-        findings = [finding for finding in (refusal(turns), too_long(turns, has_image=image_id is not None,
-                                                                         max_tokens=max_tokens)) if finding]
+        long = too_long(turns, has_image=image_id is not None, count_tokens=count_tokens, max_tokens=max_tokens)
+        findings = [finding for finding in (refusal(turns), long) if finding]
         key, near = (image_id, _exact(turns)), (image_id, _loose(turns))
         if key in exact:
             findings.append(Finding("duplicate", f"the same as conversation {exact[key]}"))

@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from app.core.failures import NotFound
 from app.models import ConversationItem, ConversationPool, DatasetVersion, Image
+from app.prompts.tokens import estimate
 from app.qc import prescreen
 from app.qc.prescreen import Finding
 
@@ -68,7 +69,7 @@ def findings(session: Session, *, pool_id: int) -> dict[int, list[Finding]]:
     rows = session.exec(select(ConversationItem.position, ConversationItem.conversations, ConversationItem.image_id)
                         .where(ConversationItem.pool_id == pool_id).order_by(ConversationItem.position)
                         .execution_options(yield_per=1000))
-    return prescreen.screen(rows)
+    return prescreen.screen(rows, count_tokens=estimate)  # the export's estimate, as its length rule counts
 
 
 def finding_counts(found: dict[int, list[Finding]]) -> dict[str, int]:

@@ -8,12 +8,13 @@ import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import cast
 
 from sqlalchemy import update
 from sqlmodel import Session, or_, select
 
-from app.core import limits
+from app.core import limits, model_families
 from app.core.config import Settings
 from app.core.db import make_engine
 from app.core.failures import Conflict, Invalid, NotFound
@@ -359,6 +360,10 @@ def start_finetune(session: Session, *, version_id: int, data: FinetuneIn, actor
     version = get(session, version_id=version_id)
     if version.status != VersionStatus.ready:
         raise Conflict(f"Version {version.name} is {version.status}: only a ready version can be trained on.")
-    model_service.get(session, model_id=data.base_model_id)
+    base = model_service.get(session, model_id=data.base_model_id)
+    try:  # where the web can read the model's folder; the worker checks again before it trains
+        model_families.require_trainable(Path(base.path))
+    except model_families.UnsupportedFamily as refused:
+        raise Invalid(str(refused), fields={"base_model_id": "a family the fine-tune does not train yet"}) from None
     return jobs.enqueue(session, FinetunePayload(**data.model_dump(), version_id=version.id),
                         created_by_id=actor_id, max_attempts=3)
