@@ -23,6 +23,7 @@ from app.routers import (
     api_bulk_fixes,
     api_instances,
     api_instructions,
+    api_pools,
     api_review,
     api_scores,
     api_versions,
@@ -101,7 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (auth, dashboard, tasks, instances, bulk_fixes, instructions, media, datasets, pools, imports, jobs,
                    users, account, review, checks, versions, registered_models, api, api_review, api_scores,
-                   api_versions, api_instructions, api_instances, api_bulk_fixes, docs):
+                   api_versions, api_instructions, api_instances, api_bulk_fixes, api_pools, docs):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -149,3 +149,29 @@ def test_a_pool_page_counts_its_findings_and_filters_by_them(app, db, settings, 
     conversation = soup(client.get(f"/pools/{pool.id}/conversations/4"))
     assert "The same conversation as another: the same as conversation 0" in conversation.select_one("#findings").text
     assert client.get(f"/pools/{pool.id}", params={"finding": "rude"}).status_code == 422
+
+
+def test_the_api_lists_pools_and_pages_their_conversations_with_findings(app, client, db, settings, tmp_path):
+    from tests.factories import bearer
+
+    rows = [_conversation(k, image=k % 2 == 0) for k in range(7)]
+    rows[3]["conversations"][1]["value"] = "I am unable to see images."
+    _pool(app, settings, tmp_path, rows)
+    pool = db.exec(select(ConversationPool)).one()
+    auth = bearer(db, make_user(db, Role.author))
+    listed = client.get("/api/v1/pools", headers=auth).json()
+    assert listed == [{"id": pool.id, "name": "instruct", "source": listed[0]["source"], "conversations": 7,
+                       "with_image": 4, "versions": []}]
+    first = client.get(f"/api/v1/pools/{pool.id}/conversations", params={"limit": 4}, headers=auth).json()
+    assert [item["position"] for item in first["items"]] == [0, 1, 2, 3] and first["next_after"] == 3
+    assert first["items"][0]["image"] and first["items"][1]["image"] is None
+    assert first["items"][3]["findings"] == [{"rule": "refusal", "detail": "turn 2 says “I am unable to”"}]
+    rest = client.get(f"/api/v1/pools/{pool.id}/conversations", params={"after": 3, "limit": 4}, headers=auth).json()
+    assert [item["position"] for item in rest["items"]] == [4, 5, 6] and rest["next_after"] is None
+    refusals = client.get(f"/api/v1/pools/{pool.id}/conversations", params={"finding": "refusal"}, headers=auth)
+    assert [item["position"] for item in refusals.json()["items"]] == [3]
+    for bad in ({"finding": "rude"}, {"limit": 0}, {"image": "maybe"}):
+        refused = client.get(f"/api/v1/pools/{pool.id}/conversations", params=bad, headers=auth)
+        assert refused.status_code == 422 and refused.json()["error"]["code"] == "invalid"
+    assert client.get(f"/api/v1/pools/{pool.id + 1}/conversations", headers=auth).status_code == 404
+

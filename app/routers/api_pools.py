@@ -1,0 +1,43 @@
+"""JSON API for stage-2 conversation pools: the pools with their counts, and a pool's conversations, filtered and
+paged as its page shows them, each with its pre-screen findings."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+
+from app.qc.prescreen import RuleName
+from app.schemas import API_ERRORS
+from app.schemas.pools import ConversationOut, ConversationPage, FindingOut, PoolOut
+from app.services import pools as pool_service
+from app.web.deps import ANY_ROLE, STRICT_QUERY, RowId, SessionDep
+
+router = APIRouter(prefix="/api/v1/pools", tags=["pools"], responses=API_ERRORS, dependencies=[STRICT_QUERY])
+
+
+@router.get("", dependencies=[ANY_ROLE], response_model=list[PoolOut])
+def list_pools(session: SessionDep):
+    return [PoolOut(id=summary.pool.id, name=summary.pool.name, source=summary.pool.source,
+                    conversations=summary.conversations, with_image=summary.with_image, versions=summary.versions)
+            for summary in pool_service.list_pools(session)]
+
+
+@router.get("/{pool_id}/conversations", dependencies=[ANY_ROLE], response_model=ConversationPage)
+def list_conversations(session: SessionDep, pool_id: RowId,
+                       image: Annotated[Literal["with", "without"] | None, Query()] = None,
+                       turns: Annotated[int | None, Query(ge=1, le=1000, description="Exchanges at least.")] = None,
+                       q: Annotated[str | None, Query(max_length=200, description="Text anywhere, any case.")] = None,
+                       finding: Annotated[RuleName | None, Query(description="A pre-screen it breaks.")] = None,
+                       after: Annotated[int | None, Query(ge=0, le=2**31 - 1)] = None,
+                       limit: Annotated[int, Query(ge=1, le=500)] = 100):
+    """The pool's conversations in file order, `limit` a page; pass `next_after` back as `after` for the next."""
+    pool = pool_service.get_pool(session, pool_id=pool_id)
+    filters = pool_service.PoolFilters(image=image, turns=turns, q=(q or "").strip() or None, finding=finding)
+    page = pool_service.page(session, pool_id=pool.id, filters=filters, after=after, size=limit)
+    return ConversationPage(next_after=page.next_after, items=[
+        ConversationOut(position=row.item.position, source_id=row.item.source_id,
+                        image=row.image.sha256 if row.image else None, conversations=row.item.conversations,
+                        findings=[FindingOut(rule=found.rule, detail=found.detail)
+                                  for found in page.findings.get(row.item.position, [])])
+        for row in page.rows])
