@@ -90,6 +90,7 @@ def write(work: Path, *, images: ImageReader, card: str, stage2: bool, shard_byt
     """Writes the layout under `work/hf` from the llava files in `work`; the manifest's entries of its files.
     `images` reads an image's bytes by its name. A shard ends at the row group that takes it past `shard_bytes`."""
     folder = work / FOLDER
+    folder.mkdir()
     sources = {"stage1": _json_lines(work / "stage1.jsonl"), "validation": _json_array(work / "val.json")}
     if stage2:
         sources["stage2"] = _json_array(work / "stage2.json")

@@ -1,9 +1,9 @@
 """Stage-2 conversation pools, to read: each pool with its counts, its conversations in keyset pages (filtered by
-image, number of turns and text), and one conversation beside its image.
+image, number of turns, text and pre-screen finding), and one conversation beside its image.
 
 Stage 2 is where the paper's "annotation error and bias in GPT-4 synthesized data" lives, and since about a
-thousand conversations are enough, a team can read every one; this is the reading. (Reviewing and fixing them,
-pre-screens and selection build on it.)"""
+thousand conversations are enough, a team can read every one; this is the reading, with the pre-screens
+(app/qc/prescreen.py) saying what to read first. Reviewing and fixing them, and selection, build on it."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ class PoolFilters:
     image: Literal["with", "without"] | None = None
     turns: int | None = None  # exchanges (a human turn and its answer) at least
     q: str | None = None  # text anywhere in the conversation, any case
-    finding: str | None = None  # a pre-screen rule (app/qc/prescreen.py) the conversation breaks
+    finding: prescreen.RuleName | None = None  # a pre-screen the conversation breaks
 
     def as_query(self) -> dict[str, str]:
         return {name: str(value) for name, value in asdict(self).items() if value not in (None, "")}
