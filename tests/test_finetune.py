@@ -134,7 +134,7 @@ def test_a_model_of_a_family_the_fine_tune_does_not_train_is_refused_before_anyt
     import json
     import shutil
 
-    from app.core.model_families import UnsupportedFamily
+    from app.schemas.model_families import UnsupportedFamily
     from app.schemas.recipe import FinetuneConfig
     from worker.finetune import main
 

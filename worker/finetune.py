@@ -22,7 +22,7 @@ import shutil
 from dataclasses import asdict
 from pathlib import Path
 
-from app.core.model_families import require_trainable
+from app.schemas.model_families import require_trainable
 from app.schemas.recipe import FinetuneConfig
 from worker.training import lifeline
 from worker.training.checkpoints import (

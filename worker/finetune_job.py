@@ -16,9 +16,9 @@ from typing import Any
 
 from sqlmodel import Session
 
-from app.core import model_families as families
 from app.core.config import Settings
 from app.models import VersionStatus
+from app.schemas import model_families as families
 from app.schemas import recipe
 from app.schemas.jobs import FinetunePayload
 from app.schemas.recipe import FinetuneConfig

@@ -14,7 +14,7 @@ from typing import cast
 from sqlalchemy import update
 from sqlmodel import Session, or_, select
 
-from app.core import limits, model_families
+from app.core import limits
 from app.core.config import Settings
 from app.core.db import make_engine
 from app.core.failures import Conflict, Invalid, NotFound
@@ -35,7 +35,7 @@ from app.models import (
 )
 from app.prompts.tokens import token_counter
 from app.qc.stats import FEWEST_TO_TELL
-from app.schemas import FinetuneIn
+from app.schemas import FinetuneIn, model_families
 from app.schemas.export_spec import ExportSpec
 from app.schemas.jobs import ExportPayload, FinetunePayload
 from app.schemas.manifest import Manifest
