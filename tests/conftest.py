@@ -175,3 +175,13 @@ def s3_environment(s3_settings, monkeypatch) -> Settings:
                         ("STUDIO_DATABASE_URL", s3_settings.database_url)):
         monkeypatch.setenv(name, value)
     return s3_settings
+
+
+@pytest.fixture
+def load_offline(monkeypatch, tmp_path):
+    """Hugging Face `datasets.load_dataset` on local files only (nothing may be downloaded), cached in tmp_path."""
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    from datasets import load_dataset
+
+    return lambda *args, **kwargs: load_dataset(*args, cache_dir=str(tmp_path / "cache"), **kwargs)

@@ -6,6 +6,7 @@ layout for what their trainers drop or break on."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -20,6 +21,25 @@ from app.models import ConversationPool, Task
 from app.schemas.export_spec import ExportSpec
 from tests.review_helpers import team
 from tests.test_exports import _approved, _build
+
+
+def mixed_version(app, db, settings, *, layouts: list[str], text_only: int = 5, **spec) -> tuple[dict, Path]:
+    """The demo's shapes task (images), a text-only task and the demo's pool as a multi-turn stage 2, built in
+    these layouts as well as LLaVA's: the manifest and the version's folder."""
+    load_demo(db, data_dir=settings.data_dir)
+    shapes = db.exec(select(Task).where(Task.name == VERSION_TASK)).one()
+    pool = db.exec(select(ConversationPool)).one()
+    words, _ = _approved(db, team(db), "TEXT+questions", instances=text_only, kind="short")
+    spec = {"validation_ratio": 0.2, "stage2_size": 8, **spec}
+    manifest = _build(app, settings, ExportSpec(task_ids=[shapes.id, words.id], conversation_pool_id=pool.id,
+                                                layouts=layouts, **spec))
+    return manifest, settings.data_dir / "exports" / "out"
+
+
+def llava_splits(out: Path) -> dict[str, list[dict]]:
+    """The llava layout's records per split, as the other layouts name the splits."""
+    return {split: json.loads((out / name).read_text())
+            for split, name in (("stage1", "stage1.json"), ("validation", "val.json"), ("stage2", "stage2.json"))}
 
 
 def test_llava_turns_become_trl_messages_with_the_image_where_its_token_was():
@@ -41,28 +61,15 @@ def test_a_spec_always_writes_llava_and_keeps_its_digest_without_other_layouts()
     assert both.layouts == ["llava", "hf"] and both.digest() != plain.digest()
 
 
-def test_the_hf_layout_loads_with_datasets_with_every_split_and_its_images(app, db, settings, tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")  # local files only: nothing may be downloaded
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-    from datasets import load_dataset
-
-    load_demo(db, data_dir=settings.data_dir)
-    shapes = db.exec(select(Task).where(Task.name == VERSION_TASK)).one()
-    pool = db.exec(select(ConversationPool)).one()
-    text_only, _ = _approved(db, team(db), "TEXT+questions", instances=5, kind="short")
-    spec = ExportSpec(task_ids=[shapes.id, text_only.id], validation_ratio=0.2, conversation_pool_id=pool.id,
-                      stage2_size=8, layouts=["hf"])
-    manifest = _build(app, settings, spec)
-    out = settings.data_dir / "exports" / "out"
+def test_the_hf_layout_loads_with_datasets_with_every_split_and_its_images(app, db, settings, load_offline):
+    manifest, out = mixed_version(app, db, settings, layouts=["hf"])
     hf_files = {name: entry for name, entry in manifest["files"].items() if name.startswith("hf/")}
     assert "hf/README.md" in hf_files and {"stage1", "stage2", "validation"} == {
         name.split("/")[1] for name in hf_files if name.endswith(".parquet")}
     assert list(validate_version(out)) == []  # every file of every layout hashes as its manifest says
 
-    loaded = load_dataset(str(out / "hf"), cache_dir=str(tmp_path / "cache"))
-    llava = {"stage1": json.loads((out / "stage1.json").read_text()),
-             "validation": json.loads((out / "val.json").read_text()),
-             "stage2": json.loads((out / "stage2.json").read_text())}
+    loaded = load_offline(str(out / "hf"))
+    llava = llava_splits(out)
     assert {split: loaded[split].num_rows for split in loaded} == {split: len(rows) for split, rows in llava.items()}
     for split, rows in llava.items():
         assert sum(entry["records"] for name, entry in hf_files.items() if name.startswith(f"hf/{split}/")) == len(rows)
@@ -99,28 +106,15 @@ def test_the_version_form_asks_for_the_hf_layout(app, db, settings):
 
 
 
-def test_the_llamafactory_and_swift_layouts_hold_every_record_with_paths_that_resolve(app, db, settings, tmp_path,
-                                                                                      monkeypatch):
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-    from datasets import load_dataset
-
-    load_demo(db, data_dir=settings.data_dir)
-    shapes = db.exec(select(Task).where(Task.name == VERSION_TASK)).one()
-    pool = db.exec(select(ConversationPool)).one()
-    text_only, _ = _approved(db, team(db), "TEXT+questions", instances=5, kind="short")
-    spec = ExportSpec(task_ids=[shapes.id, text_only.id], validation_ratio=0.2, conversation_pool_id=pool.id,
-                      stage2_size=8, layouts=["swift", "llamafactory"])
-    manifest = _build(app, settings, spec)
-    out = settings.data_dir / "exports" / "out"
+def test_the_llamafactory_and_swift_layouts_hold_every_record_with_paths_that_resolve(app, db, settings,
+                                                                                      load_offline):
+    manifest, out = mixed_version(app, db, settings, layouts=["swift", "llamafactory"])
     assert list(validate_version(out)) == []
-    llava = {"stage1": json.loads((out / "stage1.json").read_text()),
-             "validation": json.loads((out / "val.json").read_text()),
-             "stage2": json.loads((out / "stage2.json").read_text())}
+    llava = llava_splits(out)
     for layout in ("llamafactory", "swift"):
         for split, rows in llava.items():
             name = f"{layout}/{split}.jsonl"
-            loaded = load_dataset("json", data_files=str(out / name), split="train", cache_dir=str(tmp_path / "c"))
+            loaded = load_offline("json", data_files=str(out / name), split="train")
             assert manifest["files"][name]["records"] == loaded.num_rows == len(rows)
             assert loaded[0]["messages"] == chat_layouts.record(rows[0])["messages"]
             for record in loaded:
@@ -177,7 +171,7 @@ def test_the_hf_layout_is_cut_into_shards_by_size(app, db, settings):
     _build(app, settings, ExportSpec(task_ids=[shapes.id]))
     out = settings.data_dir / "exports" / "out"
     files = hf_layout.write(out, images=lambda name: (out / "images" / name).read_bytes(), card="# small shards",
-                            stage2=False, shard_bytes=60_000, rows_per_group=20)
+                            shard_bytes=60_000, rows_per_group=20)
     shards = sorted(name for name in files if name.startswith("hf/stage1/"))
     assert len(shards) > 1 and shards[0].endswith(f"-00000-of-{len(shards):05d}.parquet")
     assert sum(files[name]["records"] for name in shards) == len(json.loads((out / "stage1.json").read_text()))

@@ -104,7 +104,7 @@ def test_the_pool_pages_need_a_signed_in_user(client, db):
 
 def test_the_prescreens_find_refusals_long_conversations_and_duplicates_and_say_why():
     from app.prompts.tokens import estimate
-    from app.qc.prescreen import screen
+    from app.qc.prescreen import Budget, screen
 
     def talk(answer: str, question: str = "What is it?") -> list[dict]:
         return [{"from": "human", "value": question}, {"from": "gpt", "value": answer}]
@@ -118,7 +118,7 @@ def test_the_prescreens_find_refusals_long_conversations_and_duplicates_and_say_
         (5, talk("word " * 2000), None),
         (6, talk("As an AI, I do not have eyes."), None),
         (7, talk("Sorry to hear the bus was late.", "Can you help?"), None),  # sorry, but not a refusal
-    ], count_tokens=estimate)
+    ], budget=Budget(count_tokens=estimate, image_tokens=576, max_tokens=2048))
     said = {position: [(finding.rule, finding.detail) for finding in findings] for position, findings in found.items()}
     assert said == {
         1: [("refusal", "turn 2 says “I'm sorry”")],
@@ -127,7 +127,7 @@ def test_the_prescreens_find_refusals_long_conversations_and_duplicates_and_say_
         5: [("too_long", "about 2,503 tokens, over 2,048")],
         6: [("refusal", "turn 2 says “As an AI”")],
     }
-    assert screen([(0, talk("word " * 1200), 3)], count_tokens=estimate, max_tokens=1500)[0][0].detail == \
+    assert screen([(0, talk("word " * 1200), 3)], budget=Budget(estimate, 576, 1500))[0][0].detail == \
         "about 2,079 tokens with the image, over 1,500"  # 1,503 of text and LLaVA-1.5's 576 for the image
 
 

@@ -67,11 +67,7 @@ def test_a_version_is_published_with_the_same_files_as_a_local_build_and_names_i
 
 
 def test_the_hf_layout_of_a_version_on_object_storage_holds_the_images_from_the_media_bucket(
-        app, db, settings, tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-    from datasets import load_dataset
-
+        app, db, settings, load_offline):
     media = open_media(settings.media_location)
     load_demo(db, data_dir=settings.data_dir, media=media)
     shapes = db.exec(select(Task).where(Task.name == "SHAPES+shape_classification")).one()
@@ -81,7 +77,7 @@ def test_the_hf_layout_of_a_version_on_object_storage_holds_the_images_from_the_
     assert built.status == VersionStatus.ready and "images.tsv" in built.manifest["files"]  # no images copied
     pull(Bucket(settings.exports_url), str(built.id), media, settings.data_dir / "pulled")
     assert list(validate_version(settings.data_dir / "pulled")) == []
-    rows = load_dataset(str(settings.data_dir / "pulled" / "hf"), split="stage1", cache_dir=str(tmp_path / "cache"))
+    rows = load_offline(str(settings.data_dir / "pulled" / "hf"), split="stage1")
     stage1 = json.loads((settings.data_dir / "pulled" / "stage1.json").read_text())
     assert rows.num_rows == len(stage1) == 40
     row = rows.with_format("arrow")[0:1].to_pylist()[0]  # the raw bytes, not decoded

@@ -6,35 +6,22 @@ from __future__ import annotations
 import math
 
 import pytest
-from sqlmodel import select
 
-from app.demo.model_half import VERSION_TASK
-from app.demo.workspace import load_demo
-from app.models import ConversationPool, Task
-from app.schemas.export_spec import ExportSpec
-from tests.review_helpers import team
-from tests.test_exports import _approved, _build
+from tests.test_layouts import mixed_version
 
 torch = pytest.importorskip("torch", reason="the worker's dependencies (requirements-worker.txt) are not installed")
 pytest.importorskip("trl", reason="TRL is a test dependency (requirements-dev.txt)")
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the files, not the database, are on trial
-def test_trl_collates_and_trains_on_the_hf_layout(app, db, settings, tmp_path, monkeypatch, tiny_model):
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-    from datasets import load_dataset
+def test_trl_collates_and_trains_on_the_hf_layout(app, db, settings, tmp_path, load_offline, tiny_model):
     from transformers import AutoProcessor, LlavaForConditionalGeneration
     from trl import SFTConfig, SFTTrainer
     from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
 
-    load_demo(db, data_dir=settings.data_dir)
-    shapes = db.exec(select(Task).where(Task.name == VERSION_TASK)).one()
-    pool = db.exec(select(ConversationPool)).one()
-    text_only, _ = _approved(db, team(db), "TEXT+questions", instances=4, kind="short")
-    _build(app, settings, ExportSpec(task_ids=[shapes.id, text_only.id], per_task_cap=12, conversation_pool_id=pool.id,
-                                     stage2_size=4, layouts=["hf"]))
-    dataset = load_dataset(str(settings.data_dir / "exports" / "out" / "hf"), cache_dir=str(tmp_path / "cache"))
+    _, out = mixed_version(app, db, settings, layouts=["hf"], text_only=4, per_task_cap=12, validation_ratio=0.0,
+                           stage2_size=4)
+    dataset = load_offline(str(out / "hf"))
     processor = AutoProcessor.from_pretrained(tiny_model)
     collator = DataCollatorForVisionLanguageModeling(processor)
     image_token = processor.tokenizer.convert_tokens_to_ids("<image>")

@@ -11,25 +11,22 @@ Both are written from the `llava` layout's files once they are built, a line at 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from app.exports import llava_records
 from app.exports.files import HashingFile, ascii_json
 
-ROLES = {"human": "user", "gpt": "assistant", "system": "system"}
-SPLITS = {"stage1": "stage1.jsonl", "validation": "val.json", "stage2": "stage2.json"}  # ours: the llava file
 DATASET_NAMES = {"stage1": "flan_stage1", "stage2": "flan_stage2", "validation": "flan_validation"}
 
 
 def record(source: dict[str, Any]) -> dict[str, Any]:
     """A llava record as role/content messages with its images (relative to the layout's folder)."""
-    converted: dict[str, Any] = {"messages": [{"role": ROLES.get(turn["from"], turn["from"]), "content": turn["value"]}
-                                              for turn in source["conversations"]]}
-    converted["images"] = [f"../images/{source['image']}"] if source.get("image") else []
-    return converted
+    turns = source["conversations"]
+    return {"messages": [{"role": llava_records.role(turn), "content": turn["value"]} for turn in turns],
+            "images": [f"../images/{source['image']}"] if source.get("image") else []}
 
 
 def write(work: Path, layout: str) -> dict[str, dict[str, Any]]:
@@ -37,12 +34,10 @@ def write(work: Path, layout: str) -> dict[str, dict[str, Any]]:
     folder = work / layout
     folder.mkdir()
     files: dict[str, dict[str, Any]] = {}
-    for split, source in SPLITS.items():
-        if not (work / source).is_file():
-            continue  # no stage 2
+    for split, records in llava_records.splits(work).items():
         out = HashingFile(folder / f"{split}.jsonl")
         count = 0
-        for item in _records(work / source):
+        for item in records:
             out.write(ascii_json(record(item)) + b"\n")
             count += 1
         files[f"{layout}/{split}.jsonl"] = {**out.close(), "records": count}
@@ -61,10 +56,3 @@ def dataset_info(file_names: list[str]) -> dict[str, Any]:
         "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant",
                  "system_tag": "system"}} for name in file_names}
 
-
-def _records(path: Path) -> Iterator[dict]:
-    if path.suffix == ".jsonl":
-        with open(path, "rb") as lines:
-            yield from (orjson.loads(line) for line in lines if line.strip())
-    else:
-        yield from orjson.loads(path.read_bytes())

@@ -10,8 +10,8 @@ as `push_to_hub` writes an `Image()` column) and `messages` in TRL's format: `{r
 is a list of `{type: "image"}` and `{type: "text", text}` parts, the image part where the record's `<image>` token
 was. The column types are declared in each file's schema metadata (`huggingface`), as `datasets` writes them.
 
-It is written from the `llava` layout's files once they are built (stage1.jsonl, val.json, stage2.json), a row group
-at a time, so the memory it takes does not grow with the version; the images' bytes come from the version's images
+It is written from the `llava` layout's files once they are built (`llava_records`), a row group at a time, so the
+memory it takes does not grow with the version; the images' bytes come from the version's images
 folder or, for a version kept on object storage (whose images are not copied), from the media bucket, a row group's
 worth at a time over several connections."""
 
@@ -24,16 +24,14 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-import orjson
-
+from app.exports import llava_records
+from app.exports.contract import IMAGE_TOKEN
 from app.exports.files import HashingFile, hash_file
 
 FOLDER = "hf"
-IMAGE_TOKEN = "<image>"
 SHARD_BYTES = 256 << 20  # about what `push_to_hub` cuts at (its default is 500 MB), a little for memory's sake
 ROWS_PER_GROUP = 500  # a Parquet row group: what a reader decodes at once, images included
 READERS = 16  # images fetched at once (a bucket answers each in a round trip; a folder does not mind)
-ROLES = {"human": "user", "gpt": "assistant", "system": "system"}
 FEATURES = {
     "id": {"dtype": "string", "_type": "Value"},
     "task_name": {"dtype": "string", "_type": "Value"},
@@ -70,7 +68,7 @@ def messages(conversations: list[dict[str, str]]) -> list[dict[str, Any]]:
             text = text.removesuffix("\n") if k < len(pieces) - 1 else text
             if text:
                 content.append({"type": "text", "text": text})
-        turns.append({"role": ROLES.get(turn["from"], turn["from"]), "content": content})
+        turns.append({"role": llava_records.role(turn), "content": content})
     return turns
 
 
@@ -85,18 +83,15 @@ def row(record: dict[str, Any], picture: bytes | None) -> dict[str, Any]:
             "messages": messages(record["conversations"])}
 
 
-def write(work: Path, *, images: ImageReader, card: str, stage2: bool, shard_bytes: int = SHARD_BYTES,
+def write(work: Path, *, images: ImageReader, card: str, shard_bytes: int = SHARD_BYTES,
           rows_per_group: int = ROWS_PER_GROUP) -> dict[str, dict[str, Any]]:
     """Writes the layout under `work/hf` from the llava files in `work`; the manifest's entries of its files.
     `images` reads an image's bytes by its name. A shard ends at the row group that takes it past `shard_bytes`."""
     folder = work / FOLDER
     folder.mkdir()
-    sources = {"stage1": _json_lines(work / "stage1.jsonl"), "validation": _json_array(work / "val.json")}
-    if stage2:
-        sources["stage2"] = _json_array(work / "stage2.json")
     files: dict[str, dict[str, Any]] = {}
     splits = []
-    for split, records in sources.items():
+    for split, records in llava_records.splits(work).items():
         for path, count in _shards(folder / split, split, records, images, shard_bytes, rows_per_group):
             files[path.relative_to(work).as_posix()] = {**hash_file(path), "records": count}
             splits.append(split)
@@ -170,14 +165,3 @@ def _groups(records: Iterator[dict], size: int) -> Iterator[list[dict]]:
     while group := list(islice(records, size)):
         yield group
 
-
-def _json_lines(path: Path) -> Iterator[dict]:
-    with open(path, "rb") as lines:
-        for line in lines:
-            if line.strip():
-                yield orjson.loads(line)
-
-
-def _json_array(path: Path) -> Iterator[dict]:
-    if path.is_file():
-        yield from orjson.loads(path.read_bytes())

@@ -14,9 +14,7 @@ from typing import Any
 
 import orjson
 
-from app.exports.contract import Violation
-
-IMAGE_TOKEN = "<image>"
+from app.exports.contract import IMAGE_TOKEN, Violation
 
 
 def turn_problems(roles: list[str]) -> str | None:

@@ -25,12 +25,20 @@ REFUSAL = re.compile(
     r"\b(i'?m sorry|i am sorry|i apologi[sz]e|sorry, but|i (?:can ?not|can't|am unable to|'m unable to|am not able "
     r"to)|as an ai\b|as a language model|i do not have the ability|i don't have the ability|unfortunately, i)",
     re.IGNORECASE)
-IMAGE_TOKENS = 576  # what an image takes in LLaVA-1.5's budget (the export's default)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The trainer's length, as the export's spec counts it: its tokens, what an image takes, the maximum."""
+
+    count_tokens: Callable[[str], int]
+    image_tokens: int
+    max_tokens: int
 
 
 @dataclass(frozen=True)
 class Finding:
-    rule: str
+    rule: RuleName
     detail: str  # the reason, for the reviewer: the phrase, the length, the other conversation
 
 
@@ -41,12 +49,12 @@ def refusal(turns: list[dict]) -> Finding | None:
     return None
 
 
-def too_long(turns: list[dict], *, has_image: bool, count_tokens: Callable[[str], int], max_tokens: int = 2048
-             ) -> Finding | None:
-    tokens = sum(count_tokens(str(turn.get("value", ""))) for turn in turns) + (IMAGE_TOKENS if has_image else 0)
-    if tokens > max_tokens:
+def too_long(turns: list[dict], *, has_image: bool, budget: Budget) -> Finding | None:
+    tokens = sum(budget.count_tokens(str(turn.get("value", ""))) for turn in turns) + (
+        budget.image_tokens if has_image else 0)
+    if tokens > budget.max_tokens:
         return Finding("too_long", f"about {tokens:,} tokens{' with the image' if has_image else ''}, over "
-                                   f"{max_tokens:,}")
+                                   f"{budget.max_tokens:,}")
     return None
 
 
@@ -58,8 +66,7 @@ def _loose(turns: list[dict]) -> tuple:
     return tuple(" ".join(re.sub(r"[^\w\s]", " ", str(turn.get("value", "")).lower()).split()) for turn in turns)
 
 
-def screen(items: Iterable[tuple[int, list[dict], int | None]], *, count_tokens: Callable[[str], int],
-           max_tokens: int = 2048) -> dict[int, list[Finding]]:
+def screen(items: Iterable[tuple[int, list[dict], int | None]], *, budget: Budget) -> dict[int, list[Finding]]:
     """Findings per position, for (position, turns, image id or None) in the pool's order. A duplicate is the same
     turns about the same image (or both text only); it names the first conversation it repeats, which is not
     itself a finding."""
@@ -67,7 +74,7 @@ def screen(items: Iterable[tuple[int, list[dict], int | None]], *, count_tokens:
     exact: dict[tuple, int] = {}
     loose: dict[tuple, int] = {}
     for position, turns, image_id in items:
-        long = too_long(turns, has_image=image_id is not None, count_tokens=count_tokens, max_tokens=max_tokens)
+        long = too_long(turns, has_image=image_id is not None, budget=budget)
         findings = [finding for finding in (refusal(turns), long) if finding]
         key, near = (image_id, _exact(turns)), (image_id, _loose(turns))
         if key in exact:

@@ -55,14 +55,21 @@ def _list_page(request: Request, session, *, values=None, error: Invalid | Confl
 def _thin_split(session, values, defaults, tasks) -> version_service.ThinSplit | None:
     """The form's warning as first drawn: for what was sent, or the verified tasks (ticked) at the default share."""
     if values is None:
-        return version_service.thin_split(session, task_ids=[task.id for task in tasks if task.status == "verified"],
-                                          ratio=defaults["validation_ratio"], cap=defaults["per_task_cap"])
+        return _estimate(session, [task.id for task in tasks if task.status == "verified"],
+                         str(defaults["validation_ratio"]), str(defaults["per_task_cap"]))
+    ids = [int(value) for value in values.getlist("task_ids") if value.isdigit()]
+    return _estimate(session, ids, values.get("validation_ratio", ""), values.get("per_task_cap", ""))
+
+
+def _estimate(session, task_ids: list[int], validation_ratio: str, per_task_cap: str
+              ) -> version_service.ThinSplit | None:
+    """The warning for the form's values as typed; values the form would refuse draw none (the form says why)."""
     try:
-        return version_service.thin_split(session, task_ids=[int(id) for id in values.getlist("task_ids")],
-                                          ratio=float(values.get("validation_ratio") or 0),
-                                          cap=int(values.get("per_task_cap") or 0) or None)
+        ratio = float(validation_ratio)
+        cap = int(per_task_cap) if per_task_cap.strip() else None
     except ValueError:
         return None
+    return version_service.thin_split(session, task_ids=task_ids, ratio=ratio, cap=cap)
 
 
 @router.post("", dependencies=[EDITORS])
@@ -85,15 +92,9 @@ def validation_estimate(request: Request, session: SessionDep,
                         task_ids: Annotated[list[int], Query(max_length=10_000)] = [],  # noqa: B006 (FastAPI copies it)
                         validation_ratio: str = "", per_task_cap: str = ""):
     """The new-version form's warning, redrawn as it is filled: ticked tasks the validation share would give too
-    few records to read a fine-tune's change on. Values the form would refuse draw no warning (the form says why)."""
-    try:
-        ratio = float(validation_ratio)
-        cap = int(per_task_cap) if per_task_cap.strip() else None
-    except ValueError:
-        ratio, cap = 0.0, None
-    return render(request, "versions/_validation_estimate.html",
-                  thin=version_service.thin_split(session, task_ids=task_ids, ratio=ratio, cap=cap),
-                  fewest=FEWEST_TO_TELL)
+    few records to read a fine-tune's change on."""
+    return render(request, "versions/_validation_estimate.html", fewest=FEWEST_TO_TELL,
+                  thin=_estimate(session, task_ids, validation_ratio, per_task_cap))
 
 
 @router.get("/trace", dependencies=[ANY_ROLE])

@@ -269,12 +269,12 @@ class ModelIn(BaseModel):
     name: str = Field(min_length=1, max_length=limits.NAME, pattern=NOT_BLANK)
     path: str = Field(min_length=1, max_length=500, pattern=NOT_BLANK, description="On the worker's machine.")
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-    device: str = Field("auto", pattern=DEVICE, description="auto, cpu, cuda or cuda:N.")
+    device: str = Field("auto", description="auto, cpu, cuda or cuda:N.", json_schema_extra={"pattern": DEVICE})
 
-    @field_validator("device", mode="before")
+    @field_validator("device")
     @classmethod
-    def _device_in_words(cls, value: object) -> object:
-        if isinstance(value, str) and not re.fullmatch(DEVICE, value):
+    def _device_in_words(cls, value: str) -> str:
+        if not re.fullmatch(DEVICE, value):
             raise ValueError("must be auto, cpu, cuda or cuda:N (a GPU's number)")
         return value
 

@@ -18,8 +18,13 @@ from app.models import ConversationItem, ConversationPool, DatasetVersion, Image
 from app.prompts.tokens import estimate
 from app.qc import prescreen
 from app.qc.prescreen import Finding
+from app.schemas.export_spec import ExportSpec
 
 PAGE_SIZE = 50
+# A conversation's length against what a version's stage 2 is built with: the export's own token estimate and its
+# spec's defaults for an image's tokens and the trainer's maximum.
+BUDGET = prescreen.Budget(count_tokens=estimate, image_tokens=ExportSpec.model_fields["image_tokens"].default,
+                          max_tokens=ExportSpec.model_fields["max_tokens"].default)
 
 
 @dataclass(frozen=True)
@@ -69,7 +74,7 @@ def findings(session: Session, *, pool_id: int) -> dict[int, list[Finding]]:
     rows = session.exec(select(ConversationItem.position, ConversationItem.conversations, ConversationItem.image_id)
                         .where(ConversationItem.pool_id == pool_id).order_by(ConversationItem.position)
                         .execution_options(yield_per=1000))
-    return prescreen.screen(rows, count_tokens=estimate)  # the export's estimate, as its length rule counts
+    return prescreen.screen(rows, budget=BUDGET)
 
 
 def finding_counts(found: dict[int, list[Finding]]) -> dict[str, int]:
