@@ -121,7 +121,9 @@ def _build_into(engine: Engine, spec: ExportSpec, work: Path, media: Media | Non
         card = dataset_card(name=name, spec=spec, plans=plans, tally=tally, review=review, qc_override=qc_override)
         if "hf" in spec.layouts:
             on_progress(0.95, "writing the hf layout (Parquet with the images inside)")
-            files.update(hf_layout.write(work, images=_image_reader(images.root, media or image_source), card=card))
+            from_folder = images.root.is_dir()
+            files.update(hf_layout.write(work, images=_image_reader(images.root, media or image_source), card=card,
+                                         readers=1 if from_folder else hf_layout.BUCKET_READERS))
         for layout in ("llamafactory", "swift"):
             if layout in spec.layouts:
                 files.update(chat_layouts.write(work, layout))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from app.exports.files import HashingFile, hash_file
 FOLDER = "hf"
 SHARD_BYTES = 256 << 20  # about what `push_to_hub` cuts at (its default is 500 MB), a little for memory's sake
 ROWS_PER_GROUP = 500  # a Parquet row group: what a reader decodes at once, images included
-READERS = 16  # images fetched at once (a bucket answers each in a round trip; a folder does not mind)
+BUCKET_READERS = 16  # images fetched at once from a bucket, which answers each in a round trip
 FEATURES = {
     "id": {"dtype": "string", "_type": "Value"},
     "task_name": {"dtype": "string", "_type": "Value"},
@@ -73,6 +74,7 @@ def messages(conversations: list[dict[str, str]]) -> list[dict[str, Any]]:
 
 
 ImageReader = Callable[[str], bytes]  # an image's bytes by its name in the version (<sha256>.<format>)
+BatchReader = Callable[[list[str]], list[bytes]]  # a row group's images, in order
 
 
 def row(record: dict[str, Any], picture: bytes | None) -> dict[str, Any]:
@@ -83,18 +85,21 @@ def row(record: dict[str, Any], picture: bytes | None) -> dict[str, Any]:
             "messages": messages(record["conversations"])}
 
 
-def write(work: Path, *, images: ImageReader, card: str, shard_bytes: int = SHARD_BYTES,
+def write(work: Path, *, images: ImageReader, card: str, readers: int = 1, shard_bytes: int = SHARD_BYTES,
           rows_per_group: int = ROWS_PER_GROUP) -> dict[str, dict[str, Any]]:
     """Writes the layout under `work/hf` from the llava files in `work`; the manifest's entries of its files.
-    `images` reads an image's bytes by its name. A shard ends at the row group that takes it past `shard_bytes`."""
+    `images` reads an image's bytes by its name, `readers` of them at once (1: in this thread, as for a folder,
+    where a pool of threads only costs time). A shard ends at the row group that takes it past `shard_bytes`."""
     folder = work / FOLDER
     folder.mkdir()
     files: dict[str, dict[str, Any]] = {}
     splits = []
-    for split, records in llava_records.splits(work).items():
-        for path, count in _shards(folder / split, split, records, images, shard_bytes, rows_per_group):
-            files[path.relative_to(work).as_posix()] = {**hash_file(path), "records": count}
-            splits.append(split)
+    with ThreadPoolExecutor(readers) if readers > 1 else nullcontext() as pool:
+        read = (lambda names: list(pool.map(images, names))) if pool else (lambda names: [images(n) for n in names])
+        for split, records in llava_records.splits(work).items():
+            for path, count in _shards(folder / split, split, records, read, shard_bytes, rows_per_group):
+                files[path.relative_to(work).as_posix()] = {**hash_file(path), "records": count}
+                splits.append(split)
     readme = HashingFile(folder / "README.md")
     readme.write(readme_text(card, list(dict.fromkeys(splits))).encode("utf-8"))
     files[f"{FOLDER}/README.md"] = readme.close()
@@ -109,7 +114,7 @@ def readme_text(card: str, splits: list[str]) -> str:
     return "\n".join([*header, "---", "", card])
 
 
-def _shards(folder: Path, split: str, records: Iterable[dict], images: ImageReader, shard_bytes: int,
+def _shards(folder: Path, split: str, records: Iterable[dict], read: BatchReader, shard_bytes: int,
             rows_per_group: int) -> Iterator[tuple[Path, int]]:
     """Parquet files of about `shard_bytes` each, named `<split>-NNNNN-of-MMMMM.parquet` once their number is
     known; (path, records) for each. A split without records has no file (and no entry in the card's configs):
@@ -119,7 +124,7 @@ def _shards(folder: Path, split: str, records: Iterable[dict], images: ImageRead
     while True:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f".shard-{len(written)}.parquet"
-        count, more = _write_shard(path, pending, images, shard_bytes, rows_per_group)
+        count, more = _write_shard(path, pending, read, shard_bytes, rows_per_group)
         if count:
             written.append((path, count))
         else:
@@ -134,7 +139,7 @@ def _shards(folder: Path, split: str, records: Iterable[dict], images: ImageRead
         yield final, count
 
 
-def _write_shard(path: Path, records: Iterator[dict], images: ImageReader, shard_bytes: int, rows_per_group: int
+def _write_shard(path: Path, records: Iterator[dict], read: BatchReader, shard_bytes: int, rows_per_group: int
                  ) -> tuple[int, bool]:
     """Rows into one Parquet file until it holds about `shard_bytes` or the records end: (rows, whether any
     record may be left). A row group at a time: its images read together, Arrow fed by columns (several times
@@ -144,10 +149,10 @@ def _write_shard(path: Path, records: Iterator[dict], images: ImageReader, shard
 
     layout = schema()
     count, size = 0, 0
-    with pq.ParquetWriter(path, layout, compression="zstd") as writer, ThreadPoolExecutor(READERS) as pool:
+    with pq.ParquetWriter(path, layout, compression="zstd") as writer:
         for group in _groups(records, rows_per_group):
             names = [record["image"] for record in group if record.get("image")]
-            pictures = dict(zip(names, pool.map(images, names), strict=True))
+            pictures = dict(zip(names, read(names), strict=True))
             columns: dict[str, list] = {name: [] for name in layout.names}
             for record in group:
                 for name, value in row(record, pictures.get(record.get("image", ""))).items():
