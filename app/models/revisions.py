@@ -40,7 +40,10 @@ class RevisionOrigin(StrEnum):
 class Revision(SQLModel, table=True):
     __table_args__ = (
         Index("ix_revision_record_kind_record_id_id", "record_kind", "record_id", "id"),  # a record's history
-        Index("ix_revision_status_id", "status", "id"),  # the corrections queue, oldest first
+        Index("ix_revision_status_id", "status", "id"),  # the newest accepted fix; accepted fixes in order
+        # A queue's open fixes of one kind of record, oldest first. Without it PostgreSQL, its statistics older
+        # than the proposals, read them all through the one-per-record index below and sorted them.
+        Index("ix_revision_status_record_kind_id", "status", "record_kind", "id"),
         Index("ix_revision_reviewer_id_status", "reviewer_id", "status"),  # what a reviewer holds
         Index("ix_revision_task_id_status", "task_id", "status"),  # a task's fixes on the dashboard
         Index("ix_revision_origin_origin_id", "origin", "origin_id"),  # what a bulk fix wrote (its undo, report)

@@ -199,7 +199,7 @@ def queue_candidates():
                    Revision.id != leases.SKIP, leases.lease_free(Revision),
                    Revision.author_id.is_(None) | (Revision.author_id != leases.USER),
                    Revision.record_id.not_in(blind))
-            .order_by(Revision.status, Revision.id))
+            .order_by(Revision.status, Revision.record_kind, Revision.id))
 
 
 @cache
