@@ -4,10 +4,11 @@ its image, with why it was proposed and what led to it, for a second person to a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlalchemy import bindparam, func, select
+from sqlmodel import Session
 
 from app.core.failures import AppError
 from app.models import Image, Instance, Revision, RevisionStatus, SpotCheckItem, Task, User
@@ -54,18 +55,17 @@ class Corrections(ReviewQueue):
         return [Holding(Revision.reviewer_id, Revision.status == RevisionStatus.proposed, {"reviewer_id": None})]
 
     def context(self, session: Session, item: Revision, user_id: int):
-        instance = session.get(Instance, item.record_id, populate_existing=True)
-        image = session.get(Image, instance.image_id) if instance.image_id else None
-        task = session.get(Task, instance.task_id)
-        author = session.get(User, item.author_id) if item.author_id else None
+        instance, image, task, author = session.execute(
+            _fixed_rows(), {"instance_id": item.record_id, "author_id": item.author_id or 0},
+            execution_options={"populate_existing": True}).one()
         after = Instance(**(instance.model_dump() | {name: change["after"] for name, change in item.changes.items()}))
         finding = None
         if item.origin == "spot_check" and item.origin_id:
             spot = session.get(SpotCheckItem, item.origin_id)
             finding = spot and f"{spot.verdict.replace('_', ' ')}{': ' + spot.note if spot.note else ''}"
-        return task, CorrectionContext(
-            revision=item, instance=instance, image=image, author=author.display_name if author else "someone",
-            before=_rendered(session, instance, image), after=_rendered(session, after, image), finding=finding)
+        before_and_after = _rendered(session, (instance, after), image)
+        return task, CorrectionContext(revision=item, instance=instance, image=image, author=author or "someone",
+                                       before=before_and_after[0], after=before_and_after[1], finding=finding)
 
     def api_fields(self, item: ReviewItem[CorrectionContext]) -> dict[str, Any]:
         c = item.context
@@ -74,11 +74,22 @@ class Corrections(ReviewQueue):
                 "target": c.after.rendered.target if c.after.rendered else None}
 
 
-def _rendered(session: Session, instance: Instance, image: Image | None) -> Rendering:
-    """As the export renders it: with the task's newest approved instruction (else its newest)."""
+@cache
+def _fixed_rows():
+    """The fixed instance, its image, its task and the fix's author's name, in one statement built once: every
+    next fix shows them (four lookups had been a third of its time on PostgreSQL)."""
+    return (select(Instance, Image, Task, User.display_name)
+            .join(Task, Task.id == Instance.task_id)
+            .outerjoin(Image, Image.id == Instance.image_id)
+            .outerjoin(User, User.id == bindparam("author_id"))
+            .where(Instance.id == bindparam("instance_id")))
+
+
+def _rendered(session: Session, instances: tuple[Instance, ...], image: Image | None) -> list[Rendering]:
+    """Each of one task's instances as the export renders it: with the task's newest approved instruction (else
+    its newest)."""
     try:
-        version = newest_version(session, task_id=instance.task_id)
+        spec = spec_of_version(newest_version(session, task_id=instances[0].task_id))
     except AppError as error:
-        return Rendering(None, str(error))
-    rendered, problem = render_instance(spec_of_version(version), instance, has_image=image is not None)
-    return Rendering(rendered, problem)
+        return [Rendering(None, str(error))] * len(instances)
+    return [Rendering(*render_instance(spec, instance, has_image=image is not None)) for instance in instances]
