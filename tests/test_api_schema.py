@@ -56,6 +56,7 @@ UNSTATABLE_RULES = {
     ("POST", "/api/v1/instructions/{instruction_id}/submit"): "the draft is written and renders its preview",
     ("PATCH", "/api/v1/instances/{instance_id}"): "a fix changes something, and its target names one of its options",
     ("POST", "/api/v1/review/corrections/{revision_id}/decision"): "a rejection says why",
+    ("POST", "/api/v1/review/conversations/{review_id}/decision"): "one verdict on each answer of the conversation",
     ("POST", "/api/v1/bulk-fixes"): "a bulk fix changes something",
     ("POST", "/api/v1/bulk-fixes/{fix_id}/decision"): "a rejection says why",
 }

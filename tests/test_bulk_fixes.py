@@ -22,7 +22,7 @@ from app.models import (
 from app.schemas.bulk_fixes import BulkDecisionIn, BulkFixIn, BulkQuery, ExcludeChange, ReplaceChange
 from app.schemas.export_spec import ExportSpec
 from app.schemas.revisions import InstanceFixIn, RevisionDecisionIn
-from app.services import bulk_fix_apply, bulk_fixes, instance_revisions, queues
+from app.services import bulk_fix_apply, bulk_fixes, corrections, instance_revisions, queues
 from app.services.blinding import NONE, Blindfold
 from tests.factories import make_user
 from tests.review_helpers import make_qc_task
@@ -105,7 +105,7 @@ def test_an_instance_changed_after_the_proposal_is_skipped_and_reported(db, peop
     instance_revisions.propose_fix(db, instance_id=moved.id, author_id=people["r2"].id, blindfold=NONE,
                                    data=InstanceFixIn(lock_version=0, reason="it is a wolf", raw_output="cat"))
     revision_id = queues.next_item(db, queue=queues.CORRECTIONS, user=people["r1"], lease_s=600)
-    instance_revisions.decide(db, revision_id=revision_id, user_id=people["r1"].id, data=RevisionDecisionIn(
+    corrections.decide(db, revision_id=revision_id, user_id=people["r1"].id, data=RevisionDecisionIn(
         decision="accept", lock_version=db.get(Revision, revision_id, populate_existing=True).lock_version))
     _accept(db, fix, people["r1"])
     applied = bulk_fix_apply.apply(db, fix_id=fix.id)

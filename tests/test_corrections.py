@@ -10,7 +10,7 @@ from sqlmodel import select
 from app.core.failures import Conflict, Forbidden, Invalid
 from app.models import AuditEvent, Instance, InstanceScore, Revision, Role, Task
 from app.schemas.revisions import InstanceFixIn, RevisionDecisionIn
-from app.services import instance_revisions, queues, revisions
+from app.services import corrections, instance_revisions, queues, revisions
 from app.services.blinding import NONE, Blindfold
 from app.services.revisions import Origin
 from tests.factories import bearer, make_user, soup
@@ -35,7 +35,7 @@ def _fix(db, instance: Instance, author, **values) -> Revision:
 def _claim_and_decide(db, reviewer, *, accept: bool, comment: str | None = None) -> Revision:
     revision_id = queues.next_item(db, queue=queues.CORRECTIONS, user=reviewer, lease_s=600)
     revision = db.get(Revision, revision_id, populate_existing=True)
-    return instance_revisions.decide(db, revision_id=revision_id, user_id=reviewer.id, data=RevisionDecisionIn(
+    return corrections.decide(db, revision_id=revision_id, user_id=reviewer.id, data=RevisionDecisionIn(
         decision="accept" if accept else "reject", comment=comment, lock_version=revision.lock_version))
 
 
@@ -50,7 +50,7 @@ def test_a_fix_changes_nothing_until_a_second_person_accepts_it(db, people):
     # its author is not offered it, and cannot decide it
     assert queues.next_item(db, queue=queues.CORRECTIONS, user=people["author"], lease_s=600) is None
     with pytest.raises(Forbidden):
-        instance_revisions.decide(db, revision_id=revision.id, user_id=people["author"].id,
+        corrections.decide(db, revision_id=revision.id, user_id=people["author"].id,
                                   data=RevisionDecisionIn(decision="accept", lock_version=revision.lock_version))
     decided = _claim_and_decide(db, people["r1"], accept=True)
     db.refresh(instance)

@@ -14,7 +14,7 @@ from app.models import Instance, Revision, Role, SolveTestItem
 from app.prompts.tokens import estimate
 from app.schemas.export_spec import ExportSpec
 from app.schemas.revisions import InstanceFixIn, RevisionDecisionIn
-from app.services import instance_revisions, queues, revisions
+from app.services import corrections, instance_revisions, queues, revisions
 from app.services.blinding import NONE
 from app.services.quality_figures import review_figures
 from app.services.revisions import Origin
@@ -36,7 +36,7 @@ def _fix_and_accept(db, instance: Instance, author, reviewer, origin: Origin = r
                                    data=InstanceFixIn(lock_version=instance.lock_version, reason="fix", **values))
     revision_id = queues.next_item(db, queue=queues.CORRECTIONS, user=reviewer, lease_s=600)
     revision = db.get(Revision, revision_id, populate_existing=True)
-    return instance_revisions.decide(db, revision_id=revision_id, user_id=reviewer.id, data=RevisionDecisionIn(
+    return corrections.decide(db, revision_id=revision_id, user_id=reviewer.id, data=RevisionDecisionIn(
         decision="accept", lock_version=revision.lock_version))
 
 

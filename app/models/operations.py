@@ -169,6 +169,7 @@ class ConversationItem(SQLModel, table=True):
     image_id: int | None = Field(default=None, foreign_key="image.id", ondelete="RESTRICT")
     conversations: list[dict[str, Any]] = json_field(nullable=False, default_factory=list)
     rkey: int
+    lock_version: int = Field(default=1)  # bumped by each accepted fix (a revision), which is made against it
 
 
 class DatasetVersion(SQLModel, table=True):

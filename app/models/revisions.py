@@ -1,7 +1,7 @@
 """Revisions: a proposed change to a record's content, kept with who, when, why and what led to it, applied only
 when a second person accepts it (four eyes). Written only when someone fixes something, so imports pay nothing;
 a record's original values are the `before` of its first revision. Any kind of record can be revised
-(`record_kind`): instances now, stage-2 conversations next."""
+(`record_kind`): instances and stage-2 conversations."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from app.models.base import created_at_field, json_field, one_of, optional_time_
 
 class RecordKind(StrEnum):
     instance = "instance"
+    conversation = "conversation"  # a stage-2 conversation (ConversationItem)
 
 
 class RevisionStatus(StrEnum):
@@ -33,6 +34,7 @@ class RevisionOrigin(StrEnum):
     spot_check = "spot_check"  # a spot-check verdict (origin_id: the item)
     solve_test = "solve_test"  # a blind answer that did not match the target (origin_id: the item)
     model_suggestion = "model_suggestion"  # a model's answer, proposed by a person (origin_id: the model)
+    conversation_review = "conversation_review"  # verdicts on a conversation's turns (origin_id: the review)
     bulk_fix = "bulk_fix"
     file = "file"  # a corrections file
 

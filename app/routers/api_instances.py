@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from app.core.failures import Forbidden
 from app.schemas import API_ERRORS
 from app.schemas.revisions import InstanceFixIn, InstanceOut, RevisionDecisionIn, RevisionOut
-from app.services import instance_revisions, revisions
+from app.services import corrections, instance_revisions, revisions
 from app.web.deps import ANY_ROLE, REVIEWERS, STRICT_QUERY, BlindfoldDep, CurrentUser, RowId, SessionDep, settings_of
 
 router = APIRouter(prefix="/api/v1", tags=["instances"], responses=API_ERRORS, dependencies=[STRICT_QUERY])
@@ -45,7 +45,7 @@ def withdraw(session: SessionDep, user: CurrentUser, revision_id: RowId):
 @router.post("/review/corrections/{revision_id}/decision", dependencies=[REVIEWERS], response_model=RevisionOut)
 def decide(session: SessionDep, user: CurrentUser, revision_id: RowId, data: RevisionDecisionIn):
     """Accept or reject the fix you hold in the corrections queue (`POST /api/v1/review/corrections/next`)."""
-    return instance_revisions.decide(session, revision_id=revision_id, data=data, user_id=user.id)
+    return corrections.decide(session, revision_id=revision_id, data=data, user_id=user.id)
 
 
 def _may_accept_own(request: Request, data: InstanceFixIn) -> bool:

@@ -19,7 +19,8 @@ from app.schemas import (
     VerdictIn,
     VersionScoreIn,
 )
-from app.services import checks, queues, reviews, solve_tests, spot_checks, verifications
+from app.schemas.stage2 import ConversationVerdictsIn
+from app.services import checks, conversation_reviews, queues, reviews, solve_tests, spot_checks, verifications
 from app.web.deps import (
     ADMIN,
     ANY_ROLE,
@@ -42,7 +43,8 @@ NEXT = {200: {"description": "The item you hold, or the next one claimed for you
 
 def item_out(item: queues.ReviewItem) -> ReviewItemOut:
     return ReviewItemOut(queue=item.queue.name, id=item.item.id, lock_version=item.item.lock_version,
-                         task_id=item.task.id, task_name=item.task.name, **item.queue.api_fields(item))
+                         task_id=item.task.id if item.task else None, task_name=item.task.name if item.task else None,
+                         **item.queue.api_fields(item))
 
 
 @router.get("/review/queues", dependencies=[REVIEWERS])
@@ -72,6 +74,15 @@ def decide_instruction(request: Request, session: SessionDep, user: CurrentUser,
                             decision=data.decision, comment=data.comment,
                             defaults=qc_defaults_of(request))
     return {"decision": review.decision}
+
+
+@router.post("/review/conversations/{review_id}/decision", dependencies=[REVIEWERS])
+def decide_conversation(session: SessionDep, user: CurrentUser, review_id: RowId,
+                        data: ConversationVerdictsIn) -> dict[str, str | int | None]:
+    """Your verdicts on the conversation you hold: one per answer (gpt turn), with a fixed text or the exchange
+    dropped where an answer is wrong; a fix is proposed for a second reviewer (its id is returned)."""
+    review = conversation_reviews.decide(session, review_id=review_id, data=data, user_id=user.id)
+    return {"outcome": review.outcome, "revision_id": review.revision_id}
 
 
 @router.post("/review/verify/{review_id}/decision", dependencies=[REVIEWERS])

@@ -9,10 +9,14 @@ from typing import Literal
 
 from fastapi import APIRouter, Request
 
+from app.core.failures import Invalid
 from app.schemas import AnswerIn, DecisionIn, JudgementIn, SkipIn, VerdictIn
 from app.schemas.revisions import InstanceFixIn, RevisionDecisionIn
+from app.schemas.stage2 import ConversationVerdictsIn
 from app.services import (
     bulk_fixes,
+    conversation_reviews,
+    corrections,
     instance_revisions,
     queues,
     reviews,
@@ -78,10 +82,49 @@ def decide_instruction(request: Request, session: SessionDep, user: CurrentUser,
 @router.post("/corrections/{revision_id}", dependencies=[REVIEWERS])
 def decide_correction(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, revision_id: RowId):
     data = validate_form(RevisionDecisionIn, form, optional=("comment",))
-    revision = instance_revisions.decide(session, revision_id=revision_id, data=data, user_id=user.id)
-    done = "Accepted: the instance now has the fixed values." if revision.status == "accepted" else \
-        "Rejected: the instance stays as it was."
+    revision = corrections.decide(session, revision_id=revision_id, data=data, user_id=user.id)
+    noun = revision.record_kind
+    done = f"Accepted: the {noun} now has the fixed values." if revision.status == "accepted" else \
+        f"Rejected: the {noun} stays as it was."
     return _next(request, session, user, queues.CORRECTIONS, message=done)
+
+
+@router.post("/conversations/{review_id}", dependencies=[REVIEWERS])
+def decide_conversation(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, review_id: RowId):
+    data = validate_values(ConversationVerdictsIn, _verdicts_of(form), nested=("turns",))
+    review = conversation_reviews.decide(session, review_id=review_id, data=data, user_id=user.id)
+    wrong = sum(judgement["verdict"] != "correct" for judgement in review.verdicts or [])
+    if not wrong:
+        message = "Recorded: every answer is correct."
+    else:
+        message = f"Recorded: {wrong} answer{'s' if wrong != 1 else ''} wrong. " + (
+            "Your fix waits for a second reviewer in Corrections." if review.revision_id else
+            "Without a fix the conversation stays out of stage 2.")
+    return _next(request, session, user, queues.CONVERSATIONS, message=message)
+
+
+def _verdicts_of(form) -> dict:
+    """The review form's fields (verdict-N, text-N, drop-N, note-N for each answer N) as ConversationVerdictsIn's
+    values; "Every answer correct" judges every answer correct and changes nothing."""
+    every_answer_correct = form.get("all") == "correct"
+    turns = []
+    for key in form:
+        if not key.startswith("verdict-"):
+            continue
+        index = key.removeprefix("verdict-")
+        turn: dict = {"turn": index, "verdict": "correct" if every_answer_correct else form[key]}
+        if not every_answer_correct:
+            text = form.get(f"text-{index}")
+            if text is not None:  # browsers send a textarea's line breaks as CR LF
+                turn["text"] = text.replace("\r\n", "\n")
+            turn["drop"] = f"drop-{index}" in form
+            turn["note"] = form.get(f"note-{index}") or None
+        turns.append(turn)
+    if not turns:
+        raise Invalid("The form sent no verdicts: reload the page and give one on each answer.",
+                      fields={"turns": "no verdicts"})
+    return {"lock_version": form.get("lock_version"), "turns": turns,
+            "note": None if every_answer_correct else form.get("note") or None}
 
 
 @router.post("/verify/{review_id}", dependencies=[REVIEWERS])

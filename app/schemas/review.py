@@ -45,8 +45,8 @@ class ReviewItemOut(BaseModel):
     queue: str
     id: int
     lock_version: int
-    task_id: int
-    task_name: str
+    task_id: int | None = Field(None, description="None for a stage-2 conversation, or a fix of one.")
+    task_name: str | None = None
     instance_id: int | None = None
     image_url: str | None = None
     prompt: str | None = None
@@ -61,6 +61,11 @@ class ReviewItemOut(BaseModel):
     changes: dict[str, Any] | None = Field(None, description="Corrections: as RevisionOut's, with reason and origin.")
     reason: str | None = None
     origin: str | None = None
+    pool_id: int | None = None
+    conversation_id: int | None = None
+    conversation_lock_version: int | None = None
+    conversation: list[dict[str, str]] | None = Field(None, description="Conversations: LLaVA's turns, "
+                                                      "{from: human|gpt, value}; a verdict is given on each gpt turn.")
 
 
 OVERRIDE_REASON = ("Admins: why this check may be weaker than the defaults, replace a running one, or follow a failed "

@@ -14,7 +14,7 @@ import hashlib
 from datetime import UTC, datetime
 
 import orjson
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, exists, false, insert, literal, select
 
 COLUMNS = ("task_id", "source_id", "image_id", "input_text", "options", "raw_output", "human_preferred_output",
            "split", "status", "rkey", "provenance")  # and created_at, the same for every row of a call
@@ -95,10 +95,18 @@ def _sqlite_time(moment: datetime) -> str:
 
 
 def insert_conversation_items(connection: Connection, rows: list[dict]) -> None:
-    """Conversation items (dicts of ConversationItem's columns), skipping positions already in their pool."""
-    from app.models import ConversationItem
+    """Conversation items (dicts of ConversationItem's columns, of one pool), skipping positions already in their
+    pool, each with the review that waits for it."""
+    from app.models import ConversationItem, ConversationReview
 
     connection.execute(_insert_ignoring_conflicts(connection, ConversationItem), rows)
+    item, review = ConversationItem.__table__, ConversationReview.__table__
+    positions = [row["position"] for row in rows]
+    new = (select(item.c.id, item.c.pool_id, item.c.rkey, false(), literal(1))
+           .where(item.c.pool_id == rows[0]["pool_id"], item.c.position.between(min(positions), max(positions)),
+                  ~exists().where(review.c.conversation_id == item.c.id)))
+    connection.execute(insert(review).from_select(
+        ["conversation_id", "pool_id", "rkey", "decided", "lock_version"], new))
 
 
 def _insert_ignoring_conflicts(connection: Connection, model):

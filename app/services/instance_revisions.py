@@ -34,7 +34,7 @@ from app.models import (
     User,
 )
 from app.qc.answers import parse_option
-from app.schemas.revisions import EDITABLE, InstanceFixIn, InstanceOut, RevisionDecisionIn
+from app.schemas.revisions import EDITABLE, InstanceFixIn, InstanceOut
 from app.services import audit, leases, revisions
 from app.services.blinding import Blindfold
 from app.services.instances import get_instance
@@ -129,12 +129,6 @@ def dismiss_finding(session: Session, *, instance_id: int, lock_version: int, re
         raise Conflict("This instance is not flagged: there is no finding to dismiss.")
     return revisions.propose(session, INSTANCES, record_id=instance_id, values={}, lock_version=lock_version,
                              reason=reason, author_id=author_id, origin=origin, dismissal=True)
-
-
-def decide(session: Session, *, revision_id: int, data: RevisionDecisionIn, user_id: int) -> Revision:
-    """The corrections queue's decision, by the reviewer who holds the fix."""
-    return revisions.decide(session, INSTANCES, revision_id=revision_id, lock_version=data.lock_version,
-                            user_id=user_id, accept=data.decision == "accept", comment=data.comment)
 
 
 def history(session: Session, *, instance_id: int) -> list[Revision]:

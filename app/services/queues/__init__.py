@@ -1,6 +1,6 @@
 """The reviewer queues behind one "next item" interface: instruction reviews, blind solve tests, spot checks,
-final verifications and corrections. Each is an object (`base.ReviewQueue`) that owns its candidates, its holder
-rules, its typed item context and its template; `claims` works any of them."""
+final verifications, corrections and stage-2 conversations. Each is an object (`base.ReviewQueue`) that owns its
+candidates, its holder rules, its typed item context and its template; `claims` works any of them."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from app.core.failures import NotFound
 from app.services.queues import claims
 from app.services.queues.base import ReviewItem, ReviewQueue
 from app.services.queues.claims import QueueCounts, current, next_item
+from app.services.queues.conversations import ConversationReviews
 from app.services.queues.corrections import Corrections
 from app.services.queues.instructions import InstructionReviews
 from app.services.queues.solve import BlindSolveTests
@@ -19,9 +20,11 @@ SOLVE = BlindSolveTests()
 SPOT = SpotChecks()
 VERIFY = FinalVerifications()
 CORRECTIONS = Corrections()
-ALL: tuple[ReviewQueue, ...] = (INSTRUCTIONS, SOLVE, SPOT, VERIFY, CORRECTIONS)  # in the order pages list them
+CONVERSATIONS = ConversationReviews()
+ALL: tuple[ReviewQueue, ...] = (INSTRUCTIONS, SOLVE, SPOT, VERIFY, CORRECTIONS, CONVERSATIONS)  # as pages list them
 
-__all__ = ["ALL", "CORRECTIONS", "INSTRUCTIONS", "SOLVE", "SPOT", "VERIFY", "QueueCounts", "ReviewItem", "ReviewQueue",
+__all__ = ["ALL", "CONVERSATIONS", "CORRECTIONS", "INSTRUCTIONS", "SOLVE", "SPOT", "VERIFY", "QueueCounts",
+           "ReviewItem", "ReviewQueue",
            "current", "get_queue", "hand_back", "next_item", "overview"]
 
 

@@ -38,8 +38,8 @@ class Holding:
 @dataclass(frozen=True)
 class ReviewItem(Generic[Context]):
     queue: ReviewQueue
-    item: Any  # the row: a Review, SolveTestItem or SpotCheckItem
-    task: Task
+    item: Any  # the row: a Review, SolveTestItem, SpotCheckItem, Revision or ConversationReview
+    task: Task | None  # None for a stage-2 conversation (or a fix of one)
     context: Context  # the queue's own, typed
 
 
@@ -71,8 +71,8 @@ class ReviewQueue(ABC):
         """The claimant column by which the user holds `item`, or None."""
 
     @abstractmethod
-    def context(self, session: Session, item, user_id: int) -> tuple[Task, Any]:
-        """The item's task, and what the reviewer sees of the item."""
+    def context(self, session: Session, item, user_id: int) -> tuple[Task | None, Any]:
+        """The item's task (None where it has none), and what the reviewer sees of the item."""
 
     def holdings(self) -> list[Holding]:
         """Each way a reviewer holds an item of this queue, and what giving it back clears (besides the lease)."""
