@@ -152,5 +152,6 @@ def test_an_admin_works_the_review_queues_like_a_reviewer(app, client, db):
     assert client.post("/review/spot/next", headers={"X-CSRF-Token": csrf}).status_code == 303
     counts = client.get("/api/v1/review/queues", headers=bearer(db, admin))
     assert counts.status_code == 200
-    assert set(counts.json()) == {"instructions", "solve", "spot", "verify", "corrections"}
+    assert set(counts.json()) == {"instructions", "solve", "spot", "verify", "corrections",
+                                  "conversations"}
     assert client.post("/api/v1/review/spot/next", headers=bearer(db, admin)).status_code == 204

@@ -24,12 +24,10 @@ from app.ingest.record_files import BadLine, read_records
 from app.ingest.report import ImportReport
 from app.ingest.unified import FieldProblem, source_id, within_limit
 from app.models import ConversationItem, ConversationPool, utcnow
+from app.qc.conversation_shape import shape_problem
 from app.services import audit
 from app.services.bulk_rows import get_or_create, insert_conversation_items, stable_rkey
 
-IMAGE_TOKEN = "<image>"
-# The conversation template's own markers: a value holding one makes LLaVA's trainer mask the record.
-TEMPLATE_MARKERS = ("</s>", "<s>", "<unk>", " ASSISTANT:")
 CHUNK = 2_000
 
 
@@ -49,28 +47,10 @@ def parse_conversation(data: Any, line: int, position: int) -> ConversationDraft
     if image is not None and (not isinstance(image, str) or not image.strip()):
         raise FieldProblem("image", "must be one relative path (a string), or absent")
     turns = data.get("conversations")
-    if not isinstance(turns, list) or not turns:
-        raise FieldProblem("conversations", "must be a non-empty list of turns")
-    cleaned = []
-    for index, turn in enumerate(turns):
-        expected = "human" if index % 2 == 0 else "gpt"
-        if not isinstance(turn, dict) or turn.get("from") != expected:
-            raise FieldProblem("conversations", f"turn {index + 1} must be from {expected} (turns alternate, "
-                                                "starting with human)")
-        value = turn.get("value")
-        if not isinstance(value, str) or not value.replace(IMAGE_TOKEN, "").strip():
-            raise FieldProblem("conversations", f"turn {index + 1} is empty")
-        marker = next((m for m in TEMPLATE_MARKERS if m in value), None)
-        if marker:
-            raise FieldProblem("conversations", f"turn {index + 1} contains the template marker {marker.strip()!r}")
-        cleaned.append({"from": expected, "value": within_limit(value, "conversations")})
-    if cleaned[-1]["from"] != "gpt":
-        raise FieldProblem("conversations", "the last turn must be from gpt")
-    tokens = [turn["value"].count(IMAGE_TOKEN) for turn in cleaned]
-    if image is not None and (tokens[0] != 1 or sum(tokens) != 1):
-        raise FieldProblem("conversations", "a record with an image needs exactly one <image>, in the first turn")
-    if image is None and sum(tokens):
-        raise FieldProblem("conversations", "<image> appears but the record has no image")
+    problem = shape_problem(turns, has_image=image is not None)
+    if problem:
+        raise FieldProblem("conversations", problem)
+    cleaned = [{"from": turn["from"], "value": within_limit(turn["value"], "conversations")} for turn in turns]
     raw_id = data.get("id")
     return ConversationDraft(line, position, None if raw_id is None else source_id(raw_id, field="id"), image, cleaned)
 

@@ -16,8 +16,6 @@ from sqlalchemy import bindparam, false, func, update
 from sqlmodel import Session, select
 
 from app.core.failures import Invalid, NotFound
-from app.ingest.conversations import IMAGE_TOKEN, parse_conversation
-from app.ingest.unified import FieldProblem
 from app.models import (
     ConversationItem,
     ConversationOutcome,
@@ -31,6 +29,7 @@ from app.models import (
     TurnVerdict,
     utcnow,
 )
+from app.qc.conversation_shape import IMAGE_TOKEN, shape_problem
 from app.qc.stats import Interval, wilson
 from app.schemas.stage2 import ConversationVerdictsIn
 from app.services import audit, leases, revisions
@@ -39,12 +38,10 @@ from app.services.revisions import Origin, Revisable
 
 def _check(session: Session, item: ConversationItem, after: dict[str, Any]) -> None:
     """The fixed conversation keeps what the import asks of every conversation."""
-    try:
-        parse_conversation({"image": "image" if item.image_id else None, "conversations": after["conversations"]},
-                           line=0, position=item.position)
-    except FieldProblem as problem:
-        raise Invalid(f"The fixed conversation is not one a trainer can use: {problem.reason}.",
-                      fields={"conversations": problem.reason}) from None
+    problem = shape_problem(after["conversations"], has_image=item.image_id is not None)
+    if problem:
+        raise Invalid(f"The fixed conversation is not one a trainer can use: {problem}.",
+                      fields={"conversations": problem})
 
 
 def _accepted(session: Session, item: ConversationItem, revision: Revision, actor_id: int | None) -> None:
