@@ -198,3 +198,27 @@ def test_the_api_hands_out_a_conversation_and_takes_its_verdicts(app, db, pool, 
     fix = client.post("/api/v1/review/corrections/next", headers=other).json()
     assert fix["conversation_id"] == item["conversation_id"] and fix["task_id"] is None
     assert fix["changes"]["conversations"]["after"][answers[0]]["value"] == "Fixed."
+
+
+def test_the_pool_pages_say_what_review_found(app, db, pool, people):
+    wrong_position = None
+    for k in range(3):
+        review = _claim(db, people["r1"])
+        wrong = {"t1": {"verdict": "hallucinated_relation", "note": "the cup is not on the table"}} if k == 1 else {}
+        conversation_reviews.decide(db, review_id=review.id, user_id=people["r1"].id,
+                                    data=_verdicts(db, review, **wrong))
+        if k == 1:
+            wrong_position = db.get(ConversationItem, review.conversation_id).position
+    client, _ = signed_in(app, people["r2"])
+    row = soup(client.get("/pools")).select_one(f"#pools tr[data-pool-id='{pool.id}']")
+    assert row.select_one("[data-field=read]").text == "3"
+    assert row.select_one("[data-field=error_rate]").text == "33.3%" and "from 3 read" in row.text
+    detail = soup(client.get(f"/pools/{pool.id}"))
+    assert "Read 3 of 12" in " ".join(detail.select_one("#pool-review").text.split())
+    flagged = soup(client.get(f"/pools/{pool.id}", params={"review": "flagged"}, headers={"HX-Request": "true"}))
+    assert [int(tr["data-position"]) for tr in flagged.select("#conversations tbody tr")] == [wrong_position]
+    unread = soup(client.get(f"/pools/{pool.id}", params={"review": "unread"}, headers={"HX-Request": "true"}))
+    assert len(unread.select("#conversations tbody tr")) == 9
+    page = soup(client.get(f"/pools/{pool.id}/conversations/{wrong_position}"))
+    assert "hallucinated relation" in page.select_one("#conversation-review").text
+    assert "the cup is not on the table" in page.select_one("#conversation-review").text

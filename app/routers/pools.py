@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Request
 
 from app.qc.prescreen import RULES, RuleName
+from app.services import conversation_reviews
 from app.services import pools as pool_service
 from app.web.deps import ANY_ROLE, RowId, SessionDep
 from app.web.templating import render
@@ -26,15 +27,18 @@ def pool_detail(request: Request, session: SessionDep, pool_id: RowId,
                 turns: Annotated[int | None, Query(ge=1, le=1000)] = None,
                 q: Annotated[str, Query(max_length=200)] = "",
                 finding: Annotated[RuleName | Literal[""], Query()] = "",
+                review: Annotated[Literal["unread", "correct", "flagged", "fixed", ""], Query()] = "",
                 after: Annotated[int | None, Query(ge=0)] = None):
     """A pool's conversations, 50 a page, with the pre-screens' findings; htmx asks for the table alone as the
     filters change."""
     pool = pool_service.get_pool(session, pool_id=pool_id)
-    filters = pool_service.PoolFilters(image=image or None, turns=turns, q=q.strip() or None, finding=finding or None)
+    filters = pool_service.PoolFilters(image=image or None, turns=turns, q=q.strip() or None, finding=finding or None,
+                                       review=review or None)
     found = pool_service.findings(session, pool_id=pool.id)
     return render(request, "pools/detail.html", "pools/_table.html", pool=pool, filters=filters,
                   page=pool_service.page(session, pool_id=pool.id, filters=filters, after=after, found=found),
-                  counts=pool_service.finding_counts(found), rules=RULES)
+                  counts=pool_service.finding_counts(found), rules=RULES,
+                  quality=conversation_reviews.pool_quality(session, pool_ids=[pool.id])[pool.id])
 
 
 @router.get("/{pool_id}/conversations/{position}", dependencies=[ANY_ROLE])

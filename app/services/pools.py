@@ -1,9 +1,11 @@
-"""Stage-2 conversation pools, to read: each pool with its counts, its conversations in keyset pages (filtered by
-image, number of turns, text and pre-screen finding), and one conversation beside its image.
+"""Stage-2 conversation pools, to read: each pool with its counts and what review found, its conversations in
+keyset pages (filtered by image, number of turns, text, pre-screen finding and review), and one conversation
+beside its image.
 
 Stage 2 is where the paper's "annotation error and bias in GPT-4 synthesized data" lives, and since about a
 thousand conversations are enough, a team can read every one; this is the reading, with the pre-screens
-(app/qc/prescreen.py) saying what to read first. Reviewing and fixing them, and selection, build on it."""
+(app/qc/prescreen.py) saying what to read first; the conversation queue (`conversation_reviews`) is the
+reviewing."""
 
 from __future__ import annotations
 
@@ -14,11 +16,12 @@ from sqlalchemy import String, cast, func
 from sqlmodel import Session, col, select
 
 from app.core.failures import NotFound
-from app.models import ConversationItem, ConversationPool, DatasetVersion, Image
+from app.models import ConversationItem, ConversationPool, ConversationReview, DatasetVersion, Image
 from app.prompts.tokens import estimate
 from app.qc import prescreen
 from app.qc.prescreen import Finding
 from app.schemas.export_spec import ExportSpec
+from app.services.conversation_reviews import PoolQuality, pool_quality
 
 PAGE_SIZE = 50
 # A conversation's length against what a version's stage 2 is built with: the export's own token estimate and its
@@ -33,6 +36,7 @@ class PoolSummary:
     conversations: int
     with_image: int
     versions: list[str]  # the versions whose stage 2 was drawn from it
+    quality: PoolQuality  # what review found
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ class PoolFilters:
     turns: int | None = None  # exchanges (a human turn and its answer) at least
     q: str | None = None  # text anywhere in the conversation, any case
     finding: prescreen.RuleName | None = None  # a pre-screen the conversation breaks
+    review: Literal["unread", "correct", "flagged", "fixed"] | None = None  # what its review found
 
     def as_query(self) -> dict[str, str]:
         return {name: str(value) for name, value in asdict(self).items() if value not in (None, "")}
@@ -50,6 +55,7 @@ class PoolFilters:
 class ConversationRow:
     item: ConversationItem
     image: Image | None
+    review: ConversationReview | None = None
 
     @property
     def exchanges(self) -> int:
@@ -94,8 +100,10 @@ def list_pools(session: Session) -> list[PoolSummary]:
     for name, spec in session.exec(select(DatasetVersion.name, DatasetVersion.spec).order_by(DatasetVersion.id)):
         if spec.get("conversation_pool_id") is not None:
             drawn.setdefault(spec["conversation_pool_id"], []).append(name)
-    return [PoolSummary(pool, *counts.get(pool.id, (0, 0)), drawn.get(pool.id, []))
-            for pool in session.exec(select(ConversationPool).order_by(ConversationPool.name))]
+    pools = list(session.exec(select(ConversationPool).order_by(ConversationPool.name)))
+    quality = pool_quality(session, pool_ids=[pool.id for pool in pools if pool.id is not None])
+    return [PoolSummary(pool, *counts.get(pool.id, (0, 0)), drawn.get(pool.id, []), quality[pool.id or 0])
+            for pool in pools]
 
 
 def get_pool(session: Session, *, pool_id: int) -> ConversationPool:
@@ -111,8 +119,14 @@ def page(session: Session, *, pool_id: int, filters: PoolFilters, after: int | N
     read each conversation's JSON, so they scan the pool (a pool is thousands, not millions); paging is by the
     (pool, position) key. `found`: the pool's pre-screen findings, when the caller has them (else worked out)."""
     found = findings(session, pool_id=pool_id) if found is None else found
-    query = (select(ConversationItem, Image).outerjoin(Image, col(Image.id) == ConversationItem.image_id)
+    query = (select(ConversationItem, Image, ConversationReview)
+             .outerjoin(Image, col(Image.id) == ConversationItem.image_id)
+             .outerjoin(ConversationReview, ConversationReview.conversation_id == ConversationItem.id)
              .where(ConversationItem.pool_id == pool_id))
+    if filters.review == "unread":
+        query = query.where(col(ConversationReview.outcome).is_(None))
+    elif filters.review:
+        query = query.where(ConversationReview.outcome == filters.review)
     if after is not None:
         query = query.where(ConversationItem.position > after)
     if filters.image == "with":
@@ -123,9 +137,9 @@ def page(session: Session, *, pool_id: int, filters: PoolFilters, after: int | N
         text = func.lower(cast(ConversationItem.conversations, String))
         query = query.where(text.contains(filters.q.lower(), autoescape=True))
     rows = []
-    for item, image in session.exec(query.order_by(ConversationItem.position)
-                                    .execution_options(yield_per=PAGE_SIZE * 4)):
-        row = ConversationRow(item, image)
+    for item, image, review in session.exec(query.order_by(ConversationItem.position)
+                                            .execution_options(yield_per=PAGE_SIZE * 4)):
+        row = ConversationRow(item, image, review)
         if filters.turns and row.exchanges < filters.turns:
             continue
         if filters.q and not _mentions(item.conversations, filters.q):
@@ -142,7 +156,9 @@ def page(session: Session, *, pool_id: int, filters: PoolFilters, after: int | N
 
 
 def conversation(session: Session, *, pool_id: int, position: int) -> ConversationRow:
-    found = session.exec(select(ConversationItem, Image).outerjoin(Image, col(Image.id) == ConversationItem.image_id)
+    found = session.exec(select(ConversationItem, Image, ConversationReview)
+                         .outerjoin(Image, col(Image.id) == ConversationItem.image_id)
+                         .outerjoin(ConversationReview, ConversationReview.conversation_id == ConversationItem.id)
                          .where(ConversationItem.pool_id == pool_id, ConversationItem.position == position)).first()
     if found is None:
         raise NotFound(f"Pool {pool_id} has no conversation at position {position}.")
