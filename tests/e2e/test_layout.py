@@ -37,6 +37,7 @@ def _pages(db, settings) -> dict[str, str]:
             "doubt": f"/tasks/{shapes.id}/instances?order=doubt", "datasets": "/datasets", "review": "/review",
             "versions": "/versions", "version": f"/versions/{version.id}?recipe=quick", "jobs": "/jobs",
             "pools": "/pools", "pool": f"/pools/{pool_id}", "conversation": f"/pools/{pool_id}/conversations/0",
+            "conversation-review": "/review/conversations",
             "models": "/models", "imports": "/imports",
             "bulk-fixes": "/bulk-fixes", "new-bulk-fix": f"/bulk-fixes/new?task_id={shapes.id}",
             "bulk-fix": f"/bulk-fixes/{fix.id}", "account": "/account"}
