@@ -38,7 +38,7 @@ def pool_detail(request: Request, session: SessionDep, pool_id: RowId,
     return render(request, "pools/detail.html", "pools/_table.html", pool=pool, filters=filters,
                   page=pool_service.page(session, pool_id=pool.id, filters=filters, after=after, found=found),
                   counts=pool_service.finding_counts(found), rules=RULES,
-                  quality=conversation_reviews.pool_quality(session, pool_ids=[pool.id])[pool.id])
+                  quality=conversation_reviews.pool_quality(session, pool_ids=[pool_id])[pool_id])
 
 
 @router.get("/{pool_id}/conversations/{position}", dependencies=[ANY_ROLE])
