@@ -291,7 +291,8 @@ def test_stage2_is_a_seeded_sample_of_a_conversation_pool_with_new_unique_ids(ap
     pool_id = db.exec(select(ConversationPool.id)).one()
     people = team(db)
     task, _ = _approved(db, people, "VQA+stage1", instances=3)
-    spec = ExportSpec(task_ids=[task.id], conversation_pool_id=pool_id, stage2_size=12, seed=5)
+    spec = ExportSpec(task_ids=[task.id], conversation_pool_id=pool_id, stage2_size=12, seed=5,
+                      stage2_unreviewed=True)
     manifest = _build(app, settings, spec, folder="a")
     stage2 = json.loads((settings.data_dir / "exports" / "a" / "stage2.json").read_text())
     assert len(stage2) == manifest["files"]["stage2.json"]["records"] == 12

@@ -43,7 +43,8 @@ def two_stage_version(app, db, settings, tmp_path):
     load_demo(db, data_dir=settings.data_dir)
     shapes = db.exec(select(Task).where(Task.name == "SHAPES+shape_classification")).one()
     spec = ExportSpec(task_ids=[shapes.id], validation_ratio=0.3, conversation_pool_id=_pool(app, settings, tmp_path),
-                      stage2_size=8, per_task_cap=24)  # a few steps: what the job does, not what the model learns
+                      stage2_size=8, per_task_cap=24,  # a few steps: what the job does, not what the model learns
+                      stage2_unreviewed=True)
     version = version_service.create(db, spec=spec, name="demo", actor_id=None, enqueue=False)
     return version_service.run_build(settings, version_id=version.id)
 

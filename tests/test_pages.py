@@ -25,7 +25,8 @@ def test_dashboard_counts_tasks_by_status(client, db):
     widths = {row["data-status"]: row.select_one(".bar")["style"] for row in page.select("#tasks-by-status tbody tr")}
     assert widths["draft"] == "width: 66.7%"
     queue = {row["data-queue"]: int(row.select_one("td.mine").text) for row in page.select("#queue-sizes tbody tr")}
-    assert queue == {"instructions": 0, "solve": 0, "spot": 0, "verify": 0, "corrections": 0}
+    assert queue == {"instructions": 0, "solve": 0, "spot": 0, "verify": 0, "corrections": 0,
+                     "conversations": 0}
     assert [row["data-task"] for row in page.select("#task-quality tbody tr")] == ["A+one", "A+three", "A+two"]
 
 

@@ -127,10 +127,16 @@ def _shape(pen: ImageDraw.ImageDraw, shape: str, colour: str, x: int, y: int, r:
         pen.polygon([(x, y - r), (x - r, y + r), (x + r, y + r)], fill=COLOURS[colour])
 
 
+HALLUCINATED = 6  # the demo pool's conversation whose answer sees what the picture does not have
+HALLUCINATION = "Yes: a small dog sits beside the shape."
+TRUTH = "No, only the shape and the white background."
+
+
 def _conversation(position: int, record: dict) -> dict:
-    """Two exchanges about a shapes picture, in LLaVA-Instruct's format."""
+    """Two exchanges about a shapes picture, in LLaVA-Instruct's format; one of them, as GPT-4 wrote some, answers
+    with something the picture does not show (the demo's review finds and fixes it)."""
     return {"id": f"demo-{position}", "image": record["img_path"], "conversations": [
         {"from": "human", "value": "<image>\nWhat is drawn in this picture?"},
         {"from": "gpt", "value": f"A single coloured {record['raw_output']} on a white background."},
         {"from": "human", "value": "Is there anything else in it?"},
-        {"from": "gpt", "value": "No, only the shapes and the white background."}]}
+        {"from": "gpt", "value": HALLUCINATION if position == HALLUCINATED else TRUTH}]}

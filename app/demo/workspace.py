@@ -19,11 +19,26 @@ from sqlmodel import Session, select
 
 from app.core.failures import Invalid
 from app.core.storage import Media, MediaStore
-from app.demo.source_files import INSTANCES, write_source_files
+from app.demo.source_files import HALLUCINATION, INSTANCES, TRUTH, write_source_files
 from app.ingest.requests import ConversationImport, ImportRequest, InstanceImport, InstructionImport, MetadataImport
-from app.models import Decision, Instance, Review, Role, SolveTestItem, SpotCheck, SpotCheckItem, Task, User
+from app.models import (
+    ConversationItem,
+    ConversationReview,
+    Decision,
+    Instance,
+    Review,
+    Revision,
+    Role,
+    SolveTestItem,
+    SpotCheck,
+    SpotCheckItem,
+    Task,
+    User,
+)
 from app.schemas import UserCreate
-from app.services import queues, reviews, solve_tests, spot_checks
+from app.schemas.revisions import RevisionDecisionIn
+from app.schemas.stage2 import ConversationVerdictsIn
+from app.services import conversation_reviews, corrections, queues, reviews, solve_tests, spot_checks
 from app.services import users as user_service
 from app.services.qc import QcDefaults
 
@@ -76,6 +91,7 @@ def load_demo(session: Session, *, data_dir: Path, media: Media | None = None,
     _take_in(session, store, ConversationImport(format="conversations", file=str(files.conversations),
                                                 image_root=images, pool=POOL), admin)
     _quality_work(session, [people["reviewer"], people["reviewer2"], people["admin"]])
+    _stage2_review(session, people["reviewer"], people["reviewer2"])
     return DemoResult(True, credentials_file, credentials, folder)
 
 
@@ -126,6 +142,32 @@ def _quality_work(session: Session, reviewers: list[User]) -> None:
         spot_checks.record_verdict(session, item_id=item_id, lock_version=spot_item.lock_version, user_id=solver.id,
                                    verdict="wrong_target" if wrong else "correct",
                                    note="The drawing is a square, not a circle." if wrong else None)
+
+
+STAGE2_READ = 12  # of the demo pool's 16 conversations: the rest wait in the queue for whoever tries it
+
+
+def _stage2_review(session: Session, reader: User, second: User) -> None:
+    """A reviewer reads most of the demo pool in the queue's order and finds the answer that sees a dog; their fix
+    is accepted by a second reviewer. Stage 2 draws from what review passed."""
+    for _ in range(STAGE2_READ):
+        review_id = queues.next_item(session, queue=queues.CONVERSATIONS, user=reader, lease_s=600)
+        if review_id is None:
+            return
+        review = session.get(ConversationReview, review_id, populate_existing=True)
+        turns = session.get(ConversationItem, review.conversation_id).conversations
+        answers = [index for index, turn in enumerate(turns) if turn["from"] == "gpt"]
+        fix = {"verdict": "hallucinated_object", "note": "There is no dog in the picture.", "text": TRUTH} \
+            if turns[answers[-1]]["value"] == HALLUCINATION else None
+        verdicts = [{"turn": index, "verdict": "correct", **(fix if fix and index == answers[-1] else {})}
+                    for index in answers]
+        decided = conversation_reviews.decide(session, review_id=review.id, user_id=reader.id, data=(
+            ConversationVerdictsIn(lock_version=review.lock_version, turns=verdicts)))
+        if decided.revision_id is not None:
+            held = queues.next_item(session, queue=queues.CORRECTIONS, user=second, lease_s=600)
+            revision = session.get(Revision, held, populate_existing=True)
+            corrections.decide(session, revision_id=revision.id, user_id=second.id,
+                               data=RevisionDecisionIn(decision="accept", lock_version=revision.lock_version))
 
 
 def _write_credentials(path: Path, credentials: list[tuple[str, str]]) -> None:

@@ -118,7 +118,8 @@ def _build_into(engine: Engine, spec: ExportSpec, work: Path, media: Media | Non
             files[IMAGE_LIST] = _image_list(work / IMAGE_LIST, image_sizes)
         else:
             image_sizes = [(entry.name, entry.stat().st_size) for entry in os.scandir(images.root) if entry.is_file()]
-        card = dataset_card(name=name, spec=spec, plans=plans, tally=tally, review=review, qc_override=qc_override)
+        card = dataset_card(name=name, spec=spec, plans=plans, tally=tally, review=review, qc_override=qc_override,
+                            stage2_records=stage2["records"] if stage2 is not None else None)
         if "hf" in spec.layouts:
             on_progress(0.95, "writing the hf layout (Parquet with the images inside)")
             from_folder = images.root.is_dir()
@@ -186,7 +187,8 @@ def _stage2(session: Session, spec: ExportSpec, work: Path, images: ImageFolder,
     """The seeded conversation sample; every record gets a new unique id (LLaVA-Instruct's repeat)."""
     writer = JsonArrayWriter(work / "stage2.json")
     for row in draw_conversations(session, pool_id=spec.conversation_pool_id, seed=spec.seed,
-                                  size=spec.stage2_size):
+                                  size=spec.stage2_size, reviewed_only=not spec.stage2_unreviewed,
+                                  as_of=spec.stage2_as_of):
         record: dict[str, Any] = {"id": f"stage2/{row.pool_id}/{row.position}"}
         if row.sha256:
             record["image"] = images.add(row.sha256, row.format)

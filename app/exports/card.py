@@ -42,6 +42,13 @@ class ReviewFigures:
     quality: dict[int, Any] = field(default_factory=dict)
     check_history: dict[int, list[str]] = field(default_factory=dict)
     fixes: dict[int, FixCounts] = field(default_factory=dict)
+    pool: PoolFigures | None = None  # stage 2's pool, as review found it at the spec's stage2_as_of
+
+
+@dataclass(frozen=True)
+class PoolFigures:
+    name: str
+    quality: Any  # conversation_reviews.PoolQuality: conversations, read, flagged, fixed, exact, error_rate
 
 
 LAYOUT_NOTES = {
@@ -64,8 +71,9 @@ def _layouts(spec: ExportSpec) -> list[str]:
 
 
 def dataset_card(*, name: str, spec: ExportSpec, plans, tally, review: ReviewFigures,
-                 qc_override: str | None = None) -> str:
-    """`qc_override`: an admin's reason for building over failed checks."""
+                 qc_override: str | None = None, stage2_records: int | None = None) -> str:
+    """`qc_override`: an admin's reason for building over failed checks; `stage2_records`: the conversations
+    stage 2 holds (None: no stage 2)."""
     quality, check_history = review.quality, review.check_history
     train = sum(counts.get("train", 0) for counts in tally.per_task.values())
     val = sum(counts.get("validation", 0) for counts in tally.per_task.values())
@@ -123,10 +131,37 @@ def dataset_card(*, name: str, spec: ExportSpec, plans, tally, review: ReviewFig
             lines += ["", "```bibtex", dataset.citation.strip(), "```"]
         lines.append("")
     lines += _fixes(plans, review.fixes)
+    if stage2_records is not None:
+        lines += _stage2(spec, stage2_records, review.pool)
     if tally.excluded:
         lines += ["## Left out", "", f"{tally.excluded:,} records broke the trainer's contract and were left out; "
                   "`manifest.json` names them (the first 200) and says why.", ""]
     return "\n".join(lines) + "\n"
+
+
+def _stage2(spec: ExportSpec, records: int, pool: PoolFigures | None) -> list[str]:
+    """How stage 2 was drawn, and what review found in its pool."""
+    drawn = ("from every conversation of the pool, read or not: whoever built it chose to include conversations "
+             "nobody reviewed" if spec.stage2_unreviewed else
+             "from the conversations review passed: every answer judged correct, or the wrong ones fixed by a "
+             "revision a second reviewer accepted")
+    as_of = f" Reviews and fixes up to {spec.stage2_as_of.isoformat(timespec='seconds')} count." \
+        if spec.stage2_as_of else ""
+    lines = ["## Stage 2", "", f"{records:,} conversations (at most {spec.stage2_size:,} asked for)"
+             f"{' from the pool ' + _line(pool.name) if pool else ''}, drawn at random with seed {spec.seed}, "
+             f"{drawn}.{as_of}", ""]
+    if pool is None:
+        return lines
+    q = pool.quality
+    if not q.read:
+        return [*lines, f"Nobody has reviewed the pool's {q.conversations:,} conversations: its error rate is not "
+                "known.", ""]
+    rate = q.error_rate
+    how = "exact: every conversation was read" if q.exact else \
+        f"95% Wilson interval {100 * rate.low:.1f}-{100 * rate.high:.1f}%"
+    return [*lines, f"Review read {q.read:,} of the pool's {q.conversations:,} conversations, in a seeded random "
+            f"order (a fair sample of it): {q.wrong:,} had a wrong answer ({q.fixed:,} of them fixed), "
+            f"{100 * rate.rate:.1f}% of the pool ({how}).", ""]
 
 
 def _fixes(plans, fixes: dict[int, FixCounts]) -> list[str]:

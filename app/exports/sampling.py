@@ -6,12 +6,25 @@ choices come from a 64-bit mix of (seed, instance id), so they do not depend on 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TypeVar
+from datetime import datetime
+from typing import NamedTuple, TypeVar
 
-from sqlalchemy import Row
+from sqlalchemy import true
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from app.models import ConversationItem, Image, Instance, InstanceStatus, RecordKind, Revision, RevisionStatus, Task
+from app.models import (
+    ConversationItem,
+    ConversationOutcome,
+    ConversationReview,
+    Image,
+    Instance,
+    InstanceStatus,
+    RecordKind,
+    Revision,
+    RevisionStatus,
+    Task,
+)
 
 T = TypeVar("T")
 MASK = (1 << 64) - 1
@@ -112,17 +125,55 @@ def _stream(session: Session, statement) -> Iterator[list[tuple]]:
         cursor.close()
 
 
-def draw_conversations(session: Session, *, pool_id: int, seed: int, size: int) -> Iterator[Row]:
-    """`size` conversations of the pool (all if fewer), drawn the same way."""
-    columns = (ConversationItem.pool_id, ConversationItem.position, ConversationItem.conversations, Image.sha256,
-               Image.format)
-    base = (select(*columns).outerjoin(Image, Image.id == ConversationItem.image_id)
+class Conversation(NamedTuple):
+    pool_id: int
+    position: int
+    conversations: list[dict]
+    sha256: str | None
+    format: str | None
+
+
+def draw_conversations(session: Session, *, pool_id: int, seed: int, size: int, reviewed_only: bool,
+                       as_of: datetime | None) -> Iterator[Conversation]:
+    """`size` conversations of the pool (all if fewer), drawn the same way: only those review passed (every answer
+    correct, or the wrong ones fixed) when `reviewed_only`; each as it was at `as_of` (reviews decided and fixes
+    accepted later are left out) when given."""
+    fix = aliased(Revision)
+    columns = (ConversationItem.id, ConversationItem.pool_id, ConversationItem.position,
+               ConversationItem.conversations, Image.sha256, Image.format)
+    base = (select(*columns).outerjoin(Image, col(Image.id) == ConversationItem.image_id)
             .where(ConversationItem.pool_id == pool_id))
+    if reviewed_only:
+        review = ConversationReview
+        base = (base.join(review, review.conversation_id == ConversationItem.id)
+                .outerjoin(fix, fix.id == review.revision_id)
+                .where((review.outcome == ConversationOutcome.correct)
+                       | ((review.outcome == ConversationOutcome.fixed) & (_by(fix.decided_at, as_of))),
+                       _by(review.decided_at, as_of)))
+    earlier = _conversations_before(session, pool_id, as_of)
     start, taken = _start(seed, -pool_id), 0
     for window in (base.where(ConversationItem.rkey >= start), base.where(ConversationItem.rkey < start)):
         for row in session.execute(window.order_by(ConversationItem.rkey, ConversationItem.position)
                                    .limit(size - taken)):
-            yield row
+            yield Conversation(row.pool_id, row.position, earlier.get(row.id, row.conversations), row.sha256,
+                               row.format)
             taken += 1
         if taken >= size:
             return
+
+
+def _by(moment, as_of: datetime | None):
+    """`moment` is at or before `as_of` (any moment, when there is no `as_of`)."""
+    return true() if as_of is None else moment <= as_of
+
+
+def _conversations_before(session: Session, pool_id: int, as_of: datetime | None) -> dict[int, list[dict]]:
+    """Per conversation of the pool fixed after `as_of`, its turns then: the `before` of the first later fix."""
+    if as_of is None:
+        return {}
+    later = session.execute(select(Revision.record_id, Revision.changes).where(
+        Revision.record_kind == RecordKind.conversation, Revision.status == RevisionStatus.accepted,
+        col(Revision.decided_at) > as_of,
+        col(Revision.record_id).in_(select(ConversationItem.id).where(ConversationItem.pool_id == pool_id)))
+        .order_by(col(Revision.decided_at).desc(), col(Revision.id).desc()))
+    return {conversation_id: changes["conversations"]["before"] for conversation_id, changes in later}

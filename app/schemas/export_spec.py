@@ -6,7 +6,7 @@ import hashlib
 from typing import Literal
 
 import orjson
-from pydantic import BaseModel, Field, ValidationInfo, field_validator
+from pydantic import AwareDatetime, BaseModel, Field, ValidationInfo, field_validator
 
 from app.models.types import MAX_DB_INT, RowIdValue
 
@@ -30,6 +30,14 @@ class ExportSpec(BaseModel):
     conversation_pool_id: RowIdValue | None = Field(None,
                                                     description="Stage 2's conversation pool (none: no stage 2).")
     stage2_size: int = Field(1_000, ge=0, le=1_000_000, description="Conversations drawn for stage 2.")
+    stage2_unreviewed: bool = Field(
+        False, description="Draw stage 2 from every conversation of the pool, read or not (the card says so). "
+        "Otherwise only from conversations review passed: every answer judged correct, or the wrong ones fixed by "
+        "an accepted revision.")
+    stage2_as_of: AwareDatetime | None = Field(
+        None, description="Stage 2 as it was at this moment: the reviews decided and the fixes accepted by then "
+        "(later ones are left out), so that building the spec again gives the same bytes. A new version with a "
+        "pool pins the moment it is made.")
     max_tokens: int = Field(2048, ge=64, le=1_000_000,
                             description="The trainer's max length; records longer are left out.")
     image_tokens: int = Field(576, ge=0, le=1_000_000,
@@ -63,6 +71,12 @@ class ExportSpec(BaseModel):
             del data["layouts"]
         if data["revisions_through"] is None:  # specs from before fixes existed keep their digest
             del data["revisions_through"]
+        # Specs from before stage 2 was reviewed drew from every conversation (their stored specs say
+        # stage2_unreviewed, migration 0016), and keep their digest; a spec without a pool has no stage 2 to draw.
+        if data["stage2_unreviewed"] or data["conversation_pool_id"] is None:
+            del data["stage2_unreviewed"]
+        if data["stage2_as_of"] is None:
+            del data["stage2_as_of"]
         data["instruction_version_ids"] = {str(task): sorted(set(ids)) for task, ids in
                                            sorted(self.instruction_version_ids.items())}
         return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)

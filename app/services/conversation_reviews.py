@@ -9,11 +9,13 @@ is worked out from its reviews (`pool_quality`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import bindparam, false, func, update
-from sqlmodel import Session, select
+from sqlalchemy import bindparam, case, false, func, literal, null, update
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, col, select
 
 from app.core.failures import Invalid, NotFound
 from app.models import (
@@ -198,14 +200,24 @@ class PoolQuality:
         return wilson(self.wrong, self.read)
 
 
-def pool_quality(session: Session, *, pool_ids: list[int]) -> dict[int, PoolQuality]:
-    """Each pool's review counts, in one statement."""
-    rows = session.exec(select(ConversationReview.pool_id, ConversationReview.outcome, func.count())
-                        .where(ConversationReview.pool_id.in_(pool_ids))
-                        .group_by(ConversationReview.pool_id, ConversationReview.outcome)).all() if pool_ids else []
+def pool_quality(session: Session, *, pool_ids: list[int], as_of: datetime | None = None) -> dict[int, PoolQuality]:
+    """Each pool's review counts, in one statement; as they were at `as_of` when given (reviews decided later are
+    not read yet, and a fix accepted later has not fixed its conversation yet)."""
+    review = ConversationReview
+    outcome: Any = review.outcome
+    query = select(review.pool_id, outcome, func.count())
+    if as_of is not None:
+        fix = aliased(Revision)
+        fixed_later = col(fix.decided_at).is_(None) | (col(fix.decided_at) > as_of)
+        outcome = case((col(review.decided_at) > as_of, null()),
+                       ((col(review.outcome) == ConversationOutcome.fixed) & fixed_later,
+                        literal(ConversationOutcome.flagged.value)), else_=review.outcome)
+        query = select(review.pool_id, outcome, func.count()).outerjoin(fix, fix.id == review.revision_id)
+    rows = session.exec(query.where(review.pool_id.in_(pool_ids)).group_by(review.pool_id, outcome)).all() \
+        if pool_ids else []
     counts: dict[int, dict[str | None, int]] = {pool_id: {} for pool_id in pool_ids}
-    for pool_id, outcome, count in rows:
-        counts[pool_id][outcome] = count
+    for pool_id, found, count in rows:
+        counts[pool_id][found] = count
     return {pool_id: PoolQuality(conversations=sum(by.values()), read=sum(n for o, n in by.items() if o is not None),
                                  flagged=by.get(ConversationOutcome.flagged, 0),
                                  fixed=by.get(ConversationOutcome.fixed, 0))

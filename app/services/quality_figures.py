@@ -14,8 +14,9 @@ from functools import cache
 from sqlalchemy import BindParameter, bindparam, case, func
 from sqlmodel import Session, col, select
 
-from app.exports.card import FixCounts, ReviewFigures
+from app.exports.card import FixCounts, PoolFigures, ReviewFigures
 from app.models import (
+    ConversationPool,
     Instance,
     InstanceStatus,
     QcStatus,
@@ -37,6 +38,7 @@ from app.models.types import UTCDateTime
 from app.qc.stats import Interval, wilson
 from app.services import spot_checks
 from app.services import tasks as task_service
+from app.services.conversation_reviews import pool_quality
 
 
 @dataclass(frozen=True)
@@ -169,11 +171,19 @@ def _rows(session: Session, tasks: list[Task]) -> list[TaskQuality]:
     return rows
 
 
-def review_figures(session: Session, *, task_ids: list[int], revisions_through: int | None = None) -> ReviewFigures:
-    """What a version's dataset card says of review, for these tasks (fixes up to the version's pin)."""
+def review_figures(session: Session, *, task_ids: list[int], revisions_through: int | None = None,
+                   pool_id: int | None = None, stage2_as_of: datetime | None = None) -> ReviewFigures:
+    """What a version's dataset card says of review, for these tasks (fixes up to the version's pin) and for its
+    stage-2 pool (as review found it at the spec's moment)."""
+    pool = None
+    if pool_id is not None:
+        found = session.get(ConversationPool, pool_id)
+        pool = PoolFigures(found.name if found else f"#{pool_id}",
+                           pool_quality(session, pool_ids=[pool_id], as_of=stage2_as_of)[pool_id])
     return ReviewFigures(quality={row.task.id: row for row in per_task(session, task_ids=task_ids)},
                          check_history=check_history(session, task_ids=task_ids),
-                         fixes=fix_counts(session, task_ids=task_ids, revisions_through=revisions_through))
+                         fixes=fix_counts(session, task_ids=task_ids, revisions_through=revisions_through),
+                         pool=pool)
 
 
 def fix_counts(session: Session, *, task_ids: list[int], revisions_through: int | None) -> dict[int, FixCounts]:
