@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from playwright.sync_api import Page, expect
 
 from app.models import Role
 from tests.factories import PASSWORD, make_dataset, make_task, make_user
+
+# One database: what the browser shows does not depend on the database (the pages' own tests run on both).
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 def sign_in(page: Page, email: str, password: str = PASSWORD) -> None:

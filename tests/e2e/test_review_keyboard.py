@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from playwright.sync_api import Page, expect
 from sqlmodel import select
 
@@ -9,6 +10,9 @@ from app.models import Instance, Instruction, Review, Role, SolveTest, SolveTest
 from tests.e2e.test_browser import sign_in
 from tests.factories import make_user
 from tests.review_helpers import make_qc_task, submit_instruction
+
+# One database: the keys are the page's script; the queues' database rules have their own tests on both.
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 def press(page: Page, key: str) -> None:

@@ -7,10 +7,21 @@ holds even where the Content-Security-Policy would have blocked the script anywa
 
 from __future__ import annotations
 
+import pytest
 from playwright.sync_api import Page
 from sqlmodel import select
 
-from app.models import ConversationItem, ConversationPool, Instance, JobStatus, Role, SolveTest, SpotCheck, utcnow
+from app.models import (
+    ConversationItem,
+    ConversationPool,
+    ConversationReview,
+    Instance,
+    JobStatus,
+    Role,
+    SolveTest,
+    SpotCheck,
+    utcnow,
+)
 from app.schemas.bulk_fixes import BulkFixIn, BulkQuery, ReplaceChange
 from app.schemas.export_spec import ExportSpec
 from app.schemas.jobs import FinetunePayload, ImportPayload
@@ -25,6 +36,9 @@ from tests.e2e.test_browser import sign_in
 from tests.factories import make_dataset, make_task, make_user
 from tests.review_helpers import approve, submit_instruction
 from tests.test_access import all_routes
+
+# One database: escaping is the templates' and the browser's, whatever the database.
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 # No "/" or "+": the payload must also pass as a dataset or task name.
 PAYLOAD = "\"'><img src=x data-xss onerror=alert(1)><svg data-xss onload=alert(2)>"
@@ -57,8 +71,11 @@ def hostile_workspace(db) -> dict[str, int | str]:
     pool = ConversationPool(name=PAYLOAD, source=PAYLOAD)
     db.add(pool)
     db.flush()
-    db.add(ConversationItem(pool_id=pool.id, position=0, source_id=PAYLOAD, rkey=0, conversations=[
-        {"from": "human", "value": PAYLOAD}, {"from": "gpt", "value": PAYLOAD}]))
+    conversation = ConversationItem(pool_id=pool.id, position=0, source_id=PAYLOAD, rkey=0, conversations=[
+        {"from": "human", "value": PAYLOAD}, {"from": "gpt", "value": PAYLOAD}])
+    db.add(conversation)
+    db.flush()
+    db.add(ConversationReview(conversation_id=conversation.id, pool_id=pool.id, rkey=0))
     model = model_service.register(db, name=PAYLOAD, path=f"/models/{PAYLOAD}", actor_id=admin.id)
     built = version_service.create(db, spec=ExportSpec(task_ids=[task.id]), name=PAYLOAD, actor_id=admin.id,
                                    enqueue=False)
@@ -103,7 +120,7 @@ def test_payloads_in_every_text_field_render_as_text_on_every_page(page: Page, a
     ids = hostile_workspace(db)
     urls = page_urls(app, ids) + [f"/instructions/{ids['instruction_id']}/history?old=1&new=1",
                                   f"/tasks?q={PAYLOAD}", f"/versions/trace?id={PAYLOAD}",
-                                  f"/jobs/{ids['finetune_id']}"]
+                                  f"/jobs/{ids['finetune_id']}", "/review/conversations"]
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(f"{page.url}: {dialog.message}"), dialog.dismiss()))
     sign_in(page, "admin@example.org")
@@ -121,6 +138,6 @@ def test_payloads_in_every_text_field_render_as_text_on_every_page(page: Page, a
     for expected in ("/datasets/{dataset_id}", "/tasks/{task_id}", "/tasks/{task_id}/instances",
                      "/instructions/{instruction_id}", "/admin/users", "/account", "/models", "/versions",
                      "/jobs/{job_id}", "/jobs", "/models/{model_id}", "/jobs/{finetune_id}", "/bulk-fixes",
-                     "/bulk-fixes/{fix_id}"):
+                     "/bulk-fixes/{fix_id}", "/review/conversations"):
         url = expected.format(**ids)
         assert url in shown_on, f"{url} does not show the payload as text"
