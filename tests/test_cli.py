@@ -23,6 +23,11 @@ COMMANDS = [[], ["migrate"], ["demo"], ["serve"], ["users"], ["users", "create"]
             ["models", "add"], ["models", "list"]]
 
 
+# The commands' wiring does not depend on the database, and the services they call are tested on both: besides
+# setting a database up (test_migrate_users_and_tokens), the commands run on one.
+ONE_DATABASE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
 def run(args: list[str], env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "app", *args], cwd=ROOT, env=env, input=stdin,
                           capture_output=True, text=True, timeout=120)
@@ -76,6 +81,7 @@ def test_migrate_users_and_tokens(cli_env, database_url):
     assert reset.returncode == 0 and password not in reset.stdout
 
 
+@ONE_DATABASE
 def test_demo_prints_where_to_sign_in_and_is_idempotent(cli_env):
     assert run(["migrate"], cli_env).returncode == 0
     first = run(["demo"], cli_env)
@@ -90,6 +96,7 @@ def test_demo_prints_where_to_sign_in_and_is_idempotent(cli_env):
     assert [line.split() for line in again.stdout.splitlines() if "@studio.local" in line] == accounts
 
 
+@ONE_DATABASE
 def test_export_builds_a_version_of_the_demo_from_the_command_line(cli_env):
     import json
 
@@ -117,6 +124,7 @@ def test_export_builds_a_version_of_the_demo_from_the_command_line(cli_env):
     assert "stage1.json: changed file" in broken.stdout and f"stage1.json: {records[1]['id']}: roles" in broken.stdout
 
 
+@ONE_DATABASE
 def test_models_are_registered_and_listed_from_the_command_line(cli_env):
     assert run(["migrate"], cli_env).returncode == 0
     added = run(["models", "add", "tiny", "/models/tiny", "--dtype", "bfloat16"], cli_env)
@@ -127,6 +135,7 @@ def test_models_are_registered_and_listed_from_the_command_line(cli_env):
     assert run(["models", "add", "x", "/m", "--dtype", "int3"], cli_env).returncode == 1
 
 
+@ONE_DATABASE
 def test_serve_says_clearly_when_its_port_is_taken(cli_env):
     import socket
 
@@ -139,6 +148,7 @@ def test_serve_says_clearly_when_its_port_is_taken(cli_env):
     assert f"127.0.0.1:{port} is already in use" in result.stderr and "STUDIO_PORT" in result.stderr
 
 
+@ONE_DATABASE
 def test_import_prints_a_report_and_can_save_it(cli_env, tmp_path):
     import json
 
@@ -177,6 +187,7 @@ def test_import_prints_a_report_and_can_save_it(cli_env, tmp_path):
     assert failed.returncode == 2 and "broken.json:2: not valid JSON" in failed.stderr  # unreadable: exit 2
 
 
+@ONE_DATABASE
 def test_import_table_maps_columns_and_refuses_unusable_mappings(cli_env, tmp_path):
     assert run(["migrate"], cli_env).returncode == 0
     source = tmp_path / "qa.csv"
@@ -189,6 +200,7 @@ def test_import_table_maps_columns_and_refuses_unusable_mappings(cli_env, tmp_pa
     assert refused.returncode == 2 and "write it as 'source column->field'" in refused.stderr
 
 
+@ONE_DATABASE
 def test_import_table_joins_a_second_file_from_the_command_line(cli_env, tmp_path):
     import json
 
@@ -210,6 +222,7 @@ def test_import_table_joins_a_second_file_from_the_command_line(cli_env, tmp_pat
     assert "questions.json:1: the top-level object has no key 'answers' (its keys: info, questions)" in missing.stderr
 
 
+@ONE_DATABASE
 def test_import_instructions_from_the_command_line_exits_by_what_happened(cli_env, tmp_path):
     assert run(["migrate"], cli_env).returncode == 0
     (tmp_path / "qa.csv").write_text("id,q,a\n1,What?,That\n")
@@ -234,6 +247,7 @@ def test_import_instructions_from_the_command_line_exits_by_what_happened(cli_en
     assert run(["import", "instructions", str(broken), "--author", "ada@lab.org"], cli_env).returncode == 2
 
 
+@ONE_DATABASE
 def test_import_corrections_from_the_command_line_proposes_all_or_nothing(cli_env, tmp_path):
     assert run(["migrate"], cli_env).returncode == 0
     (tmp_path / "qa.csv").write_text("id,q,a\n1,What?,That\n2,Who?,Them\n")
