@@ -20,6 +20,7 @@ def _count(n: Any, noun: str) -> str:
     return f"{_number(n)} {noun}{'' if n == 1 else 's'}"
 
 
+MOMENT = "must be a date and time with its time zone (2026-12-07T21:00:00Z)"
 PHRASES = {
     "missing": lambda ctx: "required",
     "string_too_short": lambda ctx: "cannot be empty" if ctx.get("min_length") == 1
@@ -55,6 +56,9 @@ PHRASES = {
     "string_pattern_mismatch": lambda ctx: "cannot be blank" if ctx.get("pattern") == NOT_BLANK
     else "is not in the expected form",
     "url_parsing": lambda ctx: "must be a web address (https://...)",
+    "datetime_from_date_parsing": lambda ctx: MOMENT,
+    "datetime_type": lambda ctx: MOMENT,
+    "timezone_aware": lambda ctx: MOMENT,
     "url_scheme": lambda ctx: f"must start with {ctx.get('expected_schemes', 'http or https')}".replace("'", ""),
     "date_parsing": lambda ctx: "must be a date (YYYY-MM-DD)",
     "datetime_parsing": lambda ctx: "must be a date and time (YYYY-MM-DD HH:MM)",
