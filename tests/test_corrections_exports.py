@@ -26,7 +26,7 @@ def _build(app, db, settings, spec: ExportSpec, folder: str) -> tuple[dict, str]
     out = settings.data_dir / "exports" / folder
     manifest = build(app.state.engine, spec=spec, destination=out, media=MediaStore(settings.media_dir),
                      count_tokens=estimate, name=folder, review=review_figures(
-                         db, task_ids=spec.task_ids, revisions_through=spec.revisions_through))
+                         db, task_ids=spec.task_ids, revisions_through=spec.revisions_through, as_of=spec.as_of))
     return manifest, (out / "stage1.json").read_text(encoding="ascii")
 
 
@@ -71,6 +71,40 @@ def test_a_version_uses_accepted_values_pins_them_and_counts_the_fixes_on_its_ca
     assert again == records and _targets(again)[str(later.id)] != "43 apples"
     fresh = ExportSpec(task_ids=[task.id], seed=1, revisions_through=revisions.newest_accepted_id(db))
     assert _targets(_build(app, db, settings, fresh, "fresh")[1])[str(later.id)] == "43 apples"
+
+
+def test_a_fix_proposed_before_a_version_but_accepted_after_it_stays_out_of_its_rebuild(app, db, settings):
+    from app.services import versions as version_service
+
+    author, r1, r2 = make_user(db, Role.author), make_user(db, Role.reviewer), make_user(db, Role.reviewer)
+    task = make_qc_task(db, "LATE+answers", instances=8, kind="short")
+    _, _, review = submit_instruction(db, task, author)
+    approve(db, review)
+    blind = set(db.exec(select(SolveTestItem.instance_id)).all())
+    early, late = [instance for instance in db.exec(select(Instance).where(Instance.task_id == task.id)
+                                                    .order_by(Instance.id)) if instance.id not in blind][:2]
+    for instance, target in ((early, "7 pears"), (late, "8 pears")):
+        instance_revisions.propose_fix(db, instance_id=instance.id, author_id=author.id, blindfold=NONE,
+                                       data=InstanceFixIn(lock_version=instance.lock_version, reason="fix",
+                                                          raw_output=target))
+    held_early = queues.next_item(db, queue=queues.CORRECTIONS, user=r1, lease_s=600)  # r1 holds the older fix
+    held_late = queues.next_item(db, queue=queues.CORRECTIONS, user=r2, lease_s=600)
+    accept = RevisionDecisionIn(decision="accept", lock_version=db.get(Revision, held_late).lock_version)
+    corrections.decide(db, revision_id=held_late, user_id=r2.id, data=accept)
+    version = version_service.create(db, spec=ExportSpec(task_ids=[task.id], seed=1), name="v", actor_id=None,
+                                     enqueue=False)
+    spec = ExportSpec.model_validate(version.spec)
+    assert spec.revisions_through == held_late > held_early and spec.as_of is not None
+    _, records = _build(app, db, settings, spec, "made")
+    assert _targets(records)[str(late.id)] == "8 pears" and _targets(records)[str(early.id)] != "7 pears"
+    # The older fix is accepted after the version: its id is under the version's pin, its moment is not.
+    revision = db.get(Revision, held_early, populate_existing=True)
+    corrections.decide(db, revision_id=held_early, user_id=r1.id,
+                       data=RevisionDecisionIn(decision="accept", lock_version=revision.lock_version))
+    _, again = _build(app, db, settings, spec, "again")
+    assert again == records
+    card = (settings.data_dir / "exports" / "again" / "README.md").read_text()
+    assert "| LATE+answers | 1 |" in card  # the card counts the one fix the version holds
 
 
 def _targets(stage1: str) -> dict[str, str]:

@@ -88,7 +88,7 @@ def test_a_pinned_spec_builds_the_same_stage2_after_later_reviews_and_fixes(app,
     first = _version(db, settings, ExportSpec(task_ids=[task.id], conversation_pool_id=pool.id, stage2_size=50),
                      "first")
     pinned = ExportSpec.model_validate(first.spec)
-    assert pinned.stage2_as_of is not None
+    assert pinned.as_of is not None
     _read(db, people["r1"], people["r2"], wrong={0: "A fixed answer.", 1: None, 2: None})
     again = _version(db, settings, pinned, "again")
     assert _stage2(settings, again) == _stage2(settings, first) and len(_stage2(settings, first)) == 2
@@ -101,6 +101,6 @@ def test_a_pinned_spec_builds_the_same_stage2_after_later_reviews_and_fixes(app,
 
 def test_specs_from_before_review_keep_their_digest():
     legacy = ExportSpec(task_ids=[1], conversation_pool_id=3, stage2_unreviewed=True)
-    assert b"stage2_unreviewed" not in legacy.canonical() and b"stage2_as_of" not in legacy.canonical()
+    assert b"stage2_unreviewed" not in legacy.canonical() and b"as_of" not in legacy.canonical()
     assert b"stage2_unreviewed" not in ExportSpec(task_ids=[1]).canonical()  # no pool: nothing to draw
     assert legacy.digest() != ExportSpec(task_ids=[1], conversation_pool_id=3).digest()

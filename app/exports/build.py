@@ -188,7 +188,7 @@ def _stage2(session: Session, spec: ExportSpec, work: Path, images: ImageFolder,
     writer = JsonArrayWriter(work / "stage2.json")
     for row in draw_conversations(session, pool_id=spec.conversation_pool_id, seed=spec.seed,
                                   size=spec.stage2_size, reviewed_only=not spec.stage2_unreviewed,
-                                  as_of=spec.stage2_as_of):
+                                  as_of=spec.as_of):
         record: dict[str, Any] = {"id": f"stage2/{row.pool_id}/{row.position}"}
         if row.sha256:
             record["image"] = images.add(row.sha256, row.format)

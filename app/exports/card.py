@@ -42,7 +42,7 @@ class ReviewFigures:
     quality: dict[int, Any] = field(default_factory=dict)
     check_history: dict[int, list[str]] = field(default_factory=dict)
     fixes: dict[int, FixCounts] = field(default_factory=dict)
-    pool: PoolFigures | None = None  # stage 2's pool, as review found it at the spec's stage2_as_of
+    pool: PoolFigures | None = None  # stage 2's pool, as review found it at the spec's as_of
 
 
 @dataclass(frozen=True)
@@ -145,8 +145,8 @@ def _stage2(spec: ExportSpec, records: int, pool: PoolFigures | None) -> list[st
              "nobody reviewed" if spec.stage2_unreviewed else
              "from the conversations review passed: every answer judged correct, or the wrong ones fixed by a "
              "revision a second reviewer accepted")
-    as_of = f" Reviews and fixes up to {spec.stage2_as_of.isoformat(timespec='seconds')} count." \
-        if spec.stage2_as_of else ""
+    as_of = f" Reviews and fixes up to {spec.as_of.isoformat(timespec='seconds')} count." \
+        if spec.as_of else ""
     lines = ["## Stage 2", "", f"{records:,} conversations (at most {spec.stage2_size:,} asked for)"
              f"{' from the pool ' + _line(pool.name) if pool else ''}, drawn at random with seed {spec.seed}, "
              f"{drawn}.{as_of}", ""]

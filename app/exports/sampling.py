@@ -54,13 +54,15 @@ def _start(seed: int, salt: int) -> int:
 
 
 def draw_instance_batches(session: Session, *, task_id: int, seed: int, cap: int,
-                          revisions_through: int | None = None) -> Iterator[list[tuple]]:
+                          revisions_through: int | None = None, as_of: datetime | None = None
+                          ) -> Iterator[list[tuple]]:
     """Up to `cap` active instances of the task (all if it has fewer), in rkey order from a seeded start, with
     what rendering needs and their image's address: (id, input_text, options, raw_output, human_preferred_output,
     sha256, format) tuples, streamed in batches straight from the driver (an export reads 1.66M of them; the
     ORM's and even Core's per-row work would be a third of its time). `options` is JSON text on SQLite.
-    `revisions_through`: the values as they were then, for instances fixed by a later accepted revision."""
-    earlier = _values_before(session, task_id, revisions_through)
+    `as_of` (or, in specs from before it, `revisions_through`): the values as they were then, for instances fixed
+    by a revision accepted later."""
+    earlier = _values_before(session, task_id, revisions_through, as_of)
     for rows in _draw(session, task_id=task_id, seed=seed, cap=cap):
         yield [_as_of(row, earlier[row[0]]) if row[0] in earlier else row for row in rows] if earlier else rows
 
@@ -68,14 +70,26 @@ def draw_instance_batches(session: Session, *, task_id: int, seed: int, cap: int
 REVISED_COLUMNS = {"input_text": 1, "options": 2, "raw_output": 3, "human_preferred_output": 4}  # in the row
 
 
-def _values_before(session: Session, task_id: int, revisions_through: int | None) -> dict[int, dict[str, object]]:
-    """Per instance fixed after `revisions_through`, the values its fields had then: the `before` of the first
-    later change of each field. One indexed query; nothing when no fix came later (the usual build)."""
-    if revisions_through is None:
+def counted_fix(revisions_through: int | None, as_of: datetime | None):
+    """The condition of an accepted revision that a spec's data holds: accepted by its moment (`as_of`), or, for
+    specs from before moments were pinned, up to its revision (`revisions_through`); every one without either."""
+    if as_of is not None:
+        return col(Revision.decided_at) <= as_of
+    if revisions_through is not None:
+        return col(Revision.id) <= revisions_through
+    return true()
+
+
+def _values_before(session: Session, task_id: int, revisions_through: int | None,
+                   as_of: datetime | None) -> dict[int, dict[str, object]]:
+    """Per instance fixed after the spec's pin, the values its fields had then: the `before` of the first later
+    change of each field. One indexed query; nothing when no fix came later (the usual build)."""
+    if revisions_through is None and as_of is None:
         return {}
     later = session.execute(select(Revision.record_id, Revision.changes).where(
         Revision.task_id == task_id, Revision.record_kind == RecordKind.instance,
-        Revision.status == RevisionStatus.accepted, col(Revision.id) > revisions_through).order_by(Revision.id.desc()))
+        Revision.status == RevisionStatus.accepted, ~counted_fix(revisions_through, as_of))
+        .order_by(col(Revision.decided_at).desc(), col(Revision.id).desc()))
     values: dict[int, dict[str, object]] = {}
     for instance_id, changes in later:
         for name, change in changes.items():

@@ -204,7 +204,7 @@ def write_part(engine: Engine, plans: list[TaskPlan], spec: ExportSpec, media: M
             keep_id, keep_image, keep_prompt, keep_target = (train.ids.append, train.images.append,
                                                              train.prompts.append, train.targets.append)
             for rows in draw_instance_batches(session, task_id=item.task.id, seed=spec.seed, cap=spec.per_task_cap,
-                                              revisions_through=spec.revisions_through):
+                                              revisions_through=spec.revisions_through, as_of=spec.as_of):
                 for instance_id, input_text, options, raw, preferred, sha256, image_format in rows:
                     if options.__class__ is str:  # SQLite hands JSON over as text; PostgreSQL decoded already
                         options = loads(options)

@@ -34,10 +34,11 @@ class ExportSpec(BaseModel):
         False, description="Draw stage 2 from every conversation of the pool, read or not (the card says so). "
         "Otherwise only from conversations review passed: every answer judged correct, or the wrong ones fixed by "
         "an accepted revision.")
-    stage2_as_of: AwareDatetime | None = Field(
-        None, description="Stage 2 as it was at this moment: the reviews decided and the fixes accepted by then "
-        "(later ones are left out), so that building the spec again gives the same bytes. A new version with a "
-        "pool pins the moment it is made.")
+    as_of: AwareDatetime | None = Field(
+        None, description="The data as it was at this moment: fixes accepted and reviews decided later are left "
+        "out, so that building the spec again gives the same bytes. A new version pins the moment it is made. "
+        "(It replaces revisions_through, which specs from before it keep: a fix proposed before a version but "
+        "accepted after it has a lower id than the version's pin.)")
     max_tokens: int = Field(2048, ge=64, le=1_000_000,
                             description="The trainer's max length; records longer are left out.")
     image_tokens: int = Field(576, ge=0, le=1_000_000,
@@ -50,7 +51,7 @@ class ExportSpec(BaseModel):
         "llamafactory (llamafactory/: ShareGPT JSONL and dataset_info.json), swift (swift/: ms-swift's JSONL).")
     revisions_through: RowIdValue | None = Field(
         None, description="Instances as they were once the fixes up to this revision were accepted (later fixes are "
-        "left out), so that building the spec again gives the same bytes. A new version pins the newest.")
+        "left out). Specs from before as_of have it; a new version pins both.")
 
     @field_validator("task_ids")
     @classmethod
@@ -75,8 +76,8 @@ class ExportSpec(BaseModel):
         # stage2_unreviewed, migration 0016), and keep their digest; a spec without a pool has no stage 2 to draw.
         if data["stage2_unreviewed"] or data["conversation_pool_id"] is None:
             del data["stage2_unreviewed"]
-        if data["stage2_as_of"] is None:
-            del data["stage2_as_of"]
+        if data["as_of"] is None:
+            del data["as_of"]
         data["instruction_version_ids"] = {str(task): sorted(set(ids)) for task, ids in
                                            sorted(self.instruction_version_ids.items())}
         return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)

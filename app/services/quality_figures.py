@@ -12,9 +12,10 @@ from datetime import datetime, timedelta
 from functools import cache
 
 from sqlalchemy import BindParameter, bindparam, case, func
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from app.exports.card import FixCounts, PoolFigures, ReviewFigures
+from app.exports.sampling import counted_fix
 from app.models import (
     ConversationPool,
     Instance,
@@ -172,31 +173,33 @@ def _rows(session: Session, tasks: list[Task]) -> list[TaskQuality]:
 
 
 def review_figures(session: Session, *, task_ids: list[int], revisions_through: int | None = None,
-                   pool_id: int | None = None, stage2_as_of: datetime | None = None) -> ReviewFigures:
+                   pool_id: int | None = None, as_of: datetime | None = None) -> ReviewFigures:
     """What a version's dataset card says of review, for these tasks (fixes up to the version's pin) and for its
-    stage-2 pool (as review found it at the spec's moment)."""
+    stage-2 pool (as review found it at the version's moment)."""
     pool = None
     if pool_id is not None:
         found = session.get(ConversationPool, pool_id)
         pool = PoolFigures(found.name if found else f"#{pool_id}",
-                           pool_quality(session, pool_ids=[pool_id], as_of=stage2_as_of)[pool_id])
+                           pool_quality(session, pool_ids=[pool_id], as_of=as_of)[pool_id])
     return ReviewFigures(quality={row.task.id: row for row in per_task(session, task_ids=task_ids)},
                          check_history=check_history(session, task_ids=task_ids),
-                         fixes=fix_counts(session, task_ids=task_ids, revisions_through=revisions_through),
+                         fixes=fix_counts(session, task_ids=task_ids, revisions_through=revisions_through,
+                                          as_of=as_of),
                          pool=pool)
 
 
-def fix_counts(session: Session, *, task_ids: list[int], revisions_through: int | None) -> dict[int, FixCounts]:
+def fix_counts(session: Session, *, task_ids: list[int], revisions_through: int | None,
+               as_of: datetime | None = None) -> dict[int, FixCounts]:
     """Per task: accepted fixes (and of them, a model's suggestions and their author's own), dismissed findings,
-    and instances still flagged."""
+    and instances still flagged; the fixes as of the spec's pin (`sampling.counted_fix`)."""
     counted: dict[int, dict[str, int]] = {task_id: {} for task_id in task_ids}
-    if revisions_through is not None:
+    if revisions_through is not None or as_of is not None:
         rows = session.exec(select(
             Revision.task_id, func.count(), func.sum(case((Revision.origin == RevisionOrigin.model_suggestion, 1),
                                                           else_=0)),
             func.sum(case((Revision.dismissal, 1), else_=0)), func.sum(case((Revision.self_accepted, 1), else_=0)))
             .where(Revision.task_id.in_(task_ids), Revision.status == RevisionStatus.accepted,
-                   col(Revision.id) <= revisions_through).group_by(Revision.task_id))
+                   counted_fix(revisions_through, as_of)).group_by(Revision.task_id))
         for task_id, accepted, from_model, dismissed, own in rows:
             counted[task_id] = {"accepted": accepted - dismissed, "from_model": from_model, "dismissed": dismissed,
                                 "self_accepted": own}

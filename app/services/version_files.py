@@ -56,7 +56,7 @@ def build_files(engine: Engine, settings: Settings, version: DatasetVersion, spe
     with Session(engine) as session:
         review = quality_figures.review_figures(session, task_ids=spec.task_ids,
                                                  revisions_through=spec.revisions_through,
-                                                 pool_id=spec.conversation_pool_id, stage2_as_of=spec.stage2_as_of)
+                                                 pool_id=spec.conversation_pool_id, as_of=spec.as_of)
     if not on_object_storage(settings):
         return build(engine, spec=spec, destination=folder, media=open_media(settings.media_location),
                      count_tokens=count_tokens, on_progress=on_progress, name=version.name,

@@ -1,6 +1,6 @@
 """The records two versions hold whose prompt or target differs because of fixes: the instances of tasks both
-versions hold with accepted revisions between the two versions' pins (`revisions_through`), each field from
-the value the one version exported to the value the other did."""
+versions hold with revisions accepted between the two versions' pins (`as_of`, or `revisions_through` in specs
+from before it), each field from the value the one version exported to the value the other did."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from app.exports.sampling import REVISED_COLUMNS
+from app.exports.sampling import REVISED_COLUMNS, counted_fix
 from app.models import DatasetVersion, Instance, RecordKind, Revision, RevisionStatus, Task
 from app.schemas.export_spec import ExportSpec
 from app.services.blinding import HIDDEN, Blindfold
@@ -33,18 +33,17 @@ def fixed_between(session: Session, first: DatasetVersion, second: DatasetVersio
                   limit: int = 200) -> FixedRecords:
     """What fixes changed in the records from `first` to `second` (either may be the older)."""
     first_spec, second_spec = ExportSpec.model_validate(first.spec), ExportSpec.model_validate(second.spec)
-    low, high = first_spec.revisions_through or 0, second_spec.revisions_through or 0
-    backwards = low > high
-    if backwards:
-        low, high = high, low
+    backwards = (first.id or 0) > (second.id or 0)  # the first was made after the second
+    older, newer = (second_spec, first_spec) if backwards else (first_spec, second_spec)
     both = set(first_spec.task_ids) & set(second_spec.task_ids)
-    if low == high or not both:
+    if not both:
         return FixedRecords(0, [])
     collapsed: dict[int, dict[str, dict[str, Any]]] = {}
     for record_id, changes in session.exec(select(Revision.record_id, Revision.changes).where(
             Revision.record_kind == RecordKind.instance, Revision.status == RevisionStatus.accepted,
-            col(Revision.id) > low, col(Revision.id) <= high, col(Revision.task_id).in_(sorted(both)))
-            .order_by(Revision.id)):
+            counted_fix(newer.revisions_through, newer.as_of), ~counted_fix(older.revisions_through, older.as_of),
+            col(Revision.task_id).in_(sorted(both)))
+            .order_by(col(Revision.decided_at), col(Revision.id))):
         fields = collapsed.setdefault(record_id, {})
         for name, change in changes.items():
             if name in REVISED_COLUMNS:  # what a prompt or target is rendered from

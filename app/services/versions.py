@@ -76,11 +76,11 @@ def create(session: Session, *, spec: ExportSpec, name: str | None, actor_id: in
                       fields={"images_as_tar": "not with versions kept on object storage"})
     if spec.revisions_through is None:
         spec = spec.model_copy(update={"revisions_through": revisions.newest_accepted_id(session)})
-    if spec.stage2_as_of is not None and spec.stage2_as_of > utcnow():
-        raise Invalid("stage2_as_of is a moment that has passed (reviews still to come would change the version's "
-                      "stage 2): leave it out for now.", fields={"stage2_as_of": "in the future"})
-    if spec.conversation_pool_id is not None and spec.stage2_as_of is None:
-        spec = spec.model_copy(update={"stage2_as_of": utcnow()})
+    if spec.as_of is not None and spec.as_of > utcnow():
+        raise Invalid("as_of must be a moment that has passed (fixes and reviews still to come would change the "
+                      "version): leave it out for now.", fields={"as_of": "in the future"})
+    if spec.as_of is None:
+        spec = spec.model_copy(update={"as_of": utcnow()})
     try:
         plan(session, spec)
     except BuildError as error:

@@ -31,7 +31,7 @@ def _set_unreviewed(value: bool | None) -> None:
             continue
         if value is None:
             spec.pop("stage2_unreviewed", None)
-            spec.pop("stage2_as_of", None)
+            spec.pop("as_of", None)
         else:
             spec["stage2_unreviewed"] = value
         connection.execute(versions.update().where(versions.c.id == version_id).values(spec=spec))
