@@ -8,7 +8,7 @@ records (bench/filling.py) at 300,000 instances.
    rendered as a reviewer sees it (the instance before and after, as the export renders it), over /healthz's in
    the same run, with --proposed fixes waiting; then each one accepted (`decide_p95_ms`). Target <= 3.
 2. `export_slowdown`: building every task (a version's build, in this process) after 10% of the instances were
-   fixed since the spec's pinned revision (so the build rolls those fixes back to the pinned values), over the
+   fixed since the spec's pin (its moment, as a new version pins; so the build rolls those fixes back), over the
    same build before those fixes, in the same run; the two builds' stage1.json must be the same bytes. Also
    `current_slowdown`: a build pinned after the fixes (the usual case: values as they are). Target <= 1.2.
 3. `peak_rss_mb`: the builds' peak (each in a process of its own, with the processes it forks), and each
@@ -213,10 +213,11 @@ def main() -> None:
                   file=sys.stderr)
             session.execute(text("DELETE FROM revision WHERE status = 'proposed'"))
             session.commit()
-            pinned = session.exec(select(Revision.id).order_by(Revision.id.desc())).first()
+            # pinned as a new version pins: the moment (and the newest revision, as specs from before it did)
+            pinned = {"revisions_through": session.exec(select(Revision.id).order_by(Revision.id.desc())).first(),
+                      "as_of": utcnow()}
             print("building with the queue's fixes", file=sys.stderr)
-            before_s, before_mb, before = timed_build(url, spec.model_copy(update={"revisions_through": pinned}),
-                                                      workdir, "before")
+            before_s, before_mb, before = timed_build(url, spec.model_copy(update=pinned), workdir, "before")
 
             # 2. 10% of the instances fixed after the pin: accepted revisions and the current values they wrote
             fixed = rows[args.proposed:args.proposed + int(args.fixed_share * len(rows))]
@@ -227,13 +228,12 @@ def main() -> None:
                 .values(raw_output=bindparam("after"), lock_version=Instance.__table__.c.lock_version + 1),
                 [{"fixed_id": instance_id, "after": raw + " (fixed)"} for instance_id, _, raw in fixed])
             session.commit()
-            newest = session.exec(select(Revision.id).order_by(Revision.id.desc())).first()
+            newest = {"revisions_through": session.exec(select(Revision.id).order_by(Revision.id.desc())).first(),
+                      "as_of": utcnow()}
         print(f"building pinned before {len(fixed):,} fixes, and after them", file=sys.stderr)
-        pinned_s, pinned_mb, again = timed_build(url, spec.model_copy(update={"revisions_through": pinned}), workdir,
-                                                 "pinned")
+        pinned_s, pinned_mb, again = timed_build(url, spec.model_copy(update=pinned), workdir, "pinned")
         assert again == before, "a pinned spec must build the same bytes"
-        current_s, current_mb, current = timed_build(url, spec.model_copy(update={"revisions_through": newest}),
-                                                     workdir, "current")
+        current_s, current_mb, current = timed_build(url, spec.model_copy(update=newest), workdir, "current")
         assert current != before
         print("bulk fix", file=sys.stderr)
         with Session(engine) as session:
