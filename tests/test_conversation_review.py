@@ -222,3 +222,27 @@ def test_the_pool_pages_say_what_review_found(app, db, pool, people):
     page = soup(client.get(f"/pools/{pool.id}/conversations/{wrong_position}"))
     assert "hallucinated relation" in page.select_one("#conversation-review").text
     assert "the cup is not on the table" in page.select_one("#conversation-review").text
+
+
+def test_the_corrections_queue_shows_a_conversation_fix_turn_beside_turn_and_takes_its_decision(app, db, pool,
+                                                                                                 people):
+    review = _claim(db, people["r1"])
+    while len(db.get(ConversationItem, review.conversation_id).conversations) != 6:
+        conversation_reviews.decide(db, review_id=review.id, user_id=people["r1"].id, data=_verdicts(db, review))
+        review = _claim(db, people["r1"])
+    conversation_reviews.decide(db, review_id=review.id, user_id=people["r1"].id, data=_verdicts(
+        db, review, t3={"verdict": "refusal", "drop": True, "note": "it declines"},
+        t5={"verdict": "wrong", "text": "Two cups."}))
+    client, csrf = signed_in(app, people["r2"])
+    headers = {"HX-Request": "true", "X-CSRF-Token": csrf}
+    page = soup(client.post("/review/corrections/next", headers=headers))
+    rows = page.select("#fix-changes tbody tr")
+    assert [row.get("class") == ["changed"] for row in rows] == [False, False, True, True, False, True]
+    assert [row.select("td")[2].text.strip() for row in rows][2:4] == ["dropped", "dropped"]  # not shifted
+    assert "Two cups." in rows[5].select("td")[2].text and "refusal" in page.select_one("#fix-verdicts").text
+    item = page.select_one("#item")
+    decided = soup(client.post(f"/review/corrections/{item['data-item-id']}", headers=headers,
+                               data={"decision": "accept", "lock_version": item["data-lock-version"]}))
+    assert "the conversation now has the fixed values" in decided.select_one("#queue-message").text
+    after = db.get(ConversationItem, review.conversation_id, populate_existing=True).conversations
+    assert len(after) == 4 and after[3]["value"] == "Two cups."

@@ -84,7 +84,8 @@ def decide(session: Session, *, review_id: int, data: ConversationVerdictsIn, us
         revision = revisions.propose(
             session, CONVERSATIONS, record_id=item.id, values={"conversations": fixed},
             lock_version=item.lock_version, reason=(data.note or "").strip() or f"Review: {wrong}.",
-            author_id=user_id, origin=Origin(RevisionOrigin.conversation_review, review.id, {"verdicts": judged}),
+            author_id=user_id, origin=Origin(RevisionOrigin.conversation_review, review.id, {
+                "verdicts": judged, "dropped": sorted(j.turn for j in data.turns if j.drop)}),
             commit=False)
         session.execute(update(ConversationReview).where(ConversationReview.id == review.id)
                         .values(revision_id=revision.id))

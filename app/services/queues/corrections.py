@@ -60,9 +60,14 @@ class ConversationFixContext:
 
     @property
     def turns(self) -> list[tuple[dict[str, str] | None, dict[str, str] | None]]:
-        """The conversation now and after the fix, turn beside turn (None where one side has no such turn)."""
+        """The conversation now and after the fix, turn beside turn (None where one side has no such turn): the
+        exchanges the review dropped stand beside nothing rather than shifting every later turn."""
         change = self.revision.changes["conversations"]
-        return list(zip_longest(change["before"], change["after"]))
+        before, after = change["before"], iter(change["after"])
+        dropped = set((self.revision.origin_detail or {}).get("dropped", []))
+        if not dropped:
+            return list(zip_longest(before, change["after"]))
+        return [(turn, None if (index | 1) in dropped else next(after, None)) for index, turn in enumerate(before)]
 
 
 class Corrections(ReviewQueue):
