@@ -41,9 +41,14 @@ def iterate_in_background(produce: Callable[[], Iterator[T]]) -> Iterator[T]:
             try:
                 kind, value = channel.get(timeout=1.0)
             except queue.Empty:
-                if producer.exitcode is not None:  # it ended, and said nothing more
+                if producer.exitcode is None:
+                    continue
+                # It ended. What it sent last may still be on its way through the pipe (its exit does not wait for
+                # this side to read): read once more before saying it ended early.
+                try:
+                    kind, value = channel.get(timeout=1.0)
+                except queue.Empty:
                     raise ProducerFailed(f"the reading process ended early (exit code {producer.exitcode})") from None
-                continue
             if kind == "item":
                 yield value
             elif kind == "end":
