@@ -204,18 +204,18 @@ class PoolQuality:
 def pool_quality(session: Session, *, pool_ids: list[int], as_of: datetime | None = None) -> dict[int, PoolQuality]:
     """Each pool's review counts, in one statement; as they were at `as_of` when given (reviews decided later are
     not read yet, and a fix accepted later has not fixed its conversation yet)."""
-    review = ConversationReview
+    review, fix = ConversationReview, aliased(Revision)
     outcome: Any = review.outcome
-    query = select(review.pool_id, outcome, func.count())
     if as_of is not None:
-        fix = aliased(Revision)
         fixed_later = col(fix.decided_at).is_(None) | (col(fix.decided_at) > as_of)
         outcome = case((col(review.decided_at) > as_of, null()),
                        ((col(review.outcome) == ConversationOutcome.fixed) & fixed_later,
                         literal(ConversationOutcome.flagged.value)), else_=review.outcome)
-        query = select(review.pool_id, outcome, func.count()).outerjoin(fix, fix.id == review.revision_id)
-    rows = session.exec(query.where(review.pool_id.in_(pool_ids)).group_by(review.pool_id, outcome)).all() \
-        if pool_ids else []
+    query = (select(review.pool_id, outcome, func.count()).where(col(review.pool_id).in_(pool_ids))
+             .group_by(review.pool_id, outcome))
+    if as_of is not None:
+        query = query.outerjoin(fix, col(fix.id) == review.revision_id)
+    rows = session.exec(query).all() if pool_ids else []
     counts: dict[int, dict[str | None, int]] = {pool_id: {} for pool_id in pool_ids}
     for pool_id, found, count in rows:
         counts[pool_id][found] = count
@@ -232,8 +232,3 @@ def conversation_rows():
             .join(ConversationPool, ConversationPool.id == ConversationItem.pool_id)
             .outerjoin(Image, Image.id == ConversationItem.image_id)
             .where(ConversationItem.id == bindparam("conversation_id")))
-
-
-def review_of(session: Session, *, conversation_id: int) -> ConversationReview | None:
-    return session.exec(select(ConversationReview).where(ConversationReview.conversation_id == conversation_id)
-                        ).first()

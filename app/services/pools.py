@@ -101,7 +101,7 @@ def list_pools(session: Session) -> list[PoolSummary]:
         if spec.get("conversation_pool_id") is not None:
             drawn.setdefault(spec["conversation_pool_id"], []).append(name)
     pools = list(session.exec(select(ConversationPool).order_by(ConversationPool.name)))
-    quality = pool_quality(session, pool_ids=[pool.id for pool in pools if pool.id is not None])
+    quality = pool_quality(session, pool_ids=[pool.id for pool in pools])
     return [PoolSummary(pool, *counts.get(pool.id, (0, 0)), drawn.get(pool.id, []), quality[pool.id or 0])
             for pool in pools]
 
