@@ -67,9 +67,15 @@ def _run_bulk_fix(settings, context, payload):
     return run_bulk_fix(settings, context, payload)
 
 
+def _run_synthesize(settings, context, payload):
+    from worker.synthesize import run_synthesize
+
+    return run_synthesize(settings, context, payload)
+
+
 HANDLERS = {JobKind.import_: _run_import, JobKind.lint: _run_lint, JobKind.export: _run_export,
             JobKind.preview: _run_preview, JobKind.finetune: _run_finetune, JobKind.score: _run_score,
-            JobKind.bulk_fix: _run_bulk_fix}
+            JobKind.bulk_fix: _run_bulk_fix, JobKind.synthesize: _run_synthesize}
 
 
 class Worker:

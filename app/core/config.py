@@ -117,6 +117,10 @@ class Settings(BaseSettings):
     corrections_self_accept: bool = Field(
         False, description="Whether whoever proposes a fix may accept it too (a small team's setting). Off, every fix "
         "waits for a second person; the dataset card says when it was on.")
+    synthesis_endpoints: Path | None = Field(
+        None, description="A YAML file naming the OpenAI-compatible endpoints (vLLM, OpenAI...) that synthesis may "
+        "send images and text to: base URL, model, and where its key is (an environment variable or a file; never "
+        "the key itself). Unset: nothing is sent anywhere; synthesis runs on registered models only.")
 
     @model_validator(mode="after")
     def _check_quality_defaults(self) -> Settings:

@@ -23,12 +23,17 @@ from app.ingest.intake import ImageIntake
 from app.ingest.record_files import BadLine, read_records
 from app.ingest.report import ImportReport
 from app.ingest.unified import FieldProblem, source_id, within_limit
-from app.models import ConversationItem, ConversationPool, utcnow
+from app.models import ConversationItem, ConversationKind, ConversationPool, utcnow
 from app.qc.conversation_shape import shape_problem
 from app.services import audit
 from app.services.bulk_rows import get_or_create, insert_conversation_items, stable_rkey
+from app.services.synthesis.store import SYNTHESIZED
 
 CHUNK = 2_000
+
+
+class PoolRefused(ValueError):
+    """The pool named cannot take an imported file."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +66,13 @@ class PoolOptions:
     image_root: Path | None = None
     max_image_bytes: int = DEFAULT_MAX_BYTES
     max_image_pixels: int = DEFAULT_MAX_PIXELS
+    kind: str | None = None  # a ConversationKind; default: from the file's name, as LLaVA-Instruct names its three
+
+
+def kind_of_file(name: str) -> str | None:
+    """LLaVA-Instruct's files say their kind: conversation_58k, detail_23k, complex_reasoning_77k."""
+    lowered = name.lower()
+    return next((kind.value for kind in ConversationKind if lowered.startswith(kind.value)), None)
 
 
 class ConversationImporter:
@@ -84,6 +96,11 @@ class ConversationImporter:
             pool_id = get_or_create(connection, ConversationPool, "name", self.options.pool, {
                 "source": path.name, "image_root": str(self.options.image_root or "") or None,
                 "created_by_id": self.actor_id, "created_at": utcnow()})
+            if connection.execute(select(ConversationPool.source).where(ConversationPool.id == pool_id)).scalar() \
+                    == SYNTHESIZED:
+                raise PoolRefused(f"pool {self.options.pool!r} holds synthesized conversations: import the file into "
+                                  "a pool of its own")
+        kind = self.options.kind or kind_of_file(path.name)
         chunk: list[ConversationDraft] = []
         position = 0
         for item in read_records(path):
@@ -97,10 +114,10 @@ class ConversationImporter:
                 report.reject(path.name, item.line, problem.field, problem.reason)
             position += 1
             if len(chunk) >= CHUNK:
-                self._write(pool_id, path.name, chunk, report)
+                self._write(pool_id, path.name, chunk, report, kind)
                 chunk = []
                 self.on_progress(position)
-        self._write(pool_id, path.name, chunk, report)
+        self._write(pool_id, path.name, chunk, report, kind)
         report.images_stored = self.images.stored
         report.seconds = round(time.perf_counter() - started, 3)
         with self.engine.begin() as connection:
@@ -108,7 +125,8 @@ class ConversationImporter:
                             entity_type="conversation_pool", entity_id=pool_id, after=report.counts())
         return report
 
-    def _write(self, pool_id: int, file: str, drafts: list[ConversationDraft], report: ImportReport) -> None:
+    def _write(self, pool_id: int, file: str, drafts: list[ConversationDraft], report: ImportReport,
+               kind: str | None) -> None:
         if not drafts:
             return
         with self.engine.begin() as connection:
@@ -128,7 +146,7 @@ class ConversationImporter:
                         continue
                     image_id = self.images.image_id(connection, image)
                 rows.append({"pool_id": pool_id, "position": draft.position, "source_id": draft.source_id,
-                             "image_id": image_id, "conversations": draft.conversations,
+                             "image_id": image_id, "conversations": draft.conversations, "kind": kind,
                              "rkey": stable_rkey(self.options.pool, draft.position)})
             if rows:
                 self.images.make_durable()  # before the rows that point at the images commit

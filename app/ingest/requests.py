@@ -25,6 +25,7 @@ from app.ingest.object_files import ObjectPath
 from app.ingest.record_files import MalformedFile
 from app.ingest.tabular import FieldMapping, MappingInvalid
 from app.ingest.yaml_lines import EntriesRefused
+from app.models.stage2 import ConversationKind
 
 Progress = Callable[[int], None]  # records read so far
 
@@ -183,11 +184,13 @@ class ConversationImport(ImportRequest):
     format: Literal["conversations"]
     image_root: str | None = Field(None, max_length=1000)
     pool: str = Field(min_length=1, max_length=120, description="The stage-2 pool to add to (created if new).")
+    kind: ConversationKind | None = Field(None, description="What the file's conversations are (LLaVA-Instruct's "
+                                          "three kinds); default: from the file's name, e.g. detail_23k.json.")
 
     def run(self, *, engine, media, located, actor_id, on_progress=None):
         from app.ingest.conversations import ConversationImporter, PoolOptions
 
-        options = PoolOptions(pool=self.pool, image_root=located.image_root)
+        options = PoolOptions(pool=self.pool, image_root=located.image_root, kind=self.kind)
         return ConversationImporter(engine, media, options, actor_id=actor_id,
                                     on_progress=on_progress).run(located.file)
 

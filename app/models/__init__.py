@@ -37,15 +37,22 @@ from app.models.review_work import (
 )
 from app.models.revisions import RecordKind, Revision, RevisionOrigin, RevisionStatus
 from app.models.scores import InstanceScore
-from app.models.stage2 import ConversationOutcome, ConversationReview, TurnVerdict
+from app.models.stage2 import (
+    ConversationKind,
+    ConversationOutcome,
+    ConversationReview,
+    PromptStatus,
+    SynthesisPrompt,
+    TurnVerdict,
+)
 from app.models.types import utcnow
 from app.models.users import ApiToken, Role, SignInCount, SignInSession, User, UserRole
 
 metadata = SQLModel.metadata
 
 __all__ = [
-    "ApiToken", "AuditEvent", "BulkFix", "BulkFixItem", "BulkFixStatus", "ConversationItem", "ConversationOutcome",
-    "ConversationPool", "ConversationReview",
+    "ApiToken", "AuditEvent", "BulkFix", "BulkFixItem", "BulkFixStatus", "ConversationItem", "ConversationKind",
+    "ConversationOutcome", "ConversationPool", "ConversationReview", "PromptStatus", "SynthesisPrompt",
     "DatasetVersion", "Decision", "Image", "ImagePlacement", "Instance", "InstanceScore", "InstanceStatus",
     "Instruction", "InstructionStatus", "InstructionVersion", "Job", "JobKind", "JobMetric", "JobStatus",
     "ModelOutput", "OptionsStyle", "QcStatus", "RecordKind", "RegisteredModel", "Review", "ReviewSubject", "Revision",

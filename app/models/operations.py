@@ -30,6 +30,7 @@ class JobKind(StrEnum):
     finetune = "finetune"  # the two-stage recipe
     score = "score"  # a model's loss on every instance of a task, for the doubt ranking
     bulk_fix = "bulk_fix"  # an accepted bulk fix applied to its instances, chunk by chunk
+    synthesize = "synthesize"  # new stage-2 conversations about a task's instances, from a model or an endpoint
 
 
 class VersionStatus(StrEnum):
@@ -170,6 +171,11 @@ class ConversationItem(SQLModel, table=True):
     conversations: list[dict[str, Any]] = json_field(nullable=False, default_factory=list)
     rkey: int
     lock_version: int = Field(default=1)  # bumped by each accepted fix (a revision), which is made against it
+    # LLaVA-Instruct's three: conversation, detail, complex_reasoning (the file it came from, or the prompt that
+    # wrote it); None when nobody said.
+    kind: str | None = Field(default=None, max_length=40)
+    # For a synthesized conversation: its generator, prompt version, sampling, context and when (synthesis/store.py).
+    origin: dict[str, Any] | None = json_field()
 
 
 class DatasetVersion(SQLModel, table=True):

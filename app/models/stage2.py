@@ -10,10 +10,18 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Index
+from sqlalchemy import Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from app.models.base import json_field, one_of, optional_time_field
+from app.models.base import created_at_field, json_field, one_of, optional_time_field
+
+
+class ConversationKind(StrEnum):
+    """LLaVA-Instruct's three kinds, one file each: what a conversation is for, and what a prompt writes."""
+
+    conversation = "conversation"  # several questions and answers about what the image shows
+    detail = "detail"  # one request for a detailed description
+    complex_reasoning = "complex_reasoning"  # one question whose answer reasons beyond what is visible
 
 
 class TurnVerdict(StrEnum):
@@ -58,3 +66,33 @@ class ConversationReview(SQLModel, table=True):
     decided_at: datetime | None = optional_time_field()
     conversation_lock_version: int | None = None  # the conversation as it was read
     revision_id: int | None = None  # the fix the reviewer proposed with the verdicts
+
+
+class PromptStatus(StrEnum):
+    draft = "draft"
+    approved = "approved"
+    rejected = "rejected"
+
+
+class SynthesisPrompt(SQLModel, table=True):
+    """The instructions a generator is given to write one kind of conversation, versioned and reviewed like a
+    task's instruction: a draft is used by no job until someone other than its author approves it. Version 1 of
+    each kind ships with the studio (no author) and is approved as shipped."""
+
+    __tablename__ = "synthesis_prompt"
+    __table_args__ = (
+        UniqueConstraint("kind", "version"),
+        one_of("kind", ConversationKind),
+        one_of("status", PromptStatus),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=40)
+    version: int
+    text: str = Field(sa_type=Text)
+    status: str = Field(default=PromptStatus.draft, max_length=20)
+    author_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
+    reviewer_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
+    review_note: str | None = Field(default=None, sa_type=Text)
+    created_at: datetime = created_at_field()
+    decided_at: datetime | None = optional_time_field()

@@ -14,6 +14,7 @@ from app.models import JobKind
 from app.models.types import RowIdValue
 from app.prompts.rendering import InstructionSpec
 from app.schemas import FinetuneIn, PreviewIn
+from app.schemas.stage2 import SynthesizeIn
 
 
 class JobPayload(BaseModel):
@@ -83,8 +84,20 @@ class BulkFixPayload(JobPayload):
     bulk_fix_id: RowIdValue
 
 
+class SynthesizePayload(SynthesizeIn, JobPayload):
+    """New conversations about a task's seeded instances, into a synthesized pool, from a registered model or an
+    endpoint the admin configured. The endpoint is named, never described: its address and key stay in the
+    settings, out of the job's payload."""
+
+    kind = JobKind.synthesize
+    pool_id: RowIdValue
+    prompt_id: RowIdValue  # resolved when queued: the kind's newest approved version, unless one was named
+    actor_id: int | None = None
+
+
 PAYLOADS: dict[JobKind, type[JobPayload]] = {payload.kind: payload for payload in (
-    ImportPayload, LintPayload, ExportPayload, PreviewPayload, ScorePayload, FinetunePayload, BulkFixPayload)}
+    ImportPayload, LintPayload, ExportPayload, PreviewPayload, ScorePayload, FinetunePayload, BulkFixPayload,
+    SynthesizePayload)}
 
 
 def read(kind: str, stored: dict[str, Any]) -> JobPayload:
@@ -182,10 +195,24 @@ class BulkFixResult(JobResult):
     seconds: float = 0.0
 
 
+class SynthesizeResult(JobResult):
+    requested: int = 0  # subjects drawn
+    skipped: int = 0  # already in the pool (an earlier run of the same request)
+    sent: int = 0
+    stored: int = 0
+    refused: int = 0
+    refusals: list[dict[str, str]] = Field(default_factory=list, description="The first ones: key and reason.")
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    capped: str | None = None  # the cap that stopped the job before every subject was sent
+    generator: dict[str, Any] = Field(default_factory=dict, description="backend, name, host, model")
+    seconds: float = 0.0
+
+
 RESULTS: dict[JobKind, type[JobResult]] = {
     JobKind.import_: ImportResult, JobKind.lint: LintResult, JobKind.export: ExportResult,
     JobKind.preview: PreviewResult, JobKind.score: ScoreResult, JobKind.finetune: FinetuneResult,
-    JobKind.bulk_fix: BulkFixResult}
+    JobKind.bulk_fix: BulkFixResult, JobKind.synthesize: SynthesizeResult}
 
 
 def read_result(kind: str, stored: dict[str, Any] | None) -> JobResult | None:

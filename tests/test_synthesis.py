@@ -1,0 +1,287 @@
+"""Synthesis: new conversations about a task's instances, through an OpenAI-compatible endpoint (against a server
+the tests start, which checks every request and can answer 429, 500, late or with garbage), through OpenAI Batch
+files, and with the tiny model on the worker; each reply checked before it is stored, with its origin."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+from sqlmodel import select
+
+from app.core.config import Settings
+from app.core.failures import Forbidden, Invalid
+from app.demo.workspace import load_demo
+from app.models import (
+    AuditEvent,
+    ConversationItem,
+    ConversationPool,
+    ConversationReview,
+    Image,
+    Instance,
+    Job,
+    JobStatus,
+    Role,
+    Task,
+)
+from app.schemas.stage2 import SynthesizeIn
+from app.services.synthesis import jobs as synthesis_jobs
+from app.services.synthesis import prompts
+from tests.factories import make_user
+from tests.openai_server import Behaviour, OpenAIServer, _completion, conversation_text
+
+pytest.importorskip("openai", reason="the worker's dependencies (requirements-worker.txt) are not installed")
+SECRET = "sk-test-never-shown-3f9a"
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(mode="test", data_dir=tmp_path / "data", database_url=database_url, page_size=3,
+                    synthesis_endpoints=tmp_path / "endpoints.yaml", _env_file=None)
+
+
+@pytest.fixture
+def demo(db, settings):
+    load_demo(db, data_dir=settings.data_dir)
+    task = db.exec(select(Task).join(Instance, Instance.task_id == Task.id).where(Instance.image_id.is_not(None))
+                   .limit(1)).first()
+    return {"task": task, "curator": make_user(db, Role.admin)}
+
+
+@pytest.fixture
+def server(settings, monkeypatch):
+    with OpenAIServer(Behaviour()) as running:
+        monkeypatch.setenv("TEST_VLLM_KEY", SECRET)
+        _endpoints(settings, running)
+        yield running
+
+
+def _endpoints(settings, server, **overrides) -> None:
+    values = {"base_url": server.base_url, "model": "test-vlm", "api_key_env": "TEST_VLLM_KEY", "timeout_s": 2,
+              "max_retries": 3, "concurrency": 8, **overrides}
+    settings.synthesis_endpoints.write_text(orjson.dumps({"local-vllm": values}).decode())  # JSON is YAML
+
+
+def _synthesize(db, settings, demo, *, count=6, **fields) -> Job:
+    from worker.__main__ import Worker
+
+    data = SynthesizeIn(pool=fields.pop("pool", "synthesized"), task_id=demo["task"].id, count=count,
+                        **{"backend": "endpoint", "endpoint": "local-vllm", **fields})
+    job = synthesis_jobs.start(db, data, actor_id=demo["curator"].id, endpoints_file=settings.synthesis_endpoints)
+    worker = Worker(settings)
+    while worker.run_once():  # a failed attempt is queued again until the job's attempts are spent
+        pass
+    return db.get(Job, job.id, populate_existing=True)
+
+
+def _stored(db, pool="synthesized") -> list[ConversationItem]:
+    return list(db.exec(select(ConversationItem).join(ConversationPool).where(ConversationPool.name == pool)
+                        .order_by(ConversationItem.position)))
+
+
+def test_the_endpoint_gets_well_formed_requests_and_each_conversation_keeps_its_origin_unreviewed(
+        db, settings, demo, server):
+    job = _synthesize(db, settings, demo, count=6, seed=3)
+    assert job.status == JobStatus.succeeded, job.error
+    assert server.behaviour.problems == []  # model, system + user, images as decodable data URLs, max_tokens
+    assert len(server.behaviour.requests) == 6 and server.behaviour.authorizations == {f"Bearer {SECRET}"}
+    assert all(any(part["type"] == "image_url" for part in body["messages"][1]["content"])
+               for body in server.behaviour.requests)
+    items = _stored(db)
+    assert [item.position for item in items] == list(range(6)) and job.result["stored"] == 6
+    prompt = prompts.newest_approved(db, kind="conversation")
+    for item in items:
+        assert item.kind == "conversation" and item.image_id is not None
+        assert item.conversations[0]["value"].startswith("<image>\n") and item.conversations[-1]["from"] == "gpt"
+        origin = item.origin
+        assert origin["generator"] == {"backend": "endpoint", "name": "local-vllm",
+                                       "host": server.base_url.split("/")[2], "model": "test-vlm"}
+        assert origin["prompt"] == {"id": prompt.id, "kind": "conversation", "version": 1}
+        assert origin["sampling"] == {"temperature": 0.7, "top_p": 1.0, "max_tokens": 1024}
+        image = db.get(Image, item.image_id)
+        assert origin["context"]["image_sha256"] == image.sha256 and "Dataset task" in origin["context"]["text"]
+        assert origin["job_id"] == job.id and origin["at"] and origin["tokens"]["completion"] > 0
+    reviews = db.exec(select(ConversationReview).where(
+        ConversationReview.conversation_id.in_([item.id for item in items]))).all()
+    assert len(reviews) == 6 and not any(review.decided for review in reviews)
+    # The key is never stored: not in the job, its result, its error or the audit log.
+    events = db.exec(select(AuditEvent)).all()
+    assert SECRET not in orjson.dumps([job.payload, job.result, job.error, [e.after for e in events]]).decode()
+    # The same request again adds nothing: every conversation is in the pool already.
+    again = _synthesize(db, settings, demo, count=6, seed=3)
+    assert again.result["skipped"] == 6 and again.result["sent"] == 0 and len(_stored(db)) == 6
+
+
+def test_429_500_and_a_timeout_are_retried_and_concurrency_stays_within_the_limit(db, settings, demo, server):
+    server.behaviour.script.extend(["429", "500", "timeout"])
+    server.behaviour.timeout_s = 3
+    _endpoints(settings, server, timeout_s=0.5, concurrency=2)
+    job = _synthesize(db, settings, demo, count=5)
+    assert job.status == JobStatus.succeeded, job.error
+    assert len(_stored(db)) == 5 and len(server.behaviour.requests) == 8  # five, and three retried
+    assert server.behaviour.most_in_flight <= 2
+
+
+def test_an_endpoint_that_stays_down_fails_the_job_naming_it_keeping_what_it_wrote_and_a_rerun_continues(
+        db, settings, demo, server):
+    server.behaviour.script.extend(["ok", "ok", "ok"] + ["500"] * 20)
+    _endpoints(settings, server, max_retries=1, concurrency=1)
+    job = _synthesize(db, settings, demo, count=6)
+    assert job.status == JobStatus.failed
+    assert "local-vllm" in job.error and server.base_url.split("/")[2] in job.error and "test-vlm" in job.error
+    assert "HTTP 500" in job.error and SECRET not in job.error
+    assert len(_stored(db)) == 3
+    server.behaviour.script.clear()
+    rerun = _synthesize(db, settings, demo, count=6)
+    assert rerun.status == JobStatus.succeeded and rerun.result["skipped"] == 3 and rerun.result["stored"] == 3
+    assert len(_stored(db)) == 6 and len({item.source_id for item in _stored(db)}) == 6
+
+
+def test_replies_that_are_not_conversations_are_refused_with_their_reasons_never_stored(db, settings, demo, server):
+    server.behaviour.script.extend(["garbage", "not_json", "refusal"])
+    _endpoints(settings, server, concurrency=1)
+    job = _synthesize(db, settings, demo, count=5)
+    assert job.status == JobStatus.succeeded, job.error
+    assert job.result["refused"] == 3 and job.result["stored"] == 2 and len(_stored(db)) == 2
+    reasons = " | ".join(refusal["reason"] for refusal in job.result["refusals"])
+    assert "not a chat completion" in reasons and "refuses or apologises" in reasons
+
+
+def test_caps_on_requests_and_tokens_stop_a_job_cleanly(db, settings, demo, server):
+    _endpoints(settings, server, concurrency=1)
+    job = _synthesize(db, settings, demo, count=6, max_requests=2)
+    assert job.status == JobStatus.succeeded and job.result["sent"] == 2 and len(_stored(db)) == 2
+    assert "2 requests" in job.result["capped"]
+    capped = _synthesize(db, settings, demo, count=6, max_tokens_total=1, pool="tokens")
+    assert capped.result["sent"] == 1 and "1 tokens" in capped.result["capped"]
+
+
+def test_only_a_configured_endpoint_and_an_approved_prompt_of_the_kind_may_be_used(db, settings, demo, server):
+    data = {"pool": "p", "task_id": demo["task"].id, "backend": "endpoint"}
+    with pytest.raises(Invalid, match="local-vllm"):
+        synthesis_jobs.start(db, SynthesizeIn(**data, endpoint="elsewhere"), actor_id=None,
+                             endpoints_file=settings.synthesis_endpoints)
+    with pytest.raises(Invalid, match="none is configured"):
+        synthesis_jobs.start(db, SynthesizeIn(**data, endpoint="local-vllm"), actor_id=None, endpoints_file=None)
+    author, reviewer = make_user(db, Role.author), make_user(db, Role.reviewer)
+    draft = prompts.propose(db, kind="detail", text="Describe the image.", author_id=author.id)
+    assert draft.version == 2 and draft.status == "draft"
+    with pytest.raises(Invalid, match="approved"):
+        synthesis_jobs.start(db, SynthesizeIn(**data, endpoint="local-vllm", conversation_kind="detail",
+                                              prompt_id=draft.id),
+                             actor_id=None, endpoints_file=settings.synthesis_endpoints)
+    with pytest.raises(Forbidden):
+        prompts.decide(db, prompt_id=draft.id, approve=True, reviewer_id=author.id)
+    prompts.decide(db, prompt_id=draft.id, approve=True, reviewer_id=reviewer.id)
+    with pytest.raises(Invalid, match="writes detail conversations, not conversation"):
+        synthesis_jobs.start(db, SynthesizeIn(**data, endpoint="local-vllm", prompt_id=draft.id), actor_id=None,
+                             endpoints_file=settings.synthesis_endpoints)
+    assert prompts.newest_approved(db, kind="detail").id == draft.id
+    job = _synthesize(db, settings, demo, count=2, conversation_kind="detail")
+    assert {item.origin["prompt"]["version"] for item in _stored(db)} == {2} and job.result["stored"] == 2
+    assert server.behaviour.requests[0]["messages"][0]["content"] == "Describe the image."
+
+
+def test_an_endpoints_file_with_a_mistake_says_where_and_a_key_in_the_url_is_refused(settings, tmp_path):
+    from app.services.synthesis.endpoints import EndpointConfigError, load_endpoints
+
+    path = tmp_path / "endpoints.yaml"
+    path.write_text("good:\n  base_url: http://gpu:8000/v1\n  model: m\n"
+                    "bad:\n  base_url: http://u:pw@gpu/v1\n  model: m\n")
+    with pytest.raises(EndpointConfigError, match=r"endpoints.yaml: endpoint bad: base_url: .*credentials"):
+        load_endpoints(path)
+    path.write_text("good:\n  base_url: ftp://gpu\n  model: m\n")
+    with pytest.raises(EndpointConfigError, match="endpoint good: base_url"):
+        load_endpoints(path)
+    path.write_text("good:\n  base_url: http://gpu:8000/v1/\n  model: m\n  concurrency: 4\n")
+    assert load_endpoints(path)["good"].host == "gpu:8000" and load_endpoints(path)["good"].concurrency == 4
+    assert load_endpoints(None) == {}
+
+
+def test_a_batch_round_trips_through_the_openai_batch_format_and_bad_output_lines_are_reported(
+        app, db, settings, demo, tmp_path):
+    from app.core.storage import open_media
+    from app.schemas.stage2 import Sampling
+    from app.services.synthesis import offline
+
+    prompt = prompts.newest_approved(db, kind="complex_reasoning")
+    requests_file = tmp_path / "requests.jsonl"
+    lines = offline.write_requests(db, open_media(settings.media_location), requests_file, task_id=demo["task"].id,
+                                   prompt=prompt, count=5, seed=9, model="Qwen/Qwen2.5-VL-7B-Instruct",
+                                   sampling=Sampling(temperature=0.2, max_tokens=512))
+    written = [orjson.loads(line) for line in requests_file.read_text().splitlines()]
+    assert lines == 5 and all(line["method"] == "POST" and line["url"] == "/v1/chat/completions" for line in written)
+    assert all(line["body"]["model"] == "Qwen/Qwen2.5-VL-7B-Instruct" and line["body"]["max_tokens"] == 512
+               for line in written)
+    assert all(line["body"]["messages"][1]["content"][0]["image_url"]["url"].startswith("data:image/")
+               for line in written)
+    # The output, as `vllm run-batch` writes it: one good line per request but the last, then what goes wrong.
+    out = []
+    for line in written[:4]:
+        words = line["body"]["messages"][1]["content"][1]["text"]
+        out.append({"id": "r", "custom_id": line["custom_id"], "error": None, "response": {
+            "status_code": 200, "request_id": "x", "body": _completion("qwen", conversation_text(words), 900)}})
+    out.append({"id": "r", "custom_id": written[4]["custom_id"], "response": None,
+                "error": {"code": "server_error", "message": "CUDA out of memory"}})
+    out.append({"id": "r", "custom_id": "p1-i999999-s9", "response": {"status_code": 200, "body": {}}})
+    out.append({"id": "r", "custom_id": written[0]["custom_id"], "response": {"status_code": 200, "body": {}}})
+    output_file = tmp_path / "output.jsonl"
+    output_file.write_text("\n".join(orjson.dumps(line).decode() for line in out) + "\n{not json\n")
+    report = offline.import_output(app.state.engine, pool="batch", requests_file=requests_file,
+                                   output_file=output_file, actor_id=None)
+    assert report.stored == 4 and report.refused == 0
+    bad = {line.line: line.reason for line in report.bad_lines}
+    assert set(bad) == {5, 6, 7, 8}
+    assert "CUDA out of memory" in bad[5] and "not in the requests file" in bad[6] and "also on line 1" in bad[7]
+    assert "not JSON" in bad[8]
+    items = _stored(db, "batch")
+    assert len(items) == 4 and {item.kind for item in items} == {"complex_reasoning"}
+    assert all(item.origin["generator"] == {"backend": "batch", "name": "Qwen/Qwen2.5-VL-7B-Instruct",
+                                            "host": None, "model": "qwen"} for item in items)
+    assert all(item.origin["sampling"] == {"temperature": 0.2, "top_p": 1.0, "max_tokens": 512} for item in items)
+    again = offline.import_output(app.state.engine, pool="batch", requests_file=requests_file,
+                                  output_file=output_file, actor_id=None)
+    assert again.stored == 0 and again.skipped == 4 and len(_stored(db, "batch")) == 4
+
+
+def test_synthesized_and_imported_conversations_keep_to_pools_of_their_own(app, db, settings, demo, server, tmp_path):
+    from tests.test_pools import _conversation, _pool
+
+    _pool(app, settings, tmp_path, [_conversation(k, image=False) for k in range(2)])
+    imported = db.exec(select(ConversationPool).where(ConversationPool.name == "instruct")).one()
+    with pytest.raises(Invalid, match="imported file"):
+        _synthesize(db, settings, demo, count=1, pool=imported.name)
+    _synthesize(db, settings, demo, count=1)
+    from app.core.storage import open_media
+    from app.ingest.conversations import ConversationImporter, PoolOptions, PoolRefused
+
+    source = tmp_path / "more.jsonl"
+    source.write_text(orjson.dumps({"id": "1", "conversations": [{"from": "human", "value": "Hi?"},
+                                                                  {"from": "gpt", "value": "Hello."}]}).decode())
+    with pytest.raises(PoolRefused, match="synthesized"):
+        ConversationImporter(app.state.engine, open_media(settings.media_location),
+                             PoolOptions(pool="synthesized")).run(source)
+
+
+def test_the_tiny_model_writes_in_batches_and_its_noise_is_refused_with_reasons(app, db, settings, demo, tiny_model):
+    from worker.__main__ import Worker
+
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    admin = demo["curator"]
+    from app.services import registered_models
+
+    model = registered_models.register(db, name="tiny", path=str(tiny_model), dtype="float32", device="cpu",
+                                       actor_id=admin.id)
+    data = SynthesizeIn(pool="local", task_id=demo["task"].id, count=5, backend="model", model_id=model.id,
+                        batch_size=4, sampling={"temperature": 0.0, "max_tokens": 16})
+    job = synthesis_jobs.start(db, data, actor_id=admin.id, endpoints_file=None)
+    assert Worker(settings).run_once() is True
+    job = db.get(Job, job.id, populate_existing=True)
+    assert job.status == JobStatus.succeeded, job.error
+    result = job.result
+    assert result["sent"] == 5 and result["stored"] + result["refused"] == 5 and result["completion_tokens"] > 0
+    assert result["refused"] == 5 and all("JSON" in r["reason"] or "empty" in r["reason"] for r in result["refusals"])
+    assert result["generator"] == {"backend": "model", "name": "tiny", "model": "tiny"}
+
