@@ -26,6 +26,7 @@ from app.routers import (
     api_pools,
     api_review,
     api_scores,
+    api_synthesis,
     api_versions,
     auth,
     bulk_fixes,
@@ -41,6 +42,7 @@ from app.routers import (
     pools,
     registered_models,
     review,
+    synthesis,
     tasks,
     users,
     versions,
@@ -100,9 +102,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.trusted_proxies.strip():  # who a request comes from, for the sign-in throttle and the logs
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     install_error_handlers(app)
-    for module in (auth, dashboard, tasks, instances, bulk_fixes, instructions, media, datasets, pools, imports, jobs,
-                   users, account, review, checks, versions, registered_models, api, api_review, api_scores,
-                   api_versions, api_instructions, api_instances, api_bulk_fixes, api_pools, docs):
+    for module in (auth, dashboard, tasks, instances, bulk_fixes, instructions, media, datasets, pools, synthesis,
+                   imports, jobs, users, account, review, checks, versions, registered_models, api, api_review,
+                   api_scores, api_versions, api_instructions, api_instances, api_bulk_fixes, api_pools, api_synthesis,
+                   docs):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

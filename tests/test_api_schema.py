@@ -58,6 +58,8 @@ UNSTATABLE_RULES = {
     ("POST", "/api/v1/review/corrections/{revision_id}/decision"): "a rejection says why",
     ("POST", "/api/v1/review/conversations/{review_id}/decision"): "one verdict on each answer of the conversation",
     ("POST", "/api/v1/bulk-fixes"): "a bulk fix changes something",
+    ("POST", "/api/v1/synthesis"): "one generator, an endpoint the admin configured, a task and prompt that exist",
+    ("POST", "/api/v1/synthesis/prompts/{prompt_id}/decision"): "a rejection says why",
     ("POST", "/api/v1/bulk-fixes/{fix_id}/decision"): "a rejection says why",
 }
 

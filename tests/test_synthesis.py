@@ -285,3 +285,47 @@ def test_the_tiny_model_writes_in_batches_and_its_noise_is_refused_with_reasons(
     assert result["refused"] == 5 and all("JSON" in r["reason"] or "empty" in r["reason"] for r in result["refusals"])
     assert result["generator"] == {"backend": "model", "name": "tiny", "model": "tiny"}
 
+
+
+def test_the_synthesis_page_starts_a_job_whose_page_names_the_endpoint_and_counts_requests_and_tokens(
+        app, db, settings, demo, server):
+    from tests.factories import soup
+    from tests.review_helpers import signed_in
+    from worker.__main__ import Worker
+
+    author, reviewer = make_user(db, Role.author), make_user(db, Role.reviewer)
+    client, csrf = signed_in(app, author)
+    page = soup(client.get("/synthesis"))
+    assert [o["value"] for o in page.select("select[name=generator] option")] == ["endpoint:local-vllm"]
+    assert page.select_one("#synthesis-form button[type=submit]").text == "Start writing"
+    assert client.post("/synthesis/prompts", data={"csrf_token": csrf, "kind": "conversation",
+                                                   "text": "Ask and answer."}).status_code == 303
+    draft = soup(client.get("/synthesis")).select_one("details[open].prompt-version")
+    assert "version 2" in draft.text and draft.select_one("form") is None  # its author cannot decide it
+    reviewing, reviewer_csrf = signed_in(app, reviewer)
+    assert reviewing.post("/synthesis", data={"csrf_token": reviewer_csrf}).status_code == 403  # editors start jobs
+    prompt_id = int(draft["id"].split("-")[1])
+    refused = reviewing.post(f"/synthesis/prompts/{prompt_id}/decision",
+                             data={"csrf_token": reviewer_csrf, "decision": "reject"})
+    assert refused.status_code == 422 and "Say why" in soup(refused).select_one(".form-message").text
+    assert reviewing.post(f"/synthesis/prompts/{prompt_id}/decision", data={
+        "csrf_token": reviewer_csrf, "decision": "approve"}).status_code == 303
+    bad = client.post("/synthesis", data={"csrf_token": csrf, "task_id": demo["task"].id, "pool": "web",
+                                          "generator": "endpoint:local-vllm", "count": "0"})
+    assert bad.status_code == 422 and soup(bad).select_one("#count-error") is not None
+    started = client.post("/synthesis", data={
+        "csrf_token": csrf, "task_id": demo["task"].id, "conversation_kind": "conversation", "pool": "web",
+        "generator": "endpoint:local-vllm", "count": "3", "seed": "1", "temperature": "0.3", "max_tokens": "256"})
+    assert started.status_code == 303
+    job_page = started.headers["location"]
+    host = server.base_url.split("/")[2]
+    assert soup(client.get(job_page)).select_one("#job-endpoint").text == f"test-vlm at {host}"
+    worker = Worker(settings)
+    while worker.run_once():
+        pass
+    report = soup(client.get(job_page)).select_one("#synthesis-report")
+    assert report.select_one("[data-field=stored]").text.startswith("3") and host in report.text
+    assert report.select_one("[data-field=sent]").text == "3" and "in," in report.select_one("[data-field=tokens]").text
+    assert {b["temperature"] for b in server.behaviour.requests} == {0.3}
+    assert {b["messages"][0]["content"] for b in server.behaviour.requests} == {"Ask and answer."}
+    assert SECRET not in client.get(job_page).text

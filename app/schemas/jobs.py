@@ -93,6 +93,8 @@ class SynthesizePayload(SynthesizeIn, JobPayload):
     pool_id: RowIdValue
     prompt_id: RowIdValue  # resolved when queued: the kind's newest approved version, unless one was named
     actor_id: int | None = None
+    endpoint_host: str | None = None  # what the job's page names while it waits (the worker reads the settings)
+    endpoint_model: str | None = None
 
 
 PAYLOADS: dict[JobKind, type[JobPayload]] = {payload.kind: payload for payload in (

@@ -73,3 +73,17 @@ class SynthesizeIn(BaseModel):
         if self.backend == "endpoint" and (not self.endpoint or self.model_id is not None):
             raise ValueError("the endpoint backend needs endpoint (and no model_id)")
         return self
+
+
+class PromptIn(BaseModel):
+    """A new version of a kind's synthesis prompt (a draft, until someone else approves it)."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: ConversationKind
+    text: str = Field(min_length=1, max_length=20_000)
+
+
+class PromptDecisionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    decision: Literal["approve", "reject"]
+    note: str | None = Field(None, max_length=limits.NOTE, description="Why (required to reject).")

@@ -36,6 +36,7 @@ def start(session: Session, data: SynthesizeIn, *, actor_id: int | None, endpoin
         if prompt.kind != data.conversation_kind:
             raise Invalid(f"Prompt {prompt.id} writes {prompt.kind} conversations, not {data.conversation_kind}.",
                           fields={"prompt_id": "another kind"})
+    named: dict[str, str] = {}
     if data.backend == "model":
         model_service.get(session, model_id=data.model_id or 0)
     else:
@@ -48,6 +49,9 @@ def start(session: Session, data: SynthesizeIn, *, actor_id: int | None, endpoin
             offered = ", ".join(sorted(configured)) or "none is configured (an admin names them in the file "\
                                                           "STUDIO_SYNTHESIS_ENDPOINTS points at)"
             raise Invalid(f"No endpoint is named {data.endpoint!r}: {offered}.", fields={"endpoint": "unknown"})
+        endpoint = configured[data.endpoint]
+        named = {"endpoint_host": endpoint.host, "endpoint_model": endpoint.model}
     pool_id = store.synthesized_pool(session.get_bind(), name=data.pool, actor_id=actor_id)
-    payload = SynthesizePayload(**{**data.model_dump(), "prompt_id": prompt.id}, pool_id=pool_id, actor_id=actor_id)
+    payload = SynthesizePayload(**{**data.model_dump(), "prompt_id": prompt.id}, pool_id=pool_id, actor_id=actor_id,
+                                **named)
     return jobs.enqueue(session, payload, created_by_id=actor_id)
