@@ -20,7 +20,7 @@ COMMANDS = [[], ["migrate"], ["demo"], ["serve"], ["users"], ["users", "create"]
             ["import", "metadata"], ["import", "table"], ["import", "instructions"], ["import", "corrections"],
             ["export"], ["validate"],
             ["models"],
-            ["models", "add"], ["models", "list"]]
+            ["models", "add"], ["models", "list"], ["synthesis"], ["synthesis", "requests"], ["synthesis", "import"]]
 
 
 # The commands' wiring does not depend on the database, and the services they call are tested on both: besides

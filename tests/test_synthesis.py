@@ -4,6 +4,7 @@ files, and with the tiny model on the worker; each reply checked before it is st
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import orjson
@@ -329,3 +330,32 @@ def test_the_synthesis_page_starts_a_job_whose_page_names_the_endpoint_and_count
     assert {b["temperature"] for b in server.behaviour.requests} == {0.3}
     assert {b["messages"][0]["content"] for b in server.behaviour.requests} == {"Ask and answer."}
     assert SECRET not in client.get(job_page).text
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the services it calls are tested on both
+def test_the_command_line_writes_a_batch_and_imports_its_output(db, settings, demo, tmp_path):
+    from tests.test_cli import run
+
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("STUDIO_")},
+           "STUDIO_DATABASE_URL": settings.resolved_database_url, "STUDIO_DATA_DIR": str(settings.data_dir),
+           "STUDIO_MODE": "test"}
+    requests_file, output_file = tmp_path / "batch" / "requests.jsonl", tmp_path / "output.jsonl"
+    written = run(["synthesis", "requests", "--task", demo["task"].name, "--out", str(requests_file), "--model",
+                   "llava-hf/llava-1.5-7b-hf", "--count", "3", "--kind", "detail", "--text-only"], env)
+    assert written.returncode == 0, written.stderr
+    assert "3 requests written" in written.stdout and "vllm run-batch" in written.stdout
+    lines = [orjson.loads(line) for line in requests_file.read_text().splitlines()]
+    assert all(isinstance(line["body"]["messages"][1]["content"], str) for line in lines)  # no image: text only
+    output_file.write_text("\n".join(orjson.dumps({"custom_id": line["custom_id"], "response": {
+        "status_code": 200, "body": _completion("llava", conversation_text(line["body"]["messages"][1]["content"]),
+                                                300)}}).decode() for line in lines) + "\nnot json\n")
+    imported = run(["synthesis", "import", "--pool", "cluster", "--requests", str(requests_file), "--output",
+                    str(output_file), "--host", "slurm-a100"], env)
+    assert imported.returncode == 0, imported.stderr
+    assert "3 conversations stored in cluster" in imported.stdout and "line 4: not JSON" in imported.stderr
+    items = _stored(db, "cluster")
+    assert len(items) == 3 and all(item.origin["context"]["image_sha256"] is None for item in items)
+    assert {item.origin["generator"]["host"] for item in items} == {"slurm-a100"}
+    unknown = run(["synthesis", "requests", "--task", "no-such-task", "--out", str(requests_file), "--model", "m"],
+                  env)
+    assert unknown.returncode == 1 and "do not exist" in unknown.stderr and "Traceback" not in unknown.stderr

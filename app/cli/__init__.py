@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import typer
 
-from app.cli import imports, registered_models, server, users, versions
+from app.cli import imports, registered_models, server, synthesis, users, versions
 
 # No locals in tracebacks: they would print passwords and tokens.
 cli = typer.Typer(help="Flan Studio: build visual instruction-tuning datasets.", no_args_is_help=True,
@@ -17,6 +17,7 @@ cli.add_typer(users.users_cli, name="users")
 cli.add_typer(users.tokens_cli, name="tokens")
 cli.add_typer(imports.import_cli, name="import")
 cli.add_typer(registered_models.models_cli, name="models")
+cli.add_typer(synthesis.synthesis_cli, name="synthesis")
 
 
 def main() -> None:
