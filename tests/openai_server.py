@@ -140,3 +140,19 @@ class OpenAIServer:
         self._server.should_exit = True
         self._thread.join(timeout=10)
         self._sock.close()
+
+
+def main() -> None:
+    """`python -m tests.openai_server --port P --delay-s 0.05`: serve until killed (the synthesis bench runs it in
+    its own process, so that the client's time is not the server's)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--delay-s", type=float, default=0.05)
+    args = parser.parse_args()
+    uvicorn.run(make_app(Behaviour(delay_s=args.delay_s)), host="127.0.0.1", port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()
