@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from app.models import DatasetVersion, InstructionVersion, Job, JobKind, RegisteredModel, Task
+from app.models import ConversationPool, DatasetVersion, InstructionVersion, Job, JobKind, RegisteredModel, Task
 from app.qc.charts import change_chart, loss_chart
 from app.qc.stats import FEWEST_TO_TELL
 from app.schemas.jobs import FinetuneResult, read_result
@@ -21,14 +21,14 @@ from app.services.blinding import Blindfold
 def subject_names(session: Session, jobs: list[Job]) -> dict[str, dict[int, str]]:
     """The names of what these jobs work on (versions, models, tasks), by kind and id, so that a page says
     "v3 from llava-tiny" rather than "version #3 from model #1". A row deleted since keeps its number."""
-    wanted: dict[str, set[int]] = {"version": set(), "model": set(), "task": set()}
+    wanted: dict[str, set[int]] = {"version": set(), "model": set(), "task": set(), "pool": set()}
     for job in jobs:
         payload = job.payload or {}
         for key, kind in (("version_id", "version"), ("base_model_id", "model"), ("model_id", "model"),
-                          ("task_id", "task")):
+                          ("task_id", "task"), ("pool_id", "pool")):
             if isinstance(payload.get(key), int):
                 wanted[kind].add(payload[key])
-    tables = {"version": DatasetVersion, "model": RegisteredModel, "task": Task}
+    tables = {"version": DatasetVersion, "model": RegisteredModel, "task": Task, "pool": ConversationPool}
     return {kind: {row_id: name for row_id, name in session.exec(
         select(tables[kind].id, tables[kind].name).where(col(tables[kind].id).in_(sorted(ids))))} if ids else {}
         for kind, ids in wanted.items()}

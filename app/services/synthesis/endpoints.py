@@ -23,6 +23,7 @@ import asyncio
 import os
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,7 +178,13 @@ class Sender:
     tally: Tally = field(default_factory=Tally)
 
     def run(self, bodies: Iterable[tuple[str, dict[str, Any]]]) -> Tally:
-        asyncio.run(self._run(iter(bodies)))
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # the worker's case: no loop in this thread
+            asyncio.run(self._run(iter(bodies)))
+        else:  # called from code that runs a loop (a notebook, a test driving a browser): a loop of its own
+            with ThreadPoolExecutor(max_workers=1) as own:
+                own.submit(asyncio.run, self._run(iter(bodies))).result()
         return self.tally
 
     async def _run(self, bodies) -> None:
