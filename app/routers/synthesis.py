@@ -74,9 +74,9 @@ def _request_values(values: dict[str, str]) -> dict[str, object]:
 
 
 def _page(request: Request, session, values: dict, error: Invalid | Conflict | None = None):
-    versions = prompts.listing(session)
+    versions, models = prompts.listing(session), model_service.list_models(session)
     return render(request, "synthesis/page.html", values=values, tasks=task_service.choices(session),
-                  kinds=list(ConversationKind), models=model_service.list_models(session),
+                  kinds=list(ConversationKind), models=models, model_names={m.id: m.name for m in models},
                   endpoints=synthesis_jobs.endpoint_names(settings_of(request).synthesis_endpoints),
                   prompts=versions, jobs=job_service.recent_jobs(session, kind=JobKind.synthesize, limit=10),
                   names=users.display_names(session, user_ids=[p.author_id for p in versions]

@@ -12,9 +12,12 @@ from app.demo.model_half import add_version
 from app.demo.workspace import load_demo
 from app.models import ConversationPool, Instance, Task, User
 from app.schemas.bulk_fixes import BulkFixIn, BulkQuery, ReplaceChange
+from app.schemas.stage2 import SynthesizeIn
 from app.services import bulk_fixes
 from app.services import registered_models as model_service
 from app.services.blinding import NONE
+from app.services.synthesis import jobs as synthesis_jobs
+from app.services.synthesis import prompts
 from tests.e2e.conftest import ARTIFACTS
 from tests.e2e.test_browser import sign_in
 
@@ -31,13 +34,17 @@ def _pages(db, settings) -> dict[str, str]:
         change=ReplaceChange(action="replace", find=option, replace_with=f"{option} shape")))
     version = add_version(settings, db)  # ready, with a fine-tune form once a model is registered
     pool_id = db.exec(select(ConversationPool.id)).one()
-    model_service.register(db, name="tiny-llava", path="/models/tiny-llava", actor_id=admin.id)
+    model = model_service.register(db, name="tiny-llava", path="/models/tiny-llava", actor_id=admin.id)
+    prompts.propose(db, kind="detail", text="Describe the picture in detail.", author_id=admin.id)
+    synthesis = synthesis_jobs.start(db, SynthesizeIn(pool="written", task_id=shapes.id, backend="model",
+                                                      model_id=model.id), actor_id=admin.id, endpoints_file=None)
     return {"dashboard": "/", "tasks": "/tasks", "task": f"/tasks/{shapes.id}",
             "instances": f"/tasks/{shapes.id}/instances", "instance": f"/instances/{first}",
             "doubt": f"/tasks/{shapes.id}/instances?order=doubt", "datasets": "/datasets", "review": "/review",
             "versions": "/versions", "version": f"/versions/{version.id}?recipe=quick", "jobs": "/jobs",
             "pools": "/pools", "pool": f"/pools/{pool_id}", "conversation": f"/pools/{pool_id}/conversations/0",
-            "conversation-review": "/review/conversations",
+            "conversation-review": "/review/conversations", "synthesis": "/synthesis",
+            "synthesis-job": f"/jobs/{synthesis.id}",
             "models": "/models", "imports": "/imports",
             "bulk-fixes": "/bulk-fixes", "new-bulk-fix": f"/bulk-fixes/new?task_id={shapes.id}",
             "bulk-fix": f"/bulk-fixes/{fix.id}", "account": "/account"}
