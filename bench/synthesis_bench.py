@@ -44,13 +44,14 @@ from app.main import create_app
 from app.models import ConversationPool, Image, Role, utcnow
 from app.schemas.stage2 import Sampling
 from app.services.bulk_rows import insert_conversation_items, stable_rkey
-from app.services.synthesis.endpoints import Endpoint, Sender
+from app.services.synthesis.endpoints import Endpoint
 from app.services.synthesis.prompts import SHIPPED
 from app.services.synthesis.requests import Subject, chat_body, messages
 from app.services.synthesis.subjects import Drawn
 from bench.peak_memory import own_peak_mb
 from tests.factories import login, make_user
 from tests.scratch import scratch_database, throwaway_folder
+from worker.endpoint_client import Sender
 
 ITEM_MARK = 'data-item-id="'
 PROMPT = SHIPPED["conversation"]

@@ -2,8 +2,9 @@
 
 It checks each request as a real server would take it (the model's name, system then user messages, image data URLs
 that decode to images, a max_tokens) and records what is wrong in `problems`; it answers with a conversation about
-the subject's words, after `delay_s`, unless the test scripted the next answers: "429", "500", "timeout" (answers
-after the client gave up), "garbage" (a 200 that is not a chat completion), "not_json", "refusal"."""
+the subject's words, after `delay_s`, unless the test scripted the next answers: "429", "500", "echo_500" (a 500
+that repeats the Authorization header), "timeout" (answers after the client gave up), "garbage" (a 200 that is
+not a chat completion), "not_json", "refusal", "ok"."""
 
 from __future__ import annotations
 
@@ -96,6 +97,9 @@ def make_app(behaviour: Behaviour) -> FastAPI:
                 await asyncio.sleep(behaviour.timeout_s)
             elif behaviour.delay_s:
                 await asyncio.sleep(behaviour.delay_s)
+            if scripted == "echo_500":  # a server that repeats the request's headers in its error
+                return JSONResponse({"error": {"message": f"upstream refused {request.headers.get('authorization')}"}},
+                                    status_code=500)
             if scripted in ("429", "500"):
                 return JSONResponse({"error": {"message": f"scripted {scripted}", "type": "test"}},
                                     status_code=int(scripted))

@@ -110,14 +110,18 @@ def test_the_prescreens_find_refusals_long_conversations_and_duplicates_and_say_
         return [{"from": "human", "value": question}, {"from": "gpt", "value": answer}]
 
     found = screen([
-        (0, talk("A red bus."), 7),
-        (1, talk("I'm sorry, but I cannot see the image."), 7),
-        (2, talk("A red bus."), 7),  # the same as 0, same image
-        (3, talk("a red  bus"), 7),  # the same but for case, spacing, punctuation
-        (4, talk("A red bus."), 8),  # the same words about another image: not a duplicate
-        (5, talk("word " * 2000), None),
-        (6, talk("As an AI, I do not have eyes."), None),
-        (7, talk("Sorry to hear the bus was late.", "Can you help?"), None),  # sorry, but not a refusal
+        (0, talk("A red bus."), 7, None),
+        (1, talk("I'm sorry, but I cannot see the image."), 7, None),
+        (2, talk("A red bus."), 7, None),  # the same as 0, same image
+        (3, talk("a red  bus"), 7, None),  # the same but for case, spacing, punctuation
+        (4, talk("A red bus."), 8, None),  # the same words about another image: not a duplicate
+        (5, talk("word " * 2000), None, None),
+        (6, talk("As an AI, I do not have eyes."), None, None),
+        (7, talk("Sorry to hear the bus was late.", "Can you help?"), None, None),  # sorry, but not a refusal
+        # Written from a source: the buses it mentions, and people (a man is a person), are seen; the dogs are not.
+        (8, talk("Two men stand by the buses; a dog and two puppies sleep under a teddy bear."), 9,
+         "A double-decker bus. Some people wait."),
+        (9, talk("The man waits for the bus by the hydrant.", "Is there a fire hydrant?"), 9, "A man and a bus."),
     ], budget=Budget(count_tokens=estimate, image_tokens=576, max_tokens=2048))
     said = {position: [(finding.rule, finding.detail) for finding in findings] for position, findings in found.items()}
     assert said == {
@@ -126,8 +130,9 @@ def test_the_prescreens_find_refusals_long_conversations_and_duplicates_and_say_
         3: [("near_duplicate", "the same as conversation 0 but for case, spacing or punctuation")],
         5: [("too_long", "about 2,503 tokens, over 2,048")],
         6: [("refusal", "turn 2 says “As an AI”")],
+        8: [("unseen_object", "turn 2 names “dog”, “teddy bear”, which its source never mentions")],
     }
-    assert screen([(0, talk("word " * 1200), 3)], budget=Budget(estimate, 576, 1500))[0][0].detail == \
+    assert screen([(0, talk("word " * 1200), 3, None)], budget=Budget(estimate, 576, 1500))[0][0].detail == \
         "about 2,079 tokens with the image, over 1,500"  # 1,503 of text and LLaVA-1.5's 576 for the image
 
 
@@ -140,7 +145,7 @@ def test_a_pool_page_counts_its_findings_and_filters_by_them(app, db, settings, 
     client, _ = signed_in(app, make_user(db, Role.reviewer))
     page = soup(client.get(f"/pools/{pool.id}"))
     counts = {li["data-rule"]: li.text.split(" · ")[0].strip() for li in page.select(".prescreen-counts li")}
-    assert counts == {"refusal": "1", "too_long": "0", "duplicate": "1", "near_duplicate": "0"}
+    assert counts == {"refusal": "1", "unseen_object": "0", "too_long": "0", "duplicate": "1", "near_duplicate": "0"}
     badges = {int(tr["data-position"]): [mark["data-rule"] for mark in tr.select("mark")]
               for tr in page.select("#conversations tbody tr")}
     assert badges == {0: [], 1: [], 2: ["refusal"], 3: [], 4: ["duplicate"], 5: []}

@@ -104,3 +104,40 @@ def test_specs_from_before_review_keep_their_digest():
     assert b"stage2_unreviewed" not in legacy.canonical() and b"as_of" not in legacy.canonical()
     assert b"stage2_unreviewed" not in ExportSpec(task_ids=[1]).canonical()  # no pool: nothing to draw
     assert legacy.digest() != ExportSpec(task_ids=[1], conversation_pool_id=3).digest()
+
+
+def test_share_out_gives_each_group_its_proportion_and_never_more_than_it_has():
+    from app.exports.sampling import share_out
+
+    assert share_out(5, {"conversation": 6, "detail": 3, "complex_reasoning": 1}) == {
+        "conversation": 3, "detail": 1, "complex_reasoning": 1}
+    assert share_out(50, {"a": 6, "b": 3}) == {"a": 6, "b": 3}  # fewer than asked: all of them
+    for size in range(0, 40):
+        counts = {"a": 17, "b": 9, None: 2, "c": 1}
+        shares = share_out(size, counts)
+        assert sum(shares.values()) == min(size, 29) and all(shares[g] <= counts[g] for g in counts)
+
+
+def test_a_stage2_drawn_by_kind_takes_each_kind_in_proportion_and_the_card_says_how(app, db, settings, pool):
+    from sqlalchemy import update
+
+    items = db.exec(select(ConversationItem).order_by(ConversationItem.position)).all()
+    kinds = ["conversation"] * 6 + ["detail"] * 3 + ["complex_reasoning"]
+    for item, kind in zip(items, kinds, strict=True):
+        db.execute(update(ConversationItem).where(ConversationItem.id == item.id).values(kind=kind))
+    db.commit()
+    by_position = {item.position: kind for item, kind in zip(items, kinds, strict=True)}
+    task, _ = _approved(db, team(db), "VQA+stage1", instances=3)
+    spec = ExportSpec(task_ids=[task.id], conversation_pool_id=pool.id, stage2_size=5, stage2_unreviewed=True,
+                      stage2_by_kind=True, seed=3)
+    version = _version(db, settings, spec, "by-kind")
+    drawn = [by_position[int(record["id"].rsplit("/", 1)[1])] for record in _stage2(settings, version)]
+    assert sorted(drawn) == ["complex_reasoning", "conversation", "conversation", "conversation", "detail"]
+    card = (settings.data_dir / "exports" / str(version.id) / "README.md").read_text()
+    assert "drawn at random within each kind, in proportion to its share with seed 3" in card
+    assert "By kind: complex reasoning 1, conversation 3, detail 1." in card
+    assert spec.model_copy(update={"stage2_by_kind": False}).digest() == \
+        ExportSpec(task_ids=[task.id], conversation_pool_id=pool.id, stage2_size=5, stage2_unreviewed=True,
+                   seed=3).digest()
+    at_random = _version(db, settings, spec.model_copy(update={"stage2_by_kind": False}), "at-random")
+    assert len(_stage2(settings, at_random)) == 5

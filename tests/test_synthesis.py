@@ -139,6 +139,41 @@ def test_an_endpoint_that_stays_down_fails_the_job_naming_it_keeping_what_it_wro
     assert len(_stored(db)) == 6 and len({item.source_id for item in _stored(db)}) == 6
 
 
+def test_an_endpoint_that_echoes_the_key_in_its_error_does_not_put_it_in_the_job(db, settings, demo, server):
+    server.behaviour.script.extend(["echo_500"] * 30)
+    _endpoints(settings, server, max_retries=0, concurrency=1)
+    job = _synthesize(db, settings, demo, count=2)
+    assert job.status == JobStatus.failed and "upstream refused Bearer [its key]" in job.error
+    assert SECRET not in job.error
+
+
+def test_each_part_of_a_reply_is_checked_before_it_becomes_a_conversation():
+    from app.services.pools import BUDGET
+    from app.services.synthesis.replies import Refused, conversation
+
+    pair = {"question": "What is it?", "answer": "A bus."}
+    fenced = "```json\n" + orjson.dumps({"turns": [pair]}).decode() + "\n```"
+    assert conversation(fenced, has_image=True, budget=BUDGET) == [
+        {"from": "human", "value": "<image>\nWhat is it?"}, {"from": "gpt", "value": "A bus."}]
+    smuggled = orjson.dumps({"turns": [{"question": "<image>Again <image>?", "answer": "Yes <image>."}]}).decode()
+    assert conversation(smuggled, has_image=False, budget=BUDGET)[0]["value"] == "Again ?"
+    for reply, reason in ((None, "empty"), ("Sure! Here you go.", "no JSON object"), ("{'turns': 1}", "does not parse"),
+                          (orjson.dumps({"turns": [pair] * 11}).decode(), "more than 10"),
+                          (orjson.dumps({"turns": [{"question": "Q?"}]}).decode(), "pair 1 needs"),
+                          (orjson.dumps({"turns": [{"question": "Q?", "answer": "A\u0000"}]}).decode(), "NUL"),
+                          (orjson.dumps({"turns": [{"question": "Q?", "answer": "As an AI, I cannot."}]}).decode(),
+                           "refuses"),
+                          (orjson.dumps({"turns": [{"question": "Q?", "answer": "word " * 9000}]}).decode(),
+                           "longer than the trainer's length")):
+        with pytest.raises(Refused, match=reason):
+            conversation(reply, has_image=True, budget=BUDGET)
+    dog = orjson.dumps({"turns": [{"question": "What is on the bench?", "answer": "A dog sleeps on it."}]}).decode()
+    with pytest.raises(Refused, match="names “dog”, which its source never mentions"):
+        conversation(dog, has_image=True, budget=BUDGET, blind_source="A park bench in the sun.")
+    assert conversation(dog, has_image=True, budget=BUDGET, blind_source="A dog on a park bench.")
+    assert conversation(dog, has_image=True, budget=BUDGET)  # a writer that saw the image: a finding, not a refusal
+
+
 def test_replies_that_are_not_conversations_are_refused_with_their_reasons_never_stored(db, settings, demo, server):
     server.behaviour.script.extend(["garbage", "not_json", "refusal"])
     _endpoints(settings, server, concurrency=1)
@@ -330,6 +365,10 @@ def test_the_synthesis_page_starts_a_job_whose_page_names_the_endpoint_and_count
     assert {b["temperature"] for b in server.behaviour.requests} == {0.3}
     assert {b["messages"][0]["content"] for b in server.behaviour.requests} == {"Ask and answer."}
     assert SECRET not in client.get(job_page).text
+    written = db.exec(select(ConversationPool).where(ConversationPool.name == "web")).one()
+    origin = soup(client.get(f"/pools/{written.id}/conversations/0")).select_one("#conversation-origin").text
+    assert f"test-vlm at {host}" in origin and "conversation, version 2" in origin and "temperature 0.3" in origin
+    assert "the image, and the dataset's words" in origin and "Dataset task" in origin
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the services it calls are tested on both

@@ -67,6 +67,12 @@ def _run_bulk_fix(settings, context, payload):
     return run_bulk_fix(settings, context, payload)
 
 
+def _run_score_pool(settings, context, payload):
+    from worker.score_pool import run_score_pool
+
+    return run_score_pool(settings, context, payload)
+
+
 def _run_synthesize(settings, context, payload):
     from worker.synthesize import run_synthesize
 
@@ -75,7 +81,7 @@ def _run_synthesize(settings, context, payload):
 
 HANDLERS = {JobKind.import_: _run_import, JobKind.lint: _run_lint, JobKind.export: _run_export,
             JobKind.preview: _run_preview, JobKind.finetune: _run_finetune, JobKind.score: _run_score,
-            JobKind.bulk_fix: _run_bulk_fix, JobKind.synthesize: _run_synthesize}
+            JobKind.bulk_fix: _run_bulk_fix, JobKind.synthesize: _run_synthesize, JobKind.score_pool: _run_score_pool}
 
 
 class Worker:

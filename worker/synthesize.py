@@ -21,10 +21,11 @@ from app.schemas.stage2 import Sampling
 from app.services import pools
 from app.services import registered_models as model_service
 from app.services.synthesis import prompts, store, subjects
-from app.services.synthesis.endpoints import Caps, EndpointConfigError, Reply, Sender, Tally, load_endpoints
+from app.services.synthesis.endpoints import Caps, EndpointConfigError, Reply, Tally, load_endpoints
 from app.services.synthesis.requests import chat_body, messages, request_key
 from app.services.synthesis.subjects import Drawn
 from worker.context import JobContext
+from worker.endpoint_client import Sender
 
 Work = list[tuple[str, Drawn]]
 

@@ -130,6 +130,11 @@ class Settings(BaseSettings):
             raise ValueError("STUDIO_SPOT_CHECK_EXPECTED_ERROR_RATE must be under STUDIO_SPOT_CHECK_MAX_ERROR_RATE")
         return self
 
+    @field_validator("synthesis_endpoints", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value  # `NAME=` in .env: not configured
+
     @field_validator("media_url", "exports_url")
     @classmethod
     def _check_location(cls, value: str | None) -> str | None:

@@ -22,7 +22,7 @@ from sqlmodel import Session, select
 from app import __version__
 from app.core.storage import Media
 from app.exports import chat_layouts, hf_layout
-from app.exports.card import ReviewFigures, dataset_card, onevision_data, train_scripts
+from app.exports.card import ReviewFigures, Stage2Drawn, dataset_card, onevision_data, train_scripts
 from app.exports.contract import check_record
 from app.exports.files import HashingFile, JsonArrayWriter, ascii_json, images_digest, tar_folder
 from app.exports.parallel import build_records
@@ -108,7 +108,8 @@ def _build_into(engine: Engine, spec: ExportSpec, work: Path, media: Media | Non
                                      on_progress, processes)
         images = ImageFolder(work / IMAGE_DIR, media)
         rules = (count_tokens, spec.max_tokens, spec.image_tokens)
-        stage2 = _stage2(session, spec, work, images, rules, tally) if spec.conversation_pool_id else None
+        stage2, drawn = _stage2(session, spec, work, images, rules, tally) if spec.conversation_pool_id \
+            else (None, None)
         images.close()
         if stage2 is not None:
             files["stage2.json"] = stage2
@@ -119,7 +120,7 @@ def _build_into(engine: Engine, spec: ExportSpec, work: Path, media: Media | Non
         else:
             image_sizes = [(entry.name, entry.stat().st_size) for entry in os.scandir(images.root) if entry.is_file()]
         card = dataset_card(name=name, spec=spec, plans=plans, tally=tally, review=review, qc_override=qc_override,
-                            stage2_records=stage2["records"] if stage2 is not None else None)
+                            stage2=drawn)
         if "hf" in spec.layouts:
             on_progress(0.95, "writing the hf layout (Parquet with the images inside)")
             from_folder = images.root.is_dir()
@@ -183,12 +184,13 @@ def _image_list(path: Path, sizes: list[tuple[str, int]]) -> dict[str, Any]:
 
 
 def _stage2(session: Session, spec: ExportSpec, work: Path, images: ImageFolder, rules: tuple,
-            tally: Tally) -> dict[str, Any]:
-    """The seeded conversation sample; every record gets a new unique id (LLaVA-Instruct's repeat)."""
-    writer = JsonArrayWriter(work / "stage2.json")
+            tally: Tally) -> tuple[dict[str, Any], Stage2Drawn]:
+    """The seeded conversation sample; every record gets a new unique id (LLaVA-Instruct's repeat). Also what the
+    card says of it (kinds, and who wrote the synthesized ones)."""
+    writer, drawn = JsonArrayWriter(work / "stage2.json"), Stage2Drawn()
     for row in draw_conversations(session, pool_id=spec.conversation_pool_id, seed=spec.seed,
                                   size=spec.stage2_size, reviewed_only=not spec.stage2_unreviewed,
-                                  as_of=spec.as_of):
+                                  as_of=spec.as_of, by_kind=spec.stage2_by_kind):
         record: dict[str, Any] = {"id": f"stage2/{row.pool_id}/{row.position}"}
         if row.sha256:
             record["image"] = images.add(row.sha256, row.format)
@@ -198,4 +200,5 @@ def _stage2(session: Session, spec: ExportSpec, work: Path, images: ImageFolder,
             tally.leave_out(problems)
             continue
         writer.add(record)
-    return {**writer.close(), "records": writer.count}
+        drawn.add(row.kind, row.origin)
+    return {**writer.close(), "records": writer.count}, drawn

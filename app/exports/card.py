@@ -45,6 +45,25 @@ class ReviewFigures:
     pool: PoolFigures | None = None  # stage 2's pool, as review found it at the spec's as_of
 
 
+@dataclass
+class Stage2Drawn:
+    """What stage 2 holds, as the card tells it: how many, of which kinds, and who wrote the synthesized ones."""
+
+    records: int = 0
+    kinds: dict[str, int] = field(default_factory=dict)
+    writers: dict[str, int] = field(default_factory=dict)  # "model, prompt kind vN" -> conversations
+
+    def add(self, kind: str | None, origin: dict | None) -> None:
+        self.records += 1
+        if kind:
+            self.kinds[kind] = self.kinds.get(kind, 0) + 1
+        if origin and origin.get("generator"):
+            prompt = origin.get("prompt") or {}
+            writer = (f"{origin['generator'].get('model') or origin['generator'].get('name')}, "
+                      f"{prompt.get('kind', '?')} prompt version {prompt.get('version', '?')}")
+            self.writers[writer] = self.writers.get(writer, 0) + 1
+
+
 @dataclass(frozen=True)
 class PoolFigures:
     name: str
@@ -71,7 +90,7 @@ def _layouts(spec: ExportSpec) -> list[str]:
 
 
 def dataset_card(*, name: str, spec: ExportSpec, plans, tally, review: ReviewFigures,
-                 qc_override: str | None = None, stage2_records: int | None = None) -> str:
+                 qc_override: str | None = None, stage2: Stage2Drawn | None = None) -> str:
     """`qc_override`: an admin's reason for building over failed checks; `stage2_records`: the conversations
     stage 2 holds (None: no stage 2)."""
     quality, check_history = review.quality, review.check_history
@@ -131,15 +150,15 @@ def dataset_card(*, name: str, spec: ExportSpec, plans, tally, review: ReviewFig
             lines += ["", "```bibtex", dataset.citation.strip(), "```"]
         lines.append("")
     lines += _fixes(plans, review.fixes)
-    if stage2_records is not None:
-        lines += _stage2(spec, stage2_records, review.pool)
+    if stage2 is not None:
+        lines += _stage2(spec, stage2, review.pool)
     if tally.excluded:
         lines += ["## Left out", "", f"{tally.excluded:,} records broke the trainer's contract and were left out; "
                   "`manifest.json` names them (the first 200) and says why.", ""]
     return "\n".join(lines) + "\n"
 
 
-def _stage2(spec: ExportSpec, records: int, pool: PoolFigures | None) -> list[str]:
+def _stage2(spec: ExportSpec, drawn_set: Stage2Drawn, pool: PoolFigures | None) -> list[str]:
     """How stage 2 was drawn, and what review found in its pool."""
     drawn = ("from every conversation of the pool, read or not: whoever built it chose to include conversations "
              "nobody reviewed" if spec.stage2_unreviewed else
@@ -147,9 +166,18 @@ def _stage2(spec: ExportSpec, records: int, pool: PoolFigures | None) -> list[st
              "revision a second reviewer accepted")
     as_of = f" Reviews and fixes up to {spec.as_of.isoformat(timespec='seconds')} count." \
         if spec.as_of else ""
-    lines = ["## Stage 2", "", f"{records:,} conversations (at most {spec.stage2_size:,} asked for)"
-             f"{' from the pool ' + _line(pool.name) if pool else ''}, drawn at random with seed {spec.seed}, "
+    how = "at random" if not spec.stage2_by_kind else "at random within each kind, in proportion to its share"
+    lines = ["## Stage 2", "", f"{drawn_set.records:,} conversations (at most {spec.stage2_size:,} asked for)"
+             f"{' from the pool ' + _line(pool.name) if pool else ''}, drawn {how} with seed {spec.seed}, "
              f"{drawn}.{as_of}", ""]
+    if drawn_set.kinds:
+        lines += ["By kind: " + ", ".join(f"{kind.replace('_', ' ')} {count:,}"
+                                          for kind, count in sorted(drawn_set.kinds.items())) + ".", ""]
+    if drawn_set.writers:
+        lines += [f"{sum(drawn_set.writers.values()):,} of them were written by a model the studio asked (each "
+                  "keeps its generator, prompt, sampling and context): " + "; ".join(
+                      f"{count:,} by {_line(writer)}" for writer, count in sorted(drawn_set.writers.items())) + ".",
+                  ""]
     if pool is None:
         return lines
     q = pool.quality

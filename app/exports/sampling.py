@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import NamedTuple, TypeVar
 
-from sqlalchemy import true
+from sqlalchemy import func, true
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -145,16 +145,20 @@ class Conversation(NamedTuple):
     conversations: list[dict]
     sha256: str | None
     format: str | None
+    kind: str | None = None
+    origin: dict | None = None
 
 
 def draw_conversations(session: Session, *, pool_id: int, seed: int, size: int, reviewed_only: bool,
-                       as_of: datetime | None) -> Iterator[Conversation]:
+                       as_of: datetime | None, by_kind: bool = False) -> Iterator[Conversation]:
     """`size` conversations of the pool (all if fewer), drawn the same way: only those review passed (every answer
     correct, or the wrong ones fixed) when `reviewed_only`; each as it was at `as_of` (reviews decided and fixes
-    accepted later are left out) when given."""
+    accepted later are left out) when given. `by_kind`: each kind (LLaVA-Instruct's three) gets its share of `size`
+    in proportion to its share of what may be drawn (largest remainders), and is drawn apart."""
     fix = aliased(Revision)
     columns = (ConversationItem.id, ConversationItem.pool_id, ConversationItem.position,
-               ConversationItem.conversations, Image.sha256, Image.format)
+               ConversationItem.conversations, Image.sha256, Image.format, ConversationItem.kind,
+               ConversationItem.origin)
     base = (select(*columns).outerjoin(Image, col(Image.id) == ConversationItem.image_id)
             .where(ConversationItem.pool_id == pool_id))
     if reviewed_only:
@@ -165,15 +169,37 @@ def draw_conversations(session: Session, *, pool_id: int, seed: int, size: int, 
                        | ((review.outcome == ConversationOutcome.fixed) & (_by(fix.decided_at, as_of))),
                        _by(review.decided_at, as_of)))
     earlier = _conversations_before(session, pool_id, as_of)
-    start, taken = _start(seed, -pool_id), 0
-    for window in (base.where(ConversationItem.rkey >= start), base.where(ConversationItem.rkey < start)):
-        for row in session.execute(window.order_by(ConversationItem.rkey, ConversationItem.position)
-                                   .limit(size - taken)):
-            yield Conversation(row.pool_id, row.position, earlier.get(row.id, row.conversations), row.sha256,
-                               row.format)
-            taken += 1
-        if taken >= size:
-            return
+    strata = [(base, size)]
+    if by_kind:
+        counted = base.with_only_columns(ConversationItem.kind, func.count()).group_by(ConversationItem.kind)
+        shares = share_out(size, {kind: count for kind, count in session.execute(counted)})
+        strata = [(base.where(ConversationItem.kind.is_(None) if kind is None else ConversationItem.kind == kind),
+                   wanted) for kind, wanted in sorted(shares.items(), key=lambda item: item[0] or "")]
+    start = _start(seed, -pool_id)
+    for stratum, wanted in strata:
+        taken = 0
+        for window in (stratum.where(ConversationItem.rkey >= start), stratum.where(ConversationItem.rkey < start)):
+            if taken >= wanted:
+                break
+            for row in session.execute(window.order_by(ConversationItem.rkey, ConversationItem.position)
+                                       .limit(wanted - taken)):
+                yield Conversation(row.pool_id, row.position, earlier.get(row.id, row.conversations), row.sha256,
+                                   row.format, row.kind, row.origin)
+                taken += 1
+
+
+def share_out(size: int, counts: dict) -> dict:
+    """`size` shared among the groups in proportion to their counts (none gets more than it has): each its whole
+    share, then one more for the largest remainders, in a stable order."""
+    total = sum(counts.values())
+    if total <= size:
+        return dict(counts)
+    exact = {group: size * count / total for group, count in counts.items()}
+    shares = {group: int(value) for group, value in exact.items()}
+    left = size - sum(shares.values())
+    for group in sorted(exact, key=lambda group: (shares[group] - exact[group], str(group)))[:left]:
+        shares[group] += 1
+    return shares
 
 
 def _by(moment, as_of: datetime | None):

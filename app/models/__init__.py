@@ -36,7 +36,7 @@ from app.models.review_work import (
     SpotVerdict,
 )
 from app.models.revisions import RecordKind, Revision, RevisionOrigin, RevisionStatus
-from app.models.scores import InstanceScore
+from app.models.scores import ConversationScore, InstanceScore
 from app.models.stage2 import (
     ConversationKind,
     ConversationOutcome,
@@ -52,7 +52,8 @@ metadata = SQLModel.metadata
 
 __all__ = [
     "ApiToken", "AuditEvent", "BulkFix", "BulkFixItem", "BulkFixStatus", "ConversationItem", "ConversationKind",
-    "ConversationOutcome", "ConversationPool", "ConversationReview", "PromptStatus", "SynthesisPrompt",
+    "ConversationOutcome", "ConversationPool", "ConversationReview", "ConversationScore", "PromptStatus",
+    "SynthesisPrompt",
     "DatasetVersion", "Decision", "Image", "ImagePlacement", "Instance", "InstanceScore", "InstanceStatus",
     "Instruction", "InstructionStatus", "InstructionVersion", "Job", "JobKind", "JobMetric", "JobStatus",
     "ModelOutput", "OptionsStyle", "QcStatus", "RecordKind", "RegisteredModel", "Review", "ReviewSubject", "Revision",

@@ -30,6 +30,7 @@ class JobKind(StrEnum):
     finetune = "finetune"  # the two-stage recipe
     score = "score"  # a model's loss on every instance of a task, for the doubt ranking
     bulk_fix = "bulk_fix"  # an accepted bulk fix applied to its instances, chunk by chunk
+    score_pool = "score_pool"  # a model's loss on every answer of a stage-2 pool, to read the least likely first
     synthesize = "synthesize"  # new stage-2 conversations about a task's instances, from a model or an endpoint
 
 

@@ -32,3 +32,26 @@ class InstanceScore(SQLModel, table=True):
     option_probabilities: list[float] | None = json_field()
     margin: float | None = None
     created_at: datetime = created_at_field()
+
+
+class ConversationScore(SQLModel, table=True):
+    """What a model makes of each answer of a stage-2 conversation: the mean token loss of every gpt turn given the
+    image and the turns before it, so that a pool is read least likely answers first. Scoring again with the same
+    model replaces them."""
+
+    __tablename__ = "conversation_score"
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "model_id"),
+        Index("ix_conversation_score_pool_id_model_id_worst_loss", "pool_id", "model_id", "worst_loss"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversation_item.id", ondelete="CASCADE")
+    pool_id: int = Field(foreign_key="conversation_pool.id", ondelete="CASCADE")
+    model_id: int = Field(foreign_key="registered_model.id", ondelete="CASCADE")
+    job_id: int | None = Field(default=None, foreign_key="job.id", ondelete="SET NULL")
+    turn_losses: list[float | None] = json_field(nullable=False, default_factory=list)  # per gpt turn, in order;
+    # None for an answer cut off by the trainer's length
+    worst_loss: float  # the least likely answer's loss: the pool's order
+    worst_turn: int  # that answer's index in the conversation
+    created_at: datetime = created_at_field()

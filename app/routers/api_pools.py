@@ -8,10 +8,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from app.qc.prescreen import RuleName
-from app.schemas import API_ERRORS
-from app.schemas.pools import ConversationOut, ConversationPage, FindingOut, PoolOut
+from app.schemas import API_ERRORS, JobStarted
+from app.schemas.pools import ConversationOut, ConversationPage, FindingOut, PoolOut, PoolScoreIn
+from app.services import pool_scores
 from app.services import pools as pool_service
-from app.web.deps import ANY_ROLE, STRICT_QUERY, RowId, SessionDep
+from app.web.deps import ANY_ROLE, PREVIEWERS, STRICT_QUERY, CurrentUser, RowId, SessionDep
 
 router = APIRouter(prefix="/api/v1/pools", tags=["pools"], responses=API_ERRORS, dependencies=[STRICT_QUERY])
 
@@ -41,3 +42,12 @@ def list_conversations(session: SessionDep, pool_id: RowId,
                         findings=[FindingOut(rule=found.rule, detail=found.detail)
                                   for found in page.findings.get(row.item.position, [])])
         for row in page.rows])
+
+
+@router.post("/{pool_id}/scores", dependencies=[PREVIEWERS], response_model=JobStarted, status_code=202)
+def score_pool(session: SessionDep, user: CurrentUser, pool_id: RowId, data: PoolScoreIn):
+    """Queues a score job: the model's loss on every answer of the pool, to read the least likely first (the pool's
+    page, `?order=doubt`)."""
+    job = pool_scores.start(session, pool_id=pool_id, model_id=data.model_id, batch_size=data.batch_size,
+                            actor_id=user.id)
+    return JobStarted(job_id=job.id, status=job.status, page=f"/jobs/{job.id}")

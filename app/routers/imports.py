@@ -18,7 +18,7 @@ router = APIRouter(prefix="/imports", tags=["pages"], include_in_schema=False,
                    dependencies=[EDITORS])
 # An empty field is "not given".
 OPTIONAL = ("image_root", "max_per_task", "seed", "dataset", "task", "records", "join", "join_records", "on",
-            "image_pattern", "instruction_file")
+            "image_pattern", "instruction_file", "kind")
 
 
 @router.get("")

@@ -8,10 +8,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Request
 
 from app.qc.prescreen import RULES, RuleName
-from app.services import conversation_reviews
+from app.schemas.pools import PoolScoreIn
+from app.services import conversation_reviews, pool_scores
 from app.services import pools as pool_service
-from app.web.deps import ANY_ROLE, RowId, SessionDep
-from app.web.templating import render
+from app.services import registered_models as model_service
+from app.web.deps import ANY_ROLE, PREVIEWERS, CurrentUser, RowId, SessionDep
+from app.web.forms import FormDep, validate_form
+from app.web.templating import render, see_other
 
 router = APIRouter(prefix="/pools", tags=["pages"], include_in_schema=False)
 
@@ -28,17 +31,30 @@ def pool_detail(request: Request, session: SessionDep, pool_id: RowId,
                 q: Annotated[str, Query(max_length=200)] = "",
                 finding: Annotated[RuleName | Literal[""], Query()] = "",
                 review: Annotated[Literal["unread", "correct", "flagged", "fixed", ""], Query()] = "",
+                order: Annotated[Literal["doubt", ""], Query()] = "",
                 after: Annotated[int | None, Query(ge=0)] = None):
-    """A pool's conversations, 50 a page, with the pre-screens' findings; htmx asks for the table alone as the
-    filters change."""
+    """A pool's conversations, 50 a page, with the pre-screens' findings (and a model's doubt, once it scored the
+    pool); htmx asks for the table alone as the filters change."""
     pool = pool_service.get_pool(session, pool_id=pool_id)
     filters = pool_service.PoolFilters(image=image or None, turns=turns, q=q.strip() or None, finding=finding or None,
-                                       review=review or None)
+                                       review=review or None, order=order or None)
     found = pool_service.findings(session, pool_id=pool.id)
+    scores = pool_scores.newest(session, pool_id=pool.id)
     return render(request, "pools/detail.html", "pools/_table.html", pool=pool, filters=filters,
-                  page=pool_service.page(session, pool_id=pool.id, filters=filters, after=after, found=found),
-                  counts=pool_service.finding_counts(found), rules=RULES,
+                  page=pool_service.page(session, pool_id=pool.id, filters=filters, after=after, found=found,
+                                         scored_by=scores.model_id if scores else None),
+                  counts=pool_service.finding_counts(found), rules=RULES, scores=scores,
+                  models=model_service.list_models(session),
                   quality=conversation_reviews.pool_quality(session, pool_ids=[pool_id])[pool_id])
+
+
+@router.post("/{pool_id}/scores", dependencies=[PREVIEWERS])
+def score_pool(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, pool_id: RowId):
+    """Queues a score job on the pool; its page shows the progress."""
+    data = validate_form(PoolScoreIn, form)
+    job = pool_scores.start(session, pool_id=pool_id, model_id=data.model_id, batch_size=data.batch_size,
+                            actor_id=user.id)
+    return see_other(request, f"/jobs/{job.id}")
 
 
 @router.get("/{pool_id}/conversations/{position}", dependencies=[ANY_ROLE])

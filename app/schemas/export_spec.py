@@ -34,6 +34,10 @@ class ExportSpec(BaseModel):
         False, description="Draw stage 2 from every conversation of the pool, read or not (the card says so). "
         "Otherwise only from conversations review passed: every answer judged correct, or the wrong ones fixed by "
         "an accepted revision.")
+    stage2_by_kind: bool = Field(
+        False, description="Draw stage 2 within each kind of conversation (LLaVA-Instruct's three: conversation, "
+        "detail, complex_reasoning), each in proportion to its share of what may be drawn; otherwise at random "
+        "from all of them.")
     as_of: AwareDatetime | None = Field(
         None, description="The data as it was at this moment: fixes accepted and reviews decided later are left "
         "out, so that building the spec again gives the same bytes. A new version pins the moment it is made. "
@@ -78,6 +82,8 @@ class ExportSpec(BaseModel):
             del data["stage2_unreviewed"]
         if data["as_of"] is None:
             del data["as_of"]
+        if not data["stage2_by_kind"]:  # specs from before stratified draws keep their digest
+            del data["stage2_by_kind"]
         data["instruction_version_ids"] = {str(task): sorted(set(ids)) for task, ids in
                                            sorted(self.instruction_version_ids.items())}
         return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)

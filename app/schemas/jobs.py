@@ -72,6 +72,15 @@ class ScorePayload(JobPayload):
     batch_size: int = Field(8, ge=1, le=256)
 
 
+class ScorePoolPayload(JobPayload):
+    """A model's loss on every answer of a stage-2 pool."""
+
+    kind = JobKind.score_pool
+    pool_id: RowIdValue
+    model_id: RowIdValue
+    batch_size: int = Field(8, ge=1, le=256)
+
+
 class FinetunePayload(FinetuneIn, JobPayload):
     kind = JobKind.finetune
     version_id: RowIdValue
@@ -99,7 +108,7 @@ class SynthesizePayload(SynthesizeIn, JobPayload):
 
 PAYLOADS: dict[JobKind, type[JobPayload]] = {payload.kind: payload for payload in (
     ImportPayload, LintPayload, ExportPayload, PreviewPayload, ScorePayload, FinetunePayload, BulkFixPayload,
-    SynthesizePayload)}
+    SynthesizePayload, ScorePoolPayload)}
 
 
 def read(kind: str, stored: dict[str, Any]) -> JobPayload:
@@ -190,6 +199,13 @@ class ScoreResult(JobResult):
     instruction_version_id: int | None = None
 
 
+class ScorePoolResult(JobResult):
+    scored: int = 0
+    skipped: int = 0  # whose first prompt does not fit the model's length
+    seconds: float = 0.0
+    model: str = ""
+
+
 class BulkFixResult(JobResult):
     bulk_fix_id: int
     applied: int = 0
@@ -214,7 +230,7 @@ class SynthesizeResult(JobResult):
 RESULTS: dict[JobKind, type[JobResult]] = {
     JobKind.import_: ImportResult, JobKind.lint: LintResult, JobKind.export: ExportResult,
     JobKind.preview: PreviewResult, JobKind.score: ScoreResult, JobKind.finetune: FinetuneResult,
-    JobKind.bulk_fix: BulkFixResult, JobKind.synthesize: SynthesizeResult}
+    JobKind.bulk_fix: BulkFixResult, JobKind.synthesize: SynthesizeResult, JobKind.score_pool: ScorePoolResult}
 
 
 def read_result(kind: str, stored: dict[str, Any] | None) -> JobResult | None:

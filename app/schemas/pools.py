@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.models.types import RowIdValue
 
 
 class PoolOut(BaseModel):
@@ -30,3 +32,11 @@ class ConversationOut(BaseModel):
 class ConversationPage(BaseModel):
     items: list[ConversationOut]
     next_after: int | None = Field(description="Pass as `after` for the next page; null on the last.")
+
+
+class PoolScoreIn(BaseModel):
+    """A model to score a pool's answers with."""
+
+    model_config = ConfigDict(extra="forbid")
+    model_id: RowIdValue
+    batch_size: int = Field(8, ge=1, le=256)

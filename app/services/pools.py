@@ -16,7 +16,7 @@ from sqlalchemy import String, cast, func
 from sqlmodel import Session, col, select
 
 from app.core.failures import NotFound
-from app.models import ConversationItem, ConversationPool, ConversationReview, DatasetVersion, Image
+from app.models import ConversationItem, ConversationPool, ConversationReview, ConversationScore, DatasetVersion, Image
 from app.prompts.tokens import estimate
 from app.qc import prescreen
 from app.qc.prescreen import Finding
@@ -46,9 +46,12 @@ class PoolFilters:
     q: str | None = None  # text anywhere in the conversation, any case
     finding: prescreen.RuleName | None = None  # a pre-screen the conversation breaks
     review: Literal["unread", "correct", "flagged", "fixed"] | None = None  # what its review found
+    order: Literal["doubt"] | None = None  # least likely answer first, under the pool's newest scores
 
-    def as_query(self) -> dict[str, str]:
-        return {name: str(value) for name, value in asdict(self).items() if value not in (None, "")}
+    def as_query(self, **changes: object) -> dict[str, str]:
+        """The filters as a URL's query; `changes` set some (None leaves one out)."""
+        values = {**asdict(self), **changes}
+        return {name: str(value) for name, value in values.items() if value not in (None, "")}
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class ConversationRow:
     item: ConversationItem
     image: Image | None
     review: ConversationReview | None = None
+    score: ConversationScore | None = None
 
     @property
     def exchanges(self) -> int:
@@ -77,10 +81,12 @@ class PoolPage:
 
 def findings(session: Session, *, pool_id: int) -> dict[int, list[Finding]]:
     """Every conversation of the pool through the pre-screens (a pass over the pool: thousands take a moment)."""
-    rows = session.exec(select(ConversationItem.position, ConversationItem.conversations, ConversationItem.image_id)
+    rows = session.exec(select(ConversationItem.position, ConversationItem.conversations, ConversationItem.image_id,
+                               ConversationItem.origin)
                         .where(ConversationItem.pool_id == pool_id).order_by(ConversationItem.position)
                         .execution_options(yield_per=1000))
-    return prescreen.screen(rows, budget=BUDGET)
+    return prescreen.screen(((position, turns, image_id, prescreen.source_of(origin))
+                             for position, turns, image_id, origin in rows), budget=BUDGET)
 
 
 def finding_counts(found: dict[int, list[Finding]]) -> dict[str, int]:
@@ -114,20 +120,26 @@ def get_pool(session: Session, *, pool_id: int) -> ConversationPool:
 
 
 def page(session: Session, *, pool_id: int, filters: PoolFilters, after: int | None = None,
-         size: int = PAGE_SIZE, found: dict[int, list[Finding]] | None = None) -> PoolPage:
-    """The pool's conversations in file order from after position `after`, filtered. The filters on turns and text
-    read each conversation's JSON, so they scan the pool (a pool is thousands, not millions); paging is by the
-    (pool, position) key. `found`: the pool's pre-screen findings, when the caller has them (else worked out)."""
+         size: int = PAGE_SIZE, found: dict[int, list[Finding]] | None = None, scored_by: int | None = None
+         ) -> PoolPage:
+    """The pool's conversations in file order from after position `after`, filtered; with `scored_by` (a model
+    that scored the pool), each with its score, and in `filters.order == "doubt"` the least likely answer first,
+    `after` then counting the rows already shown. The filters on turns and text read each conversation's JSON, so
+    they scan the pool (a pool is thousands, not millions); paging in file order is by the (pool, position) key.
+    `found`: the pool's pre-screen findings, when the caller has them (else worked out)."""
     found = findings(session, pool_id=pool_id) if found is None else found
-    query = (select(ConversationItem, Image, ConversationReview)
+    doubt = filters.order == "doubt" and scored_by is not None
+    query = (select(ConversationItem, Image, ConversationReview, ConversationScore)
              .outerjoin(Image, col(Image.id) == ConversationItem.image_id)
              .outerjoin(ConversationReview, ConversationReview.conversation_id == ConversationItem.id)
+             .join(ConversationScore, (ConversationScore.conversation_id == ConversationItem.id)
+                   & (ConversationScore.model_id == (scored_by or 0)), isouter=not doubt)
              .where(ConversationItem.pool_id == pool_id))
     if filters.review == "unread":
         query = query.where(col(ConversationReview.outcome).is_(None))
     elif filters.review:
         query = query.where(ConversationReview.outcome == filters.review)
-    if after is not None:
+    if after is not None and not doubt:
         query = query.where(ConversationItem.position > after)
     if filters.image == "with":
         query = query.where(col(ConversationItem.image_id).is_not(None))
@@ -136,22 +148,28 @@ def page(session: Session, *, pool_id: int, filters: PoolFilters, after: int | N
     if filters.q and _same_in_json(filters.q):  # narrowed in the database; the exact test is below
         text = func.lower(cast(ConversationItem.conversations, String))
         query = query.where(text.contains(filters.q.lower(), autoescape=True))
-    rows = []
-    for item, image, review in session.exec(query.order_by(ConversationItem.position)
-                                            .execution_options(yield_per=PAGE_SIZE * 4)):
-        row = ConversationRow(item, image, review)
+    order = (col(ConversationScore.worst_loss).desc(), ConversationItem.position) if doubt \
+        else (ConversationItem.position,)
+    rows, passed = [], 0
+    for item, image, review, score in session.exec(query.order_by(*order)
+                                                   .execution_options(yield_per=PAGE_SIZE * 4)):
+        row = ConversationRow(item, image, review, score)
         if filters.turns and row.exchanges < filters.turns:
             continue
         if filters.q and not _mentions(item.conversations, filters.q):
             continue  # the JSON text matched an escape or a key, not what a person reads
         if filters.finding and filters.finding not in {finding.rule for finding in found.get(item.position, [])}:
             continue
+        if doubt and passed < (after or 0):  # shown on an earlier page
+            passed += 1
+            continue
         rows.append(row)
         if len(rows) > size:
             break
     more = len(rows) > size
     rows = rows[:size]
-    return PoolPage(rows, rows[-1].item.position if more and rows else None,
+    following = ((after or 0) + size if doubt else rows[-1].item.position) if more and rows else None
+    return PoolPage(rows, following,
                     {row.item.position: found[row.item.position] for row in rows if row.item.position in found})
 
 

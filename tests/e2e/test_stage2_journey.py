@@ -17,7 +17,7 @@ from sqlmodel import select
 
 from app.core.config import Settings
 from app.core.storage import MediaStore
-from app.models import ConversationPool, Image, Instance, Role, Task
+from app.models import ConversationItem, ConversationPool, Image, Instance, Role, Task
 from tests.e2e.test_browser import sign_in
 from tests.e2e.test_review_keyboard import press_and_wait
 from tests.factories import make_user
@@ -111,6 +111,8 @@ def test_stage_two_is_imported_screened_reviewed_fixed_synthesized_and_drawn_int
     _run_jobs(settings)
     expect(page.locator("[data-field=imported]")).to_have_text("6")
     pool = db.exec(select(ConversationPool).where(ConversationPool.name == "instruct")).one()
+    kinds = db.exec(select(ConversationItem.kind).where(ConversationItem.pool_id == pool.id)).all()
+    assert kinds == ["conversation"] * 6  # LLaVA-Instruct's file names say their kind
     page.goto(f"/pools/{pool.id}")
     expect(page.locator("#prescreens li[data-rule=refusal] a")).to_have_text("1")
     expect(page.locator("#prescreens li[data-rule=duplicate] a")).to_have_text("1")
@@ -180,3 +182,5 @@ def test_stage_two_is_imported_screened_reviewed_fixed_synthesized_and_drawn_int
     expect(card).to_contain_text("20 conversations (at most 20 asked for) from the pool written")
     expect(card).to_contain_text("Review read 20 of the pool's 20 conversations")
     expect(card).to_contain_text("0.0% of the pool (exact: every conversation was read)")
+    expect(card).to_contain_text("20 of them were written by a model the studio asked")
+    expect(card).to_contain_text("20 by test-vlm, conversation prompt version 1")

@@ -50,8 +50,8 @@ class ConversationReviews(ReviewQueue):
         conversation, pool, image = session.execute(
             conversation_reviews.conversation_rows(), {"conversation_id": item.conversation_id},
             execution_options={"populate_existing": True}).one()
-        found = prescreen.screen([(conversation.position, conversation.conversations, conversation.image_id)],
-                                 budget=BUDGET)
+        found = prescreen.screen([(conversation.position, conversation.conversations, conversation.image_id,
+                                   prescreen.source_of(conversation.origin))], budget=BUDGET)
         return None, ConversationContext(conversation=conversation, pool=pool, image=image,
                                          findings=found.get(conversation.position, []), verdicts=VERDICTS)
 

@@ -1,4 +1,5 @@
-"""The OpenAI-compatible endpoints synthesis may send to, and the client that sends.
+"""The OpenAI-compatible endpoints synthesis may send to, and what a request gives back (the worker's
+`worker/endpoint_client.py` sends: the web app never does).
 
 Nothing leaves the studio unless an admin named the endpoint in the file `STUDIO_SYNTHESIS_ENDPOINTS` points at:
 
@@ -12,19 +13,12 @@ Nothing leaves the studio unless an admin named the endpoint in the file `STUDIO
       timeout_s: 120
 
 The key is read from the environment (or the file) by the worker when a job starts, and is never stored, shown or
-logged (the OpenAI client redacts it from its own debug logs). Requests run concurrently up to the endpoint's
-limit; the OpenAI client retries 429, 5xx, timeouts and dropped connections with exponential backoff (honouring
-Retry-After), and a request that still fails stops the job: nothing new is sent, what is in flight is finished
-and kept, and the error names the endpoint."""
+logged."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -109,10 +103,6 @@ def load_endpoints(path: Path | None) -> dict[str, Endpoint]:
     return endpoints
 
 
-class EndpointFailed(RuntimeError):
-    """A request failed after its retries; the job stops, keeping what it has."""
-
-
 @dataclass(frozen=True)
 class Reply:
     key: str
@@ -163,80 +153,6 @@ def reply_of(key: str, completion: Any, seconds: float) -> Reply:
     except (AttributeError, IndexError, TypeError, KeyError):
         return Reply(key, None, None, prompt_tokens, completion_tokens, seconds,
                      problem="the endpoint's answer is not a chat completion with a message")
-    return Reply(key, text, getattr(completion, "model", None), prompt_tokens, completion_tokens, seconds)
-
-
-@dataclass
-class Sender:
-    """Sends chat-completions bodies to one endpoint, `concurrency` at a time, calling `on_reply` (in the caller's
-    thread, between awaits) with each answer as it comes."""
-
-    endpoint: Endpoint
-    on_reply: Callable[[Reply], None]
-    caps: Caps = field(default_factory=Caps)
-    concurrency: int | None = None  # the endpoint's own, unless a job asks for fewer
-    tally: Tally = field(default_factory=Tally)
-
-    def run(self, bodies: Iterable[tuple[str, dict[str, Any]]]) -> Tally:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:  # the worker's case: no loop in this thread
-            asyncio.run(self._run(iter(bodies)))
-        else:  # called from code that runs a loop (a notebook, a test driving a browser): a loop of its own
-            with ThreadPoolExecutor(max_workers=1) as own:
-                own.submit(asyncio.run, self._run(iter(bodies))).result()
-        return self.tally
-
-    async def _run(self, bodies) -> None:
-        from openai import APIError, AsyncOpenAI  # the worker's dependency; the web app never sends
-
-        limit = min(self.concurrency or self.endpoint.concurrency, self.endpoint.concurrency)
-        client = AsyncOpenAI(base_url=self.endpoint.base_url, api_key=self.endpoint.api_key(),
-                             max_retries=self.endpoint.max_retries, timeout=self.endpoint.timeout_s)
-        failure: BaseException | None = None
-        pending: set[asyncio.Task] = set()
-        try:
-            async with client:
-                while True:
-                    while failure is None and len(pending) < limit and not self._capped():
-                        item = next(bodies, None)
-                        if item is None:
-                            break
-                        self.tally.requests += 1
-                        pending.add(asyncio.create_task(self._send(client, *item)))
-                    if not pending:
-                        break
-                    done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                    for task in done:
-                        try:
-                            reply = task.result()
-                        except APIError as error:
-                            failure = failure or error
-                            continue
-                        self.tally.prompt_tokens += reply.prompt_tokens
-                        self.tally.completion_tokens += reply.completion_tokens
-                        self.on_reply(reply)
-        finally:
-            for task in pending:  # the caller stopped (cancelled, or its storing failed): nothing half-sent stays
-                task.cancel()
-        if failure is not None:
-            raise EndpointFailed(f"endpoint {self.endpoint.name} ({self.endpoint.host}, model {self.endpoint.model}) "
-                                 f"failed after {self.endpoint.max_retries} retries: {_words(failure)}") from None
-
-    def _capped(self) -> bool:
-        self.tally.capped = self.tally.capped or self.tally.reached(self.caps)
-        return self.tally.capped is not None
-
-    async def _send(self, client, key: str, body: dict[str, Any]) -> Reply:
-        started = time.perf_counter()
-        completion = await client.chat.completions.create(**body)
-        return reply_of(key, completion, time.perf_counter() - started)
-
-
-def _words(error: BaseException) -> str:
-    """The error as a person reads it: the status and the server's message, or what happened to the connection."""
-    status = getattr(error, "status_code", None)
-    body = getattr(error, "body", None)
-    message = body.get("message") if isinstance(body, dict) else None
-    message = message or getattr(error, "message", None) or str(error) or type(error).__name__
-    return f"HTTP {status}: {message}" if status else message
+    model = getattr(completion, "model", None)
+    return Reply(key, text, model[:200] if isinstance(model, str) else None, prompt_tokens, completion_tokens,
+                 seconds)

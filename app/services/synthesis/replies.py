@@ -50,8 +50,12 @@ def _pairs(data: Any) -> list[tuple[str, str]]:
     return pairs
 
 
-def conversation(reply: str | None, *, has_image: bool, budget: prescreen.Budget) -> list[dict[str, str]]:
-    """The LLaVA-format turns of `reply`, the image's token leading the first question; raises Refused."""
+def conversation(reply: str | None, *, has_image: bool, budget: prescreen.Budget, blind_source: str | None = None
+                 ) -> list[dict[str, str]]:
+    """The LLaVA-format turns of `reply`, the image's token leading the first question; raises Refused.
+    `blind_source`: all a writer that did not see the image was given; an answer naming an object it does not
+    mention is made up, and refused (a writer that saw the image may name what the dataset's words leave out: for
+    it the rule is a pre-screen finding for the reviewer)."""
     if not reply or not reply.strip():
         raise Refused("the reply is empty")
     try:
@@ -64,12 +68,15 @@ def conversation(reply: str | None, *, has_image: bool, budget: prescreen.Budget
     turns: list[dict[str, str]] = []
     for question, answer in pairs:
         turns += [{"from": "human", "value": question}, {"from": "gpt", "value": answer}]
+    if any("\x00" in turn["value"] for turn in turns):
+        raise Refused("the reply contains a NUL character, which the database cannot store")
     if has_image:
         turns[0]["value"] = f"{IMAGE_TOKEN}\n{turns[0]['value']}"
     problem = shape_problem(turns, has_image=has_image)
     if problem:
         raise Refused(f"not a conversation a trainer can use: {problem}")
-    for finding in (prescreen.refusal(turns), prescreen.too_long(turns, has_image=has_image, budget=budget)):
+    for finding in (prescreen.refusal(turns), prescreen.unseen_object(turns, blind_source),
+                    prescreen.too_long(turns, has_image=has_image, budget=budget)):
         if finding:
             raise Refused(f"{prescreen.RULES[finding.rule]}: {finding.detail}")
     return turns

@@ -73,7 +73,8 @@ class Collector:
         try:
             if reply.problem:
                 raise replies.Refused(reply.problem)
-            turns = replies.conversation(reply.text, has_image=has_image, budget=self.budget)
+            turns = replies.conversation(reply.text, has_image=has_image, budget=self.budget,
+                                         blind_source=None if self.saw_image else drawn.subject.context())
         except replies.Refused as refusal:
             self.refused += 1
             if len(self.refusals) < MAX_REFUSALS_KEPT:
