@@ -74,3 +74,12 @@ def test_records_the_trainer_would_mask_are_refused(app, db, settings, image_roo
     assert report.imported == 1 and report.rejected_count == 1
     rejection = report.rejected[0]
     assert rejection.line == 2 and reason in rejection.reason, rejection
+
+
+def test_llava_instructs_three_files_import_as_three_kinds():
+    from app.ingest.conversations import kind_of_file
+
+    assert kind_of_file("conversation_58k.json") == "conversation"
+    assert kind_of_file("detail_23k.json") == "detail"
+    assert kind_of_file("Complex_Reasoning_77k.jsonl") == "complex_reasoning"
+    assert kind_of_file("llava_instruct_150k.json") is None  # the three together: no one kind
