@@ -366,6 +366,8 @@ def test_the_synthesis_page_starts_a_job_whose_page_names_the_endpoint_and_count
     assert {b["messages"][0]["content"] for b in server.behaviour.requests} == {"Ask and answer."}
     assert SECRET not in client.get(job_page).text
     written = db.exec(select(ConversationPool).where(ConversationPool.name == "web")).one()
+    assert len(soup(client.get(f"/pools/{written.id}?kind=conversation")).select("#conversations tbody tr")) == 3
+    assert soup(client.get(f"/pools/{written.id}?kind=detail")).select_one("#no-conversation") is not None
     origin = soup(client.get(f"/pools/{written.id}/conversations/0")).select_one("#conversation-origin").text
     assert f"test-vlm at {host}" in origin and "conversation, version 2" in origin and "temperature 0.3" in origin
     assert "the image, and the dataset's words" in origin and "Dataset task" in origin

@@ -32,12 +32,13 @@ def pool_detail(request: Request, session: SessionDep, pool_id: RowId,
                 finding: Annotated[RuleName | Literal[""], Query()] = "",
                 review: Annotated[Literal["unread", "correct", "flagged", "fixed", ""], Query()] = "",
                 order: Annotated[Literal["doubt", ""], Query()] = "",
+                kind: Annotated[Literal["conversation", "detail", "complex_reasoning", ""], Query()] = "",
                 after: Annotated[int | None, Query(ge=0)] = None):
     """A pool's conversations, 50 a page, with the pre-screens' findings (and a model's doubt, once it scored the
     pool); htmx asks for the table alone as the filters change."""
     pool = pool_service.get_pool(session, pool_id=pool_id)
     filters = pool_service.PoolFilters(image=image or None, turns=turns, q=q.strip() or None, finding=finding or None,
-                                       review=review or None, order=order or None)
+                                       review=review or None, order=order or None, kind=kind or None)
     found = pool_service.findings(session, pool_id=pool.id)
     scores = pool_scores.newest(session, pool_id=pool.id)
     return render(request, "pools/detail.html", "pools/_table.html", pool=pool, filters=filters,

@@ -47,6 +47,7 @@ class PoolFilters:
     finding: prescreen.RuleName | None = None  # a pre-screen the conversation breaks
     review: Literal["unread", "correct", "flagged", "fixed"] | None = None  # what its review found
     order: Literal["doubt"] | None = None  # least likely answer first, under the pool's newest scores
+    kind: str | None = None  # a ConversationKind: LLaVA-Instruct's file, or what synthesis wrote
 
     def as_query(self, **changes: object) -> dict[str, str]:
         """The filters as a URL's query; `changes` set some (None leaves one out)."""
@@ -141,6 +142,8 @@ def page(session: Session, *, pool_id: int, filters: PoolFilters, after: int | N
         query = query.where(ConversationReview.outcome == filters.review)
     if after is not None and not doubt:
         query = query.where(ConversationItem.position > after)
+    if filters.kind:
+        query = query.where(ConversationItem.kind == filters.kind)
     if filters.image == "with":
         query = query.where(col(ConversationItem.image_id).is_not(None))
     elif filters.image == "without":
