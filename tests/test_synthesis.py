@@ -34,6 +34,9 @@ from tests.openai_server import Behaviour, OpenAIServer, _completion, conversati
 
 pytest.importorskip("openai", reason="the worker's dependencies (requirements-worker.txt) are not installed")
 SECRET = "sk-test-never-shown-3f9a"
+# What the endpoint does (retries, refusals, caps) does not depend on the database; what is stored, and how, is
+# tested on both.
+ONE_DATABASE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 @pytest.fixture
@@ -114,6 +117,7 @@ def test_the_endpoint_gets_well_formed_requests_and_each_conversation_keeps_its_
     assert again.result["skipped"] == 6 and again.result["sent"] == 0 and len(_stored(db)) == 6
 
 
+@ONE_DATABASE
 def test_429_500_and_a_timeout_are_retried_and_concurrency_stays_within_the_limit(db, settings, demo, server):
     server.behaviour.script.extend(["429", "500", "timeout"])
     server.behaviour.timeout_s = 3
@@ -139,6 +143,7 @@ def test_an_endpoint_that_stays_down_fails_the_job_naming_it_keeping_what_it_wro
     assert len(_stored(db)) == 6 and len({item.source_id for item in _stored(db)}) == 6
 
 
+@ONE_DATABASE
 def test_an_endpoint_that_echoes_the_key_in_its_error_does_not_put_it_in_the_job(db, settings, demo, server):
     server.behaviour.script.extend(["echo_500"] * 30)
     _endpoints(settings, server, max_retries=0, concurrency=1)
@@ -174,6 +179,7 @@ def test_each_part_of_a_reply_is_checked_before_it_becomes_a_conversation():
     assert conversation(dog, has_image=True, budget=BUDGET)  # a writer that saw the image: a finding, not a refusal
 
 
+@ONE_DATABASE
 def test_replies_that_are_not_conversations_are_refused_with_their_reasons_never_stored(db, settings, demo, server):
     server.behaviour.script.extend(["garbage", "not_json", "refusal"])
     _endpoints(settings, server, concurrency=1)
@@ -184,6 +190,7 @@ def test_replies_that_are_not_conversations_are_refused_with_their_reasons_never
     assert "not a chat completion" in reasons and "refuses or apologises" in reasons
 
 
+@ONE_DATABASE
 def test_caps_on_requests_and_tokens_stop_a_job_cleanly(db, settings, demo, server):
     _endpoints(settings, server, concurrency=1)
     job = _synthesize(db, settings, demo, count=6, max_requests=2)
@@ -191,6 +198,8 @@ def test_caps_on_requests_and_tokens_stop_a_job_cleanly(db, settings, demo, serv
     assert "2 requests" in job.result["capped"]
     capped = _synthesize(db, settings, demo, count=6, max_tokens_total=1, pool="tokens")
     assert capped.result["sent"] == 1 and "1 tokens" in capped.result["capped"]
+    exact = _synthesize(db, settings, demo, count=3, max_requests=3, pool="exact")
+    assert exact.result["sent"] == 3 and exact.result.get("capped") is None  # nothing was left unsent
 
 
 def test_only_a_configured_endpoint_and_an_approved_prompt_of_the_kind_may_be_used(db, settings, demo, server):
@@ -219,6 +228,7 @@ def test_only_a_configured_endpoint_and_an_approved_prompt_of_the_kind_may_be_us
     assert server.behaviour.requests[0]["messages"][0]["content"] == "Describe the image."
 
 
+@ONE_DATABASE
 def test_an_endpoints_file_with_a_mistake_says_where_and_a_key_in_the_url_is_refused(settings, tmp_path):
     from app.services.synthesis.endpoints import EndpointConfigError, load_endpoints
 
@@ -260,17 +270,23 @@ def test_a_batch_round_trips_through_the_openai_batch_format_and_bad_output_line
             "status_code": 200, "request_id": "x", "body": _completion("qwen", conversation_text(words), 900)}})
     out.append({"id": "r", "custom_id": written[4]["custom_id"], "response": None,
                 "error": {"code": "server_error", "message": "CUDA out of memory"}})
-    out.append({"id": "r", "custom_id": "p1-i999999-s9", "response": {"status_code": 200, "body": {}}})
+    out.append({"id": "r", "custom_id": "p1-i888888-s9", "response": {"status_code": 200, "body": {}}})
     out.append({"id": "r", "custom_id": written[0]["custom_id"], "response": {"status_code": 200, "body": {}}})
+    # A request made by another studio (its instance is not here), run with the rest.
+    foreign = {**written[0], "custom_id": "p1-i999999-s9"}
+    with requests_file.open("a") as more:
+        more.write(orjson.dumps(foreign).decode() + "\n")
+    out.append({"id": "r", "custom_id": "p1-i999999-s9", "response": {
+        "status_code": 200, "body": _completion("qwen", conversation_text("a bus"), 900)}})
     output_file = tmp_path / "output.jsonl"
     output_file.write_text("\n".join(orjson.dumps(line).decode() for line in out) + "\n{not json\n")
     report = offline.import_output(app.state.engine, pool="batch", requests_file=requests_file,
                                    output_file=output_file, actor_id=None)
     assert report.stored == 4 and report.refused == 0
     bad = {line.line: line.reason for line in report.bad_lines}
-    assert set(bad) == {5, 6, 7, 8}
+    assert set(bad) == {5, 6, 7, 8, 9}
     assert "CUDA out of memory" in bad[5] and "not in the requests file" in bad[6] and "also on line 1" in bad[7]
-    assert "not JSON" in bad[8]
+    assert "names no instance" in bad[8] and "not JSON" in bad[9]
     items = _stored(db, "batch")
     assert len(items) == 4 and {item.kind for item in items} == {"complex_reasoning"}
     assert all(item.origin["generator"] == {"backend": "batch", "name": "Qwen/Qwen2.5-VL-7B-Instruct",
@@ -300,6 +316,7 @@ def test_synthesized_and_imported_conversations_keep_to_pools_of_their_own(app, 
                              PoolOptions(pool="synthesized")).run(source)
 
 
+@ONE_DATABASE
 def test_the_tiny_model_writes_in_batches_and_its_noise_is_refused_with_reasons(app, db, settings, demo, tiny_model):
     from worker.__main__ import Worker
 
@@ -323,6 +340,7 @@ def test_the_tiny_model_writes_in_batches_and_its_noise_is_refused_with_reasons(
 
 
 
+@ONE_DATABASE
 def test_the_synthesis_page_starts_a_job_whose_page_names_the_endpoint_and_counts_requests_and_tokens(
         app, db, settings, demo, server):
     from tests.factories import soup

@@ -55,9 +55,9 @@ class Sender:
         try:
             async with client:
                 while True:
-                    while failure is None and len(pending) < limit and not self._capped():
+                    while failure is None and self.tally.capped is None and len(pending) < limit:
                         item = next(bodies, None)
-                        if item is None:
+                        if item is None or self._capped():  # a cap counts only if something is left to send
                             break
                         self.tally.requests += 1
                         pending.add(asyncio.create_task(self._send(client, *item)))

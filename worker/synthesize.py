@@ -67,20 +67,19 @@ def run_synthesize(settings: Settings, context: JobContext, payload: SynthesizeP
 
     def on_reply(reply: Reply) -> None:
         collector.take(reply)
-        done = collector.stored + collector.refused + len(collector._rows)
+        done = collector.taken
         context.progress(done / max(len(work), 1), f"{where}: {tally.requests:,} requests, {tally.tokens:,} tokens; "
                                                    f"{done:,} of {len(work):,} written, {collector.refused:,} refused")
 
     context.progress(0.0, f"{where}: {len(work):,} to write ({len(present):,} already in the pool)", force=True)
+    caps = Caps(payload.max_requests, payload.max_tokens_total)
     try:
         if payload.backend == "endpoint":
-            sender = Sender(endpoint, on_reply, Caps(payload.max_requests, payload.max_tokens_total),
-                            payload.concurrency, tally)
-            sender.run(endpoint_bodies(media, endpoint.model, prompt.text, work, payload.sampling, saw_image))
+            Sender(endpoint, on_reply, caps, payload.concurrency, tally).run(
+                endpoint_bodies(media, endpoint.model, prompt.text, work, payload.sampling, saw_image))
         else:
             for reply in local_replies(registered, media, prompt.text, work, payload.sampling, payload.batch_size,
-                                       seed=payload.seed, tally=tally, caps=Caps(payload.max_requests,
-                                                                                 payload.max_tokens_total)):
+                                       seed=payload.seed, tally=tally, caps=caps):
                 on_reply(reply)
     finally:
         collector.flush()  # what was written is kept, whatever stopped the job
@@ -108,8 +107,8 @@ def local_replies(registered, media: Media, prompt_text: str, work: Work, sampli
     for has_image in (True, False):
         group = [(key, item) for key, item in work if (item.subject.image_sha256 is not None) == has_image]
         for start in range(0, len(group), batch_size):
-            if tally.reached(caps):
-                tally.capped = tally.reached(caps)
+            tally.capped = tally.reached(caps)
+            if tally.capped:
                 return
             batch = group[start:start + batch_size]
             images = [read_image(media, item.subject.image_sha256) for _, item in batch] if has_image else None

@@ -82,8 +82,8 @@ class BadOutputLine:
     reason: str
 
 
-def read_output(path: Path, requests: dict[str, Request]) -> Iterator[tuple[Request, Reply] | BadOutputLine]:
-    """Each output line as its request and reply, or as the reason it cannot be used."""
+def read_output(path: Path, requests: dict[str, Request]) -> Iterator[tuple[int, Request, Reply] | BadOutputLine]:
+    """Each output line as its number, request and reply, or as the reason it cannot be used."""
     seen: dict[str, int] = {}
     with path.open("rb") as lines:
         for number, raw in enumerate(lines, start=1):
@@ -110,7 +110,7 @@ def read_output(path: Path, requests: dict[str, Request]) -> Iterator[tuple[Requ
             if problem:
                 yield BadOutputLine(number, f"{custom_id}: {problem}")
                 continue
-            yield request, reply_of(custom_id, _Completion(data["response"]["body"]), 0.0)
+            yield number, request, reply_of(custom_id, _Completion(data["response"]["body"]), 0.0)
 
 
 def _failed(data: dict[str, Any]) -> str | None:

@@ -61,11 +61,11 @@ def import_output(engine: Engine, *, pool: str, requests_file: Path, output_file
         if isinstance(item, batches.BadOutputLine):
             report.bad_lines.append(item)
             continue
-        request, reply = item
+        number, request, reply = item
         parsed = keys[request.custom_id]
         if parsed is None or parsed[1] not in instances or parsed[0] not in prompt_rows:
             report.bad_lines.append(batches.BadOutputLine(
-                request.line, f"{request.custom_id}: names no instance or prompt of this studio (made elsewhere?)"))
+                number, f"{request.custom_id}: names no instance or prompt of this studio (made elsewhere?)"))
             continue
         if request.custom_id in present:
             report.skipped += 1

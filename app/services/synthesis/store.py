@@ -67,6 +67,11 @@ class Collector:
     refusals: list[dict[str, str]] = field(default_factory=list)
     _rows: list[dict[str, Any]] = field(default_factory=list)
 
+    @property
+    def taken(self) -> int:
+        """Replies taken so far: stored, refused, or waiting to be stored."""
+        return self.stored + self.refused + len(self._rows)
+
     def take(self, reply: Reply) -> None:
         drawn = self.subjects[reply.key]
         has_image = drawn.image_id is not None
