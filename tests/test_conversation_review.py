@@ -246,3 +246,44 @@ def test_the_corrections_queue_shows_a_conversation_fix_turn_beside_turn_and_tak
     assert "the conversation now has the fixed values" in decided.select_one("#queue-message").text
     after = db.get(ConversationItem, review.conversation_id, populate_existing=True).conversations
     assert len(after) == 4 and after[3]["value"] == "Two cups."
+
+
+def _second_decides(db, reviewer, revision_id: int, decision: str, comment: str | None = None) -> None:
+    """The second reviewer takes the fix from the corrections queue and decides it."""
+    held = queues.next_item(db, queue=queues.CORRECTIONS, user=reviewer, lease_s=LEASE)
+    assert held == revision_id
+    revision = db.get(Revision, held, populate_existing=True)
+    corrections.decide(db, revision_id=held, user_id=reviewer.id, data=RevisionDecisionIn(
+        decision=decision, lock_version=revision.lock_version, comment=comment))
+
+
+def test_a_rejected_fix_is_followed_by_a_new_one_from_the_conversations_page(app, db, pool, people):
+    review = _claim(db, people["r1"])
+    conversation = db.get(ConversationItem, review.conversation_id)
+    decided = conversation_reviews.decide(db, review_id=review.id, user_id=people["r1"].id, data=_verdicts(
+        db, review, t1={"verdict": "wrong_count", "text": "Three buses."}))
+    _second_decides(db, people["r2"], decided.revision_id, "reject", comment="there are two")
+    first = db.get(Revision, decided.revision_id, populate_existing=True)
+    assert first.status == "rejected"
+    client, csrf = signed_in(app, people["r1"])
+    page_url = f"/pools/{pool.id}/conversations/{conversation.position}"
+    form = soup(client.get(page_url)).select_one("#propose-fix form")
+    assert form is not None and form.select_one("textarea[name=text-1]").text == conversation.conversations[1]["value"]
+    fields = {"csrf_token": csrf, "lock_version": conversation.lock_version, "text-1": "Two buses."}
+    refused = client.post(f"{page_url}/fix", data=fields)  # a fix says why
+    assert refused.status_code == 422 and soup(refused).select_one("#note-error") is not None
+    proposed = client.post(f"{page_url}/fix", data={**fields, "note": "two buses, as the reviewer said"})
+    assert proposed.status_code == 303
+    shown = soup(client.get(proposed.headers["location"]))
+    assert "waits for a second person" in shown.select_one("#fix-notice").text
+    assert shown.select_one("#propose-fix") is None and shown.select_one("#fix-waiting") is not None
+    review = db.get(ConversationReview, review.id, populate_existing=True)
+    second = db.get(Revision, review.revision_id)  # the review now waits on the new fix
+    assert second.id != first.id and second.status == "proposed" and second.author_id == people["r1"].id
+    assert client.post(f"{page_url}/fix", data={**fields, "note": "again"}).status_code == 409  # one waits already
+    _second_decides(db, people["r2"], second.id, "accept")
+    assert db.get(ConversationReview, review.id, populate_existing=True).outcome == "fixed"
+    assert db.get(ConversationItem, conversation.id, populate_existing=True).conversations[1]["value"] == "Two buses."
+    # A conversation that is fixed (or read correct, or unread) takes no fix here.
+    gone = client.post(f"{page_url}/fix", data={**fields, "lock_version": 2, "note": "more"})
+    assert gone.status_code == 409 and "fixed" in soup(gone).select_one(".form-message").text

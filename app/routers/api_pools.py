@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query, Request
 
 from app.qc.prescreen import RuleName
 from app.schemas import API_ERRORS, JobStarted
 from app.schemas.pools import ConversationOut, ConversationPage, FindingOut, PoolOut, PoolScoreIn
-from app.services import pool_scores
+from app.schemas.revisions import RevisionOut
+from app.schemas.stage2 import ConversationFixIn
+from app.services import conversation_reviews, pool_scores
 from app.services import pools as pool_service
-from app.web.deps import ANY_ROLE, PREVIEWERS, STRICT_QUERY, CurrentUser, RowId, SessionDep
+from app.web.deps import ANY_ROLE, PREVIEWERS, STRICT_QUERY, CurrentUser, RowId, SessionDep, settings_of
 
 router = APIRouter(prefix="/api/v1/pools", tags=["pools"], responses=API_ERRORS, dependencies=[STRICT_QUERY])
 
@@ -51,3 +53,15 @@ def score_pool(session: SessionDep, user: CurrentUser, pool_id: RowId, data: Poo
     job = pool_scores.start(session, pool_id=pool_id, model_id=data.model_id, batch_size=data.batch_size,
                             actor_id=user.id)
     return JobStarted(job_id=job.id, status=job.status, page=f"/jobs/{job.id}")
+
+
+@router.post("/{pool_id}/conversations/{position}/fix", dependencies=[PREVIEWERS], response_model=RevisionOut,
+             status_code=201)
+def fix_conversation(request: Request, session: SessionDep, user: CurrentUser, pool_id: RowId,
+                     position: Annotated[int, Path(ge=0, le=2**31 - 1)], data: ConversationFixIn):
+    """A new fix of a conversation review found wrong and nobody fixed (its fix was rejected): it waits for a
+    second person in the corrections queue."""
+    row = pool_service.conversation(session, pool_id=pool_id, position=position)
+    revision = conversation_reviews.propose_fix(session, conversation_id=row.item.id, data=data, user_id=user.id,
+                                                self_accept_allowed=settings_of(request).corrections_self_accept)
+    return RevisionOut.model_validate(revision, from_attributes=True)

@@ -7,13 +7,15 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 
+from app.core.failures import Conflict, Invalid
 from app.qc.prescreen import RULES, RuleName
 from app.schemas.pools import PoolScoreIn
-from app.services import conversation_reviews, pool_scores
+from app.schemas.stage2 import ConversationFixIn
+from app.services import conversation_reviews, pool_scores, revisions
 from app.services import pools as pool_service
 from app.services import registered_models as model_service
-from app.web.deps import ANY_ROLE, PREVIEWERS, CurrentUser, RowId, SessionDep
-from app.web.forms import FormDep, validate_form
+from app.web.deps import ANY_ROLE, PREVIEWERS, CurrentUser, RowId, SessionDep, settings_of
+from app.web.forms import FormDep, form_feedback, validate_form, validate_values
 from app.web.templating import render, see_other
 
 router = APIRouter(prefix="/pools", tags=["pages"], include_in_schema=False)
@@ -58,12 +60,46 @@ def score_pool(request: Request, session: SessionDep, user: CurrentUser, form: F
     return see_other(request, f"/jobs/{job.id}")
 
 
+Position = Annotated[int, Path(ge=0, le=2**31 - 1)]
+
+
 @router.get("/{pool_id}/conversations/{position}", dependencies=[ANY_ROLE])
-def conversation_detail(request: Request, session: SessionDep, pool_id: RowId,
-                        position: Annotated[int, Path(ge=0, le=2**31 - 1)]):
+def conversation_detail(request: Request, session: SessionDep, pool_id: RowId, position: Position):
+    return _conversation_page(request, session, pool_id, position)
+
+
+@router.post("/{pool_id}/conversations/{position}/fix", dependencies=[PREVIEWERS])
+def fix_conversation(request: Request, session: SessionDep, user: CurrentUser, form: FormDep, pool_id: RowId,
+                     position: Position):
+    """A new fix of a conversation review found wrong and nobody fixed: it waits in Corrections (or is accepted
+    at once, where the team lets authors accept their own)."""
+    row = pool_service.conversation(session, pool_id=pool_id, position=position)
+    try:
+        data = validate_values(ConversationFixIn, _fix_values(form), nested=("turns",))
+        revision = conversation_reviews.propose_fix(
+            session, conversation_id=row.item.id, data=data, user_id=user.id,
+            self_accept_allowed=settings_of(request).corrections_self_accept)
+    except (Invalid, Conflict) as error:
+        return _conversation_page(request, session, pool_id, position, error)
+    message = "accepted" if revision.status == "accepted" else "waits-for-review"
+    return see_other(request, f"/pools/{pool_id}/conversations/{position}?fix={message}")
+
+
+def _fix_values(form) -> dict:
+    """The fix form's fields (text-N and drop-N for each answer N) as ConversationFixIn's values."""
+    turns = [{"turn": key.removeprefix("text-"), "text": form[key].replace("\r\n", "\n"),
+              "drop": f"drop-{key.removeprefix('text-')}" in form} for key in form if key.startswith("text-")]
+    return {"lock_version": form.get("lock_version"), "turns": turns, "note": (form.get("note") or "").strip(),
+            "accept": "accept" in form}
+
+
+def _conversation_page(request: Request, session, pool_id: int, position: int,
+                       error: Invalid | Conflict | None = None):
     pool = pool_service.get_pool(session, pool_id=pool_id)
     row = pool_service.conversation(session, pool_id=pool.id, position=position)
     before, after = pool_service.neighbours(session, pool_id=pool.id, position=position)
     found = pool_service.findings(session, pool_id=pool.id).get(position, [])
+    waiting = revisions.open_revision_id(session, conversation_reviews.CONVERSATIONS, record_id=row.item.id)
     return render(request, "pools/conversation.html", pool=pool, row=row, before=before, after=after, found=found,
-                  rules=RULES)
+                  rules=RULES, waiting=waiting, fixed=request.query_params.get("fix"),
+                  self_accept=settings_of(request).corrections_self_accept, **form_feedback(error))

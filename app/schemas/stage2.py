@@ -87,3 +87,22 @@ class PromptDecisionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     decision: Literal["approve", "reject"]
     note: str | None = Field(None, max_length=limits.NOTE, description="Why (required to reject).")
+
+
+class FixTurnIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    turn: int = Field(ge=0, le=10_000, description="The gpt turn's index in the conversation.")
+    text: RecordText | None = Field(None, description="The answer as it should read. Left out: unchanged.")
+    drop: bool = Field(False, description="Drop this exchange (the question and this answer).")
+
+
+class ConversationFixIn(BaseModel):
+    """A fix of a conversation that review found wrong and left unfixed (its fix rejected, or none proposed)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lock_version: LockVersion = Field(description="The conversation's, as it was read.")
+    turns: list[FixTurnIn] = Field(min_length=1, max_length=500)
+    note: str = Field(min_length=1, max_length=limits.NOTE, description="Why: the reviewer of the fix reads it.")
+    accept: bool = Field(False, description="Accept it yourself (only where the team's setting allows it).")

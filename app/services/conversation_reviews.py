@@ -8,6 +8,7 @@ is worked out from its reviews (`pool_quality`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -17,7 +18,7 @@ from sqlalchemy import bindparam, case, false, func, literal, null, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from app.core.failures import Invalid, NotFound
+from app.core.failures import Conflict, Invalid, NotFound
 from app.models import (
     ConversationItem,
     ConversationOutcome,
@@ -33,7 +34,7 @@ from app.models import (
 )
 from app.qc.conversation_shape import IMAGE_TOKEN, shape_problem
 from app.qc.stats import Interval, wilson
-from app.schemas.stage2 import ConversationVerdictsIn
+from app.schemas.stage2 import ConversationFixIn, ConversationVerdictsIn, FixTurnIn, TurnJudgementIn
 from app.services import audit, leases, revisions
 from app.services.revisions import Origin, Revisable
 
@@ -67,7 +68,7 @@ def decide(session: Session, *, review_id: int, data: ConversationVerdictsIn, us
     review = get(session, review_id=review_id)
     item = session.get(ConversationItem, review.conversation_id)
     judged = _judgements(item.conversations, data)
-    fixed = _fixed(item.conversations, data)
+    fixed = _fixed(item.conversations, data.turns)
     if fixed != item.conversations:
         _check(session, item, {"conversations": fixed})  # before anything is written
     flagged = any(judgement["verdict"] != TurnVerdict.correct for judgement in judged)
@@ -121,10 +122,10 @@ def _judgements(turns: list[dict[str, str]], data: ConversationVerdictsIn) -> li
             for j in sorted(data.turns, key=lambda judgement: judgement.turn)]
 
 
-def _fixed(turns: list[dict[str, str]], data: ConversationVerdictsIn) -> list[dict[str, str]]:
+def _fixed(turns: list[dict[str, str]], changes: Sequence[TurnJudgementIn | FixTurnIn]) -> list[dict[str, str]]:
     """The conversation with the reviewer's changes: fixed answers, dropped exchanges (a question and its
     answer). The image token moves to the first question left when its own was dropped."""
-    by_turn = {judgement.turn: judgement for judgement in data.turns}
+    by_turn = {change.turn: change for change in changes}
     kept: list[dict[str, str]] = []
     for index in range(1, len(turns), 2):
         judgement = by_turn.get(index)
@@ -138,6 +139,38 @@ def _fixed(turns: list[dict[str, str]], data: ConversationVerdictsIn) -> list[di
     if IMAGE_TOKEN in turns[0]["value"] and IMAGE_TOKEN not in kept[0]["value"]:
         kept[0]["value"] = f"{IMAGE_TOKEN}\n{kept[0]['value']}"
     return kept
+
+
+def propose_fix(session: Session, *, conversation_id: int, data: ConversationFixIn, user_id: int,
+                self_accept_allowed: bool) -> Revision:
+    """A fix of a conversation review found wrong and nobody fixed (its fix was rejected, or none was proposed):
+    proposed as the review's own fix would have been, for a second person to accept; the review then points at
+    it. Commits."""
+    item = session.get(ConversationItem, conversation_id)
+    review = session.exec(select(ConversationReview).where(ConversationReview.conversation_id == conversation_id)
+                          ).first()
+    if item is None or review is None:
+        raise NotFound(f"There is no conversation with id {conversation_id}.")
+    if review.outcome != ConversationOutcome.flagged:
+        raise Conflict("Only a conversation that review found wrong, and that is not fixed, takes a fix here "
+                       f"(this one is {review.outcome or 'not read yet'}: read it in the queue).",
+                       fields={"conversation": str(review.outcome or "unread")})
+    answers = gpt_turns(item.conversations)
+    strays = sorted({change.turn for change in data.turns} - set(answers))
+    if strays:
+        raise Invalid("Only answers are fixed: " + ", ".join(f"turn {turn + 1}" for turn in strays) + " is not one.",
+                      fields={f"turn {turn + 1}": "not an answer" for turn in strays})
+    revision = revisions.propose(
+        session, CONVERSATIONS, record_id=item.id, values={"conversations": _fixed(item.conversations, data.turns)},
+        lock_version=data.lock_version, reason=data.note, author_id=user_id,
+        origin=Origin(RevisionOrigin.conversation_review, review.id, {
+            "verdicts": review.verdicts or [], "dropped": sorted(change.turn for change in data.turns if change.drop)}),
+        accept_now=data.accept and self_accept_allowed, commit=False)
+    session.execute(update(ConversationReview).where(ConversationReview.id == review.id)
+                    .values(revision_id=revision.id))  # the fix its outcome now waits on (a pinned draw reads it)
+    session.commit()
+    session.refresh(revision)
+    return revision
 
 
 def get(session: Session, *, review_id: int) -> ConversationReview:
