@@ -26,6 +26,7 @@ from sqlmodel import Session
 from app.core.config import Settings
 from app.main import create_app
 from app.models import metadata
+from tests.schema_pool import PREPARED, SchemaPool
 from tests.scratch import scratch_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,9 +55,26 @@ def postgres_available() -> str:
     return url
 
 
+@pytest.fixture(scope="session")
+def schema_pool(postgres_available: str) -> Iterator[SchemaPool]:
+    """This test process's PostgreSQL schemas with the studio's tables, emptied between tests."""
+    schemas = SchemaPool(postgres_available)
+    yield schemas
+    schemas.close()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request, tmp_path: Path) -> Iterator[str]:
-    """An empty database: a new SQLite file, or a new schema on PostgreSQL dropped afterwards."""
+    """A database: a new SQLite file, or on PostgreSQL an empty schema of the process's pool when the test's tables
+    come from the models (the `app` fixture), else a new empty schema dropped afterwards."""
+    if request.param == "postgresql" and "app" in request.fixturenames:
+        schemas = request.getfixturevalue("schema_pool")
+        url = schemas.take()
+        try:
+            yield url
+        finally:
+            schemas.give_back(url)
+        return
     base = request.getfixturevalue("postgres_available") if request.param == "postgresql" else None
     with scratch_database(base, tmp_path, prefix="t") as url:
         yield url
@@ -71,7 +89,8 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 @pytest.fixture
 def app(settings: Settings):
     application = create_app(settings)
-    metadata.create_all(application.state.engine)
+    if settings.database_url not in PREPARED:  # a pooled schema has its tables already
+        metadata.create_all(application.state.engine)
     yield application
     application.state.engine.dispose()
 
