@@ -18,8 +18,16 @@ user runs it, through the command line, into a fresh SQLite database:
 - pull (reported, no ratio): `python -m app pull` of that version into a local folder, images included, as a
   worker's cache or a trainer gets it.
 
-Ratios are S3 rate / local rate (instances or records per second); targets: both >= 0.5. The last line is one
-JSON object with every figure.
+- import, bare: a loop of boto3 calls doing what the S3 import does with the object store, against the same server
+  in the same run: for each image the dataset names, the GET from the source bucket and the conditional PUT of
+  its bytes (named by their sha256) into a media prefix, with as many requests in flight as the studio keeps
+  (objectstore.REQUESTS_IN_FLIGHT). moto serves a few hundred requests a second here, so `import_ratio` measures
+  moto as much as the studio; `import_bare_ratio` (the S3 import's rate over this loop's, in instances a second)
+  measures what the studio adds to the requests it must make.
+
+Ratios are S3 rate / local rate (instances or records per second), and the S3 import's over the bare loop's;
+targets: import_bare_ratio and export_ratio >= 0.5. `import_s3_cpu_ms_per_image` is the S3 import's own CPU time
+(user + system, the whole process) per image stored. The last line is one JSON object with every figure.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -52,12 +61,19 @@ def start_s3_server() -> tuple[subprocess.Popen, str]:
     return server, f"http://127.0.0.1:{port}"
 
 
-def studio(args: list[str], environment: dict[str, str]) -> float:
-    """Runs `python -m app ARGS` with these settings; its wall time in seconds."""
+CPU_SECONDS: dict[str, float] = {}  # per command run by `studio`: its user + system time
+
+
+def studio(args: list[str], environment: dict[str, str], name: str | None = None) -> float:
+    """Runs `python -m app ARGS` with these settings; its wall time in seconds (its CPU time under `name`)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "app", *args], cwd=ROOT, env={**os.environ, **environment},
                           capture_output=True, text=True)
     seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if name:
+        CPU_SECONDS[name] = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
     if done.returncode != 0:
         raise SystemExit(f"python -m app {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     return seconds
@@ -74,6 +90,36 @@ def upload_folder(folder: Path, prefix: str, environment: dict[str, str]) -> Non
     files = [path for path in folder.rglob("*") if path.is_file()]
     with ThreadPoolExecutor(16) as threads:
         list(threads.map(lambda path: bucket.upload_file(str(path.relative_to(folder)), path), files))
+
+
+def bare_import(dataset: Path, environment: dict[str, str]) -> float:
+    """The S3 import's object-store requests alone: each image's GET from the source prefix, then its conditional
+    PUT by content address into a media prefix, REQUESTS_IN_FLIGHT at a time; its wall time in seconds."""
+    os.environ.update(environment)
+    import hashlib
+    from concurrent.futures import ThreadPoolExecutor
+
+    from botocore.exceptions import ClientError
+
+    from app.core.objectstore import REQUESTS_IN_FLIGHT, Bucket
+    from app.core.storage import relative_key
+
+    names = sorted({json.loads(line)["img_path"] for line in dataset.open() if line.strip()})
+    client = Bucket(f"s3://{BUCKET}").client
+
+    def copy(name: str) -> None:
+        data = client.get_object(Bucket=BUCKET, Key=f"incoming/{name}")["Body"].read()
+        key = f"bare-media/{relative_key(hashlib.sha256(data).hexdigest())}"
+        try:
+            client.put_object(Bucket=BUCKET, Key=key, Body=data, IfNoneMatch="*")
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412"):
+                raise
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(REQUESTS_IN_FLIGHT) as threads:
+        list(threads.map(copy, names))
+    return time.perf_counter() - started
 
 
 def side(workdir: Path, name: str, aws: dict[str, str], **urls: str) -> dict[str, str]:
@@ -129,7 +175,9 @@ def main() -> None:
             print(f"{name}", file=sys.stderr)
             os.sync()
             studio(["migrate"], environment)
-            seconds[name] = studio(["import", "unified", source, "--image-root", images], environment)
+            seconds[name] = studio(["import", "unified", source, "--image-root", images], environment, name)
+        print("import_bare", file=sys.stderr)
+        seconds["import_bare"] = bare_import(dataset, aws)
         for name, environment in (("export_local", local), ("export_s3", on_s3)):
             print(f"{name}", file=sys.stderr)
             approve_every_task(environment["STUDIO_DATABASE_URL"])
@@ -148,6 +196,8 @@ def main() -> None:
         "server": "moto (tests/s3server.py)", "instances": args.instances, "tasks": args.tasks,
         "distinct_images": made["images"], "records": records, "cores": os.cpu_count(),
         "import_ratio": round(rate["import_s3"] / rate["import_local"], 2),
+        "import_bare_ratio": round(rate["import_s3"] / rate["import_bare"], 2),
+        "import_s3_cpu_ms_per_image": round(1000 * CPU_SECONDS["import_s3"] / made["images"], 2),
         "import_media_only_ratio": round(rate["import_media_only"] / rate["import_local"], 2),
         "export_ratio": round(rate["export_s3"] / rate["export_local"], 2),
         "pulled_images": pulled_images, "pull_images_per_s": round(pulled_images / seconds["pull"]),

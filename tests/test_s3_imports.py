@@ -121,3 +121,36 @@ def test_tables_on_object_storage_csv_streamed_parquet_through_a_local_copy_and_
     assert parquet.exit_code == 0, parquet.output
     assert db.exec(select(func.count()).select_from(Instance)).one() == 5
     assert db.exec(select(func.count()).select_from(Image)).one() == 2
+
+
+def test_an_import_root_on_object_storage_serves_the_browsers_imports_and_confines_them_to_its_prefix(
+        app, db, settings, bucket, tmp_path):
+    from app.core.failures import Invalid
+    from app.ingest.requests import request_model
+    from app.models import Role
+    from tests.factories import make_user, soup
+    from tests.review_helpers import signed_in
+    from worker.__main__ import Worker
+
+    upload_dataset(bucket, rows(12))
+    Bucket(f"{bucket}/incoming-secrets").put("keys.jsonl", b'{"instance_id": "x"}\n')
+    on_bucket = settings.model_copy(update={"import_root": f"{bucket}/incoming"})
+    app.state.settings = on_bucket
+    client, csrf = signed_in(app, make_user(db, Role.author))
+    assert f"{bucket}/incoming" in soup(client.get("/imports")).text  # the page says where files are read from
+    started = client.post("/imports", data={"csrf_token": csrf, "format": "unified", "file": "in.jsonl",
+                                            "image_root": "."})
+    assert started.status_code == 303, soup(started).select_one(".form-message")
+    assert Worker(on_bucket).run_once() is True
+    assert db.exec(select(func.count()).select_from(Instance)).one() == 12
+    for name in ("../incoming-secrets/keys.jsonl", "/incoming/in.jsonl", f"{bucket}/incoming/in.jsonl",
+                 "images/../../incoming-secrets/keys.jsonl", "..", "./../x", "..\\\\incoming-secrets\\\\keys.jsonl"):
+        wanted = request_model("unified")(format="unified", file=name)
+        with pytest.raises(Invalid) as refused:
+            wanted.locate(on_bucket.resolved_import_root)
+        assert refused.value.fields["file"].startswith("must be under the import root"), name
+    refused_page = client.post("/imports", data={"csrf_token": csrf, "format": "unified",
+                                                 "file": "../incoming-secrets/keys.jsonl"})
+    assert refused_page.status_code == 422 and "must be under the import root" in refused_page.text
+    located = request_model("unified")(format="unified", file="./in.jsonl").locate(on_bucket.resolved_import_root)
+    assert str(located.file) == f"{bucket}/incoming/in.jsonl"

@@ -54,9 +54,10 @@ class Settings(BaseSettings):
         "in dev it is generated once and stored in `<data dir>/secret_key`.",
         repr=False,
     )
-    import_root: Path | None = Field(
-        None, description="Folder on the server that browser-started imports may read files and images from "
-        "(nothing outside it). Default: `incoming` in the data dir.")
+    import_root: str | None = Field(
+        None, description="Where browser-started imports may read files and images from (nothing outside it): a "
+        "folder on the server, or `s3://bucket/prefix` on object storage (same credentials as the media). Default: "
+        "`incoming` in the data dir.")
     media_url: str | None = Field(
         None, description="Where images and their thumbnails live: a folder, or `s3://bucket/prefix` on "
         "S3-compatible object storage (endpoint and credentials from `AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, "
@@ -135,7 +136,7 @@ class Settings(BaseSettings):
     def _unset_when_empty(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value  # `NAME=` in .env: not configured
 
-    @field_validator("media_url", "exports_url")
+    @field_validator("media_url", "exports_url", "import_root")
     @classmethod
     def _check_location(cls, value: str | None) -> str | None:
         if is_object_url(value):
@@ -182,8 +183,11 @@ class Settings(BaseSettings):
         return self.data_dir / "cache" / "versions"
 
     @property
-    def resolved_import_root(self) -> Path:
-        return self.import_root or self.data_dir / "incoming"
+    def resolved_import_root(self) -> Path | str:
+        """A folder, or an s3://bucket/prefix URL."""
+        if is_object_url(self.import_root):
+            return str(self.import_root)
+        return Path(self.import_root) if self.import_root else self.data_dir / "incoming"
 
     @property
     def thumbnail_dir(self) -> Path:

@@ -48,7 +48,7 @@ class ImportRequest(BaseModel):
     other_files: ClassVar[tuple[str, ...]] = ()  # fields naming more files to read
     all_or_nothing: ClassVar[bool] = False  # or imported in chunks that each commit whole
 
-    def locate(self, root: Path | None) -> Located:
+    def locate(self, root: Path | str | None) -> Located:
         """The paths, confined to `root` when there is one; Invalid names each field that does not resolve."""
         errors: dict[str, str] = {}
         file = _resolve(root, self.file, "file", errors)
@@ -266,10 +266,21 @@ def failure(error: Exception, wanted: ImportRequest | None = None) -> str | None
     return None
 
 
-def _resolve(root: Path | None, relative: str, field: str, errors: dict[str, str]) -> Path | ObjectPath | None:
+def _resolve(root: Path | str | None, relative: str, field: str, errors: dict[str, str]
+             ) -> Path | ObjectPath | None:
     if "\x00" in relative:
         errors[field] = "cannot contain a NUL character"
         return None
+    if isinstance(root, str):  # an s3://bucket/prefix root: a key under the prefix, never beside or above it
+        key = confined_key(relative)
+        if key is None:
+            errors[field] = "must be under the import root (a relative path, without ..)"
+            return None
+        try:
+            return ObjectPath(f"{root.rstrip('/')}/{key}") if key else ObjectPath(root)
+        except ValueError as error:
+            errors[field] = str(error)
+            return None
     if root is None:  # the command line's own paths, or files on object storage
         if is_object_url(relative):
             try:
@@ -283,3 +294,16 @@ def _resolve(root: Path | None, relative: str, field: str, errors: dict[str, str
     except PathOutsideRoot:
         errors[field] = "must be under the import root"
         return None
+
+
+def confined_key(relative: str) -> str | None:
+    """`relative` as a key under an object-storage root ("" for the root itself), or None when it would leave it:
+    an absolute path, a URL, or `..` anywhere (S3 keys are literal: `a/../b` is not `b`, and a prefix check on it
+    would be fooled by a server that does normalise)."""
+    text = relative.strip()
+    if "://" in text or text.startswith(("/", "\\")):
+        return None
+    parts = [part for part in text.replace("\\", "/").split("/") if part not in ("", ".")]
+    if ".." in parts:
+        return None
+    return "/".join(parts)
