@@ -8,6 +8,8 @@ at Vision-Flan scale (187 tasks, 1.66M instances, plus one 10,000-instance task)
    the next spot-check item, and of deciding it; baseline: /healthz's server time in the same run.
 2. Seeded spot-check samples from the 10,000-instance task (index range scans on the stored random key);
    baseline: `ORDER BY RANDOM() LIMIT n` on the same task in the same run.
+   On PostgreSQL, the plans of a decision's three slowest statements, measured with EXPLAIN (ANALYZE, BUFFERS)
+   on the bench's data (stderr), and their times in the JSON.
 3. 16 (then 8) reviewers on one queue over real HTTP for --swarm-seconds against `python -m app serve` in its
    own process: client latency p50/p95/p99, decisions per second, errors, items handed out twice, and
    decisions lost (accepted by the server but not in the database).
@@ -43,6 +45,7 @@ from app.services import spot_checks
 from app.services.sampling import sample_instances
 from app.services.tasks import refresh_instance_counts
 from bench.filling import fill
+from bench.plans import slowest_plans
 from tests.factories import login, make_user
 from tests.scratch import scratch_database, throwaway_folder
 from tests.swarm import run_swarm
@@ -100,6 +103,22 @@ def next_item_timings(client: TestClient, csrf: str, repeat: int) -> dict[str, l
         assert decided.status_code == 200, decided.text
         decides.append(server_ms(decided))
     return {"next": nexts, "decide": decides}
+
+
+def decide_plans(engine, client: TestClient, csrf: str) -> list[tuple[float, str, str]]:
+    """The plans of a decision's three slowest statements (the decision and the next item it renders), printed:
+    what to read when decide costs more than the next item."""
+    headers = {"HX-Request": "true", "X-CSRF-Token": csrf}
+    shown = client.post("/review/spot/next", headers=headers)
+    start = shown.text.index(ITEM_MARK) + len(ITEM_MARK)
+    item_id = shown.text[start:shown.text.index('"', start)]
+    lock = shown.text.split('data-lock-version="', 1)[1].split('"', 1)[0]
+    plans = slowest_plans(engine, lambda: client.post(f"/review/spot/{item_id}", headers=headers,
+                                                      data={"verdict": "correct", "lock_version": lock}))
+    for ms, statement, plan in plans:
+        print(f"  {ms:.2f} ms: {statement[:200]}\n" + "\n".join(f"    {line}" for line in plan.splitlines()),
+              file=sys.stderr)
+    return plans
 
 
 def sampling(session: Session, task_id: int, size: int, repeat: int) -> tuple[list[float], list[float]]:
@@ -192,6 +211,7 @@ def main() -> None:
             next_item_timings(client, csrf, 10)  # warm up
             timings = next_item_timings(client, csrf, args.repeat)
             ours, by_random = sampling(session, big.id, args.sample_size, args.repeat)
+            plans = decide_plans(app.state.engine, client, csrf)
             print(f"  next item p50 {statistics.median(timings['next']):.1f} ms, p95 "
                   f"{percentile(timings['next'], 0.95)} ms (healthz p95 {percentile(floor, 0.95)} ms)", file=sys.stderr)
             print(f"  sample p95 {percentile(ours, 0.95)} ms vs ORDER BY RANDOM() p95 {percentile(by_random, 0.95)} ms",
@@ -216,6 +236,7 @@ def main() -> None:
             "decide_p95_ms": percentile(timings["decide"], 0.95),
             "sample_size": args.sample_size, "sample_p95_ms": percentile(ours, 0.95),
             "order_by_random_p95_ms": percentile(by_random, 0.95),
+            "slowest_statements_of_a_decide_ms": [round(ms, 2) for ms, _, _ in plans],
             "swarm_16": crowds[16], "swarm_8": crowds[8],
             "double_assignments": crowds[16]["double_assignments"] + crowds[8]["double_assignments"],
             "errors": crowds[16]["errors"] + crowds[8]["errors"], "lost_decisions": lost,
