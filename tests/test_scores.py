@@ -66,7 +66,7 @@ def test_the_loss_is_the_models_own_and_greedy_matched_means_greedy_decoding_giv
     from PIL import Image as PILImage
 
     from worker.loading import load
-    from worker.score import Question, _teacher_forced, score
+    from worker.score import Question, score, teacher_forced
     from worker.training.batching import PaddingCollator
     from worker.training.encoding import encode
 
@@ -94,7 +94,7 @@ def test_the_loss_is_the_models_own_and_greedy_matched_means_greedy_decoding_giv
            "pixel_values": encoded.pixel_values}
     changed = {**own, "labels": own["labels"][:-1] + [(ids[-1] + 1) % loaded.model.config.text_config.vocab_size]}
     changed["input_ids"] = ids[:-1] + [changed["labels"][-1]]
-    _, _, greedy = _teacher_forced(loaded, [own, changed])
+    greedy = teacher_forced(loaded, [own, changed]).greedy
     assert greedy == [True, False]
 
 

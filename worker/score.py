@@ -59,7 +59,7 @@ class Question:
 
 def score(loaded, questions: list[Question], *, max_length: int = 2048) -> list[Scored]:
     """Scores questions of one modality (all with an image, or none) in one forward pass."""
-    from worker.training.encoding import answer_prefix, encode
+    from worker.training.encoding import answer_prefix
 
     prefix = answer_prefix(loaded.processor.tokenizer)
     # Every answer scored; per question, its answers and where the target is among them.
@@ -72,10 +72,11 @@ def score(loaded, questions: list[Question], *, max_length: int = 2048) -> list[
         spans.append((len(rows), answers, answers.index(question.target)))
         for answer in answers:
             turns = [{"from": "human", "value": question.prompt}, {"from": "gpt", "value": answer}]
-            encoded = encode(loaded.processor, turns, question.image, max_length=max_length, prefix=prefix)
-            rows.append({"input_ids": encoded.input_ids, "labels": encoded.labels,
-                         **({"pixel_values": encoded.pixel_values} if encoded.pixel_values is not None else {})})
-    totals, counts, greedy = _teacher_forced(loaded, rows)
+            rows.append(encoded_row(loaded, turns, question.image, max_length=max_length, prefix=prefix))
+    forced = teacher_forced(loaded, rows)
+    totals = (forced.log_probabilities * forced.scored).sum(dim=1).tolist()
+    counts = forced.scored.sum(dim=1).tolist()
+    greedy = forced.greedy
     results = []
     for question, (first, answers, target) in zip(questions, spans, strict=True):
         row = first + target
@@ -92,9 +93,32 @@ def score(loaded, questions: list[Question], *, max_length: int = 2048) -> list[
     return results
 
 
-def _teacher_forced(loaded, rows: list[dict]) -> tuple[list[float], list[int], list[bool]]:
-    """Per row: the summed log-likelihood of its labelled tokens, how many there are, and whether each is the
-    argmax."""
+def encoded_row(loaded, turns: list[dict], image, *, max_length: int, prefix: str) -> dict[str, Any]:
+    """A conversation encoded as training encodes it (human turns masked, gpt turns scored), as a collator row."""
+    from worker.training.encoding import encode
+
+    encoded = encode(loaded.processor, turns, image, max_length=max_length, prefix=prefix)
+    return {"input_ids": encoded.input_ids, "labels": encoded.labels,
+            **({"pixel_values": encoded.pixel_values} if encoded.pixel_values is not None else {})}
+
+
+@dataclass(frozen=True)
+class TeacherForced:
+    """Per row and position t (the token at t + 1 given those before it): its log-likelihood, whether it is
+    scored (labelled), and whether it is the model's argmax."""
+
+    log_probabilities: Any  # tensor [rows, length - 1]
+    scored: Any
+    argmax_hits: Any
+
+    @property
+    def greedy(self) -> list[bool]:
+        """Per row: every scored token is the argmax (greedy decoding would give exactly the labels)."""
+        return (self.argmax_hits | ~self.scored).all(dim=1).tolist()
+
+
+def teacher_forced(loaded, rows: list[dict]) -> TeacherForced:
+    """One forward pass over encoded rows of one modality."""
     import torch
 
     from worker.training.batching import PaddingCollator
@@ -105,13 +129,15 @@ def _teacher_forced(loaded, rows: list[dict]) -> tuple[list[float], list[int], l
     with torch.inference_mode():
         logits = loaded.model(**{key: value.to(loaded.device) for key, value in batch.items()}).logits.float()
     logits, labels = logits[:, :-1].cpu(), labels[:, 1:]
-    scored = labels != -100
-    log_probabilities = torch.log_softmax(logits, dim=-1)
-    picked = log_probabilities.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-    totals = (picked * scored).sum(dim=1)
-    counts = scored.sum(dim=1)
-    greedy = ((logits.argmax(dim=-1) == labels) | ~scored).all(dim=1)
-    return totals.tolist(), counts.tolist(), greedy.tolist()
+    log_probabilities = torch.log_softmax(logits, dim=-1).gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    return TeacherForced(log_probabilities, labels != -100, logits.argmax(dim=-1) == labels)
+
+
+def load_for_scoring(registered):
+    """The registered model as scoring reads it: on a GPU a model registered in float32 scores in bf16 (or fp16),
+    as the fine-tune's evaluation does."""
+    dtype = registered.dtype if registered.dtype != "float32" else inference_dtype(registered.device)
+    return load(registered.path, dtype, registered.device)
 
 
 def _question(spec: InstructionSpec, instance: Instance, image) -> Question | None:
@@ -134,9 +160,7 @@ def run_score(settings: Settings, context: JobContext, payload: ScorePayload) ->
         spec = spec_of_version(version)
         total = scores.active_instance_count(session, task_id=task_id)
     context.progress(0.01, f"loading {registered.name}", force=True)
-    # On a GPU a model registered in float32 scores in bf16 (or fp16), as the fine-tune's evaluation does.
-    dtype = registered.dtype if registered.dtype != "float32" else inference_dtype(registered.device)
-    loaded = load(registered.path, dtype, registered.device)
+    loaded = load_for_scoring(registered)
     scored = skipped = 0
     last_id = 0
     while True:

@@ -17,10 +17,10 @@ from app.core.storage import open_media
 from app.schemas.jobs import ScorePoolPayload
 from app.services import pool_scores
 from app.services import registered_models as model_service
+from app.services.conversation_reviews import gpt_turns
 from worker.context import JobContext
-from worker.evaluate import inference_dtype
-from worker.loading import load
 from worker.preview import open_rgb
+from worker.score import encoded_row, load_for_scoring, teacher_forced
 
 CHUNK = 256
 IGNORE = -100
@@ -42,30 +42,16 @@ def turn_losses(loaded, conversations: list[tuple[list[dict], Any]], *, max_leng
                 ) -> list[list[float | None]]:
     """Per conversation (turns, PIL image or None; all of one modality), each gpt turn's mean token loss; None for
     an answer the length cut off."""
-    import torch
+    from worker.training.encoding import answer_prefix
 
-    from worker.training.batching import PaddingCollator
-    from worker.training.encoding import answer_prefix, encode
-
-    tokenizer = loaded.processor.tokenizer
-    prefix = answer_prefix(tokenizer)
-    rows = []
-    for turns, image in conversations:
-        encoded = encode(loaded.processor, turns, image, max_length=max_length, prefix=prefix)
-        rows.append({"input_ids": encoded.input_ids, "labels": encoded.labels,
-                     **({"pixel_values": encoded.pixel_values} if encoded.pixel_values is not None else {})})
-    spans = [answer_spans(list(row["labels"])) for row in rows]
-    batch = PaddingCollator(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)(rows)
-    labels = batch.pop("labels")
-    with torch.inference_mode():
-        logits = loaded.model(**{key: value.to(loaded.device) for key, value in batch.items()}).logits.float()
-    # Token t is predicted at position t - 1.
-    picked = torch.log_softmax(logits[:, :-1].cpu(), dim=-1).gather(
-        -1, labels[:, 1:].clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    prefix = answer_prefix(loaded.processor.tokenizer)
+    rows = [encoded_row(loaded, turns, image, max_length=max_length, prefix=prefix) for turns, image in conversations]
+    picked = teacher_forced(loaded, rows).log_probabilities  # position t - 1 predicts token t
     results = []
-    for row, (turns, _) in enumerate(conversations):
-        answers = sum(turn["from"] == "gpt" for turn in turns)
-        losses: list[float | None] = [-float(picked[row, start - 1:end - 1].mean()) for start, end in spans[row]]
+    for index, ((turns, _), row) in enumerate(zip(conversations, rows, strict=True)):
+        answers = len(gpt_turns(turns))
+        losses: list[float | None] = [-float(picked[index, start - 1:end - 1].mean())
+                                      for start, end in answer_spans(list(row["labels"]))]
         results.append((losses + [None] * answers)[:answers])
     return results
 
@@ -76,8 +62,7 @@ def run_score_pool(settings: Settings, context: JobContext, payload: ScorePoolPa
         registered = model_service.get(session, model_id=payload.model_id)
         total = pool_scores.conversation_count(session, pool_id=payload.pool_id)
     context.progress(0.01, f"loading {registered.name}", force=True)
-    dtype = registered.dtype if registered.dtype != "float32" else inference_dtype(registered.device)
-    loaded = load(registered.path, dtype, registered.device)
+    loaded = load_for_scoring(registered)
     scored = skipped = 0
     after = -1
     while True:
@@ -95,7 +80,7 @@ def run_score_pool(settings: Settings, context: JobContext, payload: ScorePoolPa
                 inputs = [(item.conversations, open_rgb(media.open(image.sha256)) if image else None)
                           for item, image in part]
                 for (item, _), losses in zip(part, turn_losses(loaded, inputs), strict=True):
-                    known = [(loss, index) for index, loss in zip(_gpt_turns(item.conversations), losses, strict=True)
+                    known = [(loss, index) for index, loss in zip(gpt_turns(item.conversations), losses, strict=True)
                              if loss is not None]
                     if not known:
                         skipped += 1
@@ -111,6 +96,3 @@ def run_score_pool(settings: Settings, context: JobContext, payload: ScorePoolPa
     return {"scored": scored, "skipped": skipped, "seconds": round(time.perf_counter() - started, 2),
             "model": registered.name}
 
-
-def _gpt_turns(turns: list[dict]) -> list[int]:
-    return [index for index, turn in enumerate(turns) if turn["from"] == "gpt"]
