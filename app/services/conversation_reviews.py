@@ -82,14 +82,9 @@ def decide(session: Session, *, review_id: int, data: ConversationVerdictsIn, us
     if fixed != item.conversations:
         wrong = ", ".join(f"turn {j['turn'] + 1} {j['verdict'].replace('_', ' ')}" for j in judged
                           if j["verdict"] != TurnVerdict.correct)
-        revision = revisions.propose(
-            session, CONVERSATIONS, record_id=item.id, values={"conversations": fixed},
-            lock_version=item.lock_version, reason=(data.note or "").strip() or f"Review: {wrong}.",
-            author_id=user_id, origin=Origin(RevisionOrigin.conversation_review, review.id, {
-                "verdicts": judged, "dropped": sorted(j.turn for j in data.turns if j.drop)}),
-            commit=False)
-        session.execute(update(ConversationReview).where(ConversationReview.id == review.id)
-                        .values(revision_id=revision.id))
+        revision = _propose(session, item=item, review_id=review.id, fixed=fixed, changes=data.turns,
+                            lock_version=item.lock_version, reason=(data.note or "").strip() or f"Review: {wrong}.",
+                            verdicts=judged, user_id=user_id)
     audit.record(session, actor_id=user_id, action="conversation.review", entity_type="conversation",
                  entity_id=item.id, after={"review_id": review.id, "flagged": flagged,
                                            "verdicts": [j["verdict"] for j in judged],
@@ -160,16 +155,28 @@ def propose_fix(session: Session, *, conversation_id: int, data: ConversationFix
     if strays:
         raise Invalid("Only answers are fixed: " + ", ".join(f"turn {turn + 1}" for turn in strays) + " is not one.",
                       fields={f"turn {turn + 1}": "not an answer" for turn in strays})
-    revision = revisions.propose(
-        session, CONVERSATIONS, record_id=item.id, values={"conversations": _fixed(item.conversations, data.turns)},
-        lock_version=data.lock_version, reason=data.note, author_id=user_id,
-        origin=Origin(RevisionOrigin.conversation_review, review.id, {
-            "verdicts": review.verdicts or [], "dropped": sorted(change.turn for change in data.turns if change.drop)}),
-        accept_now=data.accept and self_accept_allowed, commit=False)
-    session.execute(update(ConversationReview).where(ConversationReview.id == review.id)
-                    .values(revision_id=revision.id))  # the fix its outcome now waits on (a pinned draw reads it)
+    revision = _propose(session, item=item, review_id=review.id, fixed=_fixed(item.conversations, data.turns),
+                        changes=data.turns, lock_version=data.lock_version, reason=data.note,
+                        verdicts=review.verdicts or [], user_id=user_id,
+                        accept_now=data.accept and self_accept_allowed)
     session.commit()
     session.refresh(revision)
+    return revision
+
+
+def _propose(session: Session, *, item: ConversationItem, review_id: int, fixed: list[dict[str, str]],
+             changes: Sequence[TurnJudgementIn | FixTurnIn], lock_version: int, reason: str,
+             verdicts: list[dict[str, Any]], user_id: int, accept_now: bool = False) -> Revision:
+    """The fixed conversation proposed as a revision that names the review and its verdicts, in the caller's
+    transaction; the review then waits on it (its outcome turns to fixed when it is accepted, and a pinned draw
+    reads that revision's decision time)."""
+    revision = revisions.propose(
+        session, CONVERSATIONS, record_id=item.id, values={"conversations": fixed}, lock_version=lock_version,
+        reason=reason, author_id=user_id, origin=Origin(RevisionOrigin.conversation_review, review_id, {
+            "verdicts": verdicts, "dropped": sorted(change.turn for change in changes if change.drop)}),
+        accept_now=accept_now, commit=False)
+    session.execute(update(ConversationReview).where(ConversationReview.id == review_id)
+                    .values(revision_id=revision.id))
     return revision
 
 
