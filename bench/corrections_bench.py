@@ -54,11 +54,9 @@ from app.services.blinding import NONE
 from bench.export_bench import approve_every_task
 from bench.filling import fill
 from bench.peak_memory import own_peak_mb
-from bench.review_bench import percentile, server_ms
+from bench.review_bench import percentile, server_ms, shown_item
 from tests.factories import login, make_user
 from tests.scratch import scratch_database, throwaway_folder
-
-ITEM_MARK = 'data-item-id="'
 
 
 def revisions_of(rows, *, author_id: int, status: str, now) -> list[dict]:
@@ -79,9 +77,7 @@ def queue_timings(client: TestClient, csrf: str, repeat: int) -> tuple[list[floa
         floor.append(server_ms(client.get("/healthz")))
         shown = client.post("/review/corrections/next", headers=headers)
         nexts.append(server_ms(shown))
-        start = shown.text.index(ITEM_MARK) + len(ITEM_MARK)
-        item_id = shown.text[start:shown.text.index('"', start)]
-        lock = shown.text.split('data-lock-version="', 1)[1].split('"', 1)[0]
+        item_id, lock = shown_item(shown)
         decided = client.post(f"/review/corrections/{item_id}", data={"decision": "accept", "lock_version": lock},
                               headers=headers)
         assert decided.status_code == 200, decided.text

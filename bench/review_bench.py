@@ -62,6 +62,13 @@ def server_ms(response) -> float:
     return float(response.headers["server-timing"].split("dur=")[1])
 
 
+def shown_item(response) -> tuple[str, str]:
+    """The id and lock version of the item a queue's fragment shows."""
+    start = response.text.index(ITEM_MARK) + len(ITEM_MARK)
+    return (response.text[start:response.text.index('"', start)],
+            response.text.split('data-lock-version="', 1)[1].split('"', 1)[0])
+
+
 def add_big_task(session: Session, size: int = 10_000) -> Task:
     task = Task(name="BENCH+ten_thousand", category="Perception")
     session.add(task)
@@ -95,9 +102,7 @@ def next_item_timings(client: TestClient, csrf: str, repeat: int) -> dict[str, l
     for _ in range(repeat):
         shown = client.post("/review/spot/next", headers=headers)
         nexts.append(server_ms(shown))
-        start = shown.text.index(ITEM_MARK) + len(ITEM_MARK)
-        item_id = shown.text[start:shown.text.index('"', start)]
-        lock = shown.text.split('data-lock-version="', 1)[1].split('"', 1)[0]
+        item_id, lock = shown_item(shown)
         decided = client.post(f"/review/spot/{item_id}", data={"verdict": "correct", "lock_version": lock},
                               headers=headers)
         assert decided.status_code == 200, decided.text
@@ -110,9 +115,7 @@ def decide_plans(engine, client: TestClient, csrf: str) -> list[tuple[float, str
     what to read when decide costs more than the next item."""
     headers = {"HX-Request": "true", "X-CSRF-Token": csrf}
     shown = client.post("/review/spot/next", headers=headers)
-    start = shown.text.index(ITEM_MARK) + len(ITEM_MARK)
-    item_id = shown.text[start:shown.text.index('"', start)]
-    lock = shown.text.split('data-lock-version="', 1)[1].split('"', 1)[0]
+    item_id, lock = shown_item(shown)
     plans = slowest_plans(engine, lambda: client.post(f"/review/spot/{item_id}", headers=headers,
                                                       data={"verdict": "correct", "lock_version": lock}))
     for ms, statement, plan in plans:
@@ -141,6 +144,17 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def wait_until_listening(port: int, process: subprocess.Popen, what: str, timeout_s: float = 30) -> None:
+    """Returns once something listens on the port; fails when `process` ended or the time is up."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        assert time.monotonic() < deadline and process.poll() is None, f"{what} did not start"
+        time.sleep(0.1)
+
+
 def swarm(url: str, workdir: Path, emails: list[str], seconds: float, web_workers: int) -> dict:
     port = free_port()
     env = {**os.environ, "STUDIO_DATABASE_URL": url, "STUDIO_DATA_DIR": str(workdir), "STUDIO_PORT": str(port),
@@ -148,13 +162,7 @@ def swarm(url: str, workdir: Path, emails: list[str], seconds: float, web_worker
            "STUDIO_WEB_WORKERS": str(web_workers)}
     server = subprocess.Popen([sys.executable, "-m", "app", "serve"], env=env, cwd=Path(__file__).parent.parent)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            assert time.monotonic() < deadline and server.poll() is None, "the server did not start"
-            time.sleep(0.1)
+        wait_until_listening(port, server, "the server")
         result = run_swarm(f"http://127.0.0.1:{port}", emails, queue="spot", seconds=seconds)
     finally:
         server.terminate()

@@ -23,7 +23,6 @@ import io
 import json
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -49,21 +48,12 @@ from app.services.synthesis.prompts import SHIPPED
 from app.services.synthesis.requests import Subject, chat_body, messages
 from app.services.synthesis.subjects import Drawn
 from bench.peak_memory import own_peak_mb
+from bench.review_bench import free_port, percentile, server_ms, shown_item, wait_until_listening
 from tests.factories import login, make_user
 from tests.scratch import scratch_database, throwaway_folder
 from worker.endpoint_client import Sender
 
-ITEM_MARK = 'data-item-id="'
 PROMPT = SHIPPED["conversation"]
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(share * (len(ordered) - 1)))], 2) if ordered else 0.0
-
-
-def server_ms(response) -> float:
-    return float(response.headers["server-timing"].split("dur=")[1])
 
 
 def picture(k: int) -> bytes:
@@ -88,7 +78,7 @@ def local_batches(workdir: Path, model: Path, count: int, batch: int) -> dict:
 
     from app.services.synthesis.endpoints import Tally
     from worker.loading import load
-    from worker.synthesize import read_image, write_batch
+    from worker.synthesize import write_batch
 
     torch.set_num_threads(1)
     media = MediaStore(workdir / "media")
@@ -100,7 +90,7 @@ def local_batches(workdir: Path, model: Path, count: int, batch: int) -> dict:
         started = time.perf_counter()
         for start in range(0, len(work), size):
             chunk = work[start:start + size]
-            images = [read_image(media, item.subject.image_sha256) for _, item in chunk]
+            images = [media.read(item.subject.image_sha256) for _, item in chunk]
             write_batch(loaded, "tiny", PROMPT, chunk, images, sampling, seed=start, tally=Tally())
         return time.perf_counter() - started
 
@@ -110,24 +100,12 @@ def local_batches(workdir: Path, model: Path, count: int, batch: int) -> dict:
             "local_one_at_a_time_s": round(single, 2), "batched_speedup": round(single / batched, 2)}
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def endpoint_concurrency(workdir: Path, count: int) -> dict:
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "tests.openai_server", "--port", str(port), "--delay-s", "0.05"],
                               cwd=Path(__file__).resolve().parent.parent)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            assert time.monotonic() < deadline and server.poll() is None, "the test server did not start"
-            time.sleep(0.1)
+        wait_until_listening(port, server, "the test server")
         media = MediaStore(workdir / "endpoint-media")
         bodies = [(key, chat_body("test-vlm", messages(PROMPT, item.subject, image=picture(k)), Sampling()))
                   for k, (key, item) in enumerate(subjects(media, count))]
@@ -183,9 +161,7 @@ def review_timings(client: TestClient, csrf: str, repeat: int) -> tuple[list[flo
         floor.append(server_ms(client.get("/healthz")))
         shown = client.post("/review/conversations/next", headers=headers)
         nexts.append(server_ms(shown))
-        start = shown.text.index(ITEM_MARK) + len(ITEM_MARK)
-        item_id = shown.text[start:shown.text.index('"', start)]
-        lock = shown.text.split('data-lock-version="', 1)[1].split('"', 1)[0]
+        item_id, lock = shown_item(shown)
         turns = {part.split('"', 1)[0] for part in shown.text.split('name="verdict-')[1:]}
         decided = client.post(f"/review/conversations/{item_id}", headers=headers, data={
             "lock_version": lock, "all": "correct", **{f"verdict-{turn}": "correct" for turn in turns}})

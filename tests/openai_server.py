@@ -11,10 +11,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
-import socket
-import threading
 import time
 from collections import deque
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +22,8 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from PIL import Image
+
+from tests.serving import serving
 
 
 @dataclass
@@ -122,28 +123,14 @@ class OpenAIServer:
 
     def __init__(self, behaviour: Behaviour | None = None):
         self.behaviour = behaviour or Behaviour()
+        self._stack = ExitStack()
 
     def __enter__(self) -> OpenAIServer:
-        self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", 0))
-        self.port = self._sock.getsockname()[1]
-        self._server = uvicorn.Server(uvicorn.Config(make_app(self.behaviour), log_level="warning", lifespan="off"))
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            assert time.monotonic() < deadline, "the OpenAI-compatible test server did not start"
-            time.sleep(0.02)
+        self.base_url = self._stack.enter_context(serving(make_app(self.behaviour))) + "/v1"
         return self
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
     def __exit__(self, *exc) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._sock.close()
+        self._stack.close()
 
 
 def main() -> None:

@@ -22,17 +22,12 @@ from app.services import pools
 from app.services import registered_models as model_service
 from app.services.synthesis import prompts, store, subjects
 from app.services.synthesis.endpoints import Caps, EndpointConfigError, Reply, Tally, load_endpoints
-from app.services.synthesis.requests import chat_body, messages, request_key
+from app.services.synthesis.requests import bodies, request_key
 from app.services.synthesis.subjects import Drawn
 from worker.context import JobContext
 from worker.endpoint_client import Sender
 
 Work = list[tuple[str, Drawn]]
-
-
-def read_image(media: Media, sha256: str) -> bytes:
-    with media.open(sha256) as source:
-        return source.read()
 
 
 def run_synthesize(settings: Settings, context: JobContext, payload: SynthesizePayload) -> dict[str, Any]:
@@ -58,10 +53,8 @@ def run_synthesize(settings: Settings, context: JobContext, payload: SynthesizeP
         assert registered is not None
         generator = {"backend": "model", "name": registered.name, "model": registered.name}
         saw_image = True
-    collector = store.Collector(
-        context.engine, pool.id or 0, pool.name, prompt.kind, dict(work), generator,
-        {"id": prompt.id, "kind": prompt.kind, "version": prompt.version}, payload.sampling.model_dump(), saw_image,
-        pools.BUDGET, job_id=context.job_id)
+    collector = store.Collector(context.engine, pool.id or 0, pool.name, prompt, dict(work), generator,
+                                payload.sampling.model_dump(), saw_image, pools.BUDGET, job_id=context.job_id)
     tally = Tally()
     where = f"{generator.get('host', generator['name'])} · {generator['model']}"
 
@@ -76,7 +69,7 @@ def run_synthesize(settings: Settings, context: JobContext, payload: SynthesizeP
     try:
         if payload.backend == "endpoint":
             Sender(endpoint, on_reply, caps, payload.concurrency, tally).run(
-                endpoint_bodies(media, endpoint.model, prompt.text, work, payload.sampling, saw_image))
+                bodies(media, endpoint.model, prompt.text, work, payload.sampling, send_image=saw_image))
         else:
             for reply in local_replies(registered, media, prompt.text, work, payload.sampling, payload.batch_size,
                                        seed=payload.seed, tally=tally, caps=caps):
@@ -88,14 +81,6 @@ def run_synthesize(settings: Settings, context: JobContext, payload: SynthesizeP
         refused=collector.refused, refusals=collector.refusals, prompt_tokens=tally.prompt_tokens,
         completion_tokens=tally.completion_tokens, capped=tally.capped, generator=generator,
         seconds=round(time.perf_counter() - started, 3)).model_dump()
-
-
-def endpoint_bodies(media: Media, model: str, prompt_text: str, work: Work, sampling: Sampling,
-                    saw_image: bool) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Each request's body, its image read only when it is about to be sent."""
-    for key, item in work:
-        image = read_image(media, item.subject.image_sha256) if saw_image and item.subject.image_sha256 else None
-        yield key, chat_body(model, messages(prompt_text, item.subject, image=image), sampling)
 
 
 def local_replies(registered, media: Media, prompt_text: str, work: Work, sampling: Sampling, batch_size: int, *,
@@ -111,7 +96,7 @@ def local_replies(registered, media: Media, prompt_text: str, work: Work, sampli
             if tally.capped:
                 return
             batch = group[start:start + batch_size]
-            images = [read_image(media, item.subject.image_sha256) for _, item in batch] if has_image else None
+            images = [media.read(item.subject.image_sha256) for _, item in batch] if has_image else None
             yield from write_batch(loaded, registered.name, prompt_text, batch, images, sampling, seed=seed + start,
                                    tally=tally)
 

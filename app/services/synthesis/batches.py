@@ -55,24 +55,30 @@ class Request:
             for message in self.body.get("messages", []) if isinstance(message, dict))
 
 
-def read_requests(path: Path) -> dict[str, Request]:
-    requests: dict[str, Request] = {}
+def _json_lines(path: Path) -> Iterator[tuple[int, Any | orjson.JSONDecodeError]]:
+    """Each non-blank line's number and its JSON, or the error that says why it is not JSON."""
     with path.open("rb") as lines:
         for number, raw in enumerate(lines, start=1):
-            if not raw.strip():
-                continue
-            try:
-                data = orjson.loads(raw)
-            except orjson.JSONDecodeError as error:
-                raise BatchFileError(f"{path.name}, line {number}: not JSON ({error})") from None
-            custom_id = data.get("custom_id") if isinstance(data, dict) else None
-            body = data.get("body") if isinstance(data, dict) else None
-            if not isinstance(custom_id, str) or not isinstance(body, dict):
-                raise BatchFileError(f"{path.name}, line {number}: needs a custom_id and a body")
-            if custom_id in requests:
-                raise BatchFileError(f"{path.name}, line {number}: custom_id {custom_id!r} is also on line "
-                                     f"{requests[custom_id].line}")
-            requests[custom_id] = Request(number, custom_id, body)
+            if raw.strip():
+                try:
+                    yield number, orjson.loads(raw)
+                except orjson.JSONDecodeError as error:
+                    yield number, error
+
+
+def read_requests(path: Path) -> dict[str, Request]:
+    requests: dict[str, Request] = {}
+    for number, data in _json_lines(path):
+        if isinstance(data, orjson.JSONDecodeError):
+            raise BatchFileError(f"{path.name}, line {number}: not JSON ({data})")
+        custom_id = data.get("custom_id") if isinstance(data, dict) else None
+        body = data.get("body") if isinstance(data, dict) else None
+        if not isinstance(custom_id, str) or not isinstance(body, dict):
+            raise BatchFileError(f"{path.name}, line {number}: needs a custom_id and a body")
+        if custom_id in requests:
+            raise BatchFileError(f"{path.name}, line {number}: custom_id {custom_id!r} is also on line "
+                                 f"{requests[custom_id].line}")
+        requests[custom_id] = Request(number, custom_id, body)
     return requests
 
 
@@ -85,32 +91,27 @@ class BadOutputLine:
 def read_output(path: Path, requests: dict[str, Request]) -> Iterator[tuple[int, Request, Reply] | BadOutputLine]:
     """Each output line as its number, request and reply, or as the reason it cannot be used."""
     seen: dict[str, int] = {}
-    with path.open("rb") as lines:
-        for number, raw in enumerate(lines, start=1):
-            if not raw.strip():
-                continue
-            try:
-                data = orjson.loads(raw)
-            except orjson.JSONDecodeError as error:
-                yield BadOutputLine(number, f"not JSON ({error})")
-                continue
-            custom_id = data.get("custom_id") if isinstance(data, dict) else None
-            if not isinstance(custom_id, str):
-                yield BadOutputLine(number, "has no custom_id")
-                continue
-            request = requests.get(custom_id)
-            if request is None:
-                yield BadOutputLine(number, f"custom_id {custom_id!r} is not in the requests file")
-                continue
-            if custom_id in seen:
-                yield BadOutputLine(number, f"custom_id {custom_id!r} is also on line {seen[custom_id]}")
-                continue
-            seen[custom_id] = number
-            problem = _failed(data)
-            if problem:
-                yield BadOutputLine(number, f"{custom_id}: {problem}")
-                continue
-            yield number, request, reply_of(custom_id, _Completion(data["response"]["body"]), 0.0)
+    for number, data in _json_lines(path):
+        if isinstance(data, orjson.JSONDecodeError):
+            yield BadOutputLine(number, f"not JSON ({data})")
+            continue
+        custom_id = data.get("custom_id") if isinstance(data, dict) else None
+        if not isinstance(custom_id, str):
+            yield BadOutputLine(number, "has no custom_id")
+            continue
+        request = requests.get(custom_id)
+        if request is None:
+            yield BadOutputLine(number, f"custom_id {custom_id!r} is not in the requests file")
+            continue
+        if custom_id in seen:
+            yield BadOutputLine(number, f"custom_id {custom_id!r} is also on line {seen[custom_id]}")
+            continue
+        seen[custom_id] = number
+        problem = _failed(data)
+        if problem:
+            yield BadOutputLine(number, f"{custom_id}: {problem}")
+            continue
+        yield number, request, reply_of(custom_id, _Completion(data["response"]["body"]), 0.0)
 
 
 def _failed(data: dict[str, Any]) -> str | None:

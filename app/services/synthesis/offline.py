@@ -15,24 +15,15 @@ from app.models import SynthesisPrompt
 from app.schemas.stage2 import Sampling
 from app.services.pools import BUDGET
 from app.services.synthesis import batches, store, subjects
-from app.services.synthesis.requests import chat_body, messages, parse_key, request_key
+from app.services.synthesis.requests import bodies, parse_key, request_key
 
 
 def write_requests(session: Session, media: Media, out: Path, *, task_id: int, prompt: SynthesisPrompt, count: int,
                    seed: int, model: str, sampling: Sampling, vision: bool = True) -> int:
     """The requests for `count` of the task's instances drawn with `seed`; returns how many lines were written."""
-    drawn = subjects.draw(session, task_id=task_id, seed=seed, count=count)
-
-    def lines():
-        for item in drawn:
-            image = None
-            if vision and item.subject.image_sha256:
-                with media.open(item.subject.image_sha256) as source:
-                    image = source.read()
-            yield (request_key(prompt_id=prompt.id or 0, instance_id=item.subject.instance_id, seed=seed),
-                   chat_body(model, messages(prompt.text, item.subject, image=image), sampling))
-
-    return batches.write_requests(out, lines())
+    work = [(request_key(prompt_id=prompt.id or 0, instance_id=item.subject.instance_id, seed=seed), item)
+            for item in subjects.draw(session, task_id=task_id, seed=seed, count=count)]
+    return batches.write_requests(out, bodies(media, model, prompt.text, work, sampling, send_image=vision))
 
 
 @dataclass
@@ -75,10 +66,8 @@ def import_output(engine: Engine, *, pool: str, requests_file: Path, output_file
         collector = by_prompt.get((prompt.id or 0, request.saw_image, model))
         if collector is None:
             sampling = {name: request.body[name] for name in Sampling.model_fields if name in request.body}
-            collector = store.Collector(
-                engine, pool_id, pool, prompt.kind, {}, {"backend": "batch", "name": model, "host": host,
-                                                         "model": model},
-                {"id": prompt.id, "kind": prompt.kind, "version": prompt.version}, sampling, request.saw_image, BUDGET)
+            collector = store.Collector(engine, pool_id, pool, prompt, {}, {
+                "backend": "batch", "name": model, "host": host, "model": model}, sampling, request.saw_image, BUDGET)
             by_prompt[(prompt.id or 0, request.saw_image, model)] = collector
         collector.subjects[request.custom_id] = instances[parsed[1]]
         collector.take(reply)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +69,16 @@ def messages(prompt_text: str, subject: Subject, *, image: bytes | None) -> list
 def chat_body(model: str, chat: list[dict[str, Any]], sampling: Sampling) -> dict[str, Any]:
     """A `/v1/chat/completions` request body."""
     return {"model": model, "messages": chat, **sampling.model_dump()}
+
+
+def bodies(media, model: str, prompt_text: str, work, sampling: Sampling, *, send_image: bool
+           ) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each (request key, chat-completions body) of `work` ((key, Drawn) pairs), its image read from `media` only
+    when that request is about to be made, and only when the generator is sent images."""
+    for key, item in work:
+        sha256 = item.subject.image_sha256
+        yield key, chat_body(model, messages(prompt_text, item.subject,
+                                             image=media.read(sha256) if send_image and sha256 else None), sampling)
 
 
 def context_record(subject: Subject, *, saw_image: bool) -> dict[str, Any]:

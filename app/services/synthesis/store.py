@@ -13,7 +13,7 @@ from sqlalchemy import Engine, func, select, update
 from sqlmodel import Session
 
 from app.core.failures import Invalid
-from app.models import ConversationItem, ConversationPool, utcnow
+from app.models import ConversationItem, ConversationPool, SynthesisPrompt, utcnow
 from app.qc import prescreen
 from app.services.bulk_rows import get_or_create, insert_conversation_items, stable_rkey
 from app.services.synthesis import replies
@@ -54,10 +54,9 @@ class Collector:
     engine: Engine
     pool_id: int
     pool_name: str
-    kind: str
+    prompt: SynthesisPrompt
     subjects: dict[str, Drawn]  # by request key
     generator: dict[str, Any]  # backend, name, host, model
-    prompt: dict[str, Any]  # id, kind, version
     sampling: dict[str, Any]
     saw_image: bool
     budget: prescreen.Budget
@@ -86,9 +85,10 @@ class Collector:
                 self.refusals.append({"key": reply.key, "reason": str(refusal)})
             return
         generator = {**self.generator, "model": reply.model or self.generator.get("model")}
+        prompt = {"id": self.prompt.id, "kind": self.prompt.kind, "version": self.prompt.version}
         self._rows.append({"source_id": reply.key, "image_id": drawn.image_id, "conversations": turns,
-                           "kind": self.kind, "origin": {
-                               "job_id": self.job_id, "generator": generator, "prompt": self.prompt,
+                           "kind": self.prompt.kind, "origin": {
+                               "job_id": self.job_id, "generator": generator, "prompt": prompt,
                                "sampling": self.sampling, "context": context_record(drawn.subject,
                                                                                    saw_image=self.saw_image),
                                "tokens": {"prompt": reply.prompt_tokens, "completion": reply.completion_tokens},
