@@ -130,7 +130,7 @@ def test_a_fine_tune_job_trains_both_stages_shows_them_and_registers_a_model_pre
     assert _digest(out / "stage2" / "model") == before
 
 
-def test_a_model_of_a_family_the_fine_tune_does_not_train_is_refused_before_anything_runs(
+def test_a_model_of_a_family_the_worker_does_not_know_is_refused_naming_the_ones_it_does(
         app, db, settings, tiny_model, two_stage_version, tmp_path):
     import json
     import shutil
@@ -139,22 +139,30 @@ def test_a_model_of_a_family_the_fine_tune_does_not_train_is_refused_before_anyt
     from app.schemas.recipe import FinetuneConfig
     from worker.finetune import main
 
-    qwen = tmp_path / "qwen"
-    shutil.copytree(tiny_model, qwen)
-    config = json.loads((qwen / "config.json").read_text())
-    (qwen / "config.json").write_text(json.dumps({**config, "model_type": "qwen2_vl"}))
+    other = tmp_path / "other"
+    shutil.copytree(tiny_model, other)
+    config = json.loads((other / "config.json").read_text())
     admin = make_user(db, Role.admin)
     client, csrf = signed_in(app, admin)
-    client.post("/models", data={"csrf_token": csrf, "name": "qwen", "path": str(qwen), "device": "cpu"})
-    base_id = db.exec(select(RegisteredModel.id).where(RegisteredModel.name == "qwen")).one()
+    (other / "config.json").write_text(json.dumps({**config, "model_type": "paligemma"}))
+    refused = client.post("/models", data={"csrf_token": csrf, "name": "other", "path": str(other), "device": "cpu"},
+                          headers={"HX-Request": "true"})
+    assert refused.status_code == 422
+    said = soup(refused).text
+    assert "is a paligemma model" in said and "Qwen2-VL (qwen2_vl)" in said and "Idefics3 (idefics3)" in said
+    # A folder that changed after it was registered: the fine-tune's form refuses it, and so does the worker.
+    (other / "config.json").write_text(json.dumps(config))
+    client.post("/models", data={"csrf_token": csrf, "name": "other", "path": str(other), "device": "cpu"})
+    base_id = db.exec(select(RegisteredModel.id).where(RegisteredModel.name == "other")).one()
+    (other / "config.json").write_text(json.dumps({**config, "model_type": "paligemma"}))
     refused = client.post(f"/versions/{two_stage_version.id}/finetune", data={
         "csrf_token": csrf, "base_model_id": str(base_id)}, headers={"HX-Request": "true"})
     assert refused.status_code == 422
     said = soup(refused).select_one("#finetune-form").text
-    assert "is a qwen2_vl model (it also needs image_grid_thw" in said and "trains LLaVA-1.5 (llava) models" in said
+    assert "is a paligemma model" in said and "LLaVA-1.5 (llava)" in said
     assert soup(refused).select_one("#base_model_id-error") is not None
     assert db.exec(select(Job).where(Job.kind == "finetune")).first() is None
     # The training script refuses it too (a worker whose model folder the web cannot read), before any work.
-    with pytest.raises(UnsupportedFamily, match="qwen2_vl"):
-        main(FinetuneConfig(version=tmp_path / "nowhere", base=qwen, out=tmp_path / "run", device="cpu"))
+    with pytest.raises(UnsupportedFamily, match="paligemma"):
+        main(FinetuneConfig(version=tmp_path / "nowhere", base=other, out=tmp_path / "run", device="cpu"))
     assert not (tmp_path / "run").exists()

@@ -78,7 +78,7 @@ def test_the_loss_is_the_models_own_and_greedy_matched_means_greedy_decoding_giv
     encoded = encode(loaded.processor, [{"from": "human", "value": question.prompt},
                                         {"from": "gpt", "value": "red"}], image, max_length=2048)
     batch = PaddingCollator(loaded.processor.tokenizer.pad_token_id or 0)(
-        [{"input_ids": encoded.input_ids, "labels": encoded.labels, "pixel_values": encoded.pixel_values}])
+        [{"input_ids": encoded.input_ids, "labels": encoded.labels, **encoded.image_inputs}])
     with torch.inference_mode():
         reference = loaded.model(**batch).loss.item()  # transformers' own mean token loss over the labels
     assert result.loss == pytest.approx(reference, rel=1e-4)
@@ -88,10 +88,10 @@ def test_the_loss_is_the_models_own_and_greedy_matched_means_greedy_decoding_giv
     ids = list(prompt_ids)
     for _ in range(3):
         with torch.inference_mode():
-            logits = loaded.model(input_ids=torch.tensor([ids]), pixel_values=encoded.pixel_values).logits
+            logits = loaded.model(input_ids=torch.tensor([ids]), **encoded.image_inputs).logits
         ids.append(int(logits[0, -1].argmax()))
     own = {"input_ids": ids, "labels": [-100] * len(prompt_ids) + ids[len(prompt_ids):],
-           "pixel_values": encoded.pixel_values}
+           **encoded.image_inputs}
     changed = {**own, "labels": own["labels"][:-1] + [(ids[-1] + 1) % loaded.model.config.text_config.vocab_size]}
     changed["input_ids"] = ids[:-1] + [changed["labels"][-1]]
     greedy = teacher_forced(loaded, [own, changed]).greedy

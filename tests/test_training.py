@@ -85,7 +85,7 @@ def test_every_gpt_turn_is_supervised_and_nothing_else(tiny_model):
     prompt = prepare(loaded, [record["conversations"][0]["value"]], [image])["input_ids"][0].tolist()
     assert ids[:len(prompt)] == prompt and all(label == IGNORE for label in labels[:len(prompt)])
     batch = PaddingCollator(tokenizer.pad_token_id)([{"input_ids": ids, "labels": labels,
-                                                      "pixel_values": encoded.pixel_values},
+                                                      **encoded.image_inputs},
                                                      {"input_ids": ids[:5], "labels": labels[:5]}])
     assert batch["labels"][1, 5:].eq(IGNORE).all() and batch["attention_mask"][1].sum() == 5
     assert batch["pixel_values"].shape[0] == 1  # only the record with an image brings pixels

@@ -21,6 +21,7 @@ from app.models import JobKind, JobStatus
 from app.schemas import jobs as job_payloads
 from app.services.job_queue import LeaseLost, claim, finish, requeue_expired
 from worker.context import JobCancelled, JobContext
+from worker.tiny_model import FAMILIES as TINY_FAMILIES
 
 log = logging.getLogger("studio.worker")
 
@@ -137,13 +138,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m worker", description=__doc__.splitlines()[0])
     parser.add_argument("--once", action="store_true", help="run at most one job, then exit")
     commands = parser.add_subparsers(dest="command")
-    tiny = commands.add_parser("tiny-model", help="build the tiny random LLaVA model that tests and the demo use")
+    tiny = commands.add_parser("tiny-model", help="build a tiny random model (LLaVA by default) for tests and the demo")
     tiny.add_argument("out", help="folder to write it to")
+    tiny.add_argument("--family", default="llava", choices=TINY_FAMILIES, help="its architecture (default: llava)")
     args = parser.parse_args()
     if args.command == "tiny-model":
         from worker.tiny_model import build_tiny_model
 
-        print(f"tiny model written to {build_tiny_model(args.out)}")
+        print(f"tiny model written to {build_tiny_model(args.out, family=args.family)}")
         return
     settings = Settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")

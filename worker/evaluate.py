@@ -3,7 +3,8 @@
 `val.json` is in task order, so its first records are its first tasks. The evaluation takes a seeded sample of
 up to `per_task` records from every task in it instead. Answers are generated in batches (images and text apart,
 bf16 on GPUs that have it, fp16 on others) and scored as previews score them (`app/qc/answers.py`): the option the
-answer names for option tasks, the normalised text otherwise. Images are padded to a square as in training."""
+answer names for option tasks, the normalised text otherwise. Images are padded to a square where training pads
+them (LLaVA-1.5)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 from sqlmodel import Session
 
 from app.qc.answers import matches
+from app.schemas.model_families import family_of_type
 from app.services import instances
 from worker.training.record_index import RecordIndex, RecordReader
 
@@ -66,6 +68,7 @@ def evaluate(session: Session, *, model_path: str, device: str, version_folder: 
     options = instances.options_of(session, instance_ids=wanted)
     loaded = load_private(model_path, inference_dtype(device), device)  # freed below: training needs the memory
     background = mean_colour(loaded.processor)
+    pads = family_of_type(loaded.model.config.model_type).pads_to_square
     scores: dict[str, dict[str, int]] = {record["task_name"]: {"matched": 0, "total": 0} for record in records}
     done = 0
     try:
@@ -73,8 +76,10 @@ def evaluate(session: Session, *, model_path: str, device: str, version_folder: 
             group = [record for record in records if ("image" in record) == has_image]
             for start in range(0, len(group), batch_size):
                 batch = group[start:start + batch_size]
-                images = [pad_to_square(open_rgb(version_folder / "images" / record["image"]), background)
-                          for record in batch] if has_image else None
+                images = [open_rgb(version_folder / "images" / record["image"]) for record in batch] \
+                    if has_image else None
+                if images and pads:
+                    images = [pad_to_square(image, background) for image in images]
                 answers, _ = generate(loaded, [record["conversations"][0]["value"] for record in batch], images,
                                       max_new_tokens=max_new_tokens)
                 for record, answer in zip(batch, answers, strict=True):

@@ -18,11 +18,12 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import re
 import shutil
 from dataclasses import asdict
 from pathlib import Path
 
-from app.schemas.model_families import require_trainable
+from app.schemas.model_families import Family, family_of_type, require_trainable
 from app.schemas.recipe import FinetuneConfig
 from worker.training import lifeline
 from worker.training.checkpoints import (
@@ -97,24 +98,26 @@ def main(config: FinetuneConfig) -> Path:
     return start
 
 
-def _vision_tower(model):
-    for name in ("model.vision_tower", "vision_tower", "model.vision_model", "vision_model", "model.visual"):
-        try:
-            return model.get_submodule(name)
-        except AttributeError:
-            continue
-    raise ValueError(f"{type(model).__name__} has no vision tower this script knows (vision_tower, vision_model, "
-                     "visual): run with --no-freeze-vision-tower, or add its name to worker/finetune.py")
+def freeze_vision_tower(model, family: Family) -> None:
+    """LLaVA-1.5's rule: the vision encoder's weights stay as they are; the projector trains, also where it sits
+    inside the tower (Qwen2-VL's merger)."""
+    model.get_submodule(family.vision_tower).requires_grad_(False)
+    model.get_submodule(family.projector).requires_grad_(True)
 
 
-def with_lora(model, rank: int):
+def with_lora(model, rank: int, family: Family):
     """LoRA on the language model's attention projections only (the vision tower has q_proj/v_proj too);
     lm_head and the projector train in full, without which a small model barely learns."""
     from peft import LoraConfig, get_peft_model
 
+    language = re.escape(family.language_model)
     return get_peft_model(model, LoraConfig(
-        r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=r".*language_model.*\.(q_proj|v_proj)",
-        modules_to_save=["lm_head", "multi_modal_projector"]))
+        r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=rf"{language}\..*\.(q_proj|v_proj)",
+        modules_to_save=["lm_head", family.projector.rsplit(".", 1)[-1]]))
+
+
+def pads_to_square(config: FinetuneConfig, family: Family) -> bool:
+    return config.image_aspect == "pad" or (config.image_aspect == "auto" and family.pads_to_square)
 
 
 def training_arguments(config: FinetuneConfig, plan: StagePlan, hardware: Hardware, precision: str,
@@ -170,12 +173,13 @@ def train_stage(config: FinetuneConfig, plan: StagePlan, index: RecordIndex, *, 
     model = AutoModelForImageTextToText.from_pretrained(
         start, dtype=torch.bfloat16 if precision == "bf16" else torch.float32, local_files_only=True)
     model.config.use_cache = False
+    family = family_of_type(model.config.model_type, start)
     if config.freeze_vision_tower:
-        _vision_tower(model).requires_grad_(False)
+        freeze_vision_tower(model, family)
     if config.lora:
-        model = with_lora(model, config.lora_rank)
+        model = with_lora(model, config.lora_rank, family)
     dataset = ConversationDataset(index, config.version / "images", processor, max_length=config.model_max_length,
-                                  image_aspect=config.image_aspect)
+                                  image_aspect="pad" if pads_to_square(config, family) else "original")
     events.write("stage_start", stage=plan.stage, resumed_from=resumed_from, max_steps=plan.steps,
                  start=str(start))
     trainer = StudioTrainer(model=model, args=args, train_dataset=dataset,

@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from app.schemas.model_families import family_of
 
 DTYPES = {"float32", "bfloat16", "float16"}
 
@@ -52,6 +55,7 @@ def load_private(path: str, dtype: str, device: str) -> Loaded:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if not os.path.isfile(os.path.join(path, "config.json")):
         raise FileNotFoundError(f"{path} has no config.json: register a folder saved with save_pretrained")
+    family_of(Path(path))  # an unknown family is refused in words, naming the known ones
     processor = AutoProcessor.from_pretrained(path, local_files_only=True)
     model = AutoModelForImageTextToText.from_pretrained(path, dtype=getattr(torch, dtype), local_files_only=True)
     model.to(device).eval()

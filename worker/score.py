@@ -98,8 +98,7 @@ def encoded_row(loaded, turns: list[dict], image, *, max_length: int, prefix: st
     from worker.training.encoding import encode
 
     encoded = encode(loaded.processor, turns, image, max_length=max_length, prefix=prefix)
-    return {"input_ids": encoded.input_ids, "labels": encoded.labels,
-            **({"pixel_values": encoded.pixel_values} if encoded.pixel_values is not None else {})}
+    return encoded.row()
 
 
 @dataclass(frozen=True)

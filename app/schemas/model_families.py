@@ -1,26 +1,55 @@
-"""The model families the worker's fine-tune trains, by the `model_type` in a model's config.json: the fine-tune's
-form refuses another where the web can read the model's folder, and the worker before it trains.
+"""The model families the worker fine-tunes, previews and scores, by the `model_type` in a model's config.json.
 
-The fine-tune's batches carry token ids, labels and one image's pixels (worker/training/encoding.py), which is what
-LLaVA-1.5 takes. Other families need more beside the pixels, so training one here would fail mid-run or, worse,
-train on half its inputs: such a model is refused before anything runs, with what it needs. Previews and scoring
-(`AutoModelForImageTextToText` and the processor's own outputs) take any image-text-to-text model."""
+A family says which of the model's modules are its vision tower, its projector and its language model (the
+freezing rules and LoRA's targets are written in those words), what its processor gives the forward pass beside the
+token ids, and whether images are padded to a square first (LLaVA-1.5's recipe; the families after it take images
+at their own aspect). The fine-tune's form refuses a model of another family where the web can read its folder, and
+the worker does before it trains. This module imports nothing heavy: the web reads it."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
-TRAINABLE = {"llava": "LLaVA-1.5"}
-NEEDS = {  # what a family's forward pass takes beside the pixels
-    "qwen2_vl": "image_grid_thw", "qwen2_5_vl": "image_grid_thw", "qwen3_vl": "image_grid_thw",
-    "llava_next": "image_sizes", "llava_onevision": "image_sizes",
-    "idefics3": "pixel_attention_mask", "smolvlm": "pixel_attention_mask", "idefics2": "pixel_attention_mask",
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    vision_tower: str  # module paths in the loaded model (transformers 5's layout)
+    projector: str  # trained in full, also when the tower is frozen and under LoRA (it may sit inside the tower)
+    language_model: str
+    image_inputs: tuple[str, ...]  # what the processor gives the forward pass for an image
+    pads_to_square: bool = False
+    # transformers 5 builds this family's processor with a video processor, which needs torchvision.
+    processor_needs_torchvision: bool = False
+
+
+_LLAVA = {"vision_tower": "model.vision_tower", "projector": "model.multi_modal_projector",
+          "language_model": "model.language_model"}
+_QWEN = {"vision_tower": "model.visual", "projector": "model.visual.merger", "language_model": "model.language_model",
+         "image_inputs": ("pixel_values", "image_grid_thw"), "processor_needs_torchvision": True}
+_IDEFICS = {"vision_tower": "model.vision_model", "projector": "model.connector", "language_model": "model.text_model",
+            "image_inputs": ("pixel_values", "pixel_attention_mask")}
+
+FAMILIES = {
+    "llava": Family("LLaVA-1.5", **_LLAVA, image_inputs=("pixel_values",), pads_to_square=True),
+    "llava_next": Family("LLaVA-NeXT", **_LLAVA, image_inputs=("pixel_values", "image_sizes")),
+    "llava_onevision": Family("LLaVA-OneVision", **_LLAVA, image_inputs=("pixel_values", "image_sizes"),
+                              processor_needs_torchvision=True),
+    "qwen2_vl": Family("Qwen2-VL", **_QWEN),
+    "qwen2_5_vl": Family("Qwen2.5-VL", **_QWEN),
+    "idefics3": Family("Idefics3", **_IDEFICS),
+    "smolvlm": Family("SmolVLM", **_IDEFICS),
 }
 
 
 class UnsupportedFamily(ValueError):
-    """The model is of a family the fine-tune does not train."""
+    """The model is of a family the worker does not know."""
+
+
+def supported() -> str:
+    return ", ".join(f"{family.name} ({key})" for key, family in FAMILIES.items())
 
 
 def model_type(folder: Path) -> str | None:
@@ -31,13 +60,19 @@ def model_type(folder: Path) -> str | None:
         return None
 
 
-def require_trainable(folder: Path) -> None:
-    """Raises UnsupportedFamily, in words, unless the model in `folder` is of a family the fine-tune trains (a
-    folder without a readable config.json is left to the loader, which says what is missing)."""
+def family_of_type(kind: str, where: object = "the model") -> Family:
+    if kind not in FAMILIES:
+        raise UnsupportedFamily(f"{where} is a {kind} model: the worker fine-tunes, previews and scores "
+                                f"{supported()} models.")
+    return FAMILIES[kind]
+
+
+def family_of(folder: Path) -> Family | None:
+    """The family of the model in `folder`; None where there is no readable config.json (the loader then says what
+    is missing). Raises UnsupportedFamily, naming the supported ones, for a family the worker does not know."""
     kind = model_type(folder)
-    if kind is None or kind in TRAINABLE:
-        return
-    needs = f" (it also needs {NEEDS[kind]}, which the fine-tune's batches do not carry)" if kind in NEEDS else ""
-    supported = ", ".join(f"{name} ({key})" for key, name in TRAINABLE.items())
-    raise UnsupportedFamily(f"The model in {folder} is a {kind} model{needs}: the fine-tune trains {supported} "
-                            "models for now. Previews and scoring take it as it is.")
+    return None if kind is None else family_of_type(kind, f"The model in {folder}")
+
+
+def require_trainable(folder: Path) -> None:
+    family_of(folder)

@@ -55,8 +55,9 @@ class FinetuneConfig:
     lora: bool = setting(False, "Train LoRA adapters on the language model (projector and lm_head in full), merged "
                                 "into each stage's model.")
     lora_rank: int = setting(8, "LoRA rank (alpha is twice the rank).")
-    image_aspect: Literal["pad", "original"] = setting(
-        "pad", "pad: centre images on a square of the mean colour first (LLaVA-1.5).")
+    image_aspect: Literal["auto", "pad", "original"] = setting(
+        "auto", "pad: centre images on a square of the mean colour first (LLaVA-1.5's recipe); original: as they are "
+                "(the families after it take any aspect); auto: the model family's.")
     save_steps: int = setting(50, "Checkpoint every this many steps (and at a stage's end).")
     keep_checkpoints: int = setting(2, "Complete checkpoints kept per stage, newest first.")
     data_workers: int | None = setting(None, "DataLoader worker processes; default 4 a GPU, 1 on the CPU (0 on one "

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlmodel import Session, select
 
 from app.core import limits
 from app.core.failures import Invalid, NotFound
 from app.models import DatasetVersion, Job, RegisteredModel
+from app.schemas import model_families
 from app.services import audit
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -27,6 +30,10 @@ def register(session: Session, *, name: str, path: str, dtype: str = "float32", 
         raise Invalid(f"There is already a model called {name!r}.", fields={"name": "taken"})
     limits.at_most(name, limits.NAME, field="name")
     limits.at_most(path, 500, field="path")
+    try:  # where the web can read the folder; the worker checks again when it loads the model
+        model_families.family_of(Path(path))
+    except model_families.UnsupportedFamily as refused:
+        raise Invalid(str(refused), fields={"path": "a family the worker does not know"}) from None
     model = RegisteredModel(name=name, path=path, dtype=dtype, device=device, created_by_id=actor_id,
                             source_job_id=source_job_id, version_id=version_id, base_model_id=base_model_id)
     session.add(model)

@@ -369,6 +369,6 @@ def start_finetune(session: Session, *, version_id: int, data: FinetuneIn, actor
     try:  # where the web can read the model's folder; the worker checks again before it trains
         model_families.require_trainable(Path(base.path))
     except model_families.UnsupportedFamily as refused:
-        raise Invalid(str(refused), fields={"base_model_id": "a family the fine-tune does not train yet"}) from None
+        raise Invalid(str(refused), fields={"base_model_id": "a family the worker does not know"}) from None
     return jobs.enqueue(session, FinetunePayload(**data.model_dump(), version_id=version.id),
                         created_by_id=actor_id, max_attempts=3)

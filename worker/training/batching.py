@@ -18,8 +18,9 @@ from worker.training.encoding import IGNORE
 
 
 class PaddingCollator:
-    """Pads token ids (with the pad token) and labels (with IGNORE) on the right, masks the padding, and
-    stacks the images of the records that have one (a batch's images follow its `<image>` tokens in order)."""
+    """Pads token ids (with the pad token), labels (with IGNORE) and any other list per token (with 0) on the right,
+    masks the padding, and joins the image inputs (tensors) of the records that have one, in order (a batch's
+    images follow its image tokens in order)."""
 
     def __init__(self, pad_token_id: int):
         self.pad_token_id = pad_token_id
@@ -35,10 +36,29 @@ class PaddingCollator:
             labels[row, :size] = torch.as_tensor(item["labels"])
             attention_mask[row, :size] = 1
         batch = {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask}
-        images = [item["pixel_values"] for item in items if "pixel_values" in item]
-        if images:
-            batch["pixel_values"] = torch.cat(images)
+        for key in dict.fromkeys(key for item in items for key in item if key not in ("input_ids", "labels")):
+            values = [item[key] for item in items if key in item]
+            if isinstance(values[0], list):  # per token (Qwen2-VL's mm_token_type_ids), 0 where a record has none
+                rows = [item.get(key, []) for item in items]
+                batch[key] = torch.tensor([row + [0] * (longest - len(row)) for row in rows])
+            else:
+                batch[key] = join(values)
         return batch
+
+
+def join(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """Tensors concatenated on their first dimension; where their other dimensions differ (LLaVA-NeXT's patches,
+    Idefics3's tiles per image), each is padded with zeros to the largest first, as the families' processors pad a
+    batch (their models drop an all-zero tile, or count the patches an image has from its size)."""
+    shape = [max(sizes) for sizes in zip(*(tensor.shape[1:] for tensor in tensors), strict=True)]
+    padded = []
+    for tensor in tensors:
+        if list(tensor.shape[1:]) != shape:
+            grown = tensor.new_zeros((tensor.shape[0], *shape))
+            grown[tuple(slice(0, size) for size in tensor.shape)] = tensor
+            tensor = grown
+        padded.append(tensor)
+    return torch.cat(padded)
 
 
 class ModalityLengthGroupedSampler(Sampler[int]):

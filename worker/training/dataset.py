@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 from worker.training.encoding import answer_prefix, encode, mean_colour, pad_to_square
 from worker.training.record_index import RecordIndex, RecordReader
 
-IMAGE_ASPECTS = ("pad", "original")
+IMAGE_ASPECTS = ("pad", "original")  # "auto" is the family's (Family.pads_to_square), worked out by the caller
 
 
 class ConversationDataset(Dataset):
@@ -41,7 +41,4 @@ class ConversationDataset(Dataset):
                 image = pad_to_square(image, self.background)
         encoded = encode(self.processor, record["conversations"], image, max_length=self.max_length,
                          record_id=record.get("id") or f"line {self.index.lines[k]}", prefix=self.prefix)
-        item = {"input_ids": encoded.input_ids, "labels": encoded.labels}
-        if encoded.pixel_values is not None:
-            item["pixel_values"] = encoded.pixel_values
-        return item
+        return encoded.row()

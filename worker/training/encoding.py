@@ -1,15 +1,18 @@
-"""One LLaVA record as the model trains on it: token ids, labels that supervise every gpt turn and nothing
-else, and the image's pixels.
+"""One record as the model trains on it: token ids, labels that supervise every gpt turn and nothing else, and
+what the processor gives for its image.
 
-Each exchange is tokenized in two pieces, as LLaVA's conversation format lays them out:
-    [user turn through the chat template, ending with the generation prompt]  -> masked (-100)
-    [the answer and the end-of-sequence token]                               -> supervised
+The record is laid out by the model's own chat template, exchange by exchange, and tokenized in pieces:
+    [the user's turn, ending with the generation prompt]              -> masked (-100)
+    [the answer as the template writes it, with its end of turn]      -> supervised
 so a single-turn record's prompt is exactly what previews and the evaluation feed the model at inference, and
-BPE never merges across the boundary between what is masked and what is learned (../shared/NOTES.md)."""
+BPE never merges across the boundary between what is masked and what is learned (../shared/NOTES.md).
+What ends an answer is the template's: Qwen2-VL's `<|im_end|>`, Idefics3's `<end_of_utterance>` (what the
+template writes after that marker, a newline, is masked with the next prompt). A template that ends an answer with
+nothing of its own (LLaVA-1.5's) gets the end-of-sequence token, which is what stops generation."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 IGNORE = -100  # the label the loss skips
@@ -20,11 +23,22 @@ class RecordTooLong(ValueError):
     """The record does not fit the model's maximum length without cutting into its prompt."""
 
 
+PER_TOKEN = {"input_ids", "attention_mask", "token_type_ids", "mm_token_type_ids"}  # not the image's inputs
+TOKEN_TYPES = ("mm_token_type_ids",)  # per token, which are the image's: Qwen2-VL's multimodal RoPE needs them
+
+
 @dataclass(frozen=True)
 class Encoded:
     input_ids: list[int]
     labels: list[int]
-    pixel_values: Any | None  # a tensor of one image, or None for a text-only record
+    # The processor's tensors for the image (pixel_values, and image_grid_thw, image_sizes or
+    # pixel_attention_mask as the family needs); empty for a text-only record.
+    image_inputs: dict[str, Any]
+    token_types: dict[str, list[int]] = field(default_factory=dict)  # TOKEN_TYPES the processor gave, per token
+
+    def row(self) -> dict[str, Any]:
+        """The record as the collator takes it (lists per token, tensors for the image)."""
+        return {"input_ids": self.input_ids, "labels": self.labels, **self.token_types, **self.image_inputs}
 
     @property
     def supervised(self) -> int:
@@ -58,9 +72,27 @@ def answer_prefix(tokenizer) -> str:
     return "" if first and first[0].startswith("\u2581") else " "
 
 
-def _user_message(text: str, with_image: bool) -> list[dict]:
+def _user(text: str, with_image: bool) -> dict:
     content = ([{"type": "image"}] if with_image else []) + [{"type": "text", "text": text}]
-    return [{"role": "user", "content": content}]
+    return {"role": "user", "content": content}
+
+
+def _assistant(text: str) -> dict:
+    return {"role": "assistant", "content": [{"type": "text", "text": text}]}
+
+
+def _special(tokenizer) -> list[str]:
+    return sorted(set(tokenizer.all_special_tokens) | {str(token) for token in tokenizer.added_tokens_decoder.values()},
+                  key=len, reverse=True)
+
+
+def _turn_end(processor, prompt: str, messages: list[dict]) -> tuple[str, bool]:
+    """(the answer as the template writes it after `prompt`, through its end-of-turn marker; whether there is such a
+    marker). Without one (the template ends an answer with nothing of its own, or does not extend the prompt with
+    it), the answer is the caller's to end."""
+    whole = processor.apply_chat_template(messages)
+    written = whole[len(prompt):].rstrip() if whole.startswith(prompt) else ""
+    return written, any(written.endswith(token) for token in _special(processor.tokenizer))
 
 
 def encode(processor, turns: list[dict], image, *, max_length: int, record_id: str = "",
@@ -72,26 +104,46 @@ def encode(processor, turns: list[dict], image, *, max_length: int, record_id: s
     prefix = answer_prefix(tokenizer) if prefix is None else prefix
     input_ids: list[int] = []
     labels: list[int] = []
-    pixel_values = None
+    image_inputs: dict[str, Any] = {}
+    token_types: dict[str, list[int]] = {}
+    history: list[dict] = []  # the exchanges so far, for a template with its own end of turn
+    written_so_far = ""  # what the template has written of them
+    marked = False
     for k in range(0, len(turns) - 1, 2):
         human, gpt = turns[k], turns[k + 1]
-        text = human["value"].replace(IMAGE_TOKEN, "").strip()
-        prompt = processor.apply_chat_template(_user_message(text, k == 0 and image is not None),
-                                               add_generation_prompt=True)
-        if k == 0:  # through the processor: it adds BOS and expands <image> to the image's tokens
-            encoded = processor(text=[prompt], images=[image] if image is not None else None, return_tensors="pt")
+        user = _user(human["value"].replace(IMAGE_TOKEN, "").strip(), k == 0 and image is not None)
+        answer = gpt["value"].strip()
+        prompt = processor.apply_chat_template([*history, user], add_generation_prompt=True)
+        written, ended = _turn_end(processor, prompt, [*history, user, _assistant(answer)])
+        if k == 0:
+            marked = ended
+        if marked:  # the whole conversation through the template; each piece is what it adds
+            if not (ended and prompt.startswith(written_so_far)):
+                raise ValueError(f"record {record_id or '?'}: the chat template does not write exchange "
+                                 f"{k // 2 + 1} after the ones before it")
+            piece = prompt[len(written_so_far):]
+            answer_text = written
+            history += [user, _assistant(answer)]
+            written_so_far = prompt + written
+        else:  # each exchange on its own, and the end-of-sequence token ends each answer
+            piece = prompt
+            answer_text = prefix + answer + tokenizer.eos_token
+        if k == 0:  # through the processor: it adds BOS and expands the image's placeholder to its tokens
+            encoded = processor(text=[piece], images=[image] if image is not None else None, return_tensors="pt")
             prompt_ids = encoded["input_ids"][0].tolist()
-            pixel_values = encoded.get("pixel_values")
+            image_inputs = {key: value for key, value in encoded.items() if key not in PER_TOKEN}
+            token_types = {key: encoded[key][0].tolist() for key in TOKEN_TYPES if key in encoded}
         else:
-            if tokenizer.bos_token and prompt.startswith(tokenizer.bos_token):
-                prompt = prompt[len(tokenizer.bos_token):]  # a template that opens with BOS: once per record
-            prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        answer_ids = tokenizer(prefix + gpt["value"].strip() + tokenizer.eos_token,
-                               add_special_tokens=False)["input_ids"]
+            if tokenizer.bos_token and piece.startswith(tokenizer.bos_token):
+                piece = piece[len(tokenizer.bos_token):]  # a template that opens with BOS: once per record
+            prompt_ids = tokenizer(piece, add_special_tokens=False)["input_ids"]
+        answer_ids = tokenizer(answer_text, add_special_tokens=False)["input_ids"]
         input_ids += prompt_ids + answer_ids
         labels += [IGNORE] * len(prompt_ids) + answer_ids
         if k == 0 and len(prompt_ids) >= max_length:
             raise RecordTooLong(f"record {record_id or '?'}: its first prompt takes {len(prompt_ids)} tokens "
                                 f"(image included), more than model_max_length {max_length}")
     # Later exchanges that do not fit are cut, as LLaVA cuts them; the first answer always keeps a token.
-    return Encoded(input_ids[:max_length], labels[:max_length], pixel_values)
+    token_types = {key: (types + [0] * len(input_ids))[:min(len(input_ids), max_length)]
+                   for key, types in token_types.items()}  # only the first prompt has the image's tokens
+    return Encoded(input_ids[:max_length], labels[:max_length], image_inputs, token_types)
