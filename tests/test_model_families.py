@@ -271,3 +271,48 @@ def test_a_run_killed_mid_stage_resumes_to_the_weights_of_an_uninterrupted_one(m
     assert resumed.returncode == 0, errors[-3000:]
     assert events_of(out, "stage_start")[-1]["resumed_from"] >= 2
     assert max_difference(weights(out / "stage1" / "model"), weights(reference)) <= 1e-5
+
+
+TEXT = {"vocab_size": 300, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 1,
+        "num_attention_heads": 4, "num_key_value_heads": 2}
+VISION = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+          "image_size": 32, "patch_size": 8}
+MROPE = {"rope_scaling": {"type": "mrope", "mrope_section": [2, 3, 3]}}
+ARCHITECTURES = {  # every family's architecture at its smallest, built from its config alone
+    "llava": {"vision_config": {"model_type": "clip_vision_model", **VISION},
+              "text_config": {"model_type": "llama", **TEXT}},
+    "llava_next": {"vision_config": {"model_type": "clip_vision_model", **VISION},
+                   "text_config": {"model_type": "llama", **TEXT}},
+    "llava_onevision": {"vision_config": {"model_type": "siglip_vision_model", **VISION},
+                        "text_config": {"model_type": "qwen2", **TEXT}},
+    "qwen2_vl": {"text_config": {**TEXT, **MROPE},
+                 "vision_config": {"depth": 1, "embed_dim": 32, "hidden_size": 64, "num_heads": 2}},
+    "qwen2_5_vl": {"text_config": {**TEXT, **MROPE},
+                   "vision_config": {"depth": 1, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2,
+                                     "out_hidden_size": 64, "fullatt_block_indexes": [0]}},
+    "idefics3": {"vision_config": VISION, "text_config": {"model_type": "llama", **TEXT}},
+    "smolvlm": {"vision_config": VISION, "text_config": {"model_type": "llama", **TEXT}},
+}
+
+
+@pytest.mark.parametrize("kind", list(ARCHITECTURES))
+def test_every_known_family_names_modules_its_architecture_has_and_lora_adapts_only_its_language_model(kind):
+    from transformers import AutoConfig, AutoModelForImageTextToText
+
+    from app.schemas.model_families import FAMILIES
+    from worker.finetune import freeze_vision_tower, with_lora
+
+    assert set(ARCHITECTURES) == set(FAMILIES)
+    family = FAMILIES[kind]
+    model = AutoModelForImageTextToText.from_config(AutoConfig.for_model(kind, **ARCHITECTURES[kind]))
+    freeze_vision_tower(model, family)
+    trainable = {name for name, parameter in model.named_parameters() if parameter.requires_grad}
+    assert trainable and not {name for name in trainable if name.startswith(family.vision_tower + ".")
+                              and not name.startswith(family.projector + ".")}
+    assert any(name.startswith(family.projector + ".") for name in trainable)
+    adapted = with_lora(model, 4, family)
+    lora = [name for name, _ in adapted.named_modules() if name.endswith(("q_proj", "v_proj"))
+            and hasattr(adapted.get_submodule(name), "lora_A")]
+    assert lora and all(f".{family.language_model}." in f".{name}" for name in lora)
+    assert any(name.endswith(family.projector.rsplit(".", 1)[-1] + ".modules_to_save.default")
+               for name, _ in adapted.named_modules())
