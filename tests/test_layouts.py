@@ -86,7 +86,7 @@ def test_the_hf_layout_loads_with_datasets_with_every_split_and_its_images(app, 
     assert card.startswith("---\nconfigs:") and "# v1" in card and "`datasets.load_dataset(\"hf\")`" in card
 
 
-def test_the_version_form_asks_for_the_hf_layout(app, db, settings):
+def test_the_version_form_asks_for_the_layouts_and_the_model_family(app, db, settings):
     from app.models import DatasetVersion, Role
     from tests.factories import make_user, soup
     from tests.review_helpers import signed_in
@@ -95,12 +95,15 @@ def test_the_version_form_asks_for_the_hf_layout(app, db, settings):
     shapes = db.exec(select(Task).where(Task.name == VERSION_TASK)).one()
     client, csrf = signed_in(app, make_user(db, Role.author))
     assert soup(client.get("/versions")).select_one("#version-form input[name=layouts][value=hf]") is not None
-    for name, ticked, layouts in (("plain", [], ["llava"]), ("both", ["hf"], ["llava", "hf"])):
+    assert soup(client.get("/versions")).select_one("#version-form option[value=qwen2_vl]") is not None
+    for name, ticked, layouts, family in (("plain", [], ["llava"], ""), ("both", ["hf"], ["llava", "hf"], "qwen2_vl")):
         created = client.post("/versions", data={"csrf_token": csrf, "task_ids": str(shapes.id), "name": name,
-                                                 "layouts": ticked, "validation_ratio": "0.2", "seed": "0"})
+                                                 "layouts": ticked, "validation_ratio": "0.2", "seed": "0",
+                                                 "model_family": family})
         assert created.status_code == 303, created.text[:300]
         version = db.exec(select(DatasetVersion).where(DatasetVersion.name == name)).one()
         assert version.spec.get("layouts", ["llava"]) == layouts
+        assert version.spec.get("model_family") == (family or None)
     refused = client.post("/versions", data={"csrf_token": csrf, "task_ids": str(shapes.id), "layouts": "tfrecord"})
     assert refused.status_code == 422 and "must be one of llava, hf, llamafactory or swift" in refused.text
 

@@ -27,6 +27,9 @@ def export(
     layout: Annotated[list[str] | None, typer.Option(
         help="Also write this layout (repeat it): hf, a Hugging Face dataset in hf/ with the images inside. "
              "llava (the version's root) is always written.")] = None,
+    model_family: Annotated[str | None, typer.Option(
+        help="The model family it is for (llava_next, qwen2_vl, qwen2_5_vl, idefics3): each image's tokens are "
+             "counted as its processor counts them; default 576 an image, as LLaVA-1.5.")] = None,
 ) -> None:
     """Build a dataset version now (no worker needed), with a progress bar; prints where its files are."""
     from pydantic import ValidationError
@@ -47,7 +50,7 @@ def export(
                 fail("No task is verified yet: name the tasks with --task.")
             spec = ExportSpec(task_ids=ids, per_task_cap=cap, seed=seed, validation_ratio=validation,
                               conversation_pool_id=version_service.pool_named(session, pool) if pool else None,
-                              stage2_size=stage2_size, layouts=layout or [])
+                              stage2_size=stage2_size, layouts=layout or [], model_family=model_family)
             # Whoever runs the command line runs the studio: an admin, who may override with a reason.
             version = version_service.create(session, spec=spec, name=name, actor_id=None, enqueue=False,
                                              qc_override_reason=qc_override_reason, may_override=True,

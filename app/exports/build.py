@@ -25,6 +25,7 @@ from app.exports import chat_layouts, hf_layout
 from app.exports.card import ReviewFigures, Stage2Drawn, dataset_card, onevision_data, train_scripts
 from app.exports.contract import check_record
 from app.exports.files import HashingFile, JsonArrayWriter, ascii_json, images_digest, tar_folder
+from app.exports.image_tokens import counter_for
 from app.exports.parallel import build_records
 from app.exports.sampling import draw_conversations
 from app.exports.task_records import IMAGE_DIR, IMAGE_LIST, ImageFolder, Tally, TaskPlan, referenced_names
@@ -107,7 +108,7 @@ def _build_into(engine: Engine, spec: ExportSpec, work: Path, media: Media | Non
         tally, files = build_records(engine, plans, spec, media, count_tokens, work, work / IMAGE_DIR,
                                      on_progress, processes)
         images = ImageFolder(work / IMAGE_DIR, media)
-        rules = (count_tokens, spec.max_tokens, spec.image_tokens)
+        rules = (count_tokens, spec.max_tokens, spec.image_tokens, counter_for(spec.model_family))
         stage2, drawn = _stage2(session, spec, work, images, rules, tally) if spec.conversation_pool_id \
             else (None, None)
         images.close()
@@ -195,7 +196,10 @@ def _stage2(session: Session, spec: ExportSpec, work: Path, images: ImageFolder,
         if row.sha256:
             record["image"] = images.add(row.sha256, row.format)
         record["conversations"] = row.conversations
-        problems = check_record(record, count_tokens=rules[0], max_tokens=rules[1], image_tokens=rules[2])
+        count, max_tokens, image_tokens, tokens_of_image = rules
+        if tokens_of_image and row.sha256:
+            image_tokens = tokens_of_image(row.width, row.height)
+        problems = check_record(record, count_tokens=count, max_tokens=max_tokens, image_tokens=image_tokens)
         if problems:
             tally.leave_out(problems)
             continue

@@ -51,13 +51,14 @@ def _length_problem(text: str, has_image: bool, count_tokens, max_tokens: int,
                     image_tokens: int) -> tuple[str, str] | None:
     needed = count_tokens(text) + (image_tokens if has_image else 0)
     if needed > max_tokens:
-        return "too long", (f"about {needed} tokens with the image, over the trainer's {max_tokens}: the answer "
-                            "would be cut off")
+        image = f", {image_tokens:,} of them the image's" if has_image else ""
+        return "too long", (f"about {needed:,} tokens{image}, over the trainer's {max_tokens:,}: the answer would be "
+                            "cut off")
     return None
 
 
 def pair_checker(count_tokens: Callable[[str], int] | None = None, max_tokens: int = 2048,
-                 image_tokens: int = 576) -> Callable[[str, str, str, bool], list[Violation]]:
+                 image_tokens: int = 576) -> Callable[..., list[Violation]]:
     """`check_record` for the records an export makes — one human prompt, one gpt answer, an image named by
     the exporter — without building them first: a function (record id, prompt, target, has image) -> the
     rules broken. An export checks 1.66M of them, so the clean case is a few comparisons and substring scans
@@ -68,7 +69,11 @@ def pair_checker(count_tokens: Callable[[str], int] | None = None, max_tokens: i
     room = {has_image: max_tokens - (image_tokens if has_image else 0) for has_image in (True, False)}
     max_chars = {has_image: CHARS_PER_TOKEN * tokens for has_image, tokens in room.items()}
 
-    def check(record_id: str, prompt: str, target: str, has_image: bool) -> list[Violation]:
+    def check(record_id: str, prompt: str, target: str, has_image: bool,
+              tokens_of_image: int | None = None) -> list[Violation]:
+        """`tokens_of_image`: this record's image's tokens, where they depend on its size (a model family's)."""
+        if tokens_of_image is not None:
+            return _checked_with(record_id, prompt, target, tokens_of_image)
         if (prompt.count(IMAGE_TOKEN) == has_image and prompt and target and not prompt.isspace()
                 and not target.isspace()
                 # Every marker but " ASSISTANT:" starts with "<": when the only "<" is the image token's, a few
@@ -88,6 +93,17 @@ def pair_checker(count_tokens: Callable[[str], int] | None = None, max_tokens: i
             if length:
                 found.append(length)
         return [Violation(record_id, rule, detail) for rule, detail in found]
+
+    structural: list[Callable] = []  # the same rules but the length's, made when first needed
+
+    def _checked_with(record_id: str, prompt: str, target: str, tokens_of_image: int) -> list[Violation]:
+        if not structural:
+            structural.append(pair_checker(None, max_tokens, 0))
+        found = structural[0](record_id, prompt, target, True)
+        if found or count_tokens is None:
+            return found
+        length = _length_problem(prompt + target, True, count_tokens, max_tokens, tokens_of_image)
+        return [Violation(record_id, *length)] if length else []
 
     return check
 

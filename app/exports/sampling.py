@@ -57,11 +57,11 @@ def draw_instance_batches(session: Session, *, task_id: int, seed: int, cap: int
                           revisions_through: int | None = None, as_of: datetime | None = None
                           ) -> Iterator[list[tuple]]:
     """Up to `cap` active instances of the task (all if it has fewer), in rkey order from a seeded start, with
-    what rendering needs and their image's address: (id, input_text, options, raw_output, human_preferred_output,
-    sha256, format) tuples, streamed in batches straight from the driver (an export reads 1.66M of them; the
-    ORM's and even Core's per-row work would be a third of its time). `options` is JSON text on SQLite.
-    `as_of` (or, in specs from before it, `revisions_through`): the values as they were then, for instances fixed
-    by a revision accepted later."""
+    what rendering needs and their image's address and size: (id, input_text, options, raw_output,
+    human_preferred_output, sha256, format, width, height) tuples, streamed in batches straight from the driver (an
+    export reads 1.66M of them; the ORM's and even Core's per-row work would be a third of its time). `options` is
+    JSON text on SQLite. `as_of` (or, in specs from before it, `revisions_through`): the values as they were then,
+    for instances fixed by a revision accepted later."""
     earlier = _values_before(session, task_id, revisions_through, as_of)
     for rows in _draw(session, task_id=task_id, seed=seed, cap=cap):
         yield [_as_of(row, earlier[row[0]]) if row[0] in earlier else row for row in rows] if earlier else rows
@@ -107,7 +107,7 @@ def _as_of(row: tuple, values: dict[str, object]) -> tuple:
 
 def _draw(session: Session, *, task_id: int, seed: int, cap: int) -> Iterator[list[tuple]]:
     columns = (Instance.id, Instance.input_text, Instance.options, Instance.raw_output,
-               Instance.human_preferred_output, Image.sha256, Image.format)
+               Instance.human_preferred_output, Image.sha256, Image.format, Image.width, Image.height)
     base = (select(*columns).outerjoin(Image, Image.id == Instance.image_id)
             .where(Instance.task_id == task_id, Instance.status == InstanceStatus.active))
     if cap >= session.get(Task, task_id).instance_count:
@@ -147,6 +147,8 @@ class Conversation(NamedTuple):
     format: str | None
     kind: str | None = None
     origin: dict | None = None
+    width: int | None = None
+    height: int | None = None
 
 
 def draw_conversations(session: Session, *, pool_id: int, seed: int, size: int, reviewed_only: bool,
@@ -158,7 +160,7 @@ def draw_conversations(session: Session, *, pool_id: int, seed: int, size: int, 
     fix = aliased(Revision)
     columns = (ConversationItem.id, ConversationItem.pool_id, ConversationItem.position,
                ConversationItem.conversations, Image.sha256, Image.format, ConversationItem.kind,
-               ConversationItem.origin)
+               ConversationItem.origin, Image.width, Image.height)
     base = (select(*columns).outerjoin(Image, col(Image.id) == ConversationItem.image_id)
             .where(ConversationItem.pool_id == pool_id))
     if reviewed_only:
@@ -184,7 +186,7 @@ def draw_conversations(session: Session, *, pool_id: int, seed: int, size: int, 
             for row in session.execute(window.order_by(ConversationItem.rkey, ConversationItem.position)
                                        .limit(wanted - taken)):
                 yield Conversation(row.pool_id, row.position, earlier.get(row.id, row.conversations), row.sha256,
-                                   row.format, row.kind, row.origin)
+                                   row.format, row.kind, row.origin, row.width, row.height)
                 taken += 1
 
 

@@ -23,6 +23,7 @@ from sqlmodel import Session
 from app.core.storage import Media
 from app.exports.contract import Violation, pair_checker
 from app.exports.files import ARRAY_FIRST_LEAD, ARRAY_LEAD, ARRAY_OPENING, escape_non_ascii, stage1_schema
+from app.exports.image_tokens import counter_for
 from app.exports.sampling import SPLIT_SALT, choose, draw_instance_batches, unit
 from app.models import InstructionVersion, SourceDataset, Task
 from app.prompts.rendering import TemplateProblem, renderer_for
@@ -190,6 +191,7 @@ def write_part(engine: Engine, plans: list[TaskPlan], spec: ExportSpec, media: M
     tally = Tally()
     images = ImageFolder(images_root, media)
     check = pair_checker(count_tokens, spec.max_tokens, spec.image_tokens)
+    tokens_of_image = counter_for(spec.model_family)  # None: every image takes spec.image_tokens
     train = _Sink(folder, "train", training=True, opens_array=first)
     val = _Sink(folder, "val", training=False, opens_array=first)
     split_seed, ratio = spec.seed ^ SPLIT_SALT, spec.validation_ratio
@@ -205,7 +207,7 @@ def write_part(engine: Engine, plans: list[TaskPlan], spec: ExportSpec, media: M
                                                              train.prompts.append, train.targets.append)
             for rows in draw_instance_batches(session, task_id=item.task.id, seed=spec.seed, cap=spec.per_task_cap,
                                               revisions_through=spec.revisions_through, as_of=spec.as_of):
-                for instance_id, input_text, options, raw, preferred, sha256, image_format in rows:
+                for instance_id, input_text, options, raw, preferred, sha256, image_format, width, height in rows:
                     if options.__class__ is str:  # SQLite hands JSON over as text; PostgreSQL decoded already
                         options = loads(options)
                     version_id, renderer = only or choose(choices, spec.seed, instance_id)
@@ -216,7 +218,8 @@ def write_part(engine: Engine, plans: list[TaskPlan], spec: ExportSpec, media: M
                     except TemplateProblem as problem:
                         tally.leave_out([Violation(record_id, "render", str(problem))])
                         continue
-                    problems = check(record_id, prompt, target, has_image)
+                    problems = check(record_id, prompt, target, has_image,
+                                     tokens_of_image(width, height) if tokens_of_image and has_image else None)
                     if problems:
                         tally.leave_out(problems)
                         continue

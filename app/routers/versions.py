@@ -75,7 +75,8 @@ def _estimate(session, task_ids: list[int], validation_ratio: str, per_task_cap:
 @router.post("", dependencies=[EDITORS])
 def create_version(request: Request, session: SessionDep, principal: CurrentPrincipal, form: FormDep):
     try:
-        spec = validate_form(ExportSpec, form, lists=("task_ids", "layouts"), optional=("conversation_pool_id",),
+        spec = validate_form(ExportSpec, form, lists=("task_ids", "layouts"),
+                             optional=("conversation_pool_id", "model_family"),
                              checkboxes=("images_as_tar", "stage2_unreviewed", "stage2_by_kind"))
         named = validate_form(VersionNaming, form, optional=("name", "qc_override_reason"))
         version = version_service.create(session, spec=spec, name=named.name, actor_id=principal.user.id,

@@ -46,7 +46,13 @@ class ExportSpec(BaseModel):
     max_tokens: int = Field(2048, ge=64, le=1_000_000,
                             description="The trainer's max length; records longer are left out.")
     image_tokens: int = Field(576, ge=0, le=1_000_000,
-                              description="Tokens an image takes in the trainer (LLaVA-1.5: 576).")
+                              description="Tokens an image takes in the trainer (LLaVA-1.5: 576), where no "
+                              "model_family says how to count them.")
+    model_family: Literal["llava", "llava_next", "qwen2_vl", "qwen2_5_vl", "idefics3"] | None = Field(
+        None, description="The model family the version is for: each image's tokens are counted from its size as "
+        "that family's released processor counts them (LLaVA-1.5: 576; LLaVA-NeXT: its grid of 336-px crops; "
+        "Qwen2-VL and 2.5-VL: one per 28-px square, up to 1,280; Idefics3: 169 per 364-px tile and the whole "
+        "image), and a record that would not fit max_tokens is left out, saying so.")
     images_as_tar: bool = Field(False, description="Ship the images as one images.tar instead of a folder.")
     layouts: list[Literal["llava", "hf", "llamafactory", "swift"]] = Field(
         default_factory=lambda: ["llava"], description="The file layouts to write: llava (at the version's root: "
@@ -84,6 +90,8 @@ class ExportSpec(BaseModel):
             del data["as_of"]
         if not data["stage2_by_kind"]:  # specs from before stratified draws keep their digest
             del data["stage2_by_kind"]
+        if data["model_family"] is None:  # specs from before model families keep their digest
+            del data["model_family"]
         data["instruction_version_ids"] = {str(task): sorted(set(ids)) for task, ids in
                                            sorted(self.instruction_version_ids.items())}
         return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
