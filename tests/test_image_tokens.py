@@ -65,6 +65,8 @@ def test_a_version_for_a_family_leaves_out_the_records_its_images_would_push_pas
 
     from app.demo.model_half import VERSION_TASK
     from app.demo.workspace import load_demo
+    from app.exports.validate import validate_version
+    from app.prompts.tokens import estimate
     from app.models import Image, Instance, Task
     from app.schemas.export_spec import ExportSpec
     from tests.test_exports import _build
@@ -88,4 +90,13 @@ def test_a_version_for_a_family_leaves_out_the_records_its_images_would_push_pas
     assert left_out == large_records > 0  # a 4000 x 3000 photograph takes 1,230 in Qwen2-VL (up to 1,280)
     assert any("1,230 of them the image's, over the trainer's 1,024" in reason
                for reason in qwen["excluded"]["reasons"])
+    # At 600 tokens LLaVA-1.5's 576 leave no room for the text; the small pictures take a handful in Qwen2-VL.
+    tight = {"task_ids": [shapes.id], "max_tokens": 600}
+    built = everything["files"]["stage1.json"]["records"]
+    assert _build(app, settings, ExportSpec(**tight), folder="llava-tight")["excluded"]["records"] == built
+    kept = _build(app, settings, ExportSpec(**tight, model_family="qwen2_vl"), folder="qwen-tight")
+    assert kept["files"]["stage1.json"]["records"] == built - large_records
+    # `validate` counts the images as the version's family does, reading their sizes from the files.
+    out = settings.data_dir / "exports" / "qwen-tight"
+    assert list(validate_version(out, count_tokens=estimate, max_tokens=600)) == []
     assert ExportSpec(**spec).canonical() == ExportSpec(**spec, model_family=None).canonical()  # old digests kept

@@ -156,11 +156,17 @@ def check_record(record: dict, *, image_folder: Path | None = None, image_names:
     return problems
 
 
-def check_file(records: Iterable[dict], **rules) -> Iterator[Violation]:
-    """Every violation in a file's records, including ids used twice."""
+def check_file(records: Iterable[dict], tokens_of_image: Callable[[str], int] | None = None,
+               **rules) -> Iterator[Violation]:
+    """Every violation in a file's records, including ids used twice. `tokens_of_image(name)`: the tokens a
+    record's image takes, where a model family counts them by its size."""
     seen: set[str] = set()
     for record in records:
-        yield from check_record(record, **rules)
+        image = record.get("image")
+        if tokens_of_image is not None and isinstance(image, str):
+            yield from check_record(record, **{**rules, "image_tokens": tokens_of_image(image)})
+        else:
+            yield from check_record(record, **rules)
         record_id = record.get("id")
         if isinstance(record_id, str):
             if record_id in seen:

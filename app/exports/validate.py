@@ -7,10 +7,14 @@ import hashlib
 import json
 import tarfile
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
+
+from PIL import Image as PILImage
 
 from app.exports.contract import Violation, check_file
 from app.exports.files import hash_file, images_digest
+from app.exports.image_tokens import counter_for
 from app.exports.layout_checks import chat_layout_problems, hf_layout_problems
 
 RECORD_FILES = ("stage1.json", "val.json", "stage2.json")
@@ -78,6 +82,30 @@ def _image_problems(folder: Path, manifest: dict) -> Iterator[Violation]:
                         "names or sizes differ from the manifest's digest")
 
 
+def _image_token_counter(folder: Path, manifest: dict, archive: tarfile.TarFile | None
+                         ) -> Callable[[str], int] | None:
+    """For a version built for a model family: an image's tokens by its name, its size read from the image's header
+    in the folder or the archive (an image that cannot be read counts as 0 here: the image rule reports it)."""
+    count = counter_for(manifest.get("spec", {}).get("model_family"))
+    if count is None:
+        return None
+
+    def tokens(name: str) -> int:
+        try:
+            if archive is None:
+                opened = PILImage.open(folder / "images" / name)
+            elif (member := archive.extractfile(f"images/{name}")) is not None:
+                opened = PILImage.open(member)
+            else:
+                return 0
+            with opened as image:
+                return count(*image.size)
+        except (OSError, ValueError, KeyError):  # KeyError: no such member in the archive
+            return 0
+
+    return tokens
+
+
 def validate_version(folder: Path, *, count_tokens: Callable[[str], int] | None = None, max_tokens: int = 2048,
                      image_tokens: int = 576) -> Iterator[Violation]:
     """Every problem in the version at `folder` (nothing: a trainer can use it as it is)."""
@@ -92,21 +120,23 @@ def validate_version(folder: Path, *, count_tokens: Callable[[str], int] | None 
             yield Violation(name, "missing file", "listed in the manifest")
         elif hash_file(path) != {"bytes": entry["bytes"], "sha256": entry["sha256"]}:
             yield Violation(name, "changed file", "its size or sha256 differs from the manifest")
-    image_names = None
-    if (folder / "images.tar").is_file():
-        with tarfile.open(folder / "images.tar") as archive:
-            image_names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
-    yield from _image_problems(folder, manifest)
-    for name in RECORD_FILES:
-        path = folder / name
-        if not path.is_file():
-            continue
-        try:  # a file that stops being JSON half-way is reported where it stops
-            for problem in check_file(read_array(path), image_folder=folder / "images", image_names=image_names,
-                                      count_tokens=count_tokens, max_tokens=max_tokens, image_tokens=image_tokens):
-                yield Violation(f"{name}: {problem.record}", problem.rule, problem.detail)
-        except ValueError as error:
-            yield Violation(name, "not readable", str(error))
+    with ExitStack() as opened:  # the archive, when the images are in one, stays open while records are checked
+        archive = opened.enter_context(tarfile.open(folder / "images.tar")) \
+            if (folder / "images.tar").is_file() else None
+        image_names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name} if archive else None
+        yield from _image_problems(folder, manifest)
+        tokens_of_image = _image_token_counter(folder, manifest, archive)
+        for name in RECORD_FILES:
+            path = folder / name
+            if not path.is_file():
+                continue
+            try:  # a file that stops being JSON half-way is reported where it stops
+                for problem in check_file(read_array(path), image_folder=folder / "images", image_names=image_names,
+                                          count_tokens=count_tokens, max_tokens=max_tokens,
+                                          image_tokens=image_tokens, tokens_of_image=tokens_of_image):
+                    yield Violation(f"{name}: {problem.record}", problem.rule, problem.detail)
+            except ValueError as error:
+                yield Violation(name, "not readable", str(error))
     for layout, problems in (("hf", hf_layout_problems), ("llamafactory", chat_layout_problems),
                              ("swift", chat_layout_problems)):
         if (folder / layout).is_dir():
