@@ -66,8 +66,8 @@ def test_a_version_for_a_family_leaves_out_the_records_its_images_would_push_pas
     from app.demo.model_half import VERSION_TASK
     from app.demo.workspace import load_demo
     from app.exports.validate import validate_version
-    from app.prompts.tokens import estimate
     from app.models import Image, Instance, Task
+    from app.prompts.tokens import estimate
     from app.schemas.export_spec import ExportSpec
     from tests.test_exports import _build
 

@@ -114,8 +114,9 @@ def encode(processor, turns: list[dict], image, *, max_length: int, record_id: s
         user = _user(human["value"].replace(IMAGE_TOKEN, "").strip(), k == 0 and image is not None)
         answer = gpt["value"].strip()
         prompt = processor.apply_chat_template([*history, user], add_generation_prompt=True)
-        written, ended = _turn_end(processor, prompt, [*history, user, _assistant(answer)])
-        if k == 0:
+        written, ended = _turn_end(processor, prompt, [*history, user, _assistant(answer)]) \
+            if k == 0 or marked else ("", False)
+        if k == 0:  # the first exchange says how the template ends an answer
             marked = ended
         if marked:  # the whole conversation through the template; each piece is what it adds
             if not (ended and prompt.startswith(written_so_far)):
