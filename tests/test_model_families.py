@@ -2,11 +2,11 @@
 masking, the image tokens, the freezing rules, the fine-tune's two stages, resume, batched generation, the
 evaluation and scoring, with the same code the worker runs.
 
-Qwen2-VL's processor needs torchvision in transformers 5, which does not import beside the CPU torch here: its
-tests that go through `AutoProcessor` are marked `needs_torchvision` and run where it imports (a GPU machine);
-what runs without it (template, masking, image tokens, collation, a training step, the freezing rules) runs here
-with its real tokenizer, image processor and model, and `QwenImageProcessing` doing the one thing its processor adds:
-each image placeholder expanded to the image's tokens."""
+Qwen2-VL's and LLaVA-OneVision's processors need torchvision in transformers 5, which does not import beside the CPU
+torch here: their tests that go through `AutoProcessor` are marked `needs_torchvision` and run where it imports (a
+GPU machine); what runs without it (template, masking, image tokens, collation, a training step, the freezing rules)
+runs here with their real tokenizer, chat template, image processor and model, and `ExpandedByTheModel` doing the
+one thing their processors add: each image's placeholder repeated to the image's tokens."""
 
 from __future__ import annotations
 
@@ -23,11 +23,13 @@ from tests.training_data import stage2_record, write_version
 torch = pytest.importorskip("torch", reason="the worker's dependencies (requirements-worker.txt) are not installed")
 
 FULL = ("llava", "llava_next", "idefics3")  # every path runs here
+WITHOUT_PROCESSOR = ("qwen2_vl", "llava_onevision")  # their processors need torchvision (as FAMILIES says)
 TORCHVISION = importlib.util.find_spec("torchvision") is not None
-needs_torchvision = pytest.mark.skipif(not TORCHVISION,
-                                       reason="Qwen2-VL's processor needs torchvision (transformers 5)")
-WITH_QWEN = [*FULL, pytest.param("qwen2_vl", marks=needs_torchvision)]
-END_OF_ANSWER = {"llava": "</s>", "llava_next": "</s>", "idefics3": "<end_of_utterance>", "qwen2_vl": "<|im_end|>"}
+needs_torchvision = pytest.mark.skipif(
+    not TORCHVISION, reason="Qwen2-VL's and LLaVA-OneVision's processors need torchvision (transformers 5)")
+EVERY_FAMILY = [*FULL, *(pytest.param(family, marks=needs_torchvision) for family in WITHOUT_PROCESSOR)]
+END_OF_ANSWER = {"llava": "</s>", "llava_next": "</s>", "idefics3": "<end_of_utterance>", "qwen2_vl": "<|im_end|>",
+                 "llava_onevision": "<|im_end|>"}
 QUICK = {"global_batch_size": 8, "per_device_batch_size": 4, "stage2_global_batch_size": 4, "device": "cpu"}
 
 
@@ -53,19 +55,27 @@ def version(tmp_path_factory) -> Path:
     return folder
 
 
-class QwenImageProcessing:
-    """What Qwen2VLProcessor does for a text and its images, without the video processor it is built with: the
-    image processor's patches and grid, and each `<|image_pad|>` repeated once per merged patch."""
+class ExpandedByTheModel:
+    """What the processor of a family whose processor needs torchvision does for texts and their images, with the
+    family's real tokenizer, chat template and image processor: each image's placeholder repeated once per feature
+    the model makes of the image (the count its forward pass checks), and Qwen2-VL's token types."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, model, placeholder: str, *, token_types: bool):
         from transformers import AutoImageProcessor, AutoTokenizer
 
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
         self.image_processor = AutoImageProcessor.from_pretrained(folder)
+        self.model, self.placeholder, self.token_types = model, placeholder, token_types
 
     def apply_chat_template(self, messages, add_generation_prompt=False):
         return self.tokenizer.apply_chat_template(messages, add_generation_prompt=add_generation_prompt,
                                                   tokenize=False)
+
+    def _features(self, image) -> int:
+        with torch.no_grad():
+            pooled = self.model.get_image_features(**self.image_processor(images=[image], return_tensors="pt")
+                                                   ).pooler_output
+        return sum(len(part) for part in pooled) if isinstance(pooled, (list, tuple)) else len(pooled)
 
     def __call__(self, text, images=None, return_tensors="pt", padding=False):
         from transformers import BatchFeature
@@ -73,25 +83,30 @@ class QwenImageProcessing:
         inputs = {}
         if images:
             inputs = dict(self.image_processor(images=images, return_tensors="pt"))
-            merged = iter((inputs["image_grid_thw"].prod(dim=1) // self.image_processor.merge_size ** 2).tolist())
-            text = [part.replace("<|image_pad|>", "<|placeholder|>" * next(merged)).replace("<|placeholder|>",
-                                                                                             "<|image_pad|>")
-                    for part in text]
+            counts = iter([self._features(image) for image in images])
+            expanded = []
+            for part in text:
+                first, *rest = part.split(self.placeholder)
+                expanded.append(first + "".join(self.placeholder * next(counts) + after for after in rest))
+            text = expanded
         tokens = self.tokenizer(text, return_tensors=return_tensors, padding=padding)
-        image_token = self.tokenizer.convert_tokens_to_ids("<|image_pad|>")
-        types = (tokens["input_ids"] == image_token).long()  # 1 for the image's tokens, as the processor marks them
-        return BatchFeature({**tokens, "mm_token_type_ids": types, **inputs})
+        if self.token_types:  # 1 for the image's tokens, as Qwen2-VL's processor marks them
+            placeholder = self.tokenizer.convert_tokens_to_ids(self.placeholder)
+            tokens["mm_token_type_ids"] = (tokens["input_ids"] == placeholder).long()
+        return BatchFeature({**tokens, **inputs})
 
 
 def _loaded(models, family: str):
     from worker.loading import Loaded, load_private
 
-    if family != "qwen2_vl" or TORCHVISION:
+    if family not in WITHOUT_PROCESSOR or TORCHVISION:
         return load_private(str(models(family)), "float32", "cpu")
     from transformers import AutoModelForImageTextToText
 
     model = AutoModelForImageTextToText.from_pretrained(models(family)).eval()
-    return Loaded(QwenImageProcessing(models(family)), model, "cpu")
+    placeholder = {"qwen2_vl": "<|image_pad|>", "llava_onevision": "<image>"}[family]
+    processing = ExpandedByTheModel(models(family), model, placeholder, token_types=family == "qwen2_vl")
+    return Loaded(processing, model, "cpu")
 
 
 def _parameters(folder: Path) -> dict:
@@ -114,7 +129,7 @@ def _supervised_runs(encoded) -> list[list[int]]:
     return runs + ([current] if current else [])
 
 
-@pytest.mark.parametrize("family", [*FULL, "qwen2_vl"])
+@pytest.mark.parametrize("family", [*FULL, *WITHOUT_PROCESSOR])
 def test_the_template_lays_out_the_record_and_only_the_answers_with_their_end_are_supervised(models, family):
     from PIL import Image
 
@@ -150,7 +165,7 @@ def test_the_template_lays_out_the_record_and_only_the_answers_with_their_end_ar
     assert torch.isfinite(out.loss)
 
 
-@pytest.mark.parametrize("family", [*FULL, "qwen2_vl"])
+@pytest.mark.parametrize("family", [*FULL, *WITHOUT_PROCESSOR])
 def test_a_batch_of_records_of_different_images_and_lengths_trains_one_step(models, family):
     from PIL import Image
 
@@ -192,7 +207,7 @@ def test_tensors_of_different_tiles_are_padded_with_zeros_when_batched():
     assert flat.shape == (10, 10)
 
 
-@pytest.mark.parametrize("family", WITH_QWEN)
+@pytest.mark.parametrize("family", EVERY_FAMILY)
 def test_batched_generation_answers_as_one_at_a_time_does(models, family):
     from PIL import Image
 
@@ -208,7 +223,7 @@ def test_batched_generation_answers_as_one_at_a_time_does(models, family):
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # for the options of what it evaluates
-@pytest.mark.parametrize("family", WITH_QWEN)
+@pytest.mark.parametrize("family", EVERY_FAMILY)
 def test_a_family_fine_tunes_both_stages_evaluates_and_scores(models, version, tmp_path, family, db):
     from PIL import Image
 
@@ -297,7 +312,9 @@ ARCHITECTURES = {  # every family's architecture at its smallest, built from its
 
 @pytest.mark.parametrize("kind", list(ARCHITECTURES))
 def test_every_known_family_names_modules_its_architecture_has_and_lora_adapts_only_its_language_model(kind):
+    import transformers
     from transformers import AutoConfig, AutoModelForImageTextToText
+    from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES
 
     from app.schemas.model_families import FAMILIES
     from worker.finetune import freeze_vision_tower, with_lora
@@ -316,3 +333,6 @@ def test_every_known_family_names_modules_its_architecture_has_and_lora_adapts_o
     assert lora and all(f".{family.language_model}." in f".{name}" for name in lora)
     assert any(name.endswith(family.projector.rsplit(".", 1)[-1] + ".modules_to_save.default")
                for name, _ in adapted.named_modules())
+    # Whether its processor is built with a video processor (which needs torchvision), as the family says.
+    attributes = getattr(transformers, PROCESSOR_MAPPING_NAMES[kind]).get_attributes()
+    assert ("video_processor" in attributes) == family.processor_needs_torchvision

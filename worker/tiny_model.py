@@ -42,7 +42,7 @@ IDEFICS_TEMPLATE = ("<|im_start|>{% for message in messages %}{{ message['role']
                     "{% for part in message['content'] %}{% if part['type'] == 'text' %}{{ part['text'] }}"
                     "{% else %}<image>{% endif %}{% endfor %}<end_of_utterance>{{ '\\n' }}{% endfor %}"
                     "{% if add_generation_prompt %}Assistant:{% endif %}")
-FAMILIES = ("llava", "llava_next", "idefics3", "qwen2_vl")
+FAMILIES = ("llava", "llava_next", "idefics3", "qwen2_vl", "llava_onevision")
 IMAGE_SIZE, PATCH = 32, 8
 
 
@@ -160,6 +160,37 @@ def qwen2_vl_parts():
     return Qwen2VLForConditionalGeneration(config), tokenizer, image_processor
 
 
+def llava_onevision_parts():
+    """The tiny LLaVA-OneVision's model, tokenizer (with its chat template, ChatML as the released ones) and image
+    processor (anyres on a grid of 32-px crops): its processor proper needs torchvision."""
+    from transformers import (
+        LlavaOnevisionConfig,
+        LlavaOnevisionForConditionalGeneration,
+        LlavaOnevisionImageProcessor,
+    )
+
+    tokenizer = _tokenizer(["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>", "<video>"],
+                           eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                           extra_special_tokens={"image_token": "<image>", "video_token": "<video>"})
+    tokenizer.chat_template = QWEN_TEMPLATE.replace("<|vision_start|><|image_pad|><|vision_end|>", "<image>\n")
+    pinpoints = [[IMAGE_SIZE, IMAGE_SIZE], [IMAGE_SIZE, 2 * IMAGE_SIZE], [2 * IMAGE_SIZE, IMAGE_SIZE],
+                 [2 * IMAGE_SIZE, 2 * IMAGE_SIZE]]
+    vision = {k: v for k, v in _clip().items() if k != "projection_dim"} | {"model_type": "siglip_vision_model"}
+    text = {**_llama(tokenizer), "model_type": "qwen2"}
+    config = LlavaOnevisionConfig(vision_config=vision, text_config=text,
+                                  image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+                                  video_token_index=tokenizer.convert_tokens_to_ids("<video>"),
+                                  vision_feature_select_strategy="full", vision_feature_layer=-1,
+                                  image_grid_pinpoints=pinpoints)
+    image_processor = LlavaOnevisionImageProcessor(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
+                                                   image_grid_pinpoints=pinpoints)
+    return LlavaOnevisionForConditionalGeneration(config), tokenizer, image_processor
+
+
+# Families whose transformers 5 processor needs torchvision: their parts, saved side by side.
+WITHOUT_PROCESSOR = {"qwen2_vl": qwen2_vl_parts, "llava_onevision": llava_onevision_parts}
+
+
 def build_tiny_model(out: Path, *, family: str = "llava", seed: int = 0) -> Path:
     """Writes the model, tokenizer and processor to `out` (a folder `from_pretrained` loads)."""
     import torch
@@ -169,8 +200,8 @@ def build_tiny_model(out: Path, *, family: str = "llava", seed: int = 0) -> Path
     torch.manual_seed(seed)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    if family == "qwen2_vl":
-        model, tokenizer, image_processor = qwen2_vl_parts()
+    if family in WITHOUT_PROCESSOR:
+        model, tokenizer, image_processor = WITHOUT_PROCESSOR[family]()
         parts: tuple = (tokenizer, image_processor)
     else:
         model, processor = {"llava": lambda: _llava(_llava_tokenizer()),

@@ -35,12 +35,12 @@ _IDEFICS = {"vision_tower": "model.vision_model", "projector": "model.connector"
 FAMILIES = {
     "llava": Family("LLaVA-1.5", **_LLAVA, image_inputs=("pixel_values",), pads_to_square=True),
     "llava_next": Family("LLaVA-NeXT", **_LLAVA, image_inputs=("pixel_values", "image_sizes")),
-    "llava_onevision": Family("LLaVA-OneVision", **_LLAVA, image_inputs=("pixel_values", "image_sizes"),
-                              processor_needs_torchvision=True),
+    "llava_onevision": Family("LLaVA-OneVision", **_LLAVA, processor_needs_torchvision=True,
+                              image_inputs=("pixel_values", "image_sizes", "batch_num_images")),
     "qwen2_vl": Family("Qwen2-VL", **_QWEN),
     "qwen2_5_vl": Family("Qwen2.5-VL", **_QWEN),
     "idefics3": Family("Idefics3", **_IDEFICS),
-    "smolvlm": Family("SmolVLM", **_IDEFICS),
+    "smolvlm": Family("SmolVLM", **_IDEFICS, processor_needs_torchvision=True),
 }
 
 
