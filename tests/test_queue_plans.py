@@ -35,22 +35,61 @@ def query_plan(session: Session, sql: str, parameters: tuple) -> str:
     return "\n".join(row[-1] for row in session.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", parameters))
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_a_spot_check_claim_reads_the_queue_order_index_and_stops(db):
-    author, reviewer = make_user(db, Role.author), make_user(db, Role.reviewer)
-    task = make_qc_task(db, "PLAN+spot", instances=200)
+def _cancelled_then_open(db, reviewer_instances: int):
+    """A task whose first spot check was cancelled with all its items undecided, and a second one open."""
+    from app.services import checks
+
+    author = make_user(db, Role.author)
+    task = make_qc_task(db, "PLAN+spot", instances=reviewer_instances)
     _, version, _ = submit_instruction(db, task, author)
-    spot_checks.create(db, task_id=task.id, actor_id=author.id, size=200, max_error_rate=0.5, version_id=version.id,
-                       seed=1)
+    cancelled = spot_checks.create(db, task_id=task.id, actor_id=author.id, size=reviewer_instances,
+                                   max_error_rate=0.5, version_id=version.id, seed=1)
+    db.flush()
+    checks.cancel(db, checks.SPOT, check_id=cancelled.id, task_id=task.id, actor_id=author.id, reason="redrawn")
+    opened = spot_checks.create(db, task_id=task.id, actor_id=author.id, size=reviewer_instances,
+                                max_error_rate=0.5, version_id=version.id, seed=2)
     db.commit()
+    return opened
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_spot_check_claim_reads_the_queue_order_index_from_the_first_open_check_and_stops(db):
+    opened = _cancelled_then_open(db, 200)
+    reviewer = make_user(db, Role.reviewer)
 
     claim = leases.claim_query(spot_checks.first_pass_candidates(), SpotCheckItem, postgres=False)
     sql, parameters = executed_sql(db, claim, leases.params(user_id=reviewer.id))
     plan = query_plan(db, sql, parameters)
 
-    assert "ix_spot_check_item_spot_check_id_decided_at_position" in plan, plan
-    assert "SCAN spot_check_item" not in plan, plan  # no walk over every item of every check
+    assert "USING INDEX ix_spot_check_item_undecided_position (spot_check_id>?)" in plan, plan  # from the open one
+    assert "SCAN spot_check_item" not in plan and "TEMP B-TREE" not in plan, plan  # no walk, no sort
     assert "LIMIT ?" not in sql  # the planner is told how few rows are wanted
-    # and the claim still hands out the first undecided item in queue order
+    # and the claim still hands out the open check's first undecided item in queue order
     first = db.exec(claim, params=leases.params(user_id=reviewer.id)).first()
-    assert db.get(SpotCheckItem, first[0]).position == 0
+    item = db.get(SpotCheckItem, first[0])
+    assert (item.spot_check_id, item.position) == (opened.id, 0)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_spot_check_claim_on_postgresql_reads_a_few_index_entries_and_sorts_nothing(db):
+    """The plan PostgreSQL runs with statistics (ANALYZE), measured (EXPLAIN ANALYZE): before the queue-order index
+    of undecided items it read and sorted every undecided item of the open checks."""
+    import json
+
+    opened = _cancelled_then_open(db, 2000)
+    reviewer = make_user(db, Role.reviewer)
+    db.connection().exec_driver_sql("ANALYZE spot_check_item")
+    claim = leases.claim_query(spot_checks.first_pass_candidates(), SpotCheckItem, postgres=True)
+    sql, parameters = executed_sql(db, claim, leases.params(user_id=reviewer.id))
+    (plan,), = db.connection().exec_driver_sql(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", parameters).all()
+    nodes, stack = [], [plan[0]["Plan"]]
+    while stack:
+        node = stack.pop()
+        nodes.append(node)
+        stack += node.get("Plans", [])
+    assert not [node for node in nodes if node["Node Type"] in ("Sort", "Incremental Sort")], plan
+    scans = [node for node in nodes if node.get("Relation Name") == "spot_check_item"]
+    assert scans and all(node["Actual Rows"] <= 10 for node in scans), json.dumps(plan)[:3000]
+    first = db.exec(claim, params=leases.params(user_id=reviewer.id)).first()
+    item = db.get(SpotCheckItem, first[0])
+    assert (item.spot_check_id, item.position) == (opened.id, 0)

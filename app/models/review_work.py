@@ -164,6 +164,12 @@ class SpotCheckItem(SQLModel, table=True):
         # on every claim), and whether anything is left to decide in a check (asked after every verdict). No index
         # may lead with decided_at: without statistics SQLite prefers it, and then sorts every open item per claim.
         Index("ix_spot_check_item_spot_check_id_decided_at_position", "spot_check_id", "decided_at", "position"),
+        # The first-pass claim's order, undecided items only: PostgreSQL cannot read (check, position) order from
+        # the index above past its `decided_at IS NULL` (not an equality to it), and sorted every undecided item of
+        # the open checks per claim (8 ms at 10,000). A cancelled check's undecided items stay in it: the claim
+        # starts at the first open check (spot_checks.first_pass_candidates), so older ones are never read.
+        Index("ix_spot_check_item_undecided_position", "spot_check_id", "position",
+              sqlite_where=text("decided_at IS NULL"), postgresql_where=text("decided_at IS NULL")),
         Index("ix_spot_check_item_spot_check_id_second_decided_at_position", "spot_check_id", "second_decided_at",
               "position"),
         # What a reviewer holds (asked by every "next item" and the dashboard): without these, a scan of every

@@ -118,7 +118,11 @@ def open_after_solve_test(session: Session, *, task_id: int, actor_id: int, defa
 
 @cache
 def first_pass_candidates():
-    return checks.queue_candidates(checks.SPOT).where(SpotCheckItem.decided_at.is_(None))
+    """Undecided items of open checks in queue order, from the first open check on: the undecided items of checks
+    cancelled before it (kept in the queue-order index) are never read."""
+    first_open = select(func.min(SpotCheck.id)).where(SpotCheck.status == QcStatus.open).scalar_subquery()
+    return checks.queue_candidates(checks.SPOT).where(SpotCheckItem.decided_at.is_(None),
+                                                       SpotCheckItem.spot_check_id >= first_open)
 
 
 @cache
