@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import event
 from sqlmodel import Session
 
-from app.models import Role, SpotCheckItem
+from app.models import QcStatus, Role, SpotCheck, SpotCheckItem
 from app.services import leases, spot_checks
 from tests.factories import make_user
 from tests.review_helpers import make_qc_task, submit_instruction
@@ -72,13 +72,29 @@ def test_a_spot_check_claim_reads_the_queue_order_index_from_the_first_open_chec
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_a_spot_check_claim_on_postgresql_reads_a_few_index_entries_and_sorts_nothing(db):
-    """The plan PostgreSQL runs with statistics (ANALYZE), measured (EXPLAIN ANALYZE): before the queue-order index
-    of undecided items it read and sorted every undecided item of the open checks."""
+    """The plan PostgreSQL runs, measured (EXPLAIN ANALYZE), with the statistics a check's opening leaves: before the
+    queue-order index of undecided items it read and sorted every undecided item of the open checks."""
     import json
 
+    from sqlalchemy import update
+
+    from app.models.types import utcnow
+
+    # Statistics taken when nearly every item was decided (as at scale, before a new check opens): the check's
+    # opening must bring them up to date, or the planner, expecting a handful of undecided items, sorts them all.
+    author = make_user(db, Role.author)
+    task = make_qc_task(db, "PLAN+done", instances=3000)
+    _, version, _ = submit_instruction(db, task, author)
+    done = spot_checks.create(db, task_id=task.id, actor_id=author.id, size=3000, max_error_rate=0.5,
+                              version_id=version.id, seed=1)
+    db.execute(update(SpotCheckItem).where(SpotCheckItem.spot_check_id == done.id)
+               .values(decided_at=utcnow(), verdict="correct"))
+    db.execute(update(SpotCheck).where(SpotCheck.id == done.id).values(status=QcStatus.passed))
+    db.commit()
+    db.connection().exec_driver_sql("ANALYZE spot_check_item")
+    db.commit()
     opened = _cancelled_then_open(db, 2000)
     reviewer = make_user(db, Role.reviewer)
-    db.connection().exec_driver_sql("ANALYZE spot_check_item")
     claim = leases.claim_query(spot_checks.first_pass_candidates(), SpotCheckItem, postgres=True)
     sql, parameters = executed_sql(db, claim, leases.params(user_id=reviewer.id))
     (plan,), = db.connection().exec_driver_sql(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", parameters).all()
