@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from app.prompts.tokens import CHARS_PER_TOKEN, estimate
@@ -94,12 +95,12 @@ def pair_checker(count_tokens: Callable[[str], int] | None = None, max_tokens: i
                 found.append(length)
         return [Violation(record_id, rule, detail) for rule, detail in found]
 
-    structural: list[Callable] = []  # the same rules but the length's, made when first needed
+    @cache
+    def every_rule_but_length() -> Callable[..., list[Violation]]:  # made when first needed
+        return pair_checker(None, max_tokens, 0)
 
     def _checked_with(record_id: str, prompt: str, target: str, tokens_of_image: int) -> list[Violation]:
-        if not structural:
-            structural.append(pair_checker(None, max_tokens, 0))
-        found = structural[0](record_id, prompt, target, True)
+        found = every_rule_but_length()(record_id, prompt, target, True)
         if found or count_tokens is None:
             return found
         length = _length_problem(prompt + target, True, count_tokens, max_tokens, tokens_of_image)
