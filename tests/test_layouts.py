@@ -95,7 +95,15 @@ def test_the_version_form_asks_for_the_layouts_and_the_model_family(app, db, set
     shapes = db.exec(select(Task).where(Task.name == VERSION_TASK)).one()
     client, csrf = signed_in(app, make_user(db, Role.author))
     assert soup(client.get("/versions")).select_one("#version-form input[name=layouts][value=hf]") is not None
-    assert soup(client.get("/versions")).select_one("#version-form option[value=qwen2_vl]") is not None
+    from typing import get_args
+
+    from app.exports.image_tokens import COUNTERS
+
+    offered = {option["value"] for option in soup(client.get("/versions")).select("#version-form "
+                                                                                    "[name=model_family] option")}
+    literal, _ = get_args(ExportSpec.model_fields["model_family"].annotation)
+    # Every family the export counts is one the spec takes and the form offers (LLaVA-1.5's is the default, "").
+    assert set(get_args(literal)) == set(COUNTERS) and offered == set(COUNTERS) - {"llava"} | {""}
     for name, ticked, layouts, family in (("plain", [], ["llava"], ""), ("both", ["hf"], ["llava", "hf"], "qwen2_vl")):
         created = client.post("/versions", data={"csrf_token": csrf, "task_ids": str(shapes.id), "name": name,
                                                  "layouts": ticked, "validation_ratio": "0.2", "seed": "0",

@@ -23,7 +23,7 @@ import shutil
 from dataclasses import asdict
 from pathlib import Path
 
-from app.schemas.model_families import Family, family_of_type, require_trainable
+from app.schemas.model_families import Family, family_of, family_of_type
 from app.schemas.recipe import FinetuneConfig
 from worker.training import lifeline
 from worker.training.checkpoints import (
@@ -67,7 +67,7 @@ def precision_of(config: FinetuneConfig, hardware: Hardware) -> str:
 
 def main(config: FinetuneConfig) -> Path:
     """Runs what is left of both stages and returns the final model's folder."""
-    require_trainable(config.base)
+    family_of(config.base)  # an unknown family is refused before anything runs
     hardware = Hardware.detect(config.device)
     events = EventLog(config.progress_file, main_process=_is_main_process())
     plans, indexes = plan_run(config, hardware.processes)

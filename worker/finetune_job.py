@@ -137,7 +137,7 @@ def run_finetune(settings: Settings, context: JobContext, payload: FinetunePaylo
         version_name, version_id = version.name, version.id
         version_tasks = version_service.manifest_of(version).tasks
         base_path, base_name, base_id, device = Path(base.path), base.name, base.id, base.device
-    families.require_trainable(base_path)  # before scoring the base model: that takes a while, for nothing
+    families.family_of(base_path)  # before scoring the base model: that takes a while, for nothing
     context.progress(0.01, "fetching the version")
     version_folder = local_copy(settings, version)  # the folder itself, or a copy pulled from object storage
     out = settings.data_dir / "finetunes" / f"job-{context.job_id}"

@@ -35,6 +35,7 @@ from worker.context import JobContext
 from worker.evaluate import inference_dtype
 from worker.loading import load
 from worker.preview import open_rgb
+from worker.training.encoding import TemplateStyle, encode, style_of
 
 CHUNK = 256  # instances read, scored and written together
 
@@ -59,9 +60,7 @@ class Question:
 
 def score(loaded, questions: list[Question], *, max_length: int = 2048) -> list[Scored]:
     """Scores questions of one modality (all with an image, or none) in one forward pass."""
-    from worker.training.encoding import answer_prefix
-
-    prefix = answer_prefix(loaded.processor.tokenizer)
+    style = style_of(loaded.processor)
     # Every answer scored; per question, its answers and where the target is among them.
     rows: list[dict[str, Any]] = []
     spans: list[tuple[int, list[str], int]] = []
@@ -72,7 +71,7 @@ def score(loaded, questions: list[Question], *, max_length: int = 2048) -> list[
         spans.append((len(rows), answers, answers.index(question.target)))
         for answer in answers:
             turns = [{"from": "human", "value": question.prompt}, {"from": "gpt", "value": answer}]
-            rows.append(encoded_row(loaded, turns, question.image, max_length=max_length, prefix=prefix))
+            rows.append(encoded_row(loaded, turns, question.image, max_length=max_length, style=style))
     forced = teacher_forced(loaded, rows)
     totals = (forced.log_probabilities * forced.scored).sum(dim=1).tolist()
     counts = forced.scored.sum(dim=1).tolist()
@@ -93,11 +92,9 @@ def score(loaded, questions: list[Question], *, max_length: int = 2048) -> list[
     return results
 
 
-def encoded_row(loaded, turns: list[dict], image, *, max_length: int, prefix: str) -> dict[str, Any]:
+def encoded_row(loaded, turns: list[dict], image, *, max_length: int, style: TemplateStyle) -> dict[str, Any]:
     """A conversation encoded as training encodes it (human turns masked, gpt turns scored), as a collator row."""
-    from worker.training.encoding import encode
-
-    encoded = encode(loaded.processor, turns, image, max_length=max_length, prefix=prefix)
+    encoded = encode(loaded.processor, turns, image, max_length=max_length, style=style)
     return encoded.row()
 
 

@@ -21,6 +21,7 @@ from app.services.conversation_reviews import gpt_turns
 from worker.context import JobContext
 from worker.preview import open_rgb
 from worker.score import encoded_row, load_for_scoring, teacher_forced
+from worker.training.encoding import style_of
 
 CHUNK = 256
 IGNORE = -100
@@ -42,10 +43,8 @@ def turn_losses(loaded, conversations: list[tuple[list[dict], Any]], *, max_leng
                 ) -> list[list[float | None]]:
     """Per conversation (turns, PIL image or None; all of one modality), each gpt turn's mean token loss; None for
     an answer the length cut off."""
-    from worker.training.encoding import answer_prefix
-
-    prefix = answer_prefix(loaded.processor.tokenizer)
-    rows = [encoded_row(loaded, turns, image, max_length=max_length, prefix=prefix) for turns, image in conversations]
+    style = style_of(loaded.processor)
+    rows = [encoded_row(loaded, turns, image, max_length=max_length, style=style) for turns, image in conversations]
     picked = teacher_forced(loaded, rows).log_probabilities  # position t - 1 predicts token t
     results = []
     for index, ((turns, _), row) in enumerate(zip(conversations, rows, strict=True)):

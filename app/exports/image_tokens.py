@@ -70,23 +70,19 @@ def _qwen2_vl(width: int, height: int) -> int:
 
 # Idefics3 (Idefics3-8B-Llama3): the image scaled to a longest edge of 4 x 364 px, split into 364-px tiles of 169
 # tokens, each behind a marker and its row/column token, a newline after each row, then the whole image.
-IDEFICS_LONGEST, IDEFICS_TILE, IDEFICS_TILE_TOKENS, IDEFICS_MAX = 4 * 364, 364, 169, 4096
-
-
-def _scaled(height: int, width: int, longest: int, *, up: bool) -> tuple[int, int]:
-    ratio = width / height
-    if width >= height and (up or width > longest):
-        width, height = longest, int(longest / ratio)
-        height += up and height % 2
-    elif height > width and (up or height > longest):
-        height, width = longest, int(longest * ratio)
-        width += up and width % 2
-    return max(height, 1), max(width, 1)
+IDEFICS_LONGEST, IDEFICS_TILE, IDEFICS_TILE_TOKENS = 4 * 364, 364, 169
 
 
 def _idefics3(width: int, height: int) -> int:
-    height, width = _scaled(height, width, IDEFICS_LONGEST, up=True)
-    height, width = _scaled(height, width, IDEFICS_MAX, up=False)
+    """Its processor scales the longest edge to 1,456 px, up or down, and the other to match, rounded up to even
+    (its later cap at 4,096 px can never apply after that)."""
+    ratio = width / height
+    if width >= height:
+        width, height = IDEFICS_LONGEST, int(IDEFICS_LONGEST / ratio)
+        height = max(height + height % 2, 1)
+    else:
+        height, width = IDEFICS_LONGEST, int(IDEFICS_LONGEST * ratio)
+        width = max(width + width % 2, 1)
     rows, columns = math.ceil(height / IDEFICS_TILE), math.ceil(width / IDEFICS_TILE)
     if rows * columns == 1:
         rows = columns = 0  # small enough to be one tile: only the whole image
@@ -98,7 +94,6 @@ COUNTERS: dict[str, Callable[[int, int], int]] = {
     "llava": _llava, "llava_next": _llava_next, "qwen2_vl": _qwen2_vl, "qwen2_5_vl": _qwen2_vl,
     "idefics3": _idefics3,
 }
-TARGETS = tuple(COUNTERS)
 
 
 def image_tokens(family: str, width: int, height: int) -> int:

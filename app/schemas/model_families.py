@@ -72,7 +72,3 @@ def family_of(folder: Path) -> Family | None:
     is missing). Raises UnsupportedFamily, naming the supported ones, for a family the worker does not know."""
     kind = model_type(folder)
     return None if kind is None else family_of_type(kind, f"The model in {folder}")
-
-
-def require_trainable(folder: Path) -> None:
-    family_of(folder)

@@ -367,7 +367,7 @@ def start_finetune(session: Session, *, version_id: int, data: FinetuneIn, actor
         raise Conflict(f"Version {version.name} is {version.status}: only a ready version can be trained on.")
     base = model_service.get(session, model_id=data.base_model_id)
     try:  # where the web can read the model's folder; the worker checks again before it trains
-        model_families.require_trainable(Path(base.path))
+        model_families.family_of(Path(base.path))
     except model_families.UnsupportedFamily as refused:
         raise Invalid(str(refused), fields={"base_model_id": "a family the worker does not know"}) from None
     return jobs.enqueue(session, FinetunePayload(**data.model_dump(), version_id=version.id),

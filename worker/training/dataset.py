@@ -9,7 +9,7 @@ from typing import Any
 from PIL import Image
 from torch.utils.data import Dataset
 
-from worker.training.encoding import answer_prefix, encode, mean_colour, pad_to_square
+from worker.training.encoding import encode, mean_colour, pad_to_square, style_of
 from worker.training.record_index import RecordIndex, RecordReader
 
 IMAGE_ASPECTS = ("pad", "original")  # "auto" is the family's (Family.pads_to_square), worked out by the caller
@@ -25,7 +25,7 @@ class ConversationDataset(Dataset):
         self.index, self.reader, self.image_folder = index, RecordReader(index), image_folder
         self.processor, self.max_length, self.image_aspect = processor, max_length, image_aspect
         self.background = mean_colour(processor)
-        self.prefix = answer_prefix(processor.tokenizer)
+        self.style = style_of(processor)
         self.lengths = index.lengths
 
     def __len__(self) -> int:
@@ -40,5 +40,5 @@ class ConversationDataset(Dataset):
             if self.image_aspect == "pad":
                 image = pad_to_square(image, self.background)
         encoded = encode(self.processor, record["conversations"], image, max_length=self.max_length,
-                         record_id=record.get("id") or f"line {self.index.lines[k]}", prefix=self.prefix)
+                         record_id=record.get("id") or f"line {self.index.lines[k]}", style=self.style)
         return encoded.row()

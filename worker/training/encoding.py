@@ -81,54 +81,60 @@ def _assistant(text: str) -> dict:
     return {"role": "assistant", "content": [{"type": "text", "text": text}]}
 
 
-def _special(tokenizer) -> list[str]:
-    return sorted(set(tokenizer.all_special_tokens) | {str(token) for token in tokenizer.added_tokens_decoder.values()},
-                  key=len, reverse=True)
+@dataclass(frozen=True)
+class TemplateStyle:
+    """How a processor's chat template ends an answer, worked out once per processor (`style_of`), not per record."""
+
+    prefix: str  # `answer_prefix`: before an answer the studio ends itself
+    markers: tuple[str, ...]  # the special tokens an answer may end with
+    own_end: bool  # the template writes an end-of-turn marker after an answer
 
 
-def _turn_end(processor, prompt: str, messages: list[dict]) -> tuple[str, bool]:
-    """(the answer as the template writes it after `prompt`, through its end-of-turn marker; whether there is such a
-    marker). Without one (the template ends an answer with nothing of its own, or does not extend the prompt with
-    it), the answer is the caller's to end."""
+def _written(processor, prompt: str, messages: list[dict], markers: tuple[str, ...]) -> str | None:
+    """The answer as the template writes it after `prompt`, through its end-of-turn marker (None: no marker, or the
+    template does not extend the prompt with it)."""
     whole = processor.apply_chat_template(messages)
     written = whole[len(prompt):].rstrip() if whole.startswith(prompt) else ""
-    return written, any(written.endswith(token) for token in _special(processor.tokenizer))
+    return written if written.endswith(markers) else None
+
+
+def style_of(processor) -> TemplateStyle:
+    tokenizer = processor.tokenizer
+    markers = tuple({*tokenizer.all_special_tokens, *map(str, tokenizer.added_tokens_decoder.values())})
+    question = [_user("Is it red?", with_image=False)]
+    prompt = processor.apply_chat_template(question, add_generation_prompt=True)
+    own_end = _written(processor, prompt, [*question, _assistant("Yes.")], markers) is not None
+    return TemplateStyle(answer_prefix(tokenizer), markers, own_end)
 
 
 def encode(processor, turns: list[dict], image, *, max_length: int, record_id: str = "",
-           prefix: str | None = None) -> Encoded:
+           style: TemplateStyle | None = None) -> Encoded:
     """`turns` alternate human and gpt, starting with human (the export contract); `image` (PIL, or None) goes
-    with the first turn's `<image>`; `prefix` is `answer_prefix(tokenizer)`, worked out once by the caller.
+    with the first turn's `<image>`; `style` is `style_of(processor)`, worked out once by the caller.
     Raises RecordTooLong when even the first prompt does not fit."""
     tokenizer = processor.tokenizer
-    prefix = answer_prefix(tokenizer) if prefix is None else prefix
+    style = style or style_of(processor)
     input_ids: list[int] = []
     labels: list[int] = []
     image_inputs: dict[str, Any] = {}
     token_types: dict[str, list[int]] = {}
     history: list[dict] = []  # the exchanges so far, for a template with its own end of turn
     written_so_far = ""  # what the template has written of them
-    marked = False
     for k in range(0, len(turns) - 1, 2):
         human, gpt = turns[k], turns[k + 1]
         user = _user(human["value"].replace(IMAGE_TOKEN, "").strip(), k == 0 and image is not None)
         answer = gpt["value"].strip()
         prompt = processor.apply_chat_template([*history, user], add_generation_prompt=True)
-        written, ended = _turn_end(processor, prompt, [*history, user, _assistant(answer)]) \
-            if k == 0 or marked else ("", False)
-        if k == 0:  # the first exchange says how the template ends an answer
-            marked = ended
-        if marked:  # the whole conversation through the template; each piece is what it adds
-            if not (ended and prompt.startswith(written_so_far)):
+        if style.own_end:  # the whole conversation through the template; each piece is what it adds
+            written = _written(processor, prompt, [*history, user, _assistant(answer)], style.markers)
+            if written is None or not prompt.startswith(written_so_far):
                 raise ValueError(f"record {record_id or '?'}: the chat template does not write exchange "
                                  f"{k // 2 + 1} after the ones before it")
-            piece = prompt[len(written_so_far):]
-            answer_text = written
+            piece, answer_text = prompt[len(written_so_far):], written
             history += [user, _assistant(answer)]
             written_so_far = prompt + written
         else:  # each exchange on its own, and the end-of-sequence token ends each answer
-            piece = prompt
-            answer_text = prefix + answer + tokenizer.eos_token
+            piece, answer_text = prompt, style.prefix + answer + tokenizer.eos_token
         if k == 0:  # through the processor: it adds BOS and expands the image's placeholder to its tokens
             encoded = processor(text=[piece], images=[image] if image is not None else None, return_tensors="pt")
             prompt_ids = encoded["input_ids"][0].tolist()
