@@ -29,10 +29,13 @@ ROOT = Path(__file__).resolve().parent.parent
 RECORDS = 200_000
 
 
-def worker_process(settings, database_url: str) -> subprocess.Popen:
+def worker_process(data_dir: Path, database_url: str, **settings: str) -> subprocess.Popen:
+    """`python -m worker` with a 5 s lease and nothing of this process's STUDIO_ settings but `settings` (names as
+    STUDIO_ variables: media_url=... is STUDIO_MEDIA_URL)."""
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("STUDIO_")}, "STUDIO_MODE": "test",
-           "STUDIO_DATABASE_URL": database_url, "STUDIO_DATA_DIR": str(settings.data_dir), "STUDIO_JOB_LEASE_S": "5",
-           "STUDIO_LOG_LEVEL": "warning", "OMP_NUM_THREADS": "1"}
+           "STUDIO_DATABASE_URL": database_url, "STUDIO_DATA_DIR": str(data_dir), "STUDIO_JOB_LEASE_S": "5",
+           "STUDIO_LOG_LEVEL": "warning", "OMP_NUM_THREADS": "1",
+           **{f"STUDIO_{name.upper()}": value for name, value in settings.items()}}
     return subprocess.Popen([sys.executable, "-m", "worker"], cwd=ROOT, env=env)
 
 
@@ -68,7 +71,7 @@ def test_a_worker_killed_mid_import_loses_and_duplicates_nothing_and_the_retry_f
         db.refresh(job)
         return job
 
-    first = worker_process(settings, database_url)
+    first = worker_process(settings.data_dir, database_url)
     try:
         wait_for(lambda: instances() >= 10_000, 60, "the first chunks", first)
         helpers = children_of(first.pid)  # the import's reading process
@@ -84,7 +87,7 @@ def test_a_worker_killed_mid_import_loses_and_duplicates_nothing_and_the_retry_f
     assert kept % CHUNK_SIZE == 0  # whole chunks only
     assert (job_now().status, job.attempts) == (JobStatus.running, 1)  # its lease will run out: nobody heart-beats
 
-    second = worker_process(settings, database_url)
+    second = worker_process(settings.data_dir, database_url)
     try:
         wait_for(lambda: job_now().status in (JobStatus.succeeded, JobStatus.failed), 120, "the retry to finish",
                  second)

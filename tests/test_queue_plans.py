@@ -70,6 +70,13 @@ def test_a_spot_check_claim_reads_the_queue_order_index_from_the_first_open_chec
     assert (item.spot_check_id, item.position) == (opened.id, 0)
 
 
+def _undecided_share_in_statistics(db) -> float:
+    """What PostgreSQL's statistics say of the items' undecided share (the null fraction of decided_at)."""
+    return db.connection().exec_driver_sql(
+        "SELECT null_frac FROM pg_stats WHERE schemaname = current_schema() AND tablename = 'spot_check_item' "
+        "AND attname = 'decided_at'").scalar_one()
+
+
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_a_spot_check_claim_on_postgresql_reads_a_few_index_entries_and_sorts_nothing(db):
     """The plan PostgreSQL runs, measured (EXPLAIN ANALYZE), with the statistics a check's opening leaves: before the
@@ -93,7 +100,10 @@ def test_a_spot_check_claim_on_postgresql_reads_a_few_index_entries_and_sorts_no
     db.commit()
     db.connection().exec_driver_sql("ANALYZE spot_check_item")
     db.commit()
+    assert _undecided_share_in_statistics(db) == 0
     opened = _cancelled_then_open(db, 2000)
+    # Opening a check analysed its items: the statistics know 4,000 of the 7,000 are undecided.
+    assert _undecided_share_in_statistics(db) == pytest.approx(4 / 7, abs=0.05)
     reviewer = make_user(db, Role.reviewer)
     claim = leases.claim_query(spot_checks.first_pass_candidates(), SpotCheckItem, postgres=True)
     sql, parameters = executed_sql(db, claim, leases.params(user_id=reviewer.id))

@@ -28,10 +28,9 @@ def settings(s3_settings):
     return s3_settings
 
 
-def test_import_review_export_validate_and_fine_tune_with_everything_on_object_storage(
-        app, db, settings, bucket, tiny_model, s3_environment):
-    from worker.__main__ import Worker
-
+def approved_task_from_the_bucket(db, bucket: str) -> tuple[Task, dict]:
+    """24 colour questions and their 5 pictures imported from the bucket by the command line into the media bucket,
+    as the task SHAPES+colour with an approved instruction; the task and its team."""
     colours = ["red", "green", "blue"]
     rows = [{"instance_id": f"i{k}", "img_path": f"images/k{k % 5}.jpg", "options": colours, "raw_output":
              colours[k % 3], "input_text": f"Which colour is shape {k}?", "dataset_name": "SHAPES",
@@ -39,11 +38,18 @@ def test_import_review_export_validate_and_fine_tune_with_everything_on_object_s
     imported = CliRunner().invoke(cli, ["import", "unified", upload_dataset(bucket, rows),
                                         "--image-root", f"{bucket}/incoming"])
     assert imported.exit_code == 0, imported.output
-
     task = db.exec(select(Task).where(Task.name == "SHAPES+colour")).one()
     people = team(db)
     _, _, review = submit_instruction(db, task, people["author"])
     approve(db, review)
+    return task, people
+
+
+def test_import_review_export_validate_and_fine_tune_with_everything_on_object_storage(
+        app, db, settings, bucket, tiny_model, s3_environment):
+    from worker.__main__ import Worker
+
+    task, people = approved_task_from_the_bucket(db, bucket)
     client, csrf = signed_in(app, people["author"])
     created = client.post("/versions", data={"csrf_token": csrf, "task_ids": str(task.id), "name": "on-s3",
                                              "per_task_cap": "100", "seed": "1", "validation_ratio": "0.25",

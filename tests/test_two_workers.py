@@ -7,17 +7,12 @@ it. (A fine-tune taken over this way resumes only where `<data dir>/finetunes` i
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from sqlmodel import func, select
-from typer.testing import CliRunner
 
-from app.cli import cli
 from app.core.objectstore import Bucket
 from app.core.storage import open_media
 from app.models import Image, Instance, InstanceScore, Job, JobStatus, ModelOutput, RegisteredModel, Role, Task
@@ -28,13 +23,12 @@ from app.services import jobs as job_service
 from app.services import previews, scores
 from app.services import versions as version_service
 from tests.factories import make_user
-from tests.review_helpers import approve, signed_in, submit_instruction, team
-from tests.test_faults import wait_for
-from tests.test_s3_imports import upload_dataset
+from tests.review_helpers import signed_in
+from tests.test_faults import wait_for, worker_process
+from tests.test_s3_journey import approved_task_from_the_bucket
 
 torch = pytest.importorskip("torch", reason="the worker's dependencies (requirements-worker.txt) are not installed")
 
-ROOT = Path(__file__).resolve().parent.parent
 RECORDS = 120_000  # long enough on PostgreSQL to be killed in the middle of
 
 
@@ -43,30 +37,10 @@ def settings(s3_settings):
     return s3_settings
 
 
-def worker(name: str, tmp_path: Path, settings, bucket: str) -> subprocess.Popen:
-    """A worker process with a data folder of its own: what it shares with the other is in its environment."""
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("STUDIO_")}, "STUDIO_MODE": "test",
-           "STUDIO_DATABASE_URL": settings.database_url, "STUDIO_DATA_DIR": str(tmp_path / name),
-           "STUDIO_MEDIA_URL": settings.media_url, "STUDIO_EXPORTS_URL": settings.exports_url,
-           "STUDIO_IMPORT_ROOT": f"{bucket}/incoming", "STUDIO_JOB_LEASE_S": "5", "STUDIO_LOG_LEVEL": "warning",
-           "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "worker"], cwd=ROOT, env=env)
-
-
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # several machines: PostgreSQL
 def test_two_workers_sharing_nothing_but_the_database_and_the_bucket_finish_every_job_once(
         app, db, settings, bucket, tiny_model, s3_environment, tmp_path):
-    colours = ["red", "green", "blue"]
-    rows = [{"instance_id": f"i{k}", "img_path": f"images/k{k % 5}.jpg", "options": colours, "raw_output":
-             colours[k % 3], "input_text": f"Which colour is shape {k}?", "dataset_name": "SHAPES",
-             "task_name": "colour"} for k in range(24)]
-    imported = CliRunner().invoke(cli, ["import", "unified", upload_dataset(bucket, rows),
-                                        "--image-root", f"{bucket}/incoming"])
-    assert imported.exit_code == 0, imported.output
-    task = db.exec(select(Task).where(Task.name == "SHAPES+colour")).one()
-    people = team(db)
-    _, _, review = submit_instruction(db, task, people["author"])
-    approve(db, review)
+    task, _ = approved_task_from_the_bucket(db, bucket)
     admin = make_user(db, Role.admin)
     client, csrf = signed_in(app, admin)
     client.post("/models", data={"csrf_token": csrf, "name": "tiny", "path": str(tiny_model), "device": "cpu"})
@@ -103,7 +77,10 @@ def test_two_workers_sharing_nothing_but_the_database_and_the_bucket_finish_ever
         return db.exec(select(func.count()).select_from(Instance).join(Task)
                        .where(Task.name == "MANY+words")).one()
 
-    workers = {name: worker(name, tmp_path, settings, bucket) for name in ("a", "b")}
+    # Each with a data folder of its own: what the two share is in their environment.
+    workers = {name: worker_process(tmp_path / name, settings.database_url, media_url=settings.media_url,
+                                    exports_url=settings.exports_url, import_root=f"{bucket}/incoming")
+               for name in ("a", "b")}
     try:
         wait_for(lambda: many() >= 10_000, 120, "the import's first chunks")
         owner = job(importing.id).lease_owner
