@@ -19,11 +19,12 @@ from pathlib import Path
 import pytest
 
 from tests.training_data import stage2_record, write_version
+from worker.tiny_model import FAMILIES as TINY_FAMILIES
+from worker.tiny_model import WITHOUT_PROCESSOR
 
 torch = pytest.importorskip("torch", reason="the worker's dependencies (requirements-worker.txt) are not installed")
 
-FULL = ("llava", "llava_next", "idefics3")  # every path runs here
-WITHOUT_PROCESSOR = ("qwen2_vl", "llava_onevision")  # their processors need torchvision (as FAMILIES says)
+FULL = tuple(family for family in TINY_FAMILIES if family not in WITHOUT_PROCESSOR)  # every path runs here
 TORCHVISION = importlib.util.find_spec("torchvision") is not None
 needs_torchvision = pytest.mark.skipif(
     not TORCHVISION, reason="Qwen2-VL's and LLaVA-OneVision's processors need torchvision (transformers 5)")
@@ -336,3 +337,4 @@ def test_every_known_family_names_modules_its_architecture_has_and_lora_adapts_o
     # Whether its processor is built with a video processor (which needs torchvision), as the family says.
     attributes = getattr(transformers, PROCESSOR_MAPPING_NAMES[kind]).get_attributes()
     assert ("video_processor" in attributes) == family.processor_needs_torchvision
+    assert kind not in TINY_FAMILIES or (kind in WITHOUT_PROCESSOR) == family.processor_needs_torchvision

@@ -42,7 +42,6 @@ IDEFICS_TEMPLATE = ("<|im_start|>{% for message in messages %}{{ message['role']
                     "{% for part in message['content'] %}{% if part['type'] == 'text' %}{{ part['text'] }}"
                     "{% else %}<image>{% endif %}{% endfor %}<end_of_utterance>{{ '\\n' }}{% endfor %}"
                     "{% if add_generation_prompt %}Assistant:{% endif %}")
-FAMILIES = ("llava", "llava_next", "idefics3", "qwen2_vl", "llava_onevision")
 IMAGE_SIZE, PATCH = 32, 8
 
 
@@ -75,7 +74,7 @@ def _llava_tokenizer():
                       extra_special_tokens={"image_token": "<image>"})
 
 
-def _llava(tokenizer):
+def _llava():
     from transformers import (
         CLIPImageProcessor,
         LlavaConfig,
@@ -83,6 +82,7 @@ def _llava(tokenizer):
         LlavaProcessor,
     )
 
+    tokenizer = _llava_tokenizer()
     config = LlavaConfig(vision_config=_clip(), text_config=_llama(tokenizer),
                          image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
                          vision_feature_select_strategy="default", vision_feature_layer=-1)
@@ -91,10 +91,10 @@ def _llava(tokenizer):
     processor = LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=PATCH,
                                vision_feature_select_strategy="default", num_additional_image_tokens=1,
                                chat_template=CHAT_TEMPLATE)
-    return LlavaForConditionalGeneration(config), processor
+    return LlavaForConditionalGeneration(config), processor.tokenizer, (processor,)
 
 
-def _llava_next(tokenizer):
+def _llava_next():
     from transformers import (
         LlavaNextConfig,
         LlavaNextForConditionalGeneration,
@@ -102,6 +102,7 @@ def _llava_next(tokenizer):
         LlavaNextProcessor,
     )
 
+    tokenizer = _llava_tokenizer()
     pinpoints = [[IMAGE_SIZE, 2 * IMAGE_SIZE], [2 * IMAGE_SIZE, IMAGE_SIZE], [2 * IMAGE_SIZE, 2 * IMAGE_SIZE]]
     config = LlavaNextConfig(vision_config=_clip(), text_config=_llama(tokenizer),
                              image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
@@ -112,7 +113,7 @@ def _llava_next(tokenizer):
     processor = LlavaNextProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=PATCH,
                                    vision_feature_select_strategy="default", num_additional_image_tokens=1,
                                    chat_template=CHAT_TEMPLATE)
-    return LlavaNextForConditionalGeneration(config), processor
+    return LlavaNextForConditionalGeneration(config), processor.tokenizer, (processor,)
 
 
 def _idefics3():
@@ -132,10 +133,10 @@ def _idefics3():
     processor = Idefics3Processor(image_processor=image_processor, tokenizer=tokenizer,
                                   image_seq_len=(IMAGE_SIZE // PATCH) ** 2 // scale ** 2,
                                   chat_template=IDEFICS_TEMPLATE)
-    return Idefics3ForConditionalGeneration(config), processor
+    return Idefics3ForConditionalGeneration(config), processor.tokenizer, (processor,)
 
 
-def qwen2_vl_parts():
+def _qwen2_vl():
     """The tiny Qwen2-VL's model, tokenizer (with its chat template) and image processor: its processor proper
     needs torchvision (see the module's docstring)."""
     from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLImageProcessor
@@ -157,10 +158,10 @@ def qwen2_vl_parts():
         vision_start_token_id=token("<|vision_start|>"), vision_end_token_id=token("<|vision_end|>"))
     # At most 16 tokens an image: 4 x 4 merged patches of 28 px.
     image_processor = Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=28 * 28 * 16)
-    return Qwen2VLForConditionalGeneration(config), tokenizer, image_processor
+    return Qwen2VLForConditionalGeneration(config), tokenizer, (tokenizer, image_processor)
 
 
-def llava_onevision_parts():
+def _llava_onevision():
     """The tiny LLaVA-OneVision's model, tokenizer (with its chat template, ChatML as the released ones) and image
     processor (anyres on a grid of 32-px crops): its processor proper needs torchvision."""
     from transformers import (
@@ -184,11 +185,15 @@ def llava_onevision_parts():
                                   image_grid_pinpoints=pinpoints)
     image_processor = LlavaOnevisionImageProcessor(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
                                                    image_grid_pinpoints=pinpoints)
-    return LlavaOnevisionForConditionalGeneration(config), tokenizer, image_processor
+    return LlavaOnevisionForConditionalGeneration(config), tokenizer, (tokenizer, image_processor)
 
 
-# Families whose transformers 5 processor needs torchvision: their parts, saved side by side.
-WITHOUT_PROCESSOR = {"qwen2_vl": qwen2_vl_parts, "llava_onevision": llava_onevision_parts}
+# Each family's builder: the model, its tokenizer and what is saved beside it (the processor, or where that needs
+# torchvision, the tokenizer and the image processor, which AutoProcessor reads back where torchvision works).
+BUILDERS = {"llava": _llava, "llava_next": _llava_next, "idefics3": _idefics3, "qwen2_vl": _qwen2_vl,
+            "llava_onevision": _llava_onevision}
+FAMILIES = tuple(BUILDERS)
+WITHOUT_PROCESSOR = ("qwen2_vl", "llava_onevision")  # saved without a processor: it needs torchvision
 
 
 def build_tiny_model(out: Path, *, family: str = "llava", seed: int = 0) -> Path:
@@ -200,13 +205,7 @@ def build_tiny_model(out: Path, *, family: str = "llava", seed: int = 0) -> Path
     torch.manual_seed(seed)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    if family in WITHOUT_PROCESSOR:
-        model, tokenizer, image_processor = WITHOUT_PROCESSOR[family]()
-        parts: tuple = (tokenizer, image_processor)
-    else:
-        model, processor = {"llava": lambda: _llava(_llava_tokenizer()),
-                            "llava_next": lambda: _llava_next(_llava_tokenizer()), "idefics3": _idefics3}[family]()
-        tokenizer, parts = processor.tokenizer, (processor,)
+    model, tokenizer, parts = BUILDERS[family]()
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.save_pretrained(out)
