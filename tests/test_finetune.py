@@ -150,6 +150,9 @@ def test_a_model_of_a_family_the_worker_does_not_know_is_refused_naming_the_ones
     assert refused.status_code == 422
     said = soup(refused).text
     assert "is a paligemma model" in said and "Qwen2-VL (qwen2_vl)" in said and "Idefics3 (idefics3)" in said
+    form = soup(refused).select_one("#model-form")  # the form again, as it was sent, the path's fault beside it
+    assert form.select_one("[name=path]")["value"] == str(other) and form.select_one("[name=name]")["value"] == "other"
+    assert form.select_one("#path-error").text == "a family the worker does not know"
     # A folder that changed after it was registered: the fine-tune's form refuses it, and so does the worker.
     (other / "config.json").write_text(json.dumps(config))
     client.post("/models", data={"csrf_token": csrf, "name": "other", "path": str(other), "device": "cpu"})

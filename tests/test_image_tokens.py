@@ -99,4 +99,8 @@ def test_a_version_for_a_family_leaves_out_the_records_its_images_would_push_pas
     # `validate` counts the images as the version's family does, reading their sizes from the files.
     out = settings.data_dir / "exports" / "qwen-tight"
     assert list(validate_version(out, count_tokens=estimate, max_tokens=600)) == []
+    # The card says which model the lengths were checked for; a version for none keeps its card as it was.
+    assert "fits the trainer's 600 tokens, each image counted as Qwen2-VL's processor counts it" \
+        in (out / "README.md").read_text()
+    assert "## Lengths" not in (settings.data_dir / "exports" / "llava-tight" / "README.md").read_text()
     assert ExportSpec(**spec).canonical() == ExportSpec(**spec, model_family=None).canonical()  # old digests kept

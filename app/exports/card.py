@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.exports.image_tokens import length_rule
 from app.schemas.export_spec import ExportSpec
 
 # The paper's recipe (Vision-Flan, two stages on LLaVA-1.5): stage 1 on the curated tasks, stage 2 on ~1,000
@@ -155,6 +156,9 @@ def dataset_card(*, name: str, spec: ExportSpec, plans, tally, review: ReviewFig
     if tally.excluded:
         lines += ["## Left out", "", f"{tally.excluded:,} records broke the trainer's contract and were left out; "
                   "`manifest.json` names them (the first 200) and says why.", ""]
+    if spec.model_family is not None:  # (a version for no family says nothing new here: its card stays as it was)
+        lines += ["## Lengths", "", f"Every record fits the trainer's {spec.max_tokens:,} tokens, "
+                  f"{length_rule(spec.model_family)}.", ""]
     return "\n".join(lines) + "\n"
 
 

@@ -15,6 +15,8 @@ import math
 from collections.abc import Callable
 from functools import lru_cache
 
+from app.schemas.model_families import FAMILIES
+
 LLAVA_TOKENS = 576  # 336 px, patch 14: 24 x 24
 
 
@@ -99,6 +101,12 @@ COUNTERS: dict[str, Callable[[int, int], int]] = {
 def image_tokens(family: str, width: int, height: int) -> int:
     """The tokens an image of `width` x `height` pixels takes in `family`'s trainer."""
     return COUNTERS[family](width, height)
+
+
+def length_rule(family: str) -> str:
+    """How a version for `family` holds its records to the trainer's max length, in words (its card and page)."""
+    name = FAMILIES[family].name
+    return f"each image counted as {name}'s processor counts it, by its size (the version is for {name})"
 
 
 def counter_for(family: str | None) -> Callable[[int, int], int] | None:

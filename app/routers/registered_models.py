@@ -14,7 +14,7 @@ from app.services import registered_models as model_service
 from app.services import tasks as task_service
 from app.services.jobs import JobFilters
 from app.web.deps import ADMIN, ANY_ROLE, PREVIEWERS, BlindfoldDep, CurrentUser, RowId, SessionDep
-from app.web.forms import FormDep, validate_form
+from app.web.forms import FormDep, form_feedback, validate_form
 from app.web.templating import render, see_other
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -22,8 +22,15 @@ router = APIRouter(tags=["pages"], include_in_schema=False)
 
 @router.get("/models", dependencies=[ANY_ROLE])
 def model_list(request: Request, session: SessionDep):
+    return _list_page(request, session)
+
+
+def _list_page(request: Request, session, *, values=None, error: Invalid | None = None):
+    """The models with the registration form; after a refused form, a 422 that keeps what was sent and says what is
+    wrong beside each field."""
     return render(request, "models/page.html", models=model_service.list_models(session),
-                  previews=job_service.recent_jobs(session, kind=JobKind.preview))
+                  previews=job_service.recent_jobs(session, kind=JobKind.preview), values=values,
+                  **form_feedback(error))
 
 
 @router.get("/models/{model_id}", dependencies=[ANY_ROLE])
@@ -40,9 +47,12 @@ def model_detail(request: Request, session: SessionDep, model_id: RowId):
 
 @router.post("/models", dependencies=[ADMIN])
 def register_model(request: Request, session: SessionDep, user: CurrentUser, form: FormDep):
-    data = validate_form(ModelIn, form)
-    model_service.register(session, name=data.name, path=data.path, dtype=data.dtype, device=data.device,
-                           actor_id=user.id)
+    try:
+        data = validate_form(ModelIn, form)
+        model_service.register(session, name=data.name, path=data.path, dtype=data.dtype, device=data.device,
+                               actor_id=user.id)
+    except Invalid as error:
+        return _list_page(request, session, values=form, error=error)
     return see_other(request, "/models")
 
 

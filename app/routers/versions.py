@@ -138,6 +138,7 @@ def _detail_page(request: Request, session, version, *, values=None, error: Inva
                   has_validation=version_service.has_validation(version),
                   thin=version_service.thin_validation(version), fewest=FEWEST_TO_TELL,
                   names={model.id: model.name for model in models}, values=values, recipes=RECIPES, recipe=recipe,
+                  length_rule=version_service.length_rule(version),
                   defaults={**defaults_of(FinetuneIn), **RECIPES[recipe][1]},
                   scoring=defaults_of(VersionScoreIn),
                   **form_feedback(error),

@@ -18,6 +18,7 @@ from app.core import limits
 from app.core.config import Settings
 from app.core.db import make_engine
 from app.core.failures import Conflict, Invalid, NotFound
+from app.exports import image_tokens
 from app.exports.build import BuildError, plan
 from app.models import (
     ConversationPool,
@@ -297,6 +298,12 @@ def trace(session: Session, *, record_id: str) -> Origin:
     fixes = [entry for entry in reversed(instance_revisions.history_entries(session, instance_id=instance.id))
              if entry.revision.status == RevisionStatus.accepted]
     return Origin(task, instance, version, reviews, verdicts, fixes)
+
+
+def length_rule(version: DatasetVersion) -> str | None:
+    """How its records were held to the trainer's max length, in words, where it was built for a model family."""
+    family = version.spec.get("model_family")
+    return image_tokens.length_rule(family) if family else None
 
 
 def has_stage2(version: DatasetVersion) -> bool:
